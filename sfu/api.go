@@ -1,0 +1,170 @@
+package sfu
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// MediaConfig is what the webrtc.API needs to know about the network.
+type MediaConfig struct {
+	// UDPConn is the one socket all media uses (ICE UDP mux). Required.
+	UDPConn net.PacketConn
+	// ICELoopback offers loopback candidates (tests, one-machine demos).
+	ICELoopback bool
+	// LoopbackOnly restricts ICE to loopback addresses; hermetic tests.
+	LoopbackOnly bool
+	// PublicIP, when set, replaces the host candidates' address (1:1 NAT).
+	PublicIP string
+}
+
+// The payload types the server offers on subscriber PCs. Publishers' offers
+// may use other numbers: pion answers with the offerer's, and a down track
+// rewrites the payload type per subscriber at Bind.
+var videoCodecs = []struct {
+	mime, fmtp string
+	pt, rtx    webrtc.PayloadType
+}{
+	{webrtc.MimeTypeVP8, "", 96, 97},
+	{webrtc.MimeTypeVP9, "profile-id=0", 98, 99},
+	{webrtc.MimeTypeVP9, "profile-id=2", 100, 101},
+	{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", 102, 103},
+	{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", 108, 109},
+	{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f", 127, 125},
+	{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640032", 112, 113},
+}
+
+// newMediaEngine registers Opus, VP8, VP9 and H.264, with RTX for every
+// video codec (pion unwraps RTX in TrackRemote.Read, so up tracks see
+// repaired packets on the main SSRC). Video feedback: nack and nack pli so
+// subscribers NACK and PLI us, ccm fir for older browsers, transport-cc so
+// publishing browsers get feedback for their send-side bandwidth estimate.
+func newMediaEngine() (*webrtc.MediaEngine, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+			SDPFmtpLine: "minptime=10;useinbandfec=1",
+		},
+		PayloadType: 111,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	feedback := []webrtc.RTCPFeedback{
+		{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"},
+		{Type: webrtc.TypeRTCPFBTransportCC},
+	}
+	for _, c := range videoCodecs {
+		if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{
+				MimeType: c.mime, ClockRate: 90000, SDPFmtpLine: c.fmtp, RTCPFeedback: feedback,
+			},
+			PayloadType: c.pt,
+		}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
+		if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{
+				MimeType: webrtc.MimeTypeRTX, ClockRate: 90000,
+				SDPFmtpLine: "apt=" + strconv.Itoa(int(c.pt)),
+			},
+			PayloadType: c.rtx,
+		}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
+	}
+	// mid lets pion route a publisher's packets whose SSRC the offer did
+	// not declare (Firefox, RTX repair streams).
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.SDESMidURI}, kind); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// newInterceptors is pion's RegisterDefaultInterceptors, trimmed (its doc
+// comment says to copy it):
+//   - NACK generator, for publishers' streams: we ask publishers for what
+//     we lost. No NACK responder: it keeps 1024 packets per subscriber
+//     stream (~1.5 MB per video subscriber); subscribers' NACKs are served
+//     from the up track's one shared Cache instead (downtrack.go).
+//   - RTCP receiver reports (to publishers) and sender reports (to
+//     subscribers, so browsers can sync audio and video).
+//   - TWCC feedback for publishers' streams (Chrome's send-side bandwidth
+//     estimate needs it to ramp up). No TWCC on what we send: there is no
+//     bandwidth estimation on the subscriber side yet.
+//   - No stats interceptor: the metrics package counts what we need.
+func newInterceptors(m *webrtc.MediaEngine) (*interceptor.Registry, error) {
+	r := &interceptor.Registry{}
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	r.Add(gen)
+	recv, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	r.Add(recv)
+	send, err := report.NewSenderInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	r.Add(send)
+	if err := m.RegisterHeaderExtension(
+		webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	tw, err := twcc.NewSenderInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	r.Add(tw)
+	return r, nil
+}
+
+// NewAPI builds the server's one webrtc.API.
+func NewAPI(cfg MediaConfig) (*webrtc.API, error) {
+	if cfg.UDPConn == nil {
+		return nil, fmt.Errorf("sfu: MediaConfig.UDPConn is required")
+	}
+	m, err := newMediaEngine()
+	if err != nil {
+		return nil, fmt.Errorf("media engine: %w", err)
+	}
+	reg, err := newInterceptors(m)
+	if err != nil {
+		return nil, fmt.Errorf("interceptors: %w", err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, cfg.UDPConn))
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(cfg.ICELoopback || cfg.LoopbackOnly)
+	if cfg.LoopbackOnly {
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	if cfg.PublicIP != "" {
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External:        []string{cfg.PublicIP},
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+		}); err != nil {
+			return nil, fmt.Errorf("public ip: %w", err)
+		}
+	}
+	return webrtc.NewAPI(
+		webrtc.WithMediaEngine(m),
+		webrtc.WithInterceptorRegistry(reg),
+		webrtc.WithSettingEngine(se),
+	), nil
+}

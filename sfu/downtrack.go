@@ -1,0 +1,448 @@
+package sfu
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relaysfu/relayd/metrics"
+)
+
+// Queue sizes in packets. A subscriber's writer normally keeps up within
+// microseconds; the queue absorbs a keyframe burst (~50 packets at
+// 1.5 Mbit/s) and the 100-300 ms between subscribing and the subscriber's
+// DTLS being up (~45 video packets). Past that the subscriber is slow:
+// drop video to the next keyframe rather than add latency.
+const (
+	videoQueueSize = 128
+	audioQueueSize = 64
+	nackQueueSize  = 64
+)
+
+// queue item flags
+const (
+	flagKeyframe = 1 << iota // first packet of a keyframe
+	flagResync               // first packet after deliberate drops
+)
+
+type queueItem struct {
+	ext     uint64
+	arrival int64
+	flags   uint8
+}
+
+// binding is what pion gives a track at Bind: where and as what to write.
+type binding struct {
+	ssrc   uint32
+	pt     uint8
+	stream webrtc.TrackLocalWriter
+}
+
+// DownTrackParams lists a DownTrack's dependencies.
+type DownTrackParams struct {
+	Up       *UpTrack
+	StreamID string // msid stream id: the publishing participant's identity
+	Logger   *slog.Logger
+	Metrics  *metrics.Metrics
+}
+
+// DownTrack sends one UpTrack to one subscriber's PeerConnection. It is a
+// Sink of the up track and a webrtc.TrackLocal of the subscriber PC.
+//
+// Goroutines: writeLoop (started by NewDownTrack, stopped by Close) and
+// rtcpLoop (started by AttachSender, ends when pion stops the RTPSender:
+// RemoveTrack or the PeerConnection closing).
+//
+// Lifecycle: new -> bound (pion calls Bind after negotiation) -> ready
+// (SetReady: the subscriber's transport is up; only then does the writer
+// start, so the first keyframe is not written into a transport that would
+// drop it) -> closed. A closed DownTrack cannot be reused.
+type DownTrack struct {
+	up       *UpTrack
+	streamID string
+	video    bool
+	log      *slog.Logger
+
+	queue chan queueItem
+	nacks chan uint16
+	done  chan struct{}
+	ready chan struct{}
+
+	mu        sync.Mutex
+	bound     bool // guarded by mu
+	connected bool // guarded by mu
+	readyOnce sync.Once
+	closeOnce sync.Once
+	closed    atomic.Bool
+	writer    sync.WaitGroup
+
+	binding atomic.Pointer[binding]
+
+	// Owned by the up track's reader goroutine (WriteRTP): "this is not
+	// touched by the writer loop" (Galene).
+	dropping bool
+
+	// Owned by writeLoop.
+	m   munger
+	buf []byte
+	in  rtp.Header
+	out rtp.Header
+
+	packetsOut, bytesOut           prometheus.Counter
+	dropQueue, dropWait, dropStale prometheus.Counter
+	dropNotReady                   prometheus.Counter
+	latency                        prometheus.Histogram
+	nackIn, rtxHit, rtxMiss, pliIn prometheus.Counter
+}
+
+// NewDownTrack makes a down track of p.Up and starts its writer. The caller
+// adds it to a PeerConnection, calls AttachSender with the RTPSender, and
+// adds it to the up track as a sink.
+func NewDownTrack(p DownTrackParams) *DownTrack {
+	video := p.Up.Kind() == webrtc.RTPCodecTypeVideo
+	kind := p.Up.Kind().String()
+	qsize := audioQueueSize
+	if video {
+		qsize = videoQueueSize
+	}
+	m := p.Metrics
+	d := &DownTrack{
+		up:           p.Up,
+		streamID:     p.StreamID,
+		video:        video,
+		log:          p.Logger.With("track", p.Up.ID(), "kind", kind),
+		queue:        make(chan queueItem, qsize),
+		nacks:        make(chan uint16, nackQueueSize),
+		done:         make(chan struct{}),
+		ready:        make(chan struct{}),
+		m:            newMunger(video, uint16(rand.Uint32()), rand.Uint32()),
+		buf:          make([]byte, MaxPacketSize),
+		packetsOut:   m.PacketsOut.WithLabelValues(kind),
+		bytesOut:     m.BytesOut.WithLabelValues(kind),
+		dropQueue:    m.Drops.WithLabelValues(kind, "queue_full"),
+		dropWait:     m.Drops.WithLabelValues(kind, "wait_keyframe"),
+		dropStale:    m.Drops.WithLabelValues(kind, "stale"),
+		dropNotReady: m.Drops.WithLabelValues(kind, "not_ready"),
+		latency:      m.ForwardLatency,
+		nackIn:       m.NACKs.WithLabelValues("from_subscriber"),
+		rtxHit:       m.Retransmits.WithLabelValues("hit"),
+		rtxMiss:      m.Retransmits.WithLabelValues("miss"),
+		pliIn:        m.PLIs.WithLabelValues("from_subscriber"),
+	}
+	d.writer.Add(1)
+	go d.writeLoop()
+	return d
+}
+
+// Up returns the up track this down track sends.
+func (d *DownTrack) Up() *UpTrack { return d.up }
+
+// WriteRTP implements Sink: enqueue, never block. On a full queue, video is
+// dropped up to the next keyframe (and one is requested), audio packet by
+// packet; the packet that ends the drops is flagged so the munger continues
+// the outgoing sequence without a gap.
+func (d *DownTrack) WriteRTP(p *Packet) {
+	if d.closed.Load() {
+		return
+	}
+	var flags uint8
+	if p.Keyframe {
+		flags |= flagKeyframe
+	}
+	if d.dropping {
+		if d.video && !p.Keyframe {
+			d.dropQueue.Inc()
+			return
+		}
+		flags |= flagResync
+	}
+	select {
+	case d.queue <- queueItem{ext: p.Ext, arrival: p.Arrival, flags: flags}:
+		d.dropping = false
+	default:
+		d.dropQueue.Inc()
+		if !d.dropping {
+			d.dropping = true
+			d.up.RequestKeyframe()
+		}
+	}
+}
+
+// Close implements Sink: stop the writer and wait for it. The RTCP reader
+// ends when pion stops the sender.
+func (d *DownTrack) Close() {
+	d.closeOnce.Do(func() {
+		d.closed.Store(true)
+		close(d.done)
+	})
+	d.writer.Wait()
+}
+
+// SetReady tells the down track that its subscriber's transport is
+// connected. The writer starts once the track is also bound.
+func (d *DownTrack) SetReady() {
+	d.mu.Lock()
+	d.connected = true
+	d.mu.Unlock()
+	d.checkReady()
+}
+
+func (d *DownTrack) checkReady() {
+	d.mu.Lock()
+	ok := d.bound && d.connected
+	d.mu.Unlock()
+	if ok {
+		d.readyOnce.Do(func() { close(d.ready) })
+	}
+}
+
+// AttachSender starts reading the subscriber's RTCP for this track.
+func (d *DownTrack) AttachSender(s *webrtc.RTPSender) {
+	go d.rtcpLoop(s)
+}
+
+// ID implements webrtc.TrackLocal: the up track's id, so the subscriber's
+// msid names the room's track.
+func (d *DownTrack) ID() string { return d.up.ID() }
+
+// RID implements webrtc.TrackLocal.
+func (d *DownTrack) RID() string { return "" }
+
+// StreamID implements webrtc.TrackLocal: the publisher's identity, so a
+// browser groups (and lip-syncs) one participant's audio and video.
+func (d *DownTrack) StreamID() string { return d.streamID }
+
+// Kind implements webrtc.TrackLocal.
+func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.up.Kind() }
+
+// Bind implements webrtc.TrackLocal: pick the negotiated codec that is the
+// up track's, and remember the SSRC and payload type to write with.
+func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	c, ok := matchCodec(d.up.Codec(), ctx.CodecParameters())
+	if !ok {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	d.binding.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), stream: ctx.WriteStream()})
+	d.mu.Lock()
+	d.bound = true
+	d.mu.Unlock()
+	d.checkReady()
+	return c, nil
+}
+
+// Unbind implements webrtc.TrackLocal.
+func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.binding.Store(nil)
+	return nil
+}
+
+// matchCodec finds want among the negotiated codecs: same MIME type and,
+// when several, the same format parameters (H.264 profile, VP9 profile).
+func matchCodec(want webrtc.RTPCodecCapability, have []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
+	var first *webrtc.RTPCodecParameters
+	for i := range have {
+		c := &have[i]
+		if !strings.EqualFold(c.MimeType, want.MimeType) {
+			continue
+		}
+		if c.SDPFmtpLine == want.SDPFmtpLine {
+			return *c, true
+		}
+		if first == nil {
+			first = c
+		}
+	}
+	if first == nil {
+		return webrtc.RTPCodecParameters{}, false
+	}
+	return *first, true
+}
+
+// codecPreference is the one codec a subscriber transceiver offers: the up
+// track's, without RTX (retransmissions go on the main SSRC, from the
+// shared cache) and without transport-cc (no bandwidth estimation here).
+func codecPreference(c webrtc.RTPCodecCapability, video bool) []webrtc.RTPCodecParameters {
+	c.RTCPFeedback = nil
+	if video {
+		c.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
+	}
+	return []webrtc.RTPCodecParameters{{RTPCodecCapability: c}}
+}
+
+func (d *DownTrack) writeLoop() {
+	defer d.writer.Done()
+	select {
+	case <-d.ready:
+	case <-d.done:
+		return
+	}
+	for {
+		select {
+		case it := <-d.queue:
+			d.forward(it)
+		case seq := <-d.nacks:
+			d.retransmit(seq)
+		case <-d.done:
+			return
+		}
+	}
+}
+
+// forward writes one queued packet to the subscriber.
+func (d *DownTrack) forward(it queueItem) {
+	b := d.binding.Load()
+	if b == nil {
+		d.dropNotReady.Inc()
+		return
+	}
+	payload, ok := d.load(it.ext)
+	if !ok {
+		d.dropStale.Inc() // overwritten in the cache: we are far behind
+		return
+	}
+	seq, ts, why := d.m.translate(it.ext, d.in.Timestamp, it.flags&flagKeyframe != 0, it.flags&flagResync != 0)
+	switch why {
+	case dropWaitKeyframe:
+		d.dropWait.Inc()
+		d.up.RequestKeyframe()
+		return
+	case dropStale:
+		d.dropStale.Inc()
+		return
+	}
+	n, ok := d.write(b, seq, ts, payload)
+	if !ok {
+		return
+	}
+	d.packetsOut.Inc()
+	d.bytesOut.Add(float64(n))
+	d.latency.Observe(float64(Now()-it.arrival) / 1e9)
+}
+
+// load copies packet ext out of the cache into d.buf, parses its header
+// into d.in and returns the payload without padding.
+func (d *DownTrack) load(ext uint64) ([]byte, bool) {
+	n := d.up.Cache().Get(ext, d.buf)
+	if n == 0 {
+		return nil, false
+	}
+	hl, err := d.in.Unmarshal(d.buf[:n])
+	if err != nil {
+		return nil, false
+	}
+	end := n
+	if d.in.Padding && n > hl {
+		if pad := int(d.buf[n-1]); pad <= n-hl {
+			end = n - pad
+		}
+	}
+	if hl > end {
+		return nil, false
+	}
+	return d.buf[hl:end], true
+}
+
+// notReadyRetries bounds how long a write waits for SRTP: pion reports the
+// transport connected a few microseconds before SRTP is ready, and until
+// then drops writes silently (n == 0). 20 x 5 ms covers it with margin.
+const notReadyRetries = 20
+
+// write sends one packet with the subscriber's numbers; extensions are not
+// forwarded (their ids are the publisher's negotiation, not ours).
+func (d *DownTrack) write(b *binding, seq uint16, ts uint32, payload []byte) (int, bool) {
+	d.out = rtp.Header{
+		Version:        2,
+		Marker:         d.in.Marker,
+		PayloadType:    b.pt,
+		SequenceNumber: seq,
+		Timestamp:      ts,
+		SSRC:           b.ssrc,
+	}
+	for i := 0; ; i++ {
+		n, err := b.stream.WriteRTP(&d.out, payload)
+		if err != nil {
+			if !errors.Is(err, io.ErrClosedPipe) {
+				d.log.Debug("down track write failed", "err", err)
+			}
+			return 0, false
+		}
+		if n > 0 {
+			return n, true
+		}
+		if i == notReadyRetries {
+			d.dropNotReady.Inc()
+			d.m.stop()
+			return 0, false
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-d.done:
+			return 0, false
+		}
+	}
+}
+
+// retransmit answers a NACK for outgoing sequence number out from the up
+// track's cache.
+func (d *DownTrack) retransmit(out uint16) {
+	b := d.binding.Load()
+	ext, ok := d.m.upstream(out)
+	if b == nil || !ok {
+		d.rtxMiss.Inc()
+		return
+	}
+	payload, ok := d.load(ext)
+	if !ok {
+		d.rtxMiss.Inc()
+		return
+	}
+	if _, ok := d.write(b, out, d.in.Timestamp+d.m.tsOffset, payload); ok {
+		d.rtxHit.Inc()
+	}
+}
+
+// rtcpLoop reads the subscriber's RTCP for this track: PLI and FIR become a
+// (throttled) keyframe request upstream, NACKed packets are queued for the
+// writer, which answers them from the cache.
+func (d *DownTrack) rtcpLoop(s *webrtc.RTPSender) {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := s.Read(buf)
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue // garbage RTCP: ignore
+		}
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				d.pliIn.Inc()
+				d.up.RequestKeyframe()
+			case *rtcp.TransportLayerNack:
+				for _, pair := range p.Nacks {
+					pair.Range(func(seq uint16) bool {
+						d.nackIn.Inc()
+						select {
+						case d.nacks <- seq:
+						default:
+							d.rtxMiss.Inc()
+						}
+						return true
+					})
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,128 @@
+package sfu
+
+import (
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// Role is a participant's role in a room (PROTOCOL.md "Words").
+type Role string
+
+// Roles.
+const (
+	RoleHost   Role = "host"
+	RoleCohost Role = "cohost"
+	RoleViewer Role = "viewer"
+	RoleRelay  Role = "relay"
+)
+
+// RoomStatus is a room's lifecycle state (PROTOCOL.md "Room lifecycle").
+type RoomStatus string
+
+// Room statuses.
+const (
+	StatusIdle             RoomStatus = "idle"
+	StatusLive             RoomStatus = "live"
+	StatusWaitingReconnect RoomStatus = "waiting_reconnect"
+	StatusEnded            RoomStatus = "ended"
+)
+
+// Target names one of a participant's two PeerConnections, always from the
+// client's point of view (PROTOCOL.md "Negotiation").
+type Target string
+
+// Targets.
+const (
+	TargetPublisher  Target = "publisher"
+	TargetSubscriber Target = "subscriber"
+)
+
+// TrackInfo is the contract's track object.
+type TrackInfo struct {
+	ID          string `json:"id"`
+	Participant string `json:"participant"`
+	Kind        string `json:"kind"`
+	Codec       string `json:"codec"`
+	Mid         string `json:"mid,omitempty"`
+}
+
+// RelayFrom names the room a relay participant's stream comes from.
+type RelayFrom struct {
+	Room string `json:"room"`
+}
+
+// ParticipantInfo is the contract's participant object.
+type ParticipantInfo struct {
+	Identity  string      `json:"identity"`
+	Name      string      `json:"name"`
+	Role      Role        `json:"role"`
+	Tracks    []TrackInfo `json:"tracks"`
+	RelayFrom *RelayFrom  `json:"relayFrom,omitempty"`
+}
+
+// RoomInfo is the contract's room object. Participants is filled only
+// where a caller asks for the list (GET /v1/rooms/{room}); Viewers and
+// NumParticipants are extensions (docs/protocol-extensions.md).
+type RoomInfo struct {
+	Name            string            `json:"name"`
+	Host            string            `json:"host"`
+	Status          RoomStatus        `json:"status"`
+	Title           string            `json:"title,omitempty"`
+	Metadata        string            `json:"metadata,omitempty"`
+	CreatedAt       time.Time         `json:"createdAt"`
+	StartedAt       *time.Time        `json:"startedAt,omitempty"`
+	EndedAt         *time.Time        `json:"endedAt,omitempty"`
+	Participants    []ParticipantInfo `json:"participants,omitempty"`
+	NumParticipants int               `json:"numParticipants"`
+	Viewers         int               `json:"viewers"`
+}
+
+// Event is something the room tells one participant's session. The
+// concrete types below are all there is.
+type Event interface{ event() }
+
+// EventSink receives a participant's events in order. Notify is called with
+// room locks held: it must not block and must not call back into the sfu.
+type EventSink interface {
+	Notify(Event)
+}
+
+// SubscriberOffer is the server's offer on the subscriber PC; the session
+// sends it as an "offer" request and passes the client's answer to
+// Participant.SetSubscriberAnswer.
+type SubscriberOffer struct{ SDP string }
+
+// ICECandidate is a server candidate for one of the participant's PCs; nil
+// Candidate ends the candidates.
+type ICECandidate struct {
+	Target    Target
+	Candidate *webrtc.ICECandidateInit
+}
+
+// ParticipantJoined and its siblings tell the room's changes.
+type (
+	ParticipantJoined  struct{ Participant ParticipantInfo }
+	ParticipantLeft    struct{ Participant ParticipantInfo }
+	ParticipantUpdated struct{ Participant ParticipantInfo }
+	TrackPublished     struct{ Track TrackInfo }
+	TrackUnpublished   struct{ Track TrackInfo }
+	RoomUpdated        struct{ Room RoomInfo }
+)
+
+// SessionEnded tells the session to close its socket with Code: the room
+// ended (1000), or a newer session of the same identity replaced it.
+type SessionEnded struct {
+	Code   int
+	Reason string
+}
+
+func (SubscriberOffer) event()    {}
+func (ICECandidate) event()       {}
+func (ParticipantJoined) event()  {}
+func (ParticipantLeft) event()    {}
+func (ParticipantUpdated) event() {}
+func (TrackPublished) event()     {}
+func (TrackUnpublished) event()   {}
+func (RoomUpdated) event()        {}
+func (SessionEnded) event()       {}

@@ -1,0 +1,51 @@
+package sfu
+
+import (
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// Packet is one upstream RTP packet as an UpTrack hands it to its sinks.
+//
+// It is valid only during the Sink's WriteRTP call and belongs to the up
+// track's reader: a sink that needs the bytes later keeps Ext and reads them
+// back from the track's Cache (that is what DownTrack does, so its queue
+// holds 24-byte items, never packet copies).
+type Packet struct {
+	Header   *rtp.Header // parsed once by the reader
+	Payload  []byte      // without padding
+	Raw      []byte      // the packet as received (header, payload, padding)
+	Ext      uint64      // extended sequence number: the packet's key in Cache
+	Keyframe bool        // first packet of a video keyframe
+	Arrival  int64       // Now() when the reader got it
+}
+
+// Sink receives the packets of one UpTrack: the WebRTC DownTrack, the
+// relay's egress and the recorder all implement it.
+type Sink interface {
+	// WriteRTP is called from the up track's reader goroutine for every
+	// packet. It must not block and must not keep p after it returns.
+	WriteRTP(p *Packet)
+	// Close is called once when the up track ends (or the sink is
+	// removed by its owner). It must not block for long.
+	Close()
+}
+
+// Source is what an UpTrack reads: a publisher's webrtc.TrackRemote, or the
+// ingress of a relay.
+type Source interface {
+	// ReadRTP reads one RTP packet into buf. An error ends the track
+	// (io.EOF is the normal end).
+	ReadRTP(buf []byte) (int, error)
+	// RequestKeyframe asks the origin for a keyframe (a PLI for a WebRTC
+	// publisher). UpTrack throttles calls.
+	RequestKeyframe() error
+}
+
+// epoch anchors Now: a monotonic clock in nanoseconds, cheap to store in
+// queue items and to subtract.
+var epoch = time.Now()
+
+// Now returns monotonic nanoseconds since the process started.
+func Now() int64 { return int64(time.Since(epoch)) }

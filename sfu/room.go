@@ -1,0 +1,352 @@
+package sfu
+
+import (
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Room is one broadcast: a host identity, a status and its participants.
+//
+// Locking: mu guards the participant map, the status and every
+// participant's role and published-track list. Events are sent to
+// participants with mu held (EventSink.Notify never blocks), so every
+// participant sees the room's changes in one order. PeerConnection work
+// happens after mu is released: lock order is Room.mu, then
+// Participant.mu, never the other way.
+type Room struct {
+	sfu      *SFU
+	name     string
+	host     string
+	title    string
+	metadata string
+	log      *slog.Logger
+
+	mu           sync.Mutex
+	status       RoomStatus
+	createdAt    time.Time
+	startedAt    *time.Time
+	endedAt      *time.Time
+	participants map[string]*Participant // by key(): identity, relays apart
+	grace        *time.Timer             // ends the room while waiting_reconnect
+}
+
+func newRoom(s *SFU, name, host, title, metadata string) *Room {
+	r := &Room{
+		sfu: s, name: name, host: host, title: title, metadata: metadata,
+		log:          s.log.With("room", name),
+		status:       StatusIdle,
+		createdAt:    time.Now().UTC(),
+		participants: map[string]*Participant{},
+	}
+	s.cfg.Metrics.Rooms.WithLabelValues(string(StatusIdle)).Inc()
+	return r
+}
+
+// Name returns the room's name.
+func (r *Room) Name() string { return r.name }
+
+// Host returns the host's identity.
+func (r *Room) Host() string { return r.host }
+
+// Status returns the room's status.
+func (r *Room) Status() RoomStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
+}
+
+// Info returns the room object; withParticipants lists them.
+func (r *Room) Info(withParticipants bool) RoomInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.infoLocked(withParticipants)
+}
+
+func (r *Room) infoLocked(withParticipants bool) RoomInfo {
+	info := RoomInfo{
+		Name: r.name, Host: r.host, Status: r.status, Title: r.title, Metadata: r.metadata,
+		CreatedAt: r.createdAt, StartedAt: r.startedAt, EndedAt: r.endedAt,
+		NumParticipants: len(r.participants),
+	}
+	for _, p := range r.sortedLocked() {
+		if p.role == RoleViewer {
+			info.Viewers++
+		}
+		if withParticipants {
+			info.Participants = append(info.Participants, p.infoLocked())
+		}
+	}
+	return info
+}
+
+func (r *Room) sortedLocked() []*Participant {
+	ps := make([]*Participant, 0, len(r.participants))
+	for _, p := range r.participants {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].key() < ps[j].key() })
+	return ps
+}
+
+// MayPublish is the one place that decides whether a participant may send
+// media into this room. For now: the host only.
+func (r *Room) MayPublish(p *Participant) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mayPublishLocked(p)
+}
+
+func (r *Room) mayPublishLocked(p *Participant) bool {
+	return r.status != StatusEnded && !p.gone && p.role == RoleHost
+}
+
+// JoinState is what a participant learns when it joins.
+type JoinState struct {
+	Participant  ParticipantInfo
+	Room         RoomInfo
+	Participants []ParticipantInfo // the others
+	Tracks       []TrackInfo       // every published track
+}
+
+// Join adds a participant. A direct participant whose identity is already
+// in the room replaces the older session, which is told SessionEnded.
+func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
+	p := newParticipant(r, pp)
+	r.mu.Lock()
+	if r.status == StatusEnded {
+		r.mu.Unlock()
+		return nil, JoinState{}, ErrRoomEnded
+	}
+	old := r.participants[p.key()]
+	r.mu.Unlock()
+	if old != nil {
+		old.leave(false)
+		old.events.Notify(SessionEnded{Code: 1000, Reason: "replaced by a newer session"})
+	}
+
+	r.mu.Lock()
+	if r.status == StatusEnded {
+		r.mu.Unlock()
+		return nil, JoinState{}, ErrRoomEnded
+	}
+	if other := r.participants[p.key()]; other != nil {
+		// A third session raced us in; the newest wins again.
+		r.mu.Unlock()
+		other.leave(false)
+		other.events.Notify(SessionEnded{Code: 1000, Reason: "replaced by a newer session"})
+		r.mu.Lock()
+	}
+	r.participants[p.key()] = p
+	if p.role == RoleHost && r.grace != nil {
+		r.grace.Stop() // the host is back; "live" again when its track arrives
+		r.grace = nil
+	}
+	st := JoinState{Participant: p.infoLocked(), Room: r.infoLocked(false)}
+	var ups []*UpTrack
+	for _, q := range r.sortedLocked() {
+		if q == p {
+			continue
+		}
+		st.Participants = append(st.Participants, q.infoLocked())
+		for _, t := range q.published {
+			st.Tracks = append(st.Tracks, q.trackInfo(t))
+			ups = append(ups, t)
+		}
+		q.events.Notify(ParticipantJoined{Participant: p.infoLocked()})
+	}
+	r.sfu.cfg.Metrics.Participants.WithLabelValues(string(p.role)).Inc()
+	r.mu.Unlock()
+
+	if p.subscribes() && len(ups) > 0 {
+		p.subscribe(ups)
+	}
+	return p, st, nil
+}
+
+// publish announces an up track of p and subscribes everyone else to it.
+// It returns false when p may no longer publish (the caller drops the
+// track).
+func (r *Room) publish(p *Participant, t *UpTrack) bool {
+	r.mu.Lock()
+	if !r.mayPublishLocked(p) {
+		r.mu.Unlock()
+		return false
+	}
+	p.published = append(p.published, t)
+	info := p.trackInfo(t)
+	var subs []*Participant
+	for _, q := range r.sortedLocked() {
+		if q == p {
+			continue
+		}
+		q.events.Notify(TrackPublished{Track: info})
+		if q.subscribes() {
+			subs = append(subs, q)
+		}
+	}
+	changed := false
+	if p.role == RoleHost && (r.status == StatusIdle || r.status == StatusWaitingReconnect) {
+		if r.startedAt == nil {
+			now := time.Now().UTC()
+			r.startedAt = &now
+		}
+		r.setStatusLocked(StatusLive)
+		changed = true
+	}
+	r.sfu.cfg.Metrics.Tracks.WithLabelValues(t.Kind().String()).Inc()
+	r.mu.Unlock()
+	if changed {
+		r.statusChanged()
+	}
+	for _, q := range subs {
+		q.subscribe([]*UpTrack{t})
+	}
+	return true
+}
+
+// unpublish removes an ended up track of p from the room.
+func (r *Room) unpublish(p *Participant, t *UpTrack) {
+	r.mu.Lock()
+	found := false
+	for i, x := range p.published {
+		if x == t {
+			p.published = append(p.published[:i:i], p.published[i+1:]...)
+			found = true
+			break
+		}
+	}
+	if !found {
+		r.mu.Unlock()
+		return
+	}
+	info := p.trackInfo(t)
+	var subs []*Participant
+	for _, q := range r.sortedLocked() {
+		if q == p {
+			continue
+		}
+		q.events.Notify(TrackUnpublished{Track: info})
+		subs = append(subs, q)
+	}
+	r.sfu.cfg.Metrics.Tracks.WithLabelValues(t.Kind().String()).Dec()
+	r.mu.Unlock()
+	for _, q := range subs {
+		q.unsubscribe(t)
+	}
+}
+
+// remove takes p out of the room after its tracks are unpublished. A host
+// that leaves puts the room in waiting_reconnect; it ends after the grace
+// unless the host comes back (hostLeft false: replaced by a new session).
+func (r *Room) remove(p *Participant, hostLeft bool) {
+	r.mu.Lock()
+	if r.participants[p.key()] != p {
+		r.mu.Unlock()
+		return
+	}
+	delete(r.participants, p.key())
+	p.gone = true
+	info := p.infoLocked()
+	for _, q := range r.sortedLocked() {
+		q.events.Notify(ParticipantLeft{Participant: info})
+	}
+	r.sfu.cfg.Metrics.Participants.WithLabelValues(string(p.role)).Dec()
+	changed := false
+	if hostLeft && p.role == RoleHost && r.status != StatusEnded {
+		r.setStatusLocked(StatusWaitingReconnect)
+		if r.grace != nil {
+			r.grace.Stop()
+		}
+		r.grace = time.AfterFunc(r.sfu.cfg.ReconnectGrace, r.graceExpired)
+		changed = true
+	}
+	r.mu.Unlock()
+	if changed {
+		r.statusChanged()
+	}
+}
+
+func (r *Room) graceExpired() {
+	r.mu.Lock()
+	waiting := r.status == StatusWaitingReconnect && r.participants[key(r.host, RoleHost)] == nil
+	r.mu.Unlock()
+	if waiting {
+		r.End("host did not come back")
+	}
+}
+
+// End ends the room for everyone: status ended, every participant's PCs
+// closed and its session told to close. It returns when that is done.
+func (r *Room) End(reason string) {
+	r.mu.Lock()
+	if r.status == StatusEnded {
+		r.mu.Unlock()
+		return
+	}
+	if r.grace != nil {
+		r.grace.Stop()
+		r.grace = nil
+	}
+	now := time.Now().UTC()
+	r.endedAt = &now
+	r.setStatusLocked(StatusEnded)
+	ps := r.sortedLocked()
+	for _, p := range ps {
+		p.gone = true
+		r.sfu.cfg.Metrics.Participants.WithLabelValues(string(p.role)).Dec()
+	}
+	r.participants = map[string]*Participant{}
+	r.mu.Unlock()
+	r.log.Info("room ended", "reason", reason)
+	r.statusChanged()
+	for _, p := range ps {
+		p.close()
+		p.events.Notify(SessionEnded{Code: 1000, Reason: "room ended"})
+	}
+}
+
+// setStatusLocked changes the status, tells every participant and keeps
+// the rooms gauge (ended rooms are not counted).
+func (r *Room) setStatusLocked(s RoomStatus) {
+	if s == r.status {
+		return
+	}
+	g := r.sfu.cfg.Metrics.Rooms
+	g.WithLabelValues(string(r.status)).Dec()
+	if s != StatusEnded {
+		g.WithLabelValues(string(s)).Inc()
+	}
+	r.status = s
+	info := r.infoLocked(false)
+	for _, p := range r.participants {
+		p.events.Notify(RoomUpdated{Room: info})
+	}
+}
+
+// statusChanged runs the OnRoomStatus hook; call it without r.mu held.
+func (r *Room) statusChanged() {
+	if f := r.sfu.cfg.OnRoomStatus; f != nil {
+		f(r.Info(false))
+	}
+}
+
+// Participant returns the direct (non-relay) participant with identity, or
+// nil.
+func (r *Room) Participant(identity string) *Participant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.participants[key(identity, RoleViewer)]
+}
+
+// Participants returns the participants' objects.
+func (r *Room) Participants() []ParticipantInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []ParticipantInfo
+	for _, p := range r.sortedLocked() {
+		out = append(out, p.infoLocked())
+	}
+	return out
+}

@@ -1,0 +1,128 @@
+package sfu
+
+import (
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/relaysfu/relayd/metrics"
+)
+
+// Errors the sfu returns; signaling maps them to protocol codes.
+var (
+	ErrRoomExists   = errors.New("room exists")
+	ErrRoomNotFound = errors.New("room not found")
+	ErrRoomEnded    = errors.New("room ended")
+	ErrForbidden    = errors.New("forbidden")
+	ErrBadSDP       = errors.New("bad sdp")
+	ErrBadCandidate = errors.New("bad candidate")
+	ErrWrongState   = errors.New("wrong state")
+	ErrClosed       = errors.New("closed")
+)
+
+// Config is the sfu's configuration.
+type Config struct {
+	API            *webrtc.API   // built once by NewAPI
+	ReconnectGrace time.Duration // how long a room waits for its vanished host
+	Logger         *slog.Logger
+	Metrics        *metrics.Metrics
+	// OnRoomStatus, when set, is called (without sfu locks held, in the
+	// goroutine that changed it) after every room status change; other
+	// layers (store, invitations, relay) hook here.
+	OnRoomStatus func(RoomInfo)
+}
+
+// SFU is the room registry.
+type SFU struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex
+	rooms  map[string]*Room // guarded by mu; ended rooms stay, so their status can be read
+	closed bool             // guarded by mu
+}
+
+// New makes an SFU.
+func New(cfg Config) *SFU {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
+	if cfg.ReconnectGrace <= 0 {
+		cfg.ReconnectGrace = 30 * time.Second
+	}
+	return &SFU{cfg: cfg, log: cfg.Logger, rooms: map[string]*Room{}}
+}
+
+// Metrics returns the metrics the sfu counts into.
+func (s *SFU) Metrics() *metrics.Metrics { return s.cfg.Metrics }
+
+// Room returns the named room, or nil.
+func (s *SFU) Room(name string) *Room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rooms[name]
+}
+
+// CreateRoom creates an idle room. It returns ErrRoomExists (and the room)
+// when the name is taken by a room that has not ended; an ended room of
+// that name is replaced.
+func (s *SFU) CreateRoom(name, host, title, metadata string) (*Room, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if r := s.rooms[name]; r != nil && r.Status() != StatusEnded {
+		return r, ErrRoomExists
+	}
+	r := newRoom(s, name, host, title, metadata)
+	s.rooms[name] = r
+	return r, nil
+}
+
+// Rooms returns the rooms sorted by name.
+func (s *SFU) Rooms() []*Room {
+	s.mu.Lock()
+	rooms := make([]*Room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	sort.Slice(rooms, func(i, j int) bool { return rooms[i].name < rooms[j].name })
+	return rooms
+}
+
+// Close ends every room and refuses new ones. It returns when every
+// participant's PeerConnections are closed.
+func (s *SFU) Close() {
+	s.mu.Lock()
+	s.closed = true
+	rooms := make([]*Room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.mu.Unlock()
+	for _, r := range rooms {
+		r.End("server shutting down")
+	}
+}
+
+// NewID returns a random id with a prefix: "TR_" tracks, and so on. 12
+// base62 characters are 71 bits: no collision in any room's lifetime.
+func NewID(prefix string) string {
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return prefix + string(b[:])
+}

@@ -1,0 +1,268 @@
+package sfu
+
+// The packet path, in one place:
+//
+//  1. UpTrack.Run (one goroutine per published track) reads a packet from
+//     its Source (a publisher's TrackRemote, or a relay's ingress), parses
+//     the header once, computes the extended sequence number and whether
+//     the packet starts a keyframe, and stores it once in the track's Cache.
+//  2. It loads the copy-on-write sink snapshot and calls WriteRTP on each
+//     sink. Sinks never block: a DownTrack only enqueues a 24-byte item in
+//     its bounded queue, or drops (video: until the next keyframe).
+//  3. Each DownTrack's writer goroutine takes items from its queue, copies
+//     the packet out of the Cache, rewrites SSRC, payload type, sequence
+//     number and timestamp for its subscriber (munger.go) and writes it to
+//     the subscriber's PeerConnection.
+//  4. Back: a subscriber's NACK is answered from the same Cache; its PLI or
+//     FIR becomes UpTrack.RequestKeyframe, throttled to one per 500 ms.
+//
+// There is no other forwarding loop: the relay's egress and the recorder
+// are Sinks, the relay's ingress is a Source.
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relaysfu/relayd/metrics"
+)
+
+// keyframeInterval is the least time between two keyframe requests sent to a
+// publisher for one track. A keyframe is 5-20x a delta frame: asking more
+// often than twice a second lets a few lossy subscribers congest everyone.
+const keyframeInterval = 500 * time.Millisecond
+
+// Cache sizes in packets. Video: 512 packets are ~3.5 s at 1.5 Mbit/s, longer
+// than any useful retransmission, and 768 KB per published track. Audio is
+// rarely NACKed; 128 packets are 2.5 s of 20 ms Opus.
+const (
+	videoCacheSize = 512
+	audioCacheSize = 128
+)
+
+// UpTrackParams lists an UpTrack's dependencies.
+type UpTrackParams struct {
+	ID          string // track id announced to the room
+	Participant string // publisher's identity: the msid stream id subscribers see
+	Kind        webrtc.RTPCodecType
+	Codec       webrtc.RTPCodecCapability // codec the source sends
+	Source      Source
+	Relayed     bool // the track comes from a relay: it is never relayed again
+	Logger      *slog.Logger
+	Metrics     *metrics.Metrics
+}
+
+// UpTrack is one published track: one reader goroutine (Run, started by
+// the owner), one packet Cache shared by every subscriber, and a
+// copy-on-write list of sinks.
+//
+// Lifecycle: NewUpTrack, then the owner runs Run in a goroutine; Run returns
+// when the source ends (its owner closes it), and then closes every sink.
+type UpTrack struct {
+	id          string
+	participant string
+	kind        webrtc.RTPCodecType
+	codec       webrtc.RTPCodecCapability
+	relayed     bool
+	src         Source
+	cache       *Cache
+	log         *slog.Logger
+	m           *metrics.Metrics
+	video       bool
+
+	// sinks is read by the reader on every packet without a lock and
+	// replaced (never modified) under mu: LiveKit's downTracksShadow.
+	sinks atomic.Pointer[[]Sink]
+
+	mu     sync.Mutex
+	closed bool // guarded by mu: no sink is added after Close
+
+	lastKeyframeReq atomic.Int64 // Now() of the last request sent upstream
+	done            chan struct{}
+	closeOnce       sync.Once
+
+	packetsIn, bytesIn prometheus.Counter
+	pliUp              prometheus.Counter
+	drops              prometheus.Counter
+
+	// reader-owned, reused for every packet so the loop allocates nothing
+	hdr rtp.Header
+	pkt Packet
+}
+
+// NewUpTrack makes an up track; call Run to start reading.
+func NewUpTrack(p UpTrackParams) *UpTrack {
+	video := p.Kind == webrtc.RTPCodecTypeVideo
+	size := audioCacheSize
+	if video {
+		size = videoCacheSize
+	}
+	kind := p.Kind.String()
+	t := &UpTrack{
+		id:          p.ID,
+		participant: p.Participant,
+		kind:        p.Kind,
+		codec:       p.Codec,
+		relayed:     p.Relayed,
+		src:         p.Source,
+		cache:       NewCache(size),
+		log:         p.Logger.With("track", p.ID, "kind", kind),
+		m:           p.Metrics,
+		video:       video,
+		done:        make(chan struct{}),
+		packetsIn:   p.Metrics.PacketsIn.WithLabelValues(kind),
+		bytesIn:     p.Metrics.BytesIn.WithLabelValues(kind),
+		pliUp:       p.Metrics.PLIs.WithLabelValues("to_publisher"),
+		drops:       p.Metrics.Drops.WithLabelValues(kind, "stale"),
+	}
+	t.sinks.Store(&[]Sink{})
+	return t
+}
+
+// ID returns the track id.
+func (t *UpTrack) ID() string { return t.id }
+
+// Participant returns the publisher's identity.
+func (t *UpTrack) Participant() string { return t.participant }
+
+// Kind returns audio or video.
+func (t *UpTrack) Kind() webrtc.RTPCodecType { return t.kind }
+
+// Codec returns the codec the publisher sends.
+func (t *UpTrack) Codec() webrtc.RTPCodecCapability { return t.codec }
+
+// Relayed reports whether the track came in through a relay.
+func (t *UpTrack) Relayed() bool { return t.relayed }
+
+// Cache returns the track's packet cache (for sinks that read packets back).
+func (t *UpTrack) Cache() *Cache { return t.cache }
+
+// Done is closed when the track has ended.
+func (t *UpTrack) Done() <-chan struct{} { return t.done }
+
+// Run reads the source until it ends, fanning every packet out to the sinks.
+// It returns when the source returns an error or the track is closed, and
+// closes all sinks before returning.
+func (t *UpTrack) Run() {
+	defer t.finish()
+	buf := make([]byte, MaxPacketSize)
+	var unwrap SeqUnwrapper
+	for {
+		n, err := t.src.ReadRTP(buf)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
+				t.log.Debug("up track read ended", "err", err)
+			}
+			return
+		}
+		hl, err := t.hdr.Unmarshal(buf[:n])
+		if err != nil {
+			t.drops.Inc() // garbage from the wire: count, never crash
+			continue
+		}
+		end := n
+		if t.hdr.Padding && n > hl {
+			if pad := int(buf[n-1]); pad <= n-hl {
+				end = n - pad
+			}
+		}
+		if hl > end {
+			t.drops.Inc()
+			continue
+		}
+		ext := unwrap.Unwrap(t.hdr.SequenceNumber)
+		if !t.cache.Store(ext, buf[:n]) {
+			// A duplicate (retransmission that arrived twice) or a
+			// packet too old for any subscriber: nothing to forward.
+			t.drops.Inc()
+			continue
+		}
+		t.packetsIn.Inc()
+		t.bytesIn.Add(float64(n))
+
+		t.pkt = Packet{
+			Header:   &t.hdr,
+			Payload:  buf[hl:end],
+			Raw:      buf[:n],
+			Ext:      ext,
+			Keyframe: t.video && KeyframeStart(t.codec.MimeType, buf[hl:end]),
+			Arrival:  Now(),
+		}
+		for _, s := range *t.sinks.Load() {
+			s.WriteRTP(&t.pkt)
+		}
+	}
+}
+
+// finish closes the track and every sink; called once by Run.
+func (t *UpTrack) finish() {
+	t.mu.Lock()
+	t.closed = true
+	sinks := *t.sinks.Load()
+	t.sinks.Store(&[]Sink{})
+	t.mu.Unlock()
+	for _, s := range sinks {
+		s.Close()
+	}
+	t.closeOnce.Do(func() { close(t.done) })
+}
+
+// AddSink subscribes s to the track. It returns false when the track has
+// ended (s is not added and not closed).
+func (t *UpTrack) AddSink(s Sink) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	old := *t.sinks.Load()
+	next := make([]Sink, 0, len(old)+1)
+	next = append(next, old...)
+	next = append(next, s)
+	t.sinks.Store(&next)
+	return true
+}
+
+// RemoveSink unsubscribes s; it does not close it.
+func (t *UpTrack) RemoveSink(s Sink) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.sinks.Load()
+	next := make([]Sink, 0, len(old))
+	for _, x := range old {
+		if x != s {
+			next = append(next, x)
+		}
+	}
+	t.sinks.Store(&next)
+}
+
+// SinkCount returns the number of sinks.
+func (t *UpTrack) SinkCount() int { return len(*t.sinks.Load()) }
+
+// RequestKeyframe asks the source for a keyframe, at most once per
+// keyframeInterval however many subscribers ask.
+func (t *UpTrack) RequestKeyframe() {
+	if !t.video {
+		return
+	}
+	now := Now()
+	last := t.lastKeyframeReq.Load()
+	if last != 0 && now-last < int64(keyframeInterval) {
+		return
+	}
+	if !t.lastKeyframeReq.CompareAndSwap(last, now) {
+		return // another goroutine just asked
+	}
+	t.pliUp.Inc()
+	if err := t.src.RequestKeyframe(); err != nil {
+		t.log.Debug("keyframe request failed", "err", err)
+	}
+}
