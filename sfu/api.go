@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 
@@ -132,21 +133,23 @@ func newInterceptors(m *webrtc.MediaEngine) (*interceptor.Registry, error) {
 	return r, nil
 }
 
-// NewAPI builds the server's one webrtc.API.
-func NewAPI(cfg MediaConfig) (*webrtc.API, error) {
+// NewAPI builds the server's one webrtc.API. The returned closer stops the
+// ICE UDP mux; call it before closing cfg.UDPConn.
+func NewAPI(cfg MediaConfig) (*webrtc.API, io.Closer, error) {
 	if cfg.UDPConn == nil {
-		return nil, fmt.Errorf("sfu: MediaConfig.UDPConn is required")
+		return nil, nil, fmt.Errorf("sfu: MediaConfig.UDPConn is required")
 	}
 	m, err := newMediaEngine()
 	if err != nil {
-		return nil, fmt.Errorf("media engine: %w", err)
+		return nil, nil, fmt.Errorf("media engine: %w", err)
 	}
 	reg, err := newInterceptors(m)
 	if err != nil {
-		return nil, fmt.Errorf("interceptors: %w", err)
+		return nil, nil, fmt.Errorf("interceptors: %w", err)
 	}
 	se := webrtc.SettingEngine{}
-	se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, cfg.UDPConn))
+	mux := webrtc.NewICEUDPMux(nil, cfg.UDPConn)
+	se.SetICEUDPMux(mux)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(cfg.ICELoopback || cfg.LoopbackOnly)
@@ -159,12 +162,12 @@ func NewAPI(cfg MediaConfig) (*webrtc.API, error) {
 			External:        []string{cfg.PublicIP},
 			AsCandidateType: webrtc.ICECandidateTypeHost,
 		}); err != nil {
-			return nil, fmt.Errorf("public ip: %w", err)
+			return nil, nil, fmt.Errorf("public ip: %w", err)
 		}
 	}
 	return webrtc.NewAPI(
 		webrtc.WithMediaEngine(m),
 		webrtc.WithInterceptorRegistry(reg),
 		webrtc.WithSettingEngine(se),
-	), nil
+	), mux, nil
 }

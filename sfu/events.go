@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -69,7 +70,7 @@ type RoomInfo struct {
 	Host            string            `json:"host"`
 	Status          RoomStatus        `json:"status"`
 	Title           string            `json:"title,omitempty"`
-	Metadata        string            `json:"metadata,omitempty"`
+	Metadata        json.RawMessage   `json:"metadata,omitempty"`
 	CreatedAt       time.Time         `json:"createdAt"`
 	StartedAt       *time.Time        `json:"startedAt,omitempty"`
 	EndedAt         *time.Time        `json:"endedAt,omitempty"`

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"encoding/json"
 	"log/slog"
 	"sort"
 	"sync"
@@ -66,9 +67,12 @@ func (r *Room) Info(withParticipants bool) RoomInfo {
 
 func (r *Room) infoLocked(withParticipants bool) RoomInfo {
 	info := RoomInfo{
-		Name: r.name, Host: r.host, Status: r.status, Title: r.title, Metadata: r.metadata,
+		Name: r.name, Host: r.host, Status: r.status, Title: r.title,
 		CreatedAt: r.createdAt, StartedAt: r.startedAt, EndedAt: r.endedAt,
 		NumParticipants: len(r.participants),
+	}
+	if r.metadata != "" {
+		info.Metadata = json.RawMessage(r.metadata)
 	}
 	for _, p := range r.sortedLocked() {
 		if p.role == RoleViewer {

@@ -93,8 +93,9 @@ type UpTrack struct {
 	drops              prometheus.Counter
 
 	// reader-owned, reused for every packet so the loop allocates nothing
-	hdr rtp.Header
-	pkt Packet
+	hdr    rtp.Header
+	pkt    Packet
+	unwrap SeqUnwrapper
 }
 
 // NewUpTrack makes an up track; call Run to start reading.
@@ -153,7 +154,6 @@ func (t *UpTrack) Done() <-chan struct{} { return t.done }
 func (t *UpTrack) Run() {
 	defer t.finish()
 	buf := make([]byte, MaxPacketSize)
-	var unwrap SeqUnwrapper
 	for {
 		n, err := t.src.ReadRTP(buf)
 		if err != nil {
@@ -162,42 +162,49 @@ func (t *UpTrack) Run() {
 			}
 			return
 		}
-		hl, err := t.hdr.Unmarshal(buf[:n])
-		if err != nil {
-			t.drops.Inc() // garbage from the wire: count, never crash
-			continue
-		}
-		end := n
-		if t.hdr.Padding && n > hl {
-			if pad := int(buf[n-1]); pad <= n-hl {
-				end = n - pad
-			}
-		}
-		if hl > end {
-			t.drops.Inc()
-			continue
-		}
-		ext := unwrap.Unwrap(t.hdr.SequenceNumber)
-		if !t.cache.Store(ext, buf[:n]) {
-			// A duplicate (retransmission that arrived twice) or a
-			// packet too old for any subscriber: nothing to forward.
-			t.drops.Inc()
-			continue
-		}
-		t.packetsIn.Inc()
-		t.bytesIn.Add(float64(n))
+		t.ingest(buf[:n])
+	}
+}
 
-		t.pkt = Packet{
-			Header:   &t.hdr,
-			Payload:  buf[hl:end],
-			Raw:      buf[:n],
-			Ext:      ext,
-			Keyframe: t.video && KeyframeStart(t.codec.MimeType, buf[hl:end]),
-			Arrival:  Now(),
+// ingest handles one packet read from the source: parse, cache, fan out.
+// Only the reader goroutine calls it.
+func (t *UpTrack) ingest(raw []byte) {
+	n := len(raw)
+	hl, err := t.hdr.Unmarshal(raw)
+	if err != nil {
+		t.drops.Inc() // garbage from the wire: count, never crash
+		return
+	}
+	end := n
+	if t.hdr.Padding && n > hl {
+		if pad := int(raw[n-1]); pad <= n-hl {
+			end = n - pad
 		}
-		for _, s := range *t.sinks.Load() {
-			s.WriteRTP(&t.pkt)
-		}
+	}
+	if hl > end {
+		t.drops.Inc()
+		return
+	}
+	ext := t.unwrap.Unwrap(t.hdr.SequenceNumber)
+	if !t.cache.Store(ext, raw) {
+		// A duplicate (retransmission that arrived twice) or a packet
+		// too old for any subscriber: nothing to forward.
+		t.drops.Inc()
+		return
+	}
+	t.packetsIn.Inc()
+	t.bytesIn.Add(float64(n))
+
+	t.pkt = Packet{
+		Header:   &t.hdr,
+		Payload:  raw[hl:end],
+		Raw:      raw,
+		Ext:      ext,
+		Keyframe: t.video && KeyframeStart(t.codec.MimeType, raw[hl:end]),
+		Arrival:  Now(),
+	}
+	for _, s := range *t.sinks.Load() {
+		s.WriteRTP(&t.pkt)
 	}
 }
 

@@ -1,0 +1,141 @@
+// Command relayd is the SFU server: WebSocket signaling and the HTTP API on
+// --listen, all media on one UDP port.
+//
+//	relayd --dev                  run with a generated secret, print links
+//	relayd --secret S [flags]     run
+//	relayd token --secret S --identity I [--room R] [--role host|viewer] [--admin] [--ttl 1h]
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/relaysfu/relayd/metrics"
+	"github.com/relaysfu/relayd/sfu"
+	"github.com/relaysfu/relayd/signaling"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "token" {
+		os.Exit(runTokenCmd(os.Args[2:], os.Environ(), os.Stdout, os.Stderr))
+	}
+	cfg, err := LoadConfig(os.Args[1:], os.Environ())
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "relayd:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "relayd:", err)
+		os.Exit(1)
+	}
+}
+
+// shutdownTimeout bounds the graceful shutdown: rooms ended, sessions told,
+// HTTP drained.
+const shutdownTimeout = 10 * time.Second
+
+// run serves until ctx is cancelled, then shuts down gracefully: rooms end
+// (participants get room.updated and a close), sessions close, the HTTP
+// server drains, and the UDP socket closes.
+func run(ctx context.Context, cfg Config, stdout io.Writer) error {
+	log := newLogger(cfg, stdout)
+	if cfg.Dev && cfg.Secret == "" {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		cfg.Secret = hex.EncodeToString(b)
+	}
+	udp, err := net.ListenPacket("udp4", net.JoinHostPort(cfg.UDPIP, strconv.Itoa(cfg.UDPPort)))
+	if err != nil {
+		return fmt.Errorf("media udp: %w", err)
+	}
+	defer udp.Close()
+	api, mux, err := sfu.NewAPI(sfu.MediaConfig{UDPConn: udp, ICELoopback: cfg.ICELoopback, PublicIP: cfg.PublicIP})
+	if err != nil {
+		return err
+	}
+	defer mux.Close() // runs before udp.Close
+	m := metrics.New()
+	s := sfu.New(sfu.Config{API: api, ReconnectGrace: cfg.ReconnectGrace, Logger: log, Metrics: m})
+	tokens := signaling.NewTokens([]byte(cfg.Secret))
+	srv := signaling.NewServer(signaling.Params{
+		SFU: s, Tokens: tokens, Metrics: m, Logger: log,
+		AllowedOrigins: cfg.AllowedOrigins, AnyOrigin: cfg.Dev,
+	})
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- httpSrv.Serve(ln) }()
+	log.Info("relayd listening", "http", ln.Addr().String(), "udp", udp.LocalAddr().String())
+	if cfg.Dev {
+		printDev(stdout, tokens, cfg, ln.Addr().String())
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	}
+	log.Info("shutting down")
+	srv.Drain()
+	s.Close()
+	srv.Close(shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := httpSrv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	_ = w
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// printDev prints what a person needs to try the server at once.
+func printDev(w io.Writer, tokens *signaling.Tokens, cfg Config, addr string) {
+	admin, _ := tokens.Issue(signaling.TokenSpec{Identity: "admin", Admin: true, TTL: 24 * time.Hour})
+	host, _ := tokens.Issue(signaling.TokenSpec{Identity: "alice", Room: "demo", Role: "host", Name: "Alice", TTL: 24 * time.Hour})
+	viewer, _ := tokens.Issue(signaling.TokenSpec{Identity: "bob", Room: "demo", Role: "viewer", Name: "Bob", TTL: 24 * time.Hour})
+	base := "http://" + addr
+	fmt.Fprintf(w, `
+relayd is running in --dev mode (never use it in production).
+
+  secret:        %s
+  admin token:   %s
+
+  try the API:   curl -H "Authorization: Bearer %s" %s/v1/rooms
+  host (alice):  ws://%s/v1/ws?token=%s
+  viewer (bob):  ws://%s/v1/ws?token=%s
+  metrics:       %s/metrics
+
+`, cfg.Secret, admin, admin, base, addr, host, addr, viewer, base)
+}

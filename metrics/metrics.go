@@ -1,0 +1,202 @@
+// Package metrics holds relayd's Prometheus instruments. It is a leaf: it
+// imports nothing from this module, and the other packages receive a
+// *Metrics and update its fields.
+//
+// Every Metrics value owns its own registry (there is no global state), so
+// tests can build as many as they like. Labels only ever carry small, fixed
+// sets of words: never a room, an identity or any other unbounded value,
+// which would grow the series count with the traffic.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// The fixed label values. Children for them are created up front so that
+// each series is scraped (at 0) before its first event; dashboards and
+// rate() behave better with series that exist from the start.
+var (
+	roomStatuses     = []string{"idle", "live", "waiting_reconnect"}
+	participantRoles = []string{"host", "cohost", "viewer", "relay", "user"}
+	mediaKinds       = []string{"audio", "video"}
+	nackDirections   = []string{"from_subscriber"}
+	retransmitResult = []string{"hit", "miss"}
+	pliDirections    = []string{"from_subscriber", "to_publisher"}
+	dropReasons      = []string{"queue_full", "wait_keyframe", "not_ready", "stale"}
+)
+
+// Metrics is the set of relayd instruments and the registry they live in.
+// All fields are safe for concurrent use.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	// Rooms counts rooms by status: idle|live|waiting_reconnect.
+	Rooms *prometheus.GaugeVec
+	// Participants counts connected participants by role:
+	// host|cohost|viewer|relay|user.
+	Participants *prometheus.GaugeVec
+	// Tracks counts published tracks by kind: audio|video.
+	Tracks *prometheus.GaugeVec
+
+	// PacketsIn and BytesIn count RTP received from publishers, by kind.
+	PacketsIn *prometheus.CounterVec
+	BytesIn   *prometheus.CounterVec
+	// PacketsOut and BytesOut count RTP written to subscribers (sinks), by kind.
+	PacketsOut *prometheus.CounterVec
+	BytesOut   *prometheus.CounterVec
+
+	// NACKs counts NACKed sequence numbers, by direction: from_subscriber.
+	NACKs *prometheus.CounterVec
+	// Retransmits counts answers to NACKs, by result: hit (served from the
+	// upstream cache) or miss (no longer in it).
+	Retransmits *prometheus.CounterVec
+	// PLIs counts picture loss indications, by direction: from_subscriber,
+	// or to_publisher (counted after throttling).
+	PLIs *prometheus.CounterVec
+	// Drops counts packets not forwarded, by kind and reason:
+	// queue_full|wait_keyframe|not_ready|stale.
+	Drops *prometheus.CounterVec
+
+	// ForwardLatency is the time from reading a packet from a publisher to
+	// writing it to one subscriber.
+	ForwardLatency prometheus.Histogram
+	// JoinLatency is the time from the WebSocket upgrade to the answer of
+	// the join request.
+	JoinLatency prometheus.Histogram
+
+	// WSConnections is the number of open signaling WebSockets.
+	WSConnections prometheus.Gauge
+	// RPCRequests counts JSON-RPC requests by method and code ("0" for
+	// success, else the error code). The caller must map methods outside
+	// its known set to "unknown", so that clients cannot create series.
+	RPCRequests *prometheus.CounterVec
+}
+
+// New builds the instruments on a fresh registry, together with the Go
+// runtime and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Rooms: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "relayd_rooms",
+			Help: "Rooms by status.",
+		}, []string{"status"}),
+		Participants: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "relayd_participants",
+			Help: "Connected participants by role.",
+		}, []string{"role"}),
+		Tracks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "relayd_tracks",
+			Help: "Published tracks by kind.",
+		}, []string{"kind"}),
+		PacketsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relayd_packets_in_total",
+			Help: "RTP packets received from publishers.",
+		}, []string{"kind"}),
+		BytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relayd_bytes_in_total",
+			Help: "RTP bytes received from publishers.",
+		}, []string{"kind"}),
+		PacketsOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relayd_packets_out_total",
+			Help: "RTP packets written to subscribers.",
+		}, []string{"kind"}),
+		BytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relayd_bytes_out_total",
+			Help: "RTP bytes written to subscribers.",
+		}, []string{"kind"}),
+		NACKs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relayd_nacks_total",
+			Help: "NACKed RTP sequence numbers.",
+		}, []string{"direction"}),
+		Retransmits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relayd_retransmits_total",
+			Help: "Retransmission requests by result (hit: served from the upstream cache, miss: not in it).",
+		}, []string{"result"}),
+		PLIs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relayd_plis_total",
+			Help: "Picture loss indications (to_publisher is counted after throttling).",
+		}, []string{"direction"}),
+		Drops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relayd_packets_dropped_total",
+			Help: "RTP packets not forwarded to a subscriber, by reason.",
+		}, []string{"kind", "reason"}),
+		ForwardLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "relayd_forward_latency_seconds",
+			Help: "Time from reading a packet from a publisher to writing it to a subscriber.",
+			// 13 doubling buckets from 25µs to 25µs*2^12 = 102.4ms: a
+			// healthy forward takes tens of microseconds, and anything
+			// past 100ms is already a visible stall.
+			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 13),
+		}),
+		JoinLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "relayd_join_latency_seconds",
+			Help: "Time from the WebSocket upgrade to the answered join request.",
+			// 1-2.5-5 steps from 1ms to 5s: a join on loopback takes a few
+			// milliseconds, one over the internet some hundreds, and 5s is
+			// about where a user gives up.
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		WSConnections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relayd_ws_connections",
+			Help: "Open signaling WebSocket connections.",
+		}),
+		RPCRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relayd_rpc_requests_total",
+			Help: `JSON-RPC requests by method and result code ("0" for success).`,
+		}, []string{"method", "code"}),
+	}
+
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.Rooms, m.Participants, m.Tracks,
+		m.PacketsIn, m.BytesIn, m.PacketsOut, m.BytesOut,
+		m.NACKs, m.Retransmits, m.PLIs, m.Drops,
+		m.ForwardLatency, m.JoinLatency,
+		m.WSConnections, m.RPCRequests,
+	)
+
+	precreate(m.Rooms, roomStatuses)
+	precreate(m.Participants, participantRoles)
+	precreate(m.Tracks, mediaKinds)
+	for _, c := range []*prometheus.CounterVec{m.PacketsIn, m.BytesIn, m.PacketsOut, m.BytesOut} {
+		precreate(c, mediaKinds)
+	}
+	precreate(m.NACKs, nackDirections)
+	precreate(m.Retransmits, retransmitResult)
+	precreate(m.PLIs, pliDirections)
+	for _, kind := range mediaKinds {
+		for _, reason := range dropReasons {
+			m.Drops.WithLabelValues(kind, reason)
+		}
+	}
+	// RPCRequests is not pre-created: its method set belongs to the
+	// signaling package, and method x code would mostly be empty series.
+	return m
+}
+
+// vec is what GaugeVec and CounterVec have in common for precreate.
+type vec[T any] interface {
+	WithLabelValues(lvs ...string) T
+}
+
+// precreate creates the child of a one-label vector for each value.
+func precreate[T any](v vec[T], values []string) {
+	for _, value := range values {
+		v.WithLabelValues(value)
+	}
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{
+		// A failing collector (the process collector on an odd platform,
+		// say) must not blank out the whole scrape.
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}

@@ -1,0 +1,192 @@
+package signaling
+
+import (
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/relaysfu/relayd/metrics"
+	"github.com/relaysfu/relayd/sfu"
+)
+
+// Params are a Server's dependencies.
+type Params struct {
+	SFU            *sfu.SFU
+	Tokens         *Tokens
+	Metrics        *metrics.Metrics
+	Logger         *slog.Logger
+	AllowedOrigins []string // WebSocket origins allowed besides the server's own
+	AnyOrigin      bool     // --dev: allow every origin
+}
+
+// Server serves the WebSocket signaling and the HTTP API.
+type Server struct {
+	sfu      *sfu.SFU
+	tokens   *Tokens
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+	origins  map[string]bool
+	anyOrig  bool
+	upgrader websocket.Upgrader
+	draining atomic.Bool
+
+	mu       sync.Mutex
+	sessions map[*session]bool // guarded by mu
+	wg       sync.WaitGroup    // one per live session
+}
+
+// NewServer makes a Server.
+func NewServer(p Params) *Server {
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		sfu: p.SFU, tokens: p.Tokens, metrics: p.Metrics, log: p.Logger,
+		origins: map[string]bool{}, anyOrig: p.AnyOrigin,
+		sessions: map[*session]bool{},
+	}
+	for _, o := range p.AllowedOrigins {
+		s.origins[strings.TrimRight(strings.ToLower(o), "/")] = true
+	}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+		CheckOrigin:     s.checkOrigin,
+	}
+	return s
+}
+
+// Handler returns the HTTP routes: /v1/ws, the HTTP API, /metrics,
+// /healthz and /readyz.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/ws", s.serveWS)
+	s.routes(mux)
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if s.draining.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+// checkOrigin allows non-browser clients (no Origin), the server's own
+// origin, --allowed-origins, and anything under --dev.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || s.anyOrig {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return s.origins[strings.TrimRight(strings.ToLower(origin), "/")]
+}
+
+// serveWS checks the token and upgrades; the session then runs in this
+// goroutine.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeHTTPError(w, Errorf(CodeConflict, "server is shutting down"))
+		return
+	}
+	tok := r.URL.Query().Get("token")
+	if tok == "" {
+		tok = bearer(r)
+	}
+	if tok == "" {
+		writeHTTPError(w, Errorf(CodeUnauthenticated, "unauthenticated: token missing"))
+		return
+	}
+	claims, err := s.tokens.Verify(tok)
+	if err != nil {
+		writeHTTPError(w, Errorf(CodeUnauthenticated, "unauthenticated: %v", err))
+		return
+	}
+	if !s.checkOrigin(r) {
+		writeHTTPError(w, Errorf(CodeForbidden, "forbidden: origin %q not allowed", r.Header.Get("Origin")))
+		return
+	}
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	sess := newSession(s, conn, claims)
+	s.mu.Lock()
+	if s.draining.Load() {
+		s.mu.Unlock()
+		_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"))
+		_ = conn.Close()
+		return
+	}
+	s.sessions[sess] = true
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.metrics.WSConnections.Inc()
+	defer func() {
+		s.metrics.WSConnections.Dec()
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	sess.serve()
+}
+
+// count records one handled request in the metrics.
+func (s *Server) count(method string, code int) {
+	if !knownMethods[method] {
+		method = "unknown"
+	}
+	c := "0"
+	if code != 0 {
+		c = itoa(code)
+	}
+	s.metrics.RPCRequests.WithLabelValues(method, c).Inc()
+}
+
+// Drain refuses new sessions (and /readyz says so) from now on.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Close closes every session still open (with 1001, going away) and waits
+// until they have cleaned up, at most timeout. Call it after the SFU has
+// ended the rooms, so room participants were told why.
+func (s *Server) Close(timeout time.Duration) {
+	s.Drain()
+	s.mu.Lock()
+	for sess := range s.sessions {
+		sess.closeWith(websocket.CloseGoingAway, "server shutting down")
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		s.mu.Lock()
+		for sess := range s.sessions {
+			_ = sess.conn.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+}

@@ -1,0 +1,292 @@
+package signaling
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/relaysfu/relayd/sfu"
+)
+
+// Socket limits (PROTOCOL.md "Errors").
+const (
+	maxFrame     = 65536 // bytes; a larger frame closes the socket with 1009
+	requestRate  = 50    // requests per second per connection...
+	requestBurst = 100   // ...with bursts of this many
+	// outQueue bounds the messages waiting for a slow client. A join into
+	// a busy room sends one notification per participant; 1024 is far
+	// beyond what a live client lags by. A client that falls this far
+	// behind is closed rather than buffered without end.
+	outQueue = 1024
+	// pingPeriod keeps NATs open and finds dead peers: a client that
+	// answers no ping for pongWait is gone, and its participant leaves.
+	pingPeriod   = 15 * time.Second
+	pongWait     = 45 * time.Second
+	writeTimeout = 10 * time.Second
+)
+
+// out is one frame to send, or the close that ends the session.
+type out struct {
+	data   []byte
+	close  bool
+	code   int
+	reason string
+}
+
+// session is one WebSocket connection. Its reader goroutine (serve) runs the
+// handlers one message at a time, so session state needs no lock except
+// where sfu callbacks (Notify) touch it: those only enqueue frames.
+//
+// Goroutines: serve (the HTTP handler's own goroutine) and writeLoop,
+// started and waited for by serve.
+type session struct {
+	srv     *Server
+	conn    *websocket.Conn
+	claims  *Claims
+	log     *slog.Logger
+	limiter *rate.Limiter
+	started time.Time // upgrade time, for the join latency metric
+
+	out       chan out
+	done      chan struct{} // closed when the writer must stop
+	closeOnce sync.Once
+
+	// reader-owned
+	joined bool
+	user   bool // a user session: no room, invitations only
+	p      *sfu.Participant
+	after  func()          // runs after the current response is queued
+	curID  json.RawMessage // id of the request being served; nil for a notification
+
+	mu      sync.Mutex
+	nextID  int
+	pending map[string]string // our requests awaiting a response: id -> method
+}
+
+func newSession(srv *Server, conn *websocket.Conn, c *Claims) *session {
+	return &session{
+		srv: srv, conn: conn, claims: c,
+		log:     srv.log.With("participant", c.Identity(), "room", c.Room),
+		limiter: rate.NewLimiter(requestRate, requestBurst),
+		started: time.Now(),
+		out:     make(chan out, outQueue),
+		done:    make(chan struct{}),
+		pending: map[string]string{},
+	}
+}
+
+// serve runs the session until the socket closes, then cleans up.
+func (s *session) serve() {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.writeLoop()
+	}()
+	s.conn.SetReadLimit(maxFrame)
+	_ = s.conn.SetReadDeadline(time.Now().Add(pongWait))
+	s.conn.SetPongHandler(func(string) error {
+		return s.conn.SetReadDeadline(time.Now().Add(pongWait))
+	})
+	for {
+		typ, frame, err := s.conn.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				s.log.Info("frame over the limit; closing", "limit", maxFrame)
+			}
+			break
+		}
+		_ = s.conn.SetReadDeadline(time.Now().Add(pongWait))
+		if typ != websocket.TextMessage {
+			s.send(encodeError(nullID, Errorf(CodeInvalidRequest, "invalid request: frames must be text")))
+			continue
+		}
+		s.handle(frame)
+	}
+	if s.p != nil {
+		s.p.Leave()
+	}
+	s.stop()
+	wg.Wait()
+	_ = s.conn.Close()
+}
+
+// stop makes the writer finish.
+func (s *session) stop() { s.closeOnce.Do(func() { close(s.done) }) }
+
+// writeLoop sends queued frames and pings until stopped or until a close
+// is queued.
+func (s *session) writeLoop() {
+	ping := time.NewTicker(pingPeriod)
+	defer ping.Stop()
+	for {
+		select {
+		case m := <-s.out:
+			_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if m.close {
+				_ = s.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(m.code, m.reason))
+				// Unblock the reader: the peer may never answer the close.
+				_ = s.conn.SetReadDeadline(time.Now().Add(time.Second))
+				return
+			}
+			if err := s.conn.WriteMessage(websocket.TextMessage, m.data); err != nil {
+				_ = s.conn.Close()
+				return
+			}
+		case <-ping.C:
+			_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := s.conn.WriteMessage(websocket.PingMessage, nil); err != nil {
+				_ = s.conn.Close()
+				return
+			}
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// send queues a frame; a client too slow to take it is disconnected.
+func (s *session) send(frame []byte) {
+	select {
+	case s.out <- out{data: frame}:
+	case <-s.done:
+	default:
+		s.log.Warn("client too slow; closing", "queued", outQueue)
+		s.stop()
+		_ = s.conn.Close()
+	}
+}
+
+// closeWith queues a close frame after everything already queued.
+func (s *session) closeWith(code int, reason string) {
+	select {
+	case s.out <- out{close: true, code: code, reason: reason}:
+	case <-s.done:
+	default:
+		s.stop()
+		_ = s.conn.Close()
+	}
+}
+
+// request sends a server-to-client request and remembers its id.
+func (s *session) request(method string, params any) {
+	s.mu.Lock()
+	s.nextID++
+	id := "s" + strconv.Itoa(s.nextID) // never collides with a client's numeric ids
+	s.pending[id] = method
+	s.mu.Unlock()
+	s.send(encodeRequest(id, method, params))
+}
+
+// Notify implements sfu.EventSink: turn a room event into a frame.
+func (s *session) Notify(ev sfu.Event) {
+	switch e := ev.(type) {
+	case sfu.SubscriberOffer:
+		s.request("offer", map[string]string{"sdp": e.SDP})
+	case sfu.ICECandidate:
+		s.send(encodeNotification("trickle", trickleParams{Target: string(e.Target), Candidate: e.Candidate}))
+	case sfu.ParticipantJoined:
+		s.send(encodeNotification("participant.joined", map[string]any{"participant": e.Participant}))
+	case sfu.ParticipantLeft:
+		s.send(encodeNotification("participant.left", map[string]any{"participant": e.Participant}))
+	case sfu.ParticipantUpdated:
+		s.send(encodeNotification("participant.updated", map[string]any{"participant": e.Participant}))
+	case sfu.TrackPublished:
+		s.send(encodeNotification("track.published", map[string]any{"track": e.Track}))
+	case sfu.TrackUnpublished:
+		s.send(encodeNotification("track.unpublished", map[string]any{"track": e.Track}))
+	case sfu.RoomUpdated:
+		s.send(encodeNotification("room.updated", map[string]any{"room": e.Room}))
+	case sfu.SessionEnded:
+		s.closeWith(e.Code, e.Reason)
+	}
+}
+
+// handle serves one frame.
+func (s *session) handle(frame []byte) {
+	m, id, perr := parse(frame)
+	if perr != nil {
+		s.send(encodeError(id, perr))
+		return
+	}
+	if m.Method == nil {
+		s.handleResponse(m)
+		return
+	}
+	isRequest := m.ID != nil
+	var method string
+	_ = json.Unmarshal(m.Method, &method)
+	if isRequest && !s.limiter.Allow() {
+		s.srv.count(method, CodeRateLimited)
+		s.send(encodeError(id, Errorf(CodeRateLimited, "rate limited: at most %d requests per second", requestRate)))
+		return
+	}
+	s.curID = nil
+	if isRequest {
+		s.curID = id
+	}
+	result, err := s.dispatch(method, m.Params)
+	code := 0
+	if err != nil {
+		code = err.Code
+	}
+	s.srv.count(method, code)
+	if isRequest && result != responded {
+		if err != nil {
+			s.send(encodeError(id, err))
+		} else {
+			s.send(encodeResult(id, result))
+		}
+	}
+	if f := s.after; f != nil {
+		s.after = nil
+		f()
+	}
+}
+
+// responded is what a handler returns when it has sent its result itself
+// (respond), because something must follow the result on the socket.
+var responded = &struct{ responded bool }{}
+
+// respond sends the result of the request being served now.
+func (s *session) respond(result any) {
+	if s.curID != nil {
+		s.send(encodeResult(s.curID, result))
+	}
+}
+
+// handleResponse takes the client's response to one of our requests.
+func (s *session) handleResponse(m *message) {
+	var id string
+	if json.Unmarshal(m.ID, &id) != nil {
+		return
+	}
+	s.mu.Lock()
+	method, ok := s.pending[id]
+	delete(s.pending, id)
+	s.mu.Unlock()
+	if !ok || method != "offer" || s.p == nil {
+		return
+	}
+	if m.Error != nil && string(m.Error) != "null" {
+		s.p.SubscriberOfferFailed()
+		return
+	}
+	var res struct {
+		SDP string `json:"sdp"`
+	}
+	if err := decodeParams(m.Result, &res); err != nil || res.SDP == "" {
+		s.p.SubscriberOfferFailed()
+		s.send(encodeError(m.ID, Errorf(CodeInvalidParams, "invalid params: the offer's result must be {sdp: string}")))
+		return
+	}
+	if err := s.p.SetSubscriberAnswer(res.SDP); err != nil {
+		s.send(encodeError(m.ID, toError(err)))
+	}
+}
