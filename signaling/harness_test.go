@@ -1,0 +1,174 @@
+package signaling
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/relaysfu/relayd/metrics"
+	"github.com/relaysfu/relayd/sfu"
+)
+
+// testServer is a real relayd stack on loopback: sfu on an ephemeral UDP
+// port with loopback-only ICE, signaling on an httptest server.
+type testServer struct {
+	URL     string
+	SFU     *sfu.SFU
+	Srv     *Server
+	Tokens  *Tokens
+	Metrics *metrics.Metrics
+}
+
+type serverOpts struct {
+	grace time.Duration
+}
+
+func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
+	t.Helper()
+	o := serverOpts{grace: 30 * time.Second}
+	for _, f := range opts {
+		f(&o)
+	}
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, mux, err := sfu.NewAPI(sfu.MediaConfig{UDPConn: udp, LoopbackOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New()
+	s := sfu.New(sfu.Config{API: api, ReconnectGrace: o.grace, Metrics: m})
+	tokens := NewTokens([]byte("test-secret-0123456789"))
+	srv := NewServer(Params{SFU: s, Tokens: tokens, Metrics: m})
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		s.Close()
+		srv.Close(5 * time.Second)
+		hs.Close()
+		_ = mux.Close()
+		_ = udp.Close()
+	})
+	return &testServer{URL: hs.URL, SFU: s, Srv: srv, Tokens: tokens, Metrics: m}
+}
+
+func withGrace(d time.Duration) func(*serverOpts) { return func(o *serverOpts) { o.grace = d } }
+
+func (ts *testServer) token(t testing.TB, identity, room, role string) string {
+	t.Helper()
+	tok, err := ts.Tokens.Issue(TokenSpec{Identity: identity, Room: room, Role: role, Name: strings.ToUpper(identity), TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (ts *testServer) adminToken(t testing.TB) string {
+	t.Helper()
+	tok, err := ts.Tokens.Issue(TokenSpec{Identity: "admin", Admin: true, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (ts *testServer) wsURL(token string) string {
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/v1/ws?token=" + url.QueryEscape(token)
+}
+
+// rawConn is a bare WebSocket for tests of the wire format itself.
+type rawConn struct {
+	t *testing.T
+	*websocket.Conn
+}
+
+func (ts *testServer) dialRaw(t *testing.T, token string) *rawConn {
+	t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial(ts.wsURL(token), nil)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial: %v (HTTP %d)", err, status)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return &rawConn{t: t, Conn: c}
+}
+
+// rpcReply is a decoded response.
+type rpcReply struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Result json.RawMessage `json:"result"`
+	Error  *Error          `json:"error"`
+}
+
+// send writes one frame and returns the next response (notifications and
+// server requests are skipped).
+func (c *rawConn) send(frame string) rpcReply {
+	c.t.Helper()
+	if err := c.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+	return c.next()
+}
+
+func (c *rawConn) next() rpcReply {
+	c.t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			c.t.Fatalf("read: %v", err)
+		}
+		var r rpcReply
+		if err := json.Unmarshal(b, &r); err != nil {
+			c.t.Fatalf("server sent non-JSON %q", b)
+		}
+		if r.Method != "" {
+			continue
+		}
+		return r
+	}
+}
+
+// wantError checks a reply is the error code, with the id given.
+func wantError(t *testing.T, r rpcReply, code int, id string) {
+	t.Helper()
+	if r.Error == nil {
+		t.Fatalf("want error %d, got result %s", code, r.Result)
+	}
+	if r.Error.Code != code {
+		t.Fatalf("want error %d, got %d %q", code, r.Error.Code, r.Error.Message)
+	}
+	if string(r.ID) != id {
+		t.Fatalf("error id = %s, want %s", r.ID, id)
+	}
+}
+
+func httpDo(t *testing.T, method, u, token, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
