@@ -106,7 +106,11 @@ func newMediaEngine() (*webrtc.MediaEngine, error) {
 //   - No stats interceptor: the metrics package counts what we need.
 func newInterceptors(m *webrtc.MediaEngine) (*interceptor.Registry, error) {
 	r := &interceptor.Registry{}
-	gen, err := nack.NewGeneratorInterceptor()
+	// At most 3 NACKs per lost packet (one every 100 ms): pion's generator
+	// never sees packets repaired over RTX (they come in on the repair
+	// stream), so without a cap it would NACK them until they leave its
+	// 512-packet window.
+	gen, err := nack.NewGeneratorInterceptor(nack.GeneratorMaxNacksPerPacket(3))
 	if err != nil {
 		return nil, err
 	}

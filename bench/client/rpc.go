@@ -1,0 +1,439 @@
+package client
+
+// JSON-RPC 2.0 over one WebSocket: request ids, responses, server
+// notifications and server requests, raw frames and the close code.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+const (
+	writeTimeout     = 10 * time.Second
+	notifyBuffer     = 1024 // Notifications() channel
+	rawBuffer        = 256  // Raw() channel
+	backlogLimit     = 8192 // WaitNotification backlog
+	clientReadLimit  = 16 << 20
+	closeReplyWait   = time.Second
+	closeCodeUnknown = websocket.CloseAbnormalClosure // 1006
+)
+
+// ErrClosed is returned (wrapped) by calls made on, or pending when, the
+// WebSocket closes.
+var ErrClosed = errors.New("client: connection closed")
+
+// RPCError is a JSON-RPC error response.
+type RPCError struct {
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+func (e *RPCError) Error() string {
+	return fmt.Sprintf("rpc error %d: %s", e.Code, e.Message)
+}
+
+// ErrorCode returns the JSON-RPC code of err if it is (or wraps) an
+// *RPCError, else 0.
+func ErrorCode(err error) int {
+	var re *RPCError
+	if errors.As(err, &re) {
+		return re.Code
+	}
+	return 0
+}
+
+// HTTPError is returned by Dial when the server answers the upgrade with an
+// HTTP error (e.g. 401 for a bad token) instead of a WebSocket.
+type HTTPError struct {
+	Status int
+	Body   string
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("websocket upgrade refused: HTTP %d: %s", e.Status, strings.TrimSpace(e.Body))
+}
+
+// Notification is a server notification (a message with a method and no id).
+type Notification struct {
+	Method string
+	Params json.RawMessage
+}
+
+// Decode unmarshals the notification's params into v.
+func (n Notification) Decode(v any) error {
+	return json.Unmarshal(n.Params, v)
+}
+
+// wsURL turns http(s)://host:port[/prefix] into ws(s)://host:port[/prefix]/v1/ws?token=...
+// ws:// and wss:// are accepted as they are. An empty token sends no token
+// parameter at all.
+func wsURL(baseURL, token string) (string, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return "", fmt.Errorf("client: bad base URL %q: %w", baseURL, err)
+	}
+	switch u.Scheme {
+	case "http", "ws":
+		u.Scheme = "ws"
+	case "https", "wss":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("client: bad base URL %q: scheme must be http, https, ws or wss", baseURL)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/ws"
+	q := url.Values{}
+	if token != "" {
+		q.Set("token", token)
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+type rpcResponse struct {
+	result json.RawMessage
+	err    *RPCError
+}
+
+// wireMessage is any inbound JSON-RPC message.
+type wireMessage struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params"`
+	Result json.RawMessage `json:"result"`
+	Error  *RPCError       `json:"error"`
+}
+
+type outRequest struct {
+	JSONRPC string `json:"jsonrpc"`
+	ID      int64  `json:"id"`
+	Method  string `json:"method"`
+	Params  any    `json:"params"`
+}
+
+type outNotification struct {
+	JSONRPC string `json:"jsonrpc"`
+	Method  string `json:"method"`
+	Params  any    `json:"params"`
+}
+
+type outResponse struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Result  any             `json:"result,omitempty"`
+	Error   *RPCError       `json:"error,omitempty"`
+}
+
+// Call sends a JSON-RPC request and waits for its response. params nil is
+// sent as {}. result may be nil. A JSON-RPC error is returned as *RPCError; a
+// socket that closes first gives an error wrapping ErrClosed. Ids are numbers
+// counting from 1. If ctx ends first the response, when it comes, is dropped.
+func (c *Client) Call(ctx context.Context, method string, params any, result any) error {
+	return c.call(ctx, method, params, result, nil)
+}
+
+// call is Call with a hook run right after the request frame was written
+// (used to release trickle candidates only once the offer is on the wire).
+func (c *Client) call(ctx context.Context, method string, params any, result any, afterSend func()) error {
+	if params == nil {
+		params = struct{}{}
+	}
+	id := c.nextID.Add(1)
+	ch := make(chan rpcResponse, 1)
+	c.pendMu.Lock()
+	c.pending[id] = ch
+	c.pendMu.Unlock()
+
+	if err := c.writeJSON(outRequest{JSONRPC: "2.0", ID: id, Method: method, Params: params}); err != nil {
+		c.pendMu.Lock()
+		delete(c.pending, id)
+		c.pendMu.Unlock()
+		return err
+	}
+	if afterSend != nil {
+		afterSend()
+	}
+	c.log.Debug("rpc call", "id", id, "method", method)
+
+	select {
+	case resp := <-ch:
+		if resp.err != nil {
+			return resp.err
+		}
+		if result != nil {
+			if err := json.Unmarshal(resp.result, result); err != nil {
+				return fmt.Errorf("client: decoding %s result: %w", method, err)
+			}
+		}
+		return nil
+	case <-ctx.Done():
+		c.abandon(id)
+		return ctx.Err()
+	case <-c.closed:
+		// A response that raced with the close is still good.
+		select {
+		case resp := <-ch:
+			if resp.err != nil {
+				return resp.err
+			}
+			if result != nil {
+				return json.Unmarshal(resp.result, result)
+			}
+			return nil
+		default:
+		}
+		c.abandon(id)
+		return c.closedErr()
+	}
+}
+
+func (c *Client) abandon(id int64) {
+	c.pendMu.Lock()
+	if _, ok := c.pending[id]; ok {
+		delete(c.pending, id)
+		c.abandoned[id] = struct{}{}
+	}
+	c.pendMu.Unlock()
+}
+
+func (c *Client) closedErr() error {
+	return fmt.Errorf("%w (code %d)", ErrClosed, c.CloseCode())
+}
+
+// Notify sends a notification (no id). params nil is sent as {}.
+func (c *Client) Notify(method string, params any) error {
+	if params == nil {
+		params = struct{}{}
+	}
+	return c.writeJSON(outNotification{JSONRPC: "2.0", Method: method, Params: params})
+}
+
+// SendRaw writes one text frame exactly as given (bad-input tests). Responses
+// to it arrive on Raw() (their ids match no pending Call).
+func (c *Client) SendRaw(frame []byte) error {
+	return c.writeFrame(frame)
+}
+
+// Notifications returns every server notification in arrival order. The
+// channel holds 1024; when it is full the oldest is dropped (see
+// DroppedNotifications), so the reader never blocks. It is an independent
+// view: WaitNotification does not take notifications from it, nor it from
+// WaitNotification. It is never closed; select on Closed() as well.
+func (c *Client) Notifications() <-chan Notification { return c.notifCh }
+
+// DroppedNotifications counts notifications dropped from the Notifications()
+// channel and from the WaitNotification backlog because they were full.
+func (c *Client) DroppedNotifications() int { return int(c.notifDropped.Load()) }
+
+// Raw returns responses whose id matched no pending Call (answers to SendRaw
+// frames, id:null errors, batch answers) and frames that are not JSON-RPC.
+// Holds 256; when full the oldest is dropped. Never closed.
+func (c *Client) Raw() <-chan json.RawMessage { return c.rawCh }
+
+// Closed is closed when the WebSocket has closed (either side).
+func (c *Client) Closed() <-chan struct{} { return c.closed }
+
+// CloseCode returns the close code received from the server (1000, 1009,
+// 4003, ...), 1005 for a close frame without a code, 1006 if the connection
+// ended without a close frame, and 0 while the socket is open.
+func (c *Client) CloseCode() int { return int(c.closeCode.Load()) }
+
+// WaitNotification waits for a notification with that method for which
+// match(params) is true (match nil = any) and returns it. It looks at the
+// notifications received since Dial in arrival order (an earlier one wins)
+// and removes only the one it returns: the others stay for later waits, so
+// tests can wait for several events in any order. It returns ctx's error, or
+// an error wrapping ErrClosed when the socket has closed and no received
+// notification matches.
+func (c *Client) WaitNotification(ctx context.Context, method string, match func(json.RawMessage) bool) (Notification, error) {
+	for {
+		c.backlogMu.Lock()
+		for i, n := range c.backlog {
+			if n.Method == method && (match == nil || match(n.Params)) {
+				c.backlog = append(c.backlog[:i:i], c.backlog[i+1:]...)
+				c.backlogMu.Unlock()
+				return n, nil
+			}
+		}
+		wake := c.backlogWake
+		c.backlogMu.Unlock()
+
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return Notification{}, fmt.Errorf("waiting for %q: %w", method, ctx.Err())
+		case <-c.closed:
+			// The reader has stopped: one last look, then give up.
+			c.backlogMu.Lock()
+			stale := c.backlogWake == wake
+			c.backlogMu.Unlock()
+			if stale {
+				return Notification{}, fmt.Errorf("waiting for %q: %w", method, c.closedErr())
+			}
+		}
+	}
+}
+
+func (c *Client) writeJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("client: encoding message: %w", err)
+	}
+	return c.writeFrame(b)
+}
+
+func (c *Client) writeFrame(b []byte) error {
+	select {
+	case <-c.closed:
+		return c.closedErr()
+	default:
+	}
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	_ = c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		select {
+		case <-c.closed:
+			return c.closedErr()
+		default:
+		}
+		return fmt.Errorf("client: write: %w", err)
+	}
+	return nil
+}
+
+// readLoop owns the socket's read side until it fails.
+func (c *Client) readLoop() {
+	defer c.wg.Done()
+	code := closeCodeUnknown
+	for {
+		_, data, err := c.conn.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				code = ce.Code
+			}
+			c.log.Debug("websocket closed", "code", code, "err", err)
+			break
+		}
+		c.dispatch(data)
+	}
+	c.closeCode.Store(int32(code))
+	c.pendMu.Lock()
+	c.pending = map[int64]chan rpcResponse{} // waiters see c.closed
+	c.pendMu.Unlock()
+	close(c.closed)
+}
+
+func (c *Client) dispatch(data []byte) {
+	trimmed := bytes.TrimSpace(data)
+	var m wireMessage
+	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(trimmed, &m) != nil {
+		c.pushRaw(data)
+		return
+	}
+	hasID := len(m.ID) > 0 && string(m.ID) != "null"
+	switch {
+	case m.Method != "" && hasID:
+		c.serverRequest(m)
+	case m.Method != "":
+		c.pushNotification(Notification{Method: m.Method, Params: m.Params})
+	default:
+		c.response(m, data)
+	}
+}
+
+func (c *Client) response(m wireMessage, data []byte) {
+	id, err := strconv.ParseInt(string(m.ID), 10, 64)
+	if err != nil {
+		c.pushRaw(data)
+		return
+	}
+	c.pendMu.Lock()
+	ch, ok := c.pending[id]
+	delete(c.pending, id)
+	_, abandoned := c.abandoned[id]
+	delete(c.abandoned, id)
+	c.pendMu.Unlock()
+	switch {
+	case ok:
+		ch <- rpcResponse{result: m.Result, err: m.Error}
+	case abandoned:
+		c.log.Debug("dropping response to abandoned call", "id", id)
+	default:
+		c.pushRaw(data)
+	}
+}
+
+// serverRequest handles a request from the server. "offer" goes to the
+// signaling worker (it is answered there); anything else is refused.
+func (c *Client) serverRequest(m wireMessage) {
+	if m.Method == "offer" {
+		c.enqueueSignal(signal{id: m.ID, method: m.Method, params: m.Params})
+		return
+	}
+	c.reply(m.ID, nil, &RPCError{Code: CodeMethodNotFound, Message: "method not found: " + m.Method})
+}
+
+func (c *Client) reply(id json.RawMessage, result any, rerr *RPCError) {
+	if rerr == nil && result == nil {
+		result = struct{}{}
+	}
+	if err := c.writeJSON(outResponse{JSONRPC: "2.0", ID: id, Result: result, Error: rerr}); err != nil {
+		c.log.Debug("reply failed", "id", string(id), "err", err)
+	}
+}
+
+func (c *Client) pushNotification(n Notification) {
+	if n.Method == NotifyTrickle {
+		c.enqueueSignal(signal{method: n.Method, params: n.Params})
+	}
+	// The public channel: drop the oldest when full.
+	for {
+		select {
+		case c.notifCh <- n:
+		default:
+			select {
+			case <-c.notifCh:
+				c.notifDropped.Add(1)
+			default:
+			}
+			continue
+		}
+		break
+	}
+	// The WaitNotification backlog.
+	c.backlogMu.Lock()
+	if len(c.backlog) >= backlogLimit {
+		c.backlog = c.backlog[1:]
+		c.notifDropped.Add(1)
+	}
+	c.backlog = append(c.backlog, n)
+	close(c.backlogWake)
+	c.backlogWake = make(chan struct{})
+	c.backlogMu.Unlock()
+}
+
+func (c *Client) pushRaw(data []byte) {
+	msg := json.RawMessage(bytes.Clone(data))
+	for {
+		select {
+		case c.rawCh <- msg:
+			return
+		default:
+			select {
+			case <-c.rawCh:
+			default:
+			}
+		}
+	}
+}
