@@ -42,7 +42,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg, os.Stdout); err != nil {
+	if err := run(ctx, cfg, os.Stdout, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "relayd:", err)
 		os.Exit(1)
 	}
@@ -54,8 +54,9 @@ const shutdownTimeout = 10 * time.Second
 
 // run serves until ctx is cancelled, then shuts down gracefully: rooms end
 // (participants get room.updated and a close), sessions close, the HTTP
-// server drains, and the UDP socket closes.
-func run(ctx context.Context, cfg Config, stdout io.Writer) error {
+// server drains, and the UDP socket closes. ready, when not nil, gets the
+// HTTP address once the server accepts connections.
+func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr string)) error {
 	log := newLogger(cfg, stdout)
 	if cfg.Dev && cfg.Secret == "" {
 		b := make([]byte, 24)
@@ -67,7 +68,13 @@ func run(ctx context.Context, cfg Config, stdout io.Writer) error {
 		return fmt.Errorf("media udp: %w", err)
 	}
 	defer udp.Close()
-	api, mux, err := sfu.NewAPI(sfu.MediaConfig{UDPConn: udp, ICELoopback: cfg.ICELoopback, PublicIP: cfg.PublicIP})
+	// A media socket bound to a loopback address can only be reached over
+	// loopback: offer those candidates even without --ice-loopback.
+	loopback := cfg.ICELoopback
+	if a, ok := udp.LocalAddr().(*net.UDPAddr); ok && a.IP.IsLoopback() {
+		loopback = true
+	}
+	api, mux, err := sfu.NewAPI(sfu.MediaConfig{UDPConn: udp, ICELoopback: loopback, PublicIP: cfg.PublicIP})
 	if err != nil {
 		return err
 	}
@@ -89,6 +96,9 @@ func run(ctx context.Context, cfg Config, stdout io.Writer) error {
 	log.Info("relayd listening", "http", ln.Addr().String(), "udp", udp.LocalAddr().String())
 	if cfg.Dev {
 		printDev(stdout, tokens, cfg, ln.Addr().String())
+	}
+	if ready != nil {
+		ready(ln.Addr().String())
 	}
 
 	select {

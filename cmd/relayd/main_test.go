@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/relaysfu/relayd/bench/client"
+	"github.com/relaysfu/relayd/signaling"
+)
+
+// SIGTERM (ctx cancelled) ends every room: participants get room.updated
+// "ended" and a 1000 close, run returns, and no goroutine is left.
+func TestGracefulShutdown(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	cfg := DefaultConfig()
+	cfg.Secret = "shutdown-test-secret"
+	cfg.Listen = "127.0.0.1:0"
+	cfg.UDPPort = 0
+	cfg.DataDir = t.TempDir()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, io.Discard, func(a string) { addrc <- a }) }()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+	tokens := signaling.NewTokens([]byte(cfg.Secret))
+	tctx, tcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer tcancel()
+	dial := func(identity, role string) *client.Client {
+		tok, err := tokens.Issue(signaling.TokenSpec{Identity: identity, Room: "r", Role: role, TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := client.Dial(tctx, "http://"+addr, tok, client.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Join(tctx); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	host := dial("alice", "host")
+	defer host.Close()
+	pub, err := client.NewSyntheticPublisher(client.PublisherOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := host.Publish(tctx, pub.Tracks()...); err != nil {
+		t.Fatal(err)
+	}
+	pub.Start()
+	defer pub.Stop()
+	viewer := dial("bob", "viewer")
+	defer viewer.Close()
+	if _, err := viewer.WaitTrack(tctx, "video", nil); err != nil {
+		t.Fatal(err)
+	}
+
+	cancel() // what SIGTERM does through signal.NotifyContext
+	if _, err := viewer.WaitNotification(tctx, "room.updated", func(p json.RawMessage) bool {
+		var ev struct{ Room client.Room }
+		return json.Unmarshal(p, &ev) == nil && ev.Room.Status == "ended"
+	}); err != nil {
+		t.Fatalf("no room.updated ended: %v", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return")
+	}
+	for _, c := range []*client.Client{host, viewer} {
+		<-c.Closed()
+		if code := c.CloseCode(); code != 1000 {
+			t.Errorf("close code %d, want 1000", code)
+		}
+	}
+	pub.Stop()
+	_ = host.Close()
+	_ = viewer.Close()
+}
