@@ -27,6 +27,9 @@ var (
 	retransmitResult = []string{"hit", "miss"}
 	pliDirections    = []string{"from_subscriber", "to_publisher"}
 	dropReasons      = []string{"queue_full", "wait_keyframe", "not_ready", "stale"}
+	// The invitation statuses of the contract (the invitations package
+	// has them as constants; metrics imports nothing of ours).
+	invitationStatuses = []string{"pending", "accepted", "rejected", "cancelled", "expired", "removed", "left"}
 )
 
 // Metrics is the set of relayd instruments and the registry they live in.
@@ -74,6 +77,25 @@ type Metrics struct {
 	// success, else the error code). The caller must map methods outside
 	// its known set to "unknown", so that clients cannot create series.
 	RPCRequests *prometheus.CounterVec
+
+	// Invitations counts transitions into each invitation status:
+	// pending|accepted|rejected|cancelled|expired|removed|left (a
+	// created invitation counts as pending).
+	Invitations *prometheus.CounterVec
+	// InvitationAcceptSeconds is the time from an invitation's creation
+	// to its acceptance.
+	InvitationAcceptSeconds prometheus.Histogram
+
+	// Relays counts running relays by state: connecting|running|failure.
+	Relays *prometheus.GaugeVec
+	// RelayDestinations counts the destinations of running relays.
+	RelayDestinations prometheus.Gauge
+	// RelayPackets counts packets written into a destination room.
+	RelayPackets prometheus.Counter
+	// RelayStartLatency is the time from a relay (or an update adding a
+	// destination) starting to join a destination to the first packet
+	// written there.
+	RelayStartLatency prometheus.Histogram
 }
 
 // New builds the instruments on a fresh registry, together with the Go
@@ -149,6 +171,38 @@ func New() *Metrics {
 			Name: "relayd_rpc_requests_total",
 			Help: `JSON-RPC requests by method and result code ("0" for success).`,
 		}, []string{"method", "code"}),
+		Invitations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relayd_invitations_total",
+			Help: "Invitation transitions, by the status entered (creation enters pending).",
+		}, []string{"status"}),
+		InvitationAcceptSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "relayd_invitation_accept_seconds",
+			Help: "Time from an invitation's creation to its acceptance.",
+			// 1s to 30min: an invitee watching the page accepts within
+			// seconds, one who has to notice it within minutes; the
+			// default TTL (10m) caps it, and 30min leaves room for a
+			// longer --invitation-ttl.
+			Buckets: []float64{1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800},
+		}),
+		Relays: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "relayd_relays",
+			Help: "Running relays by state.",
+		}, []string{"state"}),
+		RelayDestinations: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relayd_relay_destinations",
+			Help: "Destinations of running relays.",
+		}),
+		RelayPackets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relayd_relay_packets_total",
+			Help: "RTP packets relayed into destination rooms.",
+		}),
+		RelayStartLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "relayd_relay_start_seconds",
+			Help: "Relay start (or destination added) to the first packet written in that destination.",
+			// 1 ms to ~8 s: the join is in-process; the wait is for the
+			// source's next packet, a keyframe request away at worst.
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
 	}
 
 	m.Registry.MustRegister(
@@ -159,6 +213,8 @@ func New() *Metrics {
 		m.NACKs, m.Retransmits, m.PLIs, m.Drops,
 		m.ForwardLatency, m.JoinLatency,
 		m.WSConnections, m.RPCRequests,
+		m.Invitations, m.InvitationAcceptSeconds,
+		m.Relays, m.RelayDestinations, m.RelayPackets, m.RelayStartLatency,
 	)
 
 	precreate(m.Rooms, roomStatuses)
@@ -170,6 +226,8 @@ func New() *Metrics {
 	precreate(m.NACKs, nackDirections)
 	precreate(m.Retransmits, retransmitResult)
 	precreate(m.PLIs, pliDirections)
+	precreate(m.Invitations, invitationStatuses)
+	precreate(m.Relays, []string{"connecting", "running", "failure"})
 	for _, kind := range mediaKinds {
 		for _, reason := range dropReasons {
 			m.Drops.WithLabelValues(kind, reason)

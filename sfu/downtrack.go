@@ -159,6 +159,9 @@ func (d *DownTrack) WriteRTP(p *Packet) {
 	if p.Keyframe {
 		flags |= flagKeyframe
 	}
+	if p.Discontinuity {
+		flags |= flagResync
+	}
 	if d.dropping {
 		if d.video && !p.Keyframe {
 			d.dropQueue.Inc()

@@ -19,6 +19,10 @@ type Packet struct {
 	Ext      uint64      // extended sequence number: the packet's key in Cache
 	Keyframe bool        // first packet of a video keyframe
 	Arrival  int64       // Now() when the reader got it
+	// Discontinuity marks the first packet after a feeder skipped packets
+	// on purpose (a paused relay resuming): sinks continue their outgoing
+	// sequence without a gap. For video it is always a keyframe start.
+	Discontinuity bool
 }
 
 // Sink receives the packets of one UpTrack: the WebRTC DownTrack, the

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -67,6 +68,8 @@ type Participant struct {
 	delivered  map[Target]bool
 
 	pubWG sync.WaitGroup
+
+	observer atomic.Pointer[func(up *UpTrack, published bool)]
 }
 
 type downEntry struct {
@@ -582,5 +585,52 @@ func (p *Participant) Leave() { p.leave(true) }
 
 func (p *Participant) leave(hostLeft bool) {
 	p.close()
+	// Tracks fed by someone else (a relay's) have no reader to end them.
+	for _, t := range p.PublishedTracks() {
+		p.UnpublishTrack(t)
+	}
 	p.room.remove(p, hostLeft)
+}
+
+// PublishTrack publishes an up track the participant does not read itself:
+// a relay's (NewRelayedUpTrack). ErrForbidden when it may not publish.
+func (p *Participant) PublishTrack(up *UpTrack) error {
+	if !p.room.publish(p, up) {
+		return ErrForbidden
+	}
+	return nil
+}
+
+// UnpublishTrack ends a track published with PublishTrack: every
+// subscriber gets track.unpublished.
+func (p *Participant) UnpublishTrack(up *UpTrack) {
+	up.Close()
+	p.room.unpublish(p, up)
+}
+
+// PublishedTracks returns the participant's published tracks.
+func (p *Participant) PublishedTracks() []*UpTrack {
+	p.room.mu.Lock()
+	defer p.room.mu.Unlock()
+	return append([]*UpTrack(nil), p.published...)
+}
+
+// Name returns the participant's display name.
+func (p *Participant) Name() string { return p.name }
+
+// SetTrackObserver sets f to be told, after the fact and without locks
+// held, each time one of the participant's own tracks is published or
+// unpublished (the relay follows its source this way). nil removes it.
+func (p *Participant) SetTrackObserver(f func(up *UpTrack, published bool)) {
+	if f == nil {
+		p.observer.Store(nil)
+		return
+	}
+	p.observer.Store(&f)
+}
+
+func (p *Participant) observe(up *UpTrack, published bool) {
+	if f := p.observer.Load(); f != nil {
+		(*f)(up, published)
+	}
 }

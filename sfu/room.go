@@ -95,7 +95,9 @@ func (r *Room) sortedLocked() []*Participant {
 }
 
 // MayPublish is the one place that decides whether a participant may send
-// media into this room. For now: the host only.
+// media into this room: the host; an accepted co-host (that role only ever
+// comes from an accepted invitation); a relay whose identity is this room's
+// host or holds an accepted invitation here (Config.IsCohost).
 func (r *Room) MayPublish(p *Participant) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -103,7 +105,28 @@ func (r *Room) MayPublish(p *Participant) bool {
 }
 
 func (r *Room) mayPublishLocked(p *Participant) bool {
-	return r.status != StatusEnded && !p.gone && p.role == RoleHost
+	return r.status != StatusEnded && !p.gone && r.mayPublishAs(p.identity, p.role)
+}
+
+// MayPublishAs answers MayPublish for an identity about to join with role:
+// the relay asks it before joining a destination.
+func (r *Room) MayPublishAs(identity string, role Role) bool {
+	r.mu.Lock()
+	ended := r.status == StatusEnded
+	r.mu.Unlock()
+	return !ended && r.mayPublishAs(identity, role)
+}
+
+func (r *Room) mayPublishAs(identity string, role Role) bool {
+	switch role {
+	case RoleHost:
+		return identity == r.host
+	case RoleCohost:
+		return true
+	case RoleRelay:
+		return identity == r.host || (r.sfu.cfg.IsCohost != nil && r.sfu.cfg.IsCohost(r.name, identity))
+	}
+	return false
 }
 
 // JoinState is what a participant learns when it joins.
@@ -207,6 +230,7 @@ func (r *Room) publish(p *Participant, t *UpTrack) bool {
 	for _, q := range subs {
 		q.subscribe([]*UpTrack{t})
 	}
+	p.observe(t, true)
 	return true
 }
 
@@ -239,6 +263,7 @@ func (r *Room) unpublish(p *Participant, t *UpTrack) {
 	for _, q := range subs {
 		q.unsubscribe(t)
 	}
+	p.observe(t, false)
 }
 
 // remove takes p out of the room after its tracks are unpublished. A host

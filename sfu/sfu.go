@@ -31,6 +31,9 @@ type Config struct {
 	ReconnectGrace time.Duration // how long a room waits for its vanished host
 	Logger         *slog.Logger
 	Metrics        *metrics.Metrics
+	// IsCohost reports whether identity holds an accepted invitation in
+	// room; the publish gate asks it for relays (invitations hook here).
+	IsCohost func(room, identity string) bool
 	// OnRoomStatus, when set, is called (without sfu locks held, in the
 	// goroutine that changed it) after every room status change; other
 	// layers (store, invitations, relay) hook here.

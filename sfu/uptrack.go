@@ -72,6 +72,7 @@ type UpTrack struct {
 	codec       webrtc.RTPCodecCapability
 	relayed     bool
 	src         Source
+	origin      *UpTrack // for a relayed track: the track it carries
 	cache       *Cache
 	log         *slog.Logger
 	m           *metrics.Metrics
@@ -99,11 +100,17 @@ type UpTrack struct {
 }
 
 // NewUpTrack makes an up track; call Run to start reading.
-func NewUpTrack(p UpTrackParams) *UpTrack {
+func NewUpTrack(p UpTrackParams) *UpTrack { return newUpTrack(p, nil) }
+
+// newUpTrack makes an up track with the given cache, or a new one.
+func newUpTrack(p UpTrackParams, cache *Cache) *UpTrack {
 	video := p.Kind == webrtc.RTPCodecTypeVideo
-	size := audioCacheSize
-	if video {
-		size = videoCacheSize
+	if cache == nil {
+		size := audioCacheSize
+		if video {
+			size = videoCacheSize
+		}
+		cache = NewCache(size)
 	}
 	kind := p.Kind.String()
 	t := &UpTrack{
@@ -113,7 +120,7 @@ func NewUpTrack(p UpTrackParams) *UpTrack {
 		codec:       p.Codec,
 		relayed:     p.Relayed,
 		src:         p.Source,
-		cache:       NewCache(size),
+		cache:       cache,
 		log:         p.Logger.With("track", p.ID, "kind", kind),
 		m:           p.Metrics,
 		video:       video,
@@ -126,6 +133,45 @@ func NewUpTrack(p UpTrackParams) *UpTrack {
 	t.sinks.Store(&[]Sink{})
 	return t
 }
+
+// NewRelayedUpTrack makes an up track in another room that carries origin's
+// packets (a same-process relay). It shares origin's Cache, so NACKs in every
+// room are answered from one copy, and passes keyframe requests to origin,
+// so all rooms share one throttle. It has no reader of its own: the relay's
+// egress, a Sink of origin, calls Forward from origin's reader goroutine, so
+// origin's reader stays the one forwarding loop. Close ends it.
+func NewRelayedUpTrack(origin *UpTrack, p UpTrackParams) *UpTrack {
+	p.Kind = origin.kind
+	p.Codec = origin.codec
+	p.Relayed = true
+	p.Source = relayedSource{origin}
+	t := newUpTrack(p, origin.cache)
+	t.origin = origin
+	return t
+}
+
+// relayedSource sends a relayed track's keyframe requests to its origin.
+type relayedSource struct{ origin *UpTrack }
+
+func (s relayedSource) ReadRTP([]byte) (int, error) { return 0, io.EOF }
+func (s relayedSource) RequestKeyframe() error {
+	s.origin.RequestKeyframe()
+	return nil
+}
+
+// Forward fans a packet of origin out to a relayed track's sinks. Only
+// origin's reader goroutine calls it (through the relay's egress sink).
+func (t *UpTrack) Forward(p *Packet) {
+	t.packetsIn.Inc()
+	t.bytesIn.Add(float64(len(p.Raw)))
+	for _, s := range *t.sinks.Load() {
+		s.WriteRTP(p)
+	}
+}
+
+// Close ends a relayed up track: its sinks are closed and Done is closed.
+// (A track with a reader ends when its source does.)
+func (t *UpTrack) Close() { t.finish() }
 
 // ID returns the track id.
 func (t *UpTrack) ID() string { return t.id }
@@ -258,6 +304,10 @@ func (t *UpTrack) SinkCount() int { return len(*t.sinks.Load()) }
 // keyframeInterval however many subscribers ask.
 func (t *UpTrack) RequestKeyframe() {
 	if !t.video {
+		return
+	}
+	if t.origin != nil {
+		t.origin.RequestKeyframe() // one throttle, at the origin
 		return
 	}
 	now := Now()

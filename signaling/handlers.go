@@ -107,6 +107,8 @@ func (s *session) join(raw json.RawMessage) (any, *Error) {
 		return nil, toError(err)
 	}
 	s.p, s.joined = p, true
+	s.part.Store(p)
+	s.srv.bind(p, s)
 	s.log = s.log.With("role", string(role))
 	s.observeJoin()
 	res := joinResult{Participant: st.Participant, Room: &st.Room, Participants: st.Participants, Tracks: st.Tracks}
@@ -210,6 +212,7 @@ func (s *session) leave(raw json.RawMessage) (any, *Error) {
 	}
 	p := s.p
 	s.after = func() {
+		s.srv.relays.SourceGone(p)
 		p.Leave()
 		s.closeWith(1000, "left")
 	}

@@ -27,7 +27,8 @@ type testServer struct {
 }
 
 type serverOpts struct {
-	grace time.Duration
+	grace    time.Duration
+	isCohost func(room, identity string) bool
 }
 
 func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
@@ -45,7 +46,7 @@ func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
 		t.Fatal(err)
 	}
 	m := metrics.New()
-	s := sfu.New(sfu.Config{API: api, ReconnectGrace: o.grace, Metrics: m})
+	s := sfu.New(sfu.Config{API: api, ReconnectGrace: o.grace, Metrics: m, IsCohost: o.isCohost})
 	tokens := NewTokens([]byte("test-secret-0123456789"))
 	srv := NewServer(Params{SFU: s, Tokens: tokens, Metrics: m})
 	hs := httptest.NewServer(srv.Handler())
@@ -57,6 +58,20 @@ func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
 		_ = udp.Close()
 	})
 	return &testServer{URL: hs.URL, SFU: s, Srv: srv, Tokens: tokens, Metrics: m}
+}
+
+// withCohosts stands in for accepted invitations: identity -> rooms.
+func withCohosts(m map[string][]string) func(*serverOpts) {
+	return func(o *serverOpts) {
+		o.isCohost = func(room, identity string) bool {
+			for _, r := range m[identity] {
+				if r == room {
+					return true
+				}
+			}
+			return false
+		}
+	}
 }
 
 func withGrace(d time.Duration) func(*serverOpts) { return func(o *serverOpts) { o.grace = d } }

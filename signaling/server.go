@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/relaysfu/relayd/metrics"
+	"github.com/relaysfu/relayd/relay"
 	"github.com/relaysfu/relayd/sfu"
 )
 
@@ -23,6 +24,8 @@ type Params struct {
 	Logger         *slog.Logger
 	AllowedOrigins []string // WebSocket origins allowed besides the server's own
 	AnyOrigin      bool     // --dev: allow every origin
+	// MaxRelayDestinations is --max-relay-destinations (default 4).
+	MaxRelayDestinations int
 }
 
 // Server serves the WebSocket signaling and the HTTP API.
@@ -35,10 +38,12 @@ type Server struct {
 	anyOrig  bool
 	upgrader websocket.Upgrader
 	draining atomic.Bool
+	relays   *relay.Manager
 
 	mu       sync.Mutex
-	sessions map[*session]bool // guarded by mu
-	wg       sync.WaitGroup    // one per live session
+	sessions map[*session]bool             // guarded by mu
+	byPart   map[*sfu.Participant]*session // guarded by mu: joined room sessions
+	wg       sync.WaitGroup                // one per live session
 }
 
 // NewServer makes a Server.
@@ -50,7 +55,12 @@ func NewServer(p Params) *Server {
 		sfu: p.SFU, tokens: p.Tokens, metrics: p.Metrics, log: p.Logger,
 		origins: map[string]bool{}, anyOrig: p.AnyOrigin,
 		sessions: map[*session]bool{},
+		byPart:   map[*sfu.Participant]*session{},
 	}
+	s.relays = relay.NewManager(relay.Config{
+		SFU: p.SFU, MaxDestinations: p.MaxRelayDestinations, Authorize: s.authorizeTarget,
+		Logger: p.Logger, Metrics: p.Metrics,
+	})
 	for _, o := range p.AllowedOrigins {
 		s.origins[strings.TrimRight(strings.ToLower(o), "/")] = true
 	}
@@ -68,6 +78,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/ws", s.serveWS)
 	s.routes(mux)
+	s.relayRoutes(mux)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -149,6 +160,29 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	sess.serve()
 }
 
+// sessionOf returns the session of a room participant, or nil.
+func (s *Server) sessionOf(p *sfu.Participant) *session {
+	if p == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byPart[p]
+}
+
+func (s *Server) bind(p *sfu.Participant, sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess == nil {
+		delete(s.byPart, p)
+		return
+	}
+	s.byPart[p] = sess
+}
+
+// Relays returns the relay manager.
+func (s *Server) Relays() *relay.Manager { return s.relays }
+
 // count records one handled request in the metrics.
 func (s *Server) count(method string, code int) {
 	if !knownMethods[method] {
@@ -169,6 +203,7 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // ended the rooms, so room participants were told why.
 func (s *Server) Close(timeout time.Duration) {
 	s.Drain()
+	s.relays.Close()
 	s.mu.Lock()
 	for sess := range s.sessions {
 		sess.closeWith(websocket.CloseGoingAway, "server shutting down")

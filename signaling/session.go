@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -61,8 +62,9 @@ type session struct {
 	joined bool
 	user   bool // a user session: no room, invitations only
 	p      *sfu.Participant
-	after  func()          // runs after the current response is queued
-	curID  json.RawMessage // id of the request being served; nil for a notification
+	part   atomic.Pointer[sfu.Participant] // p, for other goroutines (Notify)
+	after  func()                          // runs after the current response is queued
+	curID  json.RawMessage                 // id of the request being served; nil for a notification
 
 	mu      sync.Mutex
 	nextID  int
@@ -110,7 +112,9 @@ func (s *session) serve() {
 		s.handle(frame)
 	}
 	if s.p != nil {
+		s.srv.relays.SourceGone(s.p)
 		s.p.Leave()
+		s.srv.bind(s.p, nil)
 	}
 	s.stop()
 	wg.Wait()
@@ -204,6 +208,12 @@ func (s *session) Notify(ev sfu.Event) {
 	case sfu.RoomUpdated:
 		s.send(encodeNotification("room.updated", map[string]any{"room": e.Room}))
 	case sfu.SessionEnded:
+		// The room ended (or a newer session took over): stop this
+		// participant's relay first, so its relay.state reaches the
+		// client before the close.
+		if p := s.part.Load(); p != nil {
+			s.srv.relays.SourceGone(p)
+		}
 		s.closeWith(e.Code, e.Reason)
 	}
 }

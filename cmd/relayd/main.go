@@ -85,6 +85,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 	srv := signaling.NewServer(signaling.Params{
 		SFU: s, Tokens: tokens, Metrics: m, Logger: log,
 		AllowedOrigins: cfg.AllowedOrigins, AnyOrigin: cfg.Dev,
+		MaxRelayDestinations: cfg.MaxRelayDestinations,
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
