@@ -60,6 +60,8 @@ func TestScrapeHasEveryMetric(t *testing.T) {
 		"relayd_join_latency_seconds",
 		"relayd_ws_connections",
 		"relayd_rpc_requests_total",
+		"relayd_invitations_total",
+		"relayd_invitation_accept_seconds",
 		"go_goroutines",
 		"process_start_time_seconds",
 	} {
@@ -83,6 +85,9 @@ func TestPrecreatedSeries(t *testing.T) {
 		`relayd_packets_dropped_total{kind="video",reason="wait_keyframe"} 0`,
 		`relayd_forward_latency_seconds_bucket{le="0.1024"} 0`,
 		`relayd_join_latency_seconds_bucket{le="5"} 0`,
+		`relayd_invitations_total{status="pending"} 0`,
+		`relayd_invitations_total{status="left"} 0`,
+		`relayd_invitation_accept_seconds_bucket{le="1800"} 0`,
 	} {
 		if !strings.Contains(body, "\n"+series+"\n") {
 			t.Errorf("scrape lacks %s", series)

@@ -615,6 +615,33 @@ func (p *Participant) PublishedTracks() []*UpTrack {
 	return append([]*UpTrack(nil), p.published...)
 }
 
+// SetRole changes the participant's role live (an accepted invitation makes
+// a viewer a co-host; removal or leaving the stage makes it a viewer
+// again): everyone in the room gets participant.updated. A participant
+// that may no longer publish has its publisher PC closed, so its tracks are
+// unpublished on every subscriber at once; SetRole returns after that.
+func (p *Participant) SetRole(role Role) {
+	r := p.room
+	r.mu.Lock()
+	if p.gone || p.role == role || p.role == RoleRelay || p.role == RoleHost {
+		r.mu.Unlock()
+		return
+	}
+	m := r.sfu.cfg.Metrics.Participants
+	m.WithLabelValues(string(p.role)).Dec()
+	m.WithLabelValues(string(role)).Inc()
+	p.role = role
+	info := p.infoLocked()
+	for _, q := range r.sortedLocked() {
+		q.events.Notify(ParticipantUpdated{Participant: info})
+	}
+	mayPublish := r.mayPublishLocked(p)
+	r.mu.Unlock()
+	if !mayPublish {
+		p.ClosePublisher()
+	}
+}
+
 // Name returns the participant's display name.
 func (p *Participant) Name() string { return p.name }
 

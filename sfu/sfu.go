@@ -91,6 +91,29 @@ func (s *SFU) CreateRoom(name, host, title, metadata string) (*Room, error) {
 	return r, nil
 }
 
+// RestoreRoom registers a room known from the store (after a restart) with
+// its recorded status and times; a room that was live or waiting for its
+// host cannot be live any more and is restored as ended. An existing room
+// of that name is left alone.
+func (s *SFU) RestoreRoom(info RoomInfo) *Room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.rooms[info.Name]; r != nil {
+		return r
+	}
+	r := newRoom(s, info.Name, info.Host, info.Title, string(info.Metadata))
+	r.createdAt, r.startedAt, r.endedAt = info.CreatedAt, info.StartedAt, info.EndedAt
+	if info.Status != StatusIdle {
+		if r.endedAt == nil {
+			now := time.Now().UTC()
+			r.endedAt = &now
+		}
+		r.setStatusLocked(StatusEnded)
+	}
+	s.rooms[info.Name] = r
+	return r
+}
+
 // Rooms returns the rooms sorted by name.
 func (s *SFU) Rooms() []*Room {
 	s.mu.Lock()

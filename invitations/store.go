@@ -1,0 +1,102 @@
+package invitations
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Store keeps invitations and room records durably. It knows nothing of
+// who may do what or of the clock: the Manager decides, and the Store
+// makes each decision atomic. BoltStore is the one implementation; the
+// interface is kept small so that another (Redis: WATCH/MULTI or a Lua
+// script per call) can be added without touching the state machine.
+//
+// Every write is durable before the call returns: the contract wants an
+// invitation written before the answer is sent.
+type Store interface {
+	// Create stores inv (a new pending invitation) atomically, unless
+	// the same room already has an invitation for inv.User that is
+	// accepted, or pending and not due (ExpiresAt after inv.CreatedAt).
+	// Then nothing is written, and that invitation is returned with
+	// created=false: a second invitation.create returns the pending one,
+	// and inviting a user who is already on the stage returns their
+	// accepted one. A pending invitation that is due does not count: it
+	// is expired already, only not yet marked so.
+	//
+	// Otherwise check is called with every invitation of inv.Room (for
+	// the stage count); its error aborts and is returned as is. A
+	// duplicate inv.ID is an ErrConflict.
+	//
+	// Errors of the store itself (I/O, a corrupt record) are wrapped
+	// with the operation; ErrNotFound and the callbacks' errors are not
+	// wrapped by the store, so their messages can be shown to clients.
+	Create(inv Invitation, check func(sameRoom []Invitation) error) (stored Invitation, created bool, err error)
+
+	// Update runs fn on invitation id inside one atomic transaction,
+	// giving it every invitation of the same room (inv included, as it
+	// was before fn) for the stage count. fn may change Status and
+	// UpdatedAt only. When fn returns nil the result is
+	// durable before Update returns it. fn's error aborts the
+	// transaction and is returned as is, with the invitation as stored.
+	// A missing id is ErrNotFound. fn may run more than once (optimistic
+	// stores retry), so it must not have effects outside *inv.
+	Update(id string, fn func(inv *Invitation, sameRoom []Invitation) error) (Invitation, error)
+
+	// Get returns one invitation, or ErrNotFound.
+	Get(id string) (Invitation, error)
+
+	// List returns the invitations matching f, sorted by CreatedAt then
+	// ID.
+	List(f Filter) ([]Invitation, error)
+
+	// PutRoom creates or replaces the record of r.Name.
+	PutRoom(r RoomRecord) error
+	// GetRoom returns the record of a room, or ErrNotFound.
+	GetRoom(name string) (RoomRecord, error)
+	// ListRooms returns every room record, sorted by name.
+	ListRooms() ([]RoomRecord, error)
+
+	// Close releases the store (for BoltStore, the file and its lock).
+	Close() error
+}
+
+// Filter selects invitations; an empty field matches every value.
+type Filter struct {
+	Room   string
+	User   string
+	Status Status
+}
+
+// Match reports whether inv passes f.
+func (f Filter) Match(inv Invitation) bool {
+	return (f.Room == "" || f.Room == inv.Room) &&
+		(f.User == "" || f.User == inv.User) &&
+		(f.Status == "" || f.Status == inv.Status)
+}
+
+// sortInvitations orders list by CreatedAt, then ID, the order List
+// promises.
+func sortInvitations(list []Invitation) {
+	slices.SortFunc(list, func(a, b Invitation) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+}
+
+// RoomRecord is what persists of a room, so that rooms survive a restart
+// with their invitations. Status is the room's word (idle, live,
+// waiting_reconnect, ended, recorded); this package does not interpret it.
+type RoomRecord struct {
+	Name      string          `json:"name"`
+	Host      string          `json:"host"`
+	Title     string          `json:"title,omitempty"`
+	Metadata  json.RawMessage `json:"metadata,omitempty"`
+	Status    string          `json:"status"`
+	CreatedAt time.Time       `json:"createdAt"`
+	StartedAt *time.Time      `json:"startedAt,omitempty"`
+	EndedAt   *time.Time      `json:"endedAt,omitempty"`
+}
