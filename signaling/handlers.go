@@ -75,6 +75,7 @@ func (s *session) join(raw json.RawMessage) (any, *Error) {
 	c := s.claims
 	if c.Room == "" {
 		s.joined, s.user = true, true
+		s.srv.register(c.Identity(), s, true)
 		s.observeJoin()
 		return joinResult{
 			Participant:  sfu.ParticipantInfo{Identity: c.Identity(), Name: c.Name, Role: sfu.RoleViewer, Tracks: []sfu.TrackInfo{}},
@@ -91,6 +92,9 @@ func (s *session) join(raw json.RawMessage) (any, *Error) {
 			if err != nil && !errors.Is(err, sfu.ErrRoomExists) {
 				return nil, toError(err)
 			}
+			if err == nil {
+				s.srv.persistRoom(r.Info(false))
+			}
 			room = r
 		}
 		if room.Host() != c.Identity() {
@@ -102,6 +106,9 @@ func (s *session) join(raw json.RawMessage) (any, *Error) {
 	if room.Status() == sfu.StatusEnded {
 		return nil, Errorf(CodeConflict, "room %s has ended", c.Room)
 	}
+	if role == sfu.RoleViewer && s.srv.inv.IsCohost(c.Room, c.Identity()) {
+		role = sfu.RoleCohost // joining later keeps an accepted invitation's role
+	}
 	p, st, err := room.Join(sfu.ParticipantParams{Identity: c.Identity(), Name: c.Name, Role: role, Events: s})
 	if err != nil {
 		return nil, toError(err)
@@ -109,6 +116,7 @@ func (s *session) join(raw json.RawMessage) (any, *Error) {
 	s.p, s.joined = p, true
 	s.part.Store(p)
 	s.srv.bind(p, s)
+	s.srv.register(c.Identity(), s, true)
 	s.log = s.log.With("role", string(role))
 	s.observeJoin()
 	res := joinResult{Participant: st.Participant, Room: &st.Room, Participants: st.Participants, Tracks: st.Tracks}

@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/metrics"
 	"github.com/relaysfu/relayd/sfu"
 )
@@ -24,11 +26,14 @@ type testServer struct {
 	Srv     *Server
 	Tokens  *Tokens
 	Metrics *metrics.Metrics
+	Inv     *invitations.Manager
 }
 
 type serverOpts struct {
-	grace    time.Duration
-	isCohost func(room, identity string) bool
+	grace      time.Duration
+	isCohost   func(room, identity string) bool
+	maxCohosts int
+	dataDir    string
 }
 
 func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
@@ -46,18 +51,50 @@ func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
 		t.Fatal(err)
 	}
 	m := metrics.New()
-	s := sfu.New(sfu.Config{API: api, ReconnectGrace: o.grace, Metrics: m, IsCohost: o.isCohost})
+	dir := o.dataDir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	store, err := invitations.OpenBolt(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var srv *Server
+	inv := invitations.NewManager(invitations.Config{
+		Store: store, MaxCohosts: o.maxCohosts, Metrics: m,
+		OnChange: func(i invitations.Invitation) { srv.InvitationChanged(i) },
+	})
+	isCohost := inv.IsCohost
+	if o.isCohost != nil {
+		isCohost = o.isCohost
+	}
+	s := sfu.New(sfu.Config{
+		API: api, ReconnectGrace: o.grace, Metrics: m, IsCohost: isCohost,
+		OnRoomStatus: func(info sfu.RoomInfo) { srv.RoomStatusChanged(info) },
+	})
 	tokens := NewTokens([]byte("test-secret-0123456789"))
-	srv := NewServer(Params{SFU: s, Tokens: tokens, Metrics: m})
+	srv = NewServer(Params{SFU: s, Tokens: tokens, Metrics: m, Invitations: inv, Store: store})
+	if err := srv.RestoreRooms(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sweeper := make(chan struct{})
+	go func() {
+		defer close(sweeper)
+		inv.Run(ctx)
+	}()
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		s.Close()
 		srv.Close(5 * time.Second)
 		hs.Close()
+		cancel()
+		<-sweeper
+		_ = store.Close()
 		_ = mux.Close()
 		_ = udp.Close()
 	})
-	return &testServer{URL: hs.URL, SFU: s, Srv: srv, Tokens: tokens, Metrics: m}
+	return &testServer{URL: hs.URL, SFU: s, Srv: srv, Tokens: tokens, Metrics: m, Inv: inv}
 }
 
 // withCohosts stands in for accepted invitations: identity -> rooms.

@@ -163,6 +163,7 @@ func (s *Server) postRoom(r *http.Request) (int, any, *Error) {
 		}
 		return 0, nil, toError(err)
 	}
+	s.persistRoom(room.Info(false))
 	return http.StatusCreated, room.Info(false), nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/metrics"
 	"github.com/relaysfu/relayd/relay"
 	"github.com/relaysfu/relayd/sfu"
@@ -26,6 +27,11 @@ type Params struct {
 	AnyOrigin      bool     // --dev: allow every origin
 	// MaxRelayDestinations is --max-relay-destinations (default 4).
 	MaxRelayDestinations int
+	// Invitations is the co-host invitation state machine; its OnChange
+	// must call Server.InvitationChanged.
+	Invitations *invitations.Manager
+	// Store keeps room records (and the invitations, through the Manager).
+	Store invitations.Store
 }
 
 // Server serves the WebSocket signaling and the HTTP API.
@@ -39,11 +45,15 @@ type Server struct {
 	upgrader websocket.Upgrader
 	draining atomic.Bool
 	relays   *relay.Manager
+	inv      *invitations.Manager
+	store    invitations.Store
 
 	mu       sync.Mutex
 	sessions map[*session]bool             // guarded by mu
 	byPart   map[*sfu.Participant]*session // guarded by mu: joined room sessions
-	wg       sync.WaitGroup                // one per live session
+	// byIdentity: every joined session, user sessions too (guarded by mu)
+	byIdentity map[string]map[*session]bool
+	wg         sync.WaitGroup // one per live session
 }
 
 // NewServer makes a Server.
@@ -54,8 +64,11 @@ func NewServer(p Params) *Server {
 	s := &Server{
 		sfu: p.SFU, tokens: p.Tokens, metrics: p.Metrics, log: p.Logger,
 		origins: map[string]bool{}, anyOrig: p.AnyOrigin,
-		sessions: map[*session]bool{},
-		byPart:   map[*sfu.Participant]*session{},
+		sessions:   map[*session]bool{},
+		byPart:     map[*sfu.Participant]*session{},
+		byIdentity: map[string]map[*session]bool{},
+		inv:        p.Invitations,
+		store:      p.Store,
 	}
 	s.relays = relay.NewManager(relay.Config{
 		SFU: p.SFU, MaxDestinations: p.MaxRelayDestinations, Authorize: s.authorizeTarget,
@@ -79,6 +92,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/ws", s.serveWS)
 	s.routes(mux)
 	s.relayRoutes(mux)
+	s.invitationRoutes(mux)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))

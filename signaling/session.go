@@ -111,6 +111,9 @@ func (s *session) serve() {
 		}
 		s.handle(frame)
 	}
+	if s.joined {
+		s.srv.register(s.claims.Identity(), s, false)
+	}
 	if s.p != nil {
 		s.srv.relays.SourceGone(s.p)
 		s.p.Leave()

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/metrics"
 	"github.com/relaysfu/relayd/sfu"
 	"github.com/relaysfu/relayd/signaling"
@@ -80,13 +81,45 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 	}
 	defer mux.Close() // runs before udp.Close
 	m := metrics.New()
-	s := sfu.New(sfu.Config{API: api, ReconnectGrace: cfg.ReconnectGrace, Logger: log, Metrics: m})
+	store, err := invitations.OpenBolt(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	defer store.Close()
+	maxCohosts := cfg.MaxCohosts
+	if maxCohosts == 0 {
+		maxCohosts = -1 // the Manager reads 0 as "default"; 0 here means no co-hosts
+	}
+	var srv *signaling.Server // the hooks below run only once it is set
+	inv := invitations.NewManager(invitations.Config{
+		Store: store, TTL: cfg.InvitationTTL, MaxCohosts: maxCohosts, Logger: log, Metrics: m,
+		OnChange: func(i invitations.Invitation) { srv.InvitationChanged(i) },
+	})
+	s := sfu.New(sfu.Config{
+		API: api, ReconnectGrace: cfg.ReconnectGrace, Logger: log, Metrics: m,
+		IsCohost:     inv.IsCohost,
+		OnRoomStatus: func(info sfu.RoomInfo) { srv.RoomStatusChanged(info) },
+	})
 	tokens := signaling.NewTokens([]byte(cfg.Secret))
-	srv := signaling.NewServer(signaling.Params{
+	srv = signaling.NewServer(signaling.Params{
 		SFU: s, Tokens: tokens, Metrics: m, Logger: log,
 		AllowedOrigins: cfg.AllowedOrigins, AnyOrigin: cfg.Dev,
 		MaxRelayDestinations: cfg.MaxRelayDestinations,
+		Invitations:          inv, Store: store,
 	})
+	if err := srv.RestoreRooms(); err != nil {
+		return fmt.Errorf("restoring rooms: %w", err)
+	}
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		inv.Run(sweepCtx)
+	}()
+	defer func() {
+		stopSweep()
+		<-swept
+	}()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
