@@ -96,6 +96,9 @@ type Metrics struct {
 	// destination) starting to join a destination to the first packet
 	// written there.
 	RelayStartLatency prometheus.Histogram
+
+	// Chat counts chat messages by event: sent|deleted|rate_limited.
+	Chat *prometheus.CounterVec
 }
 
 // New builds the instruments on a fresh registry, together with the Go
@@ -203,6 +206,10 @@ func New() *Metrics {
 			// source's next packet, a keyframe request away at worst.
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
+		Chat: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relayd_chat_messages_total",
+			Help: "Chat messages by event: sent, deleted, rate_limited.",
+		}, []string{"event"}),
 	}
 
 	m.Registry.MustRegister(
@@ -215,6 +222,7 @@ func New() *Metrics {
 		m.WSConnections, m.RPCRequests,
 		m.Invitations, m.InvitationAcceptSeconds,
 		m.Relays, m.RelayDestinations, m.RelayPackets, m.RelayStartLatency,
+		m.Chat,
 	)
 
 	precreate(m.Rooms, roomStatuses)
@@ -228,6 +236,7 @@ func New() *Metrics {
 	precreate(m.PLIs, pliDirections)
 	precreate(m.Invitations, invitationStatuses)
 	precreate(m.Relays, []string{"connecting", "running", "failure"})
+	precreate(m.Chat, []string{"sent", "deleted", "rate_limited"})
 	for _, kind := range mediaKinds {
 		for _, reason := range dropReasons {
 			m.Drops.WithLabelValues(kind, reason)

@@ -369,6 +369,13 @@ func (r *Room) Participant(identity string) *Participant {
 	return r.participants[key(identity, RoleViewer)]
 }
 
+// Members returns the room's participants.
+func (r *Room) Members() []*Participant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sortedLocked()
+}
+
 // Participants returns the participants' objects.
 func (r *Room) Participants() []ParticipantInfo {
 	r.mu.Lock()

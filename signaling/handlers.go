@@ -103,6 +103,9 @@ func (s *session) join(raw json.RawMessage) (any, *Error) {
 	} else if room == nil {
 		return nil, Errorf(CodeNotFound, "room %s not found", c.Room)
 	}
+	if s.srv.banned(c.Room, c.Identity()) {
+		return nil, Errorf(CodeForbidden, "forbidden: %s is banned from room %s", c.Identity(), c.Room)
+	}
 	if room.Status() == sfu.StatusEnded {
 		return nil, Errorf(CodeConflict, "room %s has ended", c.Room)
 	}

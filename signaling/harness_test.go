@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/relaysfu/relayd/chat"
 	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/metrics"
 	"github.com/relaysfu/relayd/sfu"
@@ -73,7 +74,11 @@ func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
 		OnRoomStatus: func(info sfu.RoomInfo) { srv.RoomStatusChanged(info) },
 	})
 	tokens := NewTokens([]byte("test-secret-0123456789"))
-	srv = NewServer(Params{SFU: s, Tokens: tokens, Metrics: m, Invitations: inv, Store: store})
+	chats, err := chat.OpenBolt(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv = NewServer(Params{SFU: s, Tokens: tokens, Metrics: m, Invitations: inv, Store: store, Chat: chats})
 	if err := srv.RestoreRooms(); err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +96,7 @@ func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
 		cancel()
 		<-sweeper
 		_ = store.Close()
+		_ = chats.Close()
 		_ = mux.Close()
 		_ = udp.Close()
 	})

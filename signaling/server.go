@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/relaysfu/relayd/chat"
 	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/metrics"
 	"github.com/relaysfu/relayd/relay"
@@ -32,6 +33,8 @@ type Params struct {
 	Invitations *invitations.Manager
 	// Store keeps room records (and the invitations, through the Manager).
 	Store invitations.Store
+	// Chat keeps the rooms' chat history.
+	Chat chat.Store
 }
 
 // Server serves the WebSocket signaling and the HTTP API.
@@ -47,10 +50,13 @@ type Server struct {
 	relays   *relay.Manager
 	inv      *invitations.Manager
 	store    invitations.Store
+	chat     chat.Store
 
 	mu       sync.Mutex
 	sessions map[*session]bool             // guarded by mu
 	byPart   map[*sfu.Participant]*session // guarded by mu: joined room sessions
+	chats    map[string]*roomChat          // guarded by mu
+	bans     map[string]map[string]bool    // guarded by mu: room -> banned identities
 	// byIdentity: every joined session, user sessions too (guarded by mu)
 	byIdentity map[string]map[*session]bool
 	wg         sync.WaitGroup // one per live session
@@ -69,6 +75,9 @@ func NewServer(p Params) *Server {
 		byIdentity: map[string]map[*session]bool{},
 		inv:        p.Invitations,
 		store:      p.Store,
+		chat:       p.Chat,
+		chats:      map[string]*roomChat{},
+		bans:       map[string]map[string]bool{},
 	}
 	s.relays = relay.NewManager(relay.Config{
 		SFU: p.SFU, MaxDestinations: p.MaxRelayDestinations, Authorize: s.authorizeTarget,

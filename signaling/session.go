@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -47,12 +48,13 @@ type out struct {
 // Goroutines: serve (the HTTP handler's own goroutine) and writeLoop,
 // started and waited for by serve.
 type session struct {
-	srv     *Server
-	conn    *websocket.Conn
-	claims  *Claims
-	log     *slog.Logger
-	limiter *rate.Limiter
-	started time.Time // upgrade time, for the join latency metric
+	srv         *Server
+	conn        *websocket.Conn
+	claims      *Claims
+	log         *slog.Logger
+	limiter     *rate.Limiter
+	chatLimiter *rate.Limiter
+	started     time.Time // upgrade time, for the join latency metric
 
 	out       chan out
 	done      chan struct{} // closed when the writer must stop
@@ -74,12 +76,13 @@ type session struct {
 func newSession(srv *Server, conn *websocket.Conn, c *Claims) *session {
 	return &session{
 		srv: srv, conn: conn, claims: c,
-		log:     srv.log.With("participant", c.Identity(), "room", c.Room),
-		limiter: rate.NewLimiter(requestRate, requestBurst),
-		started: time.Now(),
-		out:     make(chan out, outQueue),
-		done:    make(chan struct{}),
-		pending: map[string]string{},
+		log:         srv.log.With("participant", c.Identity(), "room", c.Room),
+		limiter:     rate.NewLimiter(requestRate, requestBurst),
+		chatLimiter: rate.NewLimiter(chatRate, chatBurst),
+		started:     time.Now(),
+		out:         make(chan out, outQueue),
+		done:        make(chan struct{}),
+		pending:     map[string]string{},
 	}
 }
 
@@ -244,7 +247,7 @@ func (s *session) handle(frame []byte) {
 	if isRequest {
 		s.curID = id
 	}
-	result, err := s.dispatch(method, m.Params)
+	result, err := s.safeDispatch(method, m.Params)
 	code := 0
 	if err != nil {
 		code = err.Code
@@ -261,6 +264,18 @@ func (s *session) handle(frame []byte) {
 		s.after = nil
 		f()
 	}
+}
+
+// safeDispatch runs the handler; a bug that panics answers -32603 and is
+// logged with its stack, instead of taking the server down.
+func (s *session) safeDispatch(method string, params json.RawMessage) (result any, err *Error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("handler panic", "method", method, "panic", v, "stack", string(debug.Stack()))
+			result, err = nil, Errorf(CodeInternal, "internal error")
+		}
+	}()
+	return s.dispatch(method, params)
 }
 
 // responded is what a handler returns when it has sent its result itself

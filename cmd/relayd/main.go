@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/relaysfu/relayd/chat"
 	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/metrics"
 	"github.com/relaysfu/relayd/sfu"
@@ -86,6 +87,11 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 		return fmt.Errorf("data dir: %w", err)
 	}
 	defer store.Close()
+	chats, err := chat.OpenBolt(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	defer chats.Close()
 	maxCohosts := cfg.MaxCohosts
 	if maxCohosts == 0 {
 		maxCohosts = -1 // the Manager reads 0 as "default"; 0 here means no co-hosts
@@ -105,7 +111,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 		SFU: s, Tokens: tokens, Metrics: m, Logger: log,
 		AllowedOrigins: cfg.AllowedOrigins, AnyOrigin: cfg.Dev,
 		MaxRelayDestinations: cfg.MaxRelayDestinations,
-		Invitations:          inv, Store: store,
+		Invitations:          inv, Store: store, Chat: chats,
 	})
 	if err := srv.RestoreRooms(); err != nil {
 		return fmt.Errorf("restoring rooms: %w", err)
