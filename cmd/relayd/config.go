@@ -33,6 +33,10 @@ type Config struct {
 	InvitationTTL        time.Duration `yaml:"invitation-ttl"`         // how long an invitation stays pending; default 10m
 	LogLevel             string        `yaml:"log-level"`              // extension: debug|info|warn|error; default info
 	LogFormat            string        `yaml:"log-format"`             // extension: text|json; default text
+	Record               bool          `yaml:"record"`                 // record every room (off by default; per room through the HTTP API)
+	WebhookURLs          []string      `yaml:"webhook-url"`            // webhook receivers, repeatable
+	DrainTimeout         time.Duration `yaml:"drain-timeout"`          // SIGTERM: how long to let rooms finish before ending them
+	AdminListen          string        `yaml:"admin-listen"`           // pprof listener (off when empty); keep it private
 }
 
 // DefaultConfig returns the configuration used where nothing is set.
@@ -52,6 +56,9 @@ func DefaultConfig() Config {
 		InvitationTTL: 10 * time.Minute,
 		LogLevel:      "info",
 		LogFormat:     "text",
+		// 30s lets a host say goodbye and a viewer see it, within the
+		// usual 30-90s an orchestrator gives a stopping process.
+		DrainTimeout: 30 * time.Second,
 	}
 }
 
@@ -147,6 +154,10 @@ func newConfigFlagSet(c *Config, path *string) *flag.FlagSet {
 	fs.DurationVar(&c.InvitationTTL, "invitation-ttl", c.InvitationTTL, "how long an invitation stays pending")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
+	fs.BoolVar(&c.Record, "record", c.Record, "record every room to WebM under --data-dir (per room: POST /v1/rooms/{room}/record)")
+	fs.Var(&stringListFlag{list: &c.WebhookURLs}, "webhook-url", "webhook receiver `URL`; comma-separated, repeatable")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, refuse joins and let rooms finish for up to this long, then end them (SIGINT or a second signal: at once)")
+	fs.StringVar(&c.AdminListen, "admin-listen", c.AdminListen, "`address` of a separate listener serving /debug/pprof/ (off when empty; keep it private)")
 	return fs
 }
 

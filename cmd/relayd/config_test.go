@@ -45,7 +45,7 @@ func TestConfigDefaults(t *testing.T) {
 		Listen: "127.0.0.1:8800", UDPPort: 8801, DataDir: "./data",
 		MaxCohosts: 8, MaxRelayDestinations: 4,
 		ReconnectGrace: 30 * time.Second, InvitationTTL: 10 * time.Minute,
-		LogLevel: "info", LogFormat: "text",
+		LogLevel: "info", LogFormat: "text", DrainTimeout: 30 * time.Second,
 	}); !reflect.DeepEqual(DefaultConfig(), want) {
 		t.Errorf("DefaultConfig() = %+v, want the PROTOCOL.md defaults %+v", DefaultConfig(), want)
 	}

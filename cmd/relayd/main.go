@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -28,6 +29,7 @@ import (
 	"github.com/relaysfu/relayd/metrics"
 	"github.com/relaysfu/relayd/sfu"
 	"github.com/relaysfu/relayd/signaling"
+	"github.com/relaysfu/relayd/web"
 )
 
 func main() {
@@ -42,9 +44,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "relayd:", err)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// SIGTERM drains (joins refused, rooms told, up to --drain-timeout);
+	// SIGINT, or a second signal, stops at once.
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	if err := run(ctx, cfg, os.Stdout, nil); err != nil {
+	drain := make(chan struct{})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		if <-sigs == syscall.SIGTERM {
+			close(drain)
+			<-sigs
+		}
+		stop()
+	}()
+	if err := run(ctx, cfg, os.Stdout, nil, drain); err != nil {
 		fmt.Fprintln(os.Stderr, "relayd:", err)
 		os.Exit(1)
 	}
@@ -58,7 +72,12 @@ const shutdownTimeout = 10 * time.Second
 // (participants get room.updated and a close), sessions close, the HTTP
 // server drains, and the UDP socket closes. ready, when not nil, gets the
 // HTTP address once the server accepts connections.
-func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr string)) error {
+//
+// Closing drain first drains: new sessions are refused and /readyz says so,
+// every session gets a server.draining notification, and rooms may finish
+// for up to --drain-timeout (ctx cancelled cuts it short); then the same
+// shutdown.
+func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr string), drain <-chan struct{}) error {
 	log := newLogger(cfg, stdout)
 	if cfg.Dev && cfg.Secret == "" {
 		b := make([]byte, 24)
@@ -130,7 +149,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: routes(srv, s, tokens, cfg, log), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
 	log.Info("relayd listening", "http", ln.Addr().String(), "udp", udp.LocalAddr().String())
@@ -141,10 +160,18 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 		ready(ln.Addr().String())
 	}
 
+	stopAdmin, err := startAdmin(cfg.AdminListen, log)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
+
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
 		return fmt.Errorf("http: %w", err)
+	case <-drain:
+		drainRooms(ctx, srv, s, cfg.DrainTimeout, log)
 	}
 	log.Info("shutting down")
 	srv.Drain()
@@ -157,6 +184,88 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// routes sends /v1/ and the probes to signaling, everything else (the JS
+// SDK, the demo pages, and under --dev the token endpoint) to web.
+func routes(srv *signaling.Server, s *sfu.SFU, tokens *signaling.Tokens, cfg Config, log *slog.Logger) http.Handler {
+	sig := srv.Handler()
+	pages := web.Handler(web.Options{
+		Dev: cfg.Dev,
+		MintToken: func(identity, room, role string) (string, error) {
+			return tokens.Issue(signaling.TokenSpec{Identity: identity, Room: room, Role: role, Name: identity, TTL: 12 * time.Hour})
+		},
+		Rooms: func() any {
+			rooms := []sfu.RoomInfo{}
+			for _, r := range s.Rooms() {
+				rooms = append(rooms, r.Info(false))
+			}
+			return rooms
+		},
+		Logger: log,
+	})
+	root := http.NewServeMux()
+	for _, p := range []string{"/v1/", "/metrics", "/healthz", "/readyz"} {
+		root.Handle(p, sig)
+	}
+	root.Handle("/", pages)
+	return root
+}
+
+// drainRooms refuses new sessions, tells every session the server is
+// going away, and waits until no room is live (or waiting for its host), at
+// most timeout.
+func drainRooms(ctx context.Context, srv *signaling.Server, s *sfu.SFU, timeout time.Duration, log *slog.Logger) {
+	deadline := time.Now().Add(timeout)
+	log.Info("draining", "timeout", timeout)
+	srv.Drain()
+	srv.Broadcast("server.draining", map[string]any{"deadline": deadline.UTC()})
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		active := 0
+		for _, r := range s.Rooms() {
+			if st := r.Status(); st == sfu.StatusLive || st == sfu.StatusWaitingReconnect {
+				active++
+			}
+		}
+		if active == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// startAdmin serves /debug/pprof/ on its own listener when addr is set.
+func startAdmin(addr string, log *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = hs.Serve(ln)
+	}()
+	log.Info("admin listener (pprof)", "addr", ln.Addr().String())
+	return func() {
+		_ = hs.Close()
+		<-done
+	}, nil
 }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
@@ -182,10 +291,15 @@ relayd is running in --dev mode (never use it in production).
   secret:        %s
   admin token:   %s
 
+  open the demo: %s/
+    studio (host alice, room demo):  %s/studio?identity=alice&room=demo
+    watch room demo:                 %s/watch?room=demo
+    co-host page for bob:            %s/cohost?identity=bob
+
   try the API:   curl -H "Authorization: Bearer %s" %s/v1/rooms
-  host (alice):  ws://%s/v1/ws?token=%s
-  viewer (bob):  ws://%s/v1/ws?token=%s
+  host token:    ws://%s/v1/ws?token=%s
+  viewer token:  ws://%s/v1/ws?token=%s
   metrics:       %s/metrics
 
-`, cfg.Secret, admin, admin, base, addr, host, addr, viewer, base)
+`, cfg.Secret, admin, base, base, base, base, admin, base, addr, host, addr, viewer, base)
 }

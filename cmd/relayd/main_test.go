@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ func TestGracefulShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, io.Discard, func(a string) { addrc <- a }) }()
+	go func() { done <- run(ctx, cfg, io.Discard, func(a string) { addrc <- a }, nil) }()
 	var addr string
 	select {
 	case addr = <-addrc:
@@ -93,4 +94,88 @@ func TestGracefulShutdown(t *testing.T) {
 	pub.Stop()
 	_ = host.Close()
 	_ = viewer.Close()
+}
+
+// SIGTERM drains: sessions hear server.draining, /readyz says 503, new
+// sessions are refused, and run returns as soon as the last room ends
+// (well before --drain-timeout).
+func TestDrain(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	cfg := DefaultConfig()
+	cfg.Secret = "drain-test-secret"
+	cfg.Listen = "127.0.0.1:0"
+	cfg.UDPPort = 0
+	cfg.DataDir = t.TempDir()
+	cfg.DrainTimeout = time.Minute
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	drain := make(chan struct{})
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, io.Discard, func(a string) { addrc <- a }, drain) }()
+	addr := <-addrc
+	tokens := signaling.NewTokens([]byte(cfg.Secret))
+	tctx, tcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer tcancel()
+	tok, _ := tokens.Issue(signaling.TokenSpec{Identity: "alice", Room: "r", Role: "host", TTL: time.Minute})
+	host, err := client.Dial(tctx, "http://"+addr, tok, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	if _, err := host.Join(tctx); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := client.NewSyntheticPublisher(client.PublisherOptions{})
+	defer pub.Stop()
+	if err := host.Publish(tctx, pub.Tracks()...); err != nil {
+		t.Fatal(err)
+	}
+	pub.Start()
+	if _, err := host.WaitNotification(tctx, "room.updated", nil); err != nil {
+		t.Fatal(err)
+	}
+
+	close(drain)
+	if _, err := host.WaitNotification(tctx, "server.draining", nil); err != nil {
+		t.Fatalf("no server.draining: %v", err)
+	}
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while draining: %d", resp.StatusCode)
+	}
+	vt, _ := tokens.Issue(signaling.TokenSpec{Identity: "bob", Room: "r", Role: "viewer", TTL: time.Minute})
+	if c, err := client.Dial(tctx, "http://"+addr, vt, client.Options{}); err == nil {
+		c.Close()
+		t.Error("a new session was accepted while draining")
+	}
+	select {
+	case <-done:
+		t.Fatal("run returned while a room was live")
+	case <-time.After(500 * time.Millisecond):
+	}
+	start := time.Now()
+	if err := host.Call(tctx, "room.stop", map[string]any{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after the last room ended")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v after the last room ended", d)
+	}
+	pub.Stop()
+	_ = host.Close()
 }

@@ -1,0 +1,322 @@
+// Type declarations of relay-client.js, the browser client of relayd's wire
+// contract (PROTOCOL.md v1).
+
+export declare const ErrorCode: Readonly<{
+  PARSE_ERROR: -32700;
+  INVALID_REQUEST: -32600;
+  METHOD_NOT_FOUND: -32601;
+  INVALID_PARAMS: -32602;
+  INTERNAL_ERROR: -32603;
+  UNAUTHENTICATED: 4001;
+  FORBIDDEN: 4003;
+  NOT_FOUND: 4004;
+  CONFLICT: 4009;
+  TOO_MANY: 4013;
+  RATE_LIMITED: 4029;
+  /** Client side: the socket is not open, or closed before the answer. */
+  CLIENT_CLOSED: -1;
+  /** Client side: no answer in time. */
+  CLIENT_TIMEOUT: -2;
+  /** Client side: the call does not fit the client's state. */
+  CLIENT_STATE: -3;
+  /** Client side: getUserMedia or a PeerConnection failed. */
+  CLIENT_MEDIA: -4;
+}>;
+
+/** The word of an error code ("forbidden" for 4003). */
+export declare function errorName(code: number): string;
+
+/** Every failure the client reports. */
+export declare class RelayError extends Error {
+  constructor(code: number, message?: string, opts?: { method?: string; data?: unknown; cause?: unknown });
+  /** JSON-RPC (-327xx), relayd (4xxx) or client (-1..-4) code. */
+  readonly code: number;
+  /** The server's message, without the method prefix. */
+  readonly serverMessage: string;
+  /** The method whose call failed. */
+  readonly method?: string;
+  readonly data?: unknown;
+  /** The word of the code. */
+  readonly codeName: string;
+}
+
+/** The WebSocket closed, or never opened (a refused token shows as 1006). */
+export declare class ConnectionError extends RelayError {
+  readonly closeCode: number;
+  readonly reason: string;
+}
+
+export type RelayStateWord = "idle" | "connecting" | "running" | "failure";
+export type RelayErrorWord =
+  | "none"
+  | "server_error_response"
+  | "server_no_response"
+  | "no_resource_available"
+  | "failed_join_src"
+  | "failed_join_dest"
+  | "failed_packet_received_from_src"
+  | "failed_packet_sent_to_dest"
+  | "server_connection_lost"
+  | "internal_error"
+  | "src_token_expired"
+  | "dest_token_expired";
+export type RelayEventWord =
+  | "disconnect"
+  | "connected"
+  | "joined_src_channel"
+  | "joined_dest_channel"
+  | "sent_to_dest_channel"
+  | "received_video_packet_from_src"
+  | "received_audio_packet_from_src"
+  | "update_dest_channel"
+  | "update_dest_channel_refused"
+  | "update_dest_channel_not_change"
+  | "update_dest_channel_is_nil"
+  | "video_profile_update"
+  | "pause_send_packet_to_dest_channel_success"
+  | "pause_send_packet_to_dest_channel_failed"
+  | "resume_send_packet_to_dest_channel_success"
+  | "resume_send_packet_to_dest_channel_failed";
+
+/** Relay states and their codes (idle 0, connecting 1, running 2, failure 3). */
+export declare const RelayState: Readonly<Record<RelayStateWord, number>>;
+/** Relay errors and their codes (none 0 ... dest_token_expired 11). */
+export declare const RelayErrorCode: Readonly<Record<RelayErrorWord, number>>;
+/** Relay events and their codes (disconnect 0 ... resume_..._failed 15). */
+export declare const RelayEvent: Readonly<Record<RelayEventWord, number>>;
+export declare function relayStateName(code: number): RelayStateWord | undefined;
+export declare function relayErrorName(code: number): RelayErrorWord | undefined;
+export declare function relayEventName(code: number): RelayEventWord | undefined;
+
+export type Role = "host" | "cohost" | "viewer" | "relay";
+export type RoomStatus = "idle" | "live" | "waiting_reconnect" | "ended" | "recorded";
+
+export interface Track {
+  id: string;
+  /** The publisher's identity. */
+  participant: string;
+  kind: "audio" | "video";
+  codec: string;
+  mid?: string;
+}
+
+export interface Participant {
+  identity: string;
+  name: string;
+  role: Role;
+  tracks: Track[];
+  /** For role "relay": the room the stream comes from. */
+  relayFrom?: { room: string };
+}
+
+export interface Room {
+  name: string;
+  host: string;
+  status: RoomStatus;
+  createdAt: string;
+  startedAt?: string;
+  endedAt?: string;
+  title?: string;
+  metadata?: unknown;
+  participants?: Participant[];
+  numParticipants?: number;
+  viewers?: number;
+}
+
+export type InvitationStatus = "pending" | "accepted" | "rejected" | "cancelled" | "expired" | "removed" | "left";
+
+export interface Invitation {
+  id: string;
+  room: string;
+  host: string;
+  user: string;
+  status: InvitationStatus;
+  createdAt: string;
+  updatedAt: string;
+  expiresAt: string;
+}
+
+export interface RelayDestinationState {
+  room: string;
+  identity: string;
+  state: RelayStateWord;
+  code: number;
+  error: RelayErrorWord;
+  errorCode: number;
+}
+
+export interface Relay {
+  id: string;
+  source: { room: string; identity: string };
+  state: RelayStateWord;
+  code: number;
+  error: RelayErrorWord;
+  errorCode: number;
+  paused: boolean;
+  destinations: RelayDestinationState[];
+}
+
+export interface RelayDestination {
+  room: string;
+  /** A token for that room; its sub is the identity the stream takes there. */
+  token: string;
+}
+
+export interface ChatMessage {
+  id: string;
+  room: string;
+  from: { identity: string; name: string; role: Role };
+  text: string;
+  at: string;
+}
+
+export interface JoinResult {
+  participant: Participant;
+  room: Room | null;
+  participants: Participant[];
+  tracks: Track[];
+}
+
+export interface RemoteTrackEvent {
+  /** The room's track object. */
+  track: Track;
+  /** The publisher (participants.get(participantKey)). */
+  participant: Participant;
+  /** The key of the publisher in client.participants: identity, or "identity#relay". */
+  participantKey: string;
+  mediaTrack: MediaStreamTrack;
+  /** One stable MediaStream per publisher, holding its received tracks. */
+  stream: MediaStream;
+  receiver?: RTCRtpReceiver;
+}
+
+export interface VideoStat {
+  trackId: string;
+  participant: string;
+  mid?: string;
+  framesDecoded: number;
+  framesReceived: number;
+  frameWidth: number;
+  frameHeight: number;
+  bytesReceived: number;
+  packetsLost: number;
+  codec?: string;
+}
+
+export type ConnectionState = "idle" | "connecting" | "connected" | "reconnecting" | "disconnected";
+
+export interface RelayClientEvents {
+  "participant.joined": { participant: Participant };
+  "participant.left": { participant: Participant };
+  "participant.updated": { participant: Participant };
+  "track.published": { track: Track };
+  "track.unpublished": { track: Track };
+  "room.updated": { room: Room };
+  "invitation.updated": { invitation: Invitation };
+  "relay.state": { relay: string; state: RelayStateWord; code: number; error: RelayErrorWord; errorCode: number };
+  "relay.event": { relay: string; event: RelayEventWord; code: number; room?: string };
+  "chat.message": { message: ChatMessage };
+  "chat.deleted": { id: string };
+  trickle: { target: "publisher" | "subscriber"; candidate: RTCIceCandidateInit | null };
+  /** A remote track arrived and was matched to the room's track. */
+  "track.subscribed": RemoteTrackEvent;
+  /** A remote track went away (unpublished, participant left, renegotiated out). */
+  "track.unsubscribed": RemoteTrackEvent;
+  /** The room's status changed (live, waiting_reconnect, ended, ...). */
+  "room.status": { status: RoomStatus; previous?: RoomStatus; room: Room };
+  /** Your own role changed (viewer -> cohost on an accepted invitation, and back). */
+  "role.changed": { role: Role; previous?: Role };
+  /** A local track was added to the publisher PC. */
+  "local.track": { track: MediaStreamTrack; stream: MediaStream };
+  "pc.state": { target: "publisher" | "subscriber"; state: RTCPeerConnectionState };
+  connection: { state: ConnectionState; code?: number; reason?: string; error?: unknown };
+  /** The socket was lost; attempt n starts after delay ms. */
+  reconnecting: { attempt: number; delay: number; error: unknown };
+  /** Rejoined after a socket loss. */
+  reconnected: JoinResult;
+  /** For good: left, closed, room ended, kicked, replaced, or reconnect gave up. */
+  disconnected: { code: number; reason: string; ended: boolean; error: unknown };
+  error: RelayError | Error;
+  "*": { event: string; payload: unknown };
+}
+
+export interface RelayClientOptions {
+  /** Reconnect and rejoin after a socket loss (default true). */
+  reconnect?: boolean;
+  maxReconnectAttempts?: number;
+  /** First backoff delay in ms (default 500), doubled each attempt up to reconnectMaxDelay (8000). */
+  reconnectBaseDelay?: number;
+  reconnectMaxDelay?: number;
+  /** A fresh token for each reconnect attempt. */
+  tokenProvider?: () => string | Promise<string>;
+  /** ms before a request fails with CLIENT_TIMEOUT (default 15000; 0: never). */
+  requestTimeout?: number;
+  iceServers?: RTCIceServer[];
+}
+
+export declare function participantKey(p: Pick<Participant, "identity" | "role"> | null | undefined): string;
+
+export declare function getLocalMedia(opts?: { audio?: boolean | MediaTrackConstraints; video?: boolean | MediaTrackConstraints }): Promise<MediaStream>;
+
+export declare class RelayClient {
+  /** Make a client and open its socket (no join yet). url: "ws(s)://host/v1/ws" or an http(s) origin. */
+  static connect(url: string, token: string, options?: RelayClientOptions): Promise<RelayClient>;
+  constructor(options?: RelayClientOptions);
+
+  readonly options: RelayClientOptions;
+  readonly connectionState: ConnectionState;
+  readonly participant: Participant | null;
+  readonly room: Room | null;
+  /** The other participants, by participantKey. */
+  readonly participants: Map<string, Participant>;
+  /** The room's published tracks, by id. */
+  readonly tracks: Map<string, Track>;
+  readonly remoteTracks: Map<string, { trackId: string; identity: string; mediaTrack: MediaStreamTrack; track: Track | null; participant: Participant | null; stream: MediaStream | null; mid?: string | null }>;
+  readonly localStream: MediaStream | null;
+  readonly relay: Relay | null;
+  readonly joined: boolean;
+
+  on<K extends keyof RelayClientEvents>(event: K, fn: (ev: RelayClientEvents[K]) => void): () => void;
+  off<K extends keyof RelayClientEvents>(event: K, fn: (ev: RelayClientEvents[K]) => void): void;
+  once<K extends keyof RelayClientEvents>(event: K): Promise<RelayClientEvents[K]>;
+  once<K extends keyof RelayClientEvents>(event: K, fn: (ev: RelayClientEvents[K]) => void): () => void;
+
+  connect(url: string, token: string): Promise<void>;
+  /** Any method of the contract; rejects with RelayError. */
+  request<T = unknown>(method: string, params?: object, opts?: { timeout?: number }): Promise<T>;
+
+  join(): Promise<JoinResult>;
+  mayPublish(): boolean;
+  leave(): Promise<void>;
+  close(): void;
+
+  publish(opts?: { audio?: boolean; video?: boolean; stream?: MediaStream }): Promise<MediaStream>;
+  unpublish(opts?: { stopTracks?: boolean }): Promise<void>;
+  streamOf(participantKey: string): MediaStream | undefined;
+
+  videoStats(): Promise<VideoStat[]>;
+  getStats(target?: "publisher" | "subscriber"): Promise<RTCStatsReport | null>;
+
+  stopRoom(): Promise<{}>;
+  kick(identity: string, opts?: { ban?: boolean }): Promise<{}>;
+
+  createInvitation(user: string): Promise<Invitation>;
+  listInvitations(status?: InvitationStatus): Promise<Invitation[]>;
+  acceptInvitation(id: string): Promise<Invitation>;
+  rejectInvitation(id: string): Promise<Invitation>;
+  cancelInvitation(id: string): Promise<Invitation>;
+  removeCohost(user: string): Promise<{}>;
+  leaveStage(): Promise<{}>;
+
+  startRelay(destinations: RelayDestination[]): Promise<Relay>;
+  updateRelay(destinations: RelayDestination[]): Promise<Relay>;
+  stopRelay(): Promise<Relay>;
+  pauseRelay(): Promise<Relay>;
+  resumeRelay(): Promise<Relay>;
+
+  sendChat(text: string): Promise<ChatMessage>;
+  chatHistory(opts?: { before?: string; limit?: number }): Promise<ChatMessage[]>;
+  deleteChat(id: string): Promise<{}>;
+}
+
+export default RelayClient;

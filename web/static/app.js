@@ -1,0 +1,296 @@
+// Shared helpers of the demo pages. Every piece of text from the network or
+// the user goes into the DOM with textContent (el() below), never parsed as markup.
+
+import { RelayClient, RelayError, errorName, participantKey } from "/sdk/relay-client.js";
+
+export { RelayClient, RelayError, participantKey };
+
+/** $ finds one element by id. */
+export const $ = (id) => document.getElementById(id);
+
+/**
+ * el builds an element: attrs are attributes (class, data-*, ...) or
+ * on<event> handlers; children are nodes or strings (as text).
+ */
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") e.addEventListener(k.slice(2), v);
+    else if (k === "text") e.textContent = String(v);
+    else e.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+/** The URL's query parameter, or def. */
+export function param(name, def = "") {
+  const v = new URLSearchParams(location.search).get(name);
+  return v === null || v === "" ? def : v;
+}
+
+/** A short random suffix for default identities. */
+export function rand(n = 4) {
+  const a = new Uint8Array(n);
+  crypto.getRandomValues(a);
+  return [...a].map((x) => (x % 36).toString(36)).join("");
+}
+
+export const NAME_RE = /^[A-Za-z0-9_.:@-]{1,128}$/;
+
+/** describe turns an error into one line: "4003 forbidden: ...". */
+export function describe(err) {
+  if (err instanceof RelayError) {
+    const msg = err.serverMessage && err.serverMessage !== errorName(err.code) ? ": " + err.serverMessage : "";
+    return (err.method ? err.method + " → " : "") + err.code + " " + errorName(err.code) + msg;
+  }
+  return (err && err.message) || String(err);
+}
+
+/** toast shows a short message in the corner. */
+export function toast(text, kind = "info", ms = 5000) {
+  let box = $("toasts");
+  if (!box) {
+    box = el("div", { id: "toasts", role: "status", "aria-live": "polite" });
+    document.body.append(box);
+  }
+  const n = el("div", { class: "notice " + kind }, text);
+  box.append(n);
+  setTimeout(() => n.remove(), ms);
+}
+
+/** setNotice fills a notice element with text (or hides it when empty). */
+export function setNotice(node, text, kind = "info") {
+  node.textContent = text || "";
+  node.className = "notice " + kind;
+  node.hidden = !text;
+}
+
+/** The token for identity/room/role: ?token= from the URL, else the dev endpoint. */
+export async function getToken(identity, room, role) {
+  const given = param("token");
+  if (given) return given;
+  return mintToken(identity, room, role);
+}
+
+/** mintToken asks the dev endpoint (relayd --dev) for a token. */
+export async function mintToken(identity, room, role) {
+  let res;
+  try {
+    res = await fetch("/dev/token", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ identity, room: room || "", role: role || "" }),
+    });
+  } catch (err) {
+    throw new Error("could not reach the server: " + err.message);
+  }
+  if (res.status === 404) {
+    throw new Error("no token: this server is not in --dev mode; open the page with ?token=<jwt> from your back end");
+  }
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const e = body.error || {};
+    throw new RelayError(e.code || res.status, e.message || res.statusText, { method: "POST /dev/token" });
+  }
+  return body.token;
+}
+
+/** fetchRooms lists rooms from the dev endpoint; null when not in --dev. */
+export async function fetchRooms() {
+  const res = await fetch("/dev/rooms", { cache: "no-store" });
+  if (res.status === 404) return null;
+  if (!res.ok) throw new Error("rooms: HTTP " + res.status);
+  const body = await res.json();
+  return Array.isArray(body) ? body : body.rooms || [];
+}
+
+/** connect makes a client for the token and joins. */
+export async function connectAndJoin(token, options) {
+  const client = new RelayClient(options);
+  try {
+    await client.connect("/v1/ws", token);
+    const res = await client.join();
+    return { client, res };
+  } catch (err) {
+    client.close();
+    throw err;
+  }
+}
+
+export const roleLabel = { host: "Host", cohost: "Co-host", viewer: "Viewer", relay: "Relay" };
+export const statusLabel = {
+  idle: "Not live yet",
+  live: "Live",
+  waiting_reconnect: "Host reconnecting",
+  ended: "Ended",
+  recorded: "Recorded",
+};
+
+/** statusBadge is a badge for a room status (LIVE, ...). */
+export function statusBadge(status, id) {
+  return el("span", { class: "badge " + status, id, "data-status": status }, status === "live" ? "Live" : statusLabel[status] || status);
+}
+
+/** setBadge updates a badge element in place. */
+export function setBadge(node, word, text) {
+  node.className = "badge " + word;
+  node.dataset.status = word;
+  node.textContent = text || statusLabel[word] || word;
+}
+
+const roleOrder = { host: 0, cohost: 1, relay: 2, viewer: 3 };
+
+/**
+ * Tiles keeps one tile per publisher of a client's room (host, co-hosts,
+ * relayed hosts) in a grid, from track.subscribed / track.unsubscribed.
+ */
+export class Tiles {
+  constructor(grid, client, { emptyText = "Nobody is on stage yet", actions } = {}) {
+    this.grid = grid;
+    this.client = client;
+    this.emptyText = emptyText;
+    this.actions = actions; // (participant) => [buttons]
+    this.tiles = new Map(); // participantKey -> {node, video, audio, stat}
+    this.offs = [
+      client.on("track.subscribed", (ev) => this._add(ev)),
+      client.on("track.unsubscribed", (ev) => this._remove(ev)),
+      client.on("participant.updated", ({ participant }) => this._relabel(participant)),
+      client.on("participant.left", ({ participant }) => this._drop(participantKey(participant))),
+    ];
+    this.timer = setInterval(() => this._stats(), 1000);
+    this._render();
+  }
+
+  destroy() {
+    for (const off of this.offs) off();
+    clearInterval(this.timer);
+    for (const key of [...this.tiles.keys()]) this._drop(key);
+  }
+
+  _add({ participant, participantKey: key, stream, mediaTrack }) {
+    let t = this.tiles.get(key);
+    if (!t) {
+      const video = el("video", { autoplay: true, playsinline: true, muted: true });
+      video.muted = true;
+      const audio = el("audio", { autoplay: true });
+      const name = el("span", { class: "name" });
+      const badge = el("span", { class: "badge" });
+      const stat = el("span", { class: "stat", hidden: true });
+      const actions = el("div", { class: "tile-actions" });
+      const node = el("div", { class: "tile" }, video, audio, stat, actions, el("div", { class: "caption" }, name, badge));
+      t = { node, video, audio, name, badge, stat, actions, participant };
+      this.tiles.set(key, t);
+      this.grid.append(node);
+    }
+    t.participant = participant;
+    this._label(t, participant, key);
+    if (mediaTrack.kind === "video") {
+      t.video.srcObject = new MediaStream(stream.getVideoTracks());
+      t.video.play().catch(() => {});
+    } else {
+      t.audio.srcObject = new MediaStream(stream.getAudioTracks());
+      t.audio.play().catch(() => this._needUnmute());
+    }
+    this._render();
+  }
+
+  _label(t, p, key) {
+    const role = p.role || "";
+    t.node.dataset.identity = p.identity;
+    t.node.dataset.role = role;
+    t.node.dataset.key = key;
+    t.name.textContent = p.name || p.identity;
+    t.badge.className = "badge " + role;
+    t.badge.textContent = role === "relay" && p.relayFrom ? "Relayed from " + p.relayFrom.room : roleLabel[role] || role;
+    t.badge.hidden = !role;
+    t.actions.replaceChildren(...(this.actions ? this.actions(p) : []));
+    this._sort();
+  }
+
+  _relabel(p) {
+    const key = participantKey(p);
+    const t = this.tiles.get(key);
+    if (t) {
+      t.participant = p;
+      this._label(t, p, key);
+    }
+  }
+
+  _remove({ participantKey: key, stream }) {
+    const t = this.tiles.get(key);
+    if (!t) return;
+    if (!stream || stream.getTracks().length === 0) {
+      this._drop(key);
+      return;
+    }
+    if (stream.getVideoTracks().length === 0) t.video.srcObject = null;
+    if (stream.getAudioTracks().length === 0) t.audio.srcObject = null;
+  }
+
+  _drop(key) {
+    const t = this.tiles.get(key);
+    if (!t) return;
+    t.video.srcObject = null;
+    t.audio.srcObject = null;
+    t.node.remove();
+    this.tiles.delete(key);
+    this._render();
+  }
+
+  _sort() {
+    const nodes = [...this.tiles.values()].sort((a, b) => (roleOrder[a.participant.role] ?? 9) - (roleOrder[b.participant.role] ?? 9));
+    for (const t of nodes) this.grid.append(t.node);
+  }
+
+  _render() {
+    let ph = this.grid.querySelector(".placeholder");
+    if (this.tiles.size === 0 && !ph) {
+      ph = el("div", { class: "tile placeholder" }, this.emptyText);
+      this.grid.append(ph);
+    } else if (this.tiles.size > 0 && ph) {
+      ph.remove();
+    }
+  }
+
+  _needUnmute() {
+    if (document.getElementById("unmute")) return;
+    const b = el("button", { id: "unmute", class: "primary" }, "🔊 Click to hear the stream");
+    b.addEventListener("click", () => {
+      for (const t of this.tiles.values()) t.audio.play().catch(() => {});
+      b.remove();
+    });
+    this.grid.before(b);
+  }
+
+  async _stats() {
+    if (this.tiles.size === 0) return;
+    const stats = await this.client.videoStats().catch(() => []);
+    for (const s of stats) {
+      const entry = this.client.remoteTracks.get(s.trackId);
+      if (!entry || !entry.participant) continue;
+      const t = this.tiles.get(participantKey(entry.participant));
+      if (!t || !s.frameWidth) continue;
+      t.stat.hidden = false;
+      t.stat.textContent = s.frameWidth + "×" + s.frameHeight + (s.codec ? " " + s.codec.replace(/^video\//, "") : "");
+    }
+  }
+}
+
+/** attachLocal shows a local stream in a (mirrored) preview video. */
+export function attachLocal(video, stream) {
+  video.muted = true;
+  video.srcObject = stream;
+  video.play().catch(() => {});
+}
+
+/** markNav highlights the current page in the top bar. */
+export function markNav() {
+  for (const a of document.querySelectorAll(".topbar nav a")) {
+    if (a.getAttribute("href") === location.pathname) a.setAttribute("aria-current", "page");
+  }
+}

@@ -1,0 +1,364 @@
+// Studio: the host's page. Camera preview, go live, co-hosts and
+// invitations, relay to other rooms, end the stream.
+import {
+  $, el, NAME_RE, Tiles, attachLocal, connectAndJoin, describe, fetchRooms, getToken, markNav, mintToken,
+  param, setBadge, setNotice, statusLabel, toast,
+} from "/static/app.js";
+import { getLocalMedia, relayEventName, relayStateName, relayErrorName } from "/sdk/relay-client.js";
+
+markNav();
+
+const MAX_DESTINATIONS = 4;
+const app = (window.app = { client: null, preview: null, tiles: null });
+
+$("identity").value = param("identity", "alice");
+$("room").value = param("room", "demo");
+
+// ---- camera preview
+
+async function startCamera() {
+  $("camera-off").hidden = true;
+  try {
+    app.preview = await getLocalMedia({ audio: true, video: true });
+    attachLocal($("preview"), app.preview);
+    $("go-live").disabled = !!app.client;
+  } catch (err) {
+    $("camera-error").textContent = describe(err);
+    $("camera-off").hidden = false;
+  }
+}
+$("camera-retry").addEventListener("click", startCamera);
+startCamera();
+
+// ---- going live
+
+function setStatus(word, text) {
+  setBadge($("status"), word, text);
+}
+
+$("live-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const identity = $("identity").value.trim();
+  const room = $("room").value.trim();
+  if (!NAME_RE.test(identity) || !NAME_RE.test(room)) {
+    setNotice($("notice"), "Identity and room: 1-128 of letters, digits and _ . : @ -", "error");
+    return;
+  }
+  if (!app.preview) {
+    setNotice($("notice"), "Turn the camera on first.", "error");
+    return;
+  }
+  $("go-live").disabled = true;
+  $("identity").disabled = $("room").disabled = true;
+  setNotice($("notice"), "");
+  setStatus("connecting", "Connecting");
+  try {
+    const token = await getToken(identity, room, "host");
+    const { client, res } = await connectAndJoin(token, {
+      tokenProvider: () => getToken(identity, room, "host"),
+    });
+    app.client = client;
+    app.identity = identity;
+    app.room = room;
+    wire(client);
+    showRoom(res.room);
+    await client.publish({ stream: app.preview });
+    $("end-stream").disabled = false;
+    $("invite-btn").disabled = false;
+    $("share").hidden = false;
+    const link = new URL("/watch?room=" + encodeURIComponent(room), location.href).toString();
+    $("watch-link").href = link;
+    $("watch-link").textContent = link;
+    history.replaceState(null, "", "/studio?identity=" + encodeURIComponent(identity) + "&room=" + encodeURIComponent(room));
+    loadInvitations();
+    refreshDestinations();
+    updateRelayButtons();
+  } catch (err) {
+    setNotice($("notice"), describe(err), "error");
+    setStatus("disconnected", "Offline");
+    if (app.client) app.client.close();
+    app.client = null;
+    $("go-live").disabled = false;
+    $("identity").disabled = $("room").disabled = false;
+  }
+});
+
+function showRoom(r) {
+  if (!r) return;
+  if (r.status === "live") setStatus("live", "Live");
+  else if (r.status === "idle") setStatus("connecting", "Starting");
+  else setStatus(r.status, statusLabel[r.status]);
+  if (r.status === "ended") streamEnded();
+}
+
+function wire(client) {
+  app.tiles = new Tiles($("stage"), client, {
+    emptyText: "Nobody else on stage. Invite a co-host →",
+    actions: (p) => (p.role === "cohost"
+      ? [el("button", { class: "small danger", "data-remove": p.identity, onclick: () => removeCohost(p.identity) }, "Remove")]
+      : []),
+  });
+  client.on("room.updated", ({ room }) => showRoom(room));
+  client.on("reconnecting", ({ attempt }) => {
+    setStatus("reconnecting", "Reconnecting");
+    setNotice($("notice"), "Connection lost; reconnecting (attempt " + attempt + "). Viewers see “host reconnecting”.", "info");
+  });
+  client.on("reconnected", (res) => {
+    setNotice($("notice"), "");
+    showRoom(res.room);
+  });
+  client.on("disconnected", ({ ended }) => {
+    if (ended) streamEnded();
+    else {
+      setStatus("disconnected", "Offline");
+      setNotice($("notice"), "Disconnected from the server.", "error");
+      disableAll();
+    }
+  });
+  client.on("invitation.updated", ({ invitation }) => {
+    if (invitation && invitation.room === app.room) putInvitation(invitation);
+  });
+  client.on("participant.joined", ({ participant }) => {
+    if (participant.role === "cohost") toast(participant.identity + " joined the stage");
+  });
+  client.on("relay.state", (s) => {
+    logRelay("st", "state " + s.state + " (" + s.code + ")" + (s.errorCode ? " · error " + s.error + " (" + s.errorCode + ")" : ""));
+    showRelayState();
+  });
+  client.on("relay.event", (e) => {
+    logRelay("ev", "event " + (e.event || relayEventName(e.code)) + " (" + e.code + ")" + (e.room ? " · room " + e.room : ""));
+    if (e.room) lastEvent.set(e.room, (e.event || relayEventName(e.code)) + " (" + e.code + ")");
+    showRelayState();
+  });
+}
+
+function disableAll() {
+  for (const id of ["go-live", "end-stream", "invite-btn", "relay-start", "relay-update", "relay-pause", "relay-resume", "relay-stop"]) $(id).disabled = true;
+}
+
+function streamEnded() {
+  setStatus("ended", "Ended");
+  $("ended").hidden = false;
+  disableAll();
+  if (app.preview) {
+    for (const t of app.preview.getTracks()) t.stop();
+  }
+}
+
+$("end-stream").addEventListener("click", async () => {
+  if (!app.client) return;
+  $("end-stream").disabled = true;
+  try {
+    await app.client.stopRoom();
+    streamEnded();
+  } catch (err) {
+    $("end-stream").disabled = false;
+    setNotice($("notice"), describe(err), "error");
+  }
+});
+
+// ---- invitations
+
+const invitations = new Map();
+
+function putInvitation(inv) {
+  invitations.set(inv.id, inv);
+  renderInvitations();
+}
+
+function renderInvitations() {
+  const items = [...invitations.values()].sort((a, b) => String(b.updatedAt || "").localeCompare(String(a.updatedAt || "")));
+  $("invitations").replaceChildren(...items.map((inv) => {
+    const actions = [];
+    if (inv.status === "pending") {
+      actions.push(el("button", { class: "small", "data-cancel": inv.id, onclick: () => cancelInvitation(inv.id) }, "Cancel"));
+    } else if (inv.status === "accepted") {
+      actions.push(el("button", { class: "small danger", "data-remove": inv.user, onclick: () => removeCohost(inv.user) }, "Remove"));
+    }
+    return el("li", { "data-user": inv.user, "data-status": inv.status, "data-id": inv.id },
+      el("span", { class: "who" }, inv.user),
+      el("span", { class: "badge " + inv.status }, inv.status),
+      ...actions);
+  }));
+}
+
+async function loadInvitations() {
+  try {
+    const list = await app.client.listInvitations();
+    for (const inv of list) invitations.set(inv.id, inv);
+    renderInvitations();
+  } catch (err) {
+    inviteNotice(err);
+  }
+}
+
+function inviteNotice(err) {
+  const text = err.code === -32601 ? "This server does not support invitations yet (" + err.code + ")." : describe(err);
+  setNotice($("invite-notice"), text, "error");
+}
+
+$("invite-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const user = $("invite-user").value.trim();
+  if (!app.client) return;
+  if (!NAME_RE.test(user)) {
+    setNotice($("invite-notice"), "A user identity is 1-128 of letters, digits and _ . : @ -", "error");
+    return;
+  }
+  setNotice($("invite-notice"), "");
+  try {
+    putInvitation(await app.client.createInvitation(user));
+    $("invite-user").value = "";
+    setNotice($("invite-notice"), "Invitation sent to " + user + ". Their status updates here.", "info");
+  } catch (err) {
+    inviteNotice(err);
+  }
+});
+
+async function cancelInvitation(id) {
+  try {
+    putInvitation(await app.client.cancelInvitation(id));
+  } catch (err) {
+    inviteNotice(err);
+  }
+}
+
+async function removeCohost(user) {
+  try {
+    await app.client.removeCohost(user);
+    toast(user + " was removed from the stage");
+  } catch (err) {
+    inviteNotice(err);
+  }
+}
+
+// ---- relay
+
+const picked = new Set(); // destination room names
+const extra = new Set(); // rooms added by name
+const lastEvent = new Map(); // room -> last relay event
+let knownRooms = [];
+
+async function refreshDestinations() {
+  try {
+    const rooms = await fetchRooms();
+    if (rooms) knownRooms = rooms;
+  } catch {
+    // keep the last list
+  }
+  renderDestinations();
+}
+setInterval(() => {
+  if (app.client) refreshDestinations();
+}, 3000);
+
+function renderDestinations() {
+  const own = app.room || $("room").value.trim();
+  const names = new Map();
+  for (const r of knownRooms) {
+    if (r.name !== own && r.status !== "ended" && r.status !== "recorded") names.set(r.name, r);
+  }
+  for (const n of [...extra, ...picked]) if (n !== own && !names.has(n)) names.set(n, { name: n, status: "", host: "" });
+  const full = picked.size >= MAX_DESTINATIONS;
+  const items = [...names.values()].sort((a, b) => a.name.localeCompare(b.name)).map((r) => {
+    const box = el("input", { type: "checkbox", value: r.name, checked: picked.has(r.name), disabled: full && !picked.has(r.name) });
+    box.addEventListener("change", () => {
+      if (box.checked) picked.add(r.name);
+      else picked.delete(r.name);
+      renderDestinations();
+    });
+    return el("li", { "data-room": r.name },
+      el("label", {}, box, el("span", { class: "who" }, r.name), r.host ? el("span", { class: "muted small" }, "host " + r.host) : null),
+      r.status ? el("span", { class: "badge " + r.status }, statusLabel[r.status] || r.status) : null);
+  });
+  if (items.length === 0) items.push(el("li", { class: "muted small" }, "No other rooms yet. Add one by name."));
+  $("dest-list").replaceChildren(...items);
+  updateRelayButtons();
+}
+
+$("dest-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const name = $("dest-custom").value.trim();
+  if (!NAME_RE.test(name)) {
+    logRelay("err", "a room name is 1-128 of letters, digits and _ . : @ -");
+    return;
+  }
+  extra.add(name);
+  if (picked.size < MAX_DESTINATIONS) picked.add(name);
+  $("dest-custom").value = "";
+  renderDestinations();
+});
+
+function updateRelayButtons() {
+  const live = !!app.client && $("ended").hidden;
+  const r = app.client && app.client.relay;
+  const running = !!r && r.state !== "idle";
+  $("relay-start").disabled = !live || running || picked.size === 0;
+  $("relay-update").disabled = !live || !running;
+  $("relay-pause").disabled = !live || !running || !!r.paused;
+  $("relay-resume").disabled = !live || !running || !r.paused;
+  $("relay-stop").disabled = !live || !running;
+}
+
+async function destinations() {
+  const out = [];
+  for (const room of picked) {
+    const info = knownRooms.find((r) => r.name === room);
+    const role = info && info.host === app.identity ? "host" : "viewer";
+    out.push({ room, token: await getDestToken(room, role) });
+  }
+  return out;
+}
+
+function getDestToken(room, role) {
+  // The relayed stream takes the host's identity in the destination.
+  return mintToken(app.identity, room, role);
+}
+
+async function relayCall(name, fn) {
+  try {
+    const relay = await fn();
+    const n = relay && relay.destinations ? relay.destinations.length : 0;
+    logRelay("st", name + " → " + relay.state + " (" + relay.code + ")" + (relay.paused ? " · paused" : "") + " · " + n + " destination" + (n === 1 ? "" : "s"));
+  } catch (err) {
+    logRelay("err", describe(err));
+  }
+  showRelayState();
+}
+
+$("relay-start").addEventListener("click", async () => relayCall("relay.start", async () => app.client.startRelay(await destinations())));
+$("relay-update").addEventListener("click", async () => relayCall("relay.update", async () => app.client.updateRelay(await destinations())));
+$("relay-pause").addEventListener("click", () => relayCall("relay.pause", () => app.client.pauseRelay()));
+$("relay-resume").addEventListener("click", () => relayCall("relay.resume", () => app.client.resumeRelay()));
+$("relay-stop").addEventListener("click", () => relayCall("relay.stop", () => app.client.stopRelay()));
+
+function showRelayState() {
+  const r = app.client && app.client.relay;
+  if (!r) {
+    setBadge($("relay-state"), "idle", "idle");
+    $("relay-kv").textContent = "";
+    $("relay-dests").hidden = true;
+    updateRelayButtons();
+    return;
+  }
+  setBadge($("relay-state"), r.state, r.state + " (" + r.code + ")");
+  $("relay-kv").replaceChildren(
+    "error ", el("b", {}, (r.error || relayErrorName(r.errorCode) || "none") + " (" + (r.errorCode ?? 0) + ")"),
+    r.paused ? " · paused" : "");
+  const rows = (r.destinations || []).map((d) => el("tr", { "data-room": d.room, "data-state": d.state },
+    el("td", {}, d.room),
+    el("td", {}, el("span", { class: "badge " + d.state }, (d.state || relayStateName(d.code)) + " (" + d.code + ")")),
+    el("td", {}, (d.error || "none") + " (" + (d.errorCode ?? 0) + ")"),
+    el("td", { class: "muted" }, lastEvent.get(d.room) || "")));
+  $("relay-dests").tBodies[0].replaceChildren(...rows);
+  $("relay-dests").hidden = rows.length === 0;
+  updateRelayButtons();
+}
+
+function logRelay(kind, text) {
+  const line = el("div", { class: kind }, el("span", { class: "t" }, new Date().toLocaleTimeString()), text);
+  $("relay-log").append(line);
+  $("relay-log").scrollTop = $("relay-log").scrollHeight;
+}
+
+renderDestinations();
