@@ -24,12 +24,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/relaysfu/relayd/chat"
-	"github.com/relaysfu/relayd/invitations"
-	"github.com/relaysfu/relayd/metrics"
+	"github.com/relaysfu/relayd/app"
 	"github.com/relaysfu/relayd/sfu"
 	"github.com/relaysfu/relayd/signaling"
-	"github.com/relaysfu/relayd/web"
 )
 
 func main() {
@@ -89,72 +86,25 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 		return fmt.Errorf("media udp: %w", err)
 	}
 	defer udp.Close()
-	// A media socket bound to a loopback address can only be reached over
-	// loopback: offer those candidates even without --ice-loopback.
-	loopback := cfg.ICELoopback
-	if a, ok := udp.LocalAddr().(*net.UDPAddr); ok && a.IP.IsLoopback() {
-		loopback = true
-	}
-	api, mux, err := sfu.NewAPI(sfu.MediaConfig{UDPConn: udp, ICELoopback: loopback, PublicIP: cfg.PublicIP})
+	a, err := app.New(app.Options{
+		Secret: []byte(cfg.Secret), UDPConn: udp, ICELoopback: cfg.ICELoopback, PublicIP: cfg.PublicIP,
+		DataDir: cfg.DataDir, MaxCohosts: cfg.MaxCohosts, MaxRelayDestinations: cfg.MaxRelayDestinations,
+		ReconnectGrace: cfg.ReconnectGrace, InvitationTTL: cfg.InvitationTTL,
+		AllowedOrigins: cfg.AllowedOrigins, Dev: cfg.Dev, Logger: log,
+	})
 	if err != nil {
 		return err
 	}
-	defer mux.Close() // runs before udp.Close
-	m := metrics.New()
-	store, err := invitations.OpenBolt(cfg.DataDir)
-	if err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
-	defer store.Close()
-	chats, err := chat.OpenBolt(cfg.DataDir)
-	if err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
-	defer chats.Close()
-	maxCohosts := cfg.MaxCohosts
-	if maxCohosts == 0 {
-		maxCohosts = -1 // the Manager reads 0 as "default"; 0 here means no co-hosts
-	}
-	var srv *signaling.Server // the hooks below run only once it is set
-	inv := invitations.NewManager(invitations.Config{
-		Store: store, TTL: cfg.InvitationTTL, MaxCohosts: maxCohosts, Logger: log, Metrics: m,
-		OnChange: func(i invitations.Invitation) { srv.InvitationChanged(i) },
-	})
-	s := sfu.New(sfu.Config{
-		API: api, ReconnectGrace: cfg.ReconnectGrace, Logger: log, Metrics: m,
-		IsCohost:     inv.IsCohost,
-		OnRoomStatus: func(info sfu.RoomInfo) { srv.RoomStatusChanged(info) },
-	})
-	tokens := signaling.NewTokens([]byte(cfg.Secret))
-	srv = signaling.NewServer(signaling.Params{
-		SFU: s, Tokens: tokens, Metrics: m, Logger: log,
-		AllowedOrigins: cfg.AllowedOrigins, AnyOrigin: cfg.Dev,
-		MaxRelayDestinations: cfg.MaxRelayDestinations,
-		Invitations:          inv, Store: store, Chat: chats,
-	})
-	if err := srv.RestoreRooms(); err != nil {
-		return fmt.Errorf("restoring rooms: %w", err)
-	}
-	sweepCtx, stopSweep := context.WithCancel(context.Background())
-	swept := make(chan struct{})
-	go func() {
-		defer close(swept)
-		inv.Run(sweepCtx)
-	}()
-	defer func() {
-		stopSweep()
-		<-swept
-	}()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	httpSrv := &http.Server{Handler: routes(srv, s, tokens, cfg, log), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
 	log.Info("relayd listening", "http", ln.Addr().String(), "udp", udp.LocalAddr().String())
 	if cfg.Dev {
-		printDev(stdout, tokens, cfg, ln.Addr().String())
+		printDev(stdout, a.Tokens, cfg, ln.Addr().String())
 	}
 	if ready != nil {
 		ready(ln.Addr().String())
@@ -171,12 +121,10 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 	case err := <-errc:
 		return fmt.Errorf("http: %w", err)
 	case <-drain:
-		drainRooms(ctx, srv, s, cfg.DrainTimeout, log)
+		drainRooms(ctx, a.Signaling, a.SFU, cfg.DrainTimeout, log)
 	}
 	log.Info("shutting down")
-	srv.Drain()
-	s.Close()
-	srv.Close(shutdownTimeout)
+	a.Close(shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := httpSrv.Shutdown(sctx); err != nil {
@@ -184,32 +132,6 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// routes sends /v1/ and the probes to signaling, everything else (the JS
-// SDK, the demo pages, and under --dev the token endpoint) to web.
-func routes(srv *signaling.Server, s *sfu.SFU, tokens *signaling.Tokens, cfg Config, log *slog.Logger) http.Handler {
-	sig := srv.Handler()
-	pages := web.Handler(web.Options{
-		Dev: cfg.Dev,
-		MintToken: func(identity, room, role string) (string, error) {
-			return tokens.Issue(signaling.TokenSpec{Identity: identity, Room: room, Role: role, Name: identity, TTL: 12 * time.Hour})
-		},
-		Rooms: func() any {
-			rooms := []sfu.RoomInfo{}
-			for _, r := range s.Rooms() {
-				rooms = append(rooms, r.Info(false))
-			}
-			return rooms
-		},
-		Logger: log,
-	})
-	root := http.NewServeMux()
-	for _, p := range []string{"/v1/", "/metrics", "/healthz", "/readyz"} {
-		root.Handle(p, sig)
-	}
-	root.Handle("/", pages)
-	return root
 }
 
 // drainRooms refuses new sessions, tells every session the server is
