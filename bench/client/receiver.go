@@ -43,6 +43,7 @@ type RemoteTrack struct {
 	rtx           int
 	first, last   time.Time
 	firstKeyframe bool
+	firstPayload  []byte
 	keyframes     int
 	lastKeyTS     uint32
 	haveKeyTS     bool
@@ -65,6 +66,13 @@ func (t *RemoteTrack) FirstPacketAt() time.Time { t.mu.Lock(); defer t.mu.Unlock
 
 // LastPacketAt is when the latest packet was read (zero before).
 func (t *RemoteTrack) LastPacketAt() time.Time { t.mu.Lock(); defer t.mu.Unlock(); return t.last }
+
+// FirstPayload returns a copy of the first packet's payload (nil before).
+func (t *RemoteTrack) FirstPayload() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]byte(nil), t.firstPayload...)
+}
 
 // FirstFrameKeyframe reports whether the first packet received starts a
 // keyframe (VP8: S=1, PID=0 and P=0; VP9: B=1, P=0; H.264: IDR or SPS).
@@ -132,6 +140,7 @@ func (t *RemoteTrack) onPacket(p *rtp.Packet, isRTX bool, now time.Time) {
 	if t.packets == 0 {
 		t.first = now
 		t.firstKeyframe = key
+		t.firstPayload = append([]byte(nil), p.Payload...)
 	}
 	t.packets++
 	t.bytes += len(p.Payload)
