@@ -10,14 +10,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/relaysfu/relayd/chat"
 	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/metrics"
+	"github.com/relaysfu/relayd/recorder"
 	"github.com/relaysfu/relayd/sfu"
 	"github.com/relaysfu/relayd/signaling"
 	"github.com/relaysfu/relayd/web"
+	"github.com/relaysfu/relayd/webhooks"
 )
 
 // Options configure the server; cmd/relayd fills them from its flags.
@@ -36,7 +40,9 @@ type Options struct {
 	ReconnectGrace       time.Duration
 	InvitationTTL        time.Duration
 	AllowedOrigins       []string
-	Dev                  bool // any origin; the demo pages' token endpoint
+	Dev                  bool     // any origin; the demo pages' token endpoint
+	Record               bool     // record every room (else per room, via the API)
+	WebhookURLs          []string // webhook receivers
 	Logger               *slog.Logger
 }
 
@@ -53,6 +59,10 @@ type App struct {
 	closers []io.Closer
 	stop    context.CancelFunc
 	swept   chan struct{}
+	hooks   *webhooks.Dispatcher
+	logger  *slog.Logger
+	rec     *recordings
+	started sync.Map // rooms that have gone live: room.started once
 }
 
 // New builds and starts the server: stores opened, rooms restored, the
@@ -61,7 +71,7 @@ func New(o Options) (a *App, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	a = &App{Metrics: metrics.New(), Tokens: signaling.NewTokens(o.Secret)}
+	a = &App{Metrics: metrics.New(), Tokens: signaling.NewTokens(o.Secret), logger: o.Logger}
 	defer func() {
 		if err != nil {
 			a.closeAll()
@@ -89,6 +99,16 @@ func New(o Options) (a *App, err error) {
 	}
 	a.closers = append(a.closers, chats)
 
+	a.hooks, err = webhooks.Open(webhooks.Config{URLs: o.WebhookURLs, Secret: o.Secret, Dir: o.DataDir, Logger: o.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: %w", err)
+	}
+	a.rec = &recordings{
+		dir: filepath.Join(o.DataDir, "recordings"), all: o.Record, sfu: func() *sfu.SFU { return a.SFU },
+		emit: a.emit, log: o.Logger,
+		on: map[string]bool{}, active: map[string]map[*sfu.Participant]*recorder.Recorder{},
+	}
+
 	maxCohosts := o.MaxCohosts
 	if maxCohosts == 0 {
 		maxCohosts = -1 // the Manager reads 0 as "default"; 0 here means none
@@ -96,18 +116,33 @@ func New(o Options) (a *App, err error) {
 	var srv *signaling.Server // the hooks below run only once it is set
 	inv := invitations.NewManager(invitations.Config{
 		Store: store, TTL: o.InvitationTTL, MaxCohosts: maxCohosts, Logger: o.Logger, Metrics: a.Metrics,
-		OnChange: func(i invitations.Invitation) { srv.InvitationChanged(i) },
+		OnChange: func(i invitations.Invitation) {
+			srv.InvitationChanged(i)
+			a.emit("invitation.updated", i.Room, map[string]any{"invitation": i, "status": i.Status})
+		},
 	})
 	a.SFU = sfu.New(sfu.Config{
 		API: api, ReconnectGrace: o.ReconnectGrace, Logger: o.Logger, Metrics: a.Metrics,
-		IsCohost:     inv.IsCohost,
-		OnRoomStatus: func(info sfu.RoomInfo) { srv.RoomStatusChanged(info) },
+		IsCohost: inv.IsCohost,
+		OnRoomStatus: func(info sfu.RoomInfo) {
+			srv.RoomStatusChanged(info)
+			a.roomStatus(info)
+		},
+		OnTrack: a.rec.onTrack,
+		OnParticipant: func(r *sfu.Room, p sfu.ParticipantInfo, joined bool) {
+			typ := "participant.left"
+			if joined {
+				typ = "participant.joined"
+			}
+			a.emit(typ, r.Name(), map[string]any{"identity": p.Identity, "role": p.Role})
+		},
 	})
 	srv = signaling.NewServer(signaling.Params{
 		SFU: a.SFU, Tokens: a.Tokens, Metrics: a.Metrics, Logger: o.Logger,
 		AllowedOrigins: o.AllowedOrigins, AnyOrigin: o.Dev,
 		MaxRelayDestinations: o.MaxRelayDestinations,
 		Invitations:          inv, Store: store, Chat: chats,
+		Recordings: a.rec, Events: a.emit,
 	})
 	a.Signaling = srv
 	if err := srv.RestoreRooms(); err != nil {
@@ -117,7 +152,14 @@ func New(o Options) (a *App, err error) {
 	a.stop, a.swept = stop, make(chan struct{})
 	go func() {
 		defer close(a.swept)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.hooks.Run(ctx)
+		}()
 		inv.Run(ctx)
+		wg.Wait()
 	}()
 	a.Handler = a.routes(o)
 	return a, nil
@@ -149,12 +191,40 @@ func (a *App) routes(o Options) http.Handler {
 	return root
 }
 
+// emit hands an event to the webhooks (a durable outbox: it survives a
+// restart); with no --webhook-url nothing is stored.
+func (a *App) emit(typ, room string, data any) {
+	if _, err := a.hooks.Emit(typ, room, data); err != nil {
+		a.log().Error("webhook event", "type", typ, "room", room, "err", err)
+	}
+}
+
+func (a *App) log() *slog.Logger { return a.logger }
+
+// roomStatus emits room.started (once per room) and room.ended, and has a
+// room's recordings finalized when it ends.
+func (a *App) roomStatus(info sfu.RoomInfo) {
+	switch info.Status {
+	case sfu.StatusLive:
+		if _, seen := a.started.LoadOrStore(info.Name, true); !seen {
+			a.emit("room.started", info.Name, map[string]any{"host": info.Host})
+		}
+	case sfu.StatusEnded:
+		a.started.Delete(info.Name)
+		a.emit("room.ended", info.Name, map[string]any{})
+		a.rec.roomEnded(info.Name)
+	}
+}
+
 // Close ends every room (participants are told), closes every session
-// (waiting at most timeout), stops the sweeper and closes the stores.
+// (waiting at most timeout), lets recordings finish, stops the sweeper and
+// the webhook dispatcher (undelivered events stay in the outbox) and
+// closes the stores.
 func (a *App) Close(timeout time.Duration) {
 	a.Signaling.Drain()
 	a.SFU.Close()
 	a.Signaling.Close(timeout)
+	a.rec.wait()
 	a.closeAll()
 }
 
@@ -163,6 +233,10 @@ func (a *App) closeAll() {
 		a.stop()
 		<-a.swept
 		a.stop = nil
+	}
+	if a.hooks != nil {
+		_ = a.hooks.Close()
+		a.hooks = nil
 	}
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		_ = a.closers[i].Close()

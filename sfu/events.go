@@ -27,7 +27,11 @@ const (
 	StatusLive             RoomStatus = "live"
 	StatusWaitingReconnect RoomStatus = "waiting_reconnect"
 	StatusEnded            RoomStatus = "ended"
+	StatusRecorded         RoomStatus = "recorded" // ended, and its recordings are final
 )
+
+// Ended reports whether the room is over (ended or recorded).
+func (s RoomStatus) Ended() bool { return s == StatusEnded || s == StatusRecorded }
 
 // Target names one of a participant's two PeerConnections, always from the
 // client's point of view (PROTOCOL.md "Negotiation").

@@ -105,14 +105,14 @@ func (r *Room) MayPublish(p *Participant) bool {
 }
 
 func (r *Room) mayPublishLocked(p *Participant) bool {
-	return r.status != StatusEnded && !p.gone && r.mayPublishAs(p.identity, p.role)
+	return !r.status.Ended() && !p.gone && r.mayPublishAs(p.identity, p.role)
 }
 
 // MayPublishAs answers MayPublish for an identity about to join with role:
 // the relay asks it before joining a destination.
 func (r *Room) MayPublishAs(identity string, role Role) bool {
 	r.mu.Lock()
-	ended := r.status == StatusEnded
+	ended := r.status.Ended()
 	r.mu.Unlock()
 	return !ended && r.mayPublishAs(identity, role)
 }
@@ -142,7 +142,7 @@ type JoinState struct {
 func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
 	p := newParticipant(r, pp)
 	r.mu.Lock()
-	if r.status == StatusEnded {
+	if r.status.Ended() {
 		r.mu.Unlock()
 		return nil, JoinState{}, ErrRoomEnded
 	}
@@ -154,7 +154,7 @@ func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
 	}
 
 	r.mu.Lock()
-	if r.status == StatusEnded {
+	if r.status.Ended() {
 		r.mu.Unlock()
 		return nil, JoinState{}, ErrRoomEnded
 	}
@@ -184,7 +184,11 @@ func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
 		q.events.Notify(ParticipantJoined{Participant: p.infoLocked()})
 	}
 	r.sfu.cfg.Metrics.Participants.WithLabelValues(string(p.role)).Inc()
+	joined := p.infoLocked()
 	r.mu.Unlock()
+	if f := r.sfu.cfg.OnParticipant; f != nil {
+		f(r, joined, true)
+	}
 
 	if p.subscribes() && len(ups) > 0 {
 		p.subscribe(ups)
@@ -231,6 +235,9 @@ func (r *Room) publish(p *Participant, t *UpTrack) bool {
 		q.subscribe([]*UpTrack{t})
 	}
 	p.observe(t, true)
+	if f := r.sfu.cfg.OnTrack; f != nil {
+		f(r, p, t, true)
+	}
 	return true
 }
 
@@ -264,6 +271,9 @@ func (r *Room) unpublish(p *Participant, t *UpTrack) {
 		q.unsubscribe(t)
 	}
 	p.observe(t, false)
+	if f := r.sfu.cfg.OnTrack; f != nil {
+		f(r, p, t, false)
+	}
 }
 
 // remove takes p out of the room after its tracks are unpublished. A host
@@ -283,7 +293,7 @@ func (r *Room) remove(p *Participant, hostLeft bool) {
 	}
 	r.sfu.cfg.Metrics.Participants.WithLabelValues(string(p.role)).Dec()
 	changed := false
-	if hostLeft && p.role == RoleHost && r.status != StatusEnded {
+	if hostLeft && p.role == RoleHost && !r.status.Ended() {
 		r.setStatusLocked(StatusWaitingReconnect)
 		if r.grace != nil {
 			r.grace.Stop()
@@ -292,6 +302,9 @@ func (r *Room) remove(p *Participant, hostLeft bool) {
 		changed = true
 	}
 	r.mu.Unlock()
+	if f := r.sfu.cfg.OnParticipant; f != nil {
+		f(r, info, false)
+	}
 	if changed {
 		r.statusChanged()
 	}
@@ -310,7 +323,7 @@ func (r *Room) graceExpired() {
 // closed and its session told to close. It returns when that is done.
 func (r *Room) End(reason string) {
 	r.mu.Lock()
-	if r.status == StatusEnded {
+	if r.status.Ended() {
 		r.mu.Unlock()
 		return
 	}
@@ -336,6 +349,18 @@ func (r *Room) End(reason string) {
 	}
 }
 
+// MarkRecorded moves an ended room to recorded: its recordings are final.
+func (r *Room) MarkRecorded() {
+	r.mu.Lock()
+	if r.status != StatusEnded {
+		r.mu.Unlock()
+		return
+	}
+	r.setStatusLocked(StatusRecorded)
+	r.mu.Unlock()
+	r.statusChanged()
+}
+
 // setStatusLocked changes the status, tells every participant and keeps
 // the rooms gauge (ended rooms are not counted).
 func (r *Room) setStatusLocked(s RoomStatus) {
@@ -343,8 +368,10 @@ func (r *Room) setStatusLocked(s RoomStatus) {
 		return
 	}
 	g := r.sfu.cfg.Metrics.Rooms
-	g.WithLabelValues(string(r.status)).Dec()
-	if s != StatusEnded {
+	if !r.status.Ended() {
+		g.WithLabelValues(string(r.status)).Dec()
+	}
+	if !s.Ended() {
 		g.WithLabelValues(string(s)).Inc()
 	}
 	r.status = s

@@ -38,6 +38,13 @@ type Config struct {
 	// goroutine that changed it) after every room status change; other
 	// layers (store, invitations, relay) hook here.
 	OnRoomStatus func(RoomInfo)
+	// OnTrack, when set, is called (without locks) after a participant's
+	// track is published (true) or unpublished (false): the recorder
+	// hooks here.
+	OnTrack func(r *Room, p *Participant, up *UpTrack, published bool)
+	// OnParticipant, when set, is called (without locks) after a
+	// participant joins (true) or leaves (false).
+	OnParticipant func(r *Room, p ParticipantInfo, joined bool)
 }
 
 // SFU is the room registry.
@@ -83,7 +90,7 @@ func (s *SFU) CreateRoom(name, host, title, metadata string) (*Room, error) {
 	if s.closed {
 		return nil, ErrClosed
 	}
-	if r := s.rooms[name]; r != nil && r.Status() != StatusEnded {
+	if r := s.rooms[name]; r != nil && !r.Status().Ended() {
 		return r, ErrRoomExists
 	}
 	r := newRoom(s, name, host, title, metadata)
@@ -108,7 +115,11 @@ func (s *SFU) RestoreRoom(info RoomInfo) *Room {
 			now := time.Now().UTC()
 			r.endedAt = &now
 		}
-		r.setStatusLocked(StatusEnded)
+		st := StatusEnded
+		if info.Status == StatusRecorded {
+			st = StatusRecorded
+		}
+		r.setStatusLocked(st)
 	}
 	s.rooms[info.Name] = r
 	return r

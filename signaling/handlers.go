@@ -106,7 +106,7 @@ func (s *session) join(raw json.RawMessage) (any, *Error) {
 	if s.srv.banned(c.Room, c.Identity()) {
 		return nil, Errorf(CodeForbidden, "forbidden: %s is banned from room %s", c.Identity(), c.Room)
 	}
-	if room.Status() == sfu.StatusEnded {
+	if room.Status().Ended() {
 		return nil, Errorf(CodeConflict, "room %s has ended", c.Room)
 	}
 	if role == sfu.RoleViewer && s.srv.inv.IsCohost(c.Room, c.Identity()) {

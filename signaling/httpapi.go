@@ -149,6 +149,7 @@ func (s *Server) postRoom(r *http.Request) (int, any, *Error) {
 		Host     string          `json:"host"`
 		Title    string          `json:"title"`
 		Metadata json.RawMessage `json:"metadata"`
+		Record   bool            `json:"record"`
 	}
 	if err := decodeBody(r, &in); err != nil {
 		return 0, nil, err
@@ -164,13 +165,16 @@ func (s *Server) postRoom(r *http.Request) (int, any, *Error) {
 		return 0, nil, toError(err)
 	}
 	s.persistRoom(room.Info(false))
+	if in.Record && s.recordings != nil {
+		s.recordings.SetRecording(room.Name(), true)
+	}
 	return http.StatusCreated, room.Info(false), nil
 }
 
 func (s *Server) listRooms(r *http.Request) (int, any, *Error) {
 	status := r.URL.Query().Get("status")
 	switch sfu.RoomStatus(status) {
-	case "", sfu.StatusIdle, sfu.StatusLive, sfu.StatusWaitingReconnect, sfu.StatusEnded, "recorded":
+	case "", sfu.StatusIdle, sfu.StatusLive, sfu.StatusWaitingReconnect, sfu.StatusEnded, sfu.StatusRecorded:
 	default:
 		return 0, nil, Errorf(CodeInvalidParams, "invalid params: status must be idle, live, waiting_reconnect, ended or recorded")
 	}

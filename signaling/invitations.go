@@ -189,7 +189,7 @@ func (s *session) invitationCreate(raw json.RawMessage) (any, *Error) {
 		return nil, err
 	}
 	room := s.p.Room()
-	if room.Status() == sfu.StatusEnded {
+	if room.Status().Ended() {
 		return nil, Errorf(CodeConflict, "room has ended")
 	}
 	inv, _, err := s.srv.inv.Create(room.Name(), room.Host(), s.claims.Identity(), user)
@@ -231,7 +231,7 @@ func (srv *Server) answerable(id string) *Error {
 	if err != nil {
 		return invErr(err)
 	}
-	if r := srv.sfu.Room(inv.Room); r == nil || r.Status() == sfu.StatusEnded {
+	if r := srv.sfu.Room(inv.Room); r == nil || r.Status().Ended() {
 		return Errorf(CodeConflict, "room %s has ended", inv.Room)
 	}
 	return nil
@@ -325,7 +325,7 @@ func (s *Server) invitationRoutes(mux *http.ServeMux) {
 		if room == nil {
 			return 0, nil, Errorf(CodeNotFound, "room %s not found", r.PathValue("room"))
 		}
-		if room.Status() == sfu.StatusEnded {
+		if room.Status().Ended() {
 			return 0, nil, Errorf(CodeConflict, "room has ended")
 		}
 		inv, created, err := s.inv.Create(room.Name(), room.Host(), room.Host(), *in.User)

@@ -60,9 +60,13 @@ func decodeTargets(raw json.RawMessage) ([]relay.Target, *Error) {
 	return ts, nil
 }
 
-// relayNotify sends relay notifications to this session.
+// relayNotify sends relay notifications to this session (and relay.state
+// to the webhooks).
 func (s *session) relayNotify(method string, params any) {
 	s.send(encodeNotification(method, params))
+	if method == "relay.state" {
+		s.srv.emit("relay.state", s.claims.Room, params)
+	}
 }
 
 func (s *session) relayStart(raw json.RawMessage) (any, *Error) {

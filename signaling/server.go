@@ -35,22 +35,29 @@ type Params struct {
 	Store invitations.Store
 	// Chat keeps the rooms' chat history.
 	Chat chat.Store
+	// Recordings serves the recordings API (nil: no recording).
+	Recordings Recordings
+	// Events, when set, receives the events webhooks tell (relay.state;
+	// the rest come from the sfu and invitations hooks in app).
+	Events func(typ, room string, data any)
 }
 
 // Server serves the WebSocket signaling and the HTTP API.
 type Server struct {
-	sfu      *sfu.SFU
-	tokens   *Tokens
-	metrics  *metrics.Metrics
-	log      *slog.Logger
-	origins  map[string]bool
-	anyOrig  bool
-	upgrader websocket.Upgrader
-	draining atomic.Bool
-	relays   *relay.Manager
-	inv      *invitations.Manager
-	store    invitations.Store
-	chat     chat.Store
+	sfu        *sfu.SFU
+	tokens     *Tokens
+	metrics    *metrics.Metrics
+	log        *slog.Logger
+	origins    map[string]bool
+	anyOrig    bool
+	upgrader   websocket.Upgrader
+	draining   atomic.Bool
+	relays     *relay.Manager
+	inv        *invitations.Manager
+	store      invitations.Store
+	chat       chat.Store
+	recordings Recordings
+	events     func(typ, room string, data any)
 
 	mu       sync.Mutex
 	sessions map[*session]bool             // guarded by mu
@@ -76,6 +83,8 @@ func NewServer(p Params) *Server {
 		inv:        p.Invitations,
 		store:      p.Store,
 		chat:       p.Chat,
+		recordings: p.Recordings,
+		events:     p.Events,
 		chats:      map[string]*roomChat{},
 		bans:       map[string]map[string]bool{},
 	}
@@ -102,6 +111,7 @@ func (s *Server) Handler() http.Handler {
 	s.routes(mux)
 	s.relayRoutes(mux)
 	s.invitationRoutes(mux)
+	s.recordingRoutes(mux)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -216,6 +226,16 @@ func (s *Server) count(method string, code int) {
 		c = itoa(code)
 	}
 	s.metrics.RPCRequests.WithLabelValues(method, c).Inc()
+}
+
+// Broadcast sends a notification to every session.
+func (s *Server) Broadcast(method string, params any) {
+	frame := encodeNotification(method, params)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sess := range s.sessions {
+		sess.send(frame)
+	}
 }
 
 // Drain refuses new sessions (and /readyz says so) from now on.

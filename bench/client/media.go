@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,9 @@ type PublisherOptions struct {
 	MaxPayload       int           // RTP payload bytes per video packet, default 1200
 	AudioPayload     int           // bytes per Opus packet, default 100
 	Width, Height    int           // written in keyframe headers, default 640x480
+	// DropRatio loses this share of packets before they are sent (a lossy
+	// uplink): they are never retransmitted, since the sender never had them.
+	DropRatio float64
 }
 
 // SyntheticTrack is one of a SyntheticPublisher's tracks: a
@@ -322,6 +326,9 @@ func (p *SyntheticPublisher) sendFrame(pkt *rtp.Packet, buf []byte, seq *uint16,
 		pkt.Marker = i == n-1
 		pkt.Payload = b
 		*seq++
+		if p.opts.DropRatio > 0 && mrand.Float64() < p.opts.DropRatio {
+			continue
+		}
 		_ = p.video.WriteRTP(pkt) // errors: a binding whose PeerConnection went away
 		p.packets.Add(1)
 		p.bytes.Add(int64(len(b)))
@@ -362,7 +369,9 @@ func (p *SyntheticPublisher) audioLoop() {
 		pkt.SequenceNumber = seq
 		pkt.Timestamp = ts
 		pkt.Payload = b
-		_ = p.audio.WriteRTP(pkt)
+		if p.opts.DropRatio == 0 || mrand.Float64() >= p.opts.DropRatio {
+			_ = p.audio.WriteRTP(pkt)
+		}
 		pkt.Marker = false
 		p.packets.Add(1)
 		p.bytes.Add(int64(len(b)))

@@ -62,6 +62,10 @@ func parseFlags(args []string, stderr io.Writer) (bench.Config, error) {
 	}
 	fs.StringVar(&cfg.URL, "url", "", "base URL of a running relayd (http://127.0.0.1:8800)")
 	fs.StringVar(&cfg.Spawn, "spawn", "", "path of a relayd binary to start on free loopback ports and stop afterwards")
+	fs.Func("spawn-arg", "with --spawn: one more argument for relayd (repeat the flag: --spawn-arg=--admin-listen --spawn-arg=127.0.0.1:6060)", func(s string) error {
+		cfg.SpawnArgs = append(cfg.SpawnArgs, s)
+		return nil
+	})
 	fs.StringVar(&cfg.Secret, "secret", "", "with --url: the server's token secret (tokens are signed locally)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "with --url and no --secret: an admin token, to mint tokens with POST /v1/tokens")
 	fs.IntVar(&cfg.Rooms, "rooms", d.Rooms, "rooms")

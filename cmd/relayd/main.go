@@ -91,6 +91,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 		DataDir: cfg.DataDir, MaxCohosts: cfg.MaxCohosts, MaxRelayDestinations: cfg.MaxRelayDestinations,
 		ReconnectGrace: cfg.ReconnectGrace, InvitationTTL: cfg.InvitationTTL,
 		AllowedOrigins: cfg.AllowedOrigins, Dev: cfg.Dev, Logger: log,
+		Record: cfg.Record, WebhookURLs: cfg.WebhookURLs,
 	})
 	if err != nil {
 		return err
