@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -21,12 +20,9 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/relaysfu/relayd/chat"
-	"github.com/relaysfu/relayd/invitations"
-	"github.com/relaysfu/relayd/metrics"
+	"github.com/relaysfu/relayd/app"
 	"github.com/relaysfu/relayd/sfu"
 	"github.com/relaysfu/relayd/signaling"
-	"github.com/relaysfu/relayd/web"
 )
 
 // stack is the real relayd on loopback: sfu on an ephemeral UDP port with
@@ -43,60 +39,15 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, mux, err := sfu.NewAPI(sfu.MediaConfig{UDPConn: udp, LoopbackOnly: true})
+	a, err := app.New(app.Options{
+		Secret: []byte("browser-test-secret-0123456789"), UDPConn: udp, LoopbackOnly: true,
+		DataDir: t.TempDir(), MaxCohosts: 8, MaxRelayDestinations: 4,
+		ReconnectGrace: 30 * time.Second, InvitationTTL: 10 * time.Minute, Dev: true,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := metrics.New()
-	dir := t.TempDir()
-	store, err := invitations.OpenBolt(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chats, err := chat.OpenBolt(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var srv *signaling.Server
-	inv := invitations.NewManager(invitations.Config{
-		Store: store, Metrics: m,
-		OnChange: func(i invitations.Invitation) { srv.InvitationChanged(i) },
-	})
-	s := sfu.New(sfu.Config{
-		API: api, ReconnectGrace: 30 * time.Second, Metrics: m, IsCohost: inv.IsCohost,
-		OnRoomStatus: func(info sfu.RoomInfo) { srv.RoomStatusChanged(info) },
-	})
-	tokens := signaling.NewTokens([]byte("browser-test-secret-0123456789"))
-	srv = signaling.NewServer(signaling.Params{SFU: s, Tokens: tokens, Metrics: m, Invitations: inv, Store: store, Chat: chats})
-	if err := srv.RestoreRooms(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	sweeper := make(chan struct{})
-	go func() {
-		defer close(sweeper)
-		inv.Run(ctx)
-	}()
-	sig := srv.Handler()
-	pages := web.Handler(web.Options{
-		Dev: true,
-		MintToken: func(identity, room, role string) (string, error) {
-			return tokens.Issue(signaling.TokenSpec{Identity: identity, Room: room, Role: role, Name: identity, TTL: time.Hour})
-		},
-		Rooms: func() any {
-			rooms := []sfu.RoomInfo{}
-			for _, r := range s.Rooms() {
-				rooms = append(rooms, r.Info(false))
-			}
-			return rooms
-		},
-	})
-	root := http.NewServeMux()
-	for _, p := range []string{"/v1/", "/metrics", "/healthz", "/readyz"} {
-		root.Handle(p, sig)
-	}
-	root.Handle("/", pages)
-	hs := httptest.NewUnstartedServer(root)
+	hs := httptest.NewUnstartedServer(a.Handler)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -104,17 +55,11 @@ func newStack(t *testing.T) *stack {
 	hs.Listener = ln
 	hs.Start()
 	t.Cleanup(func() {
-		s.Close()
-		srv.Close(5 * time.Second)
+		a.Close(5 * time.Second)
 		hs.Close()
-		cancel()
-		<-sweeper
-		_ = store.Close()
-		_ = chats.Close()
-		_ = mux.Close()
 		_ = udp.Close()
 	})
-	return &stack{URL: hs.URL, SFU: s, Tokens: tokens}
+	return &stack{URL: hs.URL, SFU: a.SFU, Tokens: a.Tokens}
 }
 
 // browserFlags are exactly those of BROWSER_TESTING.md (plus what chromedp

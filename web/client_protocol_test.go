@@ -15,8 +15,8 @@ import (
 )
 
 // fakeSignaling speaks the wire contract's invitation, relay, chat and
-// error parts (which the real server does not serve yet) from a script, so
-// the JS client's handling of them runs in Chromium now.
+// error parts from a script, so the JS client's handling of exact codes,
+// words and odd frames is checked in Chromium.
 type fakeSignaling struct {
 	mu       sync.Mutex
 	received []map[string]any // every frame the client sent

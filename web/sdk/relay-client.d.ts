@@ -162,11 +162,15 @@ export interface RelayDestination {
   token: string;
 }
 
+/** A chat message. text is exactly as sent: show it with textContent. */
 export interface ChatMessage {
+  /** "MS_" and 16 hex digits; ids sort in the room's order. */
   id: string;
   room: string;
+  /** The sender, with its role when it sent the message. */
   from: { identity: string; name: string; role: Role };
   text: string;
+  /** RFC 3339. */
   at: string;
 }
 
@@ -234,8 +238,10 @@ export interface RelayClientEvents {
   reconnecting: { attempt: number; delay: number; error: unknown };
   /** Rejoined after a socket loss. */
   reconnected: JoinResult;
+  /** The host kicked you: the socket closed with 4003 (or a rejoin was refused: banned). No reconnect follows; "disconnected" comes next. */
+  kicked: { code: number; reason: string; room: string };
   /** For good: left, closed, room ended, kicked, replaced, or reconnect gave up. */
-  disconnected: { code: number; reason: string; ended: boolean; error: unknown };
+  disconnected: { code: number; reason: string; ended: boolean; kicked: boolean; error: unknown };
   error: RelayError | Error;
   "*": { event: string; payload: unknown };
 }
@@ -275,6 +281,8 @@ export declare class RelayClient {
   readonly localStream: MediaStream | null;
   readonly relay: Relay | null;
   readonly joined: boolean;
+  /** The host kicked you (socket closed with 4003). */
+  readonly kicked: boolean;
 
   on<K extends keyof RelayClientEvents>(event: K, fn: (ev: RelayClientEvents[K]) => void): () => void;
   off<K extends keyof RelayClientEvents>(event: K, fn: (ev: RelayClientEvents[K]) => void): void;
@@ -298,6 +306,7 @@ export declare class RelayClient {
   getStats(target?: "publisher" | "subscriber"): Promise<RTCStatsReport | null>;
 
   stopRoom(): Promise<{}>;
+  /** Host only: the target's socket closes with 4003; ban refuses its joins until the room ends. */
   kick(identity: string, opts?: { ban?: boolean }): Promise<{}>;
 
   createInvitation(user: string): Promise<Invitation>;
@@ -314,8 +323,11 @@ export declare class RelayClient {
   pauseRelay(): Promise<Relay>;
   resumeRelay(): Promise<Relay>;
 
+  /** 1-2000 characters; resolves with the message (no "chat.message" for your own). 4029 when too fast. */
   sendChat(text: string): Promise<ChatMessage>;
+  /** Newest last; limit defaults to 50 (at most 200); before pages back from a message id. */
   chatHistory(opts?: { before?: string; limit?: number }): Promise<ChatMessage[]>;
+  /** Host only; everyone else gets "chat.deleted". */
   deleteChat(id: string): Promise<{}>;
 }
 

@@ -250,7 +250,7 @@ const defaultOptions = {
  * PeerConnections. Events (on/off/once): every server notification under its
  * method name ("participant.joined", "relay.state", ...), plus the client's
  * own: "connection", "track.subscribed", "track.unsubscribed", "room.status",
- * "role.changed", "local.track", "reconnecting", "reconnected",
+ * "role.changed", "local.track", "reconnecting", "reconnected", "kicked",
  * "disconnected", "error".
  */
 export class RelayClient {
@@ -282,6 +282,8 @@ export class RelayClient {
     /** The caller's relay (last known), or null. */
     this.relay = null;
     this.joined = false;
+    /** The host kicked you (the socket closed with 4003); no reconnect follows. */
+    this.kicked = false;
 
     this._ws = null;
     this._nextId = 1;
@@ -500,8 +502,15 @@ export class RelayClient {
     if (final) {
       if (!this._reconnecting) {
         this._stopLocal();
+        // A close with 4003 is the host's participant.kick (PROTOCOL.md
+        // "Chat"): said once as "kicked", then "disconnected" as always.
+        const kicked = opened && code === ErrorCode.FORBIDDEN && !this._closing;
+        if (kicked) {
+          this.kicked = true;
+          this._emit("kicked", { code, reason, room: this.room ? this.room.name : "" });
+        }
         this._setConnection("disconnected", { code, reason });
-        this._emit("disconnected", { code, reason, ended: this._ended, error: opened ? null : err });
+        this._emit("disconnected", { code, reason, ended: this._ended, kicked, error: opened ? null : err });
       }
       return;
     }
@@ -552,8 +561,14 @@ export class RelayClient {
     }
     this._reconnecting = false;
     this._stopLocal();
+    // 4003 at a rejoin: banned from the room while the socket was down.
+    const kicked = lastErr instanceof RelayError && lastErr.code === ErrorCode.FORBIDDEN && !this._closing;
+    if (kicked) {
+      this.kicked = true;
+      this._emit("kicked", { code: ErrorCode.FORBIDDEN, reason: lastErr.serverMessage || "forbidden", room: this.room ? this.room.name : "" });
+    }
     this._setConnection("disconnected", { error: lastErr });
-    this._emit("disconnected", { code: 1006, reason: "reconnect failed", ended: this._ended, error: lastErr });
+    this._emit("disconnected", { code: 1006, reason: "reconnect failed", ended: this._ended, kicked, error: lastErr });
   }
 
   // ---- notifications
@@ -1032,9 +1047,13 @@ export class RelayClient {
     return this.request("room.stop", {});
   }
 
-  /** Kick a participant (host only); ban keeps it out until the room ends. */
+  /**
+   * Kick a participant (host only): its socket closes with 4003 (its client
+   * emits "kicked"). ban keeps it out of the room until the room ends; an
+   * identity not in the room can be banned ahead.
+   */
   kick(identity, { ban = false } = {}) {
-    return this.request("participant.kick", { identity, ban });
+    return this.request("participant.kick", { identity, ban: !!ban });
   }
 
   // ---- invitations
@@ -1116,22 +1135,33 @@ export class RelayClient {
   }
 
   // ---- chat
+  //
+  // Every participant of a room chats (a user session may not: 4003). The
+  // server stores and sends text exactly as typed: put it in the page with
+  // textContent, never as markup. Message ids sort in the room's order.
 
-  /** Send a chat message (1-2000 chars). Resolves with the message. */
+  /**
+   * Send a chat message (1-2000 characters). Resolves with the message; the
+   * sender gets no "chat.message" for its own. 4029 beyond 5 a second
+   * (bursts of 10); the connection stays usable.
+   */
   sendChat(text) {
     return this.request("chat.send", { text });
   }
 
-  /** Chat history, newest last. */
+  /**
+   * The room's chat history, newest last: up to limit (default 50, at most
+   * 200) messages before the message id before (default: the newest).
+   */
   async chatHistory({ before, limit } = {}) {
     const params = {};
-    if (before !== undefined) params.before = before;
-    if (limit !== undefined) params.limit = limit;
+    if (before !== undefined && before !== null && before !== "") params.before = before;
+    if (limit !== undefined && limit !== null) params.limit = limit;
     const res = await this.request("chat.history", params);
     return (res && res.messages) || [];
   }
 
-  /** Delete a chat message (host only). */
+  /** Delete a chat message (host only); everyone else gets "chat.deleted". */
   deleteChat(id) {
     return this.request("chat.delete", { id });
   }

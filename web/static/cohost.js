@@ -1,13 +1,16 @@
 // Co-host: your invitations (a user session, live through
-// invitation.updated), accept or decline, join the stage, leave it.
+// invitation.updated), accept or decline, join the stage, leave it; the
+// room's chat beside the stage.
 import {
   $, el, NAME_RE, Tiles, attachLocal, connectAndJoin, describe, getToken, markNav, param,
   setBadge, setNotice, statusLabel, toast, roleLabel,
 } from "/static/app.js";
+import { chatPanel } from "/static/chat.js";
 
 markNav();
 
-const app = (window.app = { inbox: null, client: null, tiles: null, identity: "" });
+const app = (window.app = { inbox: null, client: null, tiles: null, chat: null, identity: "" });
+app.chat = chatPanel({ idleText: "The chat opens when you join a stage." });
 const invitations = new Map();
 
 $("identity").value = param("identity", "carol");
@@ -112,6 +115,8 @@ async function joinStage(room) {
     $("stage-panel").hidden = false;
     $("stage-title").textContent = "Room " + room;
     $("ended").hidden = true;
+    $("kicked").hidden = true;
+    app.chat.idleText = "The chat opens when you join a stage.";
     app.tiles = new Tiles($("tiles"), client, { emptyText: "Waiting for the host's video…" });
     client.on("room.updated", ({ room: r }) => showRoomStatus(r));
     client.on("role.changed", ({ role, previous }) => {
@@ -123,11 +128,19 @@ async function joinStage(room) {
         toast("You are off the stage; still watching as a viewer.");
       }
     });
+    client.on("kicked", () => {
+      $("kicked").hidden = false;
+      $("self-wrap").hidden = true;
+      showRole("viewer");
+      setBadge($("room-status"), "disconnected", "Removed");
+      app.chat.closed("You were removed from this room.");
+    });
     client.on("disconnected", ({ ended }) => {
       if (ended) $("ended").hidden = false;
       $("leave-stage").disabled = true;
     });
     showRoomStatus(res.room);
+    app.chat.attach(client);
     showRole(res.participant.role);
     if (res.participant.role === "cohost") await publish();
     else setNotice($("notice"), "You joined " + room + " as a viewer: the invitation is no longer accepted.", "info");
@@ -174,6 +187,7 @@ $("leave-stage").addEventListener("click", async () => {
 async function leaveRoom() {
   const c = app.client;
   app.client = null;
+  app.chat.detach();
   if (app.tiles) app.tiles.destroy();
   app.tiles = null;
   $("self").srcObject = null;

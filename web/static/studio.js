@@ -1,15 +1,18 @@
-// Studio: the host's page. Camera preview, go live, co-hosts and
+// Studio: the host's page. Camera preview, go live, chat with moderation
+// (invite to stage, delete, kick) on each message, co-hosts and
 // invitations, relay to other rooms, end the stream.
 import {
   $, el, NAME_RE, Tiles, attachLocal, connectAndJoin, describe, fetchRooms, getToken, markNav, mintToken,
   param, setBadge, setNotice, statusLabel, toast,
 } from "/static/app.js";
 import { getLocalMedia, relayEventName, relayStateName, relayErrorName } from "/sdk/relay-client.js";
+import { chatPanel } from "/static/chat.js";
 
 markNav();
 
 const MAX_DESTINATIONS = 4;
-const app = (window.app = { client: null, preview: null, tiles: null });
+const app = (window.app = { client: null, preview: null, tiles: null, chat: null });
+app.chat = chatPanel({ actions: chatActions, idleText: "Go live to chat with your viewers." });
 
 $("identity").value = param("identity", "alice");
 $("room").value = param("room", "demo");
@@ -62,6 +65,7 @@ $("live-form").addEventListener("submit", async (ev) => {
     app.room = room;
     wire(client);
     showRoom(res.room);
+    app.chat.attach(client);
     await client.publish({ stream: app.preview });
     $("end-stream").disabled = false;
     $("invite-btn").disabled = false;
@@ -103,9 +107,11 @@ function wire(client) {
     setStatus("reconnecting", "Reconnecting");
     setNotice($("notice"), "Connection lost; reconnecting (attempt " + attempt + "). Viewers see “host reconnecting”.", "info");
   });
-  client.on("reconnected", (res) => {
+  client.on("reconnected", () => {
     setNotice($("notice"), "");
-    showRoom(res.room);
+    // client.room, not the join result: a room.updated (live, once our
+    // track is back) may have come while the client published again.
+    showRoom(client.room);
   });
   client.on("disconnected", ({ ended }) => {
     if (ended) streamEnded();
@@ -164,6 +170,7 @@ const invitations = new Map();
 function putInvitation(inv) {
   invitations.set(inv.id, inv);
   renderInvitations();
+  app.chat.refreshActions(inv.user);
 }
 
 function renderInvitations() {
@@ -187,6 +194,7 @@ async function loadInvitations() {
     const list = await app.client.listInvitations();
     for (const inv of list) invitations.set(inv.id, inv);
     renderInvitations();
+    app.chat.refreshActions();
   } catch (err) {
     inviteNotice(err);
   }
@@ -230,6 +238,80 @@ async function removeCohost(user) {
   } catch (err) {
     inviteNotice(err);
   }
+}
+
+// ---- chat: invite to stage, delete, kick (and ban) from a message
+
+// latestInvitation is user's newest invitation to this room, or null.
+function latestInvitation(user) {
+  let best = null;
+  for (const inv of invitations.values()) {
+    if (inv.user !== user || inv.room !== app.room) continue;
+    if (!best || String(inv.updatedAt || "") > String(best.updatedAt || "")) best = inv;
+  }
+  return best;
+}
+
+// chatActions are the host's controls under a message from someone else.
+function chatActions(m, row) {
+  const who = m.from && m.from.identity;
+  if (!app.client || !who || who === app.identity) return [];
+  const inv = latestInvitation(who);
+  const status = inv && (inv.status === "pending" || inv.status === "accepted") ? inv.status : "";
+  return [
+    el("button", {
+      class: "small primary", "data-invite": who, disabled: !!status, onclick: () => inviteFromChat(who),
+      title: status === "pending" ? "Waiting for " + who + " to answer" : "Invite " + who + " to co-host",
+    }, status === "pending" ? "Invited" : status === "accepted" ? "On stage" : "Invite to stage"),
+    el("button", { class: "small", "data-delete": m.id, onclick: () => deleteMessage(m.id) }, "Delete"),
+    el("button", { class: "small danger", "data-kick": who, onclick: () => row.replaceChildren(...confirmKick(who)) }, "Kick"),
+  ];
+}
+
+// confirmKick replaces a message's controls: kick, kick and ban, or cancel.
+function confirmKick(who) {
+  return [
+    el("span", { class: "small confirm" }, "Remove " + who + " from the room?"),
+    el("button", { class: "small danger", "data-kick-confirm": who, onclick: () => kick(who, false) }, "Kick"),
+    el("button", { class: "small danger", "data-ban": who, onclick: () => kick(who, true), title: "Kept out until the stream ends" }, "Kick and ban"),
+    el("button", { class: "small", "data-kick-cancel": who, onclick: () => app.chat.refreshActions(who) }, "Cancel"),
+  ];
+}
+
+async function inviteFromChat(user) {
+  if (!app.client) return;
+  app.chat.say("");
+  try {
+    const inv = await app.client.createInvitation(user);
+    putInvitation(inv);
+    toast(inv.status === "accepted" ? user + " is already on stage" : "Invitation sent to " + user);
+  } catch (err) {
+    app.chat.say(describe(err), "error");
+  }
+}
+
+async function deleteMessage(id) {
+  if (!app.client) return;
+  app.chat.say("");
+  try {
+    await app.client.deleteChat(id); // everyone else gets chat.deleted
+    app.chat.remove(id);
+  } catch (err) {
+    if (err.code === 4004) app.chat.remove(id); // already gone
+    else app.chat.say(describe(err), "error");
+  }
+}
+
+async function kick(who, ban) {
+  if (!app.client) return;
+  app.chat.say("");
+  try {
+    await app.client.kick(who, { ban });
+    toast(ban ? who + " was removed and banned until the stream ends" : who + " was removed from the room");
+  } catch (err) {
+    app.chat.say(err.code === 4004 ? who + " is no longer in the room." : describe(err), "error");
+  }
+  app.chat.refreshActions(who);
 }
 
 // ---- relay
