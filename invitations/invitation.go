@@ -1,9 +1,10 @@
 package invitations
 
 import (
-	"crypto/rand"
 	"errors"
 	"time"
+
+	"github.com/relaysfu/relayd/internal/ids"
 )
 
 // Status is where an invitation is in its life.
@@ -89,28 +90,6 @@ func validName(s string) bool {
 	return true
 }
 
-const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-// newID returns "IN_" and 12 random base62 characters. 62^12 is about
-// 2^71: a million invitations collide with odds of about 1 in 6 billion,
-// and the store refuses a duplicate id anyway.
-func newID() string {
-	var out [12]byte
-	var buf [32]byte
-	for n := 0; n < len(out); {
-		_, _ = rand.Read(buf[:]) // crypto/rand.Read never fails (Go 1.24+)
-		for _, b := range buf {
-			// 248 = 4*62: taking only bytes below it keeps every
-			// character equally likely (no modulo bias).
-			if b >= 248 {
-				continue
-			}
-			out[n] = base62[b%62]
-			n++
-			if n == len(out) {
-				break
-			}
-		}
-	}
-	return "IN_" + string(out[:])
-}
+// newID returns "IN_" and 12 random base62 characters (71 bits); the store
+// refuses a duplicate id anyway.
+func newID() string { return ids.New("IN_", 12) }

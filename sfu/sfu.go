@@ -1,7 +1,6 @@
 package sfu
 
 import (
-	"crypto/rand"
 	"errors"
 	"log/slog"
 	"sort"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/relaysfu/relayd/internal/ids"
 	"github.com/relaysfu/relayd/metrics"
 )
 
@@ -152,14 +152,6 @@ func (s *SFU) Close() {
 	}
 }
 
-// NewID returns a random id with a prefix: "TR_" tracks, and so on. 12
-// base62 characters are 71 bits: no collision in any room's lifetime.
-func NewID(prefix string) string {
-	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return prefix + string(b[:])
-}
+// NewID returns a random id with a prefix: "TR_" tracks, "RL_" relays.
+// 12 base62 characters are 71 bits: no collision in any room's lifetime.
+func NewID(prefix string) string { return ids.New(prefix, 12) }

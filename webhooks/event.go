@@ -1,9 +1,10 @@
 package webhooks
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"time"
+
+	"github.com/relaysfu/relayd/internal/ids"
 )
 
 // The event types.
@@ -32,27 +33,6 @@ type Event struct {
 	Data json.RawMessage `json:"data"` // depends on Type
 }
 
-const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
 // newEventID returns "EV_" and 16 random base62 characters: 95 bits, so
 // ids never collide and receivers can dedupe on them alone.
-func newEventID() string {
-	var out [16]byte
-	var buf [32]byte
-	for n := 0; n < len(out); {
-		_, _ = rand.Read(buf[:]) // crypto/rand.Read never fails (Go 1.24+)
-		for _, b := range buf {
-			// 248 = 4*62: only bytes below it, so every character
-			// is equally likely (no modulo bias).
-			if b >= 248 {
-				continue
-			}
-			out[n] = base62[b%62]
-			n++
-			if n == len(out) {
-				break
-			}
-		}
-	}
-	return "EV_" + string(out[:])
-}
+func newEventID() string { return ids.New("EV_", 16) }
