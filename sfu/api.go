@@ -93,19 +93,29 @@ func newMediaEngine() (*webrtc.MediaEngine, error) {
 }
 
 // newInterceptors is pion's RegisterDefaultInterceptors, trimmed (its doc
-// comment says to copy it):
-//   - NACK generator, for publishers' streams: we ask publishers for what
-//     we lost. No NACK responder: it keeps 1024 packets per subscriber
-//     stream (~1.5 MB per video subscriber); subscribers' NACKs are served
-//     from the up track's one shared Cache instead (downtrack.go).
-//   - RTCP receiver reports (to publishers) and sender reports (to
-//     subscribers, so browsers can sync audio and video).
-//   - TWCC feedback for publishers' streams (Chrome's send-side bandwidth
-//     estimate needs it to ramp up). No TWCC on what we send: there is no
-//     bandwidth estimation on the subscriber side yet.
-//   - No stats interceptor: the metrics package counts what we need.
-func newInterceptors(m *webrtc.MediaEngine) (*interceptor.Registry, error) {
+// comment says to copy it), for one side:
+//   - publisher PCs (media comes in): the NACK generator (we ask publishers
+//     for what we lost), receiver reports, and TWCC feedback (Chrome's
+//     send-side bandwidth estimate needs it to ramp up);
+//   - subscriber PCs (media goes out): sender reports only, so browsers can
+//     sync audio and video. No NACK responder: it keeps 1024 packets per
+//     subscriber stream (~1.5 MB per video subscriber); subscribers' NACKs
+//     are served from the up track's one shared Cache (downtrack.go).
+//
+// Each of these interceptors runs a goroutine with a ticker per
+// PeerConnection (the NACK generator and TWCC every 100 ms), so giving a
+// viewer's PC only what it uses saves three goroutines and ~20 wake-ups a
+// second per viewer. No stats interceptor: the metrics package counts.
+func newInterceptors(m *webrtc.MediaEngine, publisher bool) (*interceptor.Registry, error) {
 	r := &interceptor.Registry{}
+	send, err := report.NewSenderInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	r.Add(send)
+	if !publisher {
+		return r, nil
+	}
 	// At most 3 NACKs per lost packet (one every 100 ms): pion's generator
 	// never sees packets repaired over RTX (they come in on the repair
 	// stream), so without a cap it would NACK them until they leave its
@@ -120,11 +130,6 @@ func newInterceptors(m *webrtc.MediaEngine) (*interceptor.Registry, error) {
 		return nil, err
 	}
 	r.Add(recv)
-	send, err := report.NewSenderInterceptor()
-	if err != nil {
-		return nil, err
-	}
-	r.Add(send)
 	if err := m.RegisterHeaderExtension(
 		webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, err
@@ -137,19 +142,18 @@ func newInterceptors(m *webrtc.MediaEngine) (*interceptor.Registry, error) {
 	return r, nil
 }
 
-// NewAPI builds the server's one webrtc.API. The returned closer stops the
-// ICE UDP mux; call it before closing cfg.UDPConn.
-func NewAPI(cfg MediaConfig) (*webrtc.API, io.Closer, error) {
+// APIs are the server's two webrtc.APIs, each built once: one for
+// publisher PCs, one for subscriber PCs (they differ in interceptors only;
+// see newInterceptors). Both use the one ICE UDP mux.
+type APIs struct {
+	Publisher, Subscriber *webrtc.API
+}
+
+// NewAPI builds the server's webrtc.APIs. The returned closer stops the ICE
+// UDP mux; call it before closing cfg.UDPConn.
+func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 	if cfg.UDPConn == nil {
-		return nil, nil, fmt.Errorf("sfu: MediaConfig.UDPConn is required")
-	}
-	m, err := newMediaEngine()
-	if err != nil {
-		return nil, nil, fmt.Errorf("media engine: %w", err)
-	}
-	reg, err := newInterceptors(m)
-	if err != nil {
-		return nil, nil, fmt.Errorf("interceptors: %w", err)
+		return APIs{}, nil, fmt.Errorf("sfu: MediaConfig.UDPConn is required")
 	}
 	se := webrtc.SettingEngine{}
 	mux := webrtc.NewICEUDPMux(nil, cfg.UDPConn)
@@ -166,12 +170,28 @@ func NewAPI(cfg MediaConfig) (*webrtc.API, io.Closer, error) {
 			External:        []string{cfg.PublicIP},
 			AsCandidateType: webrtc.ICECandidateTypeHost,
 		}); err != nil {
-			return nil, nil, fmt.Errorf("public ip: %w", err)
+			_ = mux.Close()
+			return APIs{}, nil, fmt.Errorf("public ip: %w", err)
 		}
 	}
-	return webrtc.NewAPI(
-		webrtc.WithMediaEngine(m),
-		webrtc.WithInterceptorRegistry(reg),
-		webrtc.WithSettingEngine(se),
-	), mux, nil
+	var apis APIs
+	for _, publisher := range []bool{true, false} {
+		m, err := newMediaEngine()
+		if err != nil {
+			_ = mux.Close()
+			return APIs{}, nil, fmt.Errorf("media engine: %w", err)
+		}
+		reg, err := newInterceptors(m, publisher)
+		if err != nil {
+			_ = mux.Close()
+			return APIs{}, nil, fmt.Errorf("interceptors: %w", err)
+		}
+		api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+		if publisher {
+			apis.Publisher = api
+		} else {
+			apis.Subscriber = api
+		}
+	}
+	return apis, mux, nil
 }

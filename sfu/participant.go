@@ -218,7 +218,11 @@ func (p *Participant) HandleOffer(offer string, deliver func(answer string)) err
 
 // newPC makes one of the participant's PeerConnections; called with p.mu.
 func (p *Participant) newPC(t Target) (*webrtc.PeerConnection, error) {
-	pc, err := p.room.sfu.cfg.API.NewPeerConnection(webrtc.Configuration{
+	api := p.room.sfu.cfg.API.Subscriber
+	if t == TargetPublisher {
+		api = p.room.sfu.cfg.API.Publisher
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
 	})

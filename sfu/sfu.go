@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/relaysfu/relayd/internal/ids"
 	"github.com/relaysfu/relayd/metrics"
 )
@@ -27,7 +25,7 @@ var (
 
 // Config is the sfu's configuration.
 type Config struct {
-	API            *webrtc.API   // built once by NewAPI
+	API            APIs          // built once by NewAPI
 	ReconnectGrace time.Duration // how long a room waits for its vanished host
 	Logger         *slog.Logger
 	Metrics        *metrics.Metrics
