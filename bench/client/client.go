@@ -38,6 +38,12 @@ type Options struct {
 	// never offered. It needs a per-client API (with SRTP replay protection
 	// off, see Dial): setting both API and ReceiveDrop is an error.
 	ReceiveDrop func(seq uint16) bool
+	// TrackReader, when set, replaces the built-in reader of every received
+	// track (for load testers that keep their own, cheaper, accounting). It
+	// runs on the track's goroutine and must read rt.Remote() until Read
+	// fails; the RemoteTrack's counters then stay at zero, and Ended is
+	// closed when it returns.
+	TrackReader func(rt *RemoteTrack)
 }
 
 // RTCPHandler is implemented by local tracks that want the RTCP their
@@ -50,9 +56,10 @@ type RTCPHandler interface {
 // Client is one signaling session and its PeerConnections. Its methods are
 // safe for concurrent use. Close releases everything.
 type Client struct {
-	log  *slog.Logger
-	api  *webrtc.API
-	drop *dropStats
+	log         *slog.Logger
+	api         *webrtc.API
+	drop        *dropStats
+	trackReader func(*RemoteTrack) // Options.TrackReader
 
 	// rpc.go
 	conn         *websocket.Conn
@@ -111,6 +118,7 @@ func Dial(ctx context.Context, baseURL, token string, opts Options) (*Client, er
 	c := &Client{
 		log:         log,
 		api:         opts.API,
+		trackReader: opts.TrackReader,
 		pending:     map[int64]chan rpcResponse{},
 		abandoned:   map[int64]struct{}{},
 		notifCh:     make(chan Notification, notifyBuffer),

@@ -78,6 +78,11 @@ func (c *Client) newPeer(target string) (*peer, error) {
 			c.tracks.add(rt)
 			go func() {
 				defer c.wg.Done()
+				if c.trackReader != nil {
+					defer close(rt.ended)
+					c.trackReader(rt)
+					return
+				}
 				rt.readLoop()
 			}()
 		})

@@ -1,0 +1,72 @@
+package bench
+
+// The webrtc.API shared by every viewer: only the codecs the synthetic
+// publisher sends, and only the interceptors a receiving browser really
+// runs per packet (NACK generator, receiver reports). pion's default set
+// adds a stats interceptor and TWCC, which cost CPU on every packet and
+// would make the bench, not the server, what a small machine measures.
+//
+// Two settings make the viewers behave like libwebrtc rather than like
+// pion's defaults, which would otherwise turn one lost packet into a NACK
+// storm: a lost packet is NACKed at most 10 times (libwebrtc's
+// kMaxNackRetries; pion's default is until it leaves the 512-packet
+// window, every 100 ms), and the SRTP replay window is 1024 packets
+// (libwebrtc's; pion's default of 64 rejects a retransmission that arrives
+// more than 64 packets late, which is then NACKed again).
+
+import (
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/relaysfu/relayd/bench/client"
+)
+
+const (
+	maxNacksPerPacket = 10
+	srtpReplayWindow  = 1024
+)
+
+// newViewerAPI builds the viewers' API on the loopback-only SettingEngine.
+func newViewerAPI() (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+			SDPFmtpLine: "minptime=10;useinbandfec=1",
+		},
+		PayloadType: 111,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb},
+		PayloadType:        96,
+	}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=96"},
+		PayloadType:        97,
+	}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+
+	reg := &interceptor.Registry{}
+	gen, err := nack.NewGeneratorInterceptor(nack.GeneratorMaxNacksPerPacket(maxNacksPerPacket))
+	if err != nil {
+		return nil, err
+	}
+	reg.Add(gen)
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	reg.Add(rr)
+
+	se := client.LoopbackSettingEngine()
+	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
