@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -169,5 +170,29 @@ func TestSinkListCopyOnWrite(t *testing.T) {
 	up.finish()
 	if up.AddSink(d) {
 		t.Error("AddSink accepted a sink after the track ended")
+	}
+}
+
+// A keyframe request inside the throttle interval is deferred to its end,
+// once, not dropped: a subscriber joining just after another still gets a
+// keyframe within keyframeInterval.
+func TestKeyframeRequestDeferred(t *testing.T) {
+	src := &fakeSource{}
+	up := newTestUpTrack(metrics.New(), src)
+	defer up.finish()
+	up.RequestKeyframe()
+	if src.keyframes.Load() != 1 {
+		t.Fatalf("first request not sent at once")
+	}
+	for i := 0; i < 5; i++ {
+		up.RequestKeyframe() // throttled: one deferred request for all
+	}
+	if src.keyframes.Load() != 1 {
+		t.Fatalf("throttled requests sent at once: %d", src.keyframes.Load())
+	}
+	waitFor(t, "the deferred request", func() bool { return src.keyframes.Load() == 2 })
+	time.Sleep(keyframeInterval + 100*time.Millisecond)
+	if n := src.keyframes.Load(); n != 2 {
+		t.Fatalf("%d requests, want 2 (one at once, one deferred)", n)
 	}
 }

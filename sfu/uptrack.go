@@ -85,9 +85,10 @@ type UpTrack struct {
 	mu     sync.Mutex
 	closed bool // guarded by mu: no sink is added after Close
 
-	lastKeyframeReq atomic.Int64 // Now() of the last request sent upstream
-	done            chan struct{}
-	closeOnce       sync.Once
+	lastKeyframeReq  atomic.Int64 // Now() of the last request sent upstream
+	deferredKeyframe atomic.Bool  // a request waits for the interval to end
+	done             chan struct{}
+	closeOnce        sync.Once
 
 	packetsIn, bytesIn prometheus.Counter
 	pliUp              prometheus.Counter
@@ -301,7 +302,10 @@ func (t *UpTrack) RemoveSink(s Sink) {
 func (t *UpTrack) SinkCount() int { return len(*t.sinks.Load()) }
 
 // RequestKeyframe asks the source for a keyframe, at most once per
-// keyframeInterval however many subscribers ask.
+// keyframeInterval however many subscribers ask. A request inside the
+// interval is not dropped but deferred to its end (once), so a subscriber
+// that joins just after another waits at most keyframeInterval for its
+// first frame, not until someone asks again.
 func (t *UpTrack) RequestKeyframe() {
 	if !t.video {
 		return
@@ -313,6 +317,16 @@ func (t *UpTrack) RequestKeyframe() {
 	now := Now()
 	last := t.lastKeyframeReq.Load()
 	if last != 0 && now-last < int64(keyframeInterval) {
+		if t.deferredKeyframe.CompareAndSwap(false, true) {
+			time.AfterFunc(time.Duration(last+int64(keyframeInterval)-now), func() {
+				t.deferredKeyframe.Store(false)
+				select {
+				case <-t.done:
+				default:
+					t.RequestKeyframe()
+				}
+			})
+		}
 		return
 	}
 	if !t.lastKeyframeReq.CompareAndSwap(last, now) {

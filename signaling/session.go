@@ -56,7 +56,7 @@ type session struct {
 	chatLimiter *rate.Limiter
 	started     time.Time // upgrade time, for the join latency metric
 
-	out       chan out
+	out       chan *out     // pointers: 8 bytes a slot, so an idle queue costs little
 	done      chan struct{} // closed when the writer must stop
 	closeOnce sync.Once
 
@@ -80,7 +80,7 @@ func newSession(srv *Server, conn *websocket.Conn, c *Claims) *session {
 		limiter:     rate.NewLimiter(requestRate, requestBurst),
 		chatLimiter: rate.NewLimiter(chatRate, chatBurst),
 		started:     time.Now(),
-		out:         make(chan out, outQueue),
+		out:         make(chan *out, outQueue),
 		done:        make(chan struct{}),
 		pending:     map[string]string{},
 	}
@@ -164,7 +164,7 @@ func (s *session) writeLoop() {
 // send queues a frame; a client too slow to take it is disconnected.
 func (s *session) send(frame []byte) {
 	select {
-	case s.out <- out{data: frame}:
+	case s.out <- &out{data: frame}:
 	case <-s.done:
 	default:
 		s.log.Warn("client too slow; closing", "queued", outQueue)
@@ -176,7 +176,7 @@ func (s *session) send(frame []byte) {
 // closeWith queues a close frame after everything already queued.
 func (s *session) closeWith(code int, reason string) {
 	select {
-	case s.out <- out{close: true, code: code, reason: reason}:
+	case s.out <- &out{close: true, code: code, reason: reason}:
 	case <-s.done:
 	default:
 		s.stop()
