@@ -8,40 +8,18 @@ package bench
 
 import (
 	"math"
-	"math/bits"
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/relaysfu/relayd/bench/client"
 )
 
-const (
-	histSubBits = 5
-	histSub     = 1 << histSubBits
-	histMaxBit  = 26 // samples are clamped below 2^27 µs (134 s)
-	histBuckets = (histMaxBit-histSubBits+1)*histSub + histSub
-)
+// The bucket layout is bench/client's LatencyHistogram's.
+const histBuckets = client.LatencyBuckets
 
-func histBucket(us uint64) int {
-	if us >= 1<<(histMaxBit+1) {
-		us = 1<<(histMaxBit+1) - 1
-	}
-	if us < histSub {
-		return int(us)
-	}
-	k := bits.Len64(us) - 1
-	s := k - histSubBits
-	return (s+1)*histSub + int(us>>uint(s)) - histSub
-}
-
-// histBounds returns the [lo, hi) microsecond range of bucket i.
-func histBounds(i int) (lo, hi uint64) {
-	if i < histSub {
-		return uint64(i), uint64(i) + 1
-	}
-	s := i/histSub - 1
-	m := uint64(i%histSub + histSub)
-	return m << uint(s), (m + 1) << uint(s)
-}
+func histBucket(us uint64) int         { return client.LatencyBucket(us) }
+func histBounds(i int) (lo, hi uint64) { return client.LatencyBucketBounds(i) }
 
 // Hist is a latency histogram safe for one writer and any number of
 // concurrent readers (Snapshot). The zero value is empty.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/relaysfu/relayd/bench/client"
 )
 
 // window is the measurement window: a packet whose send time is in
@@ -97,7 +98,11 @@ func (t *trackStats) onPacket(b []byte, now int64, w *window) {
 	t.started = true
 	*slot = uint32(seq) + 1
 
-	sent, ok := sendStamp(payload, t.video)
+	mime := "audio/opus" // lower case: SendStamp lower-cases without allocating
+	if t.video {
+		mime = "video/vp8"
+	}
+	sent, ok := client.SendStamp(mime, payload)
 	if !ok || sent > now+int64(time.Second) || now-sent > int64(time.Minute) {
 		t.noStamp.Add(1)
 		if w.contains(now) {
@@ -131,62 +136,4 @@ func rtpPayload(b []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return b[off:end], true
-}
-
-// sendStamp reads the send time SyntheticPublisher embeds in a VP8 or Opus
-// payload.
-func sendStamp(p []byte, video bool) (int64, bool) {
-	off := 0
-	if video {
-		o, start, ok := vp8Descriptor(p)
-		if !ok {
-			return 0, false
-		}
-		off = o
-		if start && len(p) > off {
-			if p[off]&0x01 == 0 { // keyframe: frame tag, start code, dimensions
-				off += 10
-			} else {
-				off += 3
-			}
-		}
-	}
-	if len(p) < off+8 {
-		return 0, false
-	}
-	return int64(binary.BigEndian.Uint64(p[off : off+8])), true
-}
-
-// vp8Descriptor parses the VP8 payload descriptor (RFC 7741 4.2): its length
-// and whether the packet starts a frame (S=1, PID=0).
-func vp8Descriptor(b []byte) (off int, start, ok bool) {
-	if len(b) < 1 {
-		return 0, false, false
-	}
-	start = b[0]&0x10 != 0 && b[0]&0x07 == 0
-	off = 1
-	if b[0]&0x80 != 0 { // X
-		if len(b) < 2 {
-			return 0, false, false
-		}
-		x := b[1]
-		off = 2
-		if x&0x80 != 0 { // I: 7 or 15-bit picture id
-			if len(b) < 3 {
-				return 0, false, false
-			}
-			if b[2]&0x80 != 0 {
-				off += 2
-			} else {
-				off++
-			}
-		}
-		if x&0x40 != 0 { // L
-			off++
-		}
-		if x&0x30 != 0 { // T or K
-			off++
-		}
-	}
-	return off, start, off <= len(b)
 }

@@ -16,6 +16,16 @@ const (
 	recentWindow = 4096 // RemoteTrack.Latencies keeps this many samples
 )
 
+// LatencyBuckets, LatencyBucket and LatencyBucketBounds expose the layout,
+// so bench's concurrent histogram uses the same one (and they merge).
+const LatencyBuckets = histBuckets
+
+// LatencyBucket returns the bucket of a sample in microseconds.
+func LatencyBucket(us uint64) int { return histBucket(us) }
+
+// LatencyBucketBounds returns the [lo, hi) microsecond range of bucket i.
+func LatencyBucketBounds(i int) (lo, hi uint64) { return histBounds(i) }
+
 // LatencyHistogram summarizes latency samples. The zero value is empty and
 // ready to use. It is not safe for concurrent use; RemoteTrack.Latency
 // returns a copy.

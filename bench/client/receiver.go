@@ -13,6 +13,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/relaysfu/relayd/sfu"
 )
 
 // Send timestamps further from now than this are not samples (the bytes are
@@ -250,17 +251,30 @@ func newRemoteTrack(pc *webrtc.PeerConnection, track *webrtc.TrackRemote, receiv
 
 // isKeyframeStart reports whether an RTP payload of that codec starts a
 // keyframe.
-func isKeyframeStart(mime string, b []byte) bool {
+func isKeyframeStart(mime string, b []byte) bool { return sfu.KeyframeStart(mime, b) }
+
+// SendStamp returns the send time (Unix nanoseconds) SyntheticPublisher
+// embeds in a VP8 or Opus payload.
+func SendStamp(mime string, b []byte) (int64, bool) {
+	off := 0
 	switch strings.ToLower(mime) {
+	case "audio/opus":
 	case "video/vp8":
-		off, start, ok := vp8Descriptor(b)
-		return ok && start && len(b) > off && b[off]&0x01 == 0
-	case "video/vp9":
-		return vp9KeyframeStart(b)
-	case "video/h264":
-		return h264KeyframeStart(b)
+		o, start, ok := vp8Descriptor(b)
+		if !ok {
+			return 0, false
+		}
+		off = o
+		if start {
+			off += vp8HeaderLen(b[off:])
+		}
+	default:
+		return 0, false
 	}
-	return false
+	if len(b) < off+8 {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(b[off : off+8])), true
 }
 
 // vp8Descriptor parses the VP8 payload descriptor (RFC 7741 4.2) and returns
@@ -301,83 +315,15 @@ func vp8Descriptor(b []byte) (off int, start bool, ok bool) {
 	return off, start, true
 }
 
-// vp9KeyframeStart: B=1 (start of frame), P=0 (not inter-predicted) and, with
-// layer indices, spatial layer 0 (RFC 9628).
-func vp9KeyframeStart(b []byte) bool {
-	if len(b) < 1 {
-		return false
-	}
-	h := b[0]
-	if h&0x08 == 0 || h&0x40 != 0 { // B, P
-		return false
-	}
-	off := 1
-	if h&0x80 != 0 { // I
-		if len(b) < 2 {
-			return false
-		}
-		if b[1]&0x80 != 0 {
-			off += 2
-		} else {
-			off++
-		}
-	}
-	if h&0x20 != 0 { // L
-		if len(b) <= off {
-			return false
-		}
-		return (b[off]>>1)&0x07 == 0
-	}
-	return true
-}
-
-// h264KeyframeStart: an IDR slice start or an SPS, alone, in a STAP-A or at
-// the start of a FU-A.
-func h264KeyframeStart(b []byte) bool {
-	if len(b) < 1 {
-		return false
-	}
-	switch b[0] & 0x1f {
-	case 5, 7:
-		return true
-	case 24: // STAP-A
-		for i := 1; i+2 < len(b); {
-			size := int(binary.BigEndian.Uint16(b[i : i+2]))
-			if t := b[i+2] & 0x1f; t == 5 || t == 7 {
-				return true
-			}
-			i += 2 + size
-		}
-	case 28: // FU-A
-		return len(b) > 1 && b[1]&0x80 != 0 && (b[1]&0x1f == 5 || b[1]&0x1f == 7)
-	}
-	return false
-}
-
 // sendTimestamp reads the 8-byte big-endian UnixNano send time that
 // SyntheticPublisher embeds: for VP8 after the payload descriptor (and the
 // VP8 payload header in a frame's first packet), for Opus at the start of the
 // payload. It returns now minus that time when the value is plausible.
 func sendTimestamp(mime string, b []byte, now time.Time) (time.Duration, bool) {
-	off := 0
-	switch strings.ToLower(mime) {
-	case "audio/opus":
-	case "video/vp8":
-		o, start, ok := vp8Descriptor(b)
-		if !ok {
-			return 0, false
-		}
-		off = o
-		if start {
-			off += vp8HeaderLen(b[off:])
-		}
-	default:
+	sent, ok := SendStamp(mime, b)
+	if !ok {
 		return 0, false
 	}
-	if len(b) < off+8 {
-		return 0, false
-	}
-	sent := int64(binary.BigEndian.Uint64(b[off : off+8]))
 	d := now.Sub(time.Unix(0, sent))
 	if d < -maxClockAhead || d > maxLatency {
 		return 0, false
