@@ -60,6 +60,9 @@ type Metrics struct {
 	// PLIs counts picture loss indications, by direction: from_subscriber,
 	// or to_publisher (counted after throttling).
 	PLIs *prometheus.CounterVec
+	// KeyframeReplays counts subscribers started from the newest cached
+	// keyframe instead of a new one.
+	KeyframeReplays prometheus.Counter
 	// Drops counts packets not forwarded, by kind and reason:
 	// queue_full|wait_keyframe|not_ready|stale.
 	Drops *prometheus.CounterVec
@@ -142,6 +145,10 @@ func New() *Metrics {
 			Name: "relayd_retransmits_total",
 			Help: "Retransmission requests by result (hit: served from the upstream cache, miss: not in it).",
 		}, []string{"result"}),
+		KeyframeReplays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relayd_keyframe_replays_total",
+			Help: "Subscribers started from the newest cached keyframe instead of asking the publisher for one.",
+		}),
 		PLIs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relayd_plis_total",
 			Help: "Picture loss indications (to_publisher is counted after throttling).",
@@ -217,7 +224,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Rooms, m.Participants, m.Tracks,
 		m.PacketsIn, m.BytesIn, m.PacketsOut, m.BytesOut,
-		m.NACKs, m.Retransmits, m.PLIs, m.Drops,
+		m.NACKs, m.Retransmits, m.PLIs, m.KeyframeReplays, m.Drops,
 		m.ForwardLatency, m.JoinLatency,
 		m.WSConnections, m.RPCRequests,
 		m.Invitations, m.InvitationAcceptSeconds,

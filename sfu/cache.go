@@ -1,6 +1,9 @@
 package sfu
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // MaxPacketSize is the largest RTP packet the cache keeps (bigger ones are forwarded but not cached).
 // 1500 is the Ethernet MTU: an RTP packet that reached us over UDP is practically never larger,
@@ -30,6 +33,12 @@ type Cache struct {
 	// Owned by the single storer goroutine.
 	newest    uint64 // highest ext stored so far
 	hasNewest bool
+
+	// The newest keyframe start and when it arrived, so that a new
+	// subscriber can start from it (DownTrack.replay). Written by the
+	// storer, read by writers: keyAt is cleared while keyExt changes.
+	keyExt atomic.Uint64
+	keyAt  atomic.Int64
 }
 
 type cacheSlot struct {
@@ -115,4 +124,27 @@ func (c *Cache) Has(ext uint64) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.valid && s.ext == ext
+}
+
+// MarkKeyframe records that ext, stored at arrival (Now()), starts a
+// keyframe. An older keyframe (a late retransmission) does not replace a
+// newer one. Only the storer calls it.
+func (c *Cache) MarkKeyframe(ext uint64, arrival int64) {
+	if c.keyAt.Load() != 0 && ext <= c.keyExt.Load() {
+		return
+	}
+	c.keyAt.Store(0)
+	c.keyExt.Store(ext)
+	c.keyAt.Store(arrival)
+}
+
+// LastKeyframe returns the newest keyframe start marked and when it
+// arrived; ok is false when none was (or one is being marked right now).
+func (c *Cache) LastKeyframe() (ext uint64, arrival int64, ok bool) {
+	at := c.keyAt.Load()
+	ext = c.keyExt.Load()
+	if at == 0 || c.keyAt.Load() != at {
+		return 0, 0, false
+	}
+	return ext, at, true
 }

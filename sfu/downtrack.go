@@ -18,15 +18,25 @@ import (
 	"github.com/relaysfu/relayd/metrics"
 )
 
-// Queue sizes in packets. A subscriber's writer normally keeps up within
-// microseconds; the queue absorbs a keyframe burst (~50 packets at
-// 1.5 Mbit/s) and the 100-300 ms between subscribing and the subscriber's
-// DTLS being up (~45 video packets). Past that the subscriber is slow:
-// drop video to the next keyframe rather than add latency.
+// Queue sizes in packets, per writer (writer.go). A writer normally keeps
+// up within a millisecond; the queue absorbs a keyframe burst (~50 packets
+// at 1.5 Mbit/s) with room to spare. Past that the group is slow: drop
+// video to the next keyframe rather than add latency.
 const (
 	videoQueueSize = 128
 	audioQueueSize = 64
-	nackQueueSize  = 64
+)
+
+// A subscriber whose transport comes up starts from the newest keyframe in
+// the up track's cache instead of waiting for a new one (a GOP cache, as
+// RTMP servers keep), when that keyframe is at most replayMaxAge old and
+// replayMaxPackets back: the first frame is then as fast as DTLS, where a
+// keyframe request can wait out the 500 ms throttle. The bound on age
+// bounds how far behind live the viewer starts (its jitter buffer then
+// catches up); an older keyframe is requested anew, as before.
+const (
+	replayMaxAge     = int64(time.Second)
+	replayMaxPackets = videoCacheSize / 2
 )
 
 // queue item flags
@@ -37,7 +47,7 @@ const (
 
 type queueItem struct {
 	ext     uint64
-	arrival int64
+	arrival int64 // Now() at the reader; 0 for a packet replayed from the cache
 	flags   uint8
 }
 
@@ -59,77 +69,62 @@ type DownTrackParams struct {
 // DownTrack sends one UpTrack to one subscriber's PeerConnection. It is a
 // Sink of the up track and a webrtc.TrackLocal of the subscriber PC.
 //
-// Goroutines: writeLoop (started by NewDownTrack, stopped by Close) and
-// rtcpLoop (started by AttachSender, ends when pion stops the RTPSender:
-// RemoveTrack or the PeerConnection closing).
+// Its packets are written by the up track's writer that it is on
+// (writer.go), which owns the munger and the buffers below.
+//
+// Goroutines: rtcpLoop (started by AttachSender, ends when pion stops the
+// RTPSender: RemoveTrack or the PeerConnection closing).
 //
 // Lifecycle: new -> bound (pion calls Bind after negotiation) -> ready
-// (SetReady: the subscriber's transport is up; only then does the writer
-// start, so the first keyframe is not written into a transport that would
-// drop it) -> closed. A closed DownTrack cannot be reused.
+// (SetReady: the subscriber's transport is up; only then is anything
+// written, starting from the newest cached keyframe) -> closed. A closed
+// DownTrack cannot be reused.
 type DownTrack struct {
 	up       *UpTrack
 	streamID string
 	video    bool
 	log      *slog.Logger
 
-	queue chan queueItem
-	nacks chan uint16
-	done  chan struct{}
-	ready chan struct{}
-
 	mu        sync.Mutex
 	bound     bool // guarded by mu
 	connected bool // guarded by mu
-	readyOnce sync.Once
-	closeOnce sync.Once
+	ready     atomic.Bool
 	closed    atomic.Bool
-	writer    sync.WaitGroup
 
 	binding atomic.Pointer[binding]
+	w       atomic.Pointer[writer] // set when added to the up track
 
-	// Owned by the up track's reader goroutine (WriteRTP): "this is not
-	// touched by the writer loop" (Galene).
-	dropping bool
-
-	// Owned by writeLoop.
-	m   munger
-	buf []byte
-	in  rtp.Header
-	out rtp.Header
+	// Owned by the writer.
+	started bool // something was written since ready (or a write failed)
+	m       munger
+	buf     []byte
+	in      rtp.Header
+	out     rtp.Header
 
 	packetsOut, bytesOut           prometheus.Counter
-	dropQueue, dropWait, dropStale prometheus.Counter
+	dropWait, dropStale            prometheus.Counter
 	dropNotReady                   prometheus.Counter
 	latency                        prometheus.Histogram
 	nackIn, rtxHit, rtxMiss, pliIn prometheus.Counter
+	replayed                       prometheus.Counter
 }
 
-// NewDownTrack makes a down track of p.Up and starts its writer. The caller
-// adds it to a PeerConnection, calls AttachSender with the RTPSender, and
-// adds it to the up track as a sink.
+// NewDownTrack makes a down track of p.Up. The caller adds it to a
+// PeerConnection, calls AttachSender with the RTPSender, and adds it to the
+// up track as a sink (which puts it on a writer).
 func NewDownTrack(p DownTrackParams) *DownTrack {
 	video := p.Up.Kind() == webrtc.RTPCodecTypeVideo
 	kind := p.Up.Kind().String()
-	qsize := audioQueueSize
-	if video {
-		qsize = videoQueueSize
-	}
 	m := p.Metrics
 	d := &DownTrack{
 		up:           p.Up,
 		streamID:     p.StreamID,
 		video:        video,
 		log:          p.Logger.With("track", p.Up.ID(), "kind", kind),
-		queue:        make(chan queueItem, qsize),
-		nacks:        make(chan uint16, nackQueueSize),
-		done:         make(chan struct{}),
-		ready:        make(chan struct{}),
 		m:            newMunger(video, uint16(rand.Uint32()), rand.Uint32()),
 		buf:          make([]byte, MaxPacketSize),
 		packetsOut:   m.PacketsOut.WithLabelValues(kind),
 		bytesOut:     m.BytesOut.WithLabelValues(kind),
-		dropQueue:    m.Drops.WithLabelValues(kind, "queue_full"),
 		dropWait:     m.Drops.WithLabelValues(kind, "wait_keyframe"),
 		dropStale:    m.Drops.WithLabelValues(kind, "stale"),
 		dropNotReady: m.Drops.WithLabelValues(kind, "not_ready"),
@@ -138,23 +133,18 @@ func NewDownTrack(p DownTrackParams) *DownTrack {
 		rtxHit:       m.Retransmits.WithLabelValues("hit"),
 		rtxMiss:      m.Retransmits.WithLabelValues("miss"),
 		pliIn:        m.PLIs.WithLabelValues("from_subscriber"),
+		replayed:     m.KeyframeReplays,
 	}
-	d.writer.Add(1)
-	go d.writeLoop()
 	return d
 }
 
 // Up returns the up track this down track sends.
 func (d *DownTrack) Up() *UpTrack { return d.up }
 
-// WriteRTP implements Sink: enqueue, never block. On a full queue, video is
-// dropped up to the next keyframe (and one is requested), audio packet by
-// packet; the packet that ends the drops is flagged so the munger continues
-// the outgoing sequence without a gap.
+// WriteRTP implements Sink for a down track used on its own: it writes p
+// at once, on the caller's goroutine. Added to an UpTrack, a DownTrack is
+// written by its writer and this is never called.
 func (d *DownTrack) WriteRTP(p *Packet) {
-	if d.closed.Load() {
-		return
-	}
 	var flags uint8
 	if p.Keyframe {
 		flags |= flagKeyframe
@@ -162,33 +152,17 @@ func (d *DownTrack) WriteRTP(p *Packet) {
 	if p.Discontinuity {
 		flags |= flagResync
 	}
-	if d.dropping {
-		if d.video && !p.Keyframe {
-			d.dropQueue.Inc()
-			return
-		}
-		flags |= flagResync
-	}
-	select {
-	case d.queue <- queueItem{ext: p.Ext, arrival: p.Arrival, flags: flags}:
-		d.dropping = false
-	default:
-		d.dropQueue.Inc()
-		if !d.dropping {
-			d.dropping = true
-			d.up.RequestKeyframe()
-		}
-	}
+	d.deliver(queueItem{ext: p.Ext, arrival: p.Arrival, flags: flags})
 }
 
-// Close implements Sink: stop the writer and wait for it. The RTCP reader
-// ends when pion stops the sender.
+// Close implements Sink: nothing more is written (its writer may finish
+// the packet it is on) and it leaves its writer. The RTCP reader ends
+// when pion stops the sender.
 func (d *DownTrack) Close() {
-	d.closeOnce.Do(func() {
-		d.closed.Store(true)
-		close(d.done)
-	})
-	d.writer.Wait()
+	if d.closed.Swap(true) {
+		return
+	}
+	d.up.removeDown(d)
 }
 
 // SetReady tells the down track that its subscriber's transport is
@@ -205,7 +179,7 @@ func (d *DownTrack) checkReady() {
 	ok := d.bound && d.connected
 	d.mu.Unlock()
 	if ok {
-		d.readyOnce.Do(func() { close(d.ready) })
+		d.ready.Store(true)
 	}
 }
 
@@ -282,22 +256,44 @@ func codecPreference(c webrtc.RTPCodecCapability, video bool) []webrtc.RTPCodecP
 	return []webrtc.RTPCodecParameters{{RTPCodecCapability: c}}
 }
 
-func (d *DownTrack) writeLoop() {
-	defer d.writer.Done()
-	select {
-	case <-d.ready:
-	case <-d.done:
+// deliver writes one packet of the up track to this subscriber, once it
+// is ready. Only its writer calls it. The first packet after ready is
+// preceded by the packets since the newest cached keyframe (replay).
+func (d *DownTrack) deliver(it queueItem) {
+	if d.closed.Load() || !d.ready.Load() {
+		return // nothing is queued for later: it starts from the cache
+	}
+	if !d.started {
+		d.started = true
+		if d.video && it.flags&flagKeyframe == 0 {
+			d.replay(it.ext)
+			if !d.started {
+				return // the transport is not writable yet
+			}
+		}
+	}
+	d.forward(it)
+}
+
+// replay writes the cached packets from the newest keyframe up to (not
+// including) ext, when that keyframe is recent enough (replayMaxAge) and
+// the track owns its cache: a relayed track shares its origin's, which
+// may hold packets the relay was not to send (paused).
+func (d *DownTrack) replay(ext uint64) {
+	if d.up.origin != nil {
 		return
 	}
-	for {
-		select {
-		case it := <-d.queue:
-			d.forward(it)
-		case seq := <-d.nacks:
-			d.retransmit(seq)
-		case <-d.done:
-			return
+	kf, at, ok := d.up.Cache().LastKeyframe()
+	if !ok || kf >= ext || ext-kf > replayMaxPackets || Now()-at > replayMaxAge {
+		return
+	}
+	d.replayed.Inc()
+	for e := kf; e < ext && d.started; e++ {
+		var flags uint8
+		if e == kf {
+			flags = flagKeyframe
 		}
+		d.forward(queueItem{ext: e, flags: flags})
 	}
 }
 
@@ -329,7 +325,9 @@ func (d *DownTrack) forward(it queueItem) {
 	}
 	d.packetsOut.Inc()
 	d.bytesOut.Add(float64(n))
-	d.latency.Observe(float64(Now()-it.arrival) / 1e9)
+	if it.arrival != 0 {
+		d.latency.Observe(float64(Now()-it.arrival) / 1e9)
+	}
 }
 
 // load copies packet ext out of the cache into d.buf, parses its header
@@ -355,11 +353,6 @@ func (d *DownTrack) load(ext uint64) ([]byte, bool) {
 	return d.buf[hl:end], true
 }
 
-// notReadyRetries bounds how long a write waits for SRTP: pion reports the
-// transport connected a few microseconds before SRTP is ready, and until
-// then drops writes silently (n == 0). 20 x 5 ms covers it with margin.
-const notReadyRetries = 20
-
 // write sends one packet with the subscriber's numbers; extensions are not
 // forwarded (their ids are the publisher's negotiation, not ours).
 func (d *DownTrack) write(b *binding, seq uint16, ts uint32, payload []byte) (int, bool) {
@@ -371,28 +364,24 @@ func (d *DownTrack) write(b *binding, seq uint16, ts uint32, payload []byte) (in
 		Timestamp:      ts,
 		SSRC:           b.ssrc,
 	}
-	for i := 0; ; i++ {
-		n, err := b.stream.WriteRTP(&d.out, payload)
-		if err != nil {
-			if !errors.Is(err, io.ErrClosedPipe) {
-				d.log.Debug("down track write failed", "err", err)
-			}
-			return 0, false
+	n, err := b.stream.WriteRTP(&d.out, payload)
+	if err != nil {
+		if !errors.Is(err, io.ErrClosedPipe) {
+			d.log.Debug("down track write failed", "err", err)
 		}
-		if n > 0 {
-			return n, true
-		}
-		if i == notReadyRetries {
-			d.dropNotReady.Inc()
-			d.m.stop()
-			return 0, false
-		}
-		select {
-		case <-time.After(5 * time.Millisecond):
-		case <-d.done:
-			return 0, false
-		}
+		return 0, false
 	}
+	if n == 0 {
+		// pion reports the transport connected a few microseconds before
+		// SRTP is ready and until then drops writes silently. Never wait
+		// here (the writer serves a whole group): start over with the
+		// next packet, from the cached keyframe again.
+		d.dropNotReady.Inc()
+		d.started = false
+		d.m.stop()
+		return 0, false
+	}
+	return n, true
 }
 
 // retransmit answers a NACK for outgoing sequence number out from the up
@@ -437,9 +426,7 @@ func (d *DownTrack) rtcpLoop(s *webrtc.RTPSender) {
 				for _, pair := range p.Nacks {
 					pair.Range(func(seq uint16) bool {
 						d.nackIn.Inc()
-						select {
-						case d.nacks <- seq:
-						default:
+						if !d.nack(seq) {
 							d.rtxMiss.Inc()
 						}
 						return true
@@ -448,4 +435,10 @@ func (d *DownTrack) rtcpLoop(s *webrtc.RTPSender) {
 			}
 		}
 	}
+}
+
+// nack queues a retransmission of outgoing seq on the down track's writer.
+func (d *DownTrack) nack(seq uint16) bool {
+	w := d.w.Load()
+	return w != nil && !d.closed.Load() && w.nack(d, seq)
 }

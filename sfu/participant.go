@@ -348,7 +348,7 @@ func (p *Participant) subscribe(ups []*UpTrack) {
 		}
 		p.down[up] = &downEntry{dt: dt, sender: sender}
 		added = true
-		up.RequestKeyframe() // the new subscriber starts at a keyframe
+		up.keyframeForNewSubscriber() // the new subscriber starts at a keyframe
 	}
 	if added {
 		p.negotiateLocked()

@@ -1,8 +1,12 @@
 package sfu
 
 import (
+	"fmt"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -68,13 +72,15 @@ func TestNACKServedFromCache(t *testing.T) {
 	}
 	waitFor(t, "5 packets", func() bool { return w.count.Load() == 5 })
 	lost := w.packets()[2]
-	d.nacks <- lost.SequenceNumber
+	if !d.nack(lost.SequenceNumber) {
+		t.Fatal("NACK not queued")
+	}
 	waitFor(t, "the retransmission", func() bool { return w.count.Load() == 6 })
 	rtx := w.packets()[5]
 	if rtx.SequenceNumber != lost.SequenceNumber || rtx.Timestamp != lost.Timestamp || string(rtx.Payload) != string(lost.Payload) {
 		t.Errorf("retransmission %d/%d differs from the original %d/%d", rtx.SequenceNumber, rtx.Timestamp, lost.SequenceNumber, lost.Timestamp)
 	}
-	d.nacks <- lost.SequenceNumber + 1000 // never sent: a miss
+	d.nack(lost.SequenceNumber + 1000) // never sent: a miss
 	waitFor(t, "the miss counted", func() bool {
 		return testutil.ToFloat64(m.Retransmits.WithLabelValues("miss")) == 1
 	})
@@ -83,11 +89,13 @@ func TestNACKServedFromCache(t *testing.T) {
 	}
 }
 
-// A stuck subscriber must not slow the reader or the other subscribers: its
+// A stuck writer group must not slow the reader or the other groups: its
 // queue fills, video is dropped to the next keyframe (one is requested),
-// the drops are counted, and when it recovers it resumes at a keyframe
-// with no gap in its sequence numbers.
-func TestSlowSubscriberDropsToKeyframe(t *testing.T) {
+// the drops are counted for each of its subscribers, and when it recovers
+// it resumes at a keyframe with no gap in its sequence numbers.
+func TestSlowWriterDropsToKeyframe(t *testing.T) {
+	defer func(n int) { writerTracks = n }(writerTracks)
+	writerTracks = 1 // one subscriber per writer: fast and slow in different groups
 	m := metrics.New()
 	src := &fakeSource{}
 	up := newTestUpTrack(m, src)
@@ -105,12 +113,15 @@ func TestSlowSubscriberDropsToKeyframe(t *testing.T) {
 	ds := newBoundDownTrack(t, m, up, slow, 2)
 	defer df.Close()
 	defer ds.Close()
+	if df.w.Load() == ds.w.Load() {
+		t.Fatal("both subscribers on one writer")
+	}
 
 	const n = 400
 	for i := uint16(0); i < n; i++ {
 		up.ingest(vp8Packet(i, uint32(i/4)*3000, i%4 == 0, i == 0, 100))
-		// The reader is never held up by the stuck subscriber: the fast
-		// one gets each packet while the slow one's writer is blocked.
+		// The reader is never held up by the stuck group: the fast one
+		// gets each packet while the slow one's writer is blocked.
 		waitFor(t, "the fast subscriber to get the packet", func() bool { return fast.count.Load() == int64(i)+1 })
 	}
 	drops := testutil.ToFloat64(m.Drops.WithLabelValues("video", "queue_full"))
@@ -120,7 +131,8 @@ func TestSlowSubscriberDropsToKeyframe(t *testing.T) {
 	kf := src.keyframes.Load()
 
 	release() // the subscriber recovers
-	waitFor(t, "the slow subscriber to drain", func() bool { return len(ds.queue) == 0 })
+	waitFor(t, "the slow writer to drain", func() bool { return len(ds.w.Load().queue) == 0 })
+	time.Sleep(10 * time.Millisecond) // the last dequeued packet is written
 	before := slow.count.Load()
 	up.ingest(vp8Packet(n, 999000, false, false, 100))    // still dropped: no keyframe yet
 	up.ingest(vp8Packet(n+1, 1002000, true, true, 100))   // keyframe: resync
@@ -136,6 +148,107 @@ func TestSlowSubscriberDropsToKeyframe(t *testing.T) {
 	}
 	if !KeyframeStart(vp8.MimeType, resumed.Payload) {
 		t.Error("resumed on a packet that is not a keyframe start")
+	}
+}
+
+// Down tracks share writers, writerTracks each; the last one leaving a
+// writer stops it.
+func TestWritersGroupDownTracks(t *testing.T) {
+	defer func(n int) { writerTracks = n }(writerTracks)
+	writerTracks = 2
+	m := metrics.New()
+	up := newTestUpTrack(m, &fakeSource{})
+	var ws []*fakeWriter
+	var ds []*DownTrack
+	for i := 0; i < 5; i++ {
+		w := &fakeWriter{}
+		ws = append(ws, w)
+		ds = append(ds, newBoundDownTrack(t, m, up, w, webrtc.SSRC(i+1)))
+	}
+	if n := len(up.writers); n != 3 {
+		t.Fatalf("%d writers for 5 down tracks of 2 each, want 3", n)
+	}
+	if up.SinkCount() != 5 {
+		t.Errorf("SinkCount %d, want 5", up.SinkCount())
+	}
+	for i := uint16(0); i < 4; i++ {
+		up.ingest(vp8Packet(i, uint32(i)*3000, true, i == 0, 100))
+	}
+	for i, w := range ws {
+		waitFor(t, fmt.Sprintf("subscriber %d's 4 packets", i), func() bool { return w.count.Load() == 4 })
+	}
+	ds[4].Close() // alone on the third writer
+	if n := len(up.writers); n != 2 {
+		t.Errorf("%d writers after the lone subscriber left, want 2", n)
+	}
+	for _, d := range ds[:4] {
+		up.RemoveSink(d)
+		d.Close()
+	}
+	if len(up.writers) != 0 || len(*up.sinks.Load()) != 0 {
+		t.Errorf("%d writers, %d sinks left", len(up.writers), len(*up.sinks.Load()))
+	}
+	up.finish() // waits for every writer goroutine
+}
+
+// A subscriber whose transport comes up after the keyframe starts from the
+// cached keyframe (no new request); one that comes up when the cached
+// keyframe is too old waits for a new one and asks for it.
+func TestReadyStartsFromCachedKeyframe(t *testing.T) {
+	m := metrics.New()
+	src := &fakeSource{}
+	up := newTestUpTrack(m, src)
+	defer up.finish()
+	for i := uint16(0); i < 6; i++ { // keyframe at 1, then delta frames
+		up.ingest(vp8Packet(i, uint32(i)*3000, true, i == 1, 100))
+	}
+	w := &fakeWriter{keep: true}
+	d := NewDownTrack(DownTrackParams{Up: up, StreamID: "alice", Logger: slog.New(slog.DiscardHandler), Metrics: m})
+	defer d.Close()
+	if _, err := d.Bind(fakeContext{
+		codecs: []webrtc.RTPCodecParameters{{RTPCodecCapability: vp8, PayloadType: 100}}, ssrc: 9, w: w,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !up.AddSink(d) {
+		t.Fatal("AddSink refused")
+	}
+	up.ingest(vp8Packet(6, 18000, true, false, 100)) // not ready: not written
+	d.SetReady()
+	up.ingest(vp8Packet(7, 21000, true, false, 100))
+	waitFor(t, "the replay and the live packet", func() bool { return w.count.Load() == 7 })
+	ps := w.packets()
+	if !KeyframeStart(vp8.MimeType, ps[0].Payload) || ps[0].Payload[len(ps[0].Payload)-1] != 1 {
+		t.Errorf("first packet is not the cached keyframe (upstream seq 1)")
+	}
+	for i := 1; i < len(ps); i++ {
+		if ps[i].SequenceNumber != ps[i-1].SequenceNumber+1 || ps[i].Payload[len(ps[i].Payload)-1] != byte(i+1) {
+			t.Errorf("packet %d: seq %d after %d, upstream %d", i, ps[i].SequenceNumber, ps[i-1].SequenceNumber, ps[i].Payload[len(ps[i].Payload)-1])
+		}
+	}
+	if got := testutil.ToFloat64(m.KeyframeReplays); got != 1 {
+		t.Errorf("replays = %v, want 1", got)
+	}
+	if src.keyframes.Load() != 0 {
+		t.Error("a keyframe was requested although the cached one was used")
+	}
+
+	// A cached keyframe older than replayMaxAge is not replayed.
+	up2 := newTestUpTrack(m, &fakeSource{})
+	defer up2.finish()
+	up2.ingest(vp8Packet(1, 3000, true, true, 100))
+	up2.cache.keyAt.Store(Now() - replayMaxAge - int64(time.Millisecond))
+	w2 := &fakeWriter{keep: true}
+	d2 := newBoundDownTrack(t, m, up2, w2, 10)
+	defer d2.Close()
+	up2.ingest(vp8Packet(2, 6000, true, false, 100))
+	up2.ingest(vp8Packet(3, 9000, true, true, 100))
+	waitFor(t, "the new keyframe", func() bool { return w2.count.Load() == 1 })
+	if p := w2.packets()[0]; p.Payload[len(p.Payload)-1] != 3 {
+		t.Errorf("started at upstream %d, want the new keyframe 3", p.Payload[len(p.Payload)-1])
+	}
+	if up2.src.(*fakeSource).keyframes.Load() == 0 {
+		t.Error("no keyframe requested for a subscriber without a recent cached one")
 	}
 }
 

@@ -82,8 +82,10 @@ type UpTrack struct {
 	// replaced (never modified) under mu: LiveKit's downTracksShadow.
 	sinks atomic.Pointer[[]Sink]
 
-	mu     sync.Mutex
-	closed bool // guarded by mu: no sink is added after Close
+	mu       sync.Mutex
+	closed   bool      // guarded by mu: no sink is added after Close
+	writers  []*writer // guarded by mu: the down tracks' shared writers
+	writerWG sync.WaitGroup
 
 	lastKeyframeReq  atomic.Int64 // Now() of the last request sent upstream
 	deferredKeyframe atomic.Bool  // a request waits for the interval to end
@@ -250,44 +252,67 @@ func (t *UpTrack) ingest(raw []byte) {
 		Keyframe: t.video && KeyframeStart(t.codec.MimeType, raw[hl:end]),
 		Arrival:  Now(),
 	}
+	if t.pkt.Keyframe {
+		t.cache.MarkKeyframe(ext, t.pkt.Arrival)
+	}
 	for _, s := range *t.sinks.Load() {
 		s.WriteRTP(&t.pkt)
 	}
 }
 
-// finish closes the track and every sink; called once by Run.
+// finish closes the track and every sink (the writers close their down
+// tracks), and waits for the writers to stop; called once by Run.
 func (t *UpTrack) finish() {
 	t.mu.Lock()
 	t.closed = true
 	sinks := *t.sinks.Load()
 	t.sinks.Store(&[]Sink{})
+	t.writers = nil
 	t.mu.Unlock()
 	for _, s := range sinks {
 		s.Close()
 	}
+	t.writerWG.Wait()
 	t.closeOnce.Do(func() { close(t.done) })
 }
 
 // AddSink subscribes s to the track. It returns false when the track has
-// ended (s is not added and not closed).
+// ended (s is not added and not closed). A DownTrack joins a shared writer
+// (writer.go); any other sink is called by the reader itself.
 func (t *UpTrack) AddSink(s Sink) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return false
 	}
+	if d, ok := s.(*DownTrack); ok {
+		t.addDownLocked(d)
+		return true
+	}
+	t.addSinkLocked(s)
+	return true
+}
+
+func (t *UpTrack) addSinkLocked(s Sink) {
 	old := *t.sinks.Load()
 	next := make([]Sink, 0, len(old)+1)
 	next = append(next, old...)
 	next = append(next, s)
 	t.sinks.Store(&next)
-	return true
 }
 
 // RemoveSink unsubscribes s; it does not close it.
 func (t *UpTrack) RemoveSink(s Sink) {
+	if d, ok := s.(*DownTrack); ok {
+		t.removeDown(d)
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.removeSinkLocked(s)
+}
+
+func (t *UpTrack) removeSinkLocked(s Sink) {
 	old := *t.sinks.Load()
 	next := make([]Sink, 0, len(old))
 	for _, x := range old {
@@ -298,8 +323,30 @@ func (t *UpTrack) RemoveSink(s Sink) {
 	t.sinks.Store(&next)
 }
 
-// SinkCount returns the number of sinks.
-func (t *UpTrack) SinkCount() int { return len(*t.sinks.Load()) }
+// SinkCount returns the number of sinks, each down track counted.
+func (t *UpTrack) SinkCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(*t.sinks.Load()) - len(t.writers)
+	for _, w := range t.writers {
+		n += w.n
+	}
+	return n
+}
+
+// keyframeForNewSubscriber asks for a keyframe for a subscriber about to
+// start, unless the cached one is younger than keyframeInterval: by the
+// time the subscriber's DTLS is up (100-500 ms) it is still young enough
+// to start from (DownTrack.replay), and the publisher is spared a
+// keyframe per joining viewer.
+func (t *UpTrack) keyframeForNewSubscriber() {
+	if t.origin == nil {
+		if _, at, ok := t.cache.LastKeyframe(); ok && Now()-at < int64(keyframeInterval) {
+			return
+		}
+	}
+	t.RequestKeyframe()
+}
 
 // RequestKeyframe asks the source for a keyframe, at most once per
 // keyframeInterval however many subscribers ask. A request inside the

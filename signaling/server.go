@@ -95,9 +95,14 @@ func NewServer(p Params) *Server {
 	for _, o := range p.AllowedOrigins {
 		s.origins[strings.TrimRight(strings.ToLower(o), "/")] = true
 	}
+	// Signaling is a few frames a minute per session once joined: write
+	// buffers come from a pool only while a frame is written, and the
+	// read buffer is small (a 64 KiB frame is read in pieces). A session
+	// costs ~5 KB less than with 4 KiB buffers of its own.
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  4096,
+		ReadBufferSize:  1024,
 		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.checkOrigin,
 	}
 	return s

@@ -56,7 +56,13 @@ type session struct {
 	chatLimiter *rate.Limiter
 	started     time.Time // upgrade time, for the join latency metric
 
-	out       chan *out     // pointers: 8 bytes a slot, so an idle queue costs little
+	// The outgoing queue: a slice that grows only while a burst waits
+	// (a buffered channel of outQueue slots would cost 8 KB per idle
+	// session), and a wake-up for the writer.
+	outMu     sync.Mutex
+	outQ      []*out // guarded by outMu
+	outSpare  []*out // guarded by outMu: the writer's last batch, for reuse
+	outWake   chan struct{}
 	done      chan struct{} // closed when the writer must stop
 	closeOnce sync.Once
 
@@ -80,7 +86,7 @@ func newSession(srv *Server, conn *websocket.Conn, c *Claims) *session {
 		limiter:     rate.NewLimiter(requestRate, requestBurst),
 		chatLimiter: rate.NewLimiter(chatRate, chatBurst),
 		started:     time.Now(),
-		out:         make(chan *out, outQueue),
+		outWake:     make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		pending:     map[string]string{},
 	}
@@ -137,18 +143,14 @@ func (s *session) writeLoop() {
 	defer ping.Stop()
 	for {
 		select {
-		case m := <-s.out:
-			_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if m.close {
-				_ = s.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(m.code, m.reason))
-				// Unblock the reader: the peer may never answer the close.
-				_ = s.conn.SetReadDeadline(time.Now().Add(time.Second))
-				return
+		case <-s.outWake:
+			batch := s.takeQueued()
+			for _, m := range batch {
+				if !s.write(m) {
+					return
+				}
 			}
-			if err := s.conn.WriteMessage(websocket.TextMessage, m.data); err != nil {
-				_ = s.conn.Close()
-				return
-			}
+			s.recycle(batch)
 		case <-ping.C:
 			_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if err := s.conn.WriteMessage(websocket.PingMessage, nil); err != nil {
@@ -161,12 +163,70 @@ func (s *session) writeLoop() {
 	}
 }
 
+// write sends one queued frame; false ends the writer.
+func (s *session) write(m *out) bool {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if m.close {
+		_ = s.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(m.code, m.reason))
+		// Unblock the reader: the peer may never answer the close.
+		_ = s.conn.SetReadDeadline(time.Now().Add(time.Second))
+		return false
+	}
+	if err := s.conn.WriteMessage(websocket.TextMessage, m.data); err != nil {
+		_ = s.conn.Close()
+		return false
+	}
+	return true
+}
+
+// takeQueued hands the writer everything queued so far, in order.
+func (s *session) takeQueued() []*out {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	batch := s.outQ
+	s.outQ, s.outSpare = s.outSpare[:0], nil
+	return batch
+}
+
+// recycle keeps a written batch's array for the next one, unless a burst
+// made it big: an idle session holds no more than a few slots.
+func (s *session) recycle(batch []*out) {
+	if cap(batch) > 16 {
+		return
+	}
+	clear(batch)
+	s.outMu.Lock()
+	if s.outSpare == nil {
+		s.outSpare = batch[:0]
+	}
+	s.outMu.Unlock()
+}
+
+// enqueue adds m for the writer; false when outQueue frames are already
+// waiting (or the session is stopping).
+func (s *session) enqueue(m *out) bool {
+	select {
+	case <-s.done:
+		return true // stopping: nothing will be sent, and that is no fault
+	default:
+	}
+	s.outMu.Lock()
+	if len(s.outQ) >= outQueue {
+		s.outMu.Unlock()
+		return false
+	}
+	s.outQ = append(s.outQ, m)
+	s.outMu.Unlock()
+	select {
+	case s.outWake <- struct{}{}:
+	default: // the writer is already woken
+	}
+	return true
+}
+
 // send queues a frame; a client too slow to take it is disconnected.
 func (s *session) send(frame []byte) {
-	select {
-	case s.out <- &out{data: frame}:
-	case <-s.done:
-	default:
+	if !s.enqueue(&out{data: frame}) {
 		s.log.Warn("client too slow; closing", "queued", outQueue)
 		s.stop()
 		_ = s.conn.Close()
@@ -175,10 +235,7 @@ func (s *session) send(frame []byte) {
 
 // closeWith queues a close frame after everything already queued.
 func (s *session) closeWith(code int, reason string) {
-	select {
-	case s.out <- &out{close: true, code: code, reason: reason}:
-	case <-s.done:
-	default:
+	if !s.enqueue(&out{close: true, code: code, reason: reason}) {
 		s.stop()
 		_ = s.conn.Close()
 	}
