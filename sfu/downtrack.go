@@ -97,7 +97,7 @@ type DownTrack struct {
 	// Owned by the writer.
 	started bool // something was written since ready (or a write failed)
 	m       munger
-	buf     []byte
+	buf     []byte // the writer's: one per writer, not per subscriber
 	in      rtp.Header
 	out     rtp.Header
 
@@ -122,7 +122,6 @@ func NewDownTrack(p DownTrackParams) *DownTrack {
 		video:        video,
 		log:          p.Logger.With("track", p.Up.ID(), "kind", kind),
 		m:            newMunger(video, uint16(rand.Uint32()), rand.Uint32()),
-		buf:          make([]byte, MaxPacketSize),
 		packetsOut:   m.PacketsOut.WithLabelValues(kind),
 		bytesOut:     m.BytesOut.WithLabelValues(kind),
 		dropWait:     m.Drops.WithLabelValues(kind, "wait_keyframe"),
@@ -145,6 +144,9 @@ func (d *DownTrack) Up() *UpTrack { return d.up }
 // at once, on the caller's goroutine. Added to an UpTrack, a DownTrack is
 // written by its writer and this is never called.
 func (d *DownTrack) WriteRTP(p *Packet) {
+	if d.buf == nil {
+		d.buf = make([]byte, MaxPacketSize)
+	}
 	var flags uint8
 	if p.Keyframe {
 		flags |= flagKeyframe

@@ -42,6 +42,7 @@ type writer struct {
 	queue chan queueItem
 	nacks chan nackReq
 	done  chan struct{}
+	buf   []byte // the packet being written, shared by the writer's tracks
 
 	tracks atomic.Pointer[[]*DownTrack]
 	n      int  // len(*tracks), guarded by up.mu
@@ -64,6 +65,7 @@ func newWriter(up *UpTrack) *writer {
 		queue:     make(chan queueItem, qsize),
 		nacks:     make(chan nackReq, nackQueueSize),
 		done:      make(chan struct{}),
+		buf:       make([]byte, MaxPacketSize),
 		dropQueue: up.m.Drops.WithLabelValues(up.kind.String(), "queue_full"),
 	}
 	w.tracks.Store(&[]*DownTrack{})
@@ -168,6 +170,7 @@ func (t *UpTrack) addDownLocked(d *DownTrack) {
 	next := make([]*DownTrack, 0, len(old)+1)
 	next = append(next, old...)
 	next = append(next, d)
+	d.buf = w.buf // before d is visible to the writer (the Store below)
 	w.tracks.Store(&next)
 	w.n = len(next)
 	d.w.Store(w)
