@@ -14,10 +14,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/relaysfu/relayd/chat"
+	"github.com/relaysfu/relayd/cluster"
 	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/metrics"
 	"github.com/relaysfu/relayd/recorder"
+	"github.com/relaysfu/relayd/relay"
 	"github.com/relaysfu/relayd/sfu"
 	"github.com/relaysfu/relayd/signaling"
 	"github.com/relaysfu/relayd/web"
@@ -44,6 +45,14 @@ type Options struct {
 	Record               bool     // record every room (else per room, via the API)
 	WebhookURLs          []string // webhook receivers
 	Logger               *slog.Logger
+
+	// Cluster mode (docs/cluster.md): Redis is the redis:// URL; the stores
+	// move there and the node joins the others. Advertise is this node's
+	// base URL as other nodes reach it (http://host:port); NodeID names
+	// it (default: random).
+	Redis     string
+	Advertise string
+	NodeID    string
 }
 
 // App is a running server, without its listeners.
@@ -63,6 +72,13 @@ type App struct {
 	logger  *slog.Logger
 	rec     *recordings
 	started sync.Map // rooms that have gone live: room.started once
+
+	// Cluster mode only.
+	Cluster   *cluster.Cluster
+	links     *relay.Links
+	rateMu    sync.Mutex
+	rateAt    time.Time
+	rateTotal float64
 }
 
 // New builds and starts the server: stores opened, rooms restored, the
@@ -88,18 +104,25 @@ func New(o Options) (a *App, err error) {
 		return nil, err
 	}
 	a.closers = append(a.closers, mux)
-	store, err := invitations.OpenBolt(o.DataDir)
+	cl, err := openCluster(o)
 	if err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return nil, err
 	}
-	a.closers = append(a.closers, store)
-	chats, err := chat.OpenBolt(o.DataDir)
+	if cl != nil {
+		a.Cluster = cl
+		a.closers = append(a.closers, cl) // closed last: the stores use its client
+	}
+	st, err := openStores(o, cl)
 	if err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return nil, err
 	}
-	a.closers = append(a.closers, chats)
+	store, chats := st.inv, st.chat
+	a.closers = append(a.closers, store, chats)
 
-	a.hooks, err = webhooks.Open(webhooks.Config{URLs: o.WebhookURLs, Secret: o.Secret, Dir: o.DataDir, Logger: o.Logger})
+	a.hooks, err = webhooks.Open(webhooks.Config{
+		URLs: o.WebhookURLs, Secret: o.Secret, Dir: o.DataDir, Logger: o.Logger,
+		Redis: st.rdb, RedisPrefix: redisPrefix,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: %w", err)
 	}
@@ -118,6 +141,9 @@ func New(o Options) (a *App, err error) {
 		Store: store, TTL: o.InvitationTTL, MaxCohosts: maxCohosts, Logger: o.Logger, Metrics: a.Metrics,
 		OnChange: func(i invitations.Invitation) {
 			srv.InvitationChanged(i)
+			if cl != nil {
+				publishInvitation(cl, i, a.log().Error)
+			}
 			a.emit("invitation.updated", i.Room, map[string]any{"invitation": i, "status": i.Status})
 		},
 	})
@@ -137,15 +163,30 @@ func New(o Options) (a *App, err error) {
 			a.emit(typ, r.Name(), map[string]any{"identity": p.Identity, "role": p.Role})
 		},
 	})
-	srv = signaling.NewServer(signaling.Params{
+	params := signaling.Params{
 		SFU: a.SFU, Tokens: a.Tokens, Metrics: a.Metrics, Logger: o.Logger,
 		AllowedOrigins: o.AllowedOrigins, AnyOrigin: o.Dev,
 		MaxRelayDestinations: o.MaxRelayDestinations,
 		Invitations:          inv, Store: store, Chat: chats,
 		Recordings: a.rec, Events: a.emit,
-	})
+	}
+	if cl != nil {
+		pl := placement{cl}
+		a.links = relay.NewLinks(relay.LinkConfig{
+			NodeID: cl.NodeID(), Secret: o.Secret, API: api.Publisher, Locate: pl.locate,
+			SFU: a.SFU, Logger: o.Logger, Metrics: a.Metrics,
+		})
+		a.closers = append(a.closers, closerFunc(func() error { a.links.Close(); return nil }))
+		params.Cluster, params.RelayRemote = pl, a.links
+	}
+	srv = signaling.NewServer(params)
 	a.Signaling = srv
-	if err := srv.RestoreRooms(); err != nil {
+	if cl != nil {
+		// Rooms are restored lazily, by the node they are placed on
+		// (signaling's localRoom); a dead node's rooms are ended by the
+		// node that cleans it up.
+		a.startCluster(cl, inv, store, a.links)
+	} else if err := srv.RestoreRooms(); err != nil {
 		return nil, fmt.Errorf("restoring rooms: %w", err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
@@ -186,6 +227,9 @@ func (a *App) routes(o Options) http.Handler {
 	root := http.NewServeMux()
 	for _, p := range []string{"/v1/", "/metrics", "/healthz", "/readyz"} {
 		root.Handle(p, sig)
+	}
+	if a.links != nil {
+		root.Handle("POST /internal/v1/links", a.links.Handler())
 	}
 	root.Handle("/", pages)
 	return root

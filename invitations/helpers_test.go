@@ -1,10 +1,16 @@
 package invitations
 
 import (
+	"fmt"
+	"os/exec"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/relaysfu/relayd/internal/redistest"
 	"github.com/relaysfu/relayd/metrics"
 )
 
@@ -62,20 +68,61 @@ func (r *recorder) len() int {
 	return len(r.got)
 }
 
-// fixture is a Manager over a fresh BoltStore with a fake clock.
-type fixture struct {
-	m       *Manager
-	store   *BoltStore
-	clock   *fakeClock
-	rec     *recorder
-	metrics *metrics.Metrics
+// storeKind is one Store implementation under test. at returns an opener
+// of one fresh place (a bolt directory, a Redis key prefix): every call of
+// it opens a new Store over the same data, like a restart (or another
+// node). The caller closes what it opens.
+type storeKind struct {
+	name string
+	at   func(t *testing.T) func() (Store, error)
 }
 
-const testTTL = 10 * time.Minute
+// prefixes makes each Redis test's key prefix unique, so tests sharing a
+// server never see each other's keys.
+var prefixes atomic.Int64
 
-func newFixture(t *testing.T, maxCohosts int) *fixture {
+// stores returns the Store implementations every store test runs against:
+// BoltStore, and RedisStore on a redis-server started for t (that case
+// skips where redis-server is not installed).
+func stores(t *testing.T) []storeKind {
 	t.Helper()
-	store, err := OpenBolt(t.TempDir())
+	bolt := storeKind{"bolt", func(t *testing.T) func() (Store, error) {
+		dir := t.TempDir()
+		return func() (Store, error) { return OpenBolt(dir) }
+	}}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return []storeKind{bolt, {"redis", func(t *testing.T) func() (Store, error) {
+			redistest.Start(t) // skips
+			return nil
+		}}}
+	}
+	client := redisClient(t, redistest.Start(t))
+	return []storeKind{bolt, {"redis", func(t *testing.T) func() (Store, error) {
+		prefix := fmt.Sprintf("relayd-test-%d:", prefixes.Add(1))
+		return func() (Store, error) { return NewRedisStore(client, prefix), nil }
+	}}}
+}
+
+// redisClient connects to srv, closing the client when t ends.
+func redisClient(t *testing.T, srv *redistest.Server) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// eachStore runs body as one subtest per Store implementation.
+func eachStore(t *testing.T, body func(t *testing.T, k storeKind)) {
+	t.Helper()
+	for _, k := range stores(t) {
+		t.Run(k.name, func(t *testing.T) { body(t, k) })
+	}
+}
+
+// openStore opens a fresh store of kind k, closed when t ends.
+func openStore(t *testing.T, k storeKind) Store {
+	t.Helper()
+	store, err := k.at(t)()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +131,23 @@ func newFixture(t *testing.T, maxCohosts int) *fixture {
 			t.Error(err)
 		}
 	})
+	return store
+}
+
+// fixture is a Manager over a fresh store with a fake clock.
+type fixture struct {
+	m       *Manager
+	store   Store
+	clock   *fakeClock
+	rec     *recorder
+	metrics *metrics.Metrics
+}
+
+const testTTL = 10 * time.Minute
+
+func newFixture(t *testing.T, k storeKind, maxCohosts int) *fixture {
+	t.Helper()
+	store := openStore(t, k)
 	f := &fixture{store: store, clock: newFakeClock(), rec: &recorder{}, metrics: metrics.New()}
 	f.m = NewManager(Config{
 		Store: store, TTL: testTTL, MaxCohosts: maxCohosts, Now: f.clock.Now,

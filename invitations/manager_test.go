@@ -167,131 +167,137 @@ func transitionCases() []transitionCase {
 }
 
 func TestTransitions(t *testing.T) {
-	for _, tc := range transitionCases() {
-		t.Run(string(tc.start)+"/"+tc.action, func(t *testing.T) {
-			f := newFixture(t, 0)
-			start := setups[tc.start](t, f)
-			if start.Status != tc.start {
-				t.Fatalf("setup gave %s", start.Status)
-			}
-			events := f.rec.len()
-			counted := testutil.ToFloat64(f.metrics.Invitations.WithLabelValues(string(tc.want)))
-
-			got, err := actions[tc.action](f, start)
-
-			if !errors.Is(err, tc.wantErr) { // errors.Is(err, nil) is err == nil
-				t.Fatalf("err = %v, want %v", err, tc.wantErr)
-			}
-			stored, serr := f.store.Get(start.ID)
-			if serr != nil {
-				t.Fatal(serr)
-			}
-			if stored.Status != tc.want {
-				t.Fatalf("stored status %s, want %s", stored.Status, tc.want)
-			}
-			// A successful call, and a conflict, return the invitation as
-			// it now is.
-			if (err == nil || errors.Is(err, ErrConflict)) && got.ID != "" && !reflect.DeepEqual(got, stored) {
-				t.Errorf("returned %+v, stored %+v", got, stored)
-			}
-
-			changed := tc.want != tc.start
-			wantEvents := 0
-			if changed {
-				wantEvents = 1
-			}
-			if n := f.rec.len() - events; n != wantEvents {
-				t.Errorf("%d OnChange calls, want %d", n, wantEvents)
-			}
-			if changed {
-				if last := f.rec.got[len(f.rec.got)-1]; !reflect.DeepEqual(last, stored) {
-					t.Errorf("OnChange got %+v, stored %+v", last, stored)
+	eachStore(t, func(t *testing.T, k storeKind) {
+		for _, tc := range transitionCases() {
+			t.Run(string(tc.start)+"/"+tc.action, func(t *testing.T) {
+				f := newFixture(t, k, 0)
+				start := setups[tc.start](t, f)
+				if start.Status != tc.start {
+					t.Fatalf("setup gave %s", start.Status)
 				}
-				if !stored.UpdatedAt.Equal(f.clock.Now()) {
-					t.Errorf("updatedAt %v, want the commit's time %v", stored.UpdatedAt, f.clock.Now())
+				events := f.rec.len()
+				counted := testutil.ToFloat64(f.metrics.Invitations.WithLabelValues(string(tc.want)))
+
+				got, err := actions[tc.action](f, start)
+
+				if !errors.Is(err, tc.wantErr) { // errors.Is(err, nil) is err == nil
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
 				}
-				if n := testutil.ToFloat64(f.metrics.Invitations.WithLabelValues(string(tc.want))) - counted; n != 1 {
-					t.Errorf("relayd_invitations_total{status=%q} grew by %v, want 1", tc.want, n)
+				stored, serr := f.store.Get(start.ID)
+				if serr != nil {
+					t.Fatal(serr)
 				}
-			} else if !reflect.DeepEqual(stored, start) {
-				t.Errorf("unchanged status but the record changed: %+v -> %+v", start, stored)
-			}
-		})
-	}
+				if stored.Status != tc.want {
+					t.Fatalf("stored status %s, want %s", stored.Status, tc.want)
+				}
+				// A successful call, and a conflict, return the invitation as
+				// it now is.
+				if (err == nil || errors.Is(err, ErrConflict)) && got.ID != "" && !reflect.DeepEqual(got, stored) {
+					t.Errorf("returned %+v, stored %+v", got, stored)
+				}
+
+				changed := tc.want != tc.start
+				wantEvents := 0
+				if changed {
+					wantEvents = 1
+				}
+				if n := f.rec.len() - events; n != wantEvents {
+					t.Errorf("%d OnChange calls, want %d", n, wantEvents)
+				}
+				if changed {
+					if last := f.rec.got[len(f.rec.got)-1]; !reflect.DeepEqual(last, stored) {
+						t.Errorf("OnChange got %+v, stored %+v", last, stored)
+					}
+					if !stored.UpdatedAt.Equal(f.clock.Now()) {
+						t.Errorf("updatedAt %v, want the commit's time %v", stored.UpdatedAt, f.clock.Now())
+					}
+					if n := testutil.ToFloat64(f.metrics.Invitations.WithLabelValues(string(tc.want))) - counted; n != 1 {
+						t.Errorf("relayd_invitations_total{status=%q} grew by %v, want 1", tc.want, n)
+					}
+				} else if !reflect.DeepEqual(stored, start) {
+					t.Errorf("unchanged status but the record changed: %+v -> %+v", start, stored)
+				}
+			})
+		}
+	})
 }
 
 func TestCreateValidation(t *testing.T) {
-	long := make([]byte, 129)
-	for i := range long {
-		long[i] = 'a'
-	}
-	tests := []struct {
-		name                    string
-		room, host, caller, who string
-		want                    error
-	}{
-		{"ok", room, host, host, invitee, nil},
-		{"empty user", room, host, host, "", ErrInvalid},
-		{"user with a space", room, host, host, "bo b", ErrInvalid},
-		{"user of 129 characters", room, host, host, string(long), ErrInvalid},
-		{"user of 128 characters", room, host, host, string(long[:128]), nil},
-		{"every allowed character", room, host, host, "aZ09_.:@-", nil},
-		{"the host invites themselves", room, host, host, host, ErrInvalid},
-		{"bad room", "a/b", host, host, invitee, ErrInvalid},
-		{"not the host", room, host, stranger, invitee, ErrForbidden},
-		// Params are validated before permissions (-32602 before 4003).
-		{"not the host and a bad user", room, host, stranger, "", ErrInvalid},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, 0)
-			inv, created, err := f.m.Create(tc.room, tc.host, tc.caller, tc.who)
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("err = %v, want %v", err, tc.want)
-			}
-			if err != nil {
-				if f.rec.len() != 0 {
-					t.Errorf("OnChange called for a refused create")
+	eachStore(t, func(t *testing.T, k storeKind) {
+		long := make([]byte, 129)
+		for i := range long {
+			long[i] = 'a'
+		}
+		tests := []struct {
+			name                    string
+			room, host, caller, who string
+			want                    error
+		}{
+			{"ok", room, host, host, invitee, nil},
+			{"empty user", room, host, host, "", ErrInvalid},
+			{"user with a space", room, host, host, "bo b", ErrInvalid},
+			{"user of 129 characters", room, host, host, string(long), ErrInvalid},
+			{"user of 128 characters", room, host, host, string(long[:128]), nil},
+			{"every allowed character", room, host, host, "aZ09_.:@-", nil},
+			{"the host invites themselves", room, host, host, host, ErrInvalid},
+			{"bad room", "a/b", host, host, invitee, ErrInvalid},
+			{"not the host", room, host, stranger, invitee, ErrForbidden},
+			// Params are validated before permissions (-32602 before 4003).
+			{"not the host and a bad user", room, host, stranger, "", ErrInvalid},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				f := newFixture(t, k, 0)
+				inv, created, err := f.m.Create(tc.room, tc.host, tc.caller, tc.who)
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("err = %v, want %v", err, tc.want)
 				}
-				return
-			}
-			want := Invitation{
-				ID: inv.ID, Room: tc.room, Host: tc.host, User: tc.who, Status: StatusPending,
-				CreatedAt: t0, UpdatedAt: t0, ExpiresAt: t0.Add(testTTL),
-			}
-			if !created || !reflect.DeepEqual(inv, want) {
-				t.Errorf("Create = %+v (created %v), want %+v", inv, created, want)
-			}
-			if len(inv.ID) != 15 || inv.ID[:3] != "IN_" || !validName(inv.ID) {
-				t.Errorf("id %q: want IN_ and 12 base62 characters", inv.ID)
-			}
-			if got := f.rec.of(inv.ID); !reflect.DeepEqual(got, []Status{StatusPending}) {
-				t.Errorf("OnChange: %v", got)
-			}
-		})
-	}
+				if err != nil {
+					if f.rec.len() != 0 {
+						t.Errorf("OnChange called for a refused create")
+					}
+					return
+				}
+				want := Invitation{
+					ID: inv.ID, Room: tc.room, Host: tc.host, User: tc.who, Status: StatusPending,
+					CreatedAt: t0, UpdatedAt: t0, ExpiresAt: t0.Add(testTTL),
+				}
+				if !created || !reflect.DeepEqual(inv, want) {
+					t.Errorf("Create = %+v (created %v), want %+v", inv, created, want)
+				}
+				if len(inv.ID) != 15 || inv.ID[:3] != "IN_" || !validName(inv.ID) {
+					t.Errorf("id %q: want IN_ and 12 base62 characters", inv.ID)
+				}
+				if got := f.rec.of(inv.ID); !reflect.DeepEqual(got, []Status{StatusPending}) {
+					t.Errorf("OnChange: %v", got)
+				}
+			})
+		}
+	})
 }
 
 func TestBadIDs(t *testing.T) {
-	f := newFixture(t, 0)
-	for _, id := range []string{"", "IN_ x", "IN_\x00"} {
-		if _, err := f.m.Accept(id, invitee); !errors.Is(err, ErrInvalid) {
-			t.Errorf("Accept(%q) = %v, want ErrInvalid", id, err)
+	eachStore(t, func(t *testing.T, k storeKind) {
+		f := newFixture(t, k, 0)
+		for _, id := range []string{"", "IN_ x", "IN_\x00"} {
+			if _, err := f.m.Accept(id, invitee); !errors.Is(err, ErrInvalid) {
+				t.Errorf("Accept(%q) = %v, want ErrInvalid", id, err)
+			}
+			if _, err := f.m.Get(id); !errors.Is(err, ErrInvalid) {
+				t.Errorf("Get(%q) = %v, want ErrInvalid", id, err)
+			}
 		}
-		if _, err := f.m.Get(id); !errors.Is(err, ErrInvalid) {
-			t.Errorf("Get(%q) = %v, want ErrInvalid", id, err)
+		for name, call := range map[string]func() (Invitation, error){
+			"accept": func() (Invitation, error) { return f.m.Accept("IN_000000000000", invitee) },
+			"reject": func() (Invitation, error) { return f.m.Reject("IN_000000000000", invitee) },
+			"cancel": func() (Invitation, error) { return f.m.Cancel("IN_000000000000", host) },
+			"get":    func() (Invitation, error) { return f.m.Get("IN_000000000000") },
+		} {
+			if _, err := call(); !errors.Is(err, ErrNotFound) {
+				t.Errorf("%s of an unknown id = %v, want ErrNotFound", name, err)
+			}
 		}
-	}
-	for name, call := range map[string]func() (Invitation, error){
-		"accept": func() (Invitation, error) { return f.m.Accept("IN_000000000000", invitee) },
-		"reject": func() (Invitation, error) { return f.m.Reject("IN_000000000000", invitee) },
-		"cancel": func() (Invitation, error) { return f.m.Cancel("IN_000000000000", host) },
-		"get":    func() (Invitation, error) { return f.m.Get("IN_000000000000") },
-	} {
-		if _, err := call(); !errors.Is(err, ErrNotFound) {
-			t.Errorf("%s of an unknown id = %v, want ErrNotFound", name, err)
-		}
-	}
+	})
 }
 
 func TestStatusFinal(t *testing.T) {

@@ -7,6 +7,13 @@
 // cache and keyframe throttle) published by a participant of role relay, and
 // an egress Sink on the source track feeds it. The source track's reader is
 // the only forwarding loop.
+//
+// In cluster mode a destination room may live on another node
+// (Config.Remote, remote.go): the relayed up track is then sent to that
+// node over the one PeerConnection between the two nodes (Links,
+// links.go), and published there by a relay participant fed by an
+// ingress. States, events and errors are those of a local destination,
+// plus server_connection_lost when the other node is lost.
 package relay
 
 // State is a relay's (or a destination's) state.

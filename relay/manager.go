@@ -31,6 +31,9 @@ type Config struct {
 	Authorize func(t Target) (identity string, failure Error)
 	Logger    *slog.Logger
 	Metrics   *metrics.Metrics
+	// Remote reaches destination rooms on other nodes (cluster mode);
+	// nil on a single node.
+	Remote Remote
 }
 
 // Manager holds the running relays: at most one per source participant.

@@ -74,7 +74,9 @@ type destination struct {
 	identity string
 	state    State
 	err      Error
-	p        *sfu.Participant         // the relay participant in that room
+	p        *sfu.Participant         // the relay participant in that room (local)
+	remote   RemoteDest               // the relay participant in that room (another node)
+	joins    uint64                   // remote joins so far: tells a stale ended() apart
 	egress   map[*sfu.UpTrack]*egress // by source track
 	since    time.Time                // join started: for the start latency
 	sent     bool                     // event 4 sent
@@ -112,7 +114,17 @@ type Relay struct {
 // loop events
 type (
 	firstPacket struct{ d *destination }
-	destEnded   struct{ d *destination }
+	// destEnded: the room ended or the relay participant was removed
+	// there. join is the remote join it concerns (0: a local one).
+	destEnded struct {
+		d    *destination
+		join uint64
+	}
+	// destLost: the link to a remote destination's node died.
+	destLost struct {
+		d    *destination
+		join uint64
+	}
 	trackChange struct {
 		up        *sfu.UpTrack
 		published bool
@@ -235,7 +247,7 @@ func (r *Relay) handle(ev any) {
 			r.event(EventSentToDestChannel, e.d.target.Room)
 		}
 	case destEnded:
-		if !r.has(e.d) {
+		if !r.has(e.d) || (e.join != 0 && (e.d.remote == nil || e.d.joins != e.join)) {
 			return
 		}
 		r.leaveLocked(e.d)
@@ -245,6 +257,15 @@ func (r *Relay) handle(ev any) {
 			r.stopLocked()
 			return
 		}
+		r.recomputeLocked()
+	case destLost:
+		d := e.d
+		if !r.has(d) || d.remote == nil || d.joins != e.join {
+			return
+		}
+		r.log.Warn("relay destination's node lost", "dest", d.target.Room)
+		r.leaveLocked(d) // removes the egress sinks; the link is gone already
+		d.state, d.err = StateFailure, ErrServerConnectionLost
 		r.recomputeLocked()
 	case trackChange:
 		for _, d := range r.dests {
@@ -289,6 +310,10 @@ func (r *Relay) joinLocked(d *destination) {
 	}
 	d.identity = identity
 	room := r.m.cfg.SFU.Room(d.target.Room)
+	if rm := r.m.cfg.Remote; room == nil && rm != nil && rm.Has(d.target.Room) {
+		r.joinRemoteLocked(d, rm)
+		return
+	}
 	if room == nil || !room.MayPublishAs(identity, sfu.RoleRelay) {
 		d.state, d.err = StateFailure, ErrFailedJoinDest
 		return
@@ -309,6 +334,49 @@ func (r *Relay) joinLocked(d *destination) {
 	}
 }
 
+// joinRemoteLocked joins a destination on another node: the gate is
+// checked there; event 3 once its relay participant is in.
+func (r *Relay) joinRemoteLocked(d *destination, rm Remote) {
+	d.joins++
+	join := d.joins
+	ended := func(e Error) {
+		if e == ErrNone {
+			r.post(destEnded{d, join})
+			return
+		}
+		r.post(destLost{d, join})
+	}
+	rd, fail := rm.Join(d.target.Room, d.identity, r.src.Name(), r.room, ended)
+	if fail != ErrNone {
+		d.state, d.err = StateFailure, fail
+		return
+	}
+	d.remote, d.state, d.err = rd, StateRunning, ErrNone
+	d.egress = map[*sfu.UpTrack]*egress{}
+	d.sent = false // a join after a lost link gets its event 4 again
+	r.event(EventJoinedDestChannel, d.target.Room)
+	for _, up := range r.src.PublishedTracks() {
+		r.addTrackLocked(d, up)
+	}
+}
+
+// publish and unpublish put a relayed track into d's room, here or on
+// another node.
+func (d *destination) publish(dst *sfu.UpTrack) error {
+	if d.remote != nil {
+		return d.remote.Publish(dst)
+	}
+	return d.p.PublishTrack(dst)
+}
+
+func (d *destination) unpublish(dst *sfu.UpTrack) {
+	if d.remote != nil {
+		d.remote.Unpublish(dst)
+		return
+	}
+	d.p.UnpublishTrack(dst)
+}
+
 // addTrackLocked publishes a relayed copy of up in d, fed by an egress.
 func (r *Relay) addTrackLocked(d *destination, up *sfu.UpTrack) {
 	if up.Relayed() || d.egress[up] != nil {
@@ -317,7 +385,7 @@ func (r *Relay) addTrackLocked(d *destination, up *sfu.UpTrack) {
 	dst := sfu.NewRelayedUpTrack(up, sfu.UpTrackParams{
 		ID: sfu.NewID("TR_"), Participant: d.identity, Logger: r.log, Metrics: r.m.cfg.Metrics,
 	})
-	if err := d.p.PublishTrack(dst); err != nil {
+	if err := d.publish(dst); err != nil {
 		r.log.Info("relay track refused in destination", "room", d.target.Room, "err", err)
 		return
 	}
@@ -327,7 +395,7 @@ func (r *Relay) addTrackLocked(d *destination, up *sfu.UpTrack) {
 	}
 	e.paused.Store(r.paused)
 	if !up.AddSink(e) {
-		d.p.UnpublishTrack(dst) // the source track ended meanwhile
+		d.unpublish(dst) // the source track ended meanwhile
 		return
 	}
 	d.egress[up] = e
@@ -341,20 +409,24 @@ func (r *Relay) removeTrackLocked(d *destination, up *sfu.UpTrack) {
 	}
 	delete(d.egress, up)
 	up.RemoveSink(e)
-	d.p.UnpublishTrack(e.dst)
+	d.unpublish(e.dst)
 }
 
 // leaveLocked takes the relay out of d: track.unpublished for each track,
 // then participant.left, in that room.
 func (r *Relay) leaveLocked(d *destination) {
-	if d.p == nil {
+	if d.p == nil && d.remote == nil {
 		return
 	}
 	for up := range d.egress {
 		r.removeTrackLocked(d, up)
 	}
-	d.p.Leave()
-	d.p = nil
+	if d.remote != nil {
+		d.remote.Leave()
+	} else {
+		d.p.Leave()
+	}
+	d.p, d.remote = nil, nil
 	d.state, d.err = StateIdle, ErrNone
 }
 
@@ -423,7 +495,7 @@ type destSink struct {
 
 func (s *destSink) Notify(ev sfu.Event) {
 	if _, ok := ev.(sfu.SessionEnded); ok {
-		s.r.post(destEnded{s.d})
+		s.r.post(destEnded{d: s.d})
 	}
 }
 

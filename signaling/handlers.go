@@ -83,7 +83,7 @@ func (s *session) join(raw json.RawMessage) (any, *Error) {
 			Tracks:       []sfu.TrackInfo{},
 		}, nil
 	}
-	room := s.srv.sfu.Room(c.Room)
+	room := s.srv.localRoom(c.Room)
 	role := sfu.RoleViewer
 	if c.Role == "host" {
 		role = sfu.RoleHost

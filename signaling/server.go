@@ -40,6 +40,12 @@ type Params struct {
 	// Events, when set, receives the events webhooks tell (relay.state;
 	// the rest come from the sfu and invitations hooks in app).
 	Events func(typ, room string, data any)
+	// Cluster, when set, is cluster mode: requests for rooms on other
+	// nodes are bridged there (cluster.go, bridge.go).
+	Cluster Placement
+	// RelayRemote, in cluster mode, reaches relay destinations on other
+	// nodes.
+	RelayRemote relay.Remote
 }
 
 // Server serves the WebSocket signaling and the HTTP API.
@@ -58,8 +64,10 @@ type Server struct {
 	chat       chat.Store
 	recordings Recordings
 	events     func(typ, room string, data any)
+	cluster    Placement
 
 	mu       sync.Mutex
+	bridges  map[*websocket.Conn]bool      // guarded by mu: bridged clients
 	sessions map[*session]bool             // guarded by mu
 	byPart   map[*sfu.Participant]*session // guarded by mu: joined room sessions
 	chats    map[string]*roomChat          // guarded by mu
@@ -85,11 +93,13 @@ func NewServer(p Params) *Server {
 		chat:       p.Chat,
 		recordings: p.Recordings,
 		events:     p.Events,
+		cluster:    p.Cluster,
+		bridges:    map[*websocket.Conn]bool{},
 		chats:      map[string]*roomChat{},
 		bans:       map[string]map[string]bool{},
 	}
 	s.relays = relay.NewManager(relay.Config{
-		SFU: p.SFU, MaxDestinations: p.MaxRelayDestinations, Authorize: s.authorizeTarget,
+		SFU: p.SFU, MaxDestinations: p.MaxRelayDestinations, Authorize: s.authorizeTarget, Remote: p.RelayRemote,
 		Logger: p.Logger, Metrics: p.Metrics,
 	})
 	for _, o := range p.AllowedOrigins {
@@ -128,7 +138,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	return mux
+	return s.clusterHandler(mux)
 }
 
 // checkOrigin allows non-browser clients (no Origin), the server's own
@@ -170,6 +180,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.checkOrigin(r) {
 		writeHTTPError(w, Errorf(CodeForbidden, "forbidden: origin %q not allowed", r.Header.Get("Origin")))
+		return
+	}
+	if s.routeWS(w, r, claims) {
 		return
 	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
@@ -255,6 +268,10 @@ func (s *Server) Close(timeout time.Duration) {
 	s.mu.Lock()
 	for sess := range s.sessions {
 		sess.closeWith(websocket.CloseGoingAway, "server shutting down")
+	}
+	for conn := range s.bridges {
+		closeConn(conn, websocket.CloseGoingAway, "server shutting down")
+		_ = conn.Close()
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})

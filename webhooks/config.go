@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Defaults of Config.
@@ -22,6 +24,12 @@ const (
 	defaultMaxBackoff = time.Minute
 )
 
+// defaultLeaseTTL is how long a cluster node's claim on a lane lasts
+// unrenewed: longer than a request (defaultTimeout), so a slow receiver
+// never costs the lease between two renewals (every third of it), and
+// short enough that a dead node's lanes move on within seconds.
+const defaultLeaseTTL = 15 * time.Second
+
 // Config configures a Dispatcher.
 type Config struct {
 	URLs                   []string         // destinations (--webhook-url, repeatable): every event goes to each
@@ -31,6 +39,15 @@ type Config struct {
 	MinBackoff, MaxBackoff time.Duration    // default 500ms, 1m (exponential with jitter)
 	Logger                 *slog.Logger     // default slog.Default()
 	Now                    func() time.Time // event and request timestamps; default time.Now
+
+	// Redis, when set, holds the outbox instead of <Dir>/webhooks.db
+	// (cluster mode): every node Emits into it and runs a Dispatcher
+	// over it, and each (URL, room) lane is sent by one node at a time,
+	// the holder of its lease. The client is the caller's: Close leaves
+	// it open. Every node must be given the same URLs.
+	Redis       redis.UniversalClient
+	RedisPrefix string        // key prefix, e.g. "relayd:"
+	LeaseTTL    time.Duration // with Redis: a lane lease's lifetime unrenewed; default 15s
 }
 
 // withDefaults checks c and fills in the defaults.
@@ -45,9 +62,13 @@ func (c Config) withDefaults() (Config, error) {
 	if len(c.URLs) > 0 && len(c.Secret) == 0 {
 		errs = append(errs, errors.New("webhooks: a secret is required to sign events"))
 	}
-	if c.Dir == "" {
-		errs = append(errs, errors.New("webhooks: Dir is required"))
+	if c.Dir == "" && c.Redis == nil {
+		errs = append(errs, errors.New("webhooks: Dir (or Redis) is required"))
 	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = defaultLeaseTTL
+	}
+	c.LeaseTTL = max(c.LeaseTTL, 3*time.Millisecond) // renewals come every third of it
 	if c.MinBackoff <= 0 {
 		c.MinBackoff = defaultMinBackoff
 	}

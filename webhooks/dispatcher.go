@@ -17,7 +17,7 @@ import (
 type Dispatcher struct {
 	cfg   Config
 	log   *slog.Logger
-	store *store
+	store outbox
 
 	mu    sync.Mutex
 	dirty map[string]struct{} // rooms with events the running scheduler has not seen
@@ -31,14 +31,21 @@ type Dispatcher struct {
 	closed  bool
 }
 
-// Open opens the outbox in c.Dir. Undelivered events of a URL no longer in
-// c.URLs are dropped (logged); a new URL receives events emitted from now on.
+// Open opens the outbox in c.Dir, or in c.Redis when set. Undelivered
+// events of a URL no longer in c.URLs are dropped (logged); a new URL
+// receives events emitted from now on.
 func Open(c Config) (*Dispatcher, error) {
 	c, err := c.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	st, dropped, err := openStore(c.Dir, c.URLs)
+	var st outbox
+	var dropped int
+	if c.Redis != nil {
+		st, dropped, err = openRedis(c.Redis, c.RedisPrefix, c.URLs, c.LeaseTTL)
+	} else {
+		st, dropped, err = openStore(c.Dir, c.URLs)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -2,14 +2,21 @@ package webhooks
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/relaysfu/relayd/internal/redistest"
 )
 
 var testSecret = []byte("s3cret")
@@ -32,8 +39,18 @@ type receiver struct {
 }
 
 func newReceiver(t *testing.T, policy func(n int, ev Event) int) *receiver {
+	return newReceiverWith(t, policy, nil)
+}
+
+// newReceiverWith is newReceiver with its handler wrapped by wrap (nil:
+// not wrapped), to watch or hold requests before they are recorded.
+func newReceiverWith(t *testing.T, policy func(n int, ev Event) int, wrap func(http.Handler) http.Handler) *receiver {
 	r := &receiver{t: t, policy: policy}
-	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	var h http.Handler = http.HandlerFunc(r.serve)
+	if wrap != nil {
+		h = wrap(h)
+	}
+	r.srv = httptest.NewServer(h)
 	t.Cleanup(r.srv.Close)
 	return r
 }
@@ -156,4 +173,63 @@ func testConfig(dir string, urls ...string) Config {
 		MinBackoff: 5 * time.Millisecond, MaxBackoff: 40 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler),
 	}
+}
+
+// outboxKind is one outbox implementation under test. at returns a maker
+// of Configs over one fresh place (a directory, a Redis key prefix):
+// every Config it makes opens the same outbox, like a restart.
+type outboxKind struct {
+	name string
+	at   func(t *testing.T) func(urls ...string) Config
+}
+
+// prefixes makes each Redis test's key prefix unique.
+var prefixes atomic.Int64
+
+// outboxes returns the outbox implementations the dispatcher tests run
+// against: bbolt, and Redis on a redis-server started for t (that case
+// skips where redis-server is not installed).
+func outboxes(t *testing.T) []outboxKind {
+	t.Helper()
+	bolt := outboxKind{"bolt", func(t *testing.T) func(...string) Config {
+		dir := t.TempDir()
+		return func(urls ...string) Config { return testConfig(dir, urls...) }
+	}}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return []outboxKind{bolt, {"redis", func(t *testing.T) func(...string) Config {
+			redistest.Start(t) // skips
+			return nil
+		}}}
+	}
+	srv := redistest.Start(t)
+	client := redisClient(t, srv)
+	return []outboxKind{bolt, {"redis", func(t *testing.T) func(...string) Config {
+		prefix := newPrefix()
+		return func(urls ...string) Config { return redisConfig(client, prefix, urls...) }
+	}}}
+}
+
+// eachOutbox runs body as one subtest per outbox implementation.
+func eachOutbox(t *testing.T, body func(t *testing.T, k outboxKind)) {
+	t.Helper()
+	for _, k := range outboxes(t) {
+		t.Run(k.name, func(t *testing.T) { body(t, k) })
+	}
+}
+
+func newPrefix() string { return fmt.Sprintf("relayd-test-%d:", prefixes.Add(1)) }
+
+// redisClient connects to srv, closing the client when t ends.
+func redisClient(t *testing.T, srv *redistest.Server) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// redisConfig is testConfig with the outbox in Redis under prefix.
+func redisConfig(c redis.UniversalClient, prefix string, urls ...string) Config {
+	cfg := testConfig("", urls...)
+	cfg.Redis, cfg.RedisPrefix = c, prefix
+	return cfg
 }

@@ -23,12 +23,19 @@ type lane struct {
 	busy      bool      // its head is in flight
 	failures  int       // consecutive failed attempts of the head
 	next      time.Time // not before: the backoff after a failure
+
+	// With a shared outbox (leases): whether this node holds the
+	// lane's lease, as far as it knows, and how to abort its head in
+	// flight when a renewal finds the lease lost.
+	leased bool
+	cancel context.CancelFunc
 }
 
 type laneID struct{ url, room string }
 
 // job is one delivery attempt, handed to a worker of its URL.
 type job struct {
+	ctx     context.Context // the attempt's: cancelled by Run's end or a lost lease
 	l       *lane
 	seq     uint64
 	body    []byte
@@ -47,6 +54,16 @@ type scheduler struct {
 	jobs     map[string]chan job // per URL, capacity perURL: a send never blocks
 	inflight map[string]int
 	results  chan result // capacity: every worker, so a worker never blocks
+	ctx      context.Context
+
+	// leases is the outbox's leaser when other nodes deliver from it
+	// too (nil for bbolt). Then the scheduler renews the leases of its
+	// lanes in flight every third of their TTL, and rescans the outbox
+	// every poll for lanes it has not heard of (other nodes' Emits, and
+	// the lanes of a node that died).
+	leases            leaser
+	poll              time.Duration
+	renewAt, rescanAt time.Time
 }
 
 func newScheduler(d *Dispatcher) *scheduler {
@@ -60,16 +77,23 @@ func newScheduler(d *Dispatcher) *scheduler {
 	for _, u := range d.cfg.URLs {
 		s.jobs[u] = make(chan job, perURL)
 	}
+	if l, ok := d.store.(leaser); ok {
+		s.leases = l
+		// A tenth of the TTL, within [10ms, 1s]: how late a node
+		// notices another node's new lane or its dead lease.
+		s.poll = min(max(l.leaseTTL()/10, 10*time.Millisecond), time.Second)
+	}
 	return s
 }
 
 // run delivers until ctx is done, then stops the workers and waits for
 // them (their requests are cancelled with ctx).
 func (s *scheduler) run(ctx context.Context) {
+	s.ctx = ctx
 	var wg sync.WaitGroup
 	for u, jobs := range s.jobs {
 		for range perURL {
-			wg.Go(func() { s.work(ctx, u, jobs) })
+			wg.Go(func() { s.work(u, jobs) })
 		}
 	}
 	defer func() {
@@ -77,18 +101,12 @@ func (s *scheduler) run(ctx context.Context) {
 			close(jobs)
 		}
 		wg.Wait()
+		s.releaseAll()
 	}()
 
 	s.d.takeDirty() // everything in the store now is loaded below
-	for _, u := range s.d.cfg.URLs {
-		rooms, err := s.d.store.rooms(u)
-		if err != nil {
-			s.d.log.Error("webhooks: reading the outbox", "err", err)
-		}
-		for _, room := range rooms {
-			s.lane(u, room)
-		}
-	}
+	s.rescan()
+	s.rescanAt = time.Now().Add(s.poll)
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -98,7 +116,8 @@ func (s *scheduler) run(ctx context.Context) {
 				s.lane(u, room)
 			}
 		}
-		wait := s.dispatch()
+		wait := s.housekeep(time.Now())
+		wait = min(wait, s.dispatch())
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -107,6 +126,67 @@ func (s *scheduler) run(ctx context.Context) {
 		case r := <-s.results:
 			s.finish(r)
 		case <-timer.C:
+		}
+	}
+}
+
+// rescan creates the lanes of every room with events in the outbox.
+func (s *scheduler) rescan() {
+	for _, u := range s.d.cfg.URLs {
+		rooms, err := s.d.store.rooms(u)
+		if err != nil {
+			s.d.log.Error("webhooks: reading the outbox", "err", err)
+		}
+		for _, room := range rooms {
+			s.lane(u, room)
+		}
+	}
+}
+
+// housekeep renews the leases in flight and rescans the outbox when they
+// are due, and returns how long until one of them is due again. Without
+// leases there is nothing to do.
+func (s *scheduler) housekeep(now time.Time) time.Duration {
+	if s.leases == nil {
+		return idleWait
+	}
+	if !now.Before(s.renewAt) {
+		s.renewAt = now.Add(s.leases.leaseTTL() / 3)
+		for _, l := range s.lanes {
+			if !l.busy || !l.leased {
+				continue
+			}
+			ok, err := s.leases.claim(l.url, l.room)
+			if ok && err == nil {
+				continue
+			}
+			// Another node may take the lane over once the lease
+			// lapses: stop sending rather than race it.
+			s.d.log.Warn("webhooks: lost a lane's lease, aborting its request", "url", l.url, "room", l.room, "err", err)
+			l.leased = false
+			l.cancel()
+		}
+	}
+	if !now.Before(s.rescanAt) {
+		s.rescanAt = now.Add(s.poll)
+		s.rescan()
+	}
+	return min(s.renewAt.Sub(now), s.rescanAt.Sub(now))
+}
+
+// releaseAll gives up the leases this node holds, when Run ends with no
+// request in flight, so that other nodes take the lanes over at once
+// instead of after the TTL.
+func (s *scheduler) releaseAll() {
+	if s.leases == nil {
+		return
+	}
+	for _, l := range s.lanes {
+		if l.leased {
+			if err := s.leases.release(l.url, l.room); err != nil {
+				s.d.log.Warn("webhooks: releasing a lane's lease", "url", l.url, "room", l.room, "err", err)
+			}
+			l.leased = false
 		}
 	}
 }
@@ -144,6 +224,24 @@ func (s *scheduler) dispatch() time.Duration {
 		if s.inflight[l.url] >= perURL {
 			continue // a result will free a worker and call dispatch again
 		}
+		if s.leases != nil {
+			// The lease first, then the head: a head read before
+			// the lease could be one its previous holder has just
+			// delivered.
+			ok, err := s.leases.claim(l.url, l.room)
+			if err != nil {
+				s.d.log.Error("webhooks: claiming a lane", "err", err)
+				l.next = now.Add(backoff(1, s.d.cfg.MinBackoff, s.d.cfg.MaxBackoff))
+				wait = min(wait, l.next.Sub(now))
+				continue
+			}
+			l.leased = ok
+			if !ok { // another node sends it: look again later
+				l.next = now.Add(s.poll)
+				wait = min(wait, s.poll)
+				continue
+			}
+		}
 		seq, body, ok, err := s.d.store.head(l.url, l.room)
 		if err != nil {
 			s.d.log.Error("webhooks: reading the outbox", "err", err)
@@ -152,7 +250,12 @@ func (s *scheduler) dispatch() time.Duration {
 			continue
 		}
 		if !ok {
-			delete(s.lanes, id) // delivered everything; an Emit recreates it
+			if l.leased {
+				if err := s.leases.release(l.url, l.room); err != nil {
+					s.d.log.Warn("webhooks: releasing a lane's lease", "url", l.url, "room", l.room, "err", err)
+				}
+			}
+			delete(s.lanes, id) // delivered everything; an Emit (or a rescan) recreates it
 			continue
 		}
 		var head struct{ ID, Type string }
@@ -168,7 +271,9 @@ func (s *scheduler) dispatch() time.Duration {
 		}
 		l.busy = true
 		s.inflight[l.url]++
-		s.jobs[l.url] <- job{l: l, seq: seq, body: body, id: head.ID, typ: head.Type}
+		ctx, cancel := context.WithCancel(s.ctx)
+		l.cancel = cancel
+		s.jobs[l.url] <- job{ctx: ctx, l: l, seq: seq, body: body, id: head.ID, typ: head.Type}
 	}
 	return wait
 }
@@ -177,6 +282,7 @@ func (s *scheduler) dispatch() time.Duration {
 func (s *scheduler) finish(r result) {
 	l := r.l
 	l.busy = false
+	l.cancel()
 	s.inflight[l.url]--
 	if r.err == nil {
 		l.failures, l.next = 0, time.Time{}
@@ -192,9 +298,9 @@ func (s *scheduler) finish(r result) {
 
 // work is one worker of url: it posts the jobs it gets and, on success,
 // takes the event out of url's outbox before reporting.
-func (s *scheduler) work(ctx context.Context, url string, jobs <-chan job) {
+func (s *scheduler) work(url string, jobs <-chan job) {
 	for j := range jobs {
-		err := s.d.post(ctx, url, j)
+		err := s.d.post(j.ctx, url, j)
 		if err == nil {
 			// A failure here means the event is sent again: a
 			// duplicate, which at-least-once allows.

@@ -37,6 +37,9 @@ type Config struct {
 	WebhookURLs          []string      `yaml:"webhook-url"`            // webhook receivers, repeatable
 	DrainTimeout         time.Duration `yaml:"drain-timeout"`          // SIGTERM: how long to let rooms finish before ending them
 	AdminListen          string        `yaml:"admin-listen"`           // pprof listener (off when empty); keep it private
+	Redis                string        `yaml:"redis"`                  // extension: cluster mode on this Redis (redis://host:port/db)
+	Advertise            string        `yaml:"advertise"`              // extension: this node's base URL for other nodes; default http://<listen address>
+	NodeID               string        `yaml:"node-id"`                // extension: this node's name in the cluster; default random
 }
 
 // DefaultConfig returns the configuration used where nothing is set.
@@ -158,6 +161,9 @@ func newConfigFlagSet(c *Config, path *string) *flag.FlagSet {
 	fs.Var(&stringListFlag{list: &c.WebhookURLs}, "webhook-url", "webhook receiver `URL`; comma-separated, repeatable")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, refuse joins and let rooms finish for up to this long, then end them (SIGINT or a second signal: at once)")
 	fs.StringVar(&c.AdminListen, "admin-listen", c.AdminListen, "`address` of a separate listener serving /debug/pprof/ (off when empty; keep it private)")
+	fs.StringVar(&c.Redis, "redis", c.Redis, "cluster mode: Redis `URL` (redis://host:6379/0) shared by every node; the stores move there (docs/cluster.md)")
+	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "cluster mode: this node's base `URL` as other nodes reach it (default http://<listen address>)")
+	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "cluster mode: this node's `name` (default random)")
 	return fs
 }
 

@@ -88,19 +88,25 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 		return fmt.Errorf("media udp: %w", err)
 	}
 	defer udp.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	advertise := cfg.Advertise
+	if advertise == "" {
+		advertise = "http://" + ln.Addr().String()
+	}
 	a, err := app.New(app.Options{
 		Secret: []byte(cfg.Secret), UDPConn: udp, ICELoopback: cfg.ICELoopback, PublicIP: cfg.PublicIP,
 		DataDir: cfg.DataDir, MaxCohosts: cfg.MaxCohosts, MaxRelayDestinations: cfg.MaxRelayDestinations,
 		ReconnectGrace: cfg.ReconnectGrace, InvitationTTL: cfg.InvitationTTL,
 		AllowedOrigins: cfg.AllowedOrigins, Dev: cfg.Dev, Logger: log,
 		Record: cfg.Record, WebhookURLs: cfg.WebhookURLs,
+		Redis: cfg.Redis, Advertise: advertise, NodeID: cfg.NodeID,
 	})
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
 	}
 	httpSrv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)

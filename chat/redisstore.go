@@ -1,0 +1,169 @@
+package chat
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The Redis layout, under the store's prefix p (e.g. "relayd:"), per room:
+//
+//	p chat:seq:<room>   counter: the room's last sequence number
+//	p chat:ids:<room>   sorted set: message id, scored by its sequence number
+//	p chat:msgs:<room>  hash: message id -> the Message JSON
+//
+// Ids are BoltStore's ("MS_" and 16 hex digits of the sequence), made in
+// the Append script from the INCR, so every node of a cluster hands out
+// one sequence per room and ids sort as strings in message order. The
+// counter is never trimmed: an id is never reused after a trim or a
+// delete. The scripts read only keys they are given, all of one room.
+
+// appendScript numbers, stores and trims in one atomic step.
+// KEYS: seq, ids, msgs. ARGV: the Message JSON without its id, Keep.
+// Returns the new id.
+var appendScript = redis.NewScript(`
+local seq = redis.call('INCR', KEYS[1])
+local id = 'MS_' .. string.format('%016x', seq)
+redis.call('ZADD', KEYS[2], seq, id)
+redis.call('HSET', KEYS[3], id, ARGV[1])
+local keep = tonumber(ARGV[2])
+if seq > keep then
+  -- Like BoltStore: only the last Keep sequence numbers stay.
+  local old = redis.call('ZRANGE', KEYS[2], '-inf', seq - keep, 'BYSCORE')
+  for _, gone in ipairs(old) do
+    redis.call('HDEL', KEYS[3], gone)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', seq - keep)
+end
+return id
+`)
+
+// historyScript reads up to ARGV[2] messages with a sequence below
+// ARGV[1] ("+inf" for the newest), newest first, as id, JSON pairs, in one
+// atomic step (so a trim or a delete cannot leave an id without its body).
+// KEYS: ids, msgs.
+var historyScript = redis.NewScript(`
+local ids = redis.call('ZRANGE', KEYS[1], ARGV[1], '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, id in ipairs(ids) do
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', KEYS[2], id) or false
+end
+return out
+`)
+
+// deleteScript removes one message; 0 when it was not there. KEYS: ids,
+// msgs. ARGV: the id.
+var deleteScript = redis.NewScript(`
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+`)
+
+// opTimeout bounds one call, so that a Redis that stopped answering fails
+// the chat message instead of hanging the session.
+const opTimeout = 10 * time.Second
+
+// RedisStore is the Store in Redis, shared by the nodes of a cluster.
+// Writes are acknowledged by the Redis primary; their durability is the
+// Redis deployment's (AOF, fsync policy, replicas).
+type RedisStore struct {
+	c redis.UniversalClient
+	p string
+}
+
+var _ Store = (*RedisStore)(nil)
+
+// NewRedisStore returns a Store over client, with every key under prefix
+// (e.g. "relayd:"). The client is shared: Close leaves it open.
+func NewRedisStore(client redis.UniversalClient, prefix string) *RedisStore {
+	return &RedisStore{c: client, p: prefix}
+}
+
+// Close implements Store. The client belongs to the caller.
+func (s *RedisStore) Close() error { return nil }
+
+func (s *RedisStore) keys(room string) (seq, ids, msgs string) {
+	return s.p + "chat:seq:" + room, s.p + "chat:ids:" + room, s.p + "chat:msgs:" + room
+}
+
+// Append implements Store.
+func (s *RedisStore) Append(m Message) (Message, error) {
+	m.ID = "" // the script's to give; the stored JSON leaves it out
+	v, err := json.Marshal(m)
+	if err != nil {
+		return m, fmt.Errorf("chat store: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	seq, ids, msgs := s.keys(m.Room)
+	id, err := appendScript.Run(ctx, s.c, []string{seq, ids, msgs}, v, Keep).Text()
+	if err != nil {
+		return m, fmt.Errorf("chat store: append: %w", err)
+	}
+	m.ID = id
+	return m, nil
+}
+
+// History implements Store.
+func (s *RedisStore) History(room, before string, limit int) ([]Message, error) {
+	out := []Message{}
+	below := "+inf"
+	if before != "" {
+		k, ok := keyOf(before)
+		if !ok {
+			return out, nil // as BoltStore: an id of no message has nothing before it
+		}
+		below = "(" + strconv.FormatUint(binary.BigEndian.Uint64(k), 10)
+	}
+	if limit <= 0 {
+		return out, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	_, ids, msgs := s.keys(room)
+	raw, err := historyScript.Run(ctx, s.c, []string{ids, msgs}, below, limit).Slice()
+	if err != nil {
+		return out, fmt.Errorf("chat store: history: %w", err)
+	}
+	// Newest first from the script: fill from the end for oldest first.
+	n := len(raw) / 2
+	out = make([]Message, n)
+	for i := range n {
+		id, _ := raw[2*i].(string)
+		v, ok := raw[2*i+1].(string)
+		if !ok {
+			return []Message{}, fmt.Errorf("chat store: message %s of %s has no body", id, room)
+		}
+		var m Message
+		if err := json.Unmarshal([]byte(v), &m); err != nil {
+			return []Message{}, fmt.Errorf("chat store: message %s: %w", id, err)
+		}
+		m.ID = id
+		out[n-1-i] = m
+	}
+	return out, nil
+}
+
+// Delete implements Store.
+func (s *RedisStore) Delete(room, id string) error {
+	if _, ok := keyOf(id); !ok {
+		return ErrNotFound
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	_, ids, msgs := s.keys(room)
+	n, err := deleteScript.Run(ctx, s.c, []string{ids, msgs}, id).Int()
+	if err != nil {
+		return fmt.Errorf("chat store: delete: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

@@ -1,0 +1,204 @@
+package signaling
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/relaysfu/relayd/sfu"
+)
+
+// bridgeDialer dials the room's node for a bridged WebSocket.
+var bridgeDialer = websocket.Dialer{
+	HandshakeTimeout: 5 * time.Second,
+	ReadBufferSize:   1024,
+	WriteBufferSize:  4096,
+	WriteBufferPool:  &sync.Pool{},
+}
+
+// routeWS bridges a WebSocket whose room lives on another node and
+// reports whether it did. The token was checked here already (401 before
+// any upgrade); the room's node checks it again, and everything else.
+func (s *Server) routeWS(w http.ResponseWriter, r *http.Request, c *Claims) bool {
+	if s.cluster == nil || c.Room == "" || r.Header.Get(hdrForwarded) != "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), routeTimeout)
+	target, err := s.cluster.Route(ctx, c.Room, c.Role == "host")
+	cancel()
+	if err != nil {
+		writeHTTPError(w, Errorf(CodeInternal, "cluster: %v", err))
+		return true
+	}
+	if target == "" {
+		return false
+	}
+	s.bridge(w, r, target, c)
+	return true
+}
+
+// bridge connects the client to the room's node and copies frames both
+// ways, unchanged, until either side closes. If the room's node vanishes
+// (the connection drops without a close frame), the client is told what
+// its node would have said: room.updated with the room ended, then a
+// 1000 close "room ended".
+//
+// Goroutines: the back-to-client pump and a pinger, both ended and waited
+// for before bridge returns (in the HTTP handler's goroutine).
+func (s *Server) bridge(w http.ResponseWriter, r *http.Request, target string, c *Claims) {
+	u, err := url.Parse(target)
+	if err != nil {
+		writeHTTPError(w, Errorf(CodeInternal, "cluster: bad node URL %q", target))
+		return
+	}
+	u.Scheme = map[string]string{"https": "wss"}[u.Scheme]
+	if u.Scheme == "" {
+		u.Scheme = "ws"
+	}
+	u.Path, u.RawQuery = "/v1/ws", r.URL.RawQuery
+	hdr := http.Header{}
+	if a := r.Header.Get("Authorization"); a != "" {
+		hdr.Set("Authorization", a)
+	}
+	hdr.Set(hdrForwarded, s.cluster.NodeID())
+	back, res, err := bridgeDialer.DialContext(r.Context(), u.String(), hdr)
+	if err != nil {
+		if res != nil && res.StatusCode != http.StatusSwitchingProtocols {
+			// The room's node refused (401, 409 draining): its answer.
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(res.StatusCode)
+			_, _ = io.Copy(w, io.LimitReader(res.Body, 1<<16))
+			_ = res.Body.Close()
+			return
+		}
+		writeHTTPError(w, Errorf(CodeInternal, "cluster: the room's node did not answer: %v", err))
+		return
+	}
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		_ = back.Close()
+		return // the upgrader has answered
+	}
+	s.mu.Lock()
+	if s.draining.Load() {
+		s.mu.Unlock()
+		_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"))
+		_ = conn.Close()
+		_ = back.Close()
+		return
+	}
+	s.bridges[conn] = true
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.metrics.WSConnections.Inc()
+	defer func() {
+		s.metrics.WSConnections.Dec()
+		s.mu.Lock()
+		delete(s.bridges, conn)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	s.pump(conn, back, c.Room)
+}
+
+// pump copies frames until one side ends.
+func (s *Server) pump(conn, back *websocket.Conn, room string) {
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var clientGone sync.Once
+	wg.Add(2)
+	go func() { // room's node -> client
+		defer wg.Done()
+		for {
+			typ, msg, err := back.ReadMessage()
+			if err != nil {
+				var ce *websocket.CloseError
+				select {
+				case <-stop: // the client left first
+				default:
+					if errors.As(err, &ce) {
+						closeConn(conn, ce.Code, ce.Text)
+					} else {
+						s.nodeLost(conn, room)
+					}
+				}
+				_ = conn.Close()
+				return
+			}
+			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if conn.WriteMessage(typ, msg) != nil {
+				_ = back.Close()
+				return
+			}
+		}
+	}()
+	go func() { // keep the client's connection checked, as a session does
+		defer wg.Done()
+		t := time.NewTicker(pingPeriod)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)) != nil {
+					return
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	conn.SetReadLimit(maxFrame)
+	_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(pongWait)) })
+	for { // client -> room's node
+		typ, msg, err := conn.ReadMessage()
+		if err != nil {
+			code, text := websocket.CloseNormalClosure, ""
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				code, text = ce.Code, ce.Text
+			} else if errors.Is(err, websocket.ErrReadLimit) {
+				code = websocket.CloseMessageTooBig // gorilla told the client already
+			}
+			clientGone.Do(func() { close(stop) })
+			closeConn(back, code, text)
+			_ = back.Close()
+			break
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(pongWait))
+		_ = back.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if back.WriteMessage(typ, msg) != nil {
+			break // the pump above sees the loss and tells the client
+		}
+	}
+	clientGone.Do(func() { close(stop) })
+	wg.Wait()
+	_ = conn.Close()
+}
+
+// nodeLost tells a bridged client that its room's node is gone: the room
+// has ended, as its node would have said.
+func (s *Server) nodeLost(conn *websocket.Conn, room string) {
+	now := time.Now().UTC()
+	info := sfu.RoomInfo{Name: room, Status: sfu.StatusEnded, EndedAt: &now}
+	if rec, err := s.store.GetRoom(room); err == nil {
+		info = roomInfoOf(rec)
+		info.Status, info.EndedAt = sfu.StatusEnded, &now
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = conn.WriteMessage(websocket.TextMessage, encodeNotification("room.updated", map[string]any{"room": info}))
+	closeConn(conn, websocket.CloseNormalClosure, "room ended")
+}
+
+func closeConn(c *websocket.Conn, code int, text string) {
+	if code == websocket.CloseNoStatusReceived || code == websocket.CloseAbnormalClosure {
+		code = websocket.CloseNormalClosure
+	}
+	_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+}
