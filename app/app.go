@@ -53,6 +53,9 @@ type Options struct {
 	Redis     string
 	Advertise string
 	NodeID    string
+
+	// NoUDPBatch sends each media packet with its own sendto.
+	NoUDPBatch bool
 }
 
 // App is a running server, without its listeners.
@@ -99,6 +102,7 @@ func New(o Options) (a *App, err error) {
 	}
 	api, mux, err := sfu.NewAPI(sfu.MediaConfig{
 		UDPConn: o.UDPConn, ICELoopback: loopback, LoopbackOnly: o.LoopbackOnly, PublicIP: o.PublicIP,
+		NoBatch: o.NoUDPBatch,
 	})
 	if err != nil {
 		return nil, err

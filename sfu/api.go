@@ -19,6 +19,9 @@ import (
 type MediaConfig struct {
 	// UDPConn is the one socket all media uses (ICE UDP mux). Required.
 	UDPConn net.PacketConn
+	// NoBatch writes each packet with its own sendto instead of batching
+	// them into sendmmsg (batchconn.go); for comparisons.
+	NoBatch bool
 	// ICELoopback offers loopback candidates (tests, one-machine demos).
 	ICELoopback bool
 	// LoopbackOnly restricts ICE to loopback addresses; hermetic tests.
@@ -156,8 +159,17 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 		return APIs{}, nil, fmt.Errorf("sfu: MediaConfig.UDPConn is required")
 	}
 	se := webrtc.SettingEngine{}
-	mux := webrtc.NewICEUDPMux(nil, cfg.UDPConn)
-	se.SetICEUDPMux(mux)
+	conn := cfg.UDPConn
+	var bc *batchConn
+	if u, ok := conn.(*net.UDPConn); ok && !cfg.NoBatch {
+		bc = newBatchConn(u) // sendmmsg: see batchconn.go
+		conn = bc
+	}
+	var mux io.Closer = webrtc.NewICEUDPMux(nil, conn)
+	se.SetICEUDPMux(mux.(ice.UDPMux))
+	if bc != nil {
+		mux = muxCloser{mux, bc}
+	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(cfg.ICELoopback || cfg.LoopbackOnly)
@@ -194,4 +206,16 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 		}
 	}
 	return apis, mux, nil
+}
+
+// muxCloser closes the ICE mux, then sends what the batch still holds.
+type muxCloser struct {
+	mux io.Closer
+	bc  *batchConn
+}
+
+func (m muxCloser) Close() error {
+	err := m.mux.Close()
+	m.bc.close()
+	return err
 }

@@ -40,6 +40,7 @@ type Config struct {
 	Redis                string        `yaml:"redis"`                  // extension: cluster mode on this Redis (redis://host:port/db)
 	Advertise            string        `yaml:"advertise"`              // extension: this node's base URL for other nodes; default http://<listen address>
 	NodeID               string        `yaml:"node-id"`                // extension: this node's name in the cluster; default random
+	UDPBatch             bool          `yaml:"udp-batch"`              // extension: send media with sendmmsg batches (default on)
 }
 
 // DefaultConfig returns the configuration used where nothing is set.
@@ -47,6 +48,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:               "127.0.0.1:8800",
 		UDPPort:              8801,
+		UDPBatch:             true,
 		DataDir:              "./data",
 		MaxCohosts:           8,
 		MaxRelayDestinations: 4,
@@ -164,6 +166,7 @@ func newConfigFlagSet(c *Config, path *string) *flag.FlagSet {
 	fs.StringVar(&c.Redis, "redis", c.Redis, "cluster mode: Redis `URL` (redis://host:6379/0) shared by every node; the stores move there (docs/cluster.md)")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "cluster mode: this node's base `URL` as other nodes reach it (default http://<listen address>)")
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "cluster mode: this node's `name` (default random)")
+	fs.BoolVar(&c.UDPBatch, "udp-batch", c.UDPBatch, "send media in sendmmsg batches (--udp-batch=false: one sendto per packet)")
 	return fs
 }
 

@@ -46,6 +46,7 @@ func TestConfigDefaults(t *testing.T) {
 		MaxCohosts: 8, MaxRelayDestinations: 4,
 		ReconnectGrace: 30 * time.Second, InvitationTTL: 10 * time.Minute,
 		LogLevel: "info", LogFormat: "text", DrainTimeout: 30 * time.Second,
+		UDPBatch: true,
 	}); !reflect.DeepEqual(DefaultConfig(), want) {
 		t.Errorf("DefaultConfig() = %+v, want the PROTOCOL.md defaults %+v", DefaultConfig(), want)
 	}

@@ -103,7 +103,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 		ReconnectGrace: cfg.ReconnectGrace, InvitationTTL: cfg.InvitationTTL,
 		AllowedOrigins: cfg.AllowedOrigins, Dev: cfg.Dev, Logger: log,
 		Record: cfg.Record, WebhookURLs: cfg.WebhookURLs,
-		Redis: cfg.Redis, Advertise: advertise, NodeID: cfg.NodeID,
+		Redis: cfg.Redis, Advertise: advertise, NodeID: cfg.NodeID, NoUDPBatch: !cfg.UDPBatch,
 	})
 	if err != nil {
 		return err
@@ -238,10 +238,11 @@ relayd is running in --dev mode (never use it in production).
 // defaultGCPercent is the garbage collector's target when GOGC is not set.
 // Forwarding allocates nothing per packet, so the collector runs only when
 // sessions join and leave; Go's default (100) then lets the heap grow to
-// twice the live data, and the process keeps those pages. At 50 the server
-// holds ~15% less RSS per viewer (BENCHMARKS.md) for a few more collections
-// during join bursts. GOGC, when set, wins.
-const defaultGCPercent = 50
+// twice the live data, and the process keeps those pages. At 25 the server
+// holds ~25% less RSS per viewer at 200 viewers, at the same CPU per
+// forwarded packet (BENCHMARKS.md), for more collections during join
+// bursts (~10 ms each). GOGC, when set, wins.
+const defaultGCPercent = 25
 
 func setGCPercent() {
 	if os.Getenv("GOGC") == "" {
