@@ -25,6 +25,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/net/ipv4"
 )
 
 const (
@@ -64,6 +65,10 @@ type FloorResult struct {
 	Packets      int       `json:"packets_per_run"`
 	USPerPacket  float64   `json:"us_per_packet"` // median of the runs
 	Runs         []float64 `json:"runs_us_per_packet"`
+	// Batch > 0: the packets went to Receivers sockets in sendmmsg
+	// batches of Batch (measureFloorBatched), not one sendto each.
+	Batch     int `json:"sendmmsg_batch,omitempty"`
+	Receivers int `json:"receivers,omitempty"`
 }
 
 // MeasureFloor measures the floor for profile.
@@ -129,6 +134,24 @@ func measureFloor(profile srtp.ProtectionProfile, packets int) (*FloorResult, er
 // newFloorSender returns a function that builds, encrypts and sends the
 // next packet, reusing its buffers.
 func newFloorSender(profile srtp.ProtectionProfile, conn *net.UDPConn, dst netip.AddrPort) (func() error, error) {
+	encrypt, err := newFloorEncrypter(profile)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 1600)
+	return func() error {
+		enc, err := encrypt(out)
+		if err != nil {
+			return err
+		}
+		_, err = conn.WriteToUDPAddrPort(enc, dst)
+		return err
+	}, nil
+}
+
+// newFloorEncrypter returns a function that builds the next packet and
+// encrypts it into out.
+func newFloorEncrypter(profile srtp.ProtectionProfile) (func(out []byte) ([]byte, error), error) {
 	keyLen, err := profile.KeyLen()
 	if err != nil {
 		return nil, err
@@ -148,24 +171,18 @@ func newFloorSender(profile srtp.ProtectionProfile, conn *net.UDPConn, dst netip
 	_, _ = rand.Read(payload)
 	hdr := rtp.Header{Version: 2, PayloadType: 96, SSRC: 0x5eed1234}
 	plain := make([]byte, 0, 1500)
-	out := make([]byte, 1600)
 	var seq uint16
 	var ts uint32
-	return func() error {
+	return func(out []byte) ([]byte, error) {
 		seq++
 		ts += 3000
 		hdr.SequenceNumber, hdr.Timestamp = seq, ts
 		n, err := hdr.MarshalTo(plain[:cap(plain)])
 		if err != nil {
-			return err
+			return nil, err
 		}
 		pkt := append(plain[:n], payload...)
-		enc, err := ctx.EncryptRTP(out, pkt, &hdr)
-		if err != nil {
-			return err
-		}
-		_, err = conn.WriteToUDPAddrPort(enc, dst)
-		return err
+		return ctx.EncryptRTP(out, pkt, &hdr)
 	}, nil
 }
 
@@ -186,4 +203,93 @@ func srtpCipherOf(v *viewer) string {
 		}
 	}
 	return ""
+}
+
+// Batched floor: the same encryption, but the packets go round-robin to
+// floorReceivers sockets (each drained by its own goroutine, as viewers
+// are) in sendmmsg batches of floorBatch, as relayd sends (sfu/batchconn.go).
+// It is not the floor the targets use (one sendto per packet, the way
+// WebRTC servers send); it says how much of that floor is the system call.
+const (
+	floorReceivers = 200
+	floorBatch     = 32
+)
+
+// MeasureFloorBatched measures the batched floor for profile.
+func MeasureFloorBatched(profile srtp.ProtectionProfile) (*FloorResult, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var dsts []*net.UDPAddr
+	for i := 0; i < floorReceivers; i++ {
+		rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return nil, err
+		}
+		defer rx.Close()
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				if _, _, err := rx.ReadFromUDPAddrPort(buf); err != nil {
+					return
+				}
+			}
+		}()
+		dsts = append(dsts, rx.LocalAddr().(*net.UDPAddr))
+	}
+	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Close()
+	pc := ipv4.NewPacketConn(tx)
+	encrypt, err := newFloorEncrypter(profile)
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]ipv4.Message, floorBatch)
+	bufs := make([][]byte, floorBatch)
+	for i := range msgs {
+		bufs[i] = make([]byte, 1600)
+		msgs[i].Buffers = [][]byte{nil}
+	}
+	k := 0
+	sendBatch := func() error {
+		for i := range msgs {
+			enc, err := encrypt(bufs[i])
+			if err != nil {
+				return err
+			}
+			msgs[i].Buffers[0] = enc
+			msgs[i].Addr = dsts[k%len(dsts)]
+			k++
+		}
+		for m := msgs; len(m) > 0; {
+			n, err := pc.WriteBatch(m, 0)
+			if err != nil {
+				return err
+			}
+			m = m[n:]
+		}
+		return nil
+	}
+	for i := 0; i < floorWarmup/floorBatch; i++ {
+		if err := sendBatch(); err != nil {
+			return nil, err
+		}
+	}
+	res := &FloorResult{Profile: profile.String(), PayloadBytes: floorPayload, Packets: floorPackets, Batch: floorBatch, Receivers: floorReceivers}
+	for r := 0; r < floorRuns; r++ {
+		t0 := threadCPU()
+		for i := 0; i < floorPackets/floorBatch; i++ {
+			if err := sendBatch(); err != nil {
+				return nil, err
+			}
+		}
+		d := threadCPU() - t0
+		res.Runs = append(res.Runs, float64(d)/float64(time.Microsecond)/float64(floorPackets/floorBatch*floorBatch))
+	}
+	sorted := slices.Clone(res.Runs)
+	slices.Sort(sorted)
+	res.USPerPacket = sorted[len(sorted)/2]
+	return res, nil
 }

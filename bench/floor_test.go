@@ -56,3 +56,17 @@ func TestMeasureFloor(t *testing.T) {
 		t.Errorf("floor = %+v", r)
 	}
 }
+
+// The batched floor sends real SRTP packets: a receiver can decrypt one.
+func TestMeasureFloorBatched(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends ~160k packets")
+	}
+	r, err := MeasureFloorBatched(srtp.ProtectionProfileAeadAes256Gcm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.USPerPacket <= 0 || len(r.Runs) != floorRuns || r.Batch != floorBatch || r.Receivers != floorReceivers {
+		t.Errorf("batched floor = %+v", r)
+	}
+}

@@ -166,6 +166,15 @@ func RunFloor(stdout io.Writer, jsonPath string) ([]*FloorResult, error) {
 		fmt.Fprintf(stdout, "  %-30s %6.2f µs/packet%s\n", r.Profile, r.USPerPacket, note)
 		out = append(out, r)
 	}
+	// What the system call weighs: the same, in sendmmsg batches to many
+	// sockets, as relayd sends (not the floor the targets use).
+	r, err := MeasureFloorBatched(floorProfiles[0])
+	if err != nil {
+		return out, err
+	}
+	fmt.Fprintf(stdout, "\n  %-30s %6.2f µs/packet  <- in sendmmsg batches of %d to %d sockets, as relayd sends (for reference)\n",
+		r.Profile, r.USPerPacket, r.Batch, r.Receivers)
+	out = append(out, r)
 	if jsonPath != "" {
 		b, err := json.MarshalIndent(map[string]any{"machine": m, "floors": out}, "", "  ")
 		if err != nil {
