@@ -57,7 +57,8 @@ func TestMeasureFloor(t *testing.T) {
 	}
 }
 
-// The batched floor sends real SRTP packets: a receiver can decrypt one.
+// The batched floor measures every run, with the batch and receivers it
+// says it used.
 func TestMeasureFloorBatched(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sends ~160k packets")

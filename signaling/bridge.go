@@ -122,7 +122,9 @@ func (s *Server) pump(conn, back *websocket.Conn, room string) {
 				select {
 				case <-stop: // the client left first
 				default:
-					if errors.As(err, &ce) {
+					// gorilla reports a connection that ended without a
+					// close frame (the node died) as a CloseError 1006.
+					if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
 						closeConn(conn, ce.Code, ce.Text)
 					} else {
 						s.nodeLost(conn, room)

@@ -308,3 +308,30 @@ func (s *Server) localRoom(name string) *sfu.Room {
 	}
 	return s.sfu.RestoreRoom(info)
 }
+
+// roomOpen answers whether room exists and has not ended, as needed to
+// answer one of its invitations: from this node's SFU, or in cluster mode,
+// for a room of another live node, from the shared store. A room no live
+// node holds has ended with its node (or was never joined). nil: open.
+func (s *Server) roomOpen(name string) *Error {
+	if r := s.sfu.Room(name); r != nil || s.cluster == nil {
+		if r == nil || r.Status().Ended() {
+			return Errorf(CodeConflict, "room %s has ended", name)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), routeTimeout)
+	target, err := s.cluster.Route(ctx, name, false)
+	cancel()
+	if err != nil {
+		return Errorf(CodeInternal, "cluster: %v", err)
+	}
+	if target == "" {
+		return Errorf(CodeConflict, "room %s has ended", name)
+	}
+	rec, err := s.store.GetRoom(name)
+	if err != nil || sfu.RoomStatus(rec.Status).Ended() {
+		return Errorf(CodeConflict, "room %s has ended", name)
+	}
+	return nil
+}

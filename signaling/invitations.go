@@ -225,16 +225,14 @@ func (s *session) invitationList(raw json.RawMessage) (any, *Error) {
 	return map[string]any{"invitations": list}, nil
 }
 
-// answerable checks that the invitation exists and its room has not ended.
+// answerable checks that the invitation exists and its room has not ended
+// (in cluster mode the room may live on another node).
 func (srv *Server) answerable(id string) *Error {
 	inv, err := srv.inv.Get(id)
 	if err != nil {
 		return invErr(err)
 	}
-	if r := srv.sfu.Room(inv.Room); r == nil || r.Status().Ended() {
-		return Errorf(CodeConflict, "room %s has ended", inv.Room)
-	}
-	return nil
+	return srv.roomOpen(inv.Room)
 }
 
 func (s *session) invitationAccept(raw json.RawMessage) (any, *Error) {
@@ -307,7 +305,7 @@ func (s *session) stageLeave(raw json.RawMessage) (any, *Error) {
 // invitationRoutes adds the invitations HTTP API for app back ends.
 func (s *Server) invitationRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/rooms/{room}/invitations", s.admin(func(r *http.Request) (int, any, *Error) {
-		room := s.sfu.Room(r.PathValue("room"))
+		room := s.localRoom(r.PathValue("room"))
 		if room == nil {
 			return 0, nil, Errorf(CodeNotFound, "room %s not found", r.PathValue("room"))
 		}
@@ -321,7 +319,7 @@ func (s *Server) invitationRoutes(mux *http.ServeMux) {
 		if in.User == nil || !ValidName(*in.User) {
 			return 0, nil, Errorf(CodeInvalidParams, "invalid params: user must be 1-128 of [A-Za-z0-9_.:@-]")
 		}
-		room := s.sfu.Room(r.PathValue("room"))
+		room := s.localRoom(r.PathValue("room"))
 		if room == nil {
 			return 0, nil, Errorf(CodeNotFound, "room %s not found", r.PathValue("room"))
 		}

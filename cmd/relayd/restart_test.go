@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,9 +22,55 @@ import (
 const restartSecret = "restart-test-secret"
 
 // startRelayd runs the built binary on dir and returns its HTTP address.
-func startRelayd(t *testing.T, bin, dir string) (string, *exec.Cmd) {
+// extra flags follow the defaults (a later flag wins).
+func startRelayd(t *testing.T, bin, dir string, extra ...string) (string, *exec.Cmd) {
 	t.Helper()
-	cmd := exec.Command(bin, "--secret", restartSecret, "--listen", "127.0.0.1:0", "--udp-port", "0", "--data-dir", dir)
+	p := spawnRelayd(t, bin, append([]string{"--secret", restartSecret, "--listen", "127.0.0.1:0", "--udp-port", "0", "--data-dir", dir}, extra...)...)
+	return p.addr, p.cmd
+}
+
+// relaydProc is a running relayd binary.
+type relaydProc struct {
+	addr string // HTTP address, 127.0.0.1:port
+	cmd  *exec.Cmd
+	log  *procLog
+}
+
+// procLog keeps a process's stderr for the test's failure report.
+type procLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *procLog) add(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, s)
+}
+
+// report returns the warnings and errors, and the last n lines.
+func (l *procLog) report(n int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, s := range l.lines {
+		if strings.Contains(s, "level=WARN") || strings.Contains(s, "level=ERROR") || strings.Contains(s, "panic") {
+			b.WriteString("  " + s + "\n")
+		}
+	}
+	b.WriteString("  --- last lines ---\n")
+	for _, s := range l.lines[max(0, len(l.lines)-n):] {
+		b.WriteString("  " + s + "\n")
+	}
+	return b.String()
+}
+
+// spawnRelayd runs bin with args, which must include --listen; it returns
+// once the server listens. The process is killed when t ends; its stderr is
+// kept and shown if t failed.
+func spawnRelayd(t *testing.T, bin string, args ...string) *relaydProc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -31,29 +78,41 @@ func startRelayd(t *testing.T, bin, dir string) (string, *exec.Cmd) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
+	p := &relaydProc{cmd: cmd, log: &procLog{}}
 	addrc := make(chan string, 1)
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		re := regexp.MustCompile(`http=(127\.0\.0\.1:\d+)`)
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		found := false
 		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			p.log.add(sc.Text())
+			if m := re.FindStringSubmatch(sc.Text()); m != nil && !found {
+				found = true
 				addrc <- m[1]
-				break
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
 	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		<-scanned
+		if t.Failed() {
+			t.Logf("relayd %v:\n%s", args, p.log.report(40))
+		}
+	})
 	select {
-	case a := <-addrc:
-		return a, cmd
+	case p.addr = <-addrc:
+		return p
+	case <-scanned:
+		t.Fatalf("relayd exited before listening")
 	case <-time.After(20 * time.Second):
 		t.Fatal("relayd did not start")
 	}
-	return "", nil
+	return nil
 }
 
 func api(t *testing.T, method, url, body string) (int, map[string]any) {
