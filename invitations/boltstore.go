@@ -222,12 +222,9 @@ func (s *BoltStore) List(f Filter) ([]Invitation, error) {
 
 // PutRoom implements Store.
 func (s *BoltStore) PutRoom(r RoomRecord) error {
-	if r.Name == "" {
-		return fmt.Errorf("invitations: room record without a name: %w", ErrInvalid)
-	}
-	v, err := json.Marshal(r)
+	v, err := encodeRoom(r)
 	if err != nil {
-		return fmt.Errorf("invitations: encode room %s: %w", r.Name, err)
+		return err
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRooms).Put([]byte(r.Name), v)

@@ -264,12 +264,9 @@ func (s *RedisStore) List(f Filter) ([]Invitation, error) {
 
 // PutRoom implements Store.
 func (s *RedisStore) PutRoom(r RoomRecord) error {
-	if r.Name == "" {
-		return fmt.Errorf("invitations: room record without a name: %w", ErrInvalid)
-	}
-	v, err := json.Marshal(r)
+	v, err := encodeRoom(r)
 	if err != nil {
-		return fmt.Errorf("invitations: encode room %s: %w", r.Name, err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()

@@ -2,6 +2,7 @@ package invitations
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -99,4 +100,16 @@ type RoomRecord struct {
 	CreatedAt time.Time       `json:"createdAt"`
 	StartedAt *time.Time      `json:"startedAt,omitempty"`
 	EndedAt   *time.Time      `json:"endedAt,omitempty"`
+}
+
+// encodeRoom checks and encodes a room record for a store.
+func encodeRoom(r RoomRecord) ([]byte, error) {
+	if r.Name == "" {
+		return nil, fmt.Errorf("invitations: room record without a name: %w", ErrInvalid)
+	}
+	v, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("invitations: encode room %s: %w", r.Name, err)
+	}
+	return v, nil
 }

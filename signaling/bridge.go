@@ -85,26 +85,15 @@ func (s *Server) bridge(w http.ResponseWriter, r *http.Request, target string, c
 		_ = back.Close()
 		return // the upgrader has answered
 	}
-	s.mu.Lock()
-	if s.draining.Load() {
-		s.mu.Unlock()
-		_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"))
-		_ = conn.Close()
+	if !s.admit(conn, func(on bool) {
+		if on {
+			s.bridges[conn] = true
+		} else {
+			delete(s.bridges, conn)
+		}
+	}, func() { s.pump(conn, back, c.Room) }) {
 		_ = back.Close()
-		return
 	}
-	s.bridges[conn] = true
-	s.wg.Add(1)
-	s.mu.Unlock()
-	s.metrics.WSConnections.Inc()
-	defer func() {
-		s.metrics.WSConnections.Dec()
-		s.mu.Lock()
-		delete(s.bridges, conn)
-		s.mu.Unlock()
-		s.wg.Done()
-	}()
-	s.pump(conn, back, c.Room)
 }
 
 // pump copies frames until one side ends.

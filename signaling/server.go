@@ -190,25 +190,39 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	sess := newSession(s, conn, claims)
+	s.admit(conn, func(on bool) {
+		if on {
+			s.sessions[sess] = true
+		} else {
+			delete(s.sessions, sess)
+		}
+	}, sess.serve)
+}
+
+// admit runs serve for a new connection, registered with register(true)
+// (under mu) until it returns, unless the server is draining: then the
+// connection is closed with 1001 and admit reports false.
+func (s *Server) admit(conn *websocket.Conn, register func(on bool), serve func()) bool {
 	s.mu.Lock()
 	if s.draining.Load() {
 		s.mu.Unlock()
 		_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"))
 		_ = conn.Close()
-		return
+		return false
 	}
-	s.sessions[sess] = true
+	register(true)
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.metrics.WSConnections.Inc()
 	defer func() {
 		s.metrics.WSConnections.Dec()
 		s.mu.Lock()
-		delete(s.sessions, sess)
+		register(false)
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
-	sess.serve()
+	serve()
+	return true
 }
 
 // sessionOf returns the session of a room participant, or nil.
