@@ -97,6 +97,10 @@ func (p placement) Route(ctx context.Context, room string, place bool) (string, 
 	return n.URL, nil
 }
 
+func (p placement) Release(ctx context.Context, room string) error {
+	return p.cl.ReleaseRoom(ctx, room)
+}
+
 func (p placement) Peers(ctx context.Context) ([]string, error) {
 	nodes, err := p.cl.Nodes(ctx)
 	if err != nil {

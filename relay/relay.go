@@ -266,6 +266,10 @@ func (r *Relay) handle(ev any) {
 		r.log.Warn("relay destination's node lost", "dest", d.target.Room)
 		r.leaveLocked(d) // removes the egress sinks; the link is gone already
 		d.state, d.err = StateFailure, ErrServerConnectionLost
+		// As when a destination room ends: event 0 (disconnect) names the
+		// room; the destination stays listed, failure with code 8, and
+		// relay.state follows when no destination runs any more.
+		r.event(EventDisconnect, d.target.Room)
 		r.recomputeLocked()
 	case trackChange:
 		for _, d := range r.dests {

@@ -322,7 +322,10 @@ func TestRemotePeerGone(t *testing.T) {
 	vb.receiving("video", "alice", 10)
 
 	n1.links.PeerGone("n2")
-	n.wait(t, "state failure/3 error server_connection_lost/8")
+	got := n.wait(t, "state failure/3 error server_connection_lost/8")
+	if len(got) < 2 || got[len(got)-2] != "event 0 b" {
+		t.Errorf("before the failure state: %q, want event 0 (disconnect) for b", got)
+	}
 	if d := destInfo(r, "b"); d.State != "failure" || d.Code != 3 || d.Error != "server_connection_lost" || d.ErrorCode != 8 {
 		t.Errorf("destination b after PeerGone: %+v", d)
 	}

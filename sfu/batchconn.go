@@ -29,9 +29,14 @@ type batchConn struct {
 	*net.UDPConn
 	pc *ipv4.PacketConn
 
+	// sendMu keeps batches in order on the wire: a batch is taken out
+	// under mu and sendMu is locked before mu is released, so the next
+	// batch cannot overtake it (the timer and a writer may flush at once).
+	sendMu sync.Mutex
+
 	mu     sync.Mutex
-	cur    *batch     // guarded by mu: the batch being filled
-	free   []*batch   // guarded by mu: batches to reuse
+	cur    *batch      // guarded by mu: the batch being filled
+	free   []*batch    // guarded by mu: batches to reuse
 	timer  *time.Timer // guarded by mu: flushes cur after flushDelay
 	armed  bool        // guarded by mu
 	closed bool        // guarded by mu
@@ -122,10 +127,13 @@ func (c *batchConn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) 
 		c.armed = true
 		c.timer.Reset(flushDelay)
 	}
-	c.mu.Unlock()
-	if full != nil {
-		c.send(full)
+	if full == nil {
+		c.mu.Unlock()
+		return len(p), nil
 	}
+	c.sendMu.Lock()
+	c.mu.Unlock()
+	c.send(full)
 	return len(p), nil
 }
 
@@ -138,10 +146,10 @@ func (c *batchConn) takeFreeLocked() *batch {
 	return newBatch()
 }
 
-// send writes a batch (outside the lock: other writers fill the next one
-// meanwhile) and returns it for reuse. A failed message is dropped, as a
-// failed sendto would be: UDP promises nothing, and SRTP's receiver sees a
-// gap it may NACK.
+// send writes a batch and returns it for reuse. The caller holds sendMu
+// (which send releases) and not mu: other writers fill the next batch
+// meanwhile. A failed message is dropped, as a failed sendto would be: UDP
+// promises nothing, and SRTP's receiver sees a gap it may NACK.
 func (c *batchConn) send(b *batch) {
 	msgs := b.msgs[:b.n]
 	for len(msgs) > 0 {
@@ -151,6 +159,7 @@ func (c *batchConn) send(b *batch) {
 		}
 		msgs = msgs[k:]
 	}
+	c.sendMu.Unlock()
 	b.n = 0
 	c.mu.Lock()
 	c.free = append(c.free, b)
@@ -166,6 +175,7 @@ func (c *batchConn) flushTimer() {
 		return
 	}
 	c.cur = c.takeFreeLocked()
+	c.sendMu.Lock()
 	c.mu.Unlock()
 	c.send(b)
 }
@@ -178,8 +188,11 @@ func (c *batchConn) close() {
 	c.timer.Stop()
 	b := c.cur
 	c.cur = newBatch()
+	c.sendMu.Lock()
 	c.mu.Unlock()
 	if b.n > 0 {
 		c.send(b)
+	} else {
+		c.sendMu.Unlock()
 	}
 }

@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// Every packet written through a batchConn arrives, intact, at the address
-// it was written to: full batches at once, a partial one after flushDelay,
-// and what is left at close.
+// Every packet written through a batchConn arrives, intact and in order,
+// at the address it was written to: full batches at once, partial ones
+// after flushDelay, and what is left at close.
 func TestBatchConnDelivers(t *testing.T) {
 	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -20,7 +20,7 @@ func TestBatchConnDelivers(t *testing.T) {
 	}
 	defer tx.Close()
 	bc := newBatchConn(tx)
-	const receivers, perReceiver = 5, 20 // 100 packets: 3 full batches and a partial one
+	const receivers, perReceiver = 5, 100 // 500 packets
 	var rxs []*net.UDPConn
 	got := make([][]string, receivers)
 	var wg sync.WaitGroup
@@ -30,6 +30,7 @@ func TestBatchConnDelivers(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer rx.Close()
+		_ = rx.SetReadBuffer(4 << 20) // a burst of 100 must not overflow it
 		rxs = append(rxs, rx)
 		wg.Add(1)
 		go func(i int) {

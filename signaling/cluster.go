@@ -36,6 +36,10 @@ type Placement interface {
 	Peers(ctx context.Context) ([]string, error)
 	// NodeID names this node (in the forwarding header).
 	NodeID() string
+	// Release drops room's placement if it names this node: the room has
+	// ended here, so it no longer counts as this node's load, and a
+	// request for it is served from the shared store wherever it lands.
+	Release(ctx context.Context, room string) error
 }
 
 // hdrForwarded marks a request one node forwards to another: it is served
@@ -174,9 +178,34 @@ func (s *Server) mergeLists(w http.ResponseWriter, r *http.Request, next http.Ha
 		all = append(all, theirs[kind]...)
 	}
 	if kind == "rooms" {
-		all = s.addStoredRooms(all, r.URL.Query().Get("status"))
+		all = s.addStoredRooms(dedupeRooms(all), r.URL.Query().Get("status"))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{kind: all})
+}
+
+// dedupeRooms keeps one entry per room name. An ended room may be listed by
+// more than one node (each node that served a request for it after its
+// placement was released restores it from the store, ended); a room that
+// is not ended is on one node only, and wins.
+func dedupeRooms(list []json.RawMessage) []json.RawMessage {
+	at := map[string]int{}
+	out := list[:0:0]
+	for _, raw := range list {
+		var r struct{ Name, Status string }
+		if json.Unmarshal(raw, &r) != nil {
+			out = append(out, raw)
+			continue
+		}
+		i, seen := at[r.Name]
+		switch {
+		case !seen:
+			at[r.Name] = len(out)
+			out = append(out, raw)
+		case !sfu.RoomStatus(r.Status).Ended():
+			out[i] = raw
+		}
+	}
+	return out
 }
 
 // addStoredRooms adds the rooms no live node reported: those of dead nodes,
@@ -306,7 +335,21 @@ func (s *Server) localRoom(name string) *sfu.Room {
 		info.Status, info.EndedAt = sfu.StatusEnded, &now
 		s.persistRoom(info)
 	}
-	return s.sfu.RestoreRoom(info)
+	r := s.sfu.RestoreRoom(info)
+	s.releaseRoom(name) // in case it was placed here for this request
+	return r
+}
+
+// releaseRoom drops the placement of an ended room held by this node.
+func (s *Server) releaseRoom(name string) {
+	if s.cluster == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), routeTimeout)
+	defer cancel()
+	if err := s.cluster.Release(ctx, name); err != nil {
+		s.log.Warn("cluster: releasing an ended room", "room", name, "err", err)
+	}
 }
 
 // roomOpen answers whether room exists and has not ended, as needed to

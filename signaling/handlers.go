@@ -152,6 +152,12 @@ func (s *session) offer(raw json.RawMessage) (any, *Error) {
 	if err := s.inRoom(); err != nil {
 		return nil, err
 	}
+	if s.srv.cluster != nil && s.p.Role() == sfu.RoleViewer && s.srv.inv.IsCohost(s.p.Room().Name(), s.claims.Identity()) {
+		// An invitation accepted through another node: its note on the
+		// cluster channel may not be here yet, or was lost (pub/sub is
+		// at most once). The shared store decides, as on one node.
+		s.p.SetRole(sfu.RoleCohost)
+	}
 	var answered bool
 	err := s.p.HandleOffer(*params.SDP, func(answer string) {
 		// Sent from inside HandleOffer, before any server candidate.

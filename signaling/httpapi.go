@@ -201,7 +201,7 @@ func (s *Server) getRoom(r *http.Request) (int, any, *Error) {
 }
 
 func (s *Server) stopRoom(r *http.Request) (int, any, *Error) {
-	room := s.sfu.Room(r.PathValue("room"))
+	room := s.localRoom(r.PathValue("room"))
 	if room == nil {
 		return 0, nil, Errorf(CodeNotFound, "room %s not found", r.PathValue("room"))
 	}

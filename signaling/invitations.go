@@ -72,6 +72,7 @@ func (s *Server) InvitationChanged(inv invitations.Invitation) {
 func (s *Server) RoomStatusChanged(info sfu.RoomInfo) {
 	s.persistRoom(info)
 	if info.Status == sfu.StatusEnded {
+		s.releaseRoom(info.Name)
 		s.roomEnded(info.Name)
 		if _, err := s.inv.EndRoom(info.Name); err != nil {
 			s.log.Error("ending the room's invitations", "room", info.Name, "err", err)

@@ -48,14 +48,32 @@ func (l *procLog) add(s string) {
 	l.lines = append(l.lines, s)
 }
 
+func (l *procLog) contains(sub string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.lines {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
 // report returns the warnings and errors, and the last n lines.
 func (l *procLog) report(n int) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var b strings.Builder
+	race := false // inside a race detector report: all of it
 	for _, s := range l.lines {
-		if strings.Contains(s, "level=WARN") || strings.Contains(s, "level=ERROR") || strings.Contains(s, "panic") {
+		if strings.Contains(s, "WARNING: DATA RACE") {
+			race = true
+		}
+		if race || strings.Contains(s, "level=WARN") || strings.Contains(s, "level=ERROR") || strings.Contains(s, "panic") {
 			b.WriteString("  " + s + "\n")
+		}
+		if strings.HasPrefix(s, "==================") {
+			race = false // a report ends with this line
 		}
 	}
 	b.WriteString("  --- last lines ---\n")
@@ -100,6 +118,9 @@ func spawnRelayd(t *testing.T, bin string, args ...string) *relaydProc {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		<-scanned
+		if p.log.contains("WARNING: DATA RACE") {
+			t.Errorf("relayd %v reported a data race", args)
+		}
 		if t.Failed() {
 			t.Logf("relayd %v:\n%s", args, p.log.report(40))
 		}
