@@ -156,6 +156,15 @@ func (a *App) startCluster(cl *cluster.Cluster, inv *invitations.Manager, store 
 		a.Signaling.InvitationChanged(n.Invitation)
 	})
 	a.closers = append(a.closers, closerFunc(func() error { cancel(); return nil }))
+	cl.OnEvicted(func() {
+		// The others ended this node's rooms in the store: end them here
+		// too, so nobody is left in a room that no longer exists.
+		for _, r := range a.SFU.Rooms() {
+			if !r.Status().Ended() {
+				r.End("node lost its cluster registration")
+			}
+		}
+	})
 	cl.OnNodeGone(func(node cluster.Node, rooms []string, owner bool) {
 		a.log().Warn("cluster: node gone", "node", node.ID, "rooms", len(rooms), "owner", owner)
 		if links != nil {

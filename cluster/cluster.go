@@ -60,6 +60,7 @@ type Cluster struct {
 	mu      sync.Mutex
 	self    Node
 	onGone  []func(Node, []string, bool)
+	onEvict []func()
 	pending []goneEvent // found by Open, delivered by the first watch tick
 
 	known map[string]Node // nodes alive at the previous watch tick; watch goroutine only
@@ -214,6 +215,17 @@ func (c *Cluster) OnNodeGone(fn func(node Node, rooms []string, owner bool)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.onGone = append(c.onGone, fn)
+}
+
+// OnEvicted registers fn, called on the heartbeat goroutine when this node
+// finds that the others declared it dead (it missed heartbeats for TTL, a
+// long pause or a partition) and cleaned it up: its rooms are ended in the
+// store and their placements gone, so the caller should end the rooms it
+// still serves. The node is registered again (empty) right after.
+func (c *Cluster) OnEvicted(fn func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onEvict = append(c.onEvict, fn)
 }
 
 // Close stops the goroutines and subscriptions, deregisters the node (its

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,5 +263,40 @@ func TestNodeIDReuse(t *testing.T) {
 	}
 	if _, ok, _ := a2.RoomNode(ctx, "r1"); ok {
 		t.Fatal("old placement survived")
+	}
+}
+
+// A node the others cleaned up as dead (it stalled past TTL) learns it at
+// its next heartbeat: OnEvicted runs once, and the node is registered
+// again, with no room placed on it.
+func TestEvictedNodeIsTold(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := rawClient(t, srv)
+	a := open(t, srv, "ev-a")
+	if got := place(t, a, "r1"); got != "ev-a" {
+		t.Fatalf("r1 placed on %s", got)
+	}
+	var evicted atomic.Int32
+	a.OnEvicted(func() { evicted.Add(1) })
+
+	// What a survivor's cleanup leaves: no registration, no alive key, no
+	// placement.
+	ctx := context.Background()
+	if err := rc.HDel(ctx, "relayd:nodes", "ev-a").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Del(ctx, "relayd:node:ev-a", "relayd:node:ev-a:rooms", "relayd:room:r1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "OnEvicted", func() bool { return evicted.Load() == 1 })
+	waitFor(t, 5*time.Second, "the node registered again", func() bool {
+		return slices.Contains(nodeIDs(t, a), "ev-a")
+	})
+	if _, ok, err := a.RoomNode(ctx, "r1"); err != nil || ok {
+		t.Errorf("r1 still placed after the eviction: %v %v", ok, err)
+	}
+	time.Sleep(5 * hb)
+	if n := evicted.Load(); n != 1 {
+		t.Errorf("OnEvicted ran %d times, want once", n)
 	}
 }

@@ -73,8 +73,9 @@
 // cleanup ran is not reported: it lives on elsewhere.
 //
 // A node that was declared dead while still running (it stalled for longer
-// than TTL) re-registers on its next heartbeat and logs a warning; its room
-// placements are gone by then.
+// than TTL) re-registers on its next heartbeat, logs a warning and calls
+// the OnEvicted callbacks: its room placements are gone by then and its
+// rooms ended in the store, so relayd ends the rooms it still serves.
 //
 // # Goroutines
 //

@@ -50,6 +50,12 @@ func (c *Cluster) heartbeat(ctx context.Context, first bool) error {
 	case first:
 	case len(res) == 2 && res[0] == 1:
 		c.log.Warn("cluster: this node had been declared dead (no heartbeat for TTL) and re-registered; its room placements were dropped", "ttl", c.ttl)
+		c.mu.Lock()
+		fns := append([]func(){}, c.onEvict...)
+		c.mu.Unlock()
+		for _, fn := range fns {
+			fn()
+		}
 	case len(res) == 2 && res[1] == 1:
 		c.log.Warn("cluster: heartbeat came after the registration expired", "ttl", c.ttl)
 	}
