@@ -39,6 +39,8 @@ type Cache struct {
 	// storer, read by writers: keyAt is cleared while keyExt changes.
 	keyExt atomic.Uint64
 	keyAt  atomic.Int64
+	// head is newest+1 (0: nothing stored yet), for readers.
+	head atomic.Uint64
 }
 
 type cacheSlot struct {
@@ -100,8 +102,16 @@ func (c *Cache) Store(ext uint64, pkt []byte) bool {
 	if !c.hasNewest || ext > c.newest {
 		c.newest = ext
 		c.hasNewest = true
+		c.head.Store(ext + 1)
 	}
 	return true
+}
+
+// Newest returns the highest ext stored so far; ok is false before the
+// first Store. Any goroutine may call it.
+func (c *Cache) Newest() (ext uint64, ok bool) {
+	h := c.head.Load()
+	return h - 1, h != 0
 }
 
 // Get copies the packet stored for ext into buf and returns its length, or 0 when it is not there

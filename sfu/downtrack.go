@@ -96,6 +96,10 @@ type DownTrack struct {
 
 	// Owned by the writer.
 	started bool // something was written since ready (or a write failed)
+	// After start replayed the cache up to skipThrough, queued packets up
+	// to there are already sent.
+	skipThrough uint64
+	hasSkip     bool
 	m       munger
 	buf     []byte // the writer's: one per writer, not per subscriber
 	in      rtp.Header
@@ -180,8 +184,10 @@ func (d *DownTrack) checkReady() {
 	d.mu.Lock()
 	ok := d.bound && d.connected
 	d.mu.Unlock()
-	if ok {
-		d.ready.Store(true)
+	if ok && !d.ready.Swap(true) {
+		if w := d.w.Load(); w != nil {
+			w.kick(d) // start from the cache now, not at the next packet
+		}
 	}
 }
 
@@ -265,6 +271,12 @@ func (d *DownTrack) deliver(it queueItem) {
 	if d.closed.Load() || !d.ready.Load() {
 		return // nothing is queued for later: it starts from the cache
 	}
+	if d.hasSkip {
+		if it.ext <= d.skipThrough {
+			return // replayed by start already
+		}
+		d.hasSkip = false
+	}
 	if !d.started {
 		d.started = true
 		if d.video && it.flags&flagKeyframe == 0 {
@@ -277,17 +289,40 @@ func (d *DownTrack) deliver(it queueItem) {
 	d.forward(it)
 }
 
+// start runs on the writer when d becomes ready: a video subscriber is
+// sent the cache from the newest keyframe up to the newest packet at once,
+// instead of at the next packet (up to a frame interval later). Without a
+// recent keyframe it waits for the next packet, as before.
+func (d *DownTrack) start() {
+	if d.started || !d.video || d.closed.Load() || !d.ready.Load() {
+		return
+	}
+	head, ok := d.up.Cache().Newest()
+	if !ok {
+		return
+	}
+	d.started = true
+	if !d.replay(head + 1) {
+		d.started = false
+		return
+	}
+	if d.started { // false: the transport was not writable yet
+		d.skipThrough, d.hasSkip = head, true
+	}
+}
+
 // replay writes the cached packets from the newest keyframe up to (not
 // including) ext, when that keyframe is recent enough (replayMaxAge) and
 // the track owns its cache: a relayed track shares its origin's, which
-// may hold packets the relay was not to send (paused).
-func (d *DownTrack) replay(ext uint64) {
+// may hold packets the relay was not to send (paused). It reports whether
+// there was such a keyframe.
+func (d *DownTrack) replay(ext uint64) bool {
 	if d.up.origin != nil {
-		return
+		return false
 	}
 	kf, at, ok := d.up.Cache().LastKeyframe()
 	if !ok || kf >= ext || ext-kf > replayMaxPackets || Now()-at > replayMaxAge {
-		return
+		return false
 	}
 	d.replayed.Inc()
 	for e := kf; e < ext && d.started; e++ {
@@ -297,6 +332,7 @@ func (d *DownTrack) replay(ext uint64) {
 		}
 		d.forward(queueItem{ext: e, flags: flags})
 	}
+	return true
 }
 
 // forward writes one queued packet to the subscriber.

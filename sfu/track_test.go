@@ -309,3 +309,34 @@ func TestKeyframeRequestDeferred(t *testing.T) {
 		t.Fatalf("%d requests, want 2 (one at once, one deferred)", n)
 	}
 }
+
+// A subscriber that becomes ready gets the cached keyframe at once, before
+// any new packet arrives, and no packet twice when the next ones come.
+func TestReadyReplaysWithoutWaitingForAPacket(t *testing.T) {
+	m := metrics.New()
+	up := newTestUpTrack(m, &fakeSource{})
+	defer up.finish()
+	for i := uint16(0); i < 4; i++ { // keyframe at 1
+		up.ingest(vp8Packet(i, uint32(i)*3000, true, i == 1, 100))
+	}
+	w := &fakeWriter{keep: true}
+	d := NewDownTrack(DownTrackParams{Up: up, StreamID: "alice", Logger: slog.New(slog.DiscardHandler), Metrics: m})
+	defer d.Close()
+	if _, err := d.Bind(fakeContext{
+		codecs: []webrtc.RTPCodecParameters{{RTPCodecCapability: vp8, PayloadType: 100}}, ssrc: 9, w: w,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !up.AddSink(d) {
+		t.Fatal("AddSink refused")
+	}
+	d.SetReady()
+	waitFor(t, "the replay (upstream 1..3)", func() bool { return w.count.Load() == 3 })
+	up.ingest(vp8Packet(4, 12000, true, false, 100))
+	waitFor(t, "the live packet", func() bool { return w.count.Load() == 4 })
+	for i, p := range w.packets() {
+		if up := p.Payload[len(p.Payload)-1]; up != byte(i+1) {
+			t.Errorf("packet %d is upstream %d, want %d", i, up, i+1)
+		}
+	}
+}

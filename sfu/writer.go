@@ -28,8 +28,9 @@ var writerTracks = 32
 const nackQueueSize = 64
 
 type nackReq struct {
-	d   *DownTrack
-	seq uint16
+	d     *DownTrack
+	seq   uint16
+	start bool // not a NACK: d has just become ready (DownTrack.start)
 }
 
 // writer is a Sink of its up track, so the reader treats it as any other.
@@ -128,10 +129,19 @@ func (w *writer) stopLocked() {
 // owns d's munger.
 func (w *writer) nack(d *DownTrack, seq uint16) bool {
 	select {
-	case w.nacks <- nackReq{d, seq}:
+	case w.nacks <- nackReq{d: d, seq: seq}:
 		return true
 	default:
 		return false
+	}
+}
+
+// kick has d started on this writer now rather than at the next packet.
+// If the queue is full, the next packet starts it.
+func (w *writer) kick(d *DownTrack) {
+	select {
+	case w.nacks <- nackReq{d: d, start: true}:
+	default:
 	}
 }
 
@@ -144,7 +154,11 @@ func (w *writer) run() {
 				d.deliver(it)
 			}
 		case r := <-w.nacks:
-			r.d.retransmit(r.seq)
+			if r.start {
+				r.d.start()
+			} else {
+				r.d.retransmit(r.seq)
+			}
 		case <-w.done:
 			return
 		}
