@@ -85,16 +85,33 @@ func newTestUpTrack(m *metrics.Metrics, src Source) *UpTrack {
 // subscriber's own SSRC and payload type.
 func newBoundDownTrack(t testing.TB, m *metrics.Metrics, up *UpTrack, w *fakeWriter, ssrc webrtc.SSRC) *DownTrack {
 	t.Helper()
+	d := newDownTrackOn(t, m, up, w, ssrc)
+	d.SetReady()
+	if !up.AddSink(d) {
+		t.Fatal("AddSink refused")
+	}
+	return d
+}
+
+// newUnreadyDownTrack makes a bound down track of up, added to it, whose
+// transport is not up yet (the test calls SetReady).
+func newUnreadyDownTrack(t testing.TB, m *metrics.Metrics, up *UpTrack, w *fakeWriter, ssrc webrtc.SSRC) *DownTrack {
+	t.Helper()
+	d := newDownTrackOn(t, m, up, w, ssrc)
+	if !up.AddSink(d) {
+		t.Fatal("AddSink refused")
+	}
+	return d
+}
+
+func newDownTrackOn(t testing.TB, m *metrics.Metrics, up *UpTrack, w *fakeWriter, ssrc webrtc.SSRC) *DownTrack {
+	t.Helper()
 	d := NewDownTrack(DownTrackParams{Up: up, StreamID: "alice", Logger: slog.New(slog.DiscardHandler), Metrics: m})
 	if _, err := d.Bind(fakeContext{
 		codecs: []webrtc.RTPCodecParameters{{RTPCodecCapability: vp8, PayloadType: 100}},
 		ssrc:   ssrc, w: w,
 	}); err != nil {
 		t.Fatal(err)
-	}
-	d.SetReady()
-	if !up.AddSink(d) {
-		t.Fatal("AddSink refused")
 	}
 	return d
 }

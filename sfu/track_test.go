@@ -2,7 +2,6 @@ package sfu
 
 import (
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -203,16 +202,8 @@ func TestReadyStartsFromCachedKeyframe(t *testing.T) {
 		up.ingest(vp8Packet(i, uint32(i)*3000, true, i == 1, 100))
 	}
 	w := &fakeWriter{keep: true}
-	d := NewDownTrack(DownTrackParams{Up: up, StreamID: "alice", Logger: slog.New(slog.DiscardHandler), Metrics: m})
+	d := newUnreadyDownTrack(t, m, up, w, 9)
 	defer d.Close()
-	if _, err := d.Bind(fakeContext{
-		codecs: []webrtc.RTPCodecParameters{{RTPCodecCapability: vp8, PayloadType: 100}}, ssrc: 9, w: w,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if !up.AddSink(d) {
-		t.Fatal("AddSink refused")
-	}
 	up.ingest(vp8Packet(6, 18000, true, false, 100)) // not ready: not written
 	d.SetReady()
 	up.ingest(vp8Packet(7, 21000, true, false, 100))
@@ -320,16 +311,8 @@ func TestReadyReplaysWithoutWaitingForAPacket(t *testing.T) {
 		up.ingest(vp8Packet(i, uint32(i)*3000, true, i == 1, 100))
 	}
 	w := &fakeWriter{keep: true}
-	d := NewDownTrack(DownTrackParams{Up: up, StreamID: "alice", Logger: slog.New(slog.DiscardHandler), Metrics: m})
+	d := newUnreadyDownTrack(t, m, up, w, 9)
 	defer d.Close()
-	if _, err := d.Bind(fakeContext{
-		codecs: []webrtc.RTPCodecParameters{{RTPCodecCapability: vp8, PayloadType: 100}}, ssrc: 9, w: w,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if !up.AddSink(d) {
-		t.Fatal("AddSink refused")
-	}
 	d.SetReady()
 	waitFor(t, "the replay (upstream 1..3)", func() bool { return w.count.Load() == 3 })
 	up.ingest(vp8Packet(4, 12000, true, false, 100))
