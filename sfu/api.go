@@ -150,6 +150,10 @@ func newInterceptors(m *webrtc.MediaEngine, publisher bool) (*interceptor.Regist
 // see newInterceptors). Both use the one ICE UDP mux.
 type APIs struct {
 	Publisher, Subscriber *webrtc.API
+	// Flush sends the media socket's pending batch now (nil without
+	// batching). A writer calls it when it has written a packet to its
+	// whole group, so the batch leaves without waiting for its timer.
+	Flush func()
 }
 
 // NewAPI builds the server's webrtc.APIs. The returned closer stops the ICE
@@ -193,6 +197,9 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 		}
 	}
 	var apis APIs
+	if bc != nil {
+		apis.Flush = bc.flushTimer
+	}
 	for _, publisher := range []bool{true, false} {
 		m, err := newMediaEngine()
 		if err != nil {

@@ -277,6 +277,7 @@ func (p *Participant) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) 
 		Source:      &remoteSource{track: tr, pc: pc},
 		Logger:      p.log,
 		Metrics:     p.room.sfu.cfg.Metrics,
+		Flush:       p.room.sfu.cfg.API.Flush,
 	})
 	if !p.room.publish(p, up) {
 		return // may not publish (any more): the PC is being closed

@@ -54,7 +54,8 @@ type UpTrackParams struct {
 	Kind        webrtc.RTPCodecType
 	Codec       webrtc.RTPCodecCapability // codec the source sends
 	Source      Source
-	Relayed     bool // the track comes from a relay: it is never relayed again
+	Relayed     bool   // the track comes from a relay: it is never relayed again
+	Flush       func() // APIs.Flush: called by a writer after each packet's group (may be nil)
 	Logger      *slog.Logger
 	Metrics     *metrics.Metrics
 }
@@ -77,6 +78,7 @@ type UpTrack struct {
 	log         *slog.Logger
 	m           *metrics.Metrics
 	video       bool
+	flush       func() // nil: the batch timer sends
 
 	// sinks is read by the reader on every packet without a lock and
 	// replaced (never modified) under mu: LiveKit's downTracksShadow.
@@ -127,6 +129,7 @@ func newUpTrack(p UpTrackParams, cache *Cache) *UpTrack {
 		log:         p.Logger.With("track", p.ID, "kind", kind),
 		m:           p.Metrics,
 		video:       video,
+		flush:       p.Flush,
 		done:        make(chan struct{}),
 		packetsIn:   p.Metrics.PacketsIn.WithLabelValues(kind),
 		bytesIn:     p.Metrics.BytesIn.WithLabelValues(kind),
@@ -148,6 +151,9 @@ func NewRelayedUpTrack(origin *UpTrack, p UpTrackParams) *UpTrack {
 	p.Codec = origin.codec
 	p.Relayed = true
 	p.Source = relayedSource{origin}
+	if p.Flush == nil {
+		p.Flush = origin.flush
+	}
 	t := newUpTrack(p, origin.cache)
 	t.origin = origin
 	return t

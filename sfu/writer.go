@@ -153,6 +153,9 @@ func (w *writer) run() {
 			for _, d := range *w.tracks.Load() {
 				d.deliver(it)
 			}
+			if f := w.up.flush; f != nil && len(w.queue) == 0 {
+				f() // the group is written: send the batch now
+			}
 		case r := <-w.nacks:
 			if r.start {
 				r.d.start()
