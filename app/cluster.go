@@ -138,6 +138,9 @@ func (a *App) startCluster(cl *cluster.Cluster, inv *invitations.Manager, store 
 	cpu := cluster.NewCPUMeter()
 	cl.SetLoad(func() cluster.Load {
 		l := cluster.Load{CPU: cpu.Sample(), PacketsPerSec: a.packetRate()}
+		if links != nil {
+			a.Metrics.RelayLinks.Set(float64(links.PeerConnections()))
+		}
 		for _, r := range a.SFU.Rooms() {
 			info := r.Info(false)
 			if info.Status.Ended() {

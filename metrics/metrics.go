@@ -93,6 +93,11 @@ type Metrics struct {
 	Relays *prometheus.GaugeVec
 	// RelayDestinations counts the destinations of running relays.
 	RelayDestinations prometheus.Gauge
+	// RelayLinks counts node-to-node relay links (cluster mode).
+	RelayLinks prometheus.Gauge
+	// BridgedConnections counts WebSockets this node bridges to a room's
+	// node (cluster mode); they are in WSConnections too.
+	BridgedConnections prometheus.Gauge
 	// RelayPackets counts packets written into a destination room.
 	RelayPackets prometheus.Counter
 	// RelayStartLatency is the time from a relay (or an update adding a
@@ -202,6 +207,14 @@ func New() *Metrics {
 			Name: "relayd_relay_destinations",
 			Help: "Destinations of running relays.",
 		}),
+		RelayLinks: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relayd_relay_links",
+			Help: "Node-to-node relay links (one WebRTC PeerConnection per node pair; cluster mode).",
+		}),
+		BridgedConnections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relayd_bridged_connections",
+			Help: "WebSockets bridged to the node of their room (cluster mode); also counted in relayd_ws_connections.",
+		}),
 		RelayPackets: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "relayd_relay_packets_total",
 			Help: "RTP packets relayed into destination rooms.",
@@ -229,6 +242,7 @@ func New() *Metrics {
 		m.WSConnections, m.RPCRequests,
 		m.Invitations, m.InvitationAcceptSeconds,
 		m.Relays, m.RelayDestinations, m.RelayPackets, m.RelayStartLatency,
+		m.RelayLinks, m.BridgedConnections,
 		m.Chat,
 	)
 

@@ -88,8 +88,10 @@ func (s *Server) bridge(w http.ResponseWriter, r *http.Request, target string, c
 	if !s.admit(conn, func(on bool) {
 		if on {
 			s.bridges[conn] = true
+			s.metrics.BridgedConnections.Inc()
 		} else {
 			delete(s.bridges, conn)
+			s.metrics.BridgedConnections.Dec()
 		}
 	}, func() { s.pump(conn, back, c.Room) }) {
 		_ = back.Close()

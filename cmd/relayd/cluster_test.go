@@ -4,10 +4,12 @@ package main
 // one Redis, loopback only, driven by the Go protocol client.
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -361,6 +363,12 @@ func TestClusterThreeNodes(t *testing.T) {
 	vc, _ := c.dial(n2, "viewer-c", rc, "viewer")
 	c.receiving(vb, "viewer-b", "video", "host-"+rb, 10)
 	c.receiving(vc, "viewer-c", "video", "host-"+rc, 10)
+	c.eventually("node 1 to count the socket it bridges", 5*time.Second, func() error {
+		if v := c.metric(n1, "relayd_bridged_connections"); v < 1 {
+			return fmt.Errorf("relayd_bridged_connections %v", v)
+		}
+		return nil
+	})
 
 	// 3. The host of the room on node 1 relays into the rooms on nodes 2
 	// and 3. It needs to be a co-host there: invited and accepted through
@@ -404,6 +412,14 @@ func TestClusterThreeNodes(t *testing.T) {
 			t.Errorf("%s: the relayed video does not start with a keyframe", x.who)
 		}
 	}
+	// Node 1 has one link to each of the two other nodes (the gauge is
+	// sampled every heartbeat).
+	c.eventually("node 1's two relay links in its metrics", 5*time.Second, func() error {
+		if v := c.metric(n1, "relayd_relay_links"); v != 2 {
+			return fmt.Errorf("relayd_relay_links %v", v)
+		}
+		return nil
+	})
 	// The notifications of a relay into two local rooms (as in
 	// signaling/relay_test.go and relay/remote_test.go): connecting, event
 	// 2, event 3 for each destination in order, running, then event 4 for
@@ -684,4 +700,27 @@ func (c *testCluster) nodeKeys(id string) error {
 		return fmt.Errorf("left: %v", left)
 	}
 	return nil
+}
+
+// metric reads one unlabelled gauge or counter from a node's /metrics.
+func (c *testCluster) metric(nd *clusterNode, name string) float64 {
+	c.t.Helper()
+	res, err := http.Get(nd.base + "/metrics")
+	if err != nil {
+		c.t.Fatalf("%s /metrics: %v", nd.id, err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
+			v, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				c.t.Fatalf("%s: %s %q", nd.id, name, f[1])
+			}
+			return v
+		}
+	}
+	c.t.Fatalf("%s: no %s in /metrics", nd.id, name)
+	return 0
 }
