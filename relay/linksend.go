@@ -153,11 +153,7 @@ func (lk *link) onJoinAnswer(w *wire) {
 	ended := w.T == "ended" && rd.state == destActive && rd.returned
 	rd.state, rd.fail = destDone, ErrFailedJoinDest
 	delete(lk.out, rd.id)
-	ots := make([]*outTrack, 0, len(rd.tracks))
-	for _, ot := range rd.tracks {
-		ots = append(ots, ot)
-	}
-	rd.tracks = nil
+	ots := rd.takeTracksLocked()
 	lk.mu.Unlock()
 	rd.wakeJoin()
 	if lk.dropTracks(ots) {
@@ -214,11 +210,7 @@ func (rd *remoteDest) Leave() {
 	}
 	rd.state = destDone
 	delete(lk.out, rd.id)
-	ots := make([]*outTrack, 0, len(rd.tracks))
-	for _, ot := range rd.tracks {
-		ots = append(ots, ot)
-	}
-	rd.tracks = nil
+	ots := rd.takeTracksLocked()
 	lk.mu.Unlock()
 	for _, ot := range ots {
 		ot.dst.Close()
@@ -283,4 +275,15 @@ func (lk *link) dropTracks(ots []*outTrack) bool {
 		removed = true
 	}
 	return removed
+}
+
+// takeTracksLocked empties rd's tracks and returns them, for the caller to
+// close outside the link's lock.
+func (rd *remoteDest) takeTracksLocked() []*outTrack {
+	ots := make([]*outTrack, 0, len(rd.tracks))
+	for _, ot := range rd.tracks {
+		ots = append(ots, ot)
+	}
+	rd.tracks = nil
+	return ots
 }

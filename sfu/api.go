@@ -198,7 +198,7 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 	}
 	var apis APIs
 	if bc != nil {
-		apis.Flush = bc.flushTimer
+		apis.Flush = bc.flush
 	}
 	for _, publisher := range []bool{true, false} {
 		m, err := newMediaEngine()

@@ -75,7 +75,7 @@ func newBatch() *batch {
 
 func newBatchConn(c *net.UDPConn) *batchConn {
 	bc := &batchConn{UDPConn: c, pc: ipv4.NewPacketConn(c), cur: newBatch()}
-	bc.timer = time.AfterFunc(time.Hour, bc.flushTimer)
+	bc.timer = time.AfterFunc(time.Hour, bc.flush)
 	bc.timer.Stop()
 	return bc
 }
@@ -166,7 +166,10 @@ func (c *batchConn) send(b *batch) {
 	c.mu.Unlock()
 }
 
-func (c *batchConn) flushTimer() {
+// flush sends the batch being filled now: the timer calls it flushDelay
+// after a batch's first packet, and a writer (APIs.Flush) when its group
+// is written.
+func (c *batchConn) flush() {
 	c.mu.Lock()
 	c.armed = false
 	b := c.cur

@@ -100,10 +100,10 @@ type DownTrack struct {
 	// to there are already sent.
 	skipThrough uint64
 	hasSkip     bool
-	m       munger
-	buf     []byte // the writer's: one per writer, not per subscriber
-	in      rtp.Header
-	out     rtp.Header
+	m           munger
+	buf         []byte // the writer's: one per writer, not per subscriber
+	in          rtp.Header
+	out         rtp.Header
 
 	packetsOut, bytesOut           prometheus.Counter
 	dropWait, dropStale            prometheus.Counter

@@ -99,10 +99,7 @@ func (s *Server) RestoreRooms() error {
 		return err
 	}
 	for _, rec := range recs {
-		r := s.sfu.RestoreRoom(sfu.RoomInfo{
-			Name: rec.Name, Host: rec.Host, Title: rec.Title, Metadata: rec.Metadata,
-			Status: sfu.RoomStatus(rec.Status), CreatedAt: rec.CreatedAt, StartedAt: rec.StartedAt, EndedAt: rec.EndedAt,
-		})
+		r := s.sfu.RestoreRoom(roomInfoOf(rec))
 		if info := r.Info(false); string(info.Status) != rec.Status {
 			s.persistRoom(info)
 		}
