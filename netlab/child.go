@@ -95,7 +95,10 @@ const stopGrace = 5 * time.Second
 // which enters the namespace and then execs name in the same process). When
 // ctx ends the process gets SIGTERM, and SIGKILL stopGrace later; it also
 // gets SIGKILL if this process dies first, so nothing outlives a crashed
-// test inside a namespace (which would keep the namespace alive).
+// test inside a namespace (which would keep the namespace alive). The
+// kernel ties that signal to the OS thread that started the process, and Go
+// only ends a thread whose goroutine locked it (runtime.LockOSThread) and
+// returned: do not start these from such a goroutine.
 func (n *Node) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.ns, name}, args...)...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
