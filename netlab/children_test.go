@@ -254,12 +254,12 @@ func udpProbe(addr string) (string, error) {
 }
 
 func tcpProbe(addr string) (string, error) {
-	c, err := net.DialTimeout("tcp4", addr, 2*probeWait)
+	c, err := net.DialTimeout("tcp4", addr, probeWait)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * probeWait))
+	_ = c.SetDeadline(time.Now().Add(probeWait))
 	if _, err := io.WriteString(c, "whoami\n"); err != nil {
 		return "", err
 	}
