@@ -157,7 +157,7 @@ func (s *Server) postRoom(r *http.Request) (int, any, *Error) {
 	if !ValidName(in.Name) || !ValidName(in.Host) {
 		return 0, nil, Errorf(CodeInvalidParams, "invalid params: name and host must be 1-128 of [A-Za-z0-9_.:@-]")
 	}
-	if r := s.sfu.Room(in.Name); r != nil && !r.Status().Ended() {
+	if cur := s.sfu.Room(in.Name); cur != nil && !cur.Status().Ended() {
 		return 0, nil, Errorf(CodeConflict, "room %s exists", in.Name) // before the limit: nothing to count
 	}
 	if err := s.mayCreateRoom(in.Host); err != nil {
