@@ -56,6 +56,12 @@ type Options struct {
 
 	// NoUDPBatch sends each media packet with its own sendto.
 	NoUDPBatch bool
+
+	// RoomRetention is how long an ended room and its data are kept
+	// (retention.go); 0: forever. RoomCreateRate is the rooms one
+	// identity may create a minute; 0: no limit.
+	RoomRetention  time.Duration
+	RoomCreateRate int
 }
 
 // App is a running server, without its listeners.
@@ -75,6 +81,8 @@ type App struct {
 	logger  *slog.Logger
 	rec     *recordings
 	started sync.Map // rooms that have gone live: room.started once
+
+	ret *retention // purges ended rooms (retention.go)
 
 	// Cluster mode only.
 	Cluster   *cluster.Cluster
@@ -172,7 +180,7 @@ func New(o Options) (a *App, err error) {
 		AllowedOrigins: o.AllowedOrigins, AnyOrigin: o.Dev,
 		MaxRelayDestinations: o.MaxRelayDestinations,
 		Invitations:          inv, Store: store, Chat: chats,
-		Recordings: a.rec, Events: a.emit,
+		Recordings: a.rec, Events: a.emit, RoomCreateRate: o.RoomCreateRate,
 	}
 	if cl != nil {
 		pl := placement{cl}
@@ -195,6 +203,7 @@ func New(o Options) (a *App, err error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	a.stop, a.swept = stop, make(chan struct{})
+	a.ret = &retention{keep: o.RoomRetention, sfu: a.SFU, store: store, chat: chats, recDir: a.rec.dir, log: o.Logger}
 	go func() {
 		defer close(a.swept)
 		var wg sync.WaitGroup
@@ -203,6 +212,7 @@ func New(o Options) (a *App, err error) {
 			defer wg.Done()
 			a.hooks.Run(ctx)
 		}()
+		wg.Go(func() { a.ret.run(ctx) })
 		inv.Run(ctx)
 		wg.Wait()
 	}()

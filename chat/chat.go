@@ -52,6 +52,12 @@ type Store interface {
 	History(room, before string, limit int) ([]Message, error)
 	// Delete removes a message; ErrNotFound if it is not there.
 	Delete(room, id string) error
+	// DeleteRoom removes the room's messages written at or before until
+	// and returns how many; when none is left, everything the store
+	// keeps for the room goes, its sequence too (a new room of that
+	// name starts again at MS_…01). Messages after until (a newer room
+	// of that name) stay. Safe to repeat and to race with itself.
+	DeleteRoom(room string, until time.Time) (int, error)
 	Close() error
 }
 
@@ -182,4 +188,39 @@ func (s *BoltStore) Delete(room, id string) error {
 		}
 		return b.Delete(k)
 	})
+}
+
+// DeleteRoom implements Store.
+func (s *BoltStore) DeleteRoom(room string, until time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		n = 0
+		b := tx.Bucket([]byte(room))
+		if b == nil {
+			return nil
+		}
+		var gone [][]byte // collected first: a cursor skips keys deleted under it
+		_ = b.ForEach(func(k, v []byte) error {
+			var m Message
+			if json.Unmarshal(v, &m) == nil && m.At.After(until) {
+				return nil
+			}
+			gone = append(gone, append([]byte(nil), k...)) // up to until, or unreadable: it goes with its room
+			return nil
+		})
+		for _, k := range gone {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(gone)
+		if k, _ := b.Cursor().First(); k == nil {
+			return tx.DeleteBucket([]byte(room))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("chat store: delete room %s: %w", room, err)
+	}
+	return n, nil
 }

@@ -65,6 +65,21 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
 `)
 
+// purgeScript removes the messages named and, when the room has none
+// left, its counter and hash too. KEYS: seq, ids, msgs. ARGV: the ids.
+// Returns how many were removed.
+var purgeScript = redis.NewScript(`
+local n = 0
+for _, id in ipairs(ARGV) do
+  n = n + redis.call('ZREM', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
+end
+if redis.call('ZCARD', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[1], KEYS[3])
+end
+return n
+`)
+
 // opTimeout bounds one call, so that a Redis that stopped answering fails
 // the chat message instead of hanging the session.
 const opTimeout = 10 * time.Second
@@ -166,4 +181,33 @@ func (s *RedisStore) Delete(room, id string) error {
 		return ErrNotFound
 	}
 	return nil
+}
+
+// DeleteRoom implements Store. The messages are read first (at most
+// Keep), those up to until chosen here, and removed by one script: a
+// message appended in between is after until and stays, and keeps the
+// counter.
+func (s *RedisStore) DeleteRoom(room string, until time.Time) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	seq, ids, msgs := s.keys(room)
+	raw, err := historyScript.Run(ctx, s.c, []string{ids, msgs}, "+inf", -1).Slice() // -1: no LIMIT
+	if err != nil {
+		return 0, fmt.Errorf("chat store: delete room %s: %w", room, err)
+	}
+	var gone []any
+	for i := 0; i+1 < len(raw); i += 2 {
+		id, _ := raw[i].(string)
+		v, ok := raw[i+1].(string)
+		var m Message
+		if ok && json.Unmarshal([]byte(v), &m) == nil && m.At.After(until) {
+			continue
+		}
+		gone = append(gone, id) // up to until, or unreadable: it goes with its room
+	}
+	n, err := purgeScript.Run(ctx, s.c, []string{seq, ids, msgs}, gone...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("chat store: delete room %s: %w", room, err)
+	}
+	return n, nil
 }

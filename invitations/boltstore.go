@@ -271,6 +271,70 @@ func (s *BoltStore) ListRooms() ([]RoomRecord, error) {
 	return out, nil
 }
 
+// DeleteRoom implements Store.
+func (s *BoltStore) DeleteRoom(name string, createdAt time.Time) (bool, error) {
+	var deleted bool
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		rooms := tx.Bucket(bucketRooms)
+		v := rooms.Get([]byte(name))
+		if v == nil {
+			return nil
+		}
+		var r RoomRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("room %s: %w", name, err)
+		}
+		if !r.CreatedAt.Equal(createdAt) {
+			return nil // a newer room of that name
+		}
+		deleted = true
+		return rooms.Delete([]byte(name))
+	})
+	if err != nil {
+		return false, wrapStoreErr("delete room "+name, err)
+	}
+	return deleted, nil
+}
+
+// DeleteInvitations implements Store.
+func (s *BoltStore) DeleteInvitations(room string, until time.Time) (int, error) {
+	if err := checkKeys(room); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		n = 0
+		sameRoom, err := scanIndex(tx, bucketByRoom, room)
+		if err != nil {
+			return err
+		}
+		for _, inv := range sameRoom {
+			if inv.CreatedAt.After(until) {
+				continue
+			}
+			for _, del := range []struct {
+				bucket []byte
+				key    []byte
+			}{
+				{bucketInvitations, []byte(inv.ID)},
+				{bucketByRoom, indexKey(inv.Room, inv.ID)},
+				{bucketByUser, indexKey(inv.User, inv.ID)},
+				{bucketByStatus, indexKey(string(inv.Status), inv.ID)},
+			} {
+				if err := tx.Bucket(del.bucket).Delete(del.key); err != nil {
+					return err
+				}
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, wrapStoreErr("delete invitations of "+room, err)
+	}
+	return n, nil
+}
+
 // getInvitation reads one invitation inside tx.
 func getInvitation(tx *bolt.Tx, id string) (Invitation, error) {
 	v := tx.Bucket(bucketInvitations).Get([]byte(id))

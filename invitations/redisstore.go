@@ -26,8 +26,9 @@ import (
 //
 // Each namespace ends in its own word and a colon, and what follows is a
 // whole name, so no key of one namespace equals a key of another even
-// though names may contain ':'. Invitations are never deleted, so an index
-// only ever names existing records.
+// though names may contain ':'. Invitations are deleted only with their
+// room (DeleteInvitations, when the room is purged), records and index
+// entries in one MULTI, so an index only ever names existing records.
 //
 // The stage count spans every invitation of a room, so a transition is
 // decided on a consistent read of the whole room: a Lua script reads the
@@ -109,7 +110,8 @@ func (s *RedisStore) Create(inv Invitation, check func(sameRoom []Invitation) er
 	var checkErr error
 	err = s.atomic(func(ctx context.Context, tx *redis.Tx) error {
 		stored, created, checkErr = Invitation{}, false, nil
-		// Ids are never deleted: once there, a duplicate for good.
+		// An id seen is a duplicate (ids are random: one deleted with
+		// its room never comes back).
 		n, err := tx.Exists(ctx, idKey).Result()
 		if err != nil {
 			return err
@@ -310,6 +312,95 @@ func (s *RedisStore) ListRooms() ([]RoomRecord, error) {
 	}
 	slices.SortFunc(out, func(a, b RoomRecord) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// deleteRoomScript deletes a field of the rooms hash if it still holds the
+// value the caller read (and checked): a compare-and-delete, so a newer
+// room written meanwhile stays. KEYS: the hash. ARGV: name, value.
+var deleteRoomScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+`)
+
+// DeleteRoom implements Store.
+func (s *RedisStore) DeleteRoom(name string, createdAt time.Time) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	v, err := s.c.HGet(ctx, s.p+keyRooms, name).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrapStoreErr("delete room "+name, err)
+	}
+	var r RoomRecord
+	if err := json.Unmarshal([]byte(v), &r); err != nil {
+		return false, wrapStoreErr("delete room "+name, err)
+	}
+	if !r.CreatedAt.Equal(createdAt) {
+		return false, nil // a newer room of that name
+	}
+	n, err := deleteRoomScript.Run(ctx, s.c, []string{s.p + keyRooms}, name, v).Int()
+	if err != nil {
+		return false, wrapStoreErr("delete room "+name, err)
+	}
+	return n == 1, nil
+}
+
+// DeleteInvitations implements Store. It is a transaction on the room's
+// version key, like every write of the room: a concurrent Create of a
+// newer room's invitation either lands before (and is kept: created after
+// until) or makes this one retry.
+func (s *RedisStore) DeleteInvitations(room string, until time.Time) (int, error) {
+	if err := checkKeys(room); err != nil {
+		return 0, err
+	}
+	roomKey, rvKey := s.key(nsRoom, room), s.key(nsRoomV, room)
+	n := 0
+	err := s.atomic(func(ctx context.Context, tx *redis.Tx) error {
+		n = 0
+		sameRoom, err := s.snapshot(ctx, tx, roomKey)
+		if err != nil {
+			return err
+		}
+		var gone []Invitation
+		for _, inv := range sameRoom {
+			if !inv.CreatedAt.After(until) {
+				gone = append(gone, inv)
+			}
+		}
+		if len(gone) == 0 {
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			for _, inv := range gone {
+				p.Del(ctx, s.key(nsID, inv.ID))
+				p.SRem(ctx, roomKey, inv.ID)
+				p.SRem(ctx, s.key(nsUser, inv.User), inv.ID)
+				p.SRem(ctx, s.key(nsStatus, string(inv.Status)), inv.ID)
+				p.SRem(ctx, s.p+keyAll, inv.ID)
+			}
+			if len(gone) == len(sameRoom) {
+				// Nothing of the room is left: its version key goes
+				// too (a WATCH sees a DEL as a write, and a later
+				// INCR starts it again).
+				p.Del(ctx, rvKey)
+			} else {
+				p.Incr(ctx, rvKey)
+			}
+			return nil
+		})
+		if err == nil {
+			n = len(gone)
+		}
+		return err
+	}, rvKey)
+	if err != nil {
+		return 0, wrapStoreErr("delete invitations of "+room, err)
+	}
+	return n, nil
 }
 
 // snapshot reads the invitations of an index set in one atomic step, in

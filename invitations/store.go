@@ -59,6 +59,19 @@ type Store interface {
 	// ListRooms returns every room record, sorted by name.
 	ListRooms() ([]RoomRecord, error)
 
+	// DeleteRoom deletes the record of room name if it is the one
+	// created at createdAt: the room the caller decided to purge. No
+	// record, or the record of a newer room of that name (another
+	// CreatedAt), is left alone and deleted is false. Safe to repeat
+	// and to race with itself (nodes of a cluster).
+	DeleteRoom(name string, createdAt time.Time) (deleted bool, err error)
+	// DeleteInvitations deletes the invitations of room created at or
+	// before until, with their index entries, in one atomic step, and
+	// returns how many. Invitations created after until (those of a
+	// newer room of that name) stay. Safe to repeat and to race with
+	// itself.
+	DeleteInvitations(room string, until time.Time) (int, error)
+
 	// Close releases the store (for BoltStore, the file and its lock).
 	Close() error
 }

@@ -51,7 +51,7 @@ type SFU struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
-	rooms  map[string]*Room // guarded by mu; ended rooms stay, so their status can be read
+	rooms  map[string]*Room // guarded by mu; ended rooms stay (their status can be read) until Forget
 	closed bool             // guarded by mu
 }
 
@@ -121,6 +121,21 @@ func (s *SFU) RestoreRoom(info RoomInfo) *Room {
 	}
 	s.rooms[info.Name] = r
 	return r
+}
+
+// Forget takes r out of the registry, if it is still the room of its
+// name and has ended: the retention sweeper purges ended rooms this way,
+// and the name is free again (Room returns nil, CreateRoom makes a new
+// room). It reports whether r was removed; a room that is not ended, or
+// that was replaced by a new room of the same name, stays.
+func (s *SFU) Forget(r *Room) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rooms[r.name] != r || !r.Status().Ended() {
+		return false
+	}
+	delete(s.rooms, r.name)
+	return true
 }
 
 // Rooms returns the rooms sorted by name.

@@ -88,6 +88,9 @@ func (s *session) join(raw json.RawMessage) (any, *Error) {
 	if c.Role == "host" {
 		role = sfu.RoleHost
 		if room == nil {
+			if err := s.srv.mayCreateRoom(c.Identity()); err != nil {
+				return nil, err
+			}
 			r, err := s.srv.sfu.CreateRoom(c.Room, c.Identity(), "", "")
 			if err != nil && !errors.Is(err, sfu.ErrRoomExists) {
 				return nil, toError(err)

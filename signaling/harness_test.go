@@ -35,6 +35,8 @@ type serverOpts struct {
 	isCohost   func(room, identity string) bool
 	maxCohosts int
 	dataDir    string
+	createRate int              // --room-create-rate (0: no limit)
+	createNow  func() time.Time // its clock (nil: time.Now)
 }
 
 func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
@@ -88,6 +90,7 @@ func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
 		defer close(sweeper)
 		inv.Run(ctx)
 	}()
+	srv.creates = newCreateLimiter(o.createRate, o.createNow) // before the server runs
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		s.Close()

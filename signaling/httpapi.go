@@ -157,6 +157,12 @@ func (s *Server) postRoom(r *http.Request) (int, any, *Error) {
 	if !ValidName(in.Name) || !ValidName(in.Host) {
 		return 0, nil, Errorf(CodeInvalidParams, "invalid params: name and host must be 1-128 of [A-Za-z0-9_.:@-]")
 	}
+	if cur := s.sfu.Room(in.Name); cur != nil && !cur.Status().Ended() {
+		return 0, nil, Errorf(CodeConflict, "room %s exists", in.Name) // before the limit: nothing to count
+	}
+	if err := s.mayCreateRoom(in.Host); err != nil {
+		return 0, nil, err
+	}
 	room, err := s.sfu.CreateRoom(in.Name, in.Host, in.Title, string(in.Metadata))
 	if err != nil {
 		if errors.Is(err, sfu.ErrRoomExists) {

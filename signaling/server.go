@@ -46,6 +46,9 @@ type Params struct {
 	// RelayRemote, in cluster mode, reaches relay destinations on other
 	// nodes.
 	RelayRemote relay.Remote
+	// RoomCreateRate is --room-create-rate: rooms one identity may
+	// create a minute (ratelimit.go); 0: no limit.
+	RoomCreateRate int
 }
 
 // Server serves the WebSocket signaling and the HTTP API.
@@ -65,6 +68,7 @@ type Server struct {
 	recordings Recordings
 	events     func(typ, room string, data any)
 	cluster    Placement
+	creates    *createLimiter // nil: no limit
 
 	mu       sync.Mutex
 	bridges  map[*websocket.Conn]bool      // guarded by mu: bridged clients
@@ -94,6 +98,7 @@ func NewServer(p Params) *Server {
 		recordings: p.Recordings,
 		events:     p.Events,
 		cluster:    p.Cluster,
+		creates:    newCreateLimiter(p.RoomCreateRate, nil),
 		bridges:    map[*websocket.Conn]bool{},
 		chats:      map[string]*roomChat{},
 		bans:       map[string]map[string]bool{},

@@ -41,6 +41,8 @@ type Config struct {
 	Advertise            string        `yaml:"advertise"`              // extension: this node's base URL for other nodes; default http://<listen address>
 	NodeID               string        `yaml:"node-id"`                // extension: this node's name in the cluster; default random
 	UDPBatch             bool          `yaml:"udp-batch"`              // extension: send media with sendmmsg batches (default on)
+	RoomRetention        time.Duration `yaml:"room-retention"`         // extension: how long ended rooms and their data are kept; default 720h, 0 = forever
+	RoomCreateRate       int           `yaml:"room-create-rate"`       // extension: rooms one identity may create a minute; default 10, 0 = no limit
 }
 
 // DefaultConfig returns the configuration used where nothing is set.
@@ -64,6 +66,13 @@ func DefaultConfig() Config {
 		// 30s lets a host say goodbye and a viewer see it, within the
 		// usual 30-90s an orchestrator gives a stopping process.
 		DrainTimeout: 30 * time.Second,
+		// 30 days of ended rooms (records, invitations, chat and
+		// recordings): a month to fetch what a show left behind.
+		RoomRetention: 30 * 24 * time.Hour,
+		// A host makes a room per show: 10 a minute (bursts of 10) lets a
+		// back end set up a schedule at once, and stops one identity
+		// from filling the registry (2,000 rooms in 3 s gets 10).
+		RoomCreateRate: 10,
 	}
 }
 
@@ -167,6 +176,8 @@ func newConfigFlagSet(c *Config, path *string) *flag.FlagSet {
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "cluster mode: this node's base `URL` as other nodes reach it (default http://<listen address>)")
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "cluster mode: this node's `name` (default random)")
 	fs.BoolVar(&c.UDPBatch, "udp-batch", c.UDPBatch, "send media in sendmmsg batches (--udp-batch=false: one sendto per packet)")
+	fs.DurationVar(&c.RoomRetention, "room-retention", c.RoomRetention, "how long an ended room is kept; then it is purged with its invitations, chat and recordings (0: forever)")
+	fs.IntVar(&c.RoomCreateRate, "room-create-rate", c.RoomCreateRate, "rooms one identity may create a minute, in bursts of as many; beyond: 4029 / HTTP 429 (0: no limit)")
 	return fs
 }
 
@@ -342,6 +353,14 @@ func (c *Config) Validate() error {
 	}
 	if c.InvitationTTL <= 0 {
 		bad("--invitation-ttl %v: want > 0", c.InvitationTTL)
+	}
+	// Rooms are swept once a minute, and a room's recordings are final
+	// seconds after its end: a shorter retention means nothing more.
+	if c.RoomRetention != 0 && c.RoomRetention < time.Minute {
+		bad("--room-retention %v: want 0 (forever) or at least 1m", c.RoomRetention)
+	}
+	if c.RoomCreateRate < 0 {
+		bad("--room-create-rate %d: want >= 0 (0: no limit)", c.RoomCreateRate)
 	}
 
 	switch c.LogLevel = strings.ToLower(c.LogLevel); c.LogLevel {

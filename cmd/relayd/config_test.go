@@ -46,7 +46,7 @@ func TestConfigDefaults(t *testing.T) {
 		MaxCohosts: 8, MaxRelayDestinations: 4,
 		ReconnectGrace: 30 * time.Second, InvitationTTL: 10 * time.Minute,
 		LogLevel: "info", LogFormat: "text", DrainTimeout: 30 * time.Second,
-		UDPBatch: true,
+		UDPBatch: true, RoomRetention: 720 * time.Hour, RoomCreateRate: 10,
 	}); !reflect.DeepEqual(DefaultConfig(), want) {
 		t.Errorf("DefaultConfig() = %+v, want the PROTOCOL.md defaults %+v", DefaultConfig(), want)
 	}
@@ -212,6 +212,9 @@ func TestConfigErrors(t *testing.T) {
 		{name: "zero max-relay-destinations", args: []string{"--secret", "s", "--max-relay-destinations", "0"}},
 		{name: "bad log level", args: []string{"--secret", "s", "--log-level", "verbose"}},
 		{name: "bad log format", args: []string{"--secret", "s", "--log-format", "xml"}},
+		{name: "room retention under a minute", args: []string{"--secret", "s", "--room-retention", "30s"}},
+		{name: "negative room retention", args: []string{"--secret", "s"}, env: []string{"RELAYD_ROOM_RETENTION=-1h"}},
+		{name: "negative room create rate", args: []string{"--secret", "s"}, file: "room-create-rate: -1\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -277,6 +280,8 @@ func TestConfigHelp(t *testing.T) {
 		"--max-cohosts", "(default 8)", "--max-relay-destinations", "(default 4)",
 		"--reconnect-grace", "(default 30s)", "--invitation-ttl", "(default 10m0s)",
 		"--log-level", "(default info)", "--log-format", "(default text)",
+		"--room-retention", "(default 720h0m0s)", "[RELAYD_ROOM_RETENTION]",
+		"--room-create-rate", "(default 10)", "[RELAYD_ROOM_CREATE_RATE]",
 		"--config", "relayd token",
 	} {
 		if !strings.Contains(help, want) {
@@ -398,5 +403,36 @@ func TestTokenCmdErrors(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "-identity") {
 		t.Errorf("--help: usage lacks -identity: %q", stderr.String())
+	}
+}
+
+// --room-retention and --room-create-rate from each source; 0 turns each
+// off.
+func TestConfigRoomRetentionAndCreateRate(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		args, env []string
+		file      string
+		retention time.Duration
+		rate      int
+	}{
+		{"defaults", nil, nil, "", 720 * time.Hour, 10},
+		{"flags, off", []string{"--room-retention", "0", "--room-create-rate", "0"}, nil, "", 0, 0},
+		{"environment", nil, []string{"RELAYD_ROOM_RETENTION=48h", "RELAYD_ROOM_CREATE_RATE=3"}, "", 48 * time.Hour, 3},
+		{"file", nil, nil, "room-retention: 1m\nroom-create-rate: 100\n", time.Minute, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--secret", "s"}, tc.args...)
+			if tc.file != "" {
+				args = append(args, "--config", writeYAML(t, tc.file))
+			}
+			got, err := load(args, tc.env...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.RoomRetention != tc.retention || got.RoomCreateRate != tc.rate {
+				t.Errorf("room-retention %v, room-create-rate %d; want %v, %d", got.RoomRetention, got.RoomCreateRate, tc.retention, tc.rate)
+			}
+		})
 	}
 }
