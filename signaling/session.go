@@ -74,9 +74,10 @@ type session struct {
 	after  func()                          // runs after the current response is queued
 	curID  json.RawMessage                 // id of the request being served; nil for a notification
 
-	mu      sync.Mutex
-	nextID  int
-	pending map[string]string // our requests awaiting a response: id -> method
+	mu        sync.Mutex
+	nextID    int
+	pending   map[string]string // our requests awaiting a response: id -> method
+	lastOffer string            // id of the newest "offer" request
 }
 
 func newSession(srv *Server, conn *websocket.Conn, c *Claims) *session {
@@ -247,8 +248,22 @@ func (s *session) request(method string, params any) {
 	s.nextID++
 	id := "s" + strconv.Itoa(s.nextID) // never collides with a client's numeric ids
 	s.pending[id] = method
+	if method == "offer" {
+		s.lastOffer = id
+	}
 	s.mu.Unlock()
 	s.send(encodeRequest(id, method, params))
+}
+
+// keepOffer puts back the offer request id, whose response was refused
+// without changing anything, so that a proper answer to it is still taken;
+// unless a newer offer replaced it meanwhile.
+func (s *session) keepOffer(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id == s.lastOffer {
+		s.pending[id] = "offer"
+	}
 }
 
 // Notify implements sfu.EventSink: turn a room event into a frame.
@@ -363,15 +378,20 @@ func (s *session) handleResponse(m *message) {
 		s.p.SubscriberOfferFailed()
 		return
 	}
+	// A malformed answer gets -32602 and changes nothing (PROTOCOL.md "Bad
+	// SDP"): the offer is still out, and may still be answered.
 	var res struct {
 		SDP string `json:"sdp"`
 	}
 	if err := decodeParams(m.Result, &res); err != nil || res.SDP == "" {
-		s.p.SubscriberOfferFailed()
+		s.keepOffer(id)
 		s.send(encodeError(m.ID, Errorf(CodeInvalidParams, "invalid params: the offer's result must be {sdp: string}")))
 		return
 	}
 	if err := s.p.SetSubscriberAnswer(res.SDP); err != nil {
+		if errors.Is(err, sfu.ErrBadSDP) {
+			s.keepOffer(id)
+		}
 		s.send(encodeError(m.ID, toError(err)))
 	}
 }
