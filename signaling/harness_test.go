@@ -35,6 +35,7 @@ type serverOpts struct {
 	isCohost   func(room, identity string) bool
 	maxCohosts int
 	dataDir    string
+	params     func(*Params) // adjusts the server's Params
 }
 
 func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
@@ -78,7 +79,11 @@ func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv = NewServer(Params{SFU: s, Tokens: tokens, Metrics: m, Invitations: inv, Store: store, Chat: chats})
+	params := Params{SFU: s, Tokens: tokens, Metrics: m, Invitations: inv, Store: store, Chat: chats}
+	if o.params != nil {
+		o.params(&params)
+	}
+	srv = NewServer(params)
 	if err := srv.RestoreRooms(); err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,11 @@ type Params struct {
 	// RelayRemote, in cluster mode, reaches relay destinations on other
 	// nodes.
 	RelayRemote relay.Remote
+	// MaxSocketsPerIdentity is --max-sockets-per-identity: the WebSockets
+	// one token sub may hold open at once (0: no cap). sockets.go.
+	MaxSocketsPerIdentity int
+	// JoinDeadline is how long a socket has to join (0: DefaultJoinDeadline).
+	JoinDeadline time.Duration
 }
 
 // Server serves the WebSocket signaling and the HTTP API.
@@ -65,6 +70,9 @@ type Server struct {
 	recordings Recordings
 	events     func(typ, room string, data any)
 	cluster    Placement
+	sockets    *socketCounter // live sockets per identity (sockets.go)
+	// joinDeadline is how long a socket has to join.
+	joinDeadline time.Duration
 
 	mu       sync.Mutex
 	bridges  map[*websocket.Conn]bool      // guarded by mu: bridged clients
@@ -97,6 +105,11 @@ func NewServer(p Params) *Server {
 		bridges:    map[*websocket.Conn]bool{},
 		chats:      map[string]*roomChat{},
 		bans:       map[string]map[string]bool{},
+		sockets:    newSocketCounter(p.MaxSocketsPerIdentity),
+	}
+	s.joinDeadline = p.JoinDeadline
+	if s.joinDeadline <= 0 {
+		s.joinDeadline = DefaultJoinDeadline
 	}
 	s.relays = relay.NewManager(relay.Config{
 		SFU: p.SFU, MaxDestinations: p.MaxRelayDestinations, Authorize: s.authorizeTarget, Remote: p.RelayRemote,
@@ -182,6 +195,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, Errorf(CodeForbidden, "forbidden: origin %q not allowed", r.Header.Get("Origin")))
 		return
 	}
+	slot, ok := s.sockets.acquire(claims.Identity(), claims.Room)
+	if !ok {
+		s.log.Debug("socket refused: identity at its cap", "participant", claims.Identity(), "room", claims.Room, "max", s.sockets.max)
+		writeHTTPError(w, Errorf(CodeRateLimited, "rate limited: %s has %d sockets open, the most allowed", claims.Identity(), s.sockets.max))
+		return
+	}
+	defer slot.release()
 	if s.routeWS(w, r, claims) {
 		return
 	}
@@ -190,6 +210,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	sess := newSession(s, conn, claims)
+	sess.slot = slot
 	s.admit(conn, func(on bool) {
 		if on {
 			s.sessions[sess] = true
