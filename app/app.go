@@ -56,6 +56,9 @@ type Options struct {
 
 	// NoUDPBatch sends each media packet with its own sendto.
 	NoUDPBatch bool
+
+	// MaxSocketsPerIdentity caps one identity's open WebSockets (0: none).
+	MaxSocketsPerIdentity int
 }
 
 // App is a running server, without its listeners.
@@ -173,6 +176,7 @@ func New(o Options) (a *App, err error) {
 		MaxRelayDestinations: o.MaxRelayDestinations,
 		Invitations:          inv, Store: store, Chat: chats,
 		Recordings: a.rec, Events: a.emit,
+		MaxSocketsPerIdentity: o.MaxSocketsPerIdentity,
 	}
 	if cl != nil {
 		pl := placement{cl}

@@ -41,6 +41,10 @@ type Config struct {
 	Advertise            string        `yaml:"advertise"`              // extension: this node's base URL for other nodes; default http://<listen address>
 	NodeID               string        `yaml:"node-id"`                // extension: this node's name in the cluster; default random
 	UDPBatch             bool          `yaml:"udp-batch"`              // extension: send media with sendmmsg batches (default on)
+
+	// extension: the WebSockets one identity (token sub) may hold open at
+	// once; default 10, 0 = no cap
+	MaxSocketsPerIdentity int `yaml:"max-sockets-per-identity"`
 }
 
 // DefaultConfig returns the configuration used where nothing is set.
@@ -64,6 +68,10 @@ func DefaultConfig() Config {
 		// 30s lets a host say goodbye and a viewer see it, within the
 		// usual 30-90s an orchestrator gives a stopping process.
 		DrainTimeout: 30 * time.Second,
+		// 10: a room session and a user session in each of a few tabs,
+		// with room for reconnects; an identity past that is a script,
+		// not a person (1,000 idle sockets cost 2,000 goroutines).
+		MaxSocketsPerIdentity: 10,
 	}
 }
 
@@ -167,6 +175,7 @@ func newConfigFlagSet(c *Config, path *string) *flag.FlagSet {
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "cluster mode: this node's base `URL` as other nodes reach it (default http://<listen address>)")
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "cluster mode: this node's `name` (default random)")
 	fs.BoolVar(&c.UDPBatch, "udp-batch", c.UDPBatch, "send media in sendmmsg batches (--udp-batch=false: one sendto per packet)")
+	fs.IntVar(&c.MaxSocketsPerIdentity, "max-sockets-per-identity", c.MaxSocketsPerIdentity, "WebSockets one identity (token sub) may hold open at once; more get HTTP 429 (0: no cap)")
 	return fs
 }
 
@@ -336,6 +345,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRelayDestinations < 1 {
 		bad("--max-relay-destinations %d: want >= 1", c.MaxRelayDestinations)
+	}
+	if c.MaxSocketsPerIdentity < 0 {
+		bad("--max-sockets-per-identity %d: want >= 0 (0: no cap)", c.MaxSocketsPerIdentity)
 	}
 	if c.ReconnectGrace <= 0 {
 		bad("--reconnect-grace %v: want > 0", c.ReconnectGrace)

@@ -104,6 +104,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 		AllowedOrigins: cfg.AllowedOrigins, Dev: cfg.Dev, Logger: log,
 		Record: cfg.Record, WebhookURLs: cfg.WebhookURLs,
 		Redis: cfg.Redis, Advertise: advertise, NodeID: cfg.NodeID, NoUDPBatch: !cfg.UDPBatch,
+		MaxSocketsPerIdentity: cfg.MaxSocketsPerIdentity,
 	})
 	if err != nil {
 		return err
