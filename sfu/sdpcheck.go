@@ -21,7 +21,7 @@ import (
 // client (web/sdk) adds one m-line per track it publishes.
 //
 // Why each limit exists: pion's answer has one section per offered m-line
-// (~300 bytes each even for a 40-byte m-line), repeats every accepted
+// (~250 bytes each, even for a 40-byte m-line), repeats every accepted
 // format with its rtpmap, fmtp and feedback lines (a single
 // "a=rtcp-fb:* ..." line in the offer becomes one line per format in the
 // answer, up to ~100 bytes per format), and echoes mids and rids (twice:
@@ -45,7 +45,7 @@ const (
 	// characters.
 	maxTagLen = 32
 	// maxRIDs bounds the a=rid lines of one m-line: the contract's
-	// simulcast has 1-3 layers; browsers allow 4.
+	// simulcast has 1-3 layers, and browsers send that many.
 	maxRIDs = 8
 	// maxSDPCandidates bounds the a=candidate lines of one description,
 	// as maxQueuedCandidates bounds trickled ones: each is an address the
@@ -71,8 +71,7 @@ var offerLimits = sdpLimits{maxBytes: MaxOfferBytes, minMedia: 1, maxMedia: MaxM
 // changes nothing, so callers check it before any state changes. The
 // error wraps ErrBadSDP.
 func ValidateSDP(s string) error {
-	_, err := checkSDP(s, offerLimits)
-	return err
+	return checkSDP(s, offerLimits)
 }
 
 // ValidateAnswer reports whether s is an acceptable answer to an offer of
@@ -80,30 +79,29 @@ func ValidateSDP(s string) error {
 // offer (RFC 3264 section 6). Its size is bounded by the frame; the
 // server's offer bounds its m-lines. The error wraps ErrBadSDP.
 func ValidateAnswer(s string, offerMedia int) error {
-	_, err := checkSDP(s, sdpLimits{minMedia: 1, maxMedia: offerMedia, wantMLineOf: offerMedia})
-	return err
+	return checkSDP(s, sdpLimits{minMedia: 1, maxMedia: offerMedia, wantMLineOf: offerMedia})
 }
 
 // checkSDP parses s and checks it against lim. It is a pure function.
-func checkSDP(s string, lim sdpLimits) (*sdp.SessionDescription, error) {
+func checkSDP(s string, lim sdpLimits) error {
 	if lim.maxBytes > 0 {
 		// Checked before parsing: a frame holds 64 KiB of anything.
 		if n := jsonLen(s); n > lim.maxBytes {
-			return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrBadSDP, n, lim.maxBytes)
+			return fmt.Errorf("%w: %d bytes, at most %d", ErrBadSDP, n, lim.maxBytes)
 		}
 	}
 	var d sdp.SessionDescription
 	if err := d.UnmarshalString(s); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSDP, err)
+		return fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
 	n := len(d.MediaDescriptions)
 	switch {
 	case lim.wantMLineOf > 0 && n != lim.wantMLineOf:
-		return nil, fmt.Errorf("%w: %d m-lines, want %d as in the offer", ErrBadSDP, n, lim.wantMLineOf)
+		return fmt.Errorf("%w: %d m-lines, want %d as in the offer", ErrBadSDP, n, lim.wantMLineOf)
 	case n < lim.minMedia:
-		return nil, fmt.Errorf("%w: no m-line", ErrBadSDP)
+		return fmt.Errorf("%w: no m-line", ErrBadSDP)
 	case n > lim.maxMedia:
-		return nil, fmt.Errorf("%w: %d m-lines, at most %d", ErrBadSDP, n, lim.maxMedia)
+		return fmt.Errorf("%w: %d m-lines, at most %d", ErrBadSDP, n, lim.maxMedia)
 	}
 	cands := countCandidates(d.Attributes)
 	formats := 0
@@ -111,16 +109,16 @@ func checkSDP(s string, lim sdpLimits) (*sdp.SessionDescription, error) {
 		formats += len(m.MediaName.Formats)
 		cands += countCandidates(m.Attributes)
 		if err := checkTags(m); err != nil {
-			return nil, fmt.Errorf("%w: m-line %d: %v", ErrBadSDP, i, err)
+			return fmt.Errorf("%w: m-line %d: %v", ErrBadSDP, i, err)
 		}
 	}
 	if lim.maxFormats > 0 && formats > lim.maxFormats {
-		return nil, fmt.Errorf("%w: %d payload types, at most %d", ErrBadSDP, formats, lim.maxFormats)
+		return fmt.Errorf("%w: %d payload types, at most %d", ErrBadSDP, formats, lim.maxFormats)
 	}
 	if cands > maxSDPCandidates {
-		return nil, fmt.Errorf("%w: %d candidates, at most %d", ErrBadSDP, cands, maxSDPCandidates)
+		return fmt.Errorf("%w: %d candidates, at most %d", ErrBadSDP, cands, maxSDPCandidates)
 	}
-	return &d, nil
+	return nil
 }
 
 // checkTags checks an m-line's mid and rids, which an answer echoes.
