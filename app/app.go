@@ -62,6 +62,8 @@ type Options struct {
 	// identity may create a minute; 0: no limit.
 	RoomRetention  time.Duration
 	RoomCreateRate int
+	// MaxSocketsPerIdentity caps one identity's open WebSockets (0: none).
+	MaxSocketsPerIdentity int
 }
 
 // App is a running server, without its listeners.
@@ -181,6 +183,7 @@ func New(o Options) (a *App, err error) {
 		MaxRelayDestinations: o.MaxRelayDestinations,
 		Invitations:          inv, Store: store, Chat: chats,
 		Recordings: a.rec, Events: a.emit, RoomCreateRate: o.RoomCreateRate,
+		MaxSocketsPerIdentity: o.MaxSocketsPerIdentity,
 	}
 	if cl != nil {
 		pl := placement{cl}

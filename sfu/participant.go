@@ -10,7 +10,6 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/rtcp"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -145,16 +144,6 @@ func CodecName(mime string) string {
 // subscribes reports whether the participant receives the room's tracks:
 // everyone but relays, whose session is the relay itself.
 func (p *Participant) subscribes() bool { return p.role != RoleRelay }
-
-// ValidateSDP reports whether s parses as SDP (the contract's "bad SDP"
-// check, done before any state changes).
-func ValidateSDP(s string) error {
-	var d sdp.SessionDescription
-	if err := d.UnmarshalString(s); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSDP, err)
-	}
-	return nil
-}
 
 // ValidateCandidate reports whether c is a candidate line pion accepts;
 // the empty candidate (end of candidates) is valid.
@@ -412,8 +401,11 @@ func (p *Participant) negotiateLocked() {
 }
 
 // SetSubscriberAnswer applies the client's answer to the last subscriber
-// offer. A bad answer gets ErrBadSDP; the offer is rolled back and sent
-// again, so the session recovers when the client answers properly.
+// offer. An answer refused before it is applied (ValidateAnswer, or pion
+// refusing it whole) gets ErrBadSDP and changes nothing: the offer is
+// still out, and a proper answer to it is still taken. An answer pion
+// applied in part also gets ErrBadSDP; the server then offers again from
+// where the PC stands.
 func (p *Participant) SetSubscriberAnswer(answer string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -423,15 +415,15 @@ func (p *Participant) SetSubscriberAnswer(answer string) error {
 	if !p.negotiating || p.sub == nil {
 		return ErrWrongState
 	}
-	err := ValidateSDP(answer)
-	if err == nil {
-		if err = p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-			err = fmt.Errorf("%w: %v", ErrBadSDP, err)
-		}
-	}
-	if err != nil {
-		p.abortNegotiationLocked()
+	if err := ValidateAnswer(answer, p.offeredMediaLocked()); err != nil {
 		return err
+	}
+	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		if p.sub.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+			p.negotiating = false
+			p.negotiateLocked()
+		}
+		return fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
 	p.negotiating = false
 	p.applyCandidatesLocked(TargetSubscriber)
@@ -439,6 +431,20 @@ func (p *Participant) SetSubscriberAnswer(answer string) error {
 		p.negotiateLocked()
 	}
 	return nil
+}
+
+// offeredMediaLocked is the number of m-lines of the subscriber offer
+// awaiting its answer; called with p.mu.
+func (p *Participant) offeredMediaLocked() int {
+	ld := p.sub.PendingLocalDescription()
+	if ld == nil {
+		return 0
+	}
+	d, err := ld.Unmarshal()
+	if err != nil {
+		return 0
+	}
+	return len(d.MediaDescriptions)
 }
 
 // SubscriberOfferFailed tells the participant that the client answered the

@@ -37,6 +37,7 @@ type serverOpts struct {
 	dataDir    string
 	createRate int              // --room-create-rate (0: no limit)
 	createNow  func() time.Time // its clock (nil: time.Now)
+	params     func(*Params)    // adjusts the server's Params
 }
 
 func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
@@ -80,7 +81,11 @@ func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv = NewServer(Params{SFU: s, Tokens: tokens, Metrics: m, Invitations: inv, Store: store, Chat: chats})
+	params := Params{SFU: s, Tokens: tokens, Metrics: m, Invitations: inv, Store: store, Chat: chats}
+	if o.params != nil {
+		o.params(&params)
+	}
+	srv = NewServer(params)
 	if err := srv.RestoreRooms(); err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,11 @@ type Params struct {
 	// RoomCreateRate is --room-create-rate: rooms one identity may
 	// create a minute (ratelimit.go); 0: no limit.
 	RoomCreateRate int
+	// MaxSocketsPerIdentity is --max-sockets-per-identity: the WebSockets
+	// one token sub may hold open at once (0: no cap). sockets.go.
+	MaxSocketsPerIdentity int
+	// JoinDeadline is how long a socket has to join (0: DefaultJoinDeadline).
+	JoinDeadline time.Duration
 }
 
 // Server serves the WebSocket signaling and the HTTP API.
@@ -69,6 +74,9 @@ type Server struct {
 	events     func(typ, room string, data any)
 	cluster    Placement
 	creates    *createLimiter // nil: no limit
+	sockets    *socketCounter // live sockets per identity (sockets.go)
+	// joinDeadline is how long a socket has to join.
+	joinDeadline time.Duration
 
 	mu       sync.Mutex
 	bridges  map[*websocket.Conn]bool      // guarded by mu: bridged clients
@@ -102,6 +110,11 @@ func NewServer(p Params) *Server {
 		bridges:    map[*websocket.Conn]bool{},
 		chats:      map[string]*roomChat{},
 		bans:       map[string]map[string]bool{},
+		sockets:    newSocketCounter(p.MaxSocketsPerIdentity),
+	}
+	s.joinDeadline = p.JoinDeadline
+	if s.joinDeadline <= 0 {
+		s.joinDeadline = DefaultJoinDeadline
 	}
 	s.relays = relay.NewManager(relay.Config{
 		SFU: p.SFU, MaxDestinations: p.MaxRelayDestinations, Authorize: s.authorizeTarget, Remote: p.RelayRemote,
@@ -187,6 +200,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, Errorf(CodeForbidden, "forbidden: origin %q not allowed", r.Header.Get("Origin")))
 		return
 	}
+	slot, ok := s.sockets.acquire(claims.Identity(), claims.Room)
+	if !ok {
+		s.log.Debug("socket refused: identity at its cap", "participant", claims.Identity(), "room", claims.Room, "max", s.sockets.max)
+		writeHTTPError(w, Errorf(CodeRateLimited, "rate limited: %s has %d sockets open, the most allowed", claims.Identity(), s.sockets.max))
+		return
+	}
+	defer slot.release()
 	if s.routeWS(w, r, claims) {
 		return
 	}
@@ -195,6 +215,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	sess := newSession(s, conn, claims)
+	sess.slot = slot
 	s.admit(conn, func(on bool) {
 		if on {
 			s.sessions[sess] = true

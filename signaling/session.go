@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -54,7 +55,9 @@ type session struct {
 	log         *slog.Logger
 	limiter     *rate.Limiter
 	chatLimiter *rate.Limiter
-	started     time.Time // upgrade time, for the join latency metric
+	started     time.Time   // upgrade time, for the join latency metric
+	joinBy      time.Time   // started + the join deadline: no join by then closes the socket
+	slot        *socketSlot // the socket's place in its identity's count; released once closing
 
 	// The outgoing queue: a slice that grows only while a burst waits
 	// (a buffered channel of outQueue slots would cost 8 KB per idle
@@ -74,18 +77,21 @@ type session struct {
 	after  func()                          // runs after the current response is queued
 	curID  json.RawMessage                 // id of the request being served; nil for a notification
 
-	mu      sync.Mutex
-	nextID  int
-	pending map[string]string // our requests awaiting a response: id -> method
+	mu        sync.Mutex
+	nextID    int
+	pending   map[string]string // our requests awaiting a response: id -> method
+	lastOffer string            // id of the newest "offer" request
 }
 
 func newSession(srv *Server, conn *websocket.Conn, c *Claims) *session {
+	now := time.Now()
 	return &session{
 		srv: srv, conn: conn, claims: c,
 		log:         srv.log.With("participant", c.Identity(), "room", c.Room),
 		limiter:     rate.NewLimiter(requestRate, requestBurst),
 		chatLimiter: rate.NewLimiter(chatRate, chatBurst),
-		started:     time.Now(),
+		started:     now,
+		joinBy:      now.Add(srv.joinDeadline),
 		outWake:     make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		pending:     map[string]string{},
@@ -101,25 +107,34 @@ func (s *session) serve() {
 		s.writeLoop()
 	}()
 	s.conn.SetReadLimit(maxFrame)
-	_ = s.conn.SetReadDeadline(time.Now().Add(pongWait))
+	_ = s.conn.SetReadDeadline(s.readDeadline())
 	s.conn.SetPongHandler(func(string) error {
-		return s.conn.SetReadDeadline(time.Now().Add(pongWait))
+		return s.conn.SetReadDeadline(s.readDeadline())
 	})
 	for {
 		typ, frame, err := s.conn.ReadMessage()
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
+			var ne net.Error
+			switch {
+			case errors.Is(err, websocket.ErrReadLimit):
 				s.log.Info("frame over the limit; closing", "limit", maxFrame)
+			case !s.joined && errors.As(err, &ne) && ne.Timeout():
+				// Nothing else is sent: the close says why.
+				s.log.Info("no join before the deadline; closing", "deadline", s.joinBy.Sub(s.started))
+				s.slot.release()
+				_ = s.conn.WriteControl(websocket.CloseMessage,
+					websocket.FormatCloseMessage(closeJoinDeadline, "join deadline passed"), time.Now().Add(time.Second))
 			}
 			break
 		}
-		_ = s.conn.SetReadDeadline(time.Now().Add(pongWait))
 		if typ != websocket.TextMessage {
 			s.send(encodeError(nullID, Errorf(CodeInvalidRequest, "invalid request: frames must be text")))
-			continue
+		} else {
+			s.handle(frame)
 		}
-		s.handle(frame)
+		_ = s.conn.SetReadDeadline(s.readDeadline())
 	}
+	s.slot.release()
 	if s.joined {
 		s.srv.register(s.claims.Identity(), s, false)
 	}
@@ -131,6 +146,15 @@ func (s *session) serve() {
 	s.stop()
 	wg.Wait()
 	_ = s.conn.Close()
+}
+
+// readDeadline is when the socket is given up if nothing (not even a pong)
+// comes: pongWait from now once joined, the join deadline before.
+func (s *session) readDeadline() time.Time {
+	if !s.joined {
+		return s.joinBy
+	}
+	return time.Now().Add(pongWait)
 }
 
 // stop makes the writer finish.
@@ -233,8 +257,11 @@ func (s *session) send(frame []byte) {
 	}
 }
 
-// closeWith queues a close frame after everything already queued.
+// closeWith queues a close frame after everything already queued. The
+// socket stops counting against its identity's cap at once (a session
+// replaced by a newer one frees its place for the next).
 func (s *session) closeWith(code int, reason string) {
+	s.slot.release()
 	if !s.enqueue(&out{close: true, code: code, reason: reason}) {
 		s.stop()
 		_ = s.conn.Close()
@@ -247,8 +274,22 @@ func (s *session) request(method string, params any) {
 	s.nextID++
 	id := "s" + strconv.Itoa(s.nextID) // never collides with a client's numeric ids
 	s.pending[id] = method
+	if method == "offer" {
+		s.lastOffer = id
+	}
 	s.mu.Unlock()
 	s.send(encodeRequest(id, method, params))
+}
+
+// keepOffer puts back the offer request id, whose response was refused
+// without changing anything, so that a proper answer to it is still taken;
+// unless a newer offer replaced it meanwhile.
+func (s *session) keepOffer(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id == s.lastOffer {
+		s.pending[id] = "offer"
+	}
 }
 
 // Notify implements sfu.EventSink: turn a room event into a frame.
@@ -363,15 +404,20 @@ func (s *session) handleResponse(m *message) {
 		s.p.SubscriberOfferFailed()
 		return
 	}
+	// A malformed answer gets -32602 and changes nothing (PROTOCOL.md "Bad
+	// SDP"): the offer is still out, and may still be answered.
 	var res struct {
 		SDP string `json:"sdp"`
 	}
 	if err := decodeParams(m.Result, &res); err != nil || res.SDP == "" {
-		s.p.SubscriberOfferFailed()
+		s.keepOffer(id)
 		s.send(encodeError(m.ID, Errorf(CodeInvalidParams, "invalid params: the offer's result must be {sdp: string}")))
 		return
 	}
 	if err := s.p.SetSubscriberAnswer(res.SDP); err != nil {
+		if errors.Is(err, sfu.ErrBadSDP) {
+			s.keepOffer(id)
+		}
 		s.send(encodeError(m.ID, toError(err)))
 	}
 }

@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -44,6 +45,35 @@ type Claims struct {
 
 	// Subject is the identity; ExpiresAt is required.
 	jwt.RegisteredClaims
+}
+
+// UnmarshalJSON decodes the claims, refusing an exp, nbf or iat that is
+// not a JSON number: RFC 7519 makes them NumericDates, but jwt's decoder
+// also takes a string holding a number ("exp": "1700000000").
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	var times struct {
+		Exp json.RawMessage `json:"exp"`
+		Nbf json.RawMessage `json:"nbf"`
+		Iat json.RawMessage `json:"iat"`
+	}
+	if err := json.Unmarshal(b, &times); err != nil {
+		return err
+	}
+	for _, t := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"exp", times.Exp}, {"nbf", times.Nbf}, {"iat", times.Iat}} {
+		if t.raw != nil && !isJSONNumber(t.raw) {
+			return fmt.Errorf("%s is %.20s: want a NumericDate, a JSON number of seconds", t.name, t.raw)
+		}
+	}
+	type plain Claims // the same fields, without this method
+	return json.Unmarshal(b, (*plain)(c))
+}
+
+// isJSONNumber reports whether raw, a valid JSON value, is a number.
+func isJSONNumber(raw json.RawMessage) bool {
+	return len(raw) > 0 && (raw[0] == '-' || '0' <= raw[0] && raw[0] <= '9')
 }
 
 // Identity returns the token's identity, its sub claim.

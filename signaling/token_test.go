@@ -3,12 +3,16 @@ package signaling
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
 )
 
 var (
@@ -371,4 +375,79 @@ func TestValidName(t *testing.T) {
 			t.Errorf("ValidName(%q) = %v, want %v", tt.in, got, tt.want)
 		}
 	}
+}
+
+// exp, nbf and iat must be NumericDates (RFC 7519): JSON numbers. A string
+// is refused like a bad token, even one holding a valid number of seconds.
+func TestVerifyNumericDates(t *testing.T) {
+	exp, past := unix(time.Hour), unix(-time.Minute)
+	str := func(n int64) string { return fmt.Sprint(n) }
+	tests := []struct {
+		name   string
+		claims jwt.MapClaims
+		ok     bool
+	}{
+		{"numbers", jwt.MapClaims{"exp": exp, "nbf": past, "iat": past}, true},
+		{"fractional seconds", jwt.MapClaims{"exp": float64(exp) + 0.5}, true},
+		{"exponent notation", jwt.MapClaims{"exp": json.Number(fmt.Sprintf("%de0", exp))}, true},
+		{"exp a string", jwt.MapClaims{"exp": str(exp)}, false},
+		{"exp a string with fractions", jwt.MapClaims{"exp": str(exp) + ".5"}, false},
+		{"exp an upper-case key with a string", jwt.MapClaims{"EXP": str(exp)}, false},
+		{"nbf a string", jwt.MapClaims{"exp": exp, "nbf": str(past)}, false},
+		{"iat a string", jwt.MapClaims{"exp": exp, "iat": str(past)}, false},
+		{"exp null", jwt.MapClaims{"exp": nil}, false},
+		{"nbf null", jwt.MapClaims{"exp": exp, "nbf": nil}, false},
+		{"exp true", jwt.MapClaims{"exp": true}, false},
+		{"exp an array", jwt.MapClaims{"exp": []int64{exp}}, false},
+		{"exp an object", jwt.MapClaims{"exp": map[string]int64{"s": exp}}, false},
+	}
+	tokens := newTestTokens()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.claims["sub"] = "alice"
+			c, err := tokens.Verify(hs256(t, tt.claims))
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				return
+			}
+			if c != nil {
+				t.Errorf("got claims %+v, want none", c)
+			}
+			checkTokenErr(t, err, ErrTokenInvalid)
+		})
+	}
+}
+
+// A token whose exp is a string gets HTTP 401 at the WebSocket upgrade, and
+// as an admin token on the HTTP API.
+func TestStringExpRefusedOverHTTP(t *testing.T) {
+	ts := newTestServer(t)
+	secret := []byte("test-secret-0123456789") // newTestServer's
+	exp := fmt.Sprint(time.Now().Add(time.Hour).Unix())
+	room := sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "room": "r1", "role": "host", "exp": exp})
+	admin := sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ops", "admin": true, "exp": exp})
+
+	_, resp, err := websocket.DefaultDialer.Dial(ts.wsURL(room), nil)
+	if err == nil {
+		t.Fatal("upgraded with a string exp")
+	}
+	if resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("upgrade: want HTTP 401, got %v", resp)
+	}
+	code, body := httpDo(t, "GET", ts.URL+"/v1/rooms", admin, "")
+	if code != http.StatusUnauthorized {
+		t.Fatalf("admin API: HTTP %d %v, want 401", code, body)
+	}
+	if e, _ := body["error"].(map[string]any); e == nil || e["code"] != float64(CodeUnauthenticated) {
+		t.Fatalf("admin API body %v, want error 4001", body)
+	}
+	// The same tokens with a numeric exp are fine.
+	expN := time.Now().Add(time.Hour).Unix()
+	admin = sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ops", "admin": true, "exp": expN})
+	if code, body := httpDo(t, "GET", ts.URL+"/v1/rooms", admin, ""); code != http.StatusOK {
+		t.Fatalf("admin API with a numeric exp: HTTP %d %v", code, body)
+	}
+	ts.dialRaw(t, sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "room": "r1", "role": "host", "exp": expN}))
 }

@@ -43,6 +43,10 @@ type Config struct {
 	UDPBatch             bool          `yaml:"udp-batch"`              // extension: send media with sendmmsg batches (default on)
 	RoomRetention        time.Duration `yaml:"room-retention"`         // extension: how long ended rooms and their data are kept; default 720h, 0 = forever
 	RoomCreateRate       int           `yaml:"room-create-rate"`       // extension: rooms one identity may create a minute; default 10, 0 = no limit
+
+	// extension: the WebSockets one identity (token sub) may hold open at
+	// once; default 10, 0 = no cap
+	MaxSocketsPerIdentity int `yaml:"max-sockets-per-identity"`
 }
 
 // DefaultConfig returns the configuration used where nothing is set.
@@ -73,6 +77,10 @@ func DefaultConfig() Config {
 		// back end set up a schedule at once, and stops one identity
 		// from filling the registry (2,000 rooms in 3 s gets 10).
 		RoomCreateRate: 10,
+		// 10: a room session and a user session in each of a few tabs,
+		// with room for reconnects; an identity past that is a script,
+		// not a person (1,000 idle sockets cost 2,000 goroutines).
+		MaxSocketsPerIdentity: 10,
 	}
 }
 
@@ -178,6 +186,7 @@ func newConfigFlagSet(c *Config, path *string) *flag.FlagSet {
 	fs.BoolVar(&c.UDPBatch, "udp-batch", c.UDPBatch, "send media in sendmmsg batches (--udp-batch=false: one sendto per packet)")
 	fs.DurationVar(&c.RoomRetention, "room-retention", c.RoomRetention, "how long an ended room is kept; then it is purged with its invitations, chat and recordings (0: forever)")
 	fs.IntVar(&c.RoomCreateRate, "room-create-rate", c.RoomCreateRate, "rooms one identity may create a minute, in bursts of as many; beyond: 4029 / HTTP 429 (0: no limit)")
+	fs.IntVar(&c.MaxSocketsPerIdentity, "max-sockets-per-identity", c.MaxSocketsPerIdentity, "WebSockets one identity (token sub) may hold open at once; more get HTTP 429 (0: no cap)")
 	return fs
 }
 
@@ -347,6 +356,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRelayDestinations < 1 {
 		bad("--max-relay-destinations %d: want >= 1", c.MaxRelayDestinations)
+	}
+	if c.MaxSocketsPerIdentity < 0 {
+		bad("--max-sockets-per-identity %d: want >= 0 (0: no cap)", c.MaxSocketsPerIdentity)
 	}
 	if c.ReconnectGrace <= 0 {
 		bad("--reconnect-grace %v: want > 0", c.ReconnectGrace)

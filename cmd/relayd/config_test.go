@@ -47,6 +47,7 @@ func TestConfigDefaults(t *testing.T) {
 		ReconnectGrace: 30 * time.Second, InvitationTTL: 10 * time.Minute,
 		LogLevel: "info", LogFormat: "text", DrainTimeout: 30 * time.Second,
 		UDPBatch: true, RoomRetention: 720 * time.Hour, RoomCreateRate: 10,
+		MaxSocketsPerIdentity: 10,
 	}); !reflect.DeepEqual(DefaultConfig(), want) {
 		t.Errorf("DefaultConfig() = %+v, want the PROTOCOL.md defaults %+v", DefaultConfig(), want)
 	}
@@ -67,6 +68,7 @@ allowed-origins: [https://file.example]
 		"RELAYD_UDP_PORT=9002",
 		"RELAYD_MAX_COHOSTS=3",
 		"RELAYD_MAX_RELAY_DESTINATIONS=5",
+		"RELAYD_MAX_SOCKETS_PER_IDENTITY=0",
 		"RELAYD_ALLOWED_ORIGINS=https://env.example",
 		"RELAYD_LOG_LEVEL=", // empty: unset
 		"HOME=/root",        // not ours
@@ -90,6 +92,7 @@ allowed-origins: [https://file.example]
 		{"max-cohosts (flag over env over file)", got.MaxCohosts, 7},
 		{"invitation-ttl (flag only)", got.InvitationTTL, 90 * time.Second},
 		{"data-dir (default)", got.DataDir, "./data"},
+		{"max-sockets-per-identity (env: 0, no cap)", got.MaxSocketsPerIdentity, 0},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -210,6 +213,7 @@ func TestConfigErrors(t *testing.T) {
 		{name: "bad public-ip", args: []string{"--secret", "s", "--public-ip", "example.com"}},
 		{name: "negative max-cohosts", args: []string{"--secret", "s", "--max-cohosts", "-1"}},
 		{name: "zero max-relay-destinations", args: []string{"--secret", "s", "--max-relay-destinations", "0"}},
+		{name: "negative max-sockets-per-identity", args: []string{"--secret", "s", "--max-sockets-per-identity", "-1"}},
 		{name: "bad log level", args: []string{"--secret", "s", "--log-level", "verbose"}},
 		{name: "bad log format", args: []string{"--secret", "s", "--log-format", "xml"}},
 		{name: "room retention under a minute", args: []string{"--secret", "s", "--room-retention", "30s"}},

@@ -105,6 +105,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 		Record: cfg.Record, WebhookURLs: cfg.WebhookURLs,
 		Redis: cfg.Redis, Advertise: advertise, NodeID: cfg.NodeID, NoUDPBatch: !cfg.UDPBatch,
 		RoomRetention: cfg.RoomRetention, RoomCreateRate: cfg.RoomCreateRate,
+		MaxSocketsPerIdentity: cfg.MaxSocketsPerIdentity,
 	})
 	if err != nil {
 		return err
