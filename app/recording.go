@@ -105,10 +105,12 @@ func (rs *recordings) roomEnded(room string) {
 				rs.log.Error("recording", "room", room, "err", err)
 				continue
 			}
-			rs.describe(room, signaling.RecordingInfo{
+			info := signaling.RecordingInfo{
 				Name: filepath.Base(f.Path), Participant: f.Participant, Size: f.Size,
 				Duration: f.Duration.Seconds(), Tracks: f.Tracks, StartedAt: f.StartedAt,
-			})
+			}
+			rs.describe(room, info) // listed before anyone hears of it
+			rs.announce(room, info)
 		}
 		if r := rs.sfu().Room(room); r != nil {
 			r.MarkRecorded()
@@ -116,20 +118,21 @@ func (rs *recordings) roomEnded(room string) {
 	}()
 }
 
-// describe announces a finished recording (recording.completed) and
-// writes its sidecar, which lists it: the sidecar last, so a crash in
-// between repeats the event at the next start (for a repaired file)
-// rather than losing it.
+// describe writes a finished recording's sidecar, which lists it.
 func (rs *recordings) describe(room string, info signaling.RecordingInfo) {
+	path := filepath.Join(recorder.RoomDir(rs.dir, room), info.Name) + sidecarSuffix
+	if err := writeSidecar(path, info); err != nil {
+		rs.log.Error("recording description", "room", room, "participant", info.Participant, "file", info.Name, "err", err)
+	}
+}
+
+// announce emits recording.completed.
+func (rs *recordings) announce(room string, info signaling.RecordingInfo) {
 	rs.emit("recording.completed", room, map[string]any{
 		"participant": info.Participant, "file": info.Name, "size": info.Size,
 		"duration_ms": int64(math.Round(info.Duration * 1000)), "tracks": info.Tracks, "started_at": info.StartedAt,
 		"cut": info.Cut,
 	})
-	path := filepath.Join(recorder.RoomDir(rs.dir, room), info.Name) + sidecarSuffix
-	if err := writeSidecar(path, info); err != nil {
-		rs.log.Error("recording description", "room", room, "participant", info.Participant, "file", info.Name, "err", err)
-	}
 }
 
 // sidecarSuffix is added to a recording's path for its description.
@@ -234,7 +237,12 @@ func (rs *recordings) repairRoom(room, dir string) {
 	if r := rs.sfu().Room(room); r != nil {
 		r.MarkRecorded()
 	}
+	// Announced before described: webhooks are delivered only once the
+	// App runs, after this, so the file is listed by then anyway; and a
+	// crash in between announces it again at the next start rather than
+	// never.
 	for _, info := range repaired {
+		rs.announce(room, info)
 		rs.describe(room, info)
 	}
 }
