@@ -204,6 +204,7 @@ func New(o Options) (a *App, err error) {
 	} else if err := srv.RestoreRooms(); err != nil {
 		return nil, fmt.Errorf("restoring rooms: %w", err)
 	}
+	a.rec.repairCut() // recordings a kill left unfinished: before rooms are served
 	ctx, stop := context.WithCancel(context.Background())
 	a.stop, a.swept = stop, make(chan struct{})
 	a.ret = &retention{keep: o.RoomRetention, sfu: a.SFU, store: store, chat: chats, recDir: a.rec.dir, log: o.Logger}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,8 +20,10 @@ import (
 // recordings records rooms: one recorder.Recorder per participant (its
 // audio and video in one WebM), a Sink on each of its up tracks. When the
 // room ends the files are finalized, described in a JSON file beside each
-// (sizes and durations for the API), announced as recording.completed, and
-// the room goes ended -> recorded.
+// (sizes and durations for the API: the sidecar, <file>.webm.json),
+// announced as recording.completed, and the room goes ended -> recorded.
+// Files a killed server left unfinished are repaired at the next start
+// (repairCut).
 type recordings struct {
 	dir  string
 	all  bool // --record
@@ -106,18 +109,142 @@ func (rs *recordings) roomEnded(room string) {
 				Name: filepath.Base(f.Path), Participant: f.Participant, Size: f.Size,
 				Duration: f.Duration.Seconds(), Tracks: f.Tracks, StartedAt: f.StartedAt,
 			}
-			if b, err := json.Marshal(info); err == nil {
-				_ = os.WriteFile(f.Path+".json", b, 0o600)
-			}
-			rs.emit("recording.completed", room, map[string]any{
-				"participant": f.Participant, "file": info.Name, "size": f.Size,
-				"duration_ms": f.Duration.Milliseconds(), "tracks": f.Tracks, "started_at": f.StartedAt,
-			})
+			rs.describe(room, info) // listed before anyone hears of it
+			rs.announce(room, info)
 		}
 		if r := rs.sfu().Room(room); r != nil {
 			r.MarkRecorded()
 		}
 	}()
+}
+
+// describe writes a finished recording's sidecar, which lists it.
+func (rs *recordings) describe(room string, info signaling.RecordingInfo) {
+	path := filepath.Join(recorder.RoomDir(rs.dir, room), info.Name) + sidecarSuffix
+	if err := writeSidecar(path, info); err != nil {
+		rs.log.Error("recording description", "room", room, "participant", info.Participant, "file", info.Name, "err", err)
+	}
+}
+
+// announce emits recording.completed.
+func (rs *recordings) announce(room string, info signaling.RecordingInfo) {
+	rs.emit("recording.completed", room, map[string]any{
+		"participant": info.Participant, "file": info.Name, "size": info.Size,
+		"duration_ms": int64(math.Round(info.Duration * 1000)), "tracks": info.Tracks, "started_at": info.StartedAt,
+		"cut": info.Cut,
+	})
+}
+
+// sidecarSuffix is added to a recording's path for its description.
+const sidecarSuffix = ".json"
+
+// writeSidecar writes path through a temporary file renamed over it: a
+// crash leaves the whole description or none, never half of one.
+func writeSidecar(path string, info signaling.RecordingInfo) error {
+	b, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// described reports whether the recording at path has a readable sidecar.
+func described(path string) bool {
+	b, err := os.ReadFile(path + sidecarSuffix)
+	var info signaling.RecordingInfo
+	return err == nil && json.Unmarshal(b, &info) == nil
+}
+
+// repairCut finishes the recordings a killed server left behind, a .webm
+// without its sidecar (see recorder.Repair). It runs once, at start,
+// before rooms are served. Each file is repaired in place, then announced
+// and described with cut: true, and so listed. A file that cannot be
+// repaired (not one complete frame on disk: the server died as it began)
+// is logged and left as it is, unlisted. A room that had such files,
+// restored as ended, moves on to recorded (persisted, as for any room):
+// its recordings are as final as they will be, as when a room ends with a
+// recorder that got nothing.
+func (rs *recordings) repairCut() {
+	dirs, err := os.ReadDir(rs.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		rs.log.Error("looking for recordings cut short", "dir", rs.dir, "err", err)
+		return
+	}
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		room, ok := recorder.RoomOfDir(d.Name())
+		if !ok {
+			rs.log.Warn("not a room's recordings directory: left alone", "dir", filepath.Join(rs.dir, d.Name()))
+			continue
+		}
+		rs.repairRoom(room, filepath.Join(rs.dir, d.Name()))
+	}
+}
+
+func (rs *recordings) repairRoom(room, dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		rs.log.Error("looking for recordings cut short", "room", room, "err", err)
+		return
+	}
+	cut := false
+	var repaired []signaling.RecordingInfo
+	for _, e := range entries {
+		path := filepath.Join(dir, e.Name())
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".webm") || described(path) {
+			continue
+		}
+		cut = true
+		res, err := recorder.RepairFile(path)
+		if err != nil {
+			rs.log.Error("recording cut short: cannot be repaired, left as it is (not listed)", "room", room, "file", e.Name(), "err", err)
+			continue
+		}
+		participant, created, ok := recorder.ParseFileName(e.Name())
+		if !ok {
+			participant = strings.TrimSuffix(e.Name(), ".webm")
+		}
+		started := res.StartedAt
+		if started.IsZero() { // a file from before DateUTC was written
+			started = created
+		}
+		rs.log.Warn("recording cut short (the server was killed): repaired", "room", room, "participant", participant,
+			"file", e.Name(), "duration", res.Duration, "frames", res.Frames, "dropped_bytes", res.Dropped, "cues", res.Cues)
+		repaired = append(repaired, signaling.RecordingInfo{
+			Name: e.Name(), Participant: participant, Size: res.Size, Duration: res.Duration.Seconds(),
+			Tracks: res.Tracks, StartedAt: started, Cut: true,
+		})
+	}
+	if !cut {
+		return
+	}
+	// recorded before the sidecars: a crash in between repairs the files
+	// again at the next start (to the same bytes), and the room is not
+	// left ended with every file described.
+	if r := rs.sfu().Room(room); r != nil {
+		r.MarkRecorded()
+	}
+	// Announced before described: webhooks are delivered only once the
+	// App runs, after this, so the file is listed by then anyway; and a
+	// crash in between announces it again at the next start rather than
+	// never.
+	for _, info := range repaired {
+		rs.announce(room, info)
+		rs.describe(room, info)
+	}
 }
 
 // List implements signaling.Recordings.

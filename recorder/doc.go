@@ -23,4 +23,12 @@
 //
 // Close drains the queue, flushes the jitter buffers, finalizes the file and
 // describes it.
+//
+// A file whose process was killed is never finalized: it has no cues, a
+// placeholder duration, and maybe half a frame at its end. Repair (a pure
+// function over the bytes) and RepairFile (in place, through a copy
+// renamed over it) finish such a file from what is on disk; see repair.go.
+// Each file records the wall-clock time of its first frame (DateUTC) for
+// that, and the write buffer goes to the file at least once a second, so
+// a kill loses at most the last few seconds.
 package recorder

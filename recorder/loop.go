@@ -106,15 +106,19 @@ func (r *Recorder) start() {
 	r.frozen = true
 	slots := r.slots
 	r.mu.Unlock()
-	mux, err := newMuxer(r.file, slots)
+	frames := l.pending.take()
+	var date time.Time
+	if len(frames) > 0 { // the earliest: take sorts them by time
+		date = r.wallTime(l.t0).Add(time.Duration(frames[0].ms) * time.Millisecond)
+	}
+	mux, err := newMuxer(r.file, slots, date)
 	if err != nil {
 		r.log.Error("recording failed to start", "err", err)
 		l.failed = err
-		l.pending = pending{}
 		return
 	}
 	l.mux = mux
-	for _, f := range l.pending.take() {
+	for _, f := range frames {
 		mux.write(f)
 	}
 }

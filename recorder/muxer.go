@@ -3,8 +3,10 @@ package recorder
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/at-wat/ebml-go/mkvcore"
 	"github.com/at-wat/ebml-go/webm"
@@ -37,11 +39,19 @@ const (
 // timecodeScale is the file's time unit in nanoseconds: 1 ms.
 const timecodeScale = 1_000_000
 
+// muxFile is what the muxer writes into: a latchFile, or a test's buffer.
+// Err returns the first write error, once Close has returned.
+type muxFile interface {
+	io.WriteCloser
+	io.WriterAt
+	Err() error
+}
+
 // muxer writes frames into the WebM file through ebml-go, which runs its
 // own goroutines (a sorter and a writer) until every track writer is
 // closed: close stops them.
 type muxer struct {
-	file    *latchFile
+	file    muxFile
 	writers [numKinds]webm.BlockWriteCloser // nil for a kind the file lacks
 	tracks  []string
 
@@ -54,8 +64,14 @@ type muxer struct {
 
 // newMuxer writes the header of a file with the registered slots (audio
 // first) and starts ebml-go. f is closed in any case, now or by close.
-func newMuxer(f *os.File, slots [numKinds]*slot) (*muxer, error) {
-	m := &muxer{file: newLatchFile(f)}
+// date is the wall-clock time of the first frame: the file's DateUTC, which
+// is how a repaired file (repair.go) knows when it started.
+func newMuxer(f *os.File, slots [numKinds]*slot, date time.Time) (*muxer, error) {
+	return muxTo(newLatchFile(f), slots, date)
+}
+
+func muxTo(f muxFile, slots [numKinds]*slot, date time.Time) (*muxer, error) {
+	m := &muxer{file: f}
 	var entries []webm.TrackEntry
 	var kinds []int
 	main := uint64(0) // the track whose keyframes start clusters
@@ -86,7 +102,7 @@ func newMuxer(f *os.File, slots [numKinds]*slot) (*muxer, error) {
 	ws, err := webm.NewSimpleBlockWriter(m.file, entries,
 		// A fresh Info per file: ebml-go sets its Duration at the end,
 		// and webm.DefaultSegmentInfo is shared by every file.
-		mkvcore.WithSegmentInfo(&webm.Info{TimecodeScale: timecodeScale, MuxingApp: "relayd", WritingApp: "relayd"}),
+		mkvcore.WithSegmentInfo(&webm.Info{TimecodeScale: timecodeScale, MuxingApp: "relayd", WritingApp: "relayd", DateUTC: date.UTC()}),
 		mkvcore.WithBlockInterceptor(sorter),
 		mkvcore.WithSeekHead(true),
 		mkvcore.WithCues(cuesReserve),

@@ -279,6 +279,19 @@ func testRecord(t *testing.T, vc videoCodec) {
 		t.Errorf("Duration = %v, want 5s +-10%%", f.Duration)
 	}
 
+	// The file says when it started (DateUTC), so a repair (after a
+	// crash there is no sidecar) knows it; and a finished file repairs
+	// to one just as long.
+	if rf, err := os.Open(f.Path); err != nil {
+		t.Error(err)
+	} else {
+		res, err := recorder.Repair(rf, f.Size, io.Discard)
+		_ = rf.Close()
+		if err != nil || res.StartedAt.Sub(f.StartedAt).Abs() > 50*time.Millisecond || (res.Duration-f.Duration).Abs() > 100*time.Millisecond {
+			t.Errorf("Repair of the finished file: %+v, %v; want StartedAt %v, Duration %v", res, err, f.StartedAt, f.Duration)
+		}
+	}
+
 	probe := runFFprobe(t, ffprobe, f.Path)
 	if d, err := strconv.ParseFloat(probe.Format.Duration, 64); err != nil || math.Abs(d-seconds) > seconds*0.1 {
 		t.Errorf("ffprobe duration %q, want 5s +-10%%", probe.Format.Duration)

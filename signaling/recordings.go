@@ -17,6 +17,10 @@ type RecordingInfo struct {
 	Tracks      []string  `json:"tracks"`    // "audio/opus", "video/VP8"
 	StartedAt   time.Time `json:"startedAt"` // first media written
 	URL         string    `json:"url"`       // where to download it
+	// Cut: the server was killed while recording; the file was repaired
+	// at its next start. It ends up to a few seconds before the kill
+	// (what was still buffered was lost).
+	Cut bool `json:"cut"`
 }
 
 // Recordings is what the HTTP API needs of the recorder (app implements it).
