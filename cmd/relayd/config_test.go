@@ -45,7 +45,8 @@ func TestConfigDefaults(t *testing.T) {
 		Listen: "127.0.0.1:8800", UDPPort: 8801, DataDir: "./data",
 		MaxCohosts: 8, MaxRelayDestinations: 4,
 		ReconnectGrace: 30 * time.Second, InvitationTTL: 10 * time.Minute,
-		LogLevel: "info", LogFormat: "text", DrainTimeout: 30 * time.Second,
+		LogLevel: "info", LogFormat: "text", DrainTimeout: 10 * time.Second,
+		HTTPReadTimeout: 30 * time.Second, HTTPWriteTimeout: 30 * time.Second, HTTPIdleTimeout: time.Minute,
 		UDPBatch: true,
 	}); !reflect.DeepEqual(DefaultConfig(), want) {
 		t.Errorf("DefaultConfig() = %+v, want the PROTOCOL.md defaults %+v", DefaultConfig(), want)
