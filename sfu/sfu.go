@@ -127,10 +127,14 @@ func (s *SFU) RestoreRoom(info RoomInfo) *Room {
 // restoredEndReason is the end reason of a room restored with info: the
 // stored one, or, for a room that was live or waiting for its host when the
 // server stopped without ending it, server_shutdown. A room that ended
-// before reasons were stored has none.
+// before reasons were stored, or with a reason this version does not know,
+// has none.
 func restoredEndReason(info RoomInfo) EndReason {
 	switch {
 	case info.Status.Ended():
+		if !info.EndReason.Valid() {
+			return "" // not ours (a damaged record): no reason rather than a wrong one
+		}
 		return info.EndReason
 	case info.Status == StatusIdle:
 		return ""
