@@ -21,7 +21,8 @@ const maxHeaderTimeout = 10 * time.Second
 // WriteTimeout is made a bound on a response without progress rather than
 // on the whole response: each write of a handler extends the connection's
 // write deadline (writeProgress), so a recording download of any length
-// goes on while the client reads, and one that stops reading is cut.
+// goes on while the client reads, and one that stops reading is cut. The
+// admin listener's pprof handlers extend it themselves by their ?seconds=.
 func newHTTPServer(cfg Config, h http.Handler, log *slog.Logger) *http.Server {
 	header := maxHeaderTimeout
 	if cfg.HTTPReadTimeout > 0 {
@@ -35,16 +36,6 @@ func newHTTPServer(cfg Config, h http.Handler, log *slog.Logger) *http.Server {
 		IdleTimeout:       cfg.HTTPIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-}
-
-// newAdminServer is the server of --admin-listen (pprof): the same read
-// and idle timeouts, and no write timeout, since /debug/pprof/profile and
-// /debug/pprof/trace answer only after ?seconds= (and pprof refuses a
-// duration longer than a write timeout).
-func newAdminServer(cfg Config, h http.Handler, log *slog.Logger) *http.Server {
-	hs := newHTTPServer(cfg, h, log)
-	hs.Handler, hs.WriteTimeout = h, 0
-	return hs
 }
 
 // writeProgress makes d, the server's WriteTimeout, count from a response's

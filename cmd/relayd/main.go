@@ -197,7 +197,7 @@ func startAdmin(cfg Config, log *slog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	hs := newAdminServer(cfg, mux, log)
+	hs := newHTTPServer(cfg, mux, log)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
