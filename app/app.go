@@ -397,8 +397,9 @@ func (a *App) refuseWhileClosing(h http.Handler) http.Handler {
 
 // gate admits callbacks from goroutines the App does not own (the
 // cluster's heartbeat, watch and pub/sub loops) until shut; shut refuses
-// new ones and returns once those under way have returned. A callback must
-// not pass the gate twice (shut would wait for itself).
+// new ones and returns once those under way have returned. (Unlike an
+// RWMutex's read lock, a callback may pass it again from inside: no
+// waiting writer blocks it.)
 type gate struct {
 	mu     sync.Mutex
 	closed bool // guarded by mu
