@@ -340,12 +340,12 @@ func (a *App) Shutdown(ctx context.Context, stopHTTP func(context.Context) error
 	if !ok {
 		deadline = time.Now()
 	}
-	a.Drain(deadline)
+	a.Drain(deadline) // done already when called from cmd/relayd
 	a.log().Info("shutdown: ending every room")
 	a.SFU.Close()
 	a.rec.wait()
 	a.log().Info("shutdown: closing sessions")
-	a.Signaling.Close(time.Until(deadline))
+	a.Signaling.Shutdown(ctx)
 	if stopHTTP != nil {
 		if err := stopHTTP(ctx); err != nil {
 			a.log().Warn("shutdown: HTTP requests cut short", "err", err)
