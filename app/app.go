@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/relaysfu/relayd/cluster"
@@ -79,12 +81,21 @@ type App struct {
 	closers []io.Closer
 	stop    context.CancelFunc
 	swept   chan struct{}
-	hooks   *webhooks.Dispatcher
 	logger  *slog.Logger
 	rec     *recordings
 	started sync.Map // rooms that have gone live: room.started once
 
 	ret *retention // purges ended rooms (retention.go)
+	// hooks is the webhook outbox; emit holds hooksMu (read) while it
+	// writes, closeHooks (write) closes it: an event is in the outbox, or
+	// refused after the close, never half way.
+	hooksMu     sync.RWMutex
+	hooks       *webhooks.Dispatcher
+	hooksClosed bool // guarded by hooksMu
+
+	draining  sync.Once   // Drain's work, once
+	closing   atomic.Bool // the API refuses requests (Drain)
+	callbacks gate        // callbacks of the cluster's goroutines
 
 	// Cluster mode only.
 	Cluster   *cluster.Cluster
@@ -220,7 +231,7 @@ func New(o Options) (a *App, err error) {
 		inv.Run(ctx)
 		wg.Wait()
 	}()
-	a.Handler = a.routes(o)
+	a.Handler = a.refuseWhileClosing(a.routes(o))
 	return a, nil
 }
 
@@ -254,11 +265,30 @@ func (a *App) routes(o Options) http.Handler {
 }
 
 // emit hands an event to the webhooks (a durable outbox: it survives a
-// restart); with no --webhook-url nothing is stored.
+// restart); with no --webhook-url nothing is stored. After the outbox is
+// closed (the last steps of Shutdown) nothing can emit any more: an event
+// then is a bug in the shutdown order, logged and dropped.
 func (a *App) emit(typ, room string, data any) {
+	a.hooksMu.RLock()
+	defer a.hooksMu.RUnlock()
+	if a.hooksClosed {
+		a.log().Error("webhook event after the outbox closed: dropped", "type", typ, "room", room)
+		return
+	}
 	if _, err := a.hooks.Emit(typ, room, data); err != nil {
 		a.log().Error("webhook event", "type", typ, "room", room, "err", err)
 	}
+}
+
+// closeHooks closes the outbox once no emit is under way; emit refuses
+// from then on.
+func (a *App) closeHooks() {
+	a.hooksMu.Lock()
+	defer a.hooksMu.Unlock()
+	if a.hooks != nil && !a.hooksClosed {
+		_ = a.hooks.Close()
+	}
+	a.hooksClosed = true
 }
 
 func (a *App) log() *slog.Logger { return a.logger }
@@ -273,35 +303,139 @@ func (a *App) roomStatus(info sfu.RoomInfo) {
 		}
 	case sfu.StatusEnded:
 		a.started.Delete(info.Name)
-		a.emit("room.ended", info.Name, map[string]any{})
+		a.emit("room.ended", info.Name, map[string]any{"endReason": info.EndReason})
 		a.rec.roomEnded(info.Name)
 	}
 }
 
-// Close ends every room (participants are told), closes every session
-// (waiting at most timeout), lets recordings finish, stops the sweeper and
-// the webhook dispatcher (undelivered events stay in the outbox) and
-// closes the stores.
-func (a *App) Close(timeout time.Duration) {
-	a.Signaling.Drain()
+// The shutdown, in this order and nowhere else (cmd/relayd's run calls
+// Drain, then Shutdown with its HTTP server's Shutdown):
+//
+//  1. Drain: stop accepting. New sessions and API requests are refused
+//     (/healthz, /readyz, which answers 503, and /metrics still answer);
+//     every session is told server.draining.
+//  2. End every room at once (server_shutdown). Each End returns after its
+//     effects: the room record stored, its invitations cancelled (stored,
+//     told, and published to the other nodes), its relays stopped, its
+//     webhook in the outbox. Then the recordings are finalized (a room goes
+//     recorded, recording.completed is in the outbox).
+//  3. Close the sessions (1001 for those not in a room), waiting for them.
+//  4. Stop the HTTP server (the caller's): the requests under way finish.
+//  5. Stop the background loops: callbacks of the cluster's goroutines are
+//     refused (those running are waited for), the invitation sweeper and
+//     the webhook delivery stop.
+//  6. Close the stores and clients: the webhook outbox (undelivered events
+//     stay in it for the next start), the relay links, the invitation and
+//     chat stores, the cluster membership (which closes the Redis client)
+//     and the media mux.
+//
+// Nothing of the App runs after Shutdown returns.
+
+// Drain is step 1: from now on new sessions and API requests are refused
+// and /readyz answers 503; every session is told server.draining, with the
+// time by which the server will have stopped. Calling it again does
+// nothing.
+func (a *App) Drain(deadline time.Time) {
+	a.draining.Do(func() {
+		a.closing.Store(true)
+		a.Signaling.Drain()
+		a.Signaling.Broadcast("server.draining", map[string]any{"deadline": deadline.UTC()})
+	})
+}
+
+// Shutdown runs the steps above (Drain first if it was not called). ctx
+// bounds the waits for sessions (3) and HTTP requests (4): past it they
+// are closed; the rooms' effects (2) and the closing steps (5, 6) are
+// always waited for, since what they do must not be lost. stopHTTP may be
+// nil (tests serving a.Handler with httptest close it themselves).
+func (a *App) Shutdown(ctx context.Context, stopHTTP func(context.Context) error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now()
+	}
+	a.Drain(deadline) // done already when called from cmd/relayd
+	a.log().Info("shutdown: ending every room")
 	a.SFU.Close()
-	a.Signaling.Close(timeout)
 	a.rec.wait()
+	a.log().Info("shutdown: closing sessions")
+	a.Signaling.Shutdown(ctx)
+	if stopHTTP != nil {
+		if err := stopHTTP(ctx); err != nil {
+			a.log().Warn("shutdown: HTTP requests cut short", "err", err)
+		}
+	}
+	a.log().Info("shutdown: stopping background work and closing the stores")
 	a.closeAll()
 }
 
+// Close is Shutdown with at most timeout for the sessions, and no HTTP
+// server of its own.
+func (a *App) Close(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	a.Shutdown(ctx, nil)
+}
+
+// closeAll is steps 5 and 6 (and what New undoes when it fails).
 func (a *App) closeAll() {
+	a.callbacks.shut()
 	if a.stop != nil {
 		a.stop()
 		<-a.swept
 		a.stop = nil
 	}
-	if a.hooks != nil {
-		_ = a.hooks.Close()
-		a.hooks = nil
-	}
+	a.closeHooks()
 	for i := len(a.closers) - 1; i >= 0; i-- {
 		_ = a.closers[i].Close()
 	}
 	a.closers = nil
+}
+
+// refuseWhileClosing answers API requests with 409 (4009, as a WebSocket
+// is refused) once Drain has been called; the probes and /metrics still
+// answer, and so do /v1/ws (refused by signaling itself) and the pages.
+func (a *App) refuseWhileClosing(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.closing.Load() && r.URL.Path != "/v1/ws" &&
+			(strings.HasPrefix(r.URL.Path, "/v1/") || strings.HasPrefix(r.URL.Path, "/internal/")) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusConflict)
+			_, _ = io.WriteString(w, `{"error":{"code":4009,"message":"server is shutting down"}}`+"\n")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// gate admits callbacks from goroutines the App does not own (the
+// cluster's heartbeat, watch and pub/sub loops) until shut; shut refuses
+// new ones and returns once those under way have returned. (Unlike an
+// RWMutex's read lock, a callback may pass it again from inside: no
+// waiting writer blocks it.)
+type gate struct {
+	mu     sync.Mutex
+	closed bool // guarded by mu
+	wg     sync.WaitGroup
+}
+
+// run runs f unless the gate is shut; ok is false when it did not.
+func (g *gate) run(f func()) (ok bool) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return false
+	}
+	g.wg.Add(1) // under mu, before shut can start waiting
+	g.mu.Unlock()
+	defer g.wg.Done()
+	f()
+	return true
+}
+
+func (g *gate) shut() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
 }

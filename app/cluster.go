@@ -135,20 +135,25 @@ type invitationNote struct {
 // startCluster wires the running App into the cluster: load reports, the
 // invitation channel, dead nodes. Called once signaling exists.
 func (a *App) startCluster(cl *cluster.Cluster, inv *invitations.Manager, store invitations.Store, links *relay.Links) {
+	// Every callback below runs on a goroutine of the cluster's, through
+	// a.callbacks: once the shutdown has shut that gate they do nothing,
+	// so none can touch a closed store or outbox.
 	cpu := cluster.NewCPUMeter()
-	cl.SetLoad(func() cluster.Load {
-		l := cluster.Load{CPU: cpu.Sample(), PacketsPerSec: a.packetRate()}
-		if links != nil {
-			a.Metrics.RelayLinks.Set(float64(links.PeerConnections()))
-		}
-		for _, r := range a.SFU.Rooms() {
-			info := r.Info(false)
-			if info.Status.Ended() {
-				continue
+	cl.SetLoad(func() (l cluster.Load) {
+		a.callbacks.run(func() {
+			l = cluster.Load{CPU: cpu.Sample(), PacketsPerSec: a.packetRate()}
+			if links != nil {
+				a.Metrics.RelayLinks.Set(float64(links.PeerConnections()))
 			}
-			l.Rooms++
-			l.Participants += info.NumParticipants
-		}
+			for _, r := range a.SFU.Rooms() {
+				info := r.Info(false)
+				if info.Status.Ended() {
+					continue
+				}
+				l.Rooms++
+				l.Participants += info.NumParticipants
+			}
+		})
 		return l
 	})
 	cancel := cl.Subscribe(invitationsChannel, func(msg []byte) {
@@ -156,26 +161,30 @@ func (a *App) startCluster(cl *cluster.Cluster, inv *invitations.Manager, store 
 		if json.Unmarshal(msg, &n) != nil || n.From == cl.NodeID() {
 			return
 		}
-		a.Signaling.InvitationChanged(n.Invitation)
+		a.callbacks.run(func() { a.Signaling.InvitationChanged(n.Invitation) })
 	})
 	a.closers = append(a.closers, closerFunc(func() error { cancel(); return nil }))
 	cl.OnEvicted(func() {
 		// The others ended this node's rooms in the store: end them here
 		// too, so nobody is left in a room that no longer exists.
-		for _, r := range a.SFU.Rooms() {
-			if !r.Status().Ended() {
-				r.End("node lost its cluster registration")
+		a.callbacks.run(func() {
+			for _, r := range a.SFU.Rooms() {
+				if !r.Status().Ended() {
+					r.End(sfu.EndNodeLost)
+				}
 			}
-		}
+		})
 	})
 	cl.OnNodeGone(func(node cluster.Node, rooms []string, owner bool) {
-		a.log().Warn("cluster: node gone", "node", node.ID, "rooms", len(rooms), "owner", owner)
-		if links != nil {
-			links.PeerGone(node.ID)
-		}
-		if owner {
-			a.endRoomsOf(node, rooms, store, inv)
-		}
+		a.callbacks.run(func() {
+			a.log().Warn("cluster: node gone", "node", node.ID, "rooms", len(rooms), "owner", owner)
+			if links != nil {
+				links.PeerGone(node.ID)
+			}
+			if owner {
+				a.endRoomsOf(node, rooms, store, inv)
+			}
+		})
 	})
 }
 
@@ -203,12 +212,13 @@ func (a *App) endRoomsOf(node cluster.Node, rooms []string, store invitations.St
 			continue // never created (placed for a join that failed)
 		}
 		if !sfu.RoomStatus(rec.Status).Ended() {
-			rec.Status, rec.EndedAt = string(sfu.StatusEnded), &now
+			rec.Status, rec.EndedAt, rec.EndReason = string(sfu.StatusEnded), &now, string(sfu.EndNodeLost)
 			if err := store.PutRoom(rec); err != nil {
 				a.log().Error("cluster: ending a dead node's room", "node", node.ID, "room", room, "err", err)
 				continue
 			}
-			a.emit("room.ended", room, map[string]any{"reason": "node_lost"})
+			// reason: the name this event had before endReason.
+			a.emit("room.ended", room, map[string]any{"endReason": sfu.EndNodeLost, "reason": sfu.EndNodeLost})
 		}
 		if _, err := inv.EndRoom(room); err != nil {
 			a.log().Error("cluster: ending a dead node's invitations", "room", room, "err", err)

@@ -113,6 +113,7 @@ type RoomRecord struct {
 	CreatedAt time.Time       `json:"createdAt"`
 	StartedAt *time.Time      `json:"startedAt,omitempty"`
 	EndedAt   *time.Time      `json:"endedAt,omitempty"`
+	EndReason string          `json:"endReason,omitempty"` // the room's word, like Status
 }
 
 // encodeRoom checks and encodes a room record for a store.

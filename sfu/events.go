@@ -78,6 +78,7 @@ type RoomInfo struct {
 	CreatedAt       time.Time         `json:"createdAt"`
 	StartedAt       *time.Time        `json:"startedAt,omitempty"`
 	EndedAt         *time.Time        `json:"endedAt,omitempty"`
+	EndReason       EndReason         `json:"endReason,omitempty"` // while ended or recorded
 	Participants    []ParticipantInfo `json:"participants,omitempty"`
 	NumParticipants int               `json:"numParticipants"`
 	Viewers         int               `json:"viewers"`

@@ -31,6 +31,32 @@ type Room struct {
 	endedAt      *time.Time
 	participants map[string]*Participant // by key(): identity, relays apart
 	grace        *time.Timer             // ends the room while waiting_reconnect
+	endReason    EndReason               // why it ended; set with status ended
+	// ended is closed when the End that ended the room has run its effects
+	// (the OnRoomStatus hook, the participants told); nil until End.
+	ended chan struct{}
+}
+
+// EndReason says why a room ended (PROTOCOL.md 1.1 "2. endReason"). This is
+// the one place its values are defined.
+type EndReason string
+
+// End reasons.
+const (
+	EndHostLeft       EndReason = "host_left"        // room.stop by the host
+	EndHostTimeout    EndReason = "host_timeout"     // the host did not come back within the reconnect grace
+	EndStoppedByAdmin EndReason = "stopped_by_admin" // POST /v1/rooms/{room}/stop
+	EndServerShutdown EndReason = "server_shutdown"  // graceful stop; a room found live at restart
+	EndNodeLost       EndReason = "node_lost"        // cluster: the room's node died or lost its registration
+)
+
+// Valid reports whether e is one of the end reasons above.
+func (e EndReason) Valid() bool {
+	switch e {
+	case EndHostLeft, EndHostTimeout, EndStoppedByAdmin, EndServerShutdown, EndNodeLost:
+		return true
+	}
+	return false
 }
 
 func newRoom(s *SFU, name, host, title, metadata string) *Room {
@@ -70,6 +96,9 @@ func (r *Room) infoLocked(withParticipants bool) RoomInfo {
 		Name: r.name, Host: r.host, Status: r.status, Title: r.title,
 		CreatedAt: r.createdAt, StartedAt: r.startedAt, EndedAt: r.endedAt,
 		NumParticipants: len(r.participants),
+	}
+	if r.status.Ended() {
+		info.EndReason = r.endReason
 	}
 	if r.metadata != "" {
 		info.Metadata = json.RawMessage(r.metadata)
@@ -315,34 +344,55 @@ func (r *Room) graceExpired() {
 	waiting := r.status == StatusWaitingReconnect && r.participants[key(r.host, RoleHost)] == nil
 	r.mu.Unlock()
 	if waiting {
-		r.End("host did not come back")
+		r.End(EndHostTimeout)
 	}
 }
 
-// End ends the room for everyone: status ended, every participant's PCs
-// closed and its session told to close. It returns when that is done.
-func (r *Room) End(reason string) {
+// End ends the room for everyone, in this order: status ended (with
+// reason); the OnRoomStatus hook (which stores the room, cancels its
+// invitations, stops relays, emits its webhook); every participant told
+// RoomUpdated "ended"; then each one's PCs closed and its session told
+// SessionEnded (a 1000 close). So room.updated is the last thing a
+// participant hears of the room.
+//
+// It returns when all of that is done, also when another goroutine's End
+// got there first (the grace timer racing a shutdown): whoever calls End
+// may rely on the room's effects having run.
+func (r *Room) End(reason EndReason) {
 	r.mu.Lock()
 	if r.status.Ended() {
+		done := r.ended
 		r.mu.Unlock()
+		if done != nil {
+			<-done
+		}
 		return
 	}
+	done := make(chan struct{})
+	r.ended = done
+	defer close(done)
 	if r.grace != nil {
 		r.grace.Stop()
 		r.grace = nil
 	}
 	now := time.Now().UTC()
-	r.endedAt = &now
-	r.setStatusLocked(StatusEnded)
+	r.endedAt, r.endReason = &now, reason
 	ps := r.sortedLocked()
 	for _, p := range ps {
 		p.gone = true
 		r.sfu.cfg.Metrics.Participants.WithLabelValues(string(p.role)).Dec()
 	}
+	// Participants are told below, after the hook: emptied first, the
+	// status change notifies nobody here.
 	r.participants = map[string]*Participant{}
+	r.setStatusLocked(StatusEnded)
+	info := r.infoLocked(false)
 	r.mu.Unlock()
 	r.log.Info("room ended", "reason", reason)
 	r.statusChanged()
+	for _, p := range ps {
+		p.events.Notify(RoomUpdated{Room: info})
+	}
 	for _, p := range ps {
 		p.close()
 		p.events.Notify(SessionEnded{Code: 1000, Reason: "room ended"})

@@ -113,6 +113,7 @@ func (s *SFU) RestoreRoom(info RoomInfo) *Room {
 			now := time.Now().UTC()
 			r.endedAt = &now
 		}
+		r.endReason = restoredEndReason(info)
 		st := StatusEnded
 		if info.Status == StatusRecorded {
 			st = StatusRecorded
@@ -138,6 +139,24 @@ func (s *SFU) Forget(r *Room) bool {
 	return true
 }
 
+// restoredEndReason is the end reason of a room restored with info: the
+// stored one, or, for a room that was live or waiting for its host when the
+// server stopped without ending it, server_shutdown. A room that ended
+// before reasons were stored, or with a reason this version does not know,
+// has none.
+func restoredEndReason(info RoomInfo) EndReason {
+	switch {
+	case info.Status.Ended():
+		if !info.EndReason.Valid() {
+			return "" // not ours (a damaged record): no reason rather than a wrong one
+		}
+		return info.EndReason
+	case info.Status == StatusIdle:
+		return ""
+	}
+	return EndServerShutdown
+}
+
 // Rooms returns the rooms sorted by name.
 func (s *SFU) Rooms() []*Room {
 	s.mu.Lock()
@@ -150,7 +169,8 @@ func (s *SFU) Rooms() []*Room {
 	return rooms
 }
 
-// Close ends every room and refuses new ones. It returns when every
+// Close ends every room (server_shutdown) and refuses new ones. It returns
+// when every room's End has returned: its effects ran and every
 // participant's PeerConnections are closed.
 func (s *SFU) Close() {
 	s.mu.Lock()
@@ -160,9 +180,14 @@ func (s *SFU) Close() {
 		rooms = append(rooms, r)
 	}
 	s.mu.Unlock()
+	// All at once: a room's End waits for its participants' PCs to close
+	// and for its hooks (stores, webhooks), which need not wait for the
+	// other rooms'.
+	var wg sync.WaitGroup
 	for _, r := range rooms {
-		r.End("server shutting down")
+		wg.Go(func() { r.End(EndServerShutdown) })
 	}
+	wg.Wait()
 }
 
 // NewID returns a random id with a prefix: "TR_" tracks, "RL_" relays.

@@ -179,10 +179,10 @@ func (s *Server) pump(conn, back *websocket.Conn, room string) {
 // has ended, as its node would have said.
 func (s *Server) nodeLost(conn *websocket.Conn, room string) {
 	now := time.Now().UTC()
-	info := sfu.RoomInfo{Name: room, Status: sfu.StatusEnded, EndedAt: &now}
+	info := sfu.RoomInfo{Name: room, Status: sfu.StatusEnded, EndedAt: &now, EndReason: sfu.EndNodeLost}
 	if rec, err := s.store.GetRoom(room); err == nil {
 		info = roomInfoOf(rec)
-		info.Status, info.EndedAt = sfu.StatusEnded, &now
+		info.Status, info.EndedAt, info.EndReason = sfu.StatusEnded, &now, sfu.EndNodeLost
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_ = conn.WriteMessage(websocket.TextMessage, encodeNotification("room.updated", map[string]any{"room": info}))

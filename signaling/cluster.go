@@ -241,6 +241,7 @@ func roomInfoOf(rec invitations.RoomRecord) sfu.RoomInfo {
 	return sfu.RoomInfo{
 		Name: rec.Name, Host: rec.Host, Title: rec.Title, Metadata: rec.Metadata,
 		Status: sfu.RoomStatus(rec.Status), CreatedAt: rec.CreatedAt, StartedAt: rec.StartedAt, EndedAt: rec.EndedAt,
+		EndReason: sfu.EndReason(rec.EndReason),
 	}
 }
 
@@ -332,7 +333,7 @@ func (s *Server) localRoom(name string) *sfu.Room {
 		// Its node is gone (or it was never joined): what was live there
 		// has ended, as after a restart on one node.
 		now := time.Now().UTC()
-		info.Status, info.EndedAt = sfu.StatusEnded, &now
+		info.Status, info.EndedAt, info.EndReason = sfu.StatusEnded, &now, sfu.EndNodeLost
 		s.persistRoom(info)
 	}
 	r := s.sfu.RestoreRoom(info)

@@ -251,6 +251,6 @@ func (s *session) roomStop(raw json.RawMessage) (any, *Error) {
 		return nil, Errorf(CodeForbidden, "forbidden: only the host may stop the room")
 	}
 	room := s.p.Room()
-	s.after = func() { room.End("stopped by the host") }
+	s.after = func() { room.End(sfu.EndHostLeft) }
 	return struct{}{}, nil
 }

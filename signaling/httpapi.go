@@ -211,7 +211,7 @@ func (s *Server) stopRoom(r *http.Request) (int, any, *Error) {
 	if room == nil {
 		return 0, nil, Errorf(CodeNotFound, "room %s not found", r.PathValue("room"))
 	}
-	room.End("stopped through the HTTP API")
+	room.End(sfu.EndStoppedByAdmin)
 	return http.StatusOK, room.Info(false), nil
 }
 

@@ -67,11 +67,16 @@ func (s *Server) InvitationChanged(inv invitations.Invitation) {
 }
 
 // RoomStatusChanged is the sfu's OnRoomStatus: it persists the room record
-// and, when the room ends, cancels its pending invitations and ends every
-// co-host's stage.
+// and, when the room ends, stops its participants' relays, cancels its
+// pending invitations and ends every co-host's stage. (Room.End runs it
+// before telling participants room.updated "ended", their last
+// notification.)
 func (s *Server) RoomStatusChanged(info sfu.RoomInfo) {
 	s.persistRoom(info)
 	if info.Status == sfu.StatusEnded {
+		for _, p := range s.endedParticipants(info.Name) {
+			s.relays.SourceGone(p)
+		}
 		s.releaseRoom(info.Name)
 		s.roomEnded(info.Name)
 		if _, err := s.inv.EndRoom(info.Name); err != nil {
@@ -80,10 +85,25 @@ func (s *Server) RoomStatusChanged(info sfu.RoomInfo) {
 	}
 }
 
+// endedParticipants returns the joined participants of the ended room
+// name.
+func (s *Server) endedParticipants(name string) []*sfu.Participant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*sfu.Participant
+	for p := range s.byPart {
+		if r := p.Room(); r.Name() == name && r.Status().Ended() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func (s *Server) persistRoom(info sfu.RoomInfo) {
 	err := s.store.PutRoom(invitations.RoomRecord{
 		Name: info.Name, Host: info.Host, Title: info.Title, Metadata: info.Metadata,
 		Status: string(info.Status), CreatedAt: info.CreatedAt, StartedAt: info.StartedAt, EndedAt: info.EndedAt,
+		EndReason: string(info.EndReason),
 	})
 	if err != nil {
 		s.log.Error("persisting the room", "room", info.Name, "err", err)
@@ -100,7 +120,7 @@ func (s *Server) RestoreRooms() error {
 	}
 	for _, rec := range recs {
 		r := s.sfu.RestoreRoom(roomInfoOf(rec))
-		if info := r.Info(false); string(info.Status) != rec.Status {
+		if info := r.Info(false); string(info.Status) != rec.Status || string(info.EndReason) != rec.EndReason {
 			s.persistRoom(info)
 		}
 	}

@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -299,10 +300,18 @@ func (s *Server) Broadcast(method string, params any) {
 // Drain refuses new sessions (and /readyz says so) from now on.
 func (s *Server) Drain() { s.draining.Store(true) }
 
-// Close closes every session still open (with 1001, going away) and waits
-// until they have cleaned up, at most timeout. Call it after the SFU has
-// ended the rooms, so room participants were told why.
+// Close is Shutdown waiting at most timeout.
 func (s *Server) Close(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	s.Shutdown(ctx)
+}
+
+// Shutdown closes every session still open (with 1001, going away) and
+// bridged connection, and waits until they have cleaned up; once ctx is
+// done it closes their connections and waits for that. Call it after the
+// SFU has ended the rooms, so room participants were told why.
+func (s *Server) Shutdown(ctx context.Context) {
 	s.Drain()
 	s.relays.Close()
 	s.mu.Lock()
@@ -321,7 +330,7 @@ func (s *Server) Close(timeout time.Duration) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(timeout):
+	case <-ctx.Done():
 		s.mu.Lock()
 		for sess := range s.sessions {
 			_ = sess.conn.Close()

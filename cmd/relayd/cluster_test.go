@@ -510,6 +510,10 @@ func TestClusterThreeNodes(t *testing.T) {
 		if _ = n.Decode(&ev); ev.Room.Name != rc || ev.Room.EndedAt == nil {
 			t.Errorf("%s: room.updated %+v", x.who, ev.Room)
 		}
+		var reason struct{ Room struct{ EndReason string } }
+		if _ = n.Decode(&reason); reason.Room.EndReason != "node_lost" {
+			t.Errorf("%s: room.updated %s, want endReason node_lost", x.who, n.Params)
+		}
 		select {
 		case <-x.cl.Closed():
 		case <-time.After(10 * time.Second):
@@ -575,6 +579,9 @@ func TestClusterThreeNodes(t *testing.T) {
 		var info client.Room
 		if code := c.api("GET", nd.base+"/v1/rooms/"+rc, "", &info); code != 200 || info.Status != "ended" || info.EndedAt == nil || info.Host != "host-"+rc {
 			t.Errorf("GET /v1/rooms/%s through %s after its node died: %d %+v", rc, nd.id, code, info)
+		}
+		if _, m := api(t, "GET", nd.base+"/v1/rooms/"+rc, ""); m["endReason"] != "node_lost" {
+			t.Errorf("GET /v1/rooms/%s through %s after its node died: %v, want endReason node_lost", rc, nd.id, m)
 		}
 	}
 	if got, want := c.roomStatuses(n2), map[string]string{ra: "live", rb: "live", rc: "ended"}; !maps.Equal(got, want) {

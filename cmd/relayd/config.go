@@ -35,7 +35,10 @@ type Config struct {
 	LogFormat            string        `yaml:"log-format"`             // extension: text|json; default text
 	Record               bool          `yaml:"record"`                 // record every room (off by default; per room through the HTTP API)
 	WebhookURLs          []string      `yaml:"webhook-url"`            // webhook receivers, repeatable
-	DrainTimeout         time.Duration `yaml:"drain-timeout"`          // SIGTERM: how long to let rooms finish before ending them
+	DrainTimeout         time.Duration `yaml:"drain-timeout"`          // SIGTERM/SIGINT: bound on the waits of the shutdown (sessions closing, HTTP requests finishing); default 10s
+	HTTPReadTimeout      time.Duration `yaml:"http-read-timeout"`      // extension: a whole plain HTTP request, body included; default 30s (0: none)
+	HTTPWriteTimeout     time.Duration `yaml:"http-write-timeout"`     // extension: a plain HTTP response making no progress; default 30s (0: none)
+	HTTPIdleTimeout      time.Duration `yaml:"http-idle-timeout"`      // extension: a keep-alive connection between requests; default 60s (0: the read timeout)
 	AdminListen          string        `yaml:"admin-listen"`           // pprof listener (off when empty); keep it private
 	Redis                string        `yaml:"redis"`                  // extension: cluster mode on this Redis (redis://host:port/db)
 	Advertise            string        `yaml:"advertise"`              // extension: this node's base URL for other nodes; default http://<listen address>
@@ -67,9 +70,6 @@ func DefaultConfig() Config {
 		InvitationTTL: 10 * time.Minute,
 		LogLevel:      "info",
 		LogFormat:     "text",
-		// 30s lets a host say goodbye and a viewer see it, within the
-		// usual 30-90s an orchestrator gives a stopping process.
-		DrainTimeout: 30 * time.Second,
 		// 30 days of ended rooms (records, invitations, chat and
 		// recordings): a month to fetch what a show left behind.
 		RoomRetention: 30 * 24 * time.Hour,
@@ -81,6 +81,22 @@ func DefaultConfig() Config {
 		// with room for reconnects; an identity past that is a script,
 		// not a person (1,000 idle sockets cost 2,000 goroutines).
 		MaxSocketsPerIdentity: 10,
+		// Every room ends at once on SIGTERM; 10s is ample for the
+		// sessions to get their close and the HTTP requests under way to
+		// finish, and keeps the whole stop well inside the 30s an
+		// orchestrator usually gives before SIGKILL (main gives up 5s
+		// after it).
+		DrainTimeout: 10 * time.Second,
+		// Requests are small JSON bodies: 30s is far beyond a slow mobile
+		// upload of one, and frees the descriptor of a request whose body
+		// never comes. A response is cut only after 30s without progress
+		// (a download may take longer: each write extends it).
+		HTTPReadTimeout:  30 * time.Second,
+		HTTPWriteTimeout: 30 * time.Second,
+		// Browsers keep an idle connection for about 60s (Chromium's
+		// socket pool drops it after 5 min unused, but the SDK calls the
+		// API seldom); past that the descriptor is better freed.
+		HTTPIdleTimeout: 60 * time.Second,
 	}
 }
 
@@ -178,7 +194,10 @@ func newConfigFlagSet(c *Config, path *string) *flag.FlagSet {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log `format`: text or json")
 	fs.BoolVar(&c.Record, "record", c.Record, "record every room to WebM under --data-dir (per room: POST /v1/rooms/{room}/record)")
 	fs.Var(&stringListFlag{list: &c.WebhookURLs}, "webhook-url", "webhook receiver `URL`; comma-separated, repeatable")
-	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, refuse joins and let rooms finish for up to this long, then end them (SIGINT or a second signal: at once)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM or SIGINT every room ends at once; then wait at most this long for sessions to close and HTTP requests to finish (a second signal: no wait); the process gives up 5s later")
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", c.HTTPReadTimeout, "longest time to read a plain HTTP request, body included (0: none; WebSockets have their own ping deadline)")
+	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", c.HTTPWriteTimeout, "a plain HTTP response that makes no progress for this long is cut; each write extends it, so long downloads go on (0: none)")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", c.HTTPIdleTimeout, "how long an idle keep-alive connection stays open (0: the read timeout)")
 	fs.StringVar(&c.AdminListen, "admin-listen", c.AdminListen, "`address` of a separate listener serving /debug/pprof/ (off when empty; keep it private)")
 	fs.StringVar(&c.Redis, "redis", c.Redis, "cluster mode: Redis `URL` (redis://host:6379/0) shared by every node; the stores move there (docs/cluster.md)")
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "cluster mode: this node's base `URL` as other nodes reach it (default http://<listen address>)")
@@ -373,6 +392,17 @@ func (c *Config) Validate() error {
 	}
 	if c.RoomCreateRate < 0 {
 		bad("--room-create-rate %d: want >= 0 (0: no limit)", c.RoomCreateRate)
+	}
+	if c.DrainTimeout <= 0 {
+		bad("--drain-timeout %v: want > 0", c.DrainTimeout)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"http-read-timeout", c.HTTPReadTimeout}, {"http-write-timeout", c.HTTPWriteTimeout}, {"http-idle-timeout", c.HTTPIdleTimeout}} {
+		if d.v < 0 {
+			bad("--%s %v: want >= 0 (0: none)", d.flag, d.v)
+		}
 	}
 
 	switch c.LogLevel = strings.ToLower(c.LogLevel); c.LogLevel {

@@ -45,7 +45,8 @@ func TestConfigDefaults(t *testing.T) {
 		Listen: "127.0.0.1:8800", UDPPort: 8801, DataDir: "./data",
 		MaxCohosts: 8, MaxRelayDestinations: 4,
 		ReconnectGrace: 30 * time.Second, InvitationTTL: 10 * time.Minute,
-		LogLevel: "info", LogFormat: "text", DrainTimeout: 30 * time.Second,
+		LogLevel: "info", LogFormat: "text", DrainTimeout: 10 * time.Second,
+		HTTPReadTimeout: 30 * time.Second, HTTPWriteTimeout: 30 * time.Second, HTTPIdleTimeout: time.Minute,
 		UDPBatch: true, RoomRetention: 720 * time.Hour, RoomCreateRate: 10,
 		MaxSocketsPerIdentity: 10,
 	}); !reflect.DeepEqual(DefaultConfig(), want) {

@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/relaysfu/relayd/app"
-	"github.com/relaysfu/relayd/sfu"
 	"github.com/relaysfu/relayd/signaling"
 )
 
@@ -43,40 +42,63 @@ func main() {
 		os.Exit(2)
 	}
 	setGCPercent()
-	// SIGTERM drains (joins refused, rooms told, up to --drain-timeout);
-	// SIGINT, or a second signal, stops at once.
+	// The first SIGTERM or SIGINT shuts down (run: every room ends at
+	// once, then the waits of --drain-timeout); a second one cuts those
+	// waits short. Should the shutdown hang all the same, the process
+	// gives up 5s after --drain-timeout rather than wait for a SIGKILL.
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	drain := make(chan struct{})
+	force := make(chan struct{})
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
-		if <-sigs == syscall.SIGTERM {
-			close(drain)
-			<-sigs
-		}
+		<-sigs
 		stop()
+		time.AfterFunc(cfg.DrainTimeout+shutdownGiveUp, func() {
+			fmt.Fprintln(os.Stderr, "relayd: the shutdown did not finish in time; exiting")
+			os.Exit(1)
+		})
+		<-sigs
+		close(force)
 	}()
-	if err := run(ctx, cfg, os.Stdout, nil, drain); err != nil {
+	if err := run(ctx, cfg, os.Stdout, runHooks{force: force}); err != nil {
 		fmt.Fprintln(os.Stderr, "relayd:", err)
 		os.Exit(1)
 	}
 }
 
-// shutdownTimeout bounds the graceful shutdown: rooms ended, sessions told,
-// HTTP drained.
-const shutdownTimeout = 10 * time.Second
+// shutdownGiveUp is how long past --drain-timeout main waits for the
+// shutdown before exiting anyway: the rooms' effects and closing the stores
+// take well under a second unless something hangs.
+const shutdownGiveUp = 5 * time.Second
 
-// run serves until ctx is cancelled, then shuts down gracefully: rooms end
-// (participants get room.updated and a close), sessions close, the HTTP
-// server drains, and the UDP socket closes. ready, when not nil, gets the
-// HTTP address once the server accepts connections.
+// runHooks let callers follow and steer run; every field may be nil.
+type runHooks struct {
+	ready func(addr string) // gets the HTTP address once the server accepts connections
+	force <-chan struct{}   // closed: cut the shutdown's waits short (a second signal)
+	// drained is called once the shutdown has begun draining (sessions
+	// told, joins refused, /readyz 503), before any room ends; the
+	// shutdown goes on when it returns.
+	drained func()
+}
+
+// run serves until ctx is cancelled (SIGTERM, SIGINT), then shuts down in
+// the order app.App documents, with run as its one owner:
 //
-// Closing drain first drains: new sessions are refused and /readyz says so,
-// every session gets a server.draining notification, and rooms may finish
-// for up to --drain-timeout (ctx cancelled cuts it short); then the same
-// shutdown.
-func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr string), drain <-chan struct{}) error {
+//  1. drain: new sessions and API requests refused, /readyz 503, every
+//     session told server.draining;
+//  2. every room ended at once (server_shutdown), with its effects
+//     (records, invitations, webhooks, cluster, recordings);
+//  3. sessions closed (participants already had room.updated "ended" and a
+//     1000 close);
+//  4. the HTTP server shut down (requests under way finish);
+//  5. background loops stopped, then the stores and clients closed;
+//  6. the admin listener and the media socket closed, and "stopped" logged:
+//     nothing of the server runs after it.
+//
+// The waits of 3 and 4 take at most --drain-timeout (hooks.force cuts them
+// short).
+func run(ctx context.Context, cfg Config, stdout io.Writer, hooks runHooks) error {
 	log := newLogger(cfg, stdout)
 	if cfg.Dev && cfg.Secret == "" {
 		b := make([]byte, 24)
@@ -110,75 +132,64 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, ready func(addr stri
 	if err != nil {
 		return err
 	}
-	httpSrv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := newHTTPServer(cfg, a.Handler, log)
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
 	log.Info("relayd listening", "http", ln.Addr().String(), "udp", udp.LocalAddr().String())
 	if cfg.Dev {
 		printDev(stdout, a.Tokens, cfg, ln.Addr().String())
 	}
-	if ready != nil {
-		ready(ln.Addr().String())
+	if hooks.ready != nil {
+		hooks.ready(ln.Addr().String())
 	}
-
-	stopAdmin, err := startAdmin(cfg.AdminListen, log)
+	stopAdmin, err := startAdmin(cfg, log)
 	if err != nil {
+		a.Close(0)
+		_ = httpSrv.Close()
 		return err
 	}
-	defer stopAdmin()
 
+	var serveErr error
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
-		return fmt.Errorf("http: %w", err)
-	case <-drain:
-		drainRooms(ctx, a.Signaling, a.SFU, cfg.DrainTimeout, log)
+		serveErr = fmt.Errorf("http: %w", err)
 	}
-	log.Info("shutting down")
-	a.Close(shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	deadline := time.Now().Add(cfg.DrainTimeout)
+	log.Info("shutting down: every room ends now", "drain_timeout", cfg.DrainTimeout)
+	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	if err := httpSrv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
-	}
-	log.Info("stopped")
-	return nil
-}
-
-// drainRooms refuses new sessions, tells every session the server is
-// going away, and waits until no room is live (or waiting for its host), at
-// most timeout.
-func drainRooms(ctx context.Context, srv *signaling.Server, s *sfu.SFU, timeout time.Duration, log *slog.Logger) {
-	deadline := time.Now().Add(timeout)
-	log.Info("draining", "timeout", timeout)
-	srv.Drain()
-	srv.Broadcast("server.draining", map[string]any{"deadline": deadline.UTC()})
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for time.Now().Before(deadline) {
-		active := 0
-		for _, r := range s.Rooms() {
-			if st := r.Status(); st == sfu.StatusLive || st == sfu.StatusWaitingReconnect {
-				active++
-			}
-		}
-		if active == 0 {
-			return
-		}
+	go func() {
 		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+		case <-hooks.force:
+			cancel()
+		case <-sctx.Done():
 		}
+	}()
+	a.Drain(deadline)
+	if hooks.drained != nil {
+		hooks.drained()
 	}
+	a.Shutdown(sctx, func(ctx context.Context) error {
+		err := httpSrv.Shutdown(ctx)
+		if err != nil {
+			_ = httpSrv.Close() // past the deadline: cut what is left
+		}
+		return err
+	})
+	stopAdmin()
+	_ = udp.Close()
+	log.Info("stopped")
+	return serveErr
 }
 
-// startAdmin serves /debug/pprof/ on its own listener when addr is set.
-func startAdmin(addr string, log *slog.Logger) (stop func(), err error) {
-	if addr == "" {
+// startAdmin serves /debug/pprof/ on its own listener when
+// --admin-listen is set; stop closes it.
+func startAdmin(cfg Config, log *slog.Logger) (stop func(), err error) {
+	if cfg.AdminListen == "" {
 		return func() {}, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", cfg.AdminListen)
 	if err != nil {
 		return nil, fmt.Errorf("admin listen: %w", err)
 	}
@@ -188,7 +199,7 @@ func startAdmin(addr string, log *slog.Logger) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := newHTTPServer(cfg, mux, log)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -29,7 +29,7 @@ func TestGracefulShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, io.Discard, func(a string) { addrc <- a }, nil) }()
+	go func() { done <- run(ctx, cfg, io.Discard, runHooks{ready: func(a string) { addrc <- a }}) }()
 	var addr string
 	select {
 	case addr = <-addrc:
@@ -96,9 +96,10 @@ func TestGracefulShutdown(t *testing.T) {
 	_ = viewer.Close()
 }
 
-// SIGTERM drains: sessions hear server.draining, /readyz says 503, new
-// sessions are refused, and run returns as soon as the last room ends
-// (well before --drain-timeout).
+// SIGTERM drains first: sessions hear server.draining, /readyz says 503
+// and new sessions are refused, before any room ends; then every room ends
+// at once (room.updated "ended", endReason server_shutdown, a 1000 close)
+// and run returns, without waiting for the host to stop the room.
 func TestDrain(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	cfg := DefaultConfig()
@@ -106,16 +107,22 @@ func TestDrain(t *testing.T) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.UDPPort = 0
 	cfg.DataDir = t.TempDir()
-	cfg.DrainTimeout = time.Minute
+	cfg.DrainTimeout = time.Minute // not waited for: the rooms end at once
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	drain := make(chan struct{})
+	drained := make(chan struct{})
+	release := make(chan struct{})
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg, io.Discard, func(a string) { addrc <- a }, drain) }()
+	go func() {
+		done <- run(ctx, cfg, io.Discard, runHooks{
+			ready:   func(a string) { addrc <- a },
+			drained: func() { close(drained); <-release },
+		})
+	}()
 	addr := <-addrc
 	tokens := signaling.NewTokens([]byte(cfg.Secret))
 	tctx, tcancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -139,7 +146,8 @@ func TestDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	close(drain)
+	cancel() // SIGTERM
+	<-drained
 	if _, err := host.WaitNotification(tctx, "server.draining", nil); err != nil {
 		t.Fatalf("no server.draining: %v", err)
 	}
@@ -156,25 +164,35 @@ func TestDrain(t *testing.T) {
 		c.Close()
 		t.Error("a new session was accepted while draining")
 	}
-	select {
-	case <-done:
-		t.Fatal("run returned while a room was live")
-	case <-time.After(500 * time.Millisecond):
-	}
 	start := time.Now()
-	if err := host.Call(tctx, "room.stop", map[string]any{}, nil); err != nil {
-		t.Fatal(err)
+	close(release)
+	n, err := host.WaitNotification(tctx, "room.updated", func(p json.RawMessage) bool {
+		var ev struct{ Room client.Room }
+		return json.Unmarshal(p, &ev) == nil && ev.Room.Status == "ended"
+	})
+	if err != nil {
+		t.Fatalf("no room.updated ended: %v", err)
+	}
+	var ev struct {
+		Room struct{ EndReason string }
+	}
+	if _ = n.Decode(&ev); ev.Room.EndReason != "server_shutdown" {
+		t.Errorf("room.updated ended: %s, want endReason server_shutdown", n.Params)
 	}
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after the last room ended")
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return")
 	}
 	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("took %v after the last room ended", d)
+		t.Errorf("took %v to end the room and stop", d)
+	}
+	<-host.Closed()
+	if code := host.CloseCode(); code != 1000 {
+		t.Errorf("close code %d, want 1000", code)
 	}
 	pub.Stop()
 	_ = host.Close()

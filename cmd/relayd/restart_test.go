@@ -34,6 +34,9 @@ type relaydProc struct {
 	addr string // HTTP address, 127.0.0.1:port
 	cmd  *exec.Cmd
 	log  *procLog
+	// exited is closed when the process's stderr is closed (it exited)
+	// and every line of it is in log.
+	exited <-chan struct{}
 }
 
 // procLog keeps a process's stderr for the test's failure report.
@@ -99,6 +102,7 @@ func spawnRelayd(t *testing.T, bin string, args ...string) *relaydProc {
 	p := &relaydProc{cmd: cmd, log: &procLog{}}
 	addrc := make(chan string, 1)
 	scanned := make(chan struct{})
+	p.exited = scanned
 	go func() {
 		defer close(scanned)
 		re := regexp.MustCompile(`http=(127\.0\.0\.1:\d+)`)
