@@ -20,7 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/relaysfu/relayd/bench/client"
+	"github.com/relaysfu/relayd/client"
 	"github.com/relaysfu/relayd/chat"
 	"github.com/relaysfu/relayd/internal/redistest"
 	"github.com/relaysfu/relayd/invitations"

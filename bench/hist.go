@@ -12,10 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/relaysfu/relayd/bench/client"
+	"github.com/relaysfu/relayd/client"
 )
 
-// The bucket layout is bench/client's LatencyHistogram's.
+// The bucket layout is client's LatencyHistogram's.
 const histBuckets = client.LatencyBuckets
 
 func histBucket(us uint64) int         { return client.LatencyBucket(us) }

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/relaysfu/relayd/bench/client"
+	"github.com/relaysfu/relayd/client"
 )
 
 func TestUnsupported(t *testing.T) {

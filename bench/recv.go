@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
-	"github.com/relaysfu/relayd/bench/client"
+	"github.com/relaysfu/relayd/client"
 )
 
 // window is the measurement window: a packet whose send time is in

@@ -13,7 +13,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/relaysfu/relayd/bench/client"
+	"github.com/relaysfu/relayd/client"
 )
 
 // relayLink is one (source room, destination room) pair.

@@ -21,7 +21,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/relaysfu/relayd/bench/client"
+	"github.com/relaysfu/relayd/client"
 	"github.com/relaysfu/relayd/metrics"
 	"github.com/relaysfu/relayd/sfu"
 )

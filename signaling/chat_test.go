@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaysfu/relayd/bench/client"
+	"github.com/relaysfu/relayd/client"
 )
 
 type historyResult struct {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaysfu/relayd/bench/client"
+	"github.com/relaysfu/relayd/client"
 	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/sfu"
 )

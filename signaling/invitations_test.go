@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaysfu/relayd/bench/client"
+	"github.com/relaysfu/relayd/client"
 )
 
 func invitationIs(user, status string) func(json.RawMessage) bool {

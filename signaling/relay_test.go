@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaysfu/relayd/bench/client"
+	"github.com/relaysfu/relayd/client"
 )
 
 // relayEvent matches a relay.event notification by code (and room).

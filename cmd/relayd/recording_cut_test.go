@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaysfu/relayd/bench/client"
+	"github.com/relaysfu/relayd/client"
 	"github.com/relaysfu/relayd/signaling"
 )
 
