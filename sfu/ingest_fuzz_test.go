@@ -82,6 +82,12 @@ func FuzzIngest(f *testing.F) {
 		}
 	}
 	vp8Key := realPackets[0].rtpBytes(0)
+	padded := rtp.Packet{Header: rtp.Header{Version: 2, Padding: true, PaddingSize: 4, PayloadType: 96, SequenceNumber: 1, SSRC: 1}, Payload: realPackets[0].payloadBytes()}
+	paddedKey, err := padded.Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(mimeIndex("video/VP8"), paddedKey, vp8Key) // padding to strip
 	for _, odd := range [][]byte{
 		nil,
 		{0x80},

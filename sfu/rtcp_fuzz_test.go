@@ -36,6 +36,15 @@ func subscriberRTCPSeeds() [][]byte {
 		compound(rr, sdes),
 		compound(rr, &rtcp.TransportLayerNack{SenderSSRC: sender, MediaSSRC: ssrc, Nacks: []rtcp.NackPair{{PacketID: 101, LostPackets: 0b101}}}),
 		compound(rr, &rtcp.TransportLayerNack{SenderSSRC: sender, MediaSSRC: ssrc, Nacks: []rtcp.NackPair{{PacketID: 65535, LostPackets: 0xffff}, {PacketID: 100}}}),
+		// 10 x 17 sequence numbers: more than a writer queues (64), so
+		// some are misses.
+		compound(rr, &rtcp.TransportLayerNack{SenderSSRC: sender, MediaSSRC: ssrc, Nacks: func() []rtcp.NackPair {
+			var ps []rtcp.NackPair
+			for i := range 10 {
+				ps = append(ps, rtcp.NackPair{PacketID: uint16(90 + 17*i), LostPackets: 0xffff})
+			}
+			return ps
+		}()}),
 		compound(rr, &rtcp.PictureLossIndication{SenderSSRC: sender, MediaSSRC: ssrc}),
 		compound(&rtcp.FullIntraRequest{SenderSSRC: sender, MediaSSRC: ssrc, FIR: []rtcp.FIREntry{{SSRC: ssrc, SequenceNumber: 1}}}),
 		compound(rr, &rtcp.ReceiverEstimatedMaximumBitrate{SenderSSRC: sender, Bitrate: 1.5e6, SSRCs: []uint32{ssrc}}),

@@ -171,6 +171,7 @@ func FuzzDispatch(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer c.Close() // when a check fails; closed below otherwise
 		closed := ""
 		for i, frame := range frames {
 			if err := c.WriteMessage(websocket.TextMessage, frame); err != nil {
