@@ -245,6 +245,9 @@ func readAnswers(t *testing.T, c *websocket.Conn, frame []byte, barrier json.Raw
 		if r.Error != nil && r.Error.Code == CodeInternal {
 			t.Fatalf("after %q: internal error %q", frame, r.Error.Message)
 		}
+		if r.Error != nil && goTypeInMessage(r.Error.Message) {
+			t.Fatalf("after %q: error %q names a Go type", frame, r.Error.Message)
+		}
 		if sameJSON(r.ID, barrier) {
 			if got != want {
 				t.Fatalf("%q answered %d times, want %d", frame, got, want)

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/relaysfu/relayd/invitations"
@@ -34,7 +35,9 @@ var apiRoutes = []struct{ method, path string }{
 // FuzzHTTPAPI sends arbitrary bodies (and path arguments) to the HTTP API's
 // writes, through the server's real handler, with an admin token (or, for
 // a few inputs, none or a viewer's). Each input gets its own room {room},
-// hosted by alice, with a pending invitation {inv} for bob.
+// hosted by alice, with a pending invitation {inv} for bob; the host of
+// room fzsrc is connected all along, so that a relay can start from it
+// (into {room}). A relay an input starts is stopped after it.
 //
 // Invariants: nothing panics; the answer is a JSON success (2xx), or a 4xx
 // JSON error whose code maps to that status; never a 5xx; after an error
@@ -70,6 +73,11 @@ func FuzzHTTPAPI(f *testing.F) {
 		{3, "{inv}/explode", ``},
 		{3, "inv_nope/accept", ``},
 		{4, "", `{"source":{"room":"{room}","identity":"alice"},"destinations":[{"room":"r2","identity":"alice"}]}`},
+		{4, "", `{"source":{"room":"fzsrc","identity":"sam"},"destinations":[{"room":"{room}","identity":"sam"}]}`},
+		{4, "", `{"source":{"room":"fzsrc","identity":"sam"},"destinations":[{"room":"{room}","identity":"sam"},{"room":"nope","identity":"sam"}]}`},
+		{4, "", `{"source":{"room":"fzsrc","identity":"sam"},"destinations":[{"room":"fzsrc","identity":"sam"}]}`},
+		{4, "", `{"source":{"room":"fzsrc","identity":"sam"},"destinations":[{"room":"{room}","identity":"sam"},{"room":"{room}","identity":"x"}]}`},
+		{4, "", `{"source":{"room":"fzsrc","identity":"sam"},"destinations":[{"room":"a"},{"room":"b"},{"room":"c"},{"room":"d"},{"room":"e"}]}`},
 		{4, "", `{"source":{"room":"{room}"},"destinations":[]}`},
 		{5, "rl_1", `{"destinations":[{"room":"r2","identity":"alice"}]}`},
 		{6, "{room}", ``},
@@ -93,6 +101,7 @@ func FuzzHTTPAPI(f *testing.F) {
 	}
 	ts := newTestServer(f, func(o *serverOpts) { o.dataDir = dir })
 	h := ts.Srv.Handler()
+	relaySource(f, ts, "sam", "fzsrc")
 	tokens := map[uint8]string{0: "Bearer " + ts.adminToken(f), 1: "", 2: "Bearer " + ts.token(f, "bob", "x", "viewer")}
 	var n atomic.Int64
 	f.Fuzz(func(t *testing.T, route uint8, arg string, body []byte) {
@@ -125,6 +134,11 @@ func FuzzHTTPAPI(f *testing.F) {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		after := apiState(t, ts, room, inv.ID)
+		for _, rl := range ts.Srv.Relays().List() {
+			if r := ts.Srv.Relays().Get(rl.ID); r != nil {
+				r.Stop()
+			}
+		}
 
 		status := w.Code
 		what := fmt.Sprintf("%s %s %q", r.method, path, body)
@@ -157,6 +171,9 @@ func FuzzHTTPAPI(f *testing.F) {
 		}
 		if status < 400 || status >= 500 || httpStatus(e.Error.Code) != status {
 			t.Fatalf("%s: status %d for error %d %q", what, status, e.Error.Code, e.Error.Message)
+		}
+		if goTypeInMessage(e.Error.Message) {
+			t.Fatalf("%s: error %q names a Go type", what, e.Error.Message)
 		}
 		if before != after {
 			t.Fatalf("%s: answered %d %q, yet %+v became %+v", what, status, e.Error.Message, before, after)
@@ -229,5 +246,43 @@ func checkAPISuccess(t *testing.T, ts *testServer, route, what string, body, ans
 		if got, err := ts.Inv.Get(inv.ID); err != nil || got.Status != inv.Status || got.Status == invitations.StatusPending {
 			t.Fatalf("%s: answered %s, stored %+v (%v)", what, answer, got, err)
 		}
+	}
+}
+
+// relaySource connects identity as the host of room for the whole fuzz
+// run, reading (and dropping) what the server sends it.
+func relaySource(f *testing.F, ts *testServer, identity, room string) {
+	c, _, err := websocket.DefaultDialer.Dial(ts.wsURL(ts.token(f, identity, room, "host")), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":1,"method":"join"}`)); err != nil {
+		f.Fatal(err)
+	}
+	joined := make(chan bool, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		first := true
+		for {
+			_, b, err := c.ReadMessage()
+			if err != nil {
+				if first {
+					joined <- false
+				}
+				return
+			}
+			if first {
+				first = false
+				joined <- strings.Contains(string(b), `"result"`)
+			}
+		}
+	}()
+	f.Cleanup(func() {
+		_ = c.Close()
+		<-done
+	})
+	if !<-joined {
+		f.Fatalf("%s could not join %s", identity, room)
 	}
 }

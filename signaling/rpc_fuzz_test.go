@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"regexp"
 	"testing"
 )
 
@@ -88,6 +89,9 @@ func FuzzParse(f *testing.F) {
 		if err := decodeParams(m.Params, &params); err != nil && err.Code != CodeInvalidParams {
 			t.Fatalf("decodeParams(%s): code %d", m.Params, err.Code)
 		} else if err != nil {
+			if goTypeInMessage(err.Message) {
+				t.Fatalf("decodeParams(%s): error %q names a Go type", m.Params, err.Message)
+			}
 			checkAnswer(t, encodeError(id, err), id)
 		}
 		checkAnswer(t, encodeResult(id, map[string]string{"method": method}), id)
@@ -122,3 +126,11 @@ func sameJSON(a, b json.RawMessage) bool {
 	vb, okb := decode(b)
 	return oka && okb && reflect.DeepEqual(va, vb)
 }
+
+// goType matches what encoding/json says of a Go type (string, *int,
+// []signaling.adminDest, struct { ... }) after "must be", where an error
+// meant for a client must speak JSON ("a string", "an array").
+var goType = regexp.MustCompile(`must be (\*|\[\]|struct|map\[|u?int|float|bool\b|string\b|[A-Za-z0-9_]+\.[A-Za-z])`)
+
+// goTypeInMessage reports whether an error message names a Go type.
+func goTypeInMessage(msg string) bool { return goType.MatchString(msg) }
