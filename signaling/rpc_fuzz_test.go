@@ -134,3 +134,32 @@ var goType = regexp.MustCompile(`must be (\*|\[\]|struct|map\[|u?int|float|bool\
 
 // goTypeInMessage reports whether an error message names a Go type.
 func goTypeInMessage(msg string) bool { return goType.MatchString(msg) }
+
+// A field of the wrong type is named in JSON's words (the Go type used to
+// leak: "must be struct { Identity string ... }").
+func TestDecodeParamsNamesJSONTypes(t *testing.T) {
+	var dst struct {
+		Name  string                    `json:"name"`
+		Limit *int                      `json:"limit"`
+		On    bool                      `json:"on"`
+		Dests *[]struct{ Room *string } `json:"destinations"`
+		Src   *struct{ Room string }    `json:"source"`
+	}
+	for _, tc := range []struct{ params, want string }{
+		{`[]`, "invalid params: must be an object"},
+		{`5`, "invalid params: must be an object"},
+		{`{"name":5}`, "invalid params: name must be a string"},
+		{`{"limit":"10"}`, "invalid params: limit must be a number"},
+		{`{"limit":1.5}`, "invalid params: limit must be a number in range"},
+		{`{"limit":1e300}`, "invalid params: limit must be a number in range"},
+		{`{"on":"yes"}`, "invalid params: on must be true or false"},
+		{`{"destinations":{}}`, "invalid params: destinations must be an array"},
+		{`{"destinations":[{"room":1}]}`, "invalid params: destinations.Room must be a string"},
+		{`{"source":[]}`, "invalid params: source must be an object"},
+	} {
+		err := decodeParams(json.RawMessage(tc.params), &dst)
+		if err == nil || err.Code != CodeInvalidParams || err.Message != tc.want {
+			t.Errorf("%s: %v, want %q", tc.params, err, tc.want)
+		}
+	}
+}
