@@ -203,7 +203,7 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 	}{{"exp", times.Exp}, {"nbf", times.Nbf}, {"iat", times.Iat}} {
 		// Absent or null: the parser's own rules apply (exp is required).
 		if len(t.v) > 0 && string(t.v) != "null" && t.v[0] != '-' && (t.v[0] < '0' || t.v[0] > '9') {
-			return fmt.Errorf("%s: want a number of seconds, got %s", t.name, t.v)
+			return fmt.Errorf("%s: want a number of seconds", t.name)
 		}
 	}
 	type plain Claims // the same fields, without this method
