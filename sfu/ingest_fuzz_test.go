@@ -71,10 +71,15 @@ func (c *ingestCheck) Close() {}
 // payload type, and video starts with a keyframe.
 func FuzzIngest(f *testing.F) {
 	byMime := map[string][]realPacket{}
+	var mimes []string // in realPackets' order, so seed numbers stay put
 	for _, p := range realPackets {
+		if byMime[p.mime] == nil {
+			mimes = append(mimes, p.mime)
+		}
 		byMime[p.mime] = append(byMime[p.mime], p)
 	}
-	for mime, ps := range byMime {
+	for _, mime := range mimes {
+		ps := byMime[mime]
 		for i, p := range ps {
 			next := ps[(i+1)%len(ps)]
 			f.Add(mimeIndex(mime), p.rtpBytes(100), next.rtpBytes(101))
