@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,16 +141,7 @@ func FuzzDispatch(f *testing.F) {
 		}
 	}
 
-	// The stores on tmpfs when there is one: bbolt fsyncs every write,
-	// and a host's join writes the room.
-	dir := ""
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		d, err := os.MkdirTemp("/dev/shm", "relayd-fuzz-")
-		if err == nil {
-			dir = d
-			f.Cleanup(func() { _ = os.RemoveAll(d) })
-		}
-	}
+	dir := fuzzDataDir(f)
 	ts := newTestServer(f, func(o *serverOpts) { o.dataDir = dir })
 	var n atomic.Int64
 	f.Fuzz(func(t *testing.T, kind uint8, input []byte) {
@@ -262,4 +255,32 @@ func readAnswers(t *testing.T, c *websocket.Conn, frame []byte, barrier json.Raw
 		}
 		got++
 	}
+}
+
+// fuzzDataDir returns a directory on tmpfs for a fuzz target's stores, or
+// "" (newTestServer then uses t.TempDir): bbolt fsyncs every write, and a
+// host's join writes the room, which would bound a target at a few
+// hundred inputs a second.
+//
+// The fuzzing engine stops its worker processes without running their
+// cleanups, so a directory is named after its process, and those of
+// processes gone are removed here.
+func fuzzDataDir(f *testing.F) string {
+	const shm = "/dev/shm"
+	if st, err := os.Stat(shm); err != nil || !st.IsDir() {
+		return ""
+	}
+	old, _ := filepath.Glob(filepath.Join(shm, "relayd-fuzz-*"))
+	for _, d := range old {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(d), "relayd-fuzz-%d-", &pid); err == nil && pid > 0 && syscall.Kill(pid, 0) == syscall.ESRCH {
+			_ = os.RemoveAll(d)
+		}
+	}
+	d, err := os.MkdirTemp(shm, fmt.Sprintf("relayd-fuzz-%d-", os.Getpid()))
+	if err != nil {
+		return ""
+	}
+	f.Cleanup(func() { _ = os.RemoveAll(d) })
+	return d
 }

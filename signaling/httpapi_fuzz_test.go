@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -92,13 +91,7 @@ func FuzzHTTPAPI(f *testing.F) {
 		f.Add(s.route, s.arg, []byte(s.body))
 	}
 
-	dir := ""
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		if d, err := os.MkdirTemp("/dev/shm", "relayd-fuzz-"); err == nil {
-			dir = d
-			f.Cleanup(func() { _ = os.RemoveAll(d) })
-		}
-	}
+	dir := fuzzDataDir(f)
 	ts := newTestServer(f, func(o *serverOpts) { o.dataDir = dir })
 	h := ts.Srv.Handler()
 	relaySource(f, ts, "sam", "fzsrc")
