@@ -441,9 +441,8 @@ func (d *DownTrack) retransmit(out uint16) {
 	}
 }
 
-// rtcpLoop reads the subscriber's RTCP for this track: PLI and FIR become a
-// (throttled) keyframe request upstream, NACKed packets are queued for the
-// writer, which answers them from the cache.
+// rtcpLoop reads the subscriber's RTCP for this track until pion stops the
+// sender.
 func (d *DownTrack) rtcpLoop(s *webrtc.RTPSender) {
 	buf := make([]byte, 1500)
 	for {
@@ -451,25 +450,32 @@ func (d *DownTrack) rtcpLoop(s *webrtc.RTPSender) {
 		if err != nil {
 			return
 		}
-		pkts, err := rtcp.Unmarshal(buf[:n])
-		if err != nil {
-			continue // garbage RTCP: ignore
-		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				d.pliIn.Inc()
-				d.up.RequestKeyframe()
-			case *rtcp.TransportLayerNack:
-				for _, pair := range p.Nacks {
-					pair.Range(func(seq uint16) bool {
-						d.nackIn.Inc()
-						if !d.nack(seq) {
-							d.rtxMiss.Inc()
-						}
-						return true
-					})
-				}
+		d.handleRTCP(buf[:n])
+	}
+}
+
+// handleRTCP acts on one RTCP datagram from the subscriber: PLI and FIR
+// become a (throttled) keyframe request upstream, NACKed packets are queued
+// for the writer, which answers them from the cache. Garbage is ignored.
+func (d *DownTrack) handleRTCP(b []byte) {
+	pkts, err := rtcp.Unmarshal(b)
+	if err != nil {
+		return
+	}
+	for _, p := range pkts {
+		switch p := p.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			d.pliIn.Inc()
+			d.up.RequestKeyframe()
+		case *rtcp.TransportLayerNack:
+			for _, pair := range p.Nacks {
+				pair.Range(func(seq uint16) bool {
+					d.nackIn.Inc()
+					if !d.nack(seq) {
+						d.rtxMiss.Inc()
+					}
+					return true
+				})
 			}
 		}
 	}

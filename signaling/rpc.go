@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 
 	"github.com/relaysfu/relayd/sfu"
 )
@@ -133,11 +135,39 @@ func decodeParams(raw json.RawMessage, dst any) *Error {
 	if err := json.Unmarshal(raw, dst); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return Errorf(CodeInvalidParams, "invalid params: %s must be %s", te.Field, te.Type.String())
+			if te.Field == "" {
+				return Errorf(CodeInvalidParams, "invalid params: must be an object")
+			}
+			return Errorf(CodeInvalidParams, "invalid params: %s must be %s", te.Field, jsonType(te.Type, te.Value))
 		}
 		return Errorf(CodeInvalidParams, "invalid params: %v", err)
 	}
 	return nil
+}
+
+// jsonType names what a field of Go type t takes, in JSON's words (the Go
+// type, e.g. *[]signaling.adminDest, means nothing to a client); value is
+// what was given, as encoding/json describes it ("number 1e300").
+func jsonType(t reflect.Type, value string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		if strings.HasPrefix(value, "number") {
+			return "a number in range" // a fraction for an integer, or too big
+		}
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }
 
 type response struct {
