@@ -92,7 +92,7 @@ a=ssrc:339606642 msid:- 4e208403-d2f7-4d8a-baf3-863e0fa093c2
 `
 
 // offerFrame is an offer request carrying chromeOfferAV as a browser sends it.
-func offerFrame(id int) string {
+func fuzzOfferFrame(id int) string {
 	sdp, _ := json.Marshal(strings.ReplaceAll(strings.TrimPrefix(chromeOfferAV, "\n"), "\n", "\r\n"))
 	return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"offer","params":{"sdp":%s}}`, id, sdp)
 }
@@ -126,8 +126,8 @@ func FuzzDispatch(f *testing.F) {
 	}
 	join := `{"jsonrpc":"2.0","id":1,"method":"join"}`
 	seqs := [][]string{
-		{join, offerFrame(2), `{"jsonrpc":"2.0","id":3,"method":"trickle","params":{"target":"publisher","candidate":{"candidate":"candidate:1467250027 1 udp 2122260223 127.0.0.1 46243 typ host generation 0","sdpMid":"0","sdpMLineIndex":0}}}`},
-		{join, offerFrame(2), offerFrame(3), `{"jsonrpc":"2.0","id":4,"method":"leave"}`},
+		{join, fuzzOfferFrame(2), `{"jsonrpc":"2.0","id":3,"method":"trickle","params":{"target":"publisher","candidate":{"candidate":"candidate:1467250027 1 udp 2122260223 127.0.0.1 46243 typ host generation 0","sdpMid":"0","sdpMLineIndex":0}}}`},
+		{join, fuzzOfferFrame(2), fuzzOfferFrame(3), `{"jsonrpc":"2.0","id":4,"method":"leave"}`},
 		{join, `{"jsonrpc":"2.0","id":2,"method":"invitation.create","params":{"user":"bob"}}`, `{"jsonrpc":"2.0","id":3,"method":"invitation.list"}`, `{"jsonrpc":"2.0","id":4,"method":"cohost.remove","params":{"user":"bob"}}`},
 		{join, `{"jsonrpc":"2.0","id":2,"method":"invitation.accept","params":{"id":"inv_x"}}`, `{"jsonrpc":"2.0","id":3,"method":"stage.leave"}`},
 		{join, `{"jsonrpc":"2.0","id":2,"method":"chat.send","params":{"text":"hi"}}`, `{"jsonrpc":"2.0","id":3,"method":"chat.history","params":{"limit":5}}`, `{"jsonrpc":"2.0","id":4,"method":"chat.delete","params":{"id":"m1"}}`},

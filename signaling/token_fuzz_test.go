@@ -158,11 +158,11 @@ func checkAccepted(t *testing.T, header, claims []byte, c *Claims) {
 	if err := json.Unmarshal(claims, &raw); err != nil {
 		t.Fatalf("accepted claims %q that do not decode: %v", claims, err)
 	}
-	if !isJSONNumber(raw.Exp) {
+	if !isNumberLiteral(raw.Exp) {
 		t.Fatalf("accepted claims %s without a numeric exp", claims)
 	}
 	for _, v := range []json.RawMessage{raw.Nbf, raw.Iat} {
-		if v != nil && string(v) != "null" && !isJSONNumber(v) {
+		if v != nil && !isNumberLiteral(v) {
 			t.Fatalf("accepted claims %s with a time that is not a number", claims)
 		}
 	}
@@ -183,8 +183,8 @@ func checkAccepted(t *testing.T, header, claims []byte, c *Claims) {
 	}
 }
 
-// isJSONNumber reports whether v is a JSON number literal.
-func isJSONNumber(v json.RawMessage) bool {
+// isNumberLiteral reports whether v is a JSON number literal.
+func isNumberLiteral(v json.RawMessage) bool {
 	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
 		return false
 	}
@@ -202,12 +202,13 @@ func TestTokenTimesMustBeNumbers(t *testing.T) {
 		`{"sub":"alice","room":"show","role":"host","exp":"1893557045"}`,
 		`{"sub":"alice","room":"show","role":"host","exp":1893557045,"nbf":"1893553445"}`,
 		`{"sub":"alice","room":"show","role":"host","exp":1893557045,"iat":"1893553445"}`,
+		`{"sub":"alice","room":"show","role":"host","exp":1893557045,"iat":null}`, // null is no NumericDate either
 	} {
 		if _, err := tk.Verify(signRaw(header, []byte(claims), fuzzSecret)); !errors.Is(err, ErrTokenInvalid) {
 			t.Errorf("%s: Verify error %v, want ErrTokenInvalid", claims, err)
 		}
 	}
-	ok := `{"sub":"alice","room":"show","role":"host","exp":1893557045,"nbf":1893553445,"iat":null}`
+	ok := `{"sub":"alice","room":"show","role":"host","exp":1893557045,"nbf":1893553445,"iat":1893553445}`
 	if _, err := tk.Verify(signRaw(header, []byte(ok), fuzzSecret)); err != nil {
 		t.Errorf("%s: %v", ok, err)
 	}

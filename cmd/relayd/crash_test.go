@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relaysfu/relayd/bench/client"
+	"github.com/relaysfu/relayd/client"
 	"github.com/relaysfu/relayd/internal/redistest"
 	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/signaling"
