@@ -175,18 +175,21 @@ func New(o Options) (a *App, err error) {
 	a.SFU = sfu.New(sfu.Config{
 		API: api, ReconnectGrace: o.ReconnectGrace, Logger: o.Logger, Metrics: a.Metrics,
 		IsCohost: inv.IsCohost,
-		OnRoomStatus: func(info sfu.RoomInfo) {
-			srv.RoomStatusChanged(info)
-			a.roomStatus(info)
-		},
-		OnTrack: a.rec.onTrack,
-		OnParticipant: func(r *sfu.Room, p sfu.ParticipantInfo, joined bool) {
-			typ := "participant.left"
-			if joined {
-				typ = "participant.joined"
+		Observer: sfu.ObserverFunc(func(c sfu.RoomChange) {
+			srv.RoomChanged(c)
+			switch c := c.(type) {
+			case sfu.RoomStatusChanged:
+				a.roomStatus(c.Info)
+			case sfu.TrackChanged:
+				a.rec.onTrack(c.Room, c.Participant, c.Track, c.Published)
+			case sfu.ParticipantChanged:
+				typ := "participant.left"
+				if c.Joined {
+					typ = "participant.joined"
+				}
+				a.emit(typ, c.Room.Name(), map[string]any{"identity": c.Info.Identity, "role": c.Info.Role})
 			}
-			a.emit(typ, r.Name(), map[string]any{"identity": p.Identity, "role": p.Role})
-		},
+		}),
 	})
 	params := signaling.Params{
 		SFU: a.SFU, Tokens: a.Tokens, Metrics: a.Metrics, Logger: o.Logger,

@@ -20,8 +20,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/relaysfu/relayd/client"
 	"github.com/relaysfu/relayd/chat"
+	"github.com/relaysfu/relayd/client"
 	"github.com/relaysfu/relayd/internal/redistest"
 	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/recorder"

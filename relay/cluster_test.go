@@ -89,7 +89,12 @@ func (c *testCluster) newTestNode(t *testing.T, id string, cohosts map[string][]
 	}
 	m := metrics.New()
 	log := testLogger().With("node", id)
-	s := sfu.New(sfu.Config{API: api, Metrics: m, Logger: log, IsCohost: func(room, identity string) bool {
+	var mgr *Manager // set below; the observer runs only once rooms exist
+	s := sfu.New(sfu.Config{API: api, Metrics: m, Logger: log, Observer: sfu.ObserverFunc(func(c sfu.RoomChange) {
+		if tc, ok := c.(sfu.TrackChanged); ok {
+			mgr.TrackChanged(tc.Participant, tc.Track, tc.Published)
+		}
+	}), IsCohost: func(room, identity string) bool {
 		for _, r := range cohosts[identity] {
 			if r == room {
 				return true
@@ -100,7 +105,7 @@ func (c *testCluster) newTestNode(t *testing.T, id string, cohosts map[string][]
 	links := NewLinks(LinkConfig{
 		NodeID: id, Secret: testSecret, API: api.Publisher, Locate: c.locate, SFU: s, Logger: testLogger(), Metrics: m,
 	})
-	mgr := NewManager(Config{
+	mgr = NewManager(Config{
 		SFU: s, Metrics: m, Logger: log, Remote: links, MaxDestinations: 8,
 		Authorize: func(t Target) (string, Error) { return t.Identity, ErrNone },
 	})

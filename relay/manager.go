@@ -150,6 +150,23 @@ func (m *Manager) List() []Info {
 	return out
 }
 
+// TrackChanged follows a relay's source: a track it publishes (or
+// unpublishes) after the relay began is added to (or taken from) every
+// destination. The owner of the sfu's Observer calls it for every
+// sfu.TrackChanged.
+func (m *Manager) TrackChanged(src *sfu.Participant, up *sfu.UpTrack, published bool) {
+	r := m.Of(src)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	follow := r.begun && !r.stopped
+	r.mu.Unlock()
+	if follow {
+		r.post(trackChange{up, published})
+	}
+}
+
 // SourceGone stops src's relay, if any, because the source left or its
 // room ended: state idle and event disconnect.
 func (m *Manager) SourceGone(src *sfu.Participant) {

@@ -104,6 +104,7 @@ type Relay struct {
 	paused  bool
 	dests   []*destination
 	stopped bool
+	begun   bool // Begin has run: track changes are followed
 	started time.Time
 
 	events chan any
@@ -210,7 +211,7 @@ func (r *Relay) recomputeLocked() {
 func (r *Relay) Begin() {
 	r.mu.Lock()
 	r.notify("relay.state", StateParams{Relay: r.id, State: StateConnecting.String(), Code: int(StateConnecting), Error: ErrNone.String()})
-	r.src.SetTrackObserver(func(up *sfu.UpTrack, published bool) { r.post(trackChange{up, published}) })
+	r.begun = true // the source's track changes reach the loop from now on (Manager.TrackChanged)
 	r.event(EventJoinedSrcChannel, "")
 	for _, d := range r.dests {
 		r.joinLocked(d)
@@ -439,7 +440,6 @@ func (r *Relay) stopLocked() {
 	if r.stopped {
 		return
 	}
-	r.src.SetTrackObserver(nil)
 	for _, d := range r.dests {
 		r.leaveLocked(d)
 	}

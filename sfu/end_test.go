@@ -16,10 +16,12 @@ func TestEndWaitsForARacingEnd(t *testing.T) {
 	var once sync.Once
 	var mu sync.Mutex
 	var ended []RoomInfo
-	s := New(Config{OnRoomStatus: func(info RoomInfo) {
-		if info.Status != StatusEnded {
+	s := New(Config{Observer: ObserverFunc(func(c RoomChange) {
+		sc, ok := c.(RoomStatusChanged)
+		if !ok || sc.Info.Status != StatusEnded {
 			return
 		}
+		info := sc.Info
 		once.Do(func() {
 			close(entered)
 			<-release
@@ -27,7 +29,7 @@ func TestEndWaitsForARacingEnd(t *testing.T) {
 		mu.Lock()
 		ended = append(ended, info)
 		mu.Unlock()
-	}})
+	})})
 	r, err := s.CreateRoom("r", "alice", "", "")
 	if err != nil {
 		t.Fatal(err)

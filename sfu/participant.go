@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -67,8 +66,6 @@ type Participant struct {
 	delivered  map[Target]bool
 
 	pubWG sync.WaitGroup
-
-	observer atomic.Pointer[func(up *UpTrack, published bool)]
 }
 
 type downEntry struct {
@@ -655,20 +652,3 @@ func (p *Participant) SetRole(role Role) {
 
 // Name returns the participant's display name.
 func (p *Participant) Name() string { return p.name }
-
-// SetTrackObserver sets f to be told, after the fact and without locks
-// held, each time one of the participant's own tracks is published or
-// unpublished (the relay follows its source this way). nil removes it.
-func (p *Participant) SetTrackObserver(f func(up *UpTrack, published bool)) {
-	if f == nil {
-		p.observer.Store(nil)
-		return
-	}
-	p.observer.Store(&f)
-}
-
-func (p *Participant) observe(up *UpTrack, published bool) {
-	if f := p.observer.Load(); f != nil {
-		(*f)(up, published)
-	}
-}

@@ -33,7 +33,7 @@ type Room struct {
 	grace        *time.Timer             // ends the room while waiting_reconnect
 	endReason    EndReason               // why it ended; set with status ended
 	// ended is closed when the End that ended the room has run its effects
-	// (the OnRoomStatus hook, the participants told); nil until End.
+	// (the observer's RoomStatusChanged, the participants told); nil until End.
 	ended chan struct{}
 }
 
@@ -215,9 +215,7 @@ func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
 	r.sfu.cfg.Metrics.Participants.WithLabelValues(string(p.role)).Inc()
 	joined := p.infoLocked()
 	r.mu.Unlock()
-	if f := r.sfu.cfg.OnParticipant; f != nil {
-		f(r, joined, true)
-	}
+	r.sfu.observe(ParticipantChanged{Room: r, Participant: p, Info: joined, Joined: true})
 
 	if p.subscribes() && len(ups) > 0 {
 		p.subscribe(ups)
@@ -263,10 +261,7 @@ func (r *Room) publish(p *Participant, t *UpTrack) bool {
 	for _, q := range subs {
 		q.subscribe([]*UpTrack{t})
 	}
-	p.observe(t, true)
-	if f := r.sfu.cfg.OnTrack; f != nil {
-		f(r, p, t, true)
-	}
+	r.sfu.observe(TrackChanged{Room: r, Participant: p, Track: t, Published: true})
 	return true
 }
 
@@ -299,10 +294,7 @@ func (r *Room) unpublish(p *Participant, t *UpTrack) {
 	for _, q := range subs {
 		q.unsubscribe(t)
 	}
-	p.observe(t, false)
-	if f := r.sfu.cfg.OnTrack; f != nil {
-		f(r, p, t, false)
-	}
+	r.sfu.observe(TrackChanged{Room: r, Participant: p, Track: t, Published: false})
 }
 
 // remove takes p out of the room after its tracks are unpublished. A host
@@ -331,9 +323,7 @@ func (r *Room) remove(p *Participant, hostLeft bool) {
 		changed = true
 	}
 	r.mu.Unlock()
-	if f := r.sfu.cfg.OnParticipant; f != nil {
-		f(r, info, false)
-	}
+	r.sfu.observe(ParticipantChanged{Room: r, Participant: p, Info: info, Joined: false})
 	if changed {
 		r.statusChanged()
 	}
@@ -349,7 +339,7 @@ func (r *Room) graceExpired() {
 }
 
 // End ends the room for everyone, in this order: status ended (with
-// reason); the OnRoomStatus hook (which stores the room, cancels its
+// reason); the observer's RoomStatusChanged (which stores the room, cancels its
 // invitations, stops relays, emits its webhook); every participant told
 // RoomUpdated "ended"; then each one's PCs closed and its session told
 // SessionEnded (a 1000 close). So room.updated is the last thing a
@@ -431,11 +421,9 @@ func (r *Room) setStatusLocked(s RoomStatus) {
 	}
 }
 
-// statusChanged runs the OnRoomStatus hook; call it without r.mu held.
+// statusChanged tells the observer; call it without r.mu held.
 func (r *Room) statusChanged() {
-	if f := r.sfu.cfg.OnRoomStatus; f != nil {
-		f(r.Info(false))
-	}
+	r.sfu.observe(RoomStatusChanged{Room: r, Info: r.Info(false)})
 }
 
 // Participant returns the direct (non-relay) participant with identity, or

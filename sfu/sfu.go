@@ -32,17 +32,11 @@ type Config struct {
 	// IsCohost reports whether identity holds an accepted invitation in
 	// room; the publish gate asks it for relays (invitations hook here).
 	IsCohost func(room, identity string) bool
-	// OnRoomStatus, when set, is called (without sfu locks held, in the
-	// goroutine that changed it) after every room status change; other
-	// layers (store, invitations, relay) hook here.
-	OnRoomStatus func(RoomInfo)
-	// OnTrack, when set, is called (without locks) after a participant's
-	// track is published (true) or unpublished (false): the recorder
-	// hooks here.
-	OnTrack func(r *Room, p *Participant, up *UpTrack, published bool)
-	// OnParticipant, when set, is called (without locks) after a
-	// participant joins (true) or leaves (false).
-	OnParticipant func(r *Room, p ParticipantInfo, joined bool)
+	// Observer, when set, is told of every room change (observer.go):
+	// status, participants joining and leaving, tracks published and
+	// unpublished. It is the sfu's one way out for the layer that owns
+	// the rooms' rules.
+	Observer Observer
 }
 
 // SFU is the room registry.

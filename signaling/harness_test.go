@@ -74,7 +74,7 @@ func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
 	}
 	s := sfu.New(sfu.Config{
 		API: api, ReconnectGrace: o.grace, Metrics: m, IsCohost: isCohost,
-		OnRoomStatus: func(info sfu.RoomInfo) { srv.RoomStatusChanged(info) },
+		Observer: sfu.ObserverFunc(func(c sfu.RoomChange) { srv.RoomChanged(c) }),
 	})
 	tokens := NewTokens([]byte("test-secret-0123456789"))
 	chats, err := chat.OpenBolt(dir)

@@ -66,7 +66,19 @@ func (s *Server) InvitationChanged(inv invitations.Invitation) {
 	}
 }
 
-// RoomStatusChanged is the sfu's OnRoomStatus: it persists the room record
+// RoomChanged takes the sfu's room changes signaling acts on: a status
+// change (RoomStatusChanged), and a relay source's track changes, which
+// the relay follows.
+func (s *Server) RoomChanged(c sfu.RoomChange) {
+	switch c := c.(type) {
+	case sfu.RoomStatusChanged:
+		s.RoomStatusChanged(c.Info)
+	case sfu.TrackChanged:
+		s.relays.TrackChanged(c.Participant, c.Track, c.Published)
+	}
+}
+
+// RoomStatusChanged is called for each sfu.RoomStatusChanged: it persists the room record
 // and, when the room ends, stops its participants' relays, cancels its
 // pending invitations and ends every co-host's stage. (Room.End runs it
 // before telling participants room.updated "ended", their last
