@@ -91,7 +91,9 @@ func (t *target) sample(ctx context.Context) serverSample {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
-		s.prom = parseProm(io.LimitReader(resp.Body, 8<<20))
+		if prom, err := parseProm(io.LimitReader(resp.Body, 8<<20)); err == nil {
+			s.prom = prom // else the scrape is unknown, as when it fails
+		}
 	}
 	if t.proc == nil {
 		s.cpuSeconds = s.prom.sum("process_cpu_seconds_total")
