@@ -29,10 +29,10 @@ const (
 type RemoteTrack struct {
 	Kind     string // "audio" or "video"
 	Codec    string // MIME type, e.g. "video/VP8"
-	StreamID string // msid stream id
-	TrackID  string // msid track id
-	Mid      string
-	SSRC     uint32
+	StreamID string // msid stream id: the publisher's identity (Track.Participant)
+	TrackID  string // msid track id: the room's track id (Track.ID)
+	Mid      string // the transceiver's mid on the subscriber PC
+	SSRC     uint32 // the media SSRC the server sends it with
 
 	pc    *webrtc.PeerConnection
 	track *webrtc.TrackRemote

@@ -31,19 +31,25 @@ const (
 // WebSocket closes.
 var ErrClosed = errors.New("client: connection closed")
 
-// RPCError is a JSON-RPC error response.
+// RPCError is a JSON-RPC error response (docs/protocol.md §7.10, §9.1).
+// The HTTP API's error bodies carry the same object (see HTTPError).
 type RPCError struct {
-	Code    int             `json:"code"`
-	Message string          `json:"message"`
-	Data    json.RawMessage `json:"data,omitempty"`
+	// Code is a JSON-RPC code (-32700 to -32603) or one of relayd's (4001,
+	// 4003, 4004, 4009, 4013, 4029): the Code* constants. Act on it.
+	Code int `json:"code"`
+	// Message is for people.
+	Message string `json:"message"`
+	// Data is the optional data member, as received.
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
+// Error returns "rpc error <code>: <message>".
 func (e *RPCError) Error() string {
 	return fmt.Sprintf("rpc error %d: %s", e.Code, e.Message)
 }
 
-// ErrorCode returns the JSON-RPC code of err if it is (or wraps) an
-// *RPCError, else 0.
+// ErrorCode returns the code of err if it is or wraps an *RPCError (a
+// JSON-RPC error, or the error object of an *HTTPError), else 0.
 func ErrorCode(err error) int {
 	var re *RPCError
 	if errors.As(err, &re) {
@@ -52,21 +58,52 @@ func ErrorCode(err error) int {
 	return 0
 }
 
-// HTTPError is returned by Dial when the server answers the upgrade with an
-// HTTP error (e.g. 401 for a bad token) instead of a WebSocket.
+// HTTPError is an HTTP error answer: Dial gets one when the server refuses
+// the WebSocket upgrade (401 for a bad token, 403 for a refused Origin, 409
+// while the server drains), and Admin's methods get one for every refused
+// request.
 type HTTPError struct {
+	// Op is what was refused: "websocket upgrade", "POST /v1/rooms", ...
+	Op string
+	// Status is the HTTP status code.
 	Status int
-	Body   string
+	// Body is the answer's body as received (at most 64 KiB).
+	Body string
+	// Err is the body's error object, {"error": {code, message}}, when it
+	// has one (relayd's answers do); nil otherwise. Unwrap returns it, so
+	// ErrorCode and errors.As see it.
+	Err *RPCError
 }
 
+// newHTTPError reads the error object of a refusal's body, if it has one.
+func newHTTPError(op string, status int, body []byte) *HTTPError {
+	e := &HTTPError{Op: op, Status: status, Body: string(body)}
+	var wrapped struct {
+		Error *RPCError `json:"error"`
+	}
+	if json.Unmarshal(body, &wrapped) == nil && wrapped.Error != nil {
+		e.Err = wrapped.Error
+	}
+	return e
+}
+
+// Error returns "<op> refused: HTTP <status>: <body>".
 func (e *HTTPError) Error() string {
-	return fmt.Sprintf("websocket upgrade refused: HTTP %d: %s", e.Status, strings.TrimSpace(e.Body))
+	return fmt.Sprintf("%s refused: HTTP %d: %s", e.Op, e.Status, strings.TrimSpace(e.Body))
+}
+
+// Unwrap returns the body's error object (nil if it had none).
+func (e *HTTPError) Unwrap() error {
+	if e.Err == nil {
+		return nil
+	}
+	return e.Err
 }
 
 // Notification is a server notification (a message with a method and no id).
 type Notification struct {
-	Method string
-	Params json.RawMessage
+	Method string          // NotifyParticipantJoined, ...
+	Params json.RawMessage // decode with Decode into the method's params type
 }
 
 // Decode unmarshals the notification's params into v.
