@@ -12,11 +12,9 @@ import (
 
 func startRelayd(t *testing.T) (*client.Admin, context.Context) {
 	t.Helper()
-	baseURL, adminToken, stop := runRelayd()
+	ctx, admin, stop := start()
 	t.Cleanup(stop)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return &client.Admin{BaseURL: baseURL, Token: adminToken}, ctx
+	return admin, ctx
 }
 
 // Refusals come back as *HTTPError carrying the body's error object, so
@@ -179,15 +177,7 @@ func TestPublishRewritesPayloadType(t *testing.T) {
 	admin, ctx := startRelayd(t)
 	host, _ := connect(ctx, admin, "alice", "show", "host")
 	defer host.Close()
-	src, err := client.NewSyntheticPublisher(client.PublisherOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Stop()
-	if err := host.Publish(ctx, src.Tracks()...); err != nil {
-		t.Fatal(err)
-	}
-	src.Start()
+	defer publish(ctx, host, client.PublisherOptions{}).Stop()
 	viewer, _ := connect(ctx, admin, "bob", "show", "viewer")
 	defer viewer.Close()
 
@@ -202,12 +192,8 @@ func TestPublishRewritesPayloadType(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for rt.Packets() < 10 {
-			select {
-			case <-ctx.Done():
-				t.Fatalf("%s: %d packets", kind, rt.Packets())
-			case <-time.After(10 * time.Millisecond):
-			}
+		if err := waitUntil(ctx, kind+" packets", func() bool { return rt.Packets() >= 10 }); err != nil {
+			t.Fatal(err)
 		}
 		if got := uint8(rt.Remote().PayloadType()); got != want || sent[kind] == want {
 			t.Errorf("%s: sent with payload type %d, received with %d, want %d (and different)", kind, sent[kind], got, want)

@@ -72,7 +72,8 @@ type Client struct {
 	notifDropped atomic.Int64
 	rawCh        chan json.RawMessage
 	backlogMu    sync.Mutex
-	backlog      []Notification
+	backlog      []backlogEntry // in seq order
+	backlogSeq   uint64         // the last entry's seq
 	backlogWake  chan struct{}
 	closed       chan struct{} // the socket closed
 	closeCode    atomic.Int32

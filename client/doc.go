@@ -99,7 +99,10 @@
 // a method (and, optionally, matching params) among all those received so
 // far, so tests and simple programs can wait for events in any order.
 // Decode a Notification's params into the type its method names
-// (NotifyRoomUpdated: RoomEvent, NotifyTrackPublished: TrackEvent, ...).
+// (NotifyRoomUpdated: RoomEvent, NotifyTrackPublished: TrackEvent, ...), or
+// let WaitEvent wait and decode:
+//
+//	ev, err := client.WaitEvent[client.RoomEvent](ctx, c, client.NotifyRoomUpdated, nil)
 // Notifications may reach the caller before or after the result of the
 // request that caused them (§4.3); in particular a viewer joining a room
 // with tracks may get the server's first subscriber offer before the join

@@ -1,7 +1,9 @@
 package client_test
 
-// Each example runs against a real relayd started in this process
-// (runRelayd, in relayd_test.go); connect does what Example shows.
+// Each example runs against a real relayd started in this process. The
+// helpers are in relayd_test.go: start (a server, its Admin and a context),
+// connect (what Example shows: a token, Dial, Join) and publish (what
+// ExampleClient_Publish shows).
 
 import (
 	"context"
@@ -46,15 +48,12 @@ func Example() {
 // A host publishes a synthetic VP8 and Opus source on its publisher
 // PeerConnection; its first track takes the room live.
 func ExampleClient_Publish() {
-	baseURL, adminToken, stop := runRelayd()
+	ctx, admin, stop := start()
 	defer stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin := &client.Admin{BaseURL: baseURL, Token: adminToken}
 	host, _ := connect(ctx, admin, "alice", "show", "host")
 	defer host.Close()
 
-	src, err := client.NewSyntheticPublisher(client.PublisherOptions{})
+	src, err := client.NewSyntheticPublisher(client.PublisherOptions{}) // or any webrtc.TrackLocal
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -64,12 +63,8 @@ func ExampleClient_Publish() {
 	}
 	src.Start()
 
-	n, err := host.WaitNotification(ctx, client.NotifyRoomUpdated, nil)
+	ev, err := client.WaitEvent[client.RoomEvent](ctx, host, client.NotifyRoomUpdated, nil)
 	if err != nil {
-		log.Fatal(err)
-	}
-	var ev client.RoomEvent
-	if err := n.Decode(&ev); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("room", ev.Room.Name, "is", ev.Room.Status)
@@ -82,23 +77,12 @@ func ExampleClient_Publish() {
 // track arrives as a RemoteTrack whose msid names its publisher and its
 // track id.
 func ExampleClient_WaitTrack() {
-	baseURL, adminToken, stop := runRelayd()
+	ctx, admin, stop := start()
 	defer stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin := &client.Admin{BaseURL: baseURL, Token: adminToken}
 	host, _ := connect(ctx, admin, "alice", "show", "host")
 	defer host.Close()
-	src, err := client.NewSyntheticPublisher(client.PublisherOptions{NoAudio: true})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer src.Stop()
-	if err := host.Publish(ctx, src.Tracks()...); err != nil {
-		log.Fatal(err)
-	}
-	src.Start()
-	if _, err := host.WaitNotification(ctx, client.NotifyRoomUpdated, nil); err != nil { // live: the video track is in
+	defer publish(ctx, host, client.PublisherOptions{NoAudio: true}).Stop()
+	if _, err := host.WaitNotification(ctx, client.NotifyRoomUpdated, nil); err != nil { // live: the track is in
 		log.Fatal(err)
 	}
 
@@ -110,12 +94,8 @@ func ExampleClient_WaitTrack() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	for video.Keyframes() == 0 { // the built-in reader counts what arrives
-		select {
-		case <-ctx.Done():
-			log.Fatal("no keyframe")
-		case <-time.After(10 * time.Millisecond):
-		}
+	if err := waitUntil(ctx, "a keyframe", func() bool { return video.Keyframes() > 0 }); err != nil {
+		log.Fatal(err)
 	}
 	for _, t := range joined.Tracks {
 		if t.ID == video.TrackID {
@@ -131,11 +111,8 @@ func ExampleClient_WaitTrack() {
 // A host invites a viewer onto the stage; the viewer accepts and becomes a
 // co-host, who may publish.
 func ExampleClient_CreateInvitation() {
-	baseURL, adminToken, stop := runRelayd()
+	ctx, admin, stop := start()
 	defer stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin := &client.Admin{BaseURL: baseURL, Token: adminToken}
 	host, _ := connect(ctx, admin, "alice", "show", "host")
 	defer host.Close()
 	bob, _ := connect(ctx, admin, "bob", "show", "viewer")
@@ -148,12 +125,8 @@ func ExampleClient_CreateInvitation() {
 	fmt.Println("alice invites", inv.User+":", inv.Status)
 
 	// Every session of the invitee is told, in this room or elsewhere.
-	n, err := bob.WaitNotification(ctx, client.NotifyInvitationUpdated, nil)
+	ev, err := client.WaitEvent[client.InvitationEvent](ctx, bob, client.NotifyInvitationUpdated, nil)
 	if err != nil {
-		log.Fatal(err)
-	}
-	var ev client.InvitationEvent
-	if err := n.Decode(&ev); err != nil {
 		log.Fatal(err)
 	}
 	if inv, err = bob.AcceptInvitation(ctx, ev.Invitation.ID); err != nil {
@@ -161,30 +134,15 @@ func ExampleClient_CreateInvitation() {
 	}
 	fmt.Println("bob answers:", inv.Status)
 
-	n, err = host.WaitNotification(ctx, client.NotifyParticipantUpdated, nil)
+	pe, err := client.WaitEvent[client.ParticipantEvent](ctx, host, client.NotifyParticipantUpdated, nil)
 	if err != nil {
-		log.Fatal(err)
-	}
-	var pe client.ParticipantEvent
-	if err := n.Decode(&pe); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(pe.Participant.Identity, "is now a", pe.Participant.Role)
 
-	src, err := client.NewSyntheticPublisher(client.PublisherOptions{NoAudio: true})
+	defer publish(ctx, bob, client.PublisherOptions{NoAudio: true}).Stop()
+	te, err := client.WaitEvent[client.TrackEvent](ctx, host, client.NotifyTrackPublished, nil)
 	if err != nil {
-		log.Fatal(err)
-	}
-	defer src.Stop()
-	if err := bob.Publish(ctx, src.Tracks()...); err != nil {
-		log.Fatal(err)
-	}
-	src.Start()
-	if n, err = host.WaitNotification(ctx, client.NotifyTrackPublished, nil); err != nil {
-		log.Fatal(err)
-	}
-	var te client.TrackEvent
-	if err := n.Decode(&te); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("alice sees %s's %s track\n", te.Track.Participant, te.Track.Kind)
@@ -199,11 +157,8 @@ func ExampleClient_CreateInvitation() {
 // destination, and stops. Viewers there see the relay as a participant with
 // role "relay".
 func ExampleClient_StartRelay() {
-	baseURL, adminToken, stop := runRelayd()
+	ctx, admin, stop := start()
 	defer stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin := &client.Admin{BaseURL: baseURL, Token: adminToken}
 	for _, room := range []string{"studio", "lounge"} {
 		if _, err := admin.CreateRoom(ctx, client.CreateRoomRequest{Name: room, Host: "alice"}); err != nil {
 			log.Fatal(err)
@@ -211,15 +166,7 @@ func ExampleClient_StartRelay() {
 	}
 	host, _ := connect(ctx, admin, "alice", "show", "host")
 	defer host.Close()
-	src, err := client.NewSyntheticPublisher(client.PublisherOptions{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer src.Stop()
-	if err := host.Publish(ctx, src.Tracks()...); err != nil {
-		log.Fatal(err)
-	}
-	src.Start()
+	defer publish(ctx, host, client.PublisherOptions{}).Stop()
 	dave, _ := connect(ctx, admin, "dave", "studio", "viewer")
 	defer dave.Close()
 
@@ -237,20 +184,14 @@ func ExampleClient_StartRelay() {
 		log.Fatal(err)
 	}
 	fmt.Println("relay:", r.State)
-	if _, err := host.WaitNotification(ctx, client.NotifyRelayState, func(p json.RawMessage) bool {
-		var ev client.RelayStateEvent
-		return json.Unmarshal(p, &ev) == nil && ev.State == "running"
-	}); err != nil {
+	running := func(ev client.RelayStateEvent) bool { return ev.State == "running" }
+	if _, err := client.WaitEvent(ctx, host, client.NotifyRelayState, running); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("relay: running")
 
-	n, err := dave.WaitNotification(ctx, client.NotifyParticipantJoined, nil)
+	pe, err := client.WaitEvent[client.ParticipantEvent](ctx, dave, client.NotifyParticipantJoined, nil)
 	if err != nil {
-		log.Fatal(err)
-	}
-	var pe client.ParticipantEvent
-	if err := n.Decode(&pe); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("dave sees %s, role %s, from %s\n", pe.Participant.Identity, pe.Participant.Role, pe.Participant.RelayFrom.Room)
@@ -282,11 +223,8 @@ func ExampleClient_StartRelay() {
 // The admin HTTP API: rooms, tokens and invitations, on behalf of an
 // application's users.
 func ExampleAdmin() {
-	baseURL, adminToken, stop := runRelayd()
+	ctx, admin, stop := start() // admin is &client.Admin{BaseURL: ..., Token: <an admin token>}
 	defer stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin := &client.Admin{BaseURL: baseURL, Token: adminToken}
 
 	room, err := admin.CreateRoom(ctx, client.CreateRoomRequest{
 		Name: "show", Host: "alice", Title: "Friday show", Metadata: json.RawMessage(`{"tier":"gold"}`),
@@ -345,11 +283,8 @@ func ExampleAdmin() {
 // the host's session gets the relay's notifications as if it had called
 // relay.start itself.
 func ExampleAdmin_StartRelay() {
-	baseURL, adminToken, stop := runRelayd()
+	ctx, admin, stop := start()
 	defer stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin := &client.Admin{BaseURL: baseURL, Token: adminToken}
 	for _, room := range []string{"studio", "lounge"} {
 		if _, err := admin.CreateRoom(ctx, client.CreateRoomRequest{Name: room, Host: "alice"}); err != nil {
 			log.Fatal(err)
@@ -364,10 +299,8 @@ func ExampleAdmin_StartRelay() {
 		log.Fatal(err)
 	}
 	fmt.Println("relaying", r.Source.Identity, "from", r.Source.Room, "to", r.Destinations[0].Room)
-	if _, err := alice.WaitNotification(ctx, client.NotifyRelayState, func(p json.RawMessage) bool {
-		var ev client.RelayStateEvent
-		return json.Unmarshal(p, &ev) == nil && ev.State == "running"
-	}); err != nil {
+	running := func(ev client.RelayStateEvent) bool { return ev.State == "running" }
+	if _, err := client.WaitEvent(ctx, alice, client.NotifyRelayState, running); err != nil {
 		log.Fatal(err)
 	}
 	relays, err := admin.Relays(ctx)

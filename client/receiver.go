@@ -206,18 +206,19 @@ func (s *trackSet) snapshot() []*RemoteTrack {
 }
 
 // wait returns the first track (in arrival order, ended ones included) of
-// that kind ("" = any) for which match is true (nil = any).
+// that kind ("" = any) for which match is true (nil = any). match runs
+// without s.mu held (pion's OnTrack, which adds tracks, must not wait for
+// it).
 func (s *trackSet) wait(ctx context.Context, kind string, match func(*RemoteTrack) bool, closed <-chan struct{}) (*RemoteTrack, error) {
 	for {
 		s.mu.Lock()
-		for _, t := range s.tracks {
+		tracks, wake := s.tracks, s.wake // add only appends: the snapshot stays valid
+		s.mu.Unlock()
+		for _, t := range tracks {
 			if (kind == "" || t.Kind == kind) && (match == nil || match(t)) {
-				s.mu.Unlock()
 				return t, nil
 			}
 		}
-		wake := s.wake
-		s.mu.Unlock()
 		select {
 		case <-wake:
 		case <-ctx.Done():

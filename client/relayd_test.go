@@ -5,6 +5,7 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"net"
 	"net/http/httptest"
@@ -68,4 +69,43 @@ func connect(ctx context.Context, admin *client.Admin, identity, room, role stri
 		log.Fatal(err)
 	}
 	return c, joined
+}
+
+// start runs a relayd for one example or test: it returns a context that
+// bounds the example's calls, an Admin of the server, and a function that
+// stops both.
+func start() (context.Context, *client.Admin, func()) {
+	baseURL, adminToken, stop := runRelayd()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return ctx, &client.Admin{BaseURL: baseURL, Token: adminToken}, func() {
+		cancel()
+		stop()
+	}
+}
+
+// publish does what ExampleClient_Publish shows: it publishes a synthetic
+// source on c and starts it. The caller stops it.
+func publish(ctx context.Context, c *client.Client, opts client.PublisherOptions) *client.SyntheticPublisher {
+	src, err := client.NewSyntheticPublisher(opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Publish(ctx, src.Tracks()...); err != nil {
+		log.Fatal(err)
+	}
+	src.Start()
+	return src
+}
+
+// waitUntil polls cond (RemoteTrack's counters, say) until it holds; it
+// fails when ctx ends first.
+func waitUntil(ctx context.Context, what string, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
 }

@@ -5,11 +5,13 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -288,21 +290,29 @@ func (c *Client) CloseCode() int { return int(c.closeCode.Load()) }
 // match(params) is true (match nil = any) and returns it. It looks at the
 // notifications received since Dial in arrival order (an earlier one wins)
 // and removes only the one it returns: the others stay for later waits, so
-// tests can wait for several events in any order. It returns ctx's error, or
-// an error wrapping ErrClosed when the socket has closed and no received
-// notification matches.
+// tests can wait for several events in any order. match runs in the
+// caller's goroutine, with no lock of the client held: it may take its
+// time and use the client. It returns ctx's error, or an error wrapping
+// ErrClosed when the socket has closed and no received notification
+// matches.
 func (c *Client) WaitNotification(ctx context.Context, method string, match func(json.RawMessage) bool) (Notification, error) {
 	for {
 		c.backlogMu.Lock()
-		for i, n := range c.backlog {
-			if n.Method == method && (match == nil || match(n.Params)) {
-				c.backlog = append(c.backlog[:i:i], c.backlog[i+1:]...)
-				c.backlogMu.Unlock()
-				return n, nil
+		var candidates []backlogEntry
+		for _, e := range c.backlog {
+			if e.n.Method == method {
+				candidates = append(candidates, e)
 			}
 		}
 		wake := c.backlogWake
 		c.backlogMu.Unlock()
+
+		for _, e := range candidates {
+			if (match == nil || match(e.n.Params)) && c.takeBacklog(e.seq) {
+				return e.n, nil
+			}
+			// Not it, or another waiter took it first.
+		}
 
 		select {
 		case <-wake:
@@ -318,6 +328,46 @@ func (c *Client) WaitNotification(ctx context.Context, method string, match func
 			}
 		}
 	}
+}
+
+// backlogEntry is a notification kept for WaitNotification, numbered in
+// arrival order.
+type backlogEntry struct {
+	seq uint64
+	n   Notification
+}
+
+// takeBacklog removes the entry seq from the backlog, and reports whether
+// it was still there.
+func (c *Client) takeBacklog(seq uint64) bool {
+	c.backlogMu.Lock()
+	defer c.backlogMu.Unlock()
+	i, found := slices.BinarySearchFunc(c.backlog, seq, func(e backlogEntry, seq uint64) int { return cmp.Compare(e.seq, seq) })
+	if found {
+		c.backlog = slices.Delete(c.backlog, i, i+1)
+	}
+	return found
+}
+
+// WaitEvent is WaitNotification with the params decoded into T (the method's
+// params type: RoomEvent for NotifyRoomUpdated, ...): it waits for a
+// notification of that method whose params decode into T and for which
+// match is true (nil: any), and returns the decoded params.
+//
+//	ev, err := client.WaitEvent(ctx, c, client.NotifyRelayState, func(ev client.RelayStateEvent) bool {
+//		return ev.State == "running"
+//	})
+func WaitEvent[T any](ctx context.Context, c *Client, method string, match func(T) bool) (T, error) {
+	var got T
+	_, err := c.WaitNotification(ctx, method, func(p json.RawMessage) bool {
+		var v T
+		if json.Unmarshal(p, &v) != nil || (match != nil && !match(v)) {
+			return false
+		}
+		got = v
+		return true
+	})
+	return got, err
 }
 
 func (c *Client) writeJSON(v any) error {
@@ -454,7 +504,8 @@ func (c *Client) pushNotification(n Notification) {
 		c.backlog = c.backlog[1:]
 		c.notifDropped.Add(1)
 	}
-	c.backlog = append(c.backlog, n)
+	c.backlogSeq++
+	c.backlog = append(c.backlog, backlogEntry{seq: c.backlogSeq, n: n})
 	close(c.backlogWake)
 	c.backlogWake = make(chan struct{})
 	c.backlogMu.Unlock()
