@@ -159,11 +159,7 @@ func ExampleClient_CreateInvitation() {
 func ExampleClient_StartRelay() {
 	ctx, admin, stop := start()
 	defer stop()
-	for _, room := range []string{"studio", "lounge"} {
-		if _, err := admin.CreateRoom(ctx, client.CreateRoomRequest{Name: room, Host: "alice"}); err != nil {
-			log.Fatal(err)
-		}
-	}
+	createRooms(ctx, admin, "alice", "studio", "lounge") // alice hosts both: the relay passes their gate
 	host, _ := connect(ctx, admin, "alice", "show", "host")
 	defer host.Close()
 	defer publish(ctx, host, client.PublisherOptions{}).Stop()
@@ -285,11 +281,7 @@ func ExampleAdmin() {
 func ExampleAdmin_StartRelay() {
 	ctx, admin, stop := start()
 	defer stop()
-	for _, room := range []string{"studio", "lounge"} {
-		if _, err := admin.CreateRoom(ctx, client.CreateRoomRequest{Name: room, Host: "alice"}); err != nil {
-			log.Fatal(err)
-		}
-	}
+	createRooms(ctx, admin, "alice", "studio", "lounge") // alice hosts both: the relay passes their gate
 	alice, _ := connect(ctx, admin, "alice", "show", "host")
 	defer alice.Close()
 

@@ -83,6 +83,16 @@ func start() (context.Context, *client.Admin, func()) {
 	}
 }
 
+// createRooms creates idle rooms of that host with Admin.CreateRoom (as
+// ExampleAdmin shows).
+func createRooms(ctx context.Context, admin *client.Admin, host string, rooms ...string) {
+	for _, room := range rooms {
+		if _, err := admin.CreateRoom(ctx, client.CreateRoomRequest{Name: room, Host: host}); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
 // publish does what ExampleClient_Publish shows: it publishes a synthetic
 // source on c and starts it. The caller stops it.
 func publish(ctx context.Context, c *client.Client, opts client.PublisherOptions) *client.SyntheticPublisher {
