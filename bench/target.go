@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relaysfu/relayd/client"
 	"github.com/relaysfu/relayd/signaling"
 )
 
@@ -40,7 +41,7 @@ func newTarget(ctx context.Context, cfg *Config) (*target, error) {
 	if cfg.Secret != "" {
 		t.mint = secretMinter{signaling.NewTokens([]byte(cfg.Secret))}
 	} else {
-		t.mint = adminMinter{base: t.baseURL, admin: cfg.AdminToken, hc: t.hc}
+		t.mint = adminMinter{&client.Admin{BaseURL: t.baseURL, Token: cfg.AdminToken, HTTPClient: t.hc}}
 	}
 	return t, nil
 }
