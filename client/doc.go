@@ -103,6 +103,7 @@
 // let WaitEvent wait and decode:
 //
 //	ev, err := client.WaitEvent[client.RoomEvent](ctx, c, client.NotifyRoomUpdated, nil)
+//
 // Notifications may reach the caller before or after the result of the
 // request that caused them (§4.3); in particular a viewer joining a room
 // with tracks may get the server's first subscriber offer before the join
