@@ -114,7 +114,8 @@
 // after leave, when the room ended (a room.updated with status "ended"
 // comes first) or when a newer session of the same identity replaced this
 // one; 1001 when the server shut down; 4003 when the host kicked this
-// participant. Only 1001, and 1006 (the connection dropped without a close
+// participant; 4009 when the socket did not join within the server's join
+// deadline (10 s). Only 1001, and 1006 (the connection dropped without a close
 // frame), call for reconnecting (§9.2); the Client never reconnects by
 // itself.
 //
