@@ -1,10 +1,10 @@
 package bench
 
-// The webrtc.API shared by every viewer: only the codecs the synthetic
-// publisher sends, and only the interceptors a receiving browser really
-// runs per packet (NACK generator, receiver reports). pion's default set
-// adds a stats interceptor and TWCC, which cost CPU on every packet and
-// would make the bench, not the server, what a small machine measures.
+// The webrtc.API shared by every viewer: the client's codecs, and only the
+// interceptors a receiving browser really runs per packet (NACK generator,
+// receiver reports). pion's default set adds a stats interceptor and TWCC,
+// which cost CPU on every packet and would make the bench, not the server,
+// what a small machine measures.
 //
 // Two settings make the viewers behave like libwebrtc rather than like
 // pion's defaults, which would otherwise turn one lost packet into a NACK
@@ -31,29 +31,9 @@ const (
 // newViewerAPI builds the viewers' API on the loopback-only SettingEngine.
 func newViewerAPI() (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
-			SDPFmtpLine: "minptime=10;useinbandfec=1",
-		},
-		PayloadType: 111,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
+	if err := client.RegisterCodecs(m); err != nil {
 		return nil, err
 	}
-	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb},
-		PayloadType:        96,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, err
-	}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=96"},
-		PayloadType:        97,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, err
-	}
-
 	reg := &interceptor.Registry{}
 	gen, err := nack.NewGeneratorInterceptor(nack.GeneratorMaxNacksPerPacket(maxNacksPerPacket))
 	if err != nil {

@@ -1,112 +1,61 @@
 package bench
 
-// A reader of the Prometheus text format, enough for relayd's /metrics:
-// samples with labels, summed by name and optional label values.
+// Reading relayd's /metrics (the Prometheus text format) with
+// prometheus/common's parser: counters and gauges summed by name and
+// label values, and quantiles of a histogram's increase between scrapes.
 
 import (
-	"bufio"
 	"cmp"
 	"io"
 	"math"
 	"slices"
-	"strconv"
-	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
-type promSeries struct {
-	name   string
-	labels map[string]string
-	value  float64
+// promSample is one scrape: its metric families by name.
+type promSample map[string]*dto.MetricFamily
+
+// parseProm reads the text exposition format.
+func parseProm(r io.Reader) (promSample, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return p.TextToMetricFamilies(r)
 }
 
-// promSample is one scrape.
-type promSample []promSeries
-
-// parseProm reads the text exposition format. Lines it does not understand
-// are skipped.
-func parseProm(r io.Reader) promSample {
-	var out promSample
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		s := promSeries{}
-		rest := line
-		if i := strings.IndexAny(line, "{ "); i >= 0 && line[i] == '{' {
-			s.name = line[:i]
-			j := strings.LastIndexByte(line, '}')
-			if j < i {
-				continue
-			}
-			s.labels = parseLabels(line[i+1 : j])
-			rest = line[j+1:]
-		} else if i >= 0 {
-			s.name, rest = line[:i], line[i:]
-		} else {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			continue
-		}
-		s.value = v
-		out = append(out, s)
-	}
-	return out
-}
-
-// parseLabels reads `a="x",b="y"` (escapes \" \\ \n).
-func parseLabels(s string) map[string]string {
-	m := map[string]string{}
-	for len(s) > 0 {
-		eq := strings.IndexByte(s, '=')
-		if eq < 0 || eq+1 >= len(s) || s[eq+1] != '"' {
-			return m
-		}
-		key := strings.TrimSpace(s[:eq])
-		var b strings.Builder
-		i := eq + 2
-		for ; i < len(s) && s[i] != '"'; i++ {
-			if s[i] == '\\' && i+1 < len(s) {
-				i++
-				switch s[i] {
-				case 'n':
-					b.WriteByte('\n')
-				default:
-					b.WriteByte(s[i])
-				}
-				continue
-			}
-			b.WriteByte(s[i])
-		}
-		m[key] = b.String()
-		s = strings.TrimLeft(s[min(i+1, len(s)):], ", ")
-	}
-	return m
-}
-
-// sum adds the series of name whose labels include kv (pairs of label,
-// value); NaN when there is none.
-func (p promSample) sum(name string, kv ...string) float64 {
-	total, found := 0.0, false
+// hasLabels reports whether m carries every label = value of kv (pairs).
+func hasLabels(m *dto.Metric, kv []string) bool {
 next:
-	for _, s := range p {
-		if s.name != name {
-			continue
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			if s.labels[kv[i]] != kv[i+1] {
+	for i := 0; i+1 < len(kv); i += 2 {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == kv[i] && l.GetValue() == kv[i+1] {
 				continue next
 			}
 		}
-		total += s.value
+		return false
+	}
+	return true
+}
+
+// sum adds the values of name's series (counters, gauges, untyped) whose
+// labels include kv (pairs of label, value); NaN when there is none.
+func (p promSample) sum(name string, kv ...string) float64 {
+	total, found := 0.0, false
+	for _, m := range p[name].GetMetric() {
+		if !hasLabels(m, kv) {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			total += m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			total += m.GetGauge().GetValue()
+		case m.Untyped != nil:
+			total += m.GetUntyped().GetValue()
+		default:
+			continue
+		}
 		found = true
 	}
 	if !found {
@@ -115,21 +64,31 @@ next:
 	return total
 }
 
+// buckets returns the cumulative counts of histogram name by upper bound,
+// added over its series (histogram_quantile of a sum by le).
+func (p promSample) buckets(name string) map[float64]float64 {
+	out := map[float64]float64{}
+	for _, m := range p[name].GetMetric() {
+		for _, b := range m.GetHistogram().GetBucket() {
+			n := float64(b.GetCumulativeCount())
+			if b.CumulativeCountFloat != nil {
+				n = b.GetCumulativeCountFloat()
+			}
+			out[b.GetUpperBound()] += n
+		}
+	}
+	return out
+}
+
 // histQuantile estimates the q-quantile of a Prometheus histogram's
 // increase between two scrapes (linear within a bucket, like
 // histogram_quantile); NaN when empty.
 func histQuantile(a, b promSample, name string, q float64) float64 {
 	type bucket struct{ le, n float64 }
+	before := a.buckets(name)
 	var bs []bucket
-	for _, s := range b.prom(name + "_bucket") {
-		le, err := strconv.ParseFloat(s.labels["le"], 64)
-		if s.labels["le"] == "+Inf" {
-			le, err = math.Inf(1), nil
-		}
-		if err != nil {
-			continue
-		}
-		bs = append(bs, bucket{le, s.value - a.sum(name+"_bucket", "le", s.labels["le"])})
+	for le, n := range b.buckets(name) {
+		bs = append(bs, bucket{le, n - before[le]})
 	}
 	slices.SortFunc(bs, func(x, y bucket) int { return cmp.Compare(x.le, y.le) })
 	if len(bs) == 0 || bs[len(bs)-1].n <= 0 {
@@ -150,15 +109,4 @@ func histQuantile(a, b promSample, name string, q float64) float64 {
 		prevLE, prevN = bk.le, bk.n
 	}
 	return prevLE
-}
-
-// prom returns the series of name.
-func (p promSample) prom(name string) []promSeries {
-	var out []promSeries
-	for _, s := range p {
-		if s.name == name {
-			out = append(out, s)
-		}
-	}
-	return out
 }

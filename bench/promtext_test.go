@@ -7,7 +7,7 @@ import (
 )
 
 func TestParseProm(t *testing.T) {
-	p := parseProm(strings.NewReader(`# HELP relayd_packets_out_total RTP packets written to subscribers.
+	p := mustParseProm(t, `# HELP relayd_packets_out_total RTP packets written to subscribers.
 # TYPE relayd_packets_out_total counter
 relayd_packets_out_total{kind="audio"} 10
 relayd_packets_out_total{kind="video"} 32
@@ -16,7 +16,7 @@ relayd_plis_total{direction="from_subscriber"} 4
 relayd_packets_dropped_total{kind="video",reason="queue_full"} 5
 weird_label{a="x\"y,z",b="2"} 1.5e3
 process_cpu_seconds_total 12.25
-`))
+`)
 	for _, c := range []struct {
 		name string
 		kv   []string
@@ -33,14 +33,16 @@ process_cpu_seconds_total 12.25
 			t.Errorf("sum(%s %v) = %v, want %v", c.name, c.kv, got, c.want)
 		}
 	}
-	a := parseProm(strings.NewReader(`h_bucket{le="0.001"} 0
+	a := mustParseProm(t, `# TYPE h histogram
+h_bucket{le="0.001"} 0
 h_bucket{le="0.002"} 0
 h_bucket{le="+Inf"} 0
-`))
-	b := parseProm(strings.NewReader(`h_bucket{le="0.001"} 50
+`)
+	b := mustParseProm(t, `# TYPE h histogram
+h_bucket{le="0.001"} 50
 h_bucket{le="0.002"} 100
 h_bucket{le="+Inf"} 100
-`))
+`)
 	if got := histQuantile(a, b, "h", 0.5); math.Abs(got-0.001) > 1e-9 {
 		t.Errorf("p50 = %v, want 0.001", got)
 	}
@@ -52,5 +54,53 @@ h_bucket{le="+Inf"} 100
 	}
 	if !math.IsNaN(p.sum("missing")) {
 		t.Error("a missing metric is not NaN")
+	}
+}
+
+func mustParseProm(t *testing.T, text string) promSample {
+	t.Helper()
+	p, err := parseProm(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A histogram with several series is summed by upper bound before its
+// quantile is taken (histogram_quantile(sum by (le))), and a scrape that is
+// not the text format is an error, not a partial sample.
+func TestPromHistogramSeries(t *testing.T) {
+	a := mustParseProm(t, `# TYPE h histogram
+h_bucket{kind="audio",le="1"} 10
+h_bucket{kind="audio",le="2"} 10
+h_bucket{kind="audio",le="+Inf"} 10
+h_sum{kind="audio"} 5
+h_count{kind="audio"} 10
+h_bucket{kind="video",le="1"} 0
+h_bucket{kind="video",le="2"} 0
+h_bucket{kind="video",le="+Inf"} 0
+h_sum{kind="video"} 0
+h_count{kind="video"} 0
+`)
+	b := mustParseProm(t, `# TYPE h histogram
+h_bucket{kind="audio",le="1"} 60
+h_bucket{kind="audio",le="2"} 60
+h_bucket{kind="audio",le="+Inf"} 60
+h_sum{kind="audio"} 30
+h_count{kind="audio"} 60
+h_bucket{kind="video",le="1"} 0
+h_bucket{kind="video",le="2"} 50
+h_bucket{kind="video",le="+Inf"} 50
+h_sum{kind="video"} 75
+h_count{kind="video"} 50
+`)
+	// The increase: 50 samples in (0, 1], 50 in (1, 2].
+	for _, c := range []struct{ q, want float64 }{{0.25, 0.5}, {0.5, 1}, {0.75, 1.5}} {
+		if got := histQuantile(a, b, "h", c.q); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("q%v = %v, want %v", c.q, got, c.want)
+		}
+	}
+	if _, err := parseProm(strings.NewReader("h_bucket{le=\"1\" 5\n")); err == nil {
+		t.Error("a malformed scrape parsed")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relaysfu/relayd/client"
 	"github.com/relaysfu/relayd/signaling"
 )
 
@@ -40,7 +41,7 @@ func newTarget(ctx context.Context, cfg *Config) (*target, error) {
 	if cfg.Secret != "" {
 		t.mint = secretMinter{signaling.NewTokens([]byte(cfg.Secret))}
 	} else {
-		t.mint = adminMinter{base: t.baseURL, admin: cfg.AdminToken, hc: t.hc}
+		t.mint = adminMinter{&client.Admin{BaseURL: t.baseURL, Token: cfg.AdminToken, HTTPClient: t.hc}}
 	}
 	return t, nil
 }
@@ -91,7 +92,9 @@ func (t *target) sample(ctx context.Context) serverSample {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
-		s.prom = parseProm(io.LimitReader(resp.Body, 8<<20))
+		if prom, err := parseProm(io.LimitReader(resp.Body, 8<<20)); err == nil {
+			s.prom = prom // else the scrape is unknown, as when it fails
+		}
 	}
 	if t.proc == nil {
 		s.cpuSeconds = s.prom.sum("process_cpu_seconds_total")

@@ -5,15 +5,11 @@ package bench
 // server's admin API (POST /v1/tokens with --admin-token).
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"time"
 
+	"github.com/relaysfu/relayd/client"
 	"github.com/relaysfu/relayd/signaling"
 )
 
@@ -31,41 +27,14 @@ func (m secretMinter) token(_ context.Context, identity, room, role string) (str
 	return m.t.Issue(signaling.TokenSpec{Identity: identity, Room: room, Role: role, TTL: tokenTTL})
 }
 
-// adminMinter calls POST /v1/tokens.
-type adminMinter struct {
-	base  string
-	admin string
-	hc    *http.Client
-}
+// adminMinter mints with the server's admin API (POST /v1/tokens).
+type adminMinter struct{ admin *client.Admin }
 
 func (m adminMinter) token(ctx context.Context, identity, room, role string) (string, error) {
-	body := map[string]string{"identity": identity, "ttl": tokenTTL.String()}
-	if room != "" {
-		body["room"], body["role"] = room, role
+	if room == "" {
+		role = "" // a user session has no role
 	}
-	b, _ := json.Marshal(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(m.base, "/")+"/v1/tokens", bytes.NewReader(b))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+m.admin)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := m.hc.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("POST /v1/tokens: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("POST /v1/tokens: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(raw)))
-	}
-	var out struct {
-		Token string `json:"token"`
-	}
-	if err := json.Unmarshal(raw, &out); err != nil || out.Token == "" {
-		return "", fmt.Errorf("POST /v1/tokens: no token in %q", raw)
-	}
-	return out.Token, nil
+	return m.admin.CreateToken(ctx, client.TokenRequest{Identity: identity, Room: room, Role: role, TTL: tokenTTL})
 }
 
 // newHTTPClient talks to the server directly: no proxy, short timeouts.

@@ -5,11 +5,12 @@ package client
 
 import (
 	"net"
-	"strconv"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/relaysfu/relayd/sfu"
 )
 
 // LoopbackSettingEngine returns the SettingEngine the client uses by default:
@@ -45,7 +46,7 @@ func NewAPIWithSettingEngine(se webrtc.SettingEngine) (*webrtc.API, error) {
 // interceptor chain (it sees received packets before the NACK generator).
 func newAPI(se webrtc.SettingEngine, first interceptor.Factory) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
-	if err := registerCodecs(m); err != nil {
+	if err := RegisterCodecs(m); err != nil {
 		return nil, err
 	}
 	reg := &interceptor.Registry{}
@@ -62,50 +63,21 @@ func newAPI(se webrtc.SettingEngine, first interceptor.Factory) (*webrtc.API, er
 	), nil
 }
 
-// registerCodecs registers pion's default payload types for the codecs of
-// the contract (Opus, VP8, VP9, H.264, RTX for each video codec) and nothing
-// else (no AV1, H.265, G.722, PCMU/PCMA), so what the client offers is what
-// the server accepts.
-func registerCodecs(m *webrtc.MediaEngine) error {
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
-			SDPFmtpLine: "minptime=10;useinbandfec=1",
-		},
-		PayloadType: 111,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
-		return err
-	}
+// publishPTShift rotates the client's payload types one place from the
+// server's (VP8 on 97, its RTX on 98, Opus on 112, ...): what a client
+// publishes arrives with payload types that mean something else on the
+// server's subscriber PCs, so every test and bench run goes through the
+// server's per-subscriber rewriting, and a packet forwarded unrewritten
+// fails loudly (a viewer would read VP8 as RTX) rather than silently.
+const publishPTShift = 1
 
-	fb := []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
-	video := []struct {
-		mime, fmtp string
-		pt, rtx    webrtc.PayloadType
-	}{
-		{webrtc.MimeTypeVP8, "", 96, 97},
-		{webrtc.MimeTypeVP9, "profile-id=0", 98, 99},
-		{webrtc.MimeTypeVP9, "profile-id=2", 100, 101},
-		{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", 102, 103},
-		{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f", 104, 105},
-		{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", 106, 107},
-		{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f", 108, 109},
-		{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f", 127, 125},
-		{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=4d001f", 39, 40},
-		{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64001f", 112, 113},
-	}
-	for _, v := range video {
-		if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: v.mime, ClockRate: 90000, SDPFmtpLine: v.fmtp, RTCPFeedback: fb},
-			PayloadType:        v.pt,
-		}, webrtc.RTPCodecTypeVideo); err != nil {
-			return err
-		}
-		if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=" + strconv.Itoa(int(v.pt))},
-			PayloadType:        v.rtx,
-		}, webrtc.RTPCodecTypeVideo); err != nil {
-			return err
-		}
-	}
-	return nil
+// RegisterCodecs registers on m the codecs the server accepts (Opus; VP8,
+// VP9 and H.264, each with RTX) and nothing else, so what a client offers is
+// what the server accepts. It is what NewAPI uses; call it to build an API
+// of your own (Options.API), with other interceptors or settings. The
+// payload types differ from the server's on purpose (see publishPTShift):
+// pion answers an offer with the offerer's payload types and maps them
+// itself.
+func RegisterCodecs(m *webrtc.MediaEngine) error {
+	return sfu.RegisterCodecs(m, publishPTShift)
 }

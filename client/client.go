@@ -72,7 +72,8 @@ type Client struct {
 	notifDropped atomic.Int64
 	rawCh        chan json.RawMessage
 	backlogMu    sync.Mutex
-	backlog      []Notification
+	backlog      []backlogEntry // in seq order
+	backlogSeq   uint64         // the last entry's seq
 	backlogWake  chan struct{}
 	closed       chan struct{} // the socket closed
 	closeCode    atomic.Int32
@@ -152,7 +153,7 @@ func Dial(ctx context.Context, baseURL, token string, opts Options) (*Client, er
 		if resp != nil && errors.Is(err, websocket.ErrBadHandshake) {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 			_ = resp.Body.Close()
-			return nil, &HTTPError{Status: resp.StatusCode, Body: string(body)}
+			return nil, newHTTPError("websocket upgrade", resp.StatusCode, body)
 		}
 		return nil, fmt.Errorf("client: dial %s: %w", u, err)
 	}

@@ -1,32 +1,181 @@
-// Package client is a Go client for relayd's wire contract (docs: PROTOCOL.md,
-// "Signaling: JSON-RPC 2.0 over WebSocket"). The server's integration tests,
-// the load tester and other tools use it to behave like a browser would.
+// Package client is a Go client of relayd, the WebRTC SFU of this module:
+// what a browser does with the JS SDK (/sdk/relay-client.js), a Go program
+// does with this package. It implements version 1.0 of the wire protocol,
+// which docs/protocol.md describes in full; the sections named below (§)
+// are that page's.
 //
-// A Client is one WebSocket session (Dial) with up to two PeerConnections:
+// It has two halves:
 //
-//   - the publisher PC, created by Publish: the client offers, the server
-//     answers ("offer" request, result {sdp});
-//   - the subscriber PC, created when the server sends its first "offer"
-//     request: the server offers, the client answers with the request's result.
+//   - Client is one participant's session: a WebSocket carrying JSON-RPC 2.0
+//     (GET /v1/ws?token=…) and up to two WebRTC PeerConnections. Join a
+//     room, publish, receive, chat, take part in invitations, relay.
+//   - Admin is the admin HTTP API (/v1/…, §10), for an application's back
+//     end: mint tokens, create, list and stop rooms, act on invitations on
+//     users' behalf, run relays, switch recording.
 //
-// Candidates are trickled in both directions with target "publisher" or
-// "subscriber" (always naming the client's PC). Local candidates are held back
-// until the offer (publisher) or the answer (subscriber) has been written;
-// remote candidates are queued until that PC has a remote description.
+// The server's end-to-end tests and the load tester (package bench) use it
+// too, which is why it can also drop received packets on purpose
+// (Options.ReceiveDrop), send malformed frames (SendRaw) and measure
+// latency (RemoteTrack.Latency).
 //
-// Every remote track is read by a goroutine that counts packets, detects
-// keyframes and measures end-to-end latency from the send timestamp that
-// SyntheticPublisher embeds in every payload (see RemoteTrack).
+// # Rooms, roles and tokens
 //
-// Loopback only: by default every PeerConnection uses LoopbackSettingEngine,
-// which gathers only loopback UDP4 host candidates, ignores remote candidates
-// that are not loopback and disables mDNS, so no media leaves the machine.
+// A room is a named live show with one host (§1.1). Its participants are
+// the host, co-hosts (viewers whose invitation to the stage was accepted),
+// viewers, and relays (a stream relayed in from another room). The host and
+// co-hosts publish; everyone but relays receives every track of the room
+// (§1.2, §1.3).
 //
-// Files: rpc.go (JSON-RPC over WebSocket), client.go (Dial, Close, the
-// session), peer.go (PeerConnections, trickle, subscriber offers),
-// publish.go (Publish, Unpublish), api.go (webrtc.API, codecs,
-// SettingEngine), drop.go (the receive-drop interceptor), receiver.go
-// (RemoteTrack), latency.go (latency histogram), media.go
-// (SyntheticPublisher), methods.go (typed wrappers of the contract's
-// methods), types.go (contract objects).
+// Every session starts from a token: an HS256 JWT signed with the server's
+// secret whose claims name the identity (sub), the room and the role, host
+// or viewer (§2). An application's back end mints them (with any JWT
+// library, or with Admin.CreateToken); `relayd token` mints them on the
+// command line and `relayd --dev` prints a few. A token without a room
+// opens a user session, which joins no room and may only use the
+// invitation methods. A bad token is refused at the upgrade: Dial returns
+// an *HTTPError (401, code 4001).
+//
+// # Two PeerConnections
+//
+// Like ion-sfu and LiveKit, relayd gives each participant two
+// PeerConnections (§1.4):
+//
+//   - the publisher PC carries what the client sends. The client offers,
+//     with the "offer" request, and the server's answer is the result.
+//     Publish creates it on its first call and renegotiates it for every
+//     track added (Publish) or removed (Unpublish). Viewers never have one.
+//   - the subscriber PC carries what the client receives. The server offers,
+//     with an "offer" request of its own, whenever the room's tracks change,
+//     and the client answers with the result. Client answers these by
+//     itself, creating the PC on the first.
+//
+// ICE candidates are trickled both ways with "trickle", whose target always
+// names the client's PC ("publisher" or "subscriber"). The Client holds its
+// own candidates back until its offer or answer is on the wire, and queues
+// the server's until the PC has its remote description (§8.3).
+//
+// Each received track's msid is "<publisher identity> <track id>":
+// RemoteTrack.StreamID is the identity of the Track's Participant and
+// RemoteTrack.TrackID its ID, which is how a received track is matched to
+// the Track of the join result or of a track.published notification. The
+// server does not transcode: a track arrives in the codec its publisher
+// sends (§1.4).
+//
+// # Quick start
+//
+// Join a room as its host, publish, and let a viewer receive:
+//
+//	admin := &client.Admin{BaseURL: "http://127.0.0.1:8800", Token: adminToken}
+//	token, err := admin.CreateToken(ctx, client.TokenRequest{Identity: "alice", Room: "show", Role: "host"})
+//	...
+//	host, err := client.Dial(ctx, admin.BaseURL, token, client.Options{})
+//	...
+//	defer host.Close()
+//	if _, err := host.Join(ctx); err != nil { ... }
+//
+//	src, err := client.NewSyntheticPublisher(client.PublisherOptions{}) // or any webrtc.TrackLocal
+//	...
+//	defer src.Stop()
+//	if err := host.Publish(ctx, src.Tracks()...); err != nil { ... }
+//	src.Start()
+//
+//	// A viewer, dialed and joined the same way with a viewer token:
+//	video, err := viewer.WaitTrack(ctx, "video", nil)
+//	// video.Packets(), video.Keyframes(), video.Latency(), or read
+//	// video.Remote() yourself with Options.TrackReader.
+//
+// The examples run each step against a real server.
+//
+// # Requests, notifications and errors
+//
+// The typed methods (Join, Publish, CreateInvitation, StartRelay, SendChat,
+// Kick, ...) are the contract's requests (§5); Call sends any request,
+// Notify any notification. A refused request returns an *RPCError: act on
+// its code (ErrorCode, the Code* constants, §9.1); the session stays usable.
+// An error never closes the socket, except a frame over 64 KiB.
+//
+// The server's notifications (§6) arrive in order on two independent views:
+// the Notifications channel, and WaitNotification, which waits for one of
+// a method (and, optionally, matching params) among all those received so
+// far, so tests and simple programs can wait for events in any order.
+// Decode a Notification's params into the type its method names
+// (NotifyRoomUpdated: RoomEvent, NotifyTrackPublished: TrackEvent, ...), or
+// let WaitEvent wait and decode:
+//
+//	ev, err := client.WaitEvent[client.RoomEvent](ctx, c, client.NotifyRoomUpdated, nil)
+//
+// Notifications may reach the caller before or after the result of the
+// request that caused them (§4.3); in particular a viewer joining a room
+// with tracks may get the server's first subscriber offer before the join
+// result (the Client handles that).
+//
+// When the server closes the socket, Closed is closed, pending calls fail
+// with an error wrapping ErrClosed, and CloseCode tells why (§3.6): 1000
+// after leave, when the room ended (a room.updated with status "ended"
+// comes first) or when a newer session of the same identity replaced this
+// one; 1001 when the server shut down; 4003 when the host kicked this
+// participant; 4009 when the socket did not join within the server's join
+// deadline (10 s). Only 1001, and 1006 (the connection dropped without a close
+// frame), call for reconnecting (§9.2); the Client never reconnects by
+// itself.
+//
+// # Invitations, relays and chat
+//
+// The host invites a viewer onto the stage (CreateInvitation); the invitee
+// is told with invitation.updated on every session it has, accepts or
+// rejects (AcceptInvitation, RejectInvitation) and, accepted, becomes a
+// co-host at once (participant.updated) who may Publish. The host takes a
+// co-host off the stage with RemoveCohost; a co-host leaves with
+// LeaveStage (§8.6).
+//
+// The host or a co-host relays its own tracks into other rooms (up to the
+// server's --max-relay-destinations, 4 by default) with StartRelay, each destination given as a room and a token for it
+// whose identity is that room's host or a co-host there (§8.7). The relay's
+// progress comes as relay.state and relay.event notifications, numbered
+// like Agora's channel media relay; UpdateRelay replaces the destination
+// set, PauseRelay and ResumeRelay halt and restart the media, StopRelay
+// ends it. In a destination room the relay is a participant with role
+// "relay" whose tracks everyone there receives.
+//
+// SendChat, ChatHistory and DeleteChat are the room's chat (§8.8); a chat
+// text is delivered exactly as sent, so display it as text.
+//
+// # Media
+//
+// Publish takes any webrtc.TrackLocal. SyntheticPublisher is a VP8 and
+// Opus source that behaves like an encoder (frame sizes, keyframes on a
+// timer and on PLI or FIR) and stamps its send time in every packet, from
+// which RemoteTrack measures end-to-end latency.
+//
+// Every received track is read by a goroutine of the Client, which counts
+// packets, bytes, retransmissions and keyframes (RemoteTrack). Set
+// Options.TrackReader to read tracks yourself instead.
+//
+// By default the Client is loopback only: NewAPI builds its PeerConnections
+// on LoopbackSettingEngine, which gathers loopback candidates only, so no
+// media leaves the machine (the tests and the load tester want exactly
+// that). To reach a server on another machine, set Options.SettingEngine
+// (a zero webrtc.SettingEngine gathers every interface) or Options.API.
+// RegisterCodecs registers the codecs the server accepts, for an API of
+// your own; their payload types differ from the server's on purpose.
+//
+// Methods of Client, RemoteTrack, SyntheticPublisher and Admin are safe for
+// concurrent use. Close ends a Client and waits for all its goroutines.
+//
+// # Not in this package
+//
+// Version 1.1 of the protocol (opt-in with join's "version", §4.4: seq
+// numbers, session resume and ICE restart, simulcast layers, token
+// refresh, mute) is not implemented; neither is per-track subscription,
+// which the protocol does not have.
+//
+// # Files
+//
+// rpc.go (JSON-RPC over WebSocket), client.go (Dial, Close, the session),
+// peer.go (PeerConnections, trickle, subscriber offers), publish.go
+// (Publish, Unpublish), methods.go (typed wrappers of the contract's
+// methods), types.go (the contract's objects), admin.go (the HTTP API),
+// api.go (webrtc.API, codecs, SettingEngine), drop.go (the receive-drop
+// interceptor), receiver.go (RemoteTrack), latency.go (latency
+// histogram), media.go (SyntheticPublisher).
 package client

@@ -16,8 +16,10 @@ const (
 	recentWindow = 4096 // RemoteTrack.Latencies keeps this many samples
 )
 
-// LatencyBuckets, LatencyBucket and LatencyBucketBounds expose the layout,
-// so bench's concurrent histogram uses the same one (and they merge).
+// LatencyBuckets is the number of buckets of a LatencyHistogram. With
+// LatencyBucket and LatencyBucketBounds it exposes the layout, for a
+// histogram of one's own whose counts must line up with it (the load
+// tester keeps a lock-free one per viewer).
 const LatencyBuckets = histBuckets
 
 // LatencyBucket returns the bucket of a sample in microseconds.

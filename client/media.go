@@ -34,8 +34,8 @@ type PublisherOptions struct {
 	StreamID     string // msid stream id; default "synthetic-<random hex>"
 	VideoTrackID string // default "video"
 	AudioTrackID string // default "audio"
-	NoVideo      bool
-	NoAudio      bool
+	NoVideo      bool   // no video track
+	NoAudio      bool   // no audio track
 
 	FPS              int           // default 30
 	BitrateBps       int           // total video bitrate, default 500_000

@@ -29,10 +29,10 @@ const (
 type RemoteTrack struct {
 	Kind     string // "audio" or "video"
 	Codec    string // MIME type, e.g. "video/VP8"
-	StreamID string // msid stream id
-	TrackID  string // msid track id
-	Mid      string
-	SSRC     uint32
+	StreamID string // msid stream id: the publisher's identity (Track.Participant)
+	TrackID  string // msid track id: the room's track id (Track.ID)
+	Mid      string // the transceiver's mid on the subscriber PC
+	SSRC     uint32 // the media SSRC the server sends it with
 
 	pc    *webrtc.PeerConnection
 	track *webrtc.TrackRemote
@@ -206,18 +206,19 @@ func (s *trackSet) snapshot() []*RemoteTrack {
 }
 
 // wait returns the first track (in arrival order, ended ones included) of
-// that kind ("" = any) for which match is true (nil = any).
+// that kind ("" = any) for which match is true (nil = any). match runs
+// without s.mu held (pion's OnTrack, which adds tracks, must not wait for
+// it).
 func (s *trackSet) wait(ctx context.Context, kind string, match func(*RemoteTrack) bool, closed <-chan struct{}) (*RemoteTrack, error) {
 	for {
 		s.mu.Lock()
-		for _, t := range s.tracks {
+		tracks, wake := s.tracks, s.wake // add only appends: the snapshot stays valid
+		s.mu.Unlock()
+		for _, t := range tracks {
 			if (kind == "" || t.Kind == kind) && (match == nil || match(t)) {
-				s.mu.Unlock()
 				return t, nil
 			}
 		}
-		wake := s.wake
-		s.mu.Unlock()
 		select {
 		case <-wake:
 		case <-ctx.Done():

@@ -5,11 +5,13 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,19 +33,25 @@ const (
 // WebSocket closes.
 var ErrClosed = errors.New("client: connection closed")
 
-// RPCError is a JSON-RPC error response.
+// RPCError is a JSON-RPC error response (docs/protocol.md §7.10, §9.1).
+// The HTTP API's error bodies carry the same object (see HTTPError).
 type RPCError struct {
-	Code    int             `json:"code"`
-	Message string          `json:"message"`
-	Data    json.RawMessage `json:"data,omitempty"`
+	// Code is a JSON-RPC code (-32700 to -32603) or one of relayd's (4001,
+	// 4003, 4004, 4009, 4013, 4029): the Code* constants. Act on it.
+	Code int `json:"code"`
+	// Message is for people.
+	Message string `json:"message"`
+	// Data is the optional data member, as received.
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
+// Error returns "rpc error <code>: <message>".
 func (e *RPCError) Error() string {
 	return fmt.Sprintf("rpc error %d: %s", e.Code, e.Message)
 }
 
-// ErrorCode returns the JSON-RPC code of err if it is (or wraps) an
-// *RPCError, else 0.
+// ErrorCode returns the code of err if it is or wraps an *RPCError (a
+// JSON-RPC error, or the error object of an *HTTPError), else 0.
 func ErrorCode(err error) int {
 	var re *RPCError
 	if errors.As(err, &re) {
@@ -52,21 +60,52 @@ func ErrorCode(err error) int {
 	return 0
 }
 
-// HTTPError is returned by Dial when the server answers the upgrade with an
-// HTTP error (e.g. 401 for a bad token) instead of a WebSocket.
+// HTTPError is an HTTP error answer: Dial gets one when the server refuses
+// the WebSocket upgrade (401 for a bad token, 403 for a refused Origin, 409
+// while the server drains), and Admin's methods get one for every refused
+// request.
 type HTTPError struct {
+	// Op is what was refused: "websocket upgrade", "POST /v1/rooms", ...
+	Op string
+	// Status is the HTTP status code.
 	Status int
-	Body   string
+	// Body is the answer's body as received (at most 64 KiB).
+	Body string
+	// Err is the body's error object, {"error": {code, message}}, when it
+	// has one (relayd's answers do); nil otherwise. Unwrap returns it, so
+	// ErrorCode and errors.As see it.
+	Err *RPCError
 }
 
+// newHTTPError reads the error object of a refusal's body, if it has one.
+func newHTTPError(op string, status int, body []byte) *HTTPError {
+	e := &HTTPError{Op: op, Status: status, Body: string(body)}
+	var wrapped struct {
+		Error *RPCError `json:"error"`
+	}
+	if json.Unmarshal(body, &wrapped) == nil && wrapped.Error != nil {
+		e.Err = wrapped.Error
+	}
+	return e
+}
+
+// Error returns "<op> refused: HTTP <status>: <body>".
 func (e *HTTPError) Error() string {
-	return fmt.Sprintf("websocket upgrade refused: HTTP %d: %s", e.Status, strings.TrimSpace(e.Body))
+	return fmt.Sprintf("%s refused: HTTP %d: %s", e.Op, e.Status, strings.TrimSpace(e.Body))
+}
+
+// Unwrap returns the body's error object (nil if it had none).
+func (e *HTTPError) Unwrap() error {
+	if e.Err == nil {
+		return nil
+	}
+	return e.Err
 }
 
 // Notification is a server notification (a message with a method and no id).
 type Notification struct {
-	Method string
-	Params json.RawMessage
+	Method string          // NotifyParticipantJoined, ...
+	Params json.RawMessage // decode with Decode into the method's params type
 }
 
 // Decode unmarshals the notification's params into v.
@@ -251,21 +290,29 @@ func (c *Client) CloseCode() int { return int(c.closeCode.Load()) }
 // match(params) is true (match nil = any) and returns it. It looks at the
 // notifications received since Dial in arrival order (an earlier one wins)
 // and removes only the one it returns: the others stay for later waits, so
-// tests can wait for several events in any order. It returns ctx's error, or
-// an error wrapping ErrClosed when the socket has closed and no received
-// notification matches.
+// tests can wait for several events in any order. match runs in the
+// caller's goroutine, with no lock of the client held: it may take its
+// time and use the client. It returns ctx's error, or an error wrapping
+// ErrClosed when the socket has closed and no received notification
+// matches.
 func (c *Client) WaitNotification(ctx context.Context, method string, match func(json.RawMessage) bool) (Notification, error) {
 	for {
 		c.backlogMu.Lock()
-		for i, n := range c.backlog {
-			if n.Method == method && (match == nil || match(n.Params)) {
-				c.backlog = append(c.backlog[:i:i], c.backlog[i+1:]...)
-				c.backlogMu.Unlock()
-				return n, nil
+		var candidates []backlogEntry
+		for _, e := range c.backlog {
+			if e.n.Method == method {
+				candidates = append(candidates, e)
 			}
 		}
 		wake := c.backlogWake
 		c.backlogMu.Unlock()
+
+		for _, e := range candidates {
+			if (match == nil || match(e.n.Params)) && c.takeBacklog(e.seq) {
+				return e.n, nil
+			}
+			// Not it, or another waiter took it first.
+		}
 
 		select {
 		case <-wake:
@@ -281,6 +328,46 @@ func (c *Client) WaitNotification(ctx context.Context, method string, match func
 			}
 		}
 	}
+}
+
+// backlogEntry is a notification kept for WaitNotification, numbered in
+// arrival order.
+type backlogEntry struct {
+	seq uint64
+	n   Notification
+}
+
+// takeBacklog removes the entry seq from the backlog, and reports whether
+// it was still there.
+func (c *Client) takeBacklog(seq uint64) bool {
+	c.backlogMu.Lock()
+	defer c.backlogMu.Unlock()
+	i, found := slices.BinarySearchFunc(c.backlog, seq, func(e backlogEntry, seq uint64) int { return cmp.Compare(e.seq, seq) })
+	if found {
+		c.backlog = slices.Delete(c.backlog, i, i+1)
+	}
+	return found
+}
+
+// WaitEvent is WaitNotification with the params decoded into T (the method's
+// params type: RoomEvent for NotifyRoomUpdated, ...): it waits for a
+// notification of that method whose params decode into T and for which
+// match is true (nil: any), and returns the decoded params.
+//
+//	ev, err := client.WaitEvent(ctx, c, client.NotifyRelayState, func(ev client.RelayStateEvent) bool {
+//		return ev.State == "running"
+//	})
+func WaitEvent[T any](ctx context.Context, c *Client, method string, match func(T) bool) (T, error) {
+	var got T
+	_, err := c.WaitNotification(ctx, method, func(p json.RawMessage) bool {
+		var v T
+		if json.Unmarshal(p, &v) != nil || (match != nil && !match(v)) {
+			return false
+		}
+		got = v
+		return true
+	})
+	return got, err
 }
 
 func (c *Client) writeJSON(v any) error {
@@ -417,7 +504,8 @@ func (c *Client) pushNotification(n Notification) {
 		c.backlog = c.backlog[1:]
 		c.notifDropped.Add(1)
 	}
-	c.backlog = append(c.backlog, n)
+	c.backlogSeq++
+	c.backlog = append(c.backlog, backlogEntry{seq: c.backlogSeq, n: n})
 	close(c.backlogWake)
 	c.backlogWake = make(chan struct{})
 	c.backlogMu.Unlock()

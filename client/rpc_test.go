@@ -400,3 +400,57 @@ func TestOptionsExclusive(t *testing.T) {
 		t.Fatal("API + ReceiveDrop accepted")
 	}
 }
+
+// WaitNotification runs match outside its lock: a match may take its time,
+// and even use the client, while the reader goes on receiving (here the
+// "pong" the match's "ping" causes, then the answer to its call).
+func TestWaitNotificationMatchUnlocked(t *testing.T) {
+	fs := echoServer(t)
+	c := dialTest(t, fs.URL, Options{})
+	ctx := testCtx(t, 10*time.Second)
+	if err := c.Call(ctx, "notify3", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var callErr error
+	got, err := c.WaitNotification(ctx, "a", func(json.RawMessage) bool {
+		if callErr = c.Notify("ping", map[string]int{"from": 1}); callErr != nil {
+			return false
+		}
+		short, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		callErr = c.Call(short, "echo", nil, nil)
+		return callErr == nil
+	})
+	if err != nil || callErr != nil || string(got.Params) != `{"n":1}` {
+		t.Fatalf("got %s, %v; the match's call: %v", got.Params, err, callErr)
+	}
+	if _, err := c.WaitNotification(ctx, "pong", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WaitEvent decodes the params, skips those that do not decode into its
+// type, and takes only the one it returns.
+func TestWaitEvent(t *testing.T) {
+	fs := echoServer(t)
+	c := dialTest(t, fs.URL, Options{})
+	ctx := testCtx(t, 5*time.Second)
+	if err := c.Call(ctx, "notify3", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	type n struct{ N int }
+	if v, err := WaitEvent(ctx, c, "a", func(v n) bool { return v.N == 3 }); err != nil || v.N != 3 {
+		t.Fatalf("a3: %+v, %v", v, err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if v, err := WaitEvent[struct{ N string }](short, c, "b", nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("params of another type matched: %+v, %v", v, err)
+	}
+	if v, err := WaitEvent[n](ctx, c, "a", nil); err != nil || v.N != 1 {
+		t.Fatalf("a1: %+v, %v", v, err)
+	}
+	if v, err := WaitEvent[n](ctx, c, "b", nil); err != nil || v.N != 2 {
+		t.Fatalf("b: %+v, %v", v, err)
+	}
+}

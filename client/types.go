@@ -7,15 +7,16 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// Objects of the wire contract (PROTOCOL.md, "Objects"). JSON tags match the
-// contract exactly; times are RFC 3339 strings on the wire.
+// Objects of the wire contract (docs/protocol.md §7). JSON tags match the
+// contract exactly; times are RFC 3339 strings on the wire. The server may
+// add fields: decoding ignores those these types do not know.
 
-// Participant is one identity connected to one room.
+// Participant is one identity connected to one room (§7.1).
 type Participant struct {
-	Identity string  `json:"identity"`
-	Name     string  `json:"name"`
-	Role     string  `json:"role"` // host, cohost, viewer, relay
-	Tracks   []Track `json:"tracks"`
+	Identity string  `json:"identity"` // the token's sub
+	Name     string  `json:"name"`     // the token's name claim ("" when none)
+	Role     string  `json:"role"`     // host, cohost, viewer, relay
+	Tracks   []Track `json:"tracks"`   // its published tracks
 	// RelayFrom is set on participants with role "relay".
 	RelayFrom *RelayFrom `json:"relayFrom,omitempty"`
 }
@@ -25,43 +26,54 @@ type RelayFrom struct {
 	Room string `json:"room"`
 }
 
-// Track is a published track.
+// Track is a published track (§7.2). On the subscriber PC its msid is
+// "<Participant> <ID>": RemoteTrack.StreamID and RemoteTrack.TrackID.
 type Track struct {
-	ID          string `json:"id"`
-	Participant string `json:"participant"` // the publisher's identity
-	Kind        string `json:"kind"`        // audio, video
-	Codec       string `json:"codec"`
-	Mid         string `json:"mid,omitempty"`
+	ID          string `json:"id"`            // TR_ and 12 base62 characters, given by the server
+	Participant string `json:"participant"`   // the publisher's identity (a relayed track: the relay's)
+	Kind        string `json:"kind"`          // audio, video
+	Codec       string `json:"codec"`         // opus, VP8, VP9, H264
+	Mid         string `json:"mid,omitempty"` // optional; relayd leaves it empty (match by msid)
 }
 
-// Room is a named broadcast.
+// Room is a named live show (§7.3).
 type Room struct {
-	Name         string          `json:"name"`
-	Host         string          `json:"host"`
-	Status       string          `json:"status"` // idle, live, waiting_reconnect, ended, recorded
-	Title        string          `json:"title,omitempty"`
-	Metadata     json.RawMessage `json:"metadata,omitempty"`
-	CreatedAt    time.Time       `json:"createdAt"`
-	StartedAt    *time.Time      `json:"startedAt,omitempty"`
-	EndedAt      *time.Time      `json:"endedAt,omitempty"`
-	Participants []Participant   `json:"participants,omitempty"`
+	Name      string          `json:"name"`
+	Host      string          `json:"host"`               // the host's identity
+	Status    string          `json:"status"`             // idle, live, waiting_reconnect, ended, recorded
+	Title     string          `json:"title,omitempty"`    // as given to Admin.CreateRoom
+	Metadata  json.RawMessage `json:"metadata,omitempty"` // as given to Admin.CreateRoom
+	CreatedAt time.Time       `json:"createdAt"`
+	StartedAt *time.Time      `json:"startedAt,omitempty"` // when it first went live
+	EndedAt   *time.Time      `json:"endedAt,omitempty"`
+	// EndReason says why an ended (or recorded) room ended: host_left,
+	// host_timeout, stopped_by_admin, server_shutdown, node_lost (§8.5).
+	EndReason string `json:"endReason,omitempty"`
+	// Participants is filled by Admin.Room only.
+	Participants []Participant `json:"participants,omitempty"`
+	// NumParticipants counts the participants connected now (relays
+	// included); Viewers those with role viewer.
+	NumParticipants int `json:"numParticipants"`
+	Viewers         int `json:"viewers"`
 }
 
-// Invitation invites a user onto a room's stage.
+// Invitation invites a user onto a room's stage (§7.5, §8.6).
 type Invitation struct {
-	ID        string    `json:"id"`
+	ID        string    `json:"id"` // IN_ and 12 base62 characters
 	Room      string    `json:"room"`
-	Host      string    `json:"host"`
-	User      string    `json:"user"`
+	Host      string    `json:"host"`   // the room's host, who invited
+	User      string    `json:"user"`   // the invitee
 	Status    string    `json:"status"` // pending, accepted, rejected, cancelled, expired, removed, left
 	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
-	ExpiresAt time.Time `json:"expiresAt"`
+	UpdatedAt time.Time `json:"updatedAt"` // the last status change
+	ExpiresAt time.Time `json:"expiresAt"` // when a pending invitation expires
 }
 
-// Relay is a cross-room media relay.
+// Relay is a cross-room media relay (§7.6, §8.7). State and Code are the
+// relay's state (idle 0, connecting 1, running 2, failure 3); Error and
+// ErrorCode its error (none 0 when all is well, failed_join_dest 5, ...).
 type Relay struct {
-	ID           string             `json:"id"`
+	ID           string             `json:"id"` // RL_ and 12 base62 characters
 	Source       RelaySource        `json:"source"`
 	State        string             `json:"state"`
 	Code         int                `json:"code"`
@@ -71,13 +83,16 @@ type Relay struct {
 	Destinations []RelayDestination `json:"destinations"`
 }
 
-// RelaySource is where a relay's media comes from.
+// RelaySource is the participant a relay's media comes from.
 type RelaySource struct {
 	Room     string `json:"room"`
 	Identity string `json:"identity"`
 }
 
-// RelayDestination is one destination of a relay as the server reports it.
+// RelayDestination is one destination of a relay as the server reports it:
+// its own state and error, numbered as the relay's. Identity is the
+// destination token's sub once the token was checked ("" before, and when
+// it was refused).
 type RelayDestination struct {
 	Room      string `json:"room"`
 	Identity  string `json:"identity"`
@@ -87,34 +102,41 @@ type RelayDestination struct {
 	ErrorCode int    `json:"errorCode"`
 }
 
-// RelayTarget is one destination as given to relay.start / relay.update.
+// RelayTarget is one destination as given to Client.StartRelay and
+// Client.UpdateRelay: a room and a token for it, whose sub is the identity
+// the stream takes there (it must be that room's host, or a co-host there).
 type RelayTarget struct {
 	Room  string `json:"room"`
 	Token string `json:"token"`
 }
 
-// Message is a chat message.
+// Message is a chat message (§7.7).
 type Message struct {
-	ID   string        `json:"id"`
+	ID   string        `json:"id"` // MS_ and 16 hex digits; increases in the room's order
 	Room string        `json:"room"`
 	From MessageSender `json:"from"`
-	Text string        `json:"text"`
+	Text string        `json:"text"` // exactly as sent: display it as text, never as markup
 	At   time.Time     `json:"at"`
 }
 
-// MessageSender is the author of a chat message.
+// MessageSender is the author of a chat message, with its role when it
+// sent it.
 type MessageSender struct {
 	Identity string `json:"identity"`
 	Name     string `json:"name"`
 	Role     string `json:"role"`
 }
 
-// JoinResult is the result of "join". Room is nil for a user session.
+// JoinResult is the result of "join" (§5.1).
 type JoinResult struct {
-	Participant  Participant   `json:"participant"`
-	Room         *Room         `json:"room"`
+	// Participant is the caller (its role may already be cohost).
+	Participant Participant `json:"participant"`
+	// Room is the room, counting the caller; nil for a user session.
+	Room *Room `json:"room"`
+	// Participants are the others, with their tracks.
 	Participants []Participant `json:"participants"`
-	Tracks       []Track       `json:"tracks"`
+	// Tracks are every track published in the room now.
+	Tracks []Track `json:"tracks"`
 }
 
 // SDPParams is the params and result of "offer" in both directions.
@@ -122,27 +144,31 @@ type SDPParams struct {
 	SDP string `json:"sdp"`
 }
 
-// Trickle targets.
+// Trickle targets: they always name the client's PeerConnection, in both
+// directions.
 const (
-	TargetPublisher  = "publisher"
-	TargetSubscriber = "subscriber"
+	TargetPublisher  = "publisher"  // the PC the client offers on
+	TargetSubscriber = "subscriber" // the PC the server offers on
 )
 
-// TrickleParams is the params of "trickle" in both directions. A nil
-// Candidate (JSON null) ends the candidates.
+// TrickleParams is the params of "trickle" in both directions.
 type TrickleParams struct {
-	Target    string                   `json:"target"`
+	// Target is TargetPublisher or TargetSubscriber.
+	Target string `json:"target"`
+	// Candidate is one ICE candidate; nil (JSON null) ends the candidates.
 	Candidate *webrtc.ICECandidateInit `json:"candidate"`
 }
 
-// Notification params (server to client).
+// Notification params (server to client, §6). Decode a Notification's
+// params into the one its method names (Notification.Decode).
 
-// ParticipantEvent is the params of participant.joined/left/updated.
+// ParticipantEvent is the params of participant.joined, participant.left
+// and participant.updated.
 type ParticipantEvent struct {
 	Participant Participant `json:"participant"`
 }
 
-// TrackEvent is the params of track.published/unpublished.
+// TrackEvent is the params of track.published and track.unpublished.
 type TrackEvent struct {
 	Track Track `json:"track"`
 }
@@ -157,7 +183,8 @@ type InvitationEvent struct {
 	Invitation Invitation `json:"invitation"`
 }
 
-// RelayStateEvent is the params of relay.state.
+// RelayStateEvent is the params of relay.state: the relay's new state and
+// error, as in Relay.
 type RelayStateEvent struct {
 	Relay     string `json:"relay"` // the relay id
 	State     string `json:"state"`
@@ -166,12 +193,13 @@ type RelayStateEvent struct {
 	ErrorCode int    `json:"errorCode"`
 }
 
-// RelayEvent is the params of relay.event.
+// RelayEvent is the params of relay.event (the events of §8.7, numbered
+// like Agora's channel media relay).
 type RelayEvent struct {
-	Relay string `json:"relay"`
-	Event string `json:"event"`
-	Code  int    `json:"code"`
-	Room  string `json:"room,omitempty"`
+	Relay string `json:"relay"`          // the relay id ("" for a refused start)
+	Event string `json:"event"`          // e.g. joined_dest_channel
+	Code  int    `json:"code"`           // e.g. 3
+	Room  string `json:"room,omitempty"` // the destination it concerns, if any
 }
 
 // ChatMessageEvent is the params of chat.message.
@@ -181,10 +209,16 @@ type ChatMessageEvent struct {
 
 // ChatDeletedEvent is the params of chat.deleted.
 type ChatDeletedEvent struct {
-	ID string `json:"id"`
+	ID string `json:"id"` // the deleted message's id
 }
 
-// Server notification methods.
+// DrainingEvent is the params of server.draining: the server has begun a
+// graceful shutdown and ends the rooms still open at Deadline at the latest.
+type DrainingEvent struct {
+	Deadline time.Time `json:"deadline"`
+}
+
+// Server notification methods (§6).
 const (
 	NotifyTrickle            = "trickle"
 	NotifyParticipantJoined  = "participant.joined"
@@ -198,19 +232,21 @@ const (
 	NotifyRelayEvent         = "relay.event"
 	NotifyChatMessage        = "chat.message"
 	NotifyChatDeleted        = "chat.deleted"
+	NotifyServerDraining     = "server.draining"
 )
 
-// JSON-RPC error codes of the contract.
+// Error codes of the contract (§9.1): JSON-RPC's own, then relayd's, which
+// the HTTP API's error bodies carry too.
 const (
-	CodeParseError      = -32700
-	CodeInvalidRequest  = -32600
-	CodeMethodNotFound  = -32601
-	CodeInvalidParams   = -32602
-	CodeInternalError   = -32603
-	CodeUnauthenticated = 4001
-	CodeForbidden       = 4003
-	CodeNotFound        = 4004
-	CodeConflict        = 4009
-	CodeTooMany         = 4013
-	CodeRateLimited     = 4029
+	CodeParseError      = -32700 // the frame is not JSON
+	CodeInvalidRequest  = -32600 // not a JSON-RPC request
+	CodeMethodNotFound  = -32601 // unknown method
+	CodeInvalidParams   = -32602 // params missing, of the wrong type or out of range
+	CodeInternalError   = -32603 // a server fault; retrying may help
+	CodeUnauthenticated = 4001   // no valid token
+	CodeForbidden       = 4003   // the caller's role may not do this
+	CodeNotFound        = 4004   // the thing named does not exist
+	CodeConflict        = 4009   // the current state does not allow it
+	CodeTooMany         = 4013   // a limit is reached
+	CodeRateLimited     = 4029   // too fast
 )

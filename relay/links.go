@@ -31,6 +31,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/relaysfu/relayd/internal/jwtcheck"
 	"github.com/relaysfu/relayd/metrics"
 	"github.com/relaysfu/relayd/sfu"
 )
@@ -49,7 +50,6 @@ const (
 	joinTimeout    = 5 * time.Second // a join's answer over the data channel
 	gatherTimeout  = 2 * time.Second // local candidates before the offer/answer is sent
 	tokenTTL       = time.Minute     // the dial's JWT
-	tokenLeeway    = 5 * time.Second // clock skew between nodes
 	maxOfferBody   = 1 << 20         // bytes of a dial's request body
 	keepalive      = 500 * time.Millisecond
 	silenceTimeout = 4 * time.Second // no message for this long: the peer is gone
@@ -437,14 +437,7 @@ func (l *Links) verify(header string) (string, error) {
 		return "", errors.New("no cluster secret")
 	}
 	var c jwt.RegisteredClaims
-	p := jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithAudience(linkAudience),
-		jwt.WithLeeway(tokenLeeway),
-	)
-	if _, err := p.ParseWithClaims(tok, &c, func(*jwt.Token) (any, error) { return l.cfg.Secret, nil }); err != nil {
+	if err := jwtcheck.Parse(tok, &c, l.cfg.Secret, jwt.WithAudience(linkAudience)); err != nil {
 		return "", err
 	}
 	if c.Subject == "" {

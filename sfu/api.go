@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -30,22 +29,6 @@ type MediaConfig struct {
 	PublicIP string
 }
 
-// The payload types the server offers on subscriber PCs. Publishers' offers
-// may use other numbers: pion answers with the offerer's, and a down track
-// rewrites the payload type per subscriber at Bind.
-var videoCodecs = []struct {
-	mime, fmtp string
-	pt, rtx    webrtc.PayloadType
-}{
-	{webrtc.MimeTypeVP8, "", 96, 97},
-	{webrtc.MimeTypeVP9, "profile-id=0", 98, 99},
-	{webrtc.MimeTypeVP9, "profile-id=2", 100, 101},
-	{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", 102, 103},
-	{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", 108, 109},
-	{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f", 127, 125},
-	{webrtc.MimeTypeH264, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640032", 112, 113},
-}
-
 // newMediaEngine registers Opus, VP8, VP9 and H.264, with RTX for every
 // video codec (pion unwraps RTX in TrackRemote.Read, so up tracks see
 // repaired packets on the main SSRC). Video feedback: nack and nack pli so
@@ -53,37 +36,8 @@ var videoCodecs = []struct {
 // publishing browsers get feedback for their send-side bandwidth estimate.
 func newMediaEngine() (*webrtc.MediaEngine, error) {
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
-			SDPFmtpLine: "minptime=10;useinbandfec=1",
-		},
-		PayloadType: 111,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
+	if err := RegisterCodecs(m, 0, webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}); err != nil {
 		return nil, err
-	}
-	feedback := []webrtc.RTCPFeedback{
-		{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"},
-		{Type: webrtc.TypeRTCPFBTransportCC},
-	}
-	for _, c := range videoCodecs {
-		if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-			RTPCodecCapability: webrtc.RTPCodecCapability{
-				MimeType: c.mime, ClockRate: 90000, SDPFmtpLine: c.fmtp, RTCPFeedback: feedback,
-			},
-			PayloadType: c.pt,
-		}, webrtc.RTPCodecTypeVideo); err != nil {
-			return nil, err
-		}
-		if err := m.RegisterCodec(webrtc.RTPCodecParameters{
-			RTPCodecCapability: webrtc.RTPCodecCapability{
-				MimeType: webrtc.MimeTypeRTX, ClockRate: 90000,
-				SDPFmtpLine: "apt=" + strconv.Itoa(int(c.pt)),
-			},
-			PayloadType: c.rtx,
-		}, webrtc.RTPCodecTypeVideo); err != nil {
-			return nil, err
-		}
 	}
 	// mid lets pion route a publisher's packets whose SSRC the offer did
 	// not declare (Firefox, RTX repair streams).

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/relaysfu/relayd/internal/jwtcheck"
 )
 
 // Token errors. Verify's errors wrap exactly one of them; both mean 4001
@@ -21,12 +23,9 @@ const (
 	// defaultTokenTTL is the lifetime of a token issued without one.
 	defaultTokenTTL = time.Hour
 
-	// tokenLeeway is the clock skew tolerated on exp, nbf and iat. Tokens
-	// are often minted by an app back end on another machine: if its clock
-	// is a second or two ahead of ours, a token used at once would otherwise
-	// be refused as "issued in the future". 5s covers NTP-synced hosts
-	// without meaningfully extending a token's life.
-	tokenLeeway = 5 * time.Second
+	// tokenLeeway is the clock skew tolerated on exp, nbf and iat (see
+	// jwtcheck.Leeway).
+	tokenLeeway = jwtcheck.Leeway
 
 	// maxTokenNameLen is the longest identity or room name, in bytes (the
 	// alphabet is ASCII, so also in characters).
@@ -172,17 +171,8 @@ func (t *Tokens) Verify(tok string) (*Claims, error) {
 	if len(t.secret) == 0 {
 		return nil, fmt.Errorf("%w: empty secret", ErrTokenInvalid)
 	}
-	p := jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(tokenLeeway),
-		jwt.WithTimeFunc(t.now),
-	)
 	var c Claims
-	_, err := p.ParseWithClaims(tok, &c, func(*jwt.Token) (any, error) {
-		return t.secret, nil
-	})
+	err := jwtcheck.Parse(tok, &c, t.secret, jwt.WithTimeFunc(t.now))
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		// The parser checks the signature before the times, so this
