@@ -538,18 +538,22 @@ function showRelayState() {
     "error ", el("b", {}, (r.error || relayErrorName(r.errorCode) || "none") + " (" + (r.errorCode ?? 0) + ")"),
     r.paused ? " · paused" : "");
   const ctx = { rooms: roomsListed ? new Map(knownRooms.map((x) => [x.name, x])) : null };
-  const rows = (r.destinations || []).map((d) => {
+  // A destination's row, and under it, across the table, why it is not
+  // running (the server gives only the code: the words come from
+  // relayReason with the rooms this page knows).
+  const rows = (r.destinations || []).flatMap((d) => {
     const why = relayReason(d, { ...ctx, identity: d.identity || app.identity });
     if (why && d.errorCode && !loggedFailures.has(d.room + " " + d.errorCode)) {
       loggedFailures.add(d.room + " " + d.errorCode);
       logRelay("err", "room " + d.room + ": " + (d.error || relayErrorName(d.errorCode)) + " (" + d.errorCode + "): " + why);
     }
-    return el("tr", { "data-room": d.room, "data-state": d.state, "data-error-code": d.errorCode ?? 0 },
+    const row = el("tr", { "data-room": d.room, "data-state": d.state, "data-error-code": d.errorCode ?? 0, class: why ? "has-reason" : null },
       el("td", {}, d.room),
       el("td", {}, el("span", { class: "badge " + d.state }, (d.state || relayStateName(d.code)) + " (" + d.code + ")")),
-      el("td", {}, (d.error || relayErrorName(d.errorCode) || "none") + " (" + (d.errorCode ?? 0) + ")",
-        why ? el("div", { class: "reason" }, why) : null),
+      el("td", {}, (d.error || relayErrorName(d.errorCode) || "none") + " (" + (d.errorCode ?? 0) + ")"),
       el("td", { class: "muted" }, lastEvent.get(d.room) || ""));
+    if (!why) return [row];
+    return [row, el("tr", { class: "reason-row", "data-reason-for": d.room }, el("td", { colspan: 4 }, el("div", { class: "reason" }, why)))];
   });
   $("relay-dests").tBodies[0].replaceChildren(...rows);
   $("relay-dests").hidden = rows.length === 0;
