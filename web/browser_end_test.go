@@ -36,8 +36,9 @@ func endedSays(words string) string {
 
 // A viewer is told why a stream ended, in words: the host ended it (room
 // .stop), or an operator stopped it (POST /v1/rooms/{room}/stop); the
-// studio says it from the host's side. After the end no watcher count is
-// left ("2 watching" stayed before), and the overlay is opaque (the
+// studio says it from the host's side. The watcher count follows joins
+// ("2 watching"), and after the end no count is left ("2 watching" stayed
+// before), and the overlay is opaque (the
 // waiting text showed through it). A viewer who comes after the end is
 // told the same reason.
 func TestBrowserEndReason(t *testing.T) {
@@ -50,6 +51,7 @@ func TestBrowserEndReason(t *testing.T) {
 	// A second viewer: the room.updated "ended" counts 2 viewers (the page
 	// showed "2 watching" on an ended stream).
 	b.open("watch-2", st.URL+"/watch?room=show&identity=carl").waitFor("status LIVE", `document.getElementById("room-status").dataset.status === "live"`, 10*time.Second)
+	viewer.waitFor("the count kept live: 2 watching", `document.getElementById("room-viewers").textContent === "2 watching"`, 5*time.Second)
 
 	host.click("#end-stream")
 	viewer.waitFor(`"host ended"`, endedSays("host ended"), 5*time.Second)

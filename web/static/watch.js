@@ -48,9 +48,7 @@ function showRoom(r) {
   if (!r) return;
   setBadge($("room-status"), r.status, statusLabel[r.status]);
   $("room-host").textContent = r.host ? "Host: " + r.host : "";
-  const v = Number(r.viewers);
-  // An ended room has nobody watching, whatever its last count said.
-  $("room-viewers").textContent = isEnded(r) || !Number.isFinite(v) ? "" : v === 1 ? "1 watching" : v + " watching";
+  showViewers(isEnded(r) ? NaN : Number(r.viewers));
   // REC: viewers are told they are recorded (servers that say so in the room object).
   $("rec-badge").hidden = !(r.recording === true && !isEnded(r));
   if (r.title) $("room-title").textContent = r.title;
@@ -62,6 +60,22 @@ function showRoom(r) {
     waiting = false;
   }
   if (isEnded(r)) ended(r);
+}
+
+// showViewers says how many watch ("" for NaN: an ended room has nobody
+// watching, whatever its last count said).
+function showViewers(n) {
+  $("room-viewers").textContent = !Number.isFinite(n) ? "" : n === 1 ? "1 watching" : n + " watching";
+}
+
+// countViewers keeps the count live between room.updated notifications
+// (which come with status changes only): every join and leave of the
+// room reaches every participant, viewers' too.
+function countViewers(client) {
+  if (!client.participant || isEnded(client.room)) return;
+  let n = client.participant.role === "viewer" ? 1 : 0;
+  for (const p of client.participants.values()) if (p.role === "viewer") n++;
+  showViewers(n);
 }
 
 // ended shows the end, with its reason (r: the room object, when known).
@@ -171,6 +185,9 @@ async function start() {
       app.client = client;
       app.tiles = new Tiles($("tiles"), client, { emptyText: "Waiting for the host's video…" });
       client.on("room.updated", ({ room: r }) => showRoom(r));
+      for (const ev of ["participant.joined", "participant.left", "participant.updated", "role.changed"]) {
+        client.on(ev, () => countViewers(client));
+      }
       client.on("invitation.updated", ({ invitation }) => putInvitation(invitation));
       client.on("role.changed", ({ role, previous }) => roleChanged(role, previous));
       client.on("kicked", () => kicked("The host removed you from this stream."));
