@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -35,6 +36,13 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
+	return newStackWrapped(t, nil)
+}
+
+// newStackWrapped is newStack with wrap around the stack's HTTP handler
+// (nil: none), for a test to stand in for an API the server lacks.
+func newStackWrapped(t *testing.T, wrap func(h http.Handler, tokens *signaling.Tokens) http.Handler) *stack {
+	t.Helper()
 	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +55,11 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewUnstartedServer(a.Handler)
+	var h http.Handler = a.Handler
+	if wrap != nil {
+		h = wrap(h, a.Tokens)
+	}
+	hs := httptest.NewUnstartedServer(h)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

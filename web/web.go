@@ -8,9 +8,9 @@
 //	GET  /sdk/relay-client.js    the ES module client (always)
 //	GET  /sdk/relay-client.d.ts  its type declarations (always)
 //	GET  /                       lobby: rooms live now
-//	GET  /studio                 host: preview, go live, chat (invite/delete/kick per message), co-hosts, invitations, relay, end
+//	GET  /studio                 host: preview, record, go live, chat (invite/delete/kick per message), co-hosts, invitations, relay, end, go live again
 //	GET  /cohost                 invitee: pending invitations, accept/decline, join/leave the stage, chat
-//	GET  /watch                  viewer: one tile per host, co-host and relayed host, chat, invitation banner, go on stage
+//	GET  /watch                  viewer: one tile per host, co-host and relayed host, REC, chat, invitation banner, go on stage, why it ended, the recording
 //	GET  /static/...             the pages' CSS and scripts
 //	POST /dev/token              Dev only: {identity, room?, role?} -> {token}
 //	GET  /dev/rooms              Dev only: {"rooms": [...]} from Options.Rooms

@@ -8,8 +8,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -101,9 +99,12 @@ type runHooks struct {
 func run(ctx context.Context, cfg Config, stdout io.Writer, hooks runHooks) error {
 	log := newLogger(cfg, stdout)
 	if cfg.Dev && cfg.Secret == "" {
-		b := make([]byte, 24)
-		_, _ = rand.Read(b)
-		cfg.Secret = hex.EncodeToString(b)
+		secret, created, err := devSecret(cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("--dev secret: %w", err)
+		}
+		cfg.Secret = secret
+		log.Info("--dev secret", "file", devSecretPath(cfg.DataDir), "created", created)
 	}
 	udp, err := net.ListenPacket("udp4", net.JoinHostPort(cfg.UDPIP, strconv.Itoa(cfg.UDPPort)))
 	if err != nil {
@@ -223,29 +224,39 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-// printDev prints what a person needs to try the server at once.
+// printDev prints what a person needs to try the server at once: the
+// lobby first (everything else can be reached from there), then direct
+// links, tokens and the secret, with where it is kept (the tokens stay
+// valid across restarts as long as that file does).
 func printDev(w io.Writer, tokens *signaling.Tokens, cfg Config, addr string) {
 	admin, _ := tokens.Issue(signaling.TokenSpec{Identity: "admin", Admin: true, TTL: 24 * time.Hour})
 	host, _ := tokens.Issue(signaling.TokenSpec{Identity: "alice", Room: "demo", Role: "host", Name: "Alice", TTL: 24 * time.Hour})
 	viewer, _ := tokens.Issue(signaling.TokenSpec{Identity: "bob", Room: "demo", Role: "viewer", Name: "Bob", TTL: 24 * time.Hour})
 	base := "http://" + addr
+	kept := "given with --secret"
+	if path := keptDevSecret(cfg.DataDir, cfg.Secret); path != "" {
+		kept = "kept in " + path + " (delete it for a new one)"
+	}
 	fmt.Fprintf(w, `
 relayd is running in --dev mode (never use it in production).
 
-  secret:        %s
-  admin token:   %s
+  ==> Open the lobby in your browser:  %s/
 
-  open the demo: %s/
+  From the lobby: go live (studio), watch a room, open a co-host inbox.
+  Direct links:
     studio (host alice, room demo):  %s/studio?identity=alice&room=demo
     watch room demo:                 %s/watch?room=demo
     co-host page for bob:            %s/cohost?identity=bob
 
+  secret:        %s
+                 %s
+  admin token:   %s
   try the API:   curl -H "Authorization: Bearer %s" %s/v1/rooms
   host token:    ws://%s/v1/ws?token=%s
   viewer token:  ws://%s/v1/ws?token=%s
   metrics:       %s/metrics
 
-`, cfg.Secret, admin, base, base, base, base, admin, base, addr, host, addr, viewer, base)
+`, base, base, base, base, cfg.Secret, kept, admin, admin, base, addr, host, addr, viewer, base)
 }
 
 // defaultGCPercent is the garbage collector's target when GOGC is not set.

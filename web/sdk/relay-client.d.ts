@@ -1,5 +1,5 @@
 // Type declarations of relay-client.js, the browser client of relayd's wire
-// contract (PROTOCOL.md v1).
+// protocol (docs/protocol.md, versions 1.0 and 1.1).
 
 export declare const ErrorCode: Readonly<{
   PARSE_ERROR: -32700;
@@ -90,6 +90,19 @@ export declare function relayEventName(code: number): RelayEventWord | undefined
 
 export type Role = "host" | "cohost" | "viewer" | "relay";
 export type RoomStatus = "idle" | "live" | "waiting_reconnect" | "ended" | "recorded";
+export type EndReasonWord = "host_left" | "host_timeout" | "stopped_by_admin" | "server_shutdown" | "node_lost";
+
+/** Why a room ended: the words of the room object's endReason. */
+export declare const EndReason: Readonly<{
+  HOST_LEFT: "host_left";
+  HOST_TIMEOUT: "host_timeout";
+  STOPPED_BY_ADMIN: "stopped_by_admin";
+  SERVER_SHUTDOWN: "server_shutdown";
+  NODE_LOST: "node_lost";
+}>;
+
+/** A JWT's claims, read without checking the signature (the server does); null when token is not a JWT. */
+export declare function tokenClaims(token: string): { sub?: string; room?: string; role?: string; exp?: number; [claim: string]: unknown } | null;
 
 export interface Track {
   id: string;
@@ -98,6 +111,8 @@ export interface Track {
   kind: "audio" | "video";
   codec: string;
   mid?: string;
+  /** 1.1 servers: the publisher (or an operator) muted it. */
+  muted?: boolean;
 }
 
 export interface Participant {
@@ -121,6 +136,30 @@ export interface Room {
   participants?: Participant[];
   numParticipants?: number;
   viewers?: number;
+  /** 1.1 servers: the current broadcast ("BC_" + 16 hex). */
+  broadcastId?: string;
+  /** While ended or recorded, on servers that say why. */
+  endReason?: EndReasonWord | string;
+  /** Servers that tell it: tracks published now are recorded (absent: unknown). */
+  recording?: boolean;
+  /** Servers that list them in the room object: the finished recordings. */
+  recordings?: Recording[];
+}
+
+/** A finished recording: one WebM per publishing participant. */
+export interface Recording {
+  name: string;
+  participant: string;
+  size: number;
+  /** Seconds. */
+  duration: number;
+  tracks: string[];
+  startedAt: string;
+  /** The download path; add ?token=<a token of the room> to play it in a <video>. */
+  url: string;
+  broadcastId?: string;
+  /** The server was killed while recording; the file was repaired. */
+  cut?: boolean;
 }
 
 export type InvitationStatus = "pending" | "accepted" | "rejected" | "cancelled" | "expired" | "removed" | "left";
@@ -143,6 +182,15 @@ export interface RelayDestinationState {
   code: number;
   error: RelayErrorWord;
   errorCode: number;
+  /**
+   * Set by the client, not the server: the destination was not joined by
+   * the time the relay's state settled, so it failed; the error is the
+   * relay's (none running) or what its token tells (expired: 11, else 5).
+   * The next relay object (update, pause, stop) says it exactly.
+   */
+  inferred?: boolean;
+  /** Set by the client: a disconnect event (0) named this room: the relay left it. */
+  left?: boolean;
 }
 
 export interface Relay {
@@ -175,6 +223,8 @@ export interface ChatMessage {
 }
 
 export interface JoinResult {
+  /** The version served ("1.1"); absent from servers that serve 1.0 only. */
+  version?: string;
   participant: Participant;
   room: Room | null;
   participants: Participant[];
@@ -221,6 +271,12 @@ export interface RelayClientEvents {
   "relay.event": { relay: string; event: RelayEventWord; code: number; room?: string };
   "chat.message": { message: ChatMessage };
   "chat.deleted": { id: string };
+  /** 1.1: a received track stopped or started again without renegotiation. */
+  "track.stream": { trackId: string; state: "paused" | "active"; reason: "relay_paused" | "publisher_reconnecting" | "bandwidth" | string };
+  /** 1.1: a track was muted or unmuted. */
+  "track.muted": { trackId: string; muted: boolean; by: "publisher" | "admin" };
+  /** 1.1: a fresh token (the client keeps it for its next reconnect). */
+  "token.refresh": { token: string; expiresAt: string; iceServers: RTCIceServer[] };
   trickle: { target: "publisher" | "subscriber"; candidate: RTCIceCandidateInit | null };
   /** A remote track arrived and was matched to the room's track. */
   "track.subscribed": RemoteTrackEvent;
@@ -247,6 +303,12 @@ export interface RelayClientEvents {
 }
 
 export interface RelayClientOptions {
+  /**
+   * The protocol version asked for at join (default "1.1"; null: none, a
+   * 1.0 join). A server that serves 1.0 only ignores it. An automatic
+   * rejoin of a host asks for none, so it never starts a new broadcast.
+   */
+  version?: string | null;
   /** Reconnect and rejoin after a socket loss (default true). */
   reconnect?: boolean;
   maxReconnectAttempts?: number;
@@ -280,6 +342,10 @@ export declare class RelayClient {
   readonly remoteTracks: Map<string, { trackId: string; identity: string; mediaTrack: MediaStreamTrack; track: Track | null; participant: Participant | null; stream: MediaStream | null; mid?: string | null }>;
   readonly localStream: MediaStream | null;
   readonly relay: Relay | null;
+  /** The version the server serves this session: "1.0" unless the join result said otherwise. */
+  readonly version: string;
+  /** 1.1: received tracks paused now (track.stream), by track id. */
+  readonly trackStreams: Map<string, { state: "paused"; reason: string }>;
   readonly joined: boolean;
   /** The host kicked you (socket closed with 4003). */
   readonly kicked: boolean;
@@ -306,6 +372,10 @@ export declare class RelayClient {
   getStats(target?: "publisher" | "subscriber"): Promise<RTCStatsReport | null>;
 
   stopRoom(): Promise<{}>;
+  /** Host only: record the room's tracks published from now on (or stop). -32601 from servers without room.record. */
+  setRecording(on: boolean): Promise<Room>;
+  /** Whether the room object says if it records (a boolean `recording`). */
+  recordingKnown(): boolean;
   /** Host only: the target's socket closes with 4003; ban refuses its joins until the room ends. */
   kick(identity: string, opts?: { ban?: boolean }): Promise<{}>;
 

@@ -1,5 +1,6 @@
-// relay-client.js: the browser client of relayd's wire contract (PROTOCOL.md,
-// v1). A dependency-free ES module; types in relay-client.d.ts.
+// relay-client.js: the browser client of relayd's wire protocol
+// (docs/protocol.md, versions 1.0 and 1.1). A dependency-free ES module;
+// types in relay-client.d.ts.
 //
 //   import { RelayClient } from "/sdk/relay-client.js";
 //   const client = await RelayClient.connect("ws://127.0.0.1:8800/v1/ws", token);
@@ -100,6 +101,15 @@ export class ConnectionError extends RelayError {
   }
 }
 
+/** Why a room ended (docs/protocol.md §8.5): the room object's endReason. */
+export const EndReason = Object.freeze({
+  HOST_LEFT: "host_left", // the host's room.stop
+  HOST_TIMEOUT: "host_timeout", // the host stayed away longer than the reconnect grace
+  STOPPED_BY_ADMIN: "stopped_by_admin", // an operator (HTTP API)
+  SERVER_SHUTDOWN: "server_shutdown", // the server stopped, or restarted
+  NODE_LOST: "node_lost", // cluster: the room's node died
+});
+
 // ---- relay tables (PROTOCOL.md "Relay"; the codes of Agora's channel media relay)
 
 /** Relay states and their codes. */
@@ -187,6 +197,27 @@ function normalizeRelay(relay) {
   return relay;
 }
 
+/**
+ * tokenClaims reads a JWT's claims without checking its signature (the
+ * server does that): {sub, room, exp, ...}, or null when it is not a JWT.
+ */
+export function tokenClaims(token) {
+  try {
+    const part = String(token).split(".")[1];
+    const b64 = part.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((part.length + 3) % 4);
+    const claims = JSON.parse(atob(b64));
+    return claims && typeof claims === "object" ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
+// tokenExpired: the token's exp has passed (by this machine's clock).
+function tokenExpired(token) {
+  const c = tokenClaims(token);
+  return !!c && typeof c.exp === "number" && c.exp * 1000 <= Date.now();
+}
+
 // ---- helpers
 
 const ROLE_RELAY = "relay";
@@ -237,6 +268,7 @@ function sleep(ms) {
 }
 
 const defaultOptions = {
+  version: "1.1",
   reconnect: true,
   maxReconnectAttempts: 12,
   reconnectBaseDelay: 500,
@@ -281,6 +313,10 @@ export class RelayClient {
     this.localStream = null;
     /** The caller's relay (last known), or null. */
     this.relay = null;
+    /** The protocol version the server serves this session ("1.0" until a server says "1.1" in the join result). */
+    this.version = "1.0";
+    /** Per received track id: {state: "paused"|"active", reason} from track.stream (1.1). */
+    this.trackStreams = new Map();
     this.joined = false;
     /** The host kicked you (the socket closed with 4003); no reconnect follows. */
     this.kicked = false;
@@ -304,6 +340,8 @@ export class RelayClient {
     this._noReconnect = false;
     this._reconnecting = false;
     this._publishWanted = null; // {audio, video} to publish again after a reconnect
+    this._relayTargets = []; // the destinations of the last successful relay.start/update: [{room, token}]
+    this._rejoin = false; // the join under way is an automatic rejoin
   }
 
   // ---- events
@@ -532,7 +570,13 @@ export class RelayClient {
       try {
         if (o.tokenProvider) this.token = await o.tokenProvider();
         await this._open();
-        const res = await this.join();
+        let res;
+        this._rejoin = true;
+        try {
+          res = await this.join();
+        } finally {
+          this._rejoin = false;
+        }
         this._reconnecting = false;
         this._setConnection("connected");
         if (this._publishWanted && this.localStream && this.mayPublish()) {
@@ -611,6 +655,18 @@ export class RelayClient {
       case "room.updated":
         if (params.room) this._setRoom(params.room);
         break;
+      case "token.refresh":
+        // 1.1: the next reconnect uses it (unless a tokenProvider gives one).
+        if (typeof params.token === "string" && params.token) this.token = params.token;
+        break;
+      case "track.stream":
+        // 1.1: a received track paused or active again (relay_paused,
+        // publisher_reconnecting, bandwidth); transitions only.
+        if (params.trackId) {
+          if (params.state === "paused") this.trackStreams.set(params.trackId, { state: "paused", reason: params.reason || "" });
+          else this.trackStreams.delete(params.trackId);
+        }
+        break;
       case "relay.state":
         fillPair(params, "state", "code", RelayState, relayStateWords);
         fillPair(params, "error", "errorCode", RelayErrorCode, relayErrorWords);
@@ -621,8 +677,13 @@ export class RelayClient {
         for (const k of ["state", "code", "error", "errorCode"]) {
           if (params[k] !== undefined) this.relay[k] = params[k];
         }
-        if (params.state === "idle") {
+        if (Array.isArray(params.destinations)) {
+          // A server that sends the destinations with the state: the truth.
+          this.relay.destinations = normalizeRelay({ destinations: JSON.parse(JSON.stringify(params.destinations)) }).destinations;
+        } else if (params.state === "idle") {
           for (const d of this.relay.destinations || []) Object.assign(d, { state: "idle", code: 0 });
+        } else if (params.state === "running" || params.state === "failure") {
+          this._relayInferFailed(params);
         }
         break;
       case "relay.event":
@@ -639,6 +700,13 @@ export class RelayClient {
   _relayDestinationEvent(ev) {
     const r = this.relay;
     if (!r || !ev.room || (ev.relay && r.id && ev.relay !== r.id)) return;
+    if (ev.code === RelayEvent.disconnect) {
+      // That destination is left: its room ended (the server drops it) or
+      // its node was lost (failure 8, in the next relay object).
+      const d = (r.destinations || []).find((x) => x.room === ev.room);
+      if (d && d.state !== "failure") Object.assign(d, { state: "idle", code: RelayState.idle, error: "none", errorCode: 0, left: true });
+      return;
+    }
     if (ev.code !== RelayEvent.joined_dest_channel && ev.code !== RelayEvent.sent_to_dest_channel) return;
     r.destinations = r.destinations || [];
     let d = r.destinations.find((x) => x.room === ev.room);
@@ -647,6 +715,31 @@ export class RelayClient {
       r.destinations.push(d);
     }
     Object.assign(d, { state: "running", code: RelayState.running, error: "none", errorCode: 0 });
+    delete d.inferred;
+    delete d.left;
+  }
+
+  // _relayInferFailed: the server joins every destination before the
+  // relay.state that follows connecting (event 3 for each one joined), and
+  // that notification carries no destinations. A destination still
+  // "connecting" then has failed; its error is the relay's when none runs
+  // (the first destination's, in order), else what the token tells: a
+  // destination token past its exp is dest_token_expired (11), anything
+  // else failed_join_dest (5), as the server decides. Marked inferred: the
+  // next relay object (update, pause, stop) says it exactly.
+  _relayInferFailed(st) {
+    const r = this.relay;
+    let relayError = st.state === "failure" && st.errorCode ? st.errorCode : 0;
+    for (const d of r.destinations || []) {
+      if (d.state !== "connecting") continue;
+      let code = relayError;
+      relayError = 0;
+      if (!code) {
+        const t = this._relayTargets.find((x) => x.room === d.room);
+        code = t && tokenExpired(t.token) ? RelayErrorCode.dest_token_expired : RelayErrorCode.failed_join_dest;
+      }
+      Object.assign(d, { state: "failure", code: RelayState.failure, error: relayErrorWords[code], errorCode: code, inferred: true });
+    }
   }
 
   _setSelf(p) {
@@ -672,10 +765,23 @@ export class RelayClient {
 
   // ---- join / leave
 
-  /** Join (identity, room and role come from the token). */
+  /**
+   * Join (identity, room and role come from the token). Asks for the
+   * options' version ("1.1" by default; null: send none, a 1.0 join). A 1.1
+   * host's join into an ended room starts the room's next broadcast; so an
+   * automatic rejoin of a host asks for none, and gets 4009 if the room
+   * ended while the socket was down, rather than start a new show by itself
+   * (this client does not resume sessions yet).
+   */
   async join() {
-    const res = await this.request("join", {});
+    const params = {};
+    const v = this.options.version;
+    const host = this.participant && this.participant.role === "host";
+    if (v && !(this._rejoin && host)) params.version = String(v);
+    const res = await this.request("join", params);
     this.joined = true;
+    this.version = typeof res.version === "string" ? res.version : "1.0";
+    this.trackStreams.clear();
     this.participant = res.participant;
     this.participants.clear();
     this.tracks.clear();
@@ -932,6 +1038,7 @@ export class RelayClient {
   _removeTrack(id) {
     const t = this.tracks.get(id);
     this.tracks.delete(id);
+    this.trackStreams.delete(id);
     if (t) {
       const owner = this.participants.get(this._ownerKey(t));
       if (owner && owner.tracks) owner.tracks = owner.tracks.filter((x) => x.id !== id);
@@ -1048,6 +1155,22 @@ export class RelayClient {
   }
 
   /**
+   * Turn recording of the room on or off (host only), for tracks published
+   * from then on. A server that has no such method answers -32601; one
+   * that has it shows the room's `recording` in the room object.
+   */
+  async setRecording(on) {
+    const res = await this.request("room.record", { on: !!on });
+    if (res && typeof res === "object" && res.name && this.room && res.name === this.room.name) this._setRoom({ ...this.room, ...res });
+    return res;
+  }
+
+  /** Whether the server tells this room's recording (a `recording` field in the room object). */
+  recordingKnown() {
+    return !!this.room && typeof this.room.recording === "boolean";
+  }
+
+  /**
    * Kick a participant (host only): its socket closes with 4003 (its client
    * emits "kicked"). ban keeps it out of the room until the room ends; an
    * identity not in the room can be banned ahead.
@@ -1100,8 +1223,9 @@ export class RelayClient {
 
   // ---- relay
 
-  _relayResult(p) {
+  _relayResult(p, targets) {
     return p.then((r) => {
+      if (targets) this._relayTargets = targets.map((d) => ({ room: d && d.room, token: d && d.token }));
       normalizeRelay(r);
       // client.relay follows the notifications; the caller keeps the result as it was.
       this.relay = r && typeof r === "object" ? JSON.parse(JSON.stringify(r)) : r;
@@ -1111,12 +1235,12 @@ export class RelayClient {
 
   /** Relay your published tracks to other rooms: [{room, token}], up to the server's limit. */
   startRelay(destinations) {
-    return this._relayResult(this.request("relay.start", { destinations }));
+    return this._relayResult(this.request("relay.start", { destinations }), destinations);
   }
 
   /** Replace the relay's destination set. */
   updateRelay(destinations) {
-    return this._relayResult(this.request("relay.update", { destinations }));
+    return this._relayResult(this.request("relay.update", { destinations }), destinations);
   }
 
   /** Stop the relay (state idle). */

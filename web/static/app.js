@@ -2,8 +2,9 @@
 // the user goes into the DOM with textContent (el() below), never parsed as markup.
 
 import { RelayClient, RelayError, errorName, participantKey } from "/sdk/relay-client.js";
+import { NAME_RE, cleanMessage, pausedText } from "/static/words.js";
 
-export { RelayClient, RelayError, participantKey };
+export { RelayClient, RelayError, participantKey, NAME_RE };
 
 /** $ finds one element by id. */
 export const $ = (id) => document.getElementById(id);
@@ -40,26 +41,37 @@ export function rand(n = 4) {
   return [...a].map((x) => (x % 36).toString(36)).join("");
 }
 
-export const NAME_RE = /^[A-Za-z0-9_.:@-]{1,128}$/;
-
-/** describe turns an error into one line: "4003 forbidden: ...". */
+/**
+ * describe turns an error into one line: "4003 forbidden: ...". The code's
+ * word is said once, however often the server's message repeats it.
+ */
 export function describe(err) {
   if (err instanceof RelayError) {
-    const msg = err.serverMessage && err.serverMessage !== errorName(err.code) ? ": " + err.serverMessage : "";
-    return (err.method ? err.method + " → " : "") + err.code + " " + errorName(err.code) + msg;
+    const word = errorName(err.code);
+    const msg = cleanMessage(err.serverMessage, word);
+    return (err.method ? err.method + " → " : "") + err.code + " " + word + (msg ? ": " + msg : "");
   }
   return (err && err.message) || String(err);
 }
 
-/** toast shows a short message in the corner. */
+// At most this many toasts show at once (the oldest goes first): they live
+// in the top bar, which covers nothing of the page.
+const MAX_TOASTS = 2;
+
+/** toast shows a short message in the top bar for ms. */
 export function toast(text, kind = "info", ms = 5000) {
   let box = $("toasts");
   if (!box) {
     box = el("div", { id: "toasts", role: "status", "aria-live": "polite" });
-    document.body.append(box);
+    const bar = document.querySelector(".topbar");
+    const spacer = bar && bar.querySelector(".spacer");
+    if (spacer) spacer.after(box);
+    else if (bar) bar.append(box);
+    else document.body.prepend(box);
   }
-  const n = el("div", { class: "notice " + kind }, text);
+  const n = el("div", { class: "notice " + kind, title: text }, text);
   box.append(n);
+  while (box.children.length > MAX_TOASTS) box.firstElementChild.remove();
   setTimeout(() => n.remove(), ms);
 }
 
@@ -98,6 +110,34 @@ export async function mintToken(identity, room, role) {
     throw new RelayError(e.code || res.status, e.message || res.statusText, { method: "POST /dev/token" });
   }
   return body.token;
+}
+
+/**
+ * fetchRecordings lists a room's finished recordings with a token of that
+ * room: {supported: false} when the server does not let such a token list
+ * them (only an admin may), else {supported: true, recordings}.
+ */
+export async function fetchRecordings(room, token) {
+  let res;
+  try {
+    res = await fetch("/v1/rooms/" + encodeURIComponent(room) + "/recordings", {
+      headers: { Authorization: "Bearer " + token },
+      cache: "no-store",
+    });
+  } catch {
+    return { supported: true, recordings: [] }; // the network: try again later
+  }
+  if (res.status === 401 || res.status === 403 || res.status === 404 || res.status === 405) return { supported: false };
+  if (!res.ok) return { supported: true, recordings: [] };
+  const body = await res.json().catch(() => ({}));
+  return { supported: true, recordings: Array.isArray(body.recordings) ? body.recordings : [] };
+}
+
+/** recordingURL is where a <video> plays a recording: its url with the room token. */
+export function recordingURL(rec, token) {
+  const u = new URL(rec.url, location.href);
+  if (token && !u.searchParams.has("token")) u.searchParams.set("token", token);
+  return u.pathname + u.search;
 }
 
 /** fetchRooms lists rooms from the dev endpoint; null when not in --dev. */
@@ -161,6 +201,7 @@ export class Tiles {
       client.on("track.unsubscribed", (ev) => this._remove(ev)),
       client.on("participant.updated", ({ participant }) => this._relabel(participant)),
       client.on("participant.left", ({ participant }) => this._drop(participantKey(participant))),
+      client.on("track.stream", () => this._paused()),
     ];
     this.timer = setInterval(() => this._stats(), 1000);
     this._render();
@@ -182,8 +223,9 @@ export class Tiles {
       const badge = el("span", { class: "badge" });
       const stat = el("span", { class: "stat", hidden: true });
       const actions = el("div", { class: "tile-actions" });
-      const node = el("div", { class: "tile" }, video, audio, stat, actions, el("div", { class: "caption" }, name, badge));
-      t = { node, video, audio, name, badge, stat, actions, participant };
+      const paused = el("div", { class: "paused", hidden: true });
+      const node = el("div", { class: "tile" }, video, audio, paused, stat, actions, el("div", { class: "caption" }, name, badge));
+      t = { node, video, audio, name, badge, stat, actions, paused, participant };
       this.tiles.set(key, t);
       this.grid.append(node);
     }
@@ -197,6 +239,24 @@ export class Tiles {
       t.audio.play().catch(() => this._needUnmute());
     }
     this._render();
+    this._paused();
+  }
+
+  // _paused shows "Paused by the host" (and the like) on a tile whose
+  // video the server paused: track.stream of protocol 1.1 (a paused relay,
+  // a publisher reconnecting). Servers without it never pause.
+  _paused() {
+    for (const [key, t] of this.tiles) {
+      let why = null;
+      for (const [id, st] of this.client.trackStreams || []) {
+        const e = this.client.remoteTracks.get(id);
+        if (e && e.participant && participantKey(e.participant) === key && e.mediaTrack.kind === "video") why = st.reason;
+      }
+      t.paused.hidden = why === null;
+      t.paused.textContent = why === null ? "" : pausedText(why);
+      if (why === null) delete t.node.dataset.paused;
+      else t.node.dataset.paused = why;
+    }
   }
 
   _label(t, p, key) {

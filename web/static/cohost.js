@@ -6,6 +6,7 @@ import {
   setBadge, setNotice, statusLabel, toast, roleLabel,
 } from "/static/app.js";
 import { chatPanel } from "/static/chat.js";
+import { endedText } from "/static/words.js";
 
 markNav();
 
@@ -136,7 +137,7 @@ async function joinStage(room) {
       app.chat.closed("You were removed from this room.");
     });
     client.on("disconnected", ({ ended }) => {
-      if (ended) $("ended").hidden = false;
+      if (ended) showEnded(client.room);
       $("leave-stage").disabled = true;
     });
     showRoomStatus(res.room);
@@ -168,7 +169,14 @@ function showRole(role) {
 function showRoomStatus(r) {
   if (!r) return;
   setBadge($("room-status"), r.status, statusLabel[r.status]);
-  if (r.status === "ended") $("ended").hidden = false;
+  if (r.status === "ended" || r.status === "recorded") showEnded(r);
+}
+
+// showEnded says the stream ended, and why (the room's endReason).
+function showEnded(r) {
+  $("ended").hidden = false;
+  $("ended-detail").textContent = endedText(r);
+  $("self-wrap").hidden = true;
 }
 
 $("leave-stage").addEventListener("click", async () => {

@@ -16,6 +16,7 @@ function card(room) {
   return el("article", { class: "card", "data-room": room.name, "data-status": room.status },
     el("div", { class: "thumb" },
       statusBadge(room.status),
+      room.recording === true ? el("span", { class: "badge rec", title: "Being recorded" }, "REC") : null,
       initials(room.title || room.name),
       el("span", { class: "viewers", "data-viewers": viewers }, viewers === 1 ? "1 watching" : viewers + " watching")),
     el("div", { class: "body" },

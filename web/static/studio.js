@@ -1,12 +1,14 @@
 // Studio: the host's page. Camera preview, go live, chat with moderation
 // (invite to stage, delete, kick) on each message, co-hosts and
-// invitations, relay to other rooms, end the stream.
+// invitations, relay to other rooms, recording, end the stream (with its
+// reason) and go live again.
 import {
   $, el, NAME_RE, Tiles, attachLocal, connectAndJoin, describe, fetchRooms, getToken, markNav, mintToken,
   param, setBadge, setNotice, statusLabel, toast,
 } from "/static/app.js";
-import { getLocalMedia, relayEventName, relayStateName, relayErrorName } from "/sdk/relay-client.js";
+import { ErrorCode, getLocalMedia, relayEventName, relayStateName, relayErrorName } from "/sdk/relay-client.js";
 import { chatPanel } from "/static/chat.js";
+import { badNameText, endedText, relayReason } from "/static/words.js";
 
 markNav();
 
@@ -16,6 +18,10 @@ app.chat = chatPanel({ actions: chatActions, idleText: "Go live to chat with you
 
 $("identity").value = param("identity", "alice");
 $("room").value = param("room", "demo");
+for (const [id, what] of [["identity", "identity"], ["room", "room"]]) {
+  const bad = badNameText($(id).value, what);
+  if (bad) setNotice($("notice"), bad, "error");
+}
 
 // ---- camera preview
 
@@ -44,7 +50,7 @@ $("live-form").addEventListener("submit", async (ev) => {
   const identity = $("identity").value.trim();
   const room = $("room").value.trim();
   if (!NAME_RE.test(identity) || !NAME_RE.test(room)) {
-    setNotice($("notice"), "Identity and room: 1-128 of letters, digits and _ . : @ -", "error");
+    setNotice($("notice"), badNameText(identity, "identity") || badNameText(room, "room"), "error");
     return;
   }
   if (!app.preview) {
@@ -66,6 +72,8 @@ $("live-form").addEventListener("submit", async (ev) => {
     wire(client);
     showRoom(res.room);
     app.chat.attach(client);
+    // Recording first, so the tracks published next are recorded.
+    if ($("record").checked) await setRecording(true);
     await client.publish({ stream: app.preview });
     $("end-stream").disabled = false;
     $("invite-btn").disabled = false;
@@ -78,8 +86,13 @@ $("live-form").addEventListener("submit", async (ev) => {
     refreshDestinations();
     updateRelayButtons();
   } catch (err) {
-    setNotice($("notice"), describe(err), "error");
+    setNotice($("notice"), err.code === ErrorCode.CONFLICT
+      ? "Room " + room + " has ended, and this server does not start a new broadcast in an ended room " +
+        "(protocol 1.1 broadcasts): choose another room name. (" + describe(err) + ")"
+      : describe(err), "error");
     setStatus("disconnected", "Offline");
+    if (app.tiles) app.tiles.destroy();
+    app.tiles = null;
     if (app.client) app.client.close();
     app.client = null;
     $("go-live").disabled = false;
@@ -92,8 +105,45 @@ function showRoom(r) {
   if (r.status === "live") setStatus("live", "Live");
   else if (r.status === "idle") setStatus("connecting", "Starting");
   else setStatus(r.status, statusLabel[r.status]);
-  if (r.status === "ended") streamEnded();
+  showRecording(r);
+  if (r.status === "ended" || r.status === "recorded") streamEnded(r);
 }
+
+// ---- recording
+//
+// A host turns recording on with room.record (servers that have it), and
+// the room object's `recording` says whether it is on: the switch and the
+// REC badge follow it, and viewers see the badge too. A server without
+// them answers -32601: the switch says so and stays off.
+
+function showRecording(r) {
+  const known = !!r && typeof r.recording === "boolean";
+  if (known) $("record").checked = r.recording;
+  $("rec-badge").hidden = !(known && r.recording && r.status !== "ended" && r.status !== "recorded");
+}
+
+async function setRecording(on) {
+  const c = app.client;
+  if (!c) return;
+  $("record").disabled = true;
+  try {
+    showRecording(await c.setRecording(on));
+    $("record").disabled = false;
+  } catch (err) {
+    $("record").checked = c.recordingKnown() ? !!c.room.recording : false;
+    if (err.code === ErrorCode.METHOD_NOT_FOUND) {
+      $("record").closest("label").title = "This server does not let a host switch recording: an operator can (relayd --record, or POST /v1/rooms/{room}/record).";
+      toast("Recording: this server does not let a host turn it on (an operator can).", "error");
+    } else {
+      $("record").disabled = false;
+      setNotice($("notice"), describe(err), "error");
+    }
+  }
+}
+
+$("record").addEventListener("change", () => {
+  if (app.client && $("ended").hidden) setRecording($("record").checked);
+});
 
 function wire(client) {
   app.tiles = new Tiles($("stage"), client, {
@@ -114,7 +164,7 @@ function wire(client) {
     showRoom(client.room);
   });
   client.on("disconnected", ({ ended }) => {
-    if (ended) streamEnded();
+    if (ended) streamEnded(client.room);
     else {
       setStatus("disconnected", "Offline");
       setNotice($("notice"), "Disconnected from the server.", "error");
@@ -130,6 +180,8 @@ function wire(client) {
   client.on("relay.state", (s) => {
     logRelay("st", "state " + s.state + " (" + s.code + ")" + (s.errorCode ? " · error " + s.error + " (" + s.errorCode + ")" : ""));
     showRelayState();
+    // The words of a failure need the rooms as they are now.
+    if ((client.relay && client.relay.destinations || []).some((d) => d.errorCode)) refreshDestinations();
   });
   client.on("relay.event", (e) => {
     logRelay("ev", "event " + (e.event || relayEventName(e.code)) + " (" + e.code + ")" + (e.room ? " · room " + e.room : ""));
@@ -139,15 +191,19 @@ function wire(client) {
 }
 
 function disableAll() {
-  for (const id of ["go-live", "end-stream", "invite-btn", "relay-start", "relay-update", "relay-pause", "relay-resume", "relay-stop"]) $(id).disabled = true;
+  for (const id of ["go-live", "end-stream", "invite-btn", "relay-start", "relay-update", "relay-pause", "relay-resume", "relay-stop", "record"]) $(id).disabled = true;
 }
 
-function streamEnded() {
+// streamEnded shows the end and why (r: the room object, when known).
+function streamEnded(r) {
   setStatus("ended", "Ended");
   $("ended").hidden = false;
+  $("ended-detail").textContent = endedText(r, true);
+  $("rec-badge").hidden = true;
   disableAll();
   if (app.preview) {
     for (const t of app.preview.getTracks()) t.stop();
+    app.preview = null;
   }
 }
 
@@ -156,19 +212,55 @@ $("end-stream").addEventListener("click", async () => {
   $("end-stream").disabled = true;
   try {
     await app.client.stopRoom();
-    streamEnded();
+    const r = app.client.room;
+    streamEnded(r && r.endReason ? r : { ...r, endReason: "host_left" });
   } catch (err) {
     $("end-stream").disabled = false;
     setNotice($("notice"), describe(err), "error");
   }
 });
 
+// Go live again: a new session in the same room (or another name). A
+// server that speaks protocol 1.1 starts the room's next broadcast; one
+// that does not answers 4009, and the notice says to pick another name.
+$("go-live-again").addEventListener("click", async () => {
+  const old = app.client;
+  app.client = null;
+  if (app.tiles) app.tiles.destroy();
+  app.tiles = null;
+  app.chat.detach();
+  app.chat.clear();
+  if (old) old.close();
+  invitations.clear();
+  renderInvitations();
+  lastEvent.clear();
+  loggedFailures.clear();
+  $("relay-log").replaceChildren();
+  showRelayState();
+  $("ended").hidden = true;
+  $("share").hidden = true;
+  $("identity").disabled = $("room").disabled = false;
+  $("record").disabled = false;
+  setNotice($("notice"), "");
+  setNotice($("invite-notice"), "");
+  setStatus("idle", "Offline");
+  await startCamera();
+  if (app.preview) $("live-form").requestSubmit();
+});
+
 // ---- invitations
 
 const invitations = new Map();
+let inviteNoticeFor = ""; // the user the "Invitation sent" notice is about
 
 function putInvitation(inv) {
   invitations.set(inv.id, inv);
+  // "Invitation sent to bob" is true only while it is pending: once bob
+  // answers (or is removed), the list says what is true.
+  if (inv.user === inviteNoticeFor && inv.status !== "pending") {
+    inviteNoticeFor = "";
+    setNotice($("invite-notice"), "");
+  }
   renderInvitations();
   app.chat.refreshActions(inv.user);
 }
@@ -210,14 +302,23 @@ $("invite-form").addEventListener("submit", async (ev) => {
   const user = $("invite-user").value.trim();
   if (!app.client) return;
   if (!NAME_RE.test(user)) {
-    setNotice($("invite-notice"), "A user identity is 1-128 of letters, digits and _ . : @ -", "error");
+    setNotice($("invite-notice"), badNameText(user, "user"), "error");
+    return;
+  }
+  if (user === app.identity) {
+    setNotice($("invite-notice"), "You are the host of this room: invite someone else.", "error");
     return;
   }
   setNotice($("invite-notice"), "");
+  inviteNoticeFor = "";
   try {
-    putInvitation(await app.client.createInvitation(user));
+    const inv = await app.client.createInvitation(user);
     $("invite-user").value = "";
-    setNotice($("invite-notice"), "Invitation sent to " + user + ". Their status updates here.", "info");
+    if (inv.status === "pending") {
+      setNotice($("invite-notice"), "Invitation sent to " + user + ". Their status updates here.", "info");
+      inviteNoticeFor = user;
+    }
+    putInvitation(inv);
   } catch (err) {
     inviteNotice(err);
   }
@@ -319,16 +420,22 @@ async function kick(who, ban) {
 const picked = new Set(); // destination room names
 const extra = new Set(); // rooms added by name
 const lastEvent = new Map(); // room -> last relay event
+const loggedFailures = new Set(); // "room code" of the failures said in the log
 let knownRooms = [];
+let roomsListed = false; // knownRooms comes from the server (--dev): a room missing from it does not exist
 
 async function refreshDestinations() {
   try {
     const rooms = await fetchRooms();
-    if (rooms) knownRooms = rooms;
+    if (rooms) {
+      knownRooms = rooms;
+      roomsListed = true;
+    }
   } catch {
     // keep the last list
   }
   renderDestinations();
+  showRelayState();
 }
 setInterval(() => {
   if (app.client) refreshDestinations();
@@ -408,7 +515,10 @@ async function relayCall(name, fn) {
   showRelayState();
 }
 
-$("relay-start").addEventListener("click", async () => relayCall("relay.start", async () => app.client.startRelay(await destinations())));
+$("relay-start").addEventListener("click", async () => {
+  loggedFailures.clear();
+  relayCall("relay.start", async () => app.client.startRelay(await destinations()));
+});
 $("relay-update").addEventListener("click", async () => relayCall("relay.update", async () => app.client.updateRelay(await destinations())));
 $("relay-pause").addEventListener("click", () => relayCall("relay.pause", () => app.client.pauseRelay()));
 $("relay-resume").addEventListener("click", () => relayCall("relay.resume", () => app.client.resumeRelay()));
@@ -427,11 +537,24 @@ function showRelayState() {
   $("relay-kv").replaceChildren(
     "error ", el("b", {}, (r.error || relayErrorName(r.errorCode) || "none") + " (" + (r.errorCode ?? 0) + ")"),
     r.paused ? " · paused" : "");
-  const rows = (r.destinations || []).map((d) => el("tr", { "data-room": d.room, "data-state": d.state },
-    el("td", {}, d.room),
-    el("td", {}, el("span", { class: "badge " + d.state }, (d.state || relayStateName(d.code)) + " (" + d.code + ")")),
-    el("td", {}, (d.error || "none") + " (" + (d.errorCode ?? 0) + ")"),
-    el("td", { class: "muted" }, lastEvent.get(d.room) || "")));
+  const ctx = { rooms: roomsListed ? new Map(knownRooms.map((x) => [x.name, x])) : null };
+  // A destination's row, and under it, across the table, why it is not
+  // running (the server gives only the code: the words come from
+  // relayReason with the rooms this page knows).
+  const rows = (r.destinations || []).flatMap((d) => {
+    const why = relayReason(d, { ...ctx, identity: d.identity || app.identity });
+    if (why && d.errorCode && !loggedFailures.has(d.room + " " + d.errorCode)) {
+      loggedFailures.add(d.room + " " + d.errorCode);
+      logRelay("err", "room " + d.room + ": " + (d.error || relayErrorName(d.errorCode)) + " (" + d.errorCode + "): " + why);
+    }
+    const row = el("tr", { "data-room": d.room, "data-state": d.state, "data-error-code": d.errorCode ?? 0, class: why ? "has-reason" : null },
+      el("td", {}, d.room),
+      el("td", {}, el("span", { class: "badge " + d.state }, (d.state || relayStateName(d.code)) + " (" + d.code + ")")),
+      el("td", {}, (d.error || relayErrorName(d.errorCode) || "none") + " (" + (d.errorCode ?? 0) + ")"),
+      el("td", { class: "muted" }, lastEvent.get(d.room) || ""));
+    if (!why) return [row];
+    return [row, el("tr", { class: "reason-row", "data-reason-for": d.room }, el("td", { colspan: 4 }, el("div", { class: "reason" }, why)))];
+  });
   $("relay-dests").tBodies[0].replaceChildren(...rows);
   $("relay-dests").hidden = rows.length === 0;
   updateRelayButtons();

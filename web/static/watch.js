@@ -3,20 +3,31 @@
 // the chat, say), the invitation shows as a banner at once: accepting makes
 // the viewer a co-host in place, and "Go on stage" publishes camera and
 // microphone. A kicked viewer is told so, and the page does not reconnect.
+// When the stream ends the page says why (the room's endReason) and, when
+// the server lets a viewer list the recordings, offers to play them here.
 import {
-  $, el, NAME_RE, Tiles, attachLocal, connectAndJoin, describe, getToken, markNav, param, rand, setBadge,
-  setNotice, statusLabel, toast,
+  $, el, NAME_RE, Tiles, attachLocal, connectAndJoin, describe, fetchRecordings, fetchRooms, getToken, markNav,
+  param, rand, recordingURL, setBadge, setNotice, statusLabel, toast,
 } from "/static/app.js";
 import { chatPanel } from "/static/chat.js";
+import { badNameText, endedText } from "/static/words.js";
 
 markNav();
 
 const room = param("room");
 const identity = param("identity", "viewer-" + rand());
-const app = (window.app = { client: null, tiles: null, chat: null, room, identity, invitations: new Map(), onStage: false });
+const app = (window.app = {
+  client: null, tiles: null, chat: null, room, identity, token: "", invitations: new Map(), onStage: false,
+  recordings: null, // the room's recordings once the stream ended (when the server lists them to viewers)
+});
 
 if (!room || !NAME_RE.test(room)) {
+  // A bad name is said, and kept in the box to fix: never swapped for another room.
   $("pick").hidden = false;
+  if (room) {
+    $("room-input").value = room;
+    setNotice($("pick-notice"), badNameText(room), "error");
+  }
   $("room-input").focus();
 } else {
   $("viewer").hidden = false;
@@ -29,12 +40,17 @@ if (!room || !NAME_RE.test(room)) {
 
 let waiting = false;
 
+function isEnded(r) {
+  return !!r && (r.status === "ended" || r.status === "recorded");
+}
+
 function showRoom(r) {
   if (!r) return;
   setBadge($("room-status"), r.status, statusLabel[r.status]);
   $("room-host").textContent = r.host ? "Host: " + r.host : "";
-  const v = Number(r.viewers);
-  $("room-viewers").textContent = Number.isFinite(v) ? (v === 1 ? "1 watching" : v + " watching") : "";
+  showViewers(isEnded(r) ? NaN : Number(r.viewers));
+  // REC: viewers are told they are recorded (servers that say so in the room object).
+  $("rec-badge").hidden = !(r.recording === true && !isEnded(r));
   if (r.title) $("room-title").textContent = r.title;
   if (r.status === "waiting_reconnect") {
     setNotice($("notice"), "The host lost the connection. Waiting for them to come back…", "info");
@@ -43,14 +59,100 @@ function showRoom(r) {
     setNotice($("notice"), "");
     waiting = false;
   }
-  if (r.status === "ended") ended("The host has ended this stream.");
+  if (isEnded(r)) ended(r);
 }
 
-function ended(detail) {
+// showViewers says how many watch ("" for NaN: an ended room has nobody
+// watching, whatever its last count said).
+function showViewers(n) {
+  $("room-viewers").textContent = !Number.isFinite(n) ? "" : n === 1 ? "1 watching" : n + " watching";
+}
+
+// countViewers keeps the count live between room.updated notifications
+// (which come with status changes only): every join and leave of the
+// room reaches every participant, viewers' too.
+function countViewers(client) {
+  if (!client.participant || isEnded(client.room)) return;
+  let n = client.participant.role === "viewer" ? 1 : 0;
+  for (const p of client.participants.values()) if (p.role === "viewer") n++;
+  showViewers(n);
+}
+
+// ended shows the end, with its reason (r: the room object, when known).
+function ended(r) {
   $("ended").hidden = false;
-  $("ended-detail").textContent = detail;
+  $("ended-detail").textContent = endedText(r);
+  $("room-viewers").textContent = "";
+  $("rec-badge").hidden = true;
   setBadge($("room-status"), "ended", "Ended");
+  setNotice($("notice"), "");
   clearInvitations();
+  offerRecording(r);
+}
+
+// ---- the recording
+
+const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+
+// offerRecording looks for the room's recordings once it ended: in the
+// room object (servers that list them there), else from the recordings
+// list (servers that let a token of the room list them). The files are
+// final a moment after the end, so it asks again for a while: up to a
+// minute when the room said it recorded, 10 s otherwise.
+async function offerRecording(r) {
+  if (app.recordings !== null || !app.token) return;
+  app.recordings = [];
+  const said = !!r && r.recording === true;
+  const note = (text) => {
+    $("recording-note").textContent = text;
+    $("recording-note").hidden = !text;
+  };
+  for (let i = 0; i < (said ? 30 : 5); i++) {
+    let list = r && Array.isArray(r.recordings) ? r.recordings : [];
+    if (list.length === 0) {
+      const res = await fetchRecordings(room, app.token);
+      if (!res.supported) break;
+      list = res.recordings;
+    }
+    if (list.length > 0) {
+      app.recordings = list;
+      note("");
+      $("watch-recording").hidden = false;
+      return;
+    }
+    if (said) note("Preparing the recording…");
+    await sleep(2000);
+  }
+  note(said ? "The recording is not available." : "");
+}
+
+$("watch-recording").addEventListener("click", () => {
+  const list = app.recordings || [];
+  if (list.length === 0) return;
+  $("ended").hidden = true;
+  $("tiles").hidden = true;
+  $("playback").hidden = false;
+  $("playback-room").textContent = room;
+  // The host's file first: one WebM per publisher.
+  const host = app.client && app.client.room ? app.client.room.host : "";
+  const sorted = [...list].sort((a, b) => (a.participant === host ? 0 : 1) - (b.participant === host ? 0 : 1));
+  $("playback-files").replaceChildren(...sorted.map((rec, i) => el("button", {
+    class: "small" + (i === 0 ? " primary" : ""), "data-recording": rec.name, onclick: (ev) => play(rec, ev.currentTarget),
+  }, rec.participant + (Number.isFinite(rec.duration) ? " · " + clock(rec.duration) : ""))));
+  play(sorted[0], $("playback-files").firstElementChild);
+});
+
+function play(rec, button) {
+  for (const b of $("playback-files").children) b.classList.toggle("primary", b === button);
+  const v = $("playback-video");
+  v.src = recordingURL(rec, app.token);
+  v.dataset.recording = rec.name;
+  v.play().catch(() => {}); // a click started it: sound is allowed
+}
+
+function clock(seconds) {
+  const s = Math.round(seconds);
+  return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
 }
 
 // kicked: the host removed us (socket closed with 4003), or a ban refused
@@ -76,12 +178,16 @@ async function start() {
     setNotice($("notice"), describe(err), "error");
     return;
   }
+  app.token = token;
   for (;;) {
     try {
       const { client, res } = await connectAndJoin(token);
       app.client = client;
       app.tiles = new Tiles($("tiles"), client, { emptyText: "Waiting for the host's video…" });
       client.on("room.updated", ({ room: r }) => showRoom(r));
+      for (const ev of ["participant.joined", "participant.left", "participant.updated", "role.changed"]) {
+        client.on(ev, () => countViewers(client));
+      }
       client.on("invitation.updated", ({ invitation }) => putInvitation(invitation));
       client.on("role.changed", ({ role, previous }) => roleChanged(role, previous));
       client.on("kicked", () => kicked("The host removed you from this stream."));
@@ -90,10 +196,10 @@ async function start() {
         setNotice($("notice"), "");
         loadInvitations();
       });
-      client.on("disconnected", ({ ended: isEnded, kicked: wasKicked, reason }) => {
+      client.on("disconnected", ({ ended: roomEnded, kicked: wasKicked, reason }) => {
         if (wasKicked) return; // said by "kicked"
         offStage();
-        if (isEnded || (client.room && client.room.status === "ended")) ended("The host has ended this stream.");
+        if (roomEnded || isEnded(client.room)) ended(client.room);
         else {
           setBadge($("room-status"), "disconnected", "Disconnected");
           setNotice($("notice"), "Disconnected" + (reason ? ": " + reason : "") + ". Reload to try again.", "error");
@@ -112,7 +218,9 @@ async function start() {
         continue;
       }
       if (err.code === 4009) {
-        ended("This stream has ended.");
+        // Ended before we came: the lobby's list (--dev) knows why.
+        const rooms = await fetchRooms().catch(() => null);
+        ended((rooms || []).find((r) => r && r.name === room) || null);
         return;
       }
       if (err.code === 4003) {
