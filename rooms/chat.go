@@ -133,14 +133,14 @@ func (m *Member) ChatDelete(id string) error {
 }
 
 func (r *Rooms) banned(room, identity string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.banMu.Lock()
+	defer r.banMu.Unlock()
 	return r.bans[room][identity]
 }
 
 func (r *Rooms) ban(room, identity string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.banMu.Lock()
+	defer r.banMu.Unlock()
 	if r.bans[room] == nil {
 		r.bans[room] = map[string]bool{}
 	}

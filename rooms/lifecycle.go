@@ -70,10 +70,12 @@ func (r *Rooms) roomEnded(info sfu.RoomInfo) {
 	}
 	r.release(info.Name)
 	r.mu.Lock()
-	delete(r.bans, info.Name)
 	delete(r.chats, info.Name)
 	delete(r.started, info.Name)
 	r.mu.Unlock()
+	r.banMu.Lock()
+	delete(r.bans, info.Name)
+	r.banMu.Unlock()
 	if _, err := r.inv.EndRoom(info.Name); err != nil {
 		r.log.Error("ending the room's invitations", "room", info.Name, "err", err)
 	}
@@ -82,13 +84,21 @@ func (r *Rooms) roomEnded(info sfu.RoomInfo) {
 }
 
 // endedParticipants returns the members' participants of the ended room
-// name.
+// name. (The rooms' statuses are read after r.mu is released: the sfu's
+// publish gate takes the ban lock under its room lock, and no lock of
+// rooms is held while calling into the sfu.)
 func (r *Rooms) endedParticipants(name string) []*sfu.Participant {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []*sfu.Participant
+	var ps []*sfu.Participant
 	for p := range r.byPart {
-		if room := p.Room(); room.Name() == name && room.Status().Ended() {
+		if p.Room().Name() == name {
+			ps = append(ps, p)
+		}
+	}
+	r.mu.Unlock()
+	out := ps[:0]
+	for _, p := range ps {
+		if p.Room().Status().Ended() {
 			out = append(out, p)
 		}
 	}

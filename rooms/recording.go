@@ -70,11 +70,15 @@ func (rs *recordings) wanted(room string) bool {
 	return rs.all
 }
 
-// onTrack follows the sfu's TrackChanged: a published track of a recorded room
-// gets a recorder sink.
+// onTrack follows the sfu's TrackChanged: a published track of a recorded
+// room gets a recorder sink.
 func (rs *recordings) onTrack(r *sfu.Room, p *sfu.Participant, up *sfu.UpTrack, published bool) {
 	if !published || !rs.wanted(r.Name()) {
 		return
+	}
+	name := p.Identity()
+	if p.Role() == sfu.RoleRelay { // read before rs.mu: no sfu lock under it
+		name += ".relay"
 	}
 	rs.mu.Lock()
 	recs := rs.active[r.Name()]
@@ -84,10 +88,6 @@ func (rs *recordings) onTrack(r *sfu.Room, p *sfu.Participant, up *sfu.UpTrack, 
 	}
 	rec := recs[p]
 	if rec == nil {
-		name := p.Identity()
-		if p.Role() == sfu.RoleRelay {
-			name += ".relay"
-		}
 		var err error
 		rec, err = recorder.New(recorder.Params{Dir: rs.dir, Room: r.Name(), Participant: name, Logger: rs.log})
 		if err != nil {

@@ -117,12 +117,17 @@ type Rooms struct {
 	ret     *retention
 	creates *createLimiter // nil: no limit
 
+	// Locking: no lock of rooms is held while calling into the sfu, the
+	// invitations or the relays, or while a member is told anything.
 	mu         sync.Mutex
 	byPart     map[*sfu.Participant]*Member // guarded by mu: members in a room
 	byIdentity map[string]map[*Member]bool  // guarded by mu: every member, user sessions too
 	chats      map[string]*roomChat         // guarded by mu: by room
-	bans       map[string]map[string]bool   // guarded by mu: room -> banned identities
 	started    map[string]bool              // guarded by mu: rooms that told room.started
+	// banMu is apart: the sfu's publish gate (relayGate) reads the bans
+	// with its room lock held. Nothing is called with it held.
+	banMu sync.Mutex
+	bans  map[string]map[string]bool // guarded by banMu: room -> banned identities
 }
 
 // New builds the rooms layer: the sfu, the invitations and relay
