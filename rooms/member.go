@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/pion/webrtc/v4"
 	"golang.org/x/time/rate"
@@ -18,10 +19,13 @@ type Member struct {
 	identity string
 	name     string
 	room     string           // "" for a user session
-	p        *sfu.Participant // nil for a user session
-	sink     Sink
-	log      *slog.Logger
-	chat     *rate.Limiter // chat.send's rate (chat.go)
+	p        *sfu.Participant // nil for a user session; set by Join, before the transport's first call
+	// part is p for Notify, which the sfu may call from another goroutine
+	// before Join has returned (a newer session replacing this one).
+	part atomic.Pointer[sfu.Participant]
+	sink Sink
+	log  *slog.Logger
+	chat *rate.Limiter // chat.send's rate (chat.go)
 }
 
 // JoinRequest is what the transport knows of a joining client: its
@@ -94,6 +98,7 @@ func (r *Rooms) Join(req JoinRequest, sink Sink) (*Member, Joined, error) {
 		return nil, Joined{}, fromSFU(err)
 	}
 	m.p = p
+	m.part.Store(p)
 	m.log = m.log.With("role", string(role))
 	r.bind(p, m)
 	r.register(m, true)
@@ -120,8 +125,10 @@ func (m *Member) Participant() *sfu.Participant { return m.p }
 // stops first, so that its relay.state reaches the client before the
 // close.
 func (m *Member) Notify(ev sfu.Event) {
-	if _, ok := ev.(sfu.SessionEnded); ok && m.p != nil {
-		m.r.relays.SourceGone(m.p)
+	if _, ok := ev.(sfu.SessionEnded); ok {
+		if p := m.part.Load(); p != nil {
+			m.r.relays.SourceGone(p)
+		}
 	}
 	m.sink.Notify(ev)
 }

@@ -70,9 +70,6 @@ func (s *session) join(raw json.RawMessage) (any, *Error) {
 		return nil, toError(err)
 	}
 	s.member, s.joined, s.user = m, true, c.Room == ""
-	if !s.user {
-		s.log = s.log.With("role", string(j.Participant.Role))
-	}
 	s.srv.metrics.JoinLatency.Observe(time.Since(s.conn.started).Seconds())
 	return joinResult{Participant: j.Participant, Room: j.Room, Participants: j.Participants, Tracks: j.Tracks}, nil
 }
