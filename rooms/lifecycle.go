@@ -79,8 +79,19 @@ func (r *Rooms) roomEnded(info sfu.RoomInfo) {
 	if _, err := r.inv.EndRoom(info.Name); err != nil {
 		r.log.Error("ending the room's invitations", "room", info.Name, "err", err)
 	}
-	r.emit("room.ended", info.Name, map[string]any{"endReason": info.EndReason})
+	r.emitEnded(info.Name, info.EndReason, false)
 	r.rec.roomEnded(info.Name)
+}
+
+// emitEnded tells the webhooks room.ended: {endReason}, and for a dead
+// node's room ended by EndRoomsOfNode also reason, the name this event's
+// field had before endReason (1.1: kept equal).
+func (r *Rooms) emitEnded(room string, reason sfu.EndReason, deadNode bool) {
+	data := map[string]any{"endReason": reason}
+	if deadNode {
+		data["reason"] = reason
+	}
+	r.emit("room.ended", room, data)
 }
 
 // endedParticipants returns the members' participants of the ended room
@@ -351,8 +362,7 @@ func (r *Rooms) EndRoomsOfNode(node string, rooms []string) {
 				r.log.Error("cluster: ending a dead node's room", "node", node, "room", name, "err", err)
 				continue
 			}
-			// reason: the name this event had before endReason.
-			r.emit("room.ended", name, map[string]any{"endReason": sfu.EndNodeLost, "reason": sfu.EndNodeLost})
+			r.emitEnded(name, sfu.EndNodeLost, true)
 		}
 		if _, err := r.inv.EndRoom(name); err != nil {
 			r.log.Error("cluster: ending a dead node's invitations", "node", node, "room", name, "err", err)
