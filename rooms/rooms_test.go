@@ -3,8 +3,10 @@ package rooms
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -327,5 +329,60 @@ func TestOrdered(t *testing.T) {
 	o.drain()
 	if !ran {
 		t.Fatal("nothing delivered after a panic")
+	}
+}
+
+// hooks records the webhook events.
+type hooks struct {
+	mu  sync.Mutex
+	evs []string
+}
+
+func (h *hooks) Emit(typ, room string, data any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.evs = append(h.evs, fmt.Sprintf("%s %s %v", typ, room, data))
+}
+
+// A dead node's rooms end in the store (node_lost), with their
+// invitations and the webhook, once; an ended room only has its
+// invitations closed; a room never created is skipped.
+func TestEndRoomsOfNode(t *testing.T) {
+	r := newTestRooms(t)
+	h := &hooks{}
+	r.cfg.Webhooks = h
+	now := time.Now().UTC()
+	for _, rec := range []invitations.RoomRecord{
+		{Name: "live", Host: "alice", Status: "live", CreatedAt: now},
+		{Name: "over", Host: "alice", Status: "ended", CreatedAt: now, EndReason: "host_left"},
+	} {
+		if err := r.store.PutRoom(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inv, _, err := r.inv.Create("live", "alice", "alice", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.evs = nil
+	r.EndRoomsOfNode("n2", []string{"live", "over", "never"})
+	rec, err := r.store.GetRoom("live")
+	if err != nil || rec.Status != "ended" || rec.EndReason != "node_lost" || rec.EndedAt == nil {
+		t.Fatalf("live room's record: %+v %v", rec, err)
+	}
+	if rec, _ := r.store.GetRoom("over"); rec.EndReason != "host_left" {
+		t.Errorf("an ended room's reason changed: %+v", rec)
+	}
+	if got, _ := r.inv.Get(inv.ID); got.Status != invitations.StatusCancelled {
+		t.Errorf("the pending invitation is %s, want cancelled", got.Status)
+	}
+	var ended []string
+	for _, ev := range h.evs {
+		if strings.HasPrefix(ev, "room.ended") {
+			ended = append(ended, ev)
+		}
+	}
+	if want := "room.ended live map[endReason:node_lost reason:node_lost]"; len(ended) != 1 || ended[0] != want {
+		t.Errorf("webhooks %q, want one %q", ended, want)
 	}
 }
