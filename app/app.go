@@ -1,6 +1,8 @@
-// Package app is the composition root: it builds the whole server (stores,
-// invitations, chat, sfu, relay and signaling, the web pages) from one
-// Options, so the relayd binary and the end-to-end tests run the same stack.
+// Package app is the composition root: it builds the whole server (the
+// stores, the webhook outbox, rooms, which builds the sfu and the relays,
+// signaling, the web pages, and in cluster mode the cluster's glue) from
+// one Options, so the relayd binary and the end-to-end tests run the same
+// stack. It holds no rule of its own: those are rooms'.
 package app
 
 import (
@@ -10,17 +12,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/relaysfu/relayd/chat"
 	"github.com/relaysfu/relayd/cluster"
 	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/metrics"
-	"github.com/relaysfu/relayd/recorder"
 	"github.com/relaysfu/relayd/relay"
+	"github.com/relaysfu/relayd/rooms"
 	"github.com/relaysfu/relayd/sfu"
 	"github.com/relaysfu/relayd/signaling"
 	"github.com/relaysfu/relayd/web"
@@ -70,6 +72,7 @@ type Options struct {
 
 // App is a running server, without its listeners.
 type App struct {
+	Rooms     *rooms.Rooms
 	SFU       *sfu.SFU
 	Signaling *signaling.Server
 	Tokens    *signaling.Tokens
@@ -82,10 +85,9 @@ type App struct {
 	stop    context.CancelFunc
 	swept   chan struct{}
 	logger  *slog.Logger
-	rec     *recordings
-	started sync.Map // rooms that have gone live: room.started once
+	store   invitations.Store
+	chats   chat.Store
 
-	ret *retention // purges ended rooms (retention.go)
 	// hooks is the webhook outbox; emit holds hooksMu (read) while it
 	// writes, closeHooks (write) closes it: an event is in the outbox, or
 	// refused after the close, never half way.
@@ -98,15 +100,13 @@ type App struct {
 	callbacks gate        // callbacks of the cluster's goroutines
 
 	// Cluster mode only.
-	Cluster   *cluster.Cluster
-	links     *relay.Links
-	rateMu    sync.Mutex
-	rateAt    time.Time
-	rateTotal float64
+	Cluster *cluster.Cluster
+	rate    packetRate // the packets/s a node reports
 }
 
 // New builds and starts the server: stores opened, rooms restored, the
-// invitation sweeper running (owned by the App, stopped by Close).
+// background work (invitation expiry, retention, webhook delivery)
+// running, owned by the App and stopped by Close.
 func New(o Options) (a *App, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -141,8 +141,8 @@ func New(o Options) (a *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	store, chats := st.inv, st.chat
-	a.closers = append(a.closers, store, chats)
+	a.store, a.chats = st.inv, st.chat
+	a.closers = append(a.closers, st.inv, st.chat)
 
 	a.hooks, err = webhooks.Open(webhooks.Config{
 		URLs: o.WebhookURLs, Secret: o.Secret, Dir: o.DataDir, Logger: o.Logger,
@@ -151,87 +151,54 @@ func New(o Options) (a *App, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: %w", err)
 	}
-	a.rec = &recordings{
-		dir: filepath.Join(o.DataDir, "recordings"), all: o.Record, sfu: func() *sfu.SFU { return a.SFU },
-		emit: a.emit, log: o.Logger,
-		on: map[string]bool{}, active: map[string]map[*sfu.Participant]*recorder.Recorder{},
-	}
 
 	maxCohosts := o.MaxCohosts
 	if maxCohosts == 0 {
 		maxCohosts = -1 // the Manager reads 0 as "default"; 0 here means none
 	}
-	var srv *signaling.Server // the hooks below run only once it is set
-	inv := invitations.NewManager(invitations.Config{
-		Store: store, TTL: o.InvitationTTL, MaxCohosts: maxCohosts, Logger: o.Logger, Metrics: a.Metrics,
-		OnChange: func(i invitations.Invitation) {
-			srv.InvitationChanged(i)
-			if cl != nil {
-				publishInvitation(cl, i, a.log().Error)
-			}
-			a.emit("invitation.updated", i.Room, map[string]any{"invitation": i, "status": i.Status})
+	rc := rooms.Config{
+		Media: sfu.Config{API: api, ReconnectGrace: o.ReconnectGrace, Logger: o.Logger, Metrics: a.Metrics},
+		Invitations: invitations.Config{
+			Store: st.inv, TTL: o.InvitationTTL, MaxCohosts: maxCohosts, Logger: o.Logger, Metrics: a.Metrics,
 		},
-	})
-	a.SFU = sfu.New(sfu.Config{
-		API: api, ReconnectGrace: o.ReconnectGrace, Logger: o.Logger, Metrics: a.Metrics,
-		IsCohost: inv.IsCohost,
-		Observer: sfu.ObserverFunc(func(c sfu.RoomChange) {
-			srv.RoomChanged(c)
-			switch c := c.(type) {
-			case sfu.RoomStatusChanged:
-				a.roomStatus(c.Info)
-			case sfu.TrackChanged:
-				a.rec.onTrack(c.Room, c.Participant, c.Track, c.Published)
-			case sfu.ParticipantChanged:
-				typ := "participant.left"
-				if c.Joined {
-					typ = "participant.joined"
-				}
-				a.emit(typ, c.Room.Name(), map[string]any{"identity": c.Info.Identity, "role": c.Info.Role})
-			}
-		}),
-	})
-	params := signaling.Params{
-		SFU: a.SFU, Tokens: a.Tokens, Metrics: a.Metrics, Logger: o.Logger,
-		AllowedOrigins: o.AllowedOrigins, AnyOrigin: o.Dev,
+		Chat:                 st.chat,
+		Webhooks:             emitter{a},
+		AuthorizeRelay:       signaling.RelayAuthorizer(a.Tokens),
 		MaxRelayDestinations: o.MaxRelayDestinations,
-		Invitations:          inv, Store: store, Chat: chats,
-		Recordings: a.rec, Events: a.emit, RoomCreateRate: o.RoomCreateRate,
+		DataDir:              o.DataDir,
+		RecordAll:            o.Record,
+		Retention:            o.RoomRetention,
+		RoomCreateRate:       o.RoomCreateRate,
+	}
+	params := signaling.Params{
+		Tokens: a.Tokens, Metrics: a.Metrics, Logger: o.Logger,
+		AllowedOrigins: o.AllowedOrigins, AnyOrigin: o.Dev,
 		MaxSocketsPerIdentity: o.MaxSocketsPerIdentity,
 	}
 	if cl != nil {
-		pl := placement{cl}
-		a.links = relay.NewLinks(relay.LinkConfig{
-			NodeID: cl.NodeID(), Secret: o.Secret, API: api.Publisher, Locate: pl.locate,
-			SFU: a.SFU, Logger: o.Logger, Metrics: a.Metrics,
-		})
-		a.closers = append(a.closers, closerFunc(func() error { a.links.Close(); return nil }))
-		params.Cluster, params.RelayRemote = pl, a.links
+		pl := placement{cl: cl, log: o.Logger}
+		rc.Cluster, params.Cluster = pl, pl
+		rc.Links = &relay.LinkConfig{NodeID: cl.NodeID(), Secret: o.Secret, API: api.Publisher, Locate: pl.locate}
 	}
-	srv = signaling.NewServer(params)
-	a.Signaling = srv
-	if cl != nil {
-		// Rooms are restored lazily, by the node they are placed on
-		// (signaling's localRoom); a dead node's rooms are ended by the
-		// node that cleans it up.
-		a.startCluster(cl, inv, store, a.links)
-	} else if err := srv.RestoreRooms(); err != nil {
+	if a.Rooms, err = rooms.New(rc); err != nil {
 		return nil, fmt.Errorf("restoring rooms: %w", err)
 	}
-	a.rec.repairCut() // recordings a kill left unfinished: before rooms are served
+	a.SFU = a.Rooms.SFU()
+	if l := a.Rooms.Links(); l != nil {
+		a.closers = append(a.closers, closerFunc(func() error { l.Close(); return nil }))
+	}
+	params.Rooms = a.Rooms
+	a.Signaling = signaling.NewServer(params)
+	if cl != nil {
+		a.startCluster(cl)
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	a.stop, a.swept = stop, make(chan struct{})
-	a.ret = &retention{keep: o.RoomRetention, sfu: a.SFU, store: store, chat: chats, recDir: a.rec.dir, log: o.Logger}
 	go func() {
 		defer close(a.swept)
 		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a.hooks.Run(ctx)
-		}()
-		wg.Go(func() { a.ret.run(ctx) })
-		inv.Run(ctx)
+		wg.Go(func() { a.hooks.Run(ctx) })
+		a.Rooms.Run(ctx)
 		wg.Wait()
 	}()
 	a.Handler = a.refuseWhileClosing(a.routes(o))
@@ -247,21 +214,15 @@ func (a *App) routes(o Options) http.Handler {
 		MintToken: func(identity, room, role string) (string, error) {
 			return a.Tokens.Issue(signaling.TokenSpec{Identity: identity, Room: room, Role: role, Name: identity, TTL: 12 * time.Hour})
 		},
-		Rooms: func() any {
-			rooms := []sfu.RoomInfo{}
-			for _, r := range a.SFU.Rooms() {
-				rooms = append(rooms, r.Info(false))
-			}
-			return rooms
-		},
+		Rooms:  func() any { return a.Rooms.List("") },
 		Logger: o.Logger,
 	})
 	root := http.NewServeMux()
 	for _, p := range []string{"/v1/", "/metrics", "/healthz", "/readyz"} {
 		root.Handle(p, sig)
 	}
-	if a.links != nil {
-		root.Handle("POST /internal/v1/links", a.links.Handler())
+	if l := a.Rooms.Links(); l != nil {
+		root.Handle("POST /internal/v1/links", l.Handler())
 	}
 	root.Handle("/", pages)
 	return root
@@ -294,22 +255,12 @@ func (a *App) closeHooks() {
 	a.hooksClosed = true
 }
 
-func (a *App) log() *slog.Logger { return a.logger }
+// emitter hands rooms' webhook events to the App's outbox.
+type emitter struct{ a *App }
 
-// roomStatus emits room.started (once per room) and room.ended, and has a
-// room's recordings finalized when it ends.
-func (a *App) roomStatus(info sfu.RoomInfo) {
-	switch info.Status {
-	case sfu.StatusLive:
-		if _, seen := a.started.LoadOrStore(info.Name, true); !seen {
-			a.emit("room.started", info.Name, map[string]any{"host": info.Host})
-		}
-	case sfu.StatusEnded:
-		a.started.Delete(info.Name)
-		a.emit("room.ended", info.Name, map[string]any{"endReason": info.EndReason})
-		a.rec.roomEnded(info.Name)
-	}
-}
+func (e emitter) Emit(typ, room string, data any) { e.a.emit(typ, room, data) }
+
+func (a *App) log() *slog.Logger { return a.logger }
 
 // The shutdown, in this order and nowhere else (cmd/relayd's run calls
 // Drain, then Shutdown with its HTTP server's Shutdown):
@@ -358,8 +309,7 @@ func (a *App) Shutdown(ctx context.Context, stopHTTP func(context.Context) error
 	}
 	a.Drain(deadline) // done already when called from cmd/relayd
 	a.log().Info("shutdown: ending every room")
-	a.SFU.Close()
-	a.rec.wait()
+	a.Rooms.Close()
 	a.log().Info("shutdown: closing sessions")
 	a.Signaling.Shutdown(ctx)
 	if stopHTTP != nil {

@@ -9,16 +9,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/relaysfu/relayd/chat"
 	"github.com/relaysfu/relayd/cluster"
 	"github.com/relaysfu/relayd/invitations"
-	"github.com/relaysfu/relayd/metrics"
-	"github.com/relaysfu/relayd/relay"
+	"github.com/relaysfu/relayd/rooms"
 	"github.com/relaysfu/relayd/sfu"
 	"github.com/relaysfu/relayd/signaling"
 )
@@ -73,8 +73,11 @@ func openCluster(o Options) (*cluster.Cluster, error) {
 	return cl, nil
 }
 
-// placement is signaling's view of the cluster.
-type placement struct{ cl *cluster.Cluster }
+// placement is signaling's and rooms' view of the cluster.
+type placement struct {
+	cl  *cluster.Cluster
+	log *slog.Logger
+}
 
 func (p placement) NodeID() string { return p.cl.NodeID() }
 
@@ -99,6 +102,14 @@ func (p placement) Route(ctx context.Context, room string, place bool) (string, 
 
 func (p placement) Release(ctx context.Context, room string) error {
 	return p.cl.ReleaseRoom(ctx, room)
+}
+
+func (p placement) Elsewhere(ctx context.Context, room string) (bool, error) {
+	n, ok, err := p.cl.RoomNode(ctx, room)
+	if err != nil {
+		return false, err
+	}
+	return ok && n.ID != p.cl.NodeID(), nil
 }
 
 func (p placement) Peers(ctx context.Context) ([]string, error) {
@@ -132,27 +143,35 @@ type invitationNote struct {
 	Invitation invitations.Invitation `json:"invitation"`
 }
 
+// PublishInvitation tells the other nodes about a change made here.
+func (p placement) PublishInvitation(i invitations.Invitation) {
+	b, err := json.Marshal(invitationNote{From: p.cl.NodeID(), Invitation: i})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := p.cl.Publish(ctx, invitationsChannel, b); err != nil {
+		p.log.Error("cluster: publishing an invitation change", "invitation", i.ID, "err", err)
+	}
+}
+
 // startCluster wires the running App into the cluster: load reports, the
-// invitation channel, dead nodes. Called once signaling exists.
-func (a *App) startCluster(cl *cluster.Cluster, inv *invitations.Manager, store invitations.Store, links *relay.Links) {
+// invitation channel, dead nodes. Called once rooms exists.
+func (a *App) startCluster(cl *cluster.Cluster) {
 	// Every callback below runs on a goroutine of the cluster's, through
 	// a.callbacks: once the shutdown has shut that gate they do nothing,
 	// so none can touch a closed store or outbox.
 	cpu := cluster.NewCPUMeter()
+	links := a.Rooms.Links()
 	cl.SetLoad(func() (l cluster.Load) {
 		a.callbacks.run(func() {
-			l = cluster.Load{CPU: cpu.Sample(), PacketsPerSec: a.packetRate()}
-			if links != nil {
-				a.Metrics.RelayLinks.Set(float64(links.PeerConnections()))
+			rl := a.Rooms.Load()
+			l = cluster.Load{
+				Rooms: rl.Rooms, Participants: rl.Participants,
+				CPU: cpu.Sample(), PacketsPerSec: a.rate.sample(a.SFU.PacketsForwarded(), time.Now()),
 			}
-			for _, r := range a.SFU.Rooms() {
-				info := r.Info(false)
-				if info.Status.Ended() {
-					continue
-				}
-				l.Rooms++
-				l.Participants += info.NumParticipants
-			}
+			a.Metrics.RelayLinks.Set(float64(links.PeerConnections()))
 		})
 		return l
 	})
@@ -161,97 +180,52 @@ func (a *App) startCluster(cl *cluster.Cluster, inv *invitations.Manager, store 
 		if json.Unmarshal(msg, &n) != nil || n.From == cl.NodeID() {
 			return
 		}
-		a.callbacks.run(func() { a.Signaling.InvitationChanged(n.Invitation) })
+		a.callbacks.run(func() { a.Rooms.InvitationChanged(n.Invitation) })
 	})
 	a.closers = append(a.closers, closerFunc(func() error { cancel(); return nil }))
 	cl.OnEvicted(func() {
 		// The others ended this node's rooms in the store: end them here
 		// too, so nobody is left in a room that no longer exists.
-		a.callbacks.run(func() {
-			for _, r := range a.SFU.Rooms() {
-				if !r.Status().Ended() {
-					r.End(sfu.EndNodeLost)
-				}
-			}
-		})
+		a.callbacks.run(func() { a.Rooms.EndAll(sfu.EndNodeLost) })
 	})
 	cl.OnNodeGone(func(node cluster.Node, rooms []string, owner bool) {
 		a.callbacks.run(func() {
 			a.log().Warn("cluster: node gone", "node", node.ID, "rooms", len(rooms), "owner", owner)
-			if links != nil {
-				links.PeerGone(node.ID)
-			}
+			links.PeerGone(node.ID)
 			if owner {
-				a.endRoomsOf(node, rooms, store, inv)
+				a.Rooms.EndRoomsOfNode(node.ID, rooms)
 			}
 		})
 	})
 }
 
-// publishInvitation tells the other nodes about a change made here.
-func publishInvitation(cl *cluster.Cluster, i invitations.Invitation, log func(string, ...any)) {
-	b, err := json.Marshal(invitationNote{From: cl.NodeID(), Invitation: i})
-	if err != nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := cl.Publish(ctx, invitationsChannel, b); err != nil {
-		log("cluster: publishing an invitation change", "invitation", i.ID, "err", err)
-	}
+// packetRate turns the packets forwarded so far into packets a second
+// since the last sample.
+type packetRate struct {
+	mu    sync.Mutex
+	at    time.Time // guarded by mu
+	total uint64    // guarded by mu
 }
 
-// endRoomsOf ends the rooms of a dead node in the store, as a restart ends
-// them on one node: status ended, pending invitations ended, room.ended.
-// Exactly one surviving node runs it (the cluster's cleanup owner).
-func (a *App) endRoomsOf(node cluster.Node, rooms []string, store invitations.Store, inv *invitations.Manager) {
-	now := time.Now().UTC()
-	for _, room := range rooms {
-		rec, err := store.GetRoom(room)
-		if err != nil {
-			continue // never created (placed for a join that failed)
-		}
-		if !sfu.RoomStatus(rec.Status).Ended() {
-			rec.Status, rec.EndedAt, rec.EndReason = string(sfu.StatusEnded), &now, string(sfu.EndNodeLost)
-			if err := store.PutRoom(rec); err != nil {
-				a.log().Error("cluster: ending a dead node's room", "node", node.ID, "room", room, "err", err)
-				continue
-			}
-			// reason: the name this event had before endReason.
-			a.emit("room.ended", room, map[string]any{"endReason": sfu.EndNodeLost, "reason": sfu.EndNodeLost})
-		}
-		if _, err := inv.EndRoom(room); err != nil {
-			a.log().Error("cluster: ending a dead node's invitations", "room", room, "err", err)
-		}
-	}
-}
-
-// packetRate is the packets forwarded per second since the last call.
-func (a *App) packetRate() float64 {
-	total := counterSum(a.Metrics, "video") + counterSum(a.Metrics, "audio")
-	now := time.Now()
-	a.rateMu.Lock()
-	defer a.rateMu.Unlock()
+// sample returns the rate since the last call (0 the first time).
+func (p *packetRate) sample(total uint64, now time.Time) float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	var rate float64
-	if !a.rateAt.IsZero() {
-		if dt := now.Sub(a.rateAt).Seconds(); dt > 0 {
-			rate = (total - a.rateTotal) / dt
+	if !p.at.IsZero() {
+		if dt := now.Sub(p.at).Seconds(); dt > 0 {
+			rate = float64(total-p.total) / dt
 		}
 	}
-	a.rateAt, a.rateTotal = now, total
+	p.at, p.total = now, total
 	return rate
-}
-
-func counterSum(m *metrics.Metrics, kind string) float64 {
-	var d dto.Metric
-	if err := m.PacketsOut.WithLabelValues(kind).Write(&d); err != nil || d.Counter == nil {
-		return 0
-	}
-	return d.Counter.GetValue()
 }
 
 type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
 
-var _ signaling.Placement = placement{}
+var (
+	_ signaling.Placement = placement{}
+	_ rooms.Cluster       = placement{}
+)

@@ -1,74 +1,29 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/relaysfu/relayd/chat"
 	"github.com/relaysfu/relayd/client"
-	"github.com/relaysfu/relayd/internal/redistest"
 	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/recorder"
+	roomspkg "github.com/relaysfu/relayd/rooms"
 	"github.com/relaysfu/relayd/sfu"
 	"github.com/relaysfu/relayd/signaling"
 )
-
-func TestDueForPurge(t *testing.T) {
-	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	const keep = 30 * 24 * time.Hour
-	ago := func(d time.Duration) *time.Time { at := now.Add(-d); return &at }
-	room := func(name string, st sfu.RoomStatus, endedAt *time.Time) sfu.RoomInfo {
-		return sfu.RoomInfo{Name: name, Status: st, CreatedAt: now.Add(-60 * 24 * time.Hour), EndedAt: endedAt}
-	}
-	for _, tc := range []struct {
-		name string
-		room sfu.RoomInfo
-		keep time.Duration
-		due  bool
-	}{
-		{"ended longer than keep", room("a", sfu.StatusEnded, ago(keep+time.Second)), keep, true},
-		{"recorded longer than keep", room("a", sfu.StatusRecorded, ago(keep+time.Hour)), keep, true},
-		{"ended exactly keep ago", room("a", sfu.StatusEnded, ago(keep)), keep, true},
-		{"ended a second short of keep", room("a", sfu.StatusEnded, ago(keep-time.Second)), keep, false},
-		{"ended, keep 0 keeps forever", room("a", sfu.StatusEnded, ago(1000*keep)), 0, false},
-		{"ended, negative keep keeps forever", room("a", sfu.StatusEnded, ago(1000*keep)), -time.Hour, false},
-		{"live is never due", room("a", sfu.StatusLive, ago(2*keep)), keep, false},
-		{"idle is never due", room("a", sfu.StatusIdle, nil), keep, false},
-		{"waiting_reconnect is never due", room("a", sfu.StatusWaitingReconnect, ago(2*keep)), keep, false},
-		{"ended without an end time", room("a", sfu.StatusEnded, nil), keep, false},
-		{"ended in the future (clock skew)", room("a", sfu.StatusEnded, ago(-time.Hour)), keep, false},
-	} {
-		got := dueForPurge([]sfu.RoomInfo{tc.room}, now, tc.keep)
-		if (len(got) == 1) != tc.due {
-			t.Errorf("%s: due %v, want %v", tc.name, len(got) == 1, tc.due)
-		}
-	}
-	// Several at once: only the due ones, in order.
-	list := []sfu.RoomInfo{
-		room("old", sfu.StatusEnded, ago(2*keep)), room("live", sfu.StatusLive, nil),
-		room("young", sfu.StatusEnded, ago(keep/2)), room("older", sfu.StatusRecorded, ago(3*keep)),
-	}
-	got := dueForPurge(list, now, keep)
-	if len(got) != 2 || got[0].Name != "old" || got[1].Name != "older" {
-		t.Errorf("dueForPurge(list) = %+v, want old and older", got)
-	}
-}
 
 // seeded is one room written into a data dir before the server starts:
 // its record, an invitation, a chat message and a recording, all from
@@ -179,7 +134,7 @@ func TestRoomRetention(t *testing.T) {
 	// record is deleted last.
 	for _, gone := range []string{"old", "oldended"} {
 		for {
-			_, err := a.ret.store.GetRoom(gone)
+			_, err := a.store.GetRoom(gone)
 			if errors.Is(err, invitations.ErrNotFound) {
 				break
 			}
@@ -194,13 +149,13 @@ func TestRoomRetention(t *testing.T) {
 		if a.SFU.Room(name) != nil {
 			t.Errorf("%s: still in the sfu", name)
 		}
-		if _, err := a.ret.store.GetRoom(name); !errors.Is(err, invitations.ErrNotFound) {
+		if _, err := a.store.GetRoom(name); !errors.Is(err, invitations.ErrNotFound) {
 			t.Errorf("%s: record still stored: %v", name, err)
 		}
-		if list, err := a.ret.store.List(invitations.Filter{Room: name}); err != nil || len(list) != 0 {
+		if list, err := a.store.List(invitations.Filter{Room: name}); err != nil || len(list) != 0 {
 			t.Errorf("%s: invitations left: %v, %v", name, list, err)
 		}
-		if msgs, err := a.ret.chat.History(name, "", 10); err != nil || len(msgs) != 0 {
+		if msgs, err := a.chats.History(name, "", 10); err != nil || len(msgs) != 0 {
 			t.Errorf("%s: messages left: %v, %v", name, msgs, err)
 		}
 		if _, err := os.Stat(recorder.RoomDir(filepath.Join(dir, "recordings"), name)); !errors.Is(err, os.ErrNotExist) {
@@ -218,17 +173,17 @@ func TestRoomRetention(t *testing.T) {
 		if r == nil || string(r.Status()) != status {
 			t.Fatalf("%s: %v, want kept with status %s", name, r, status)
 		}
-		if _, err := a.ret.store.GetRoom(name); err != nil {
+		if _, err := a.store.GetRoom(name); err != nil {
 			t.Errorf("%s: record gone: %v", name, err)
 		}
-		if list, err := a.ret.store.List(invitations.Filter{Room: name}); err != nil || len(list) != 1 {
+		if list, err := a.store.List(invitations.Filter{Room: name}); err != nil || len(list) != 1 {
 			t.Errorf("%s: invitations %v, %v; want its one", name, list, err)
 		}
-		if msgs, err := a.ret.chat.History(name, "", 10); err != nil || len(msgs) != 1 {
+		if msgs, err := a.chats.History(name, "", 10); err != nil || len(msgs) != 1 {
 			t.Errorf("%s: messages %v, %v; want its one", name, msgs, err)
 		}
 		code, body := get(t, hs.URL+"/v1/rooms/"+name+"/recordings", admin)
-		var list struct{ Recordings []signaling.RecordingInfo }
+		var list struct{ Recordings []roomspkg.RecordingInfo }
 		if code != 200 || json.Unmarshal(body, &list) != nil || len(list.Recordings) != 1 {
 			t.Errorf("%s: recordings %d %s; want its one", name, code, body)
 		}
@@ -286,7 +241,7 @@ func TestRoomRetention(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// A sweep a thousand days on: every ended room goes, nothing else.
-	if n := a.ret.sweep(ctx, time.Now().Add(1000*24*time.Hour)); n != 2 {
+	if n := a.Rooms.Purge(ctx, time.Now().Add(1000*24*time.Hour)); n != 2 {
 		t.Errorf("the late sweep purged %d rooms, want 2 (young and waslive)", n)
 	}
 	gone("young")
@@ -362,120 +317,5 @@ func TestRoomCreateRateOption(t *testing.T) {
 		if got := post(tc.name, tc.host); got != tc.want {
 			t.Errorf("POST %s by %s: %d, want %d", tc.name, tc.host, got, tc.want)
 		}
-	}
-}
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// Cluster mode: two nodes sweep at once over the shared Redis stores.
-// Both purge a dead node's room (idempotent deletes: no error, all gone);
-// a node holding an old ended room whose name a newer room (on the other
-// node) has taken purges only the old room's data: the newer record,
-// invitation and message stay.
-func TestRetentionClusterRace(t *testing.T) {
-	srv := redistest.Start(t)
-	const keep = 30 * 24 * time.Hour
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	type node struct {
-		rt  *retention
-		dir string
-	}
-	var nodes []node
-	for range 2 {
-		c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-		t.Cleanup(func() { _ = c.Close() })
-		dir := t.TempDir()
-		nodes = append(nodes, node{&retention{
-			keep: keep, sfu: sfu.New(sfu.Config{}), store: invitations.NewRedisStore(c, "relayd-test:"),
-			chat: chat.NewRedisStore(c, "relayd-test:"), recDir: filepath.Join(dir, "recordings"), log: log,
-		}, dir})
-	}
-	a, b := nodes[0], nodes[1]
-	now := time.Now().UTC()
-	// A dead node's room, ended long ago; its recording on b's disk.
-	seedRoom(t, b.dir, b.rt.store, b.rt.chat, now, seeded{"dead", "ended", 2 * keep})
-	// a holds "stale", ended; meanwhile a newer "stale" lives on b.
-	old, err := a.rt.sfu.CreateRoom("stale", "alice", "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.rt.store.PutRoom(invitations.RoomRecord{Name: "stale", Host: "alice", Status: "idle", CreatedAt: old.Info(false).CreatedAt}); err != nil {
-		t.Fatal(err)
-	}
-	oldInv := invitations.Invitation{ID: "IV_stale_old", Room: "stale", Host: "alice", User: "bob", Status: invitations.StatusPending,
-		CreatedAt: now.Add(-time.Minute), UpdatedAt: now, ExpiresAt: now.Add(time.Minute)}
-	if _, _, err := a.rt.store.Create(oldInv, func([]invitations.Invitation) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.rt.chat.Append(chat.Message{Room: "stale", Text: "old", At: now.Add(-time.Minute)}); err != nil {
-		t.Fatal(err)
-	}
-	old.End("test")
-	endedAt := *old.Info(false).EndedAt
-	newer := endedAt.Add(time.Second)
-	if err := b.rt.store.PutRoom(invitations.RoomRecord{Name: "stale", Host: "carol", Status: "live", CreatedAt: newer}); err != nil {
-		t.Fatal(err)
-	}
-	newInv := invitations.Invitation{ID: "IV_stale_new", Room: "stale", Host: "carol", User: "dave", Status: invitations.StatusAccepted,
-		CreatedAt: newer.Add(time.Second), UpdatedAt: newer, ExpiresAt: newer.Add(time.Minute)}
-	if _, _, err := b.rt.store.Create(newInv, func([]invitations.Invitation) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.rt.chat.Append(chat.Message{Room: "stale", Text: "new", At: newer.Add(time.Second)}); err != nil {
-		t.Fatal(err)
-	}
-
-	later := now.Add(2 * keep)
-	var wg sync.WaitGroup
-	for _, n := range nodes {
-		wg.Go(func() { n.rt.sweep(context.Background(), later) })
-	}
-	wg.Wait()
-	if strings.Contains(logs.String(), "level=ERROR") {
-		t.Fatalf("errors while two nodes purged:\n%s", logs.String())
-	}
-
-	st := a.rt.store
-	if _, err := st.GetRoom("dead"); !errors.Is(err, invitations.ErrNotFound) {
-		t.Errorf("dead: record left: %v", err)
-	}
-	if list, _ := st.List(invitations.Filter{Room: "dead"}); len(list) != 0 {
-		t.Errorf("dead: invitations left: %v", list)
-	}
-	if msgs, _ := a.rt.chat.History("dead", "", 10); len(msgs) != 0 {
-		t.Errorf("dead: messages left: %v", msgs)
-	}
-	if _, err := os.Stat(recorder.RoomDir(filepath.Join(b.dir, "recordings"), "dead")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("dead: recordings left on the node's disk: %v", err)
-	}
-
-	if a.rt.sfu.Room("stale") != nil {
-		t.Error("stale: the old ended room is still in its node's registry")
-	}
-	if rec, err := st.GetRoom("stale"); err != nil || rec.Host != "carol" {
-		t.Errorf("stale: the newer room's record: %+v, %v", rec, err)
-	}
-	if list, _ := st.List(invitations.Filter{Room: "stale"}); len(list) != 1 || list[0].ID != newInv.ID {
-		t.Errorf("stale: invitations %+v, want the newer room's alone", list)
-	}
-	if msgs, _ := a.rt.chat.History("stale", "", 10); len(msgs) != 1 || msgs[0].Text != "new" {
-		t.Errorf("stale: messages %+v, want the newer room's alone", msgs)
 	}
 }

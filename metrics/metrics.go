@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -51,6 +52,11 @@ type Metrics struct {
 	// PacketsOut and BytesOut count RTP written to subscribers (sinks), by kind.
 	PacketsOut *prometheus.CounterVec
 	BytesOut   *prometheus.CounterVec
+	// Forwarded counts what PacketsOut counts, both kinds, for the process
+	// itself to read (the load a cluster node reports: sfu's
+	// PacketsForwarded) without reading a Prometheus counter back. It is
+	// not exported to Prometheus.
+	Forwarded atomic.Uint64
 
 	// NACKs counts NACKed sequence numbers, by direction: from_subscriber.
 	NACKs *prometheus.CounterVec

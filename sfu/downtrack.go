@@ -106,6 +106,7 @@ type DownTrack struct {
 	out         rtp.Header
 
 	packetsOut, bytesOut           prometheus.Counter
+	forwarded                      *atomic.Uint64 // Metrics.Forwarded
 	dropWait, dropStale            prometheus.Counter
 	dropNotReady                   prometheus.Counter
 	latency                        prometheus.Histogram
@@ -127,6 +128,7 @@ func NewDownTrack(p DownTrackParams) *DownTrack {
 		log:          p.Logger.With("track", p.Up.ID(), "kind", kind),
 		m:            newMunger(video, uint16(rand.Uint32()), rand.Uint32()),
 		packetsOut:   m.PacketsOut.WithLabelValues(kind),
+		forwarded:    &m.Forwarded,
 		bytesOut:     m.BytesOut.WithLabelValues(kind),
 		dropWait:     m.Drops.WithLabelValues(kind, "wait_keyframe"),
 		dropStale:    m.Drops.WithLabelValues(kind, "stale"),
@@ -362,6 +364,7 @@ func (d *DownTrack) forward(it queueItem) {
 		return
 	}
 	d.packetsOut.Inc()
+	d.forwarded.Add(1)
 	d.bytesOut.Add(float64(n))
 	if it.arrival != 0 {
 		d.latency.Observe(float64(Now()-it.arrival) / 1e9)

@@ -187,3 +187,8 @@ func (s *SFU) Close() {
 // NewID returns a random id with a prefix: "TR_" tracks, "RL_" relays.
 // 12 base62 characters are 71 bits: no collision in any room's lifetime.
 func NewID(prefix string) string { return ids.New(prefix, 12) }
+
+// PacketsForwarded returns how many RTP packets have been written to
+// subscribers so far (what relayd_packets_out_total counts, both kinds),
+// for the load a cluster node reports.
+func (s *SFU) PacketsForwarded() uint64 { return s.cfg.Metrics.Forwarded.Load() }

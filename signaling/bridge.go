@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/relaysfu/relayd/sfu"
 )
 
 // bridgeDialer dials the room's node for a bridged WebSocket.
@@ -176,14 +174,9 @@ func (s *Server) pump(conn, back *websocket.Conn, room string) {
 }
 
 // nodeLost tells a bridged client that its room's node is gone: the room
-// has ended, as its node would have said.
+// has ended, as its node would have said (rooms says how it ended).
 func (s *Server) nodeLost(conn *websocket.Conn, room string) {
-	now := time.Now().UTC()
-	info := sfu.RoomInfo{Name: room, Status: sfu.StatusEnded, EndedAt: &now, EndReason: sfu.EndNodeLost}
-	if rec, err := s.store.GetRoom(room); err == nil {
-		info = roomInfoOf(rec)
-		info.Status, info.EndedAt, info.EndReason = sfu.StatusEnded, &now, sfu.EndNodeLost
-	}
+	info := s.rooms.LostRoom(room)
 	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_ = conn.WriteMessage(websocket.TextMessage, encodeNotification("room.updated", map[string]any{"room": info}))
 	closeConn(conn, websocket.CloseNormalClosure, "room ended")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/relaysfu/relayd/client"
+	"github.com/relaysfu/relayd/rooms"
 )
 
 type historyResult struct {
@@ -176,3 +177,9 @@ func TestChatLimits(t *testing.T) {
 		t.Fatalf("user session chat: %v", err)
 	}
 }
+
+// The chat rate, which rooms holds per member.
+const (
+	chatRate  = rooms.ChatRate
+	chatBurst = rooms.ChatBurst
+)

@@ -12,16 +12,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/sfu"
 )
 
@@ -36,10 +33,6 @@ type Placement interface {
 	Peers(ctx context.Context) ([]string, error)
 	// NodeID names this node (in the forwarding header).
 	NodeID() string
-	// Release drops room's placement if it names this node: the room has
-	// ended here, so it no longer counts as this node's load, and a
-	// request for it is served from the shared store wherever it lands.
-	Release(ctx context.Context, room string) error
 }
 
 // hdrForwarded marks a request one node forwards to another: it is served
@@ -77,7 +70,7 @@ func (s *Server) clusterHandler(next http.Handler) http.Handler {
 				return in.Source.Room
 			}, false)
 		case len(parts) == 3 && parts[1] == "relays":
-			if s.relays.Get(parts[2]) != nil {
+			if s.rooms.HasRelay(parts[2]) {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -218,31 +211,15 @@ func (s *Server) addStoredRooms(list []json.RawMessage, status string) []json.Ra
 			seen[r.Name] = true
 		}
 	}
-	recs, err := s.store.ListRooms()
+	extra, err := s.rooms.Stored(sfu.RoomStatus(status), seen)
 	if err != nil {
 		return list
 	}
-	var extra []sfu.RoomInfo
-	for _, rec := range recs {
-		if seen[rec.Name] || (status != "" && rec.Status != status) {
-			continue
-		}
-		extra = append(extra, roomInfoOf(rec))
-	}
-	sort.Slice(extra, func(i, j int) bool { return extra[i].Name < extra[j].Name })
 	for _, info := range extra {
 		b, _ := json.Marshal(info)
 		list = append(list, b)
 	}
 	return list
-}
-
-func roomInfoOf(rec invitations.RoomRecord) sfu.RoomInfo {
-	return sfu.RoomInfo{
-		Name: rec.Name, Host: rec.Host, Title: rec.Title, Metadata: rec.Metadata,
-		Status: sfu.RoomStatus(rec.Status), CreatedAt: rec.CreatedAt, StartedAt: rec.StartedAt, EndedAt: rec.EndedAt,
-		EndReason: sfu.EndReason(rec.EndReason),
-	}
 }
 
 // peerRequest repeats r on a peer node, marked as forwarded.
@@ -311,71 +288,4 @@ func (b *bufferedResponse) flush(w http.ResponseWriter) {
 	}
 	w.WriteHeader(b.status)
 	_, _ = w.Write(b.body.Bytes())
-}
-
-// localRoom returns the room from this node's SFU. In cluster mode a room
-// this node now serves but has not seen (it was placed here after its
-// node died, or created through another node's store write) is restored
-// from the shared store first, so an ended room stays ended.
-func (s *Server) localRoom(name string) *sfu.Room {
-	if r := s.sfu.Room(name); r != nil || s.cluster == nil {
-		return r
-	}
-	rec, err := s.store.GetRoom(name)
-	if err != nil {
-		if !errors.Is(err, invitations.ErrNotFound) {
-			s.log.Error("cluster: reading the room record", "room", name, "err", err)
-		}
-		return nil
-	}
-	info := roomInfoOf(rec)
-	if !info.Status.Ended() {
-		// Its node is gone (or it was never joined): what was live there
-		// has ended, as after a restart on one node.
-		now := time.Now().UTC()
-		info.Status, info.EndedAt, info.EndReason = sfu.StatusEnded, &now, sfu.EndNodeLost
-		s.persistRoom(info)
-	}
-	r := s.sfu.RestoreRoom(info)
-	s.releaseRoom(name) // in case it was placed here for this request
-	return r
-}
-
-// releaseRoom drops the placement of an ended room held by this node.
-func (s *Server) releaseRoom(name string) {
-	if s.cluster == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), routeTimeout)
-	defer cancel()
-	if err := s.cluster.Release(ctx, name); err != nil {
-		s.log.Warn("cluster: releasing an ended room", "room", name, "err", err)
-	}
-}
-
-// roomOpen answers whether room exists and has not ended, as needed to
-// answer one of its invitations: from this node's SFU, or in cluster mode,
-// for a room of another live node, from the shared store. A room no live
-// node holds has ended with its node (or was never joined). nil: open.
-func (s *Server) roomOpen(name string) *Error {
-	if r := s.sfu.Room(name); r != nil || s.cluster == nil {
-		if r == nil || r.Status().Ended() {
-			return Errorf(CodeConflict, "room %s has ended", name)
-		}
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), routeTimeout)
-	target, err := s.cluster.Route(ctx, name, false)
-	cancel()
-	if err != nil {
-		return Errorf(CodeInternal, "cluster: %v", err)
-	}
-	if target == "" {
-		return Errorf(CodeConflict, "room %s has ended", name)
-	}
-	rec, err := s.store.GetRoom(name)
-	if err != nil || sfu.RoomStatus(rec.Status).Ended() {
-		return Errorf(CodeConflict, "room %s has ended", name)
-	}
-	return nil
 }

@@ -110,7 +110,7 @@ func TestEndReasons(t *testing.T) {
 			if code != 200 || body["status"] != "ended" || body["endReason"] != string(tc.want) {
 				t.Errorf("GET /v1/rooms/A: %d %v", code, body)
 			}
-			rec, err := ts.Srv.store.GetRoom("A")
+			rec, err := ts.Store.GetRoom("A")
 			if err != nil || rec.Status != "ended" || rec.EndReason != string(tc.want) {
 				t.Errorf("stored record %+v (%v), want ended with %s", rec, err, tc.want)
 			}
@@ -133,7 +133,7 @@ func TestEndReasonSurvivesRestart(t *testing.T) {
 		publish(t, live)
 		waitNote(t, live, "room.updated", roomStatusIs("live"))
 		// What a crash leaves: a record that still says live.
-		if err := ts.Srv.store.PutRoom(invitations.RoomRecord{Name: "crashed", Host: "dan", Status: "live", CreatedAt: time.Now()}); err != nil {
+		if err := ts.Store.PutRoom(invitations.RoomRecord{Name: "crashed", Host: "dan", Status: "live", CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 		// The cleanup shuts this server down: "live" ends then.
@@ -144,7 +144,7 @@ func TestEndReasonSurvivesRestart(t *testing.T) {
 		if code != 200 || body["status"] != "ended" || body["endReason"] != want {
 			t.Errorf("%s after the restart: %d %v, want ended with %s", room, code, body, want)
 		}
-		if rec, err := ts.Srv.store.GetRoom(room); err != nil || rec.EndReason != want {
+		if rec, err := ts.Store.GetRoom(room); err != nil || rec.EndReason != want {
 			t.Errorf("stored record of %s after the restart: %+v %v", room, rec, err)
 		}
 	}

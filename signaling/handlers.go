@@ -2,12 +2,12 @@ package signaling
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/relaysfu/relayd/rooms"
 	"github.com/relaysfu/relayd/sfu"
 )
 
@@ -52,14 +52,6 @@ func (s *session) dispatch(method string, params json.RawMessage) (any, *Error) 
 	return h(s, params)
 }
 
-// inRoom refuses room methods to a user session (4003).
-func (s *session) inRoom() *Error {
-	if s.user || s.p == nil {
-		return Errorf(CodeForbidden, "forbidden: a user session may only use invitation methods")
-	}
-	return nil
-}
-
 type joinResult struct {
 	Participant  sfu.ParticipantInfo   `json:"participant"`
 	Room         *sfu.RoomInfo         `json:"room"`
@@ -73,70 +65,13 @@ func (s *session) join(raw json.RawMessage) (any, *Error) {
 		return nil, err
 	}
 	c := s.claims
-	if c.Room == "" {
-		s.joined, s.user = true, true
-		s.srv.register(c.Identity(), s, true)
-		s.observeJoin()
-		return joinResult{
-			Participant:  sfu.ParticipantInfo{Identity: c.Identity(), Name: c.Name, Role: sfu.RoleViewer, Tracks: []sfu.TrackInfo{}},
-			Participants: []sfu.ParticipantInfo{},
-			Tracks:       []sfu.TrackInfo{},
-		}, nil
-	}
-	room := s.srv.localRoom(c.Room)
-	role := sfu.RoleViewer
-	if c.Role == "host" {
-		role = sfu.RoleHost
-		if room == nil {
-			if err := s.srv.mayCreateRoom(c.Identity()); err != nil {
-				return nil, err
-			}
-			r, err := s.srv.sfu.CreateRoom(c.Room, c.Identity(), "", "")
-			if err != nil && !errors.Is(err, sfu.ErrRoomExists) {
-				return nil, toError(err)
-			}
-			if err == nil {
-				s.srv.persistRoom(r.Info(false))
-			}
-			room = r
-		}
-		if room.Host() != c.Identity() {
-			return nil, Errorf(CodeForbidden, "forbidden: %s is not the host of room %s", c.Identity(), c.Room)
-		}
-	} else if room == nil {
-		return nil, Errorf(CodeNotFound, "room %s not found", c.Room)
-	}
-	if s.srv.banned(c.Room, c.Identity()) {
-		return nil, Errorf(CodeForbidden, "forbidden: %s is banned from room %s", c.Identity(), c.Room)
-	}
-	if room.Status().Ended() {
-		return nil, Errorf(CodeConflict, "room %s has ended", c.Room)
-	}
-	if role == sfu.RoleViewer && s.srv.inv.IsCohost(c.Room, c.Identity()) {
-		role = sfu.RoleCohost // joining later keeps an accepted invitation's role
-	}
-	p, st, err := room.Join(sfu.ParticipantParams{Identity: c.Identity(), Name: c.Name, Role: role, Events: s})
+	m, j, err := s.srv.rooms.Join(rooms.JoinRequest{Identity: c.Identity(), Name: c.Name, Room: c.Room, Host: c.Role == "host"}, s)
 	if err != nil {
 		return nil, toError(err)
 	}
-	s.p, s.joined = p, true
-	s.part.Store(p)
-	s.srv.bind(p, s)
-	s.srv.register(c.Identity(), s, true)
-	s.log = s.log.With("role", string(role))
-	s.observeJoin()
-	res := joinResult{Participant: st.Participant, Room: &st.Room, Participants: st.Participants, Tracks: st.Tracks}
-	if res.Participants == nil {
-		res.Participants = []sfu.ParticipantInfo{}
-	}
-	if res.Tracks == nil {
-		res.Tracks = []sfu.TrackInfo{}
-	}
-	return res, nil
-}
-
-func (s *session) observeJoin() {
-	s.srv.metrics.JoinLatency.Observe(time.Since(s.started).Seconds())
+	s.member, s.joined, s.user = m, true, c.Room == ""
+	s.srv.metrics.JoinLatency.Observe(time.Since(s.conn.started).Seconds())
+	return joinResult{Participant: j.Participant, Room: j.Room, Participants: j.Participants, Tracks: j.Tracks}, nil
 }
 
 func (s *session) offer(raw json.RawMessage) (any, *Error) {
@@ -150,19 +85,10 @@ func (s *session) offer(raw json.RawMessage) (any, *Error) {
 		return nil, Errorf(CodeInvalidParams, "invalid params: sdp is required")
 	}
 	if err := sfu.ValidateSDP(*params.SDP); err != nil {
-		return nil, toError(err)
-	}
-	if err := s.inRoom(); err != nil {
-		return nil, err
-	}
-	if s.srv.cluster != nil && s.p.Role() == sfu.RoleViewer && s.srv.inv.IsCohost(s.p.Room().Name(), s.claims.Identity()) {
-		// An invitation accepted through another node: its note on the
-		// cluster channel may not be here yet, or was lost (pub/sub is
-		// at most once). The shared store decides, as on one node.
-		s.p.SetRole(sfu.RoleCohost)
+		return nil, Errorf(CodeInvalidParams, "%v", err)
 	}
 	var answered bool
-	err := s.p.HandleOffer(*params.SDP, func(answer string) {
+	err := s.member.Offer(*params.SDP, func(answer string) {
 		// Sent from inside HandleOffer, before any server candidate.
 		s.respond(map[string]string{"sdp": answer})
 		answered = true
@@ -207,16 +133,10 @@ func (s *session) trickle(raw json.RawMessage) (any, *Error) {
 			return nil, err
 		}
 		if err := sfu.ValidateCandidate(cand); err != nil {
-			return nil, toError(err)
+			return nil, Errorf(CodeInvalidParams, "%v", err)
 		}
 	}
-	if err := s.inRoom(); err != nil {
-		return nil, err
-	}
-	if end {
-		return struct{}{}, nil
-	}
-	if err := s.p.AddICECandidate(sfu.Target(*params.Target), cand); err != nil {
+	if err := s.member.Trickle(sfu.Target(*params.Target), cand, end); err != nil {
 		return nil, toError(err)
 	}
 	return struct{}{}, nil
@@ -227,13 +147,12 @@ func (s *session) leave(raw json.RawMessage) (any, *Error) {
 	if err := decodeParams(raw, &params); err != nil {
 		return nil, err
 	}
-	if err := s.inRoom(); err != nil {
-		return nil, err
+	then, err := s.member.Leave()
+	if err != nil {
+		return nil, toError(err)
 	}
-	p := s.p
 	s.after = func() {
-		s.srv.relays.SourceGone(p)
-		p.Leave()
+		then()
 		s.closeWith(1000, "left")
 	}
 	return struct{}{}, nil
@@ -244,13 +163,10 @@ func (s *session) roomStop(raw json.RawMessage) (any, *Error) {
 	if err := decodeParams(raw, &params); err != nil {
 		return nil, err
 	}
-	if err := s.inRoom(); err != nil {
-		return nil, err
+	then, err := s.member.StopRoom()
+	if err != nil {
+		return nil, toError(err)
 	}
-	if s.p.Role() != sfu.RoleHost {
-		return nil, Errorf(CodeForbidden, "forbidden: only the host may stop the room")
-	}
-	room := s.p.Room()
-	s.after = func() { room.End(sfu.EndHostLeft) }
+	s.after = then
 	return struct{}{}, nil
 }

@@ -16,18 +16,22 @@ import (
 	"github.com/relaysfu/relayd/chat"
 	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/metrics"
+	"github.com/relaysfu/relayd/rooms"
 	"github.com/relaysfu/relayd/sfu"
 )
 
 // testServer is a real relayd stack on loopback: sfu on an ephemeral UDP
-// port with loopback-only ICE, signaling on an httptest server.
+// port with loopback-only ICE, rooms over bbolt stores, signaling on an
+// httptest server.
 type testServer struct {
 	URL     string
 	SFU     *sfu.SFU
+	Rooms   *rooms.Rooms
 	Srv     *Server
 	Tokens  *Tokens
 	Metrics *metrics.Metrics
 	Inv     *invitations.Manager
+	Store   invitations.Store
 }
 
 type serverOpts struct {
@@ -63,42 +67,38 @@ func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var srv *Server
-	inv := invitations.NewManager(invitations.Config{
-		Store: store, MaxCohosts: o.maxCohosts, Metrics: m,
-		OnChange: func(i invitations.Invitation) { srv.InvitationChanged(i) },
-	})
-	isCohost := inv.IsCohost
-	if o.isCohost != nil {
-		isCohost = o.isCohost
-	}
-	s := sfu.New(sfu.Config{
-		API: api, ReconnectGrace: o.grace, Metrics: m, IsCohost: isCohost,
-		Observer: sfu.ObserverFunc(func(c sfu.RoomChange) { srv.RoomChanged(c) }),
-	})
-	tokens := NewTokens([]byte("test-secret-0123456789"))
 	chats, err := chat.OpenBolt(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	params := Params{SFU: s, Tokens: tokens, Metrics: m, Invitations: inv, Store: store, Chat: chats}
+	tokens := NewTokens([]byte("test-secret-0123456789"))
+	rms, err := rooms.New(rooms.Config{
+		Media:          sfu.Config{API: api, ReconnectGrace: o.grace, Metrics: m},
+		Invitations:    invitations.Config{Store: store, MaxCohosts: o.maxCohosts, Metrics: m},
+		Chat:           chats,
+		AuthorizeRelay: RelayAuthorizer(tokens),
+		DataDir:        dir,
+		RoomCreateRate: o.createRate,
+		Now:            o.createNow,
+		IsCohost:       o.isCohost,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := Params{Rooms: rms, Tokens: tokens, Metrics: m}
 	if o.params != nil {
 		o.params(&params)
 	}
-	srv = NewServer(params)
-	if err := srv.RestoreRooms(); err != nil {
-		t.Fatal(err)
-	}
+	srv := NewServer(params)
 	ctx, cancel := context.WithCancel(context.Background())
 	sweeper := make(chan struct{})
 	go func() {
 		defer close(sweeper)
-		inv.Run(ctx)
+		rms.Run(ctx)
 	}()
-	srv.creates = newCreateLimiter(o.createRate, o.createNow) // before the server runs
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
-		s.Close()
+		rms.Close()
 		srv.Close(5 * time.Second)
 		hs.Close()
 		cancel()
@@ -108,7 +108,7 @@ func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
 		_ = mux.Close()
 		_ = udp.Close()
 	})
-	return &testServer{URL: hs.URL, SFU: s, Srv: srv, Tokens: tokens, Metrics: m, Inv: inv}
+	return &testServer{URL: hs.URL, SFU: rms.SFU(), Rooms: rms, Srv: srv, Tokens: tokens, Metrics: m, Inv: rms.Invitations(), Store: store}
 }
 
 // withCohosts stands in for accepted invitations: identity -> rooms.

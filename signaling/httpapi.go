@@ -157,62 +157,49 @@ func (s *Server) postRoom(r *http.Request) (int, any, *Error) {
 	if !ValidName(in.Name) || !ValidName(in.Host) {
 		return 0, nil, Errorf(CodeInvalidParams, "invalid params: name and host must be 1-128 of [A-Za-z0-9_.:@-]")
 	}
-	if cur := s.sfu.Room(in.Name); cur != nil && !cur.Status().Ended() {
-		return 0, nil, Errorf(CodeConflict, "room %s exists", in.Name) // before the limit: nothing to count
-	}
-	if err := s.mayCreateRoom(in.Host); err != nil {
-		return 0, nil, err
-	}
-	room, err := s.sfu.CreateRoom(in.Name, in.Host, in.Title, string(in.Metadata))
+	info, err := s.rooms.CreateRoom(in.Name, in.Host, in.Title, in.Metadata, in.Record)
 	if err != nil {
-		if errors.Is(err, sfu.ErrRoomExists) {
-			return 0, nil, Errorf(CodeConflict, "room %s exists", in.Name)
-		}
 		return 0, nil, toError(err)
 	}
-	s.persistRoom(room.Info(false))
-	if in.Record && s.recordings != nil {
-		s.recordings.SetRecording(room.Name(), true)
-	}
-	return http.StatusCreated, room.Info(false), nil
+	return http.StatusCreated, info, nil
 }
 
 func (s *Server) listRooms(r *http.Request) (int, any, *Error) {
-	status := r.URL.Query().Get("status")
-	switch sfu.RoomStatus(status) {
+	status := sfu.RoomStatus(r.URL.Query().Get("status"))
+	switch status {
 	case "", sfu.StatusIdle, sfu.StatusLive, sfu.StatusWaitingReconnect, sfu.StatusEnded, sfu.StatusRecorded:
 	default:
 		return 0, nil, Errorf(CodeInvalidParams, "invalid params: status must be idle, live, waiting_reconnect, ended or recorded")
 	}
-	rooms := []sfu.RoomInfo{}
-	for _, room := range s.sfu.Rooms() {
-		info := room.Info(false)
-		if status == "" || string(info.Status) == status {
-			rooms = append(rooms, info)
-		}
-	}
-	return http.StatusOK, map[string]any{"rooms": rooms}, nil
+	return http.StatusOK, map[string]any{"rooms": s.rooms.List(status)}, nil
+}
+
+// roomWithParticipants is the room object of GET /v1/rooms/{room}, whose
+// participants are always listed: [] when there are none (the room
+// object elsewhere omits the list).
+type roomWithParticipants struct {
+	sfu.RoomInfo
+	Participants []sfu.ParticipantInfo `json:"participants"`
 }
 
 func (s *Server) getRoom(r *http.Request) (int, any, *Error) {
-	room := s.localRoom(r.PathValue("room"))
-	if room == nil {
-		return 0, nil, Errorf(CodeNotFound, "room %s not found", r.PathValue("room"))
+	info, err := s.rooms.RoomInfo(r.PathValue("room"), true)
+	if err != nil {
+		return 0, nil, toError(err)
 	}
-	info := room.Info(true)
-	if info.Participants == nil {
-		info.Participants = []sfu.ParticipantInfo{}
+	out := roomWithParticipants{RoomInfo: info, Participants: info.Participants}
+	if out.Participants == nil {
+		out.Participants = []sfu.ParticipantInfo{}
 	}
-	return http.StatusOK, info, nil
+	return http.StatusOK, out, nil
 }
 
 func (s *Server) stopRoom(r *http.Request) (int, any, *Error) {
-	room := s.localRoom(r.PathValue("room"))
-	if room == nil {
-		return 0, nil, Errorf(CodeNotFound, "room %s not found", r.PathValue("room"))
+	info, err := s.rooms.StopRoom(r.PathValue("room"))
+	if err != nil {
+		return 0, nil, toError(err)
 	}
-	room.End(sfu.EndStoppedByAdmin)
-	return http.StatusOK, room.Info(false), nil
+	return http.StatusOK, info, nil
 }
 
 // httpStatus maps a protocol code to its HTTP status.

@@ -127,8 +127,8 @@ func FuzzHTTPAPI(f *testing.F) {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		after := apiState(t, ts, room, inv.ID)
-		for _, rl := range ts.Srv.Relays().List() {
-			if r := ts.Srv.Relays().Get(rl.ID); r != nil {
+		for _, rl := range ts.Rooms.Relays().List() {
+			if r := ts.Rooms.Relays().Get(rl.ID); r != nil {
 				r.Stop()
 			}
 		}
@@ -192,7 +192,7 @@ func apiState(t *testing.T, ts *testServer, room, invID string) apiView {
 	t.Helper()
 	// Rooms open, from the gauge: counting ts.SFU.Rooms() sorts them all,
 	// which made each input slower than the last.
-	v := apiView{relays: len(ts.Srv.Relays().List())}
+	v := apiView{relays: len(ts.Rooms.Relays().List())}
 	for _, st := range []string{"idle", "live", "waiting_reconnect"} {
 		v.rooms += int(testutil.ToFloat64(ts.Metrics.Rooms.WithLabelValues(st)))
 	}

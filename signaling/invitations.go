@@ -2,12 +2,10 @@ package signaling
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/relaysfu/relayd/invitations"
-	"github.com/relaysfu/relayd/sfu"
 )
 
 func init() {
@@ -18,160 +16,6 @@ func init() {
 	handlers["invitation.cancel"] = (*session).invitationCancel
 	handlers["cohost.remove"] = (*session).cohostRemove
 	handlers["stage.leave"] = (*session).stageLeave
-}
-
-// invErr maps invitations errors to protocol codes.
-func invErr(err error) *Error {
-	switch {
-	case errors.Is(err, invitations.ErrNotFound):
-		return Errorf(CodeNotFound, "%v", err)
-	case errors.Is(err, invitations.ErrForbidden):
-		return Errorf(CodeForbidden, "forbidden: %v", err)
-	case errors.Is(err, invitations.ErrConflict):
-		return Errorf(CodeConflict, "%v", err)
-	case errors.Is(err, invitations.ErrStageFull):
-		return Errorf(CodeTooMany, "stage full: %v", err)
-	case errors.Is(err, invitations.ErrInvalid):
-		return Errorf(CodeInvalidParams, "invalid params: %v", err)
-	}
-	return toError(err)
-}
-
-// InvitationChanged is the invitations Manager's OnChange: it tells the
-// host and every session of the invitee, and applies the role change in
-// the room (accepted: co-host, live; removed or left: viewer again, with its
-// publisher PC closed so its tracks stop at once).
-func (s *Server) InvitationChanged(inv invitations.Invitation) {
-	frame := encodeNotification("invitation.updated", map[string]any{"invitation": inv})
-	for _, sess := range s.sessionsOf(inv.Host, inv.User) {
-		sess.send(frame)
-	}
-	room := s.sfu.Room(inv.Room)
-	if room == nil {
-		return
-	}
-	p := room.Participant(inv.User)
-	if p == nil {
-		return
-	}
-	switch inv.Status {
-	case invitations.StatusAccepted:
-		if p.Role() == sfu.RoleViewer {
-			p.SetRole(sfu.RoleCohost)
-		}
-	case invitations.StatusRemoved, invitations.StatusLeft:
-		if p.Role() == sfu.RoleCohost && !s.inv.IsCohost(inv.Room, inv.User) {
-			p.SetRole(sfu.RoleViewer)
-		}
-	}
-}
-
-// RoomChanged takes the sfu's room changes signaling acts on: a status
-// change (RoomStatusChanged), and a relay source's track changes, which
-// the relay follows.
-func (s *Server) RoomChanged(c sfu.RoomChange) {
-	switch c := c.(type) {
-	case sfu.RoomStatusChanged:
-		s.RoomStatusChanged(c.Info)
-	case sfu.TrackChanged:
-		s.relays.TrackChanged(c.Participant, c.Track, c.Published)
-	}
-}
-
-// RoomStatusChanged is called for each sfu.RoomStatusChanged: it persists the room record
-// and, when the room ends, stops its participants' relays, cancels its
-// pending invitations and ends every co-host's stage. (Room.End runs it
-// before telling participants room.updated "ended", their last
-// notification.)
-func (s *Server) RoomStatusChanged(info sfu.RoomInfo) {
-	s.persistRoom(info)
-	if info.Status == sfu.StatusEnded {
-		for _, p := range s.endedParticipants(info.Name) {
-			s.relays.SourceGone(p)
-		}
-		s.releaseRoom(info.Name)
-		s.roomEnded(info.Name)
-		if _, err := s.inv.EndRoom(info.Name); err != nil {
-			s.log.Error("ending the room's invitations", "room", info.Name, "err", err)
-		}
-	}
-}
-
-// endedParticipants returns the joined participants of the ended room
-// name.
-func (s *Server) endedParticipants(name string) []*sfu.Participant {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*sfu.Participant
-	for p := range s.byPart {
-		if r := p.Room(); r.Name() == name && r.Status().Ended() {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func (s *Server) persistRoom(info sfu.RoomInfo) {
-	err := s.store.PutRoom(invitations.RoomRecord{
-		Name: info.Name, Host: info.Host, Title: info.Title, Metadata: info.Metadata,
-		Status: string(info.Status), CreatedAt: info.CreatedAt, StartedAt: info.StartedAt, EndedAt: info.EndedAt,
-		EndReason: string(info.EndReason),
-	})
-	if err != nil {
-		s.log.Error("persisting the room", "room", info.Name, "err", err)
-	}
-}
-
-// RestoreRooms registers the stored rooms after a restart: rooms that were
-// live are ended (and stored so). Invitations are kept exactly as they
-// were: nothing a client was told changes.
-func (s *Server) RestoreRooms() error {
-	recs, err := s.store.ListRooms()
-	if err != nil {
-		return err
-	}
-	for _, rec := range recs {
-		r := s.sfu.RestoreRoom(roomInfoOf(rec))
-		if info := r.Info(false); string(info.Status) != rec.Status || string(info.EndReason) != rec.EndReason {
-			s.persistRoom(info)
-		}
-	}
-	return nil
-}
-
-// sessionsOf returns every joined session of the identities.
-func (s *Server) sessionsOf(identities ...string) []*session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*session
-	seen := map[*session]bool{}
-	for _, id := range identities {
-		for sess := range s.byIdentity[id] {
-			if !seen[sess] {
-				seen[sess] = true
-				out = append(out, sess)
-			}
-		}
-	}
-	return out
-}
-
-func (s *Server) register(identity string, sess *session, on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	set := s.byIdentity[identity]
-	if !on {
-		delete(set, sess)
-		if len(set) == 0 {
-			delete(s.byIdentity, identity)
-		}
-		return
-	}
-	if set == nil {
-		set = map[*session]bool{}
-		s.byIdentity[identity] = set
-	}
-	set[sess] = true
 }
 
 type userParams struct {
@@ -202,12 +46,29 @@ func decodeID(raw json.RawMessage) (string, *Error) {
 	return *p.ID, nil
 }
 
-// hostOnly refuses anyone but the room's host (4003).
-func (s *session) hostOnly() *Error {
-	if s.user || s.p == nil || s.p.Role() != sfu.RoleHost {
-		return Errorf(CodeForbidden, "forbidden: only the room's host may do this")
+// decodeStatus checks an invitation status filter ("" none).
+func decodeStatus(st string) (invitations.Status, *Error) {
+	s := invitations.Status(st)
+	if s != "" && !s.Valid() {
+		return "", Errorf(CodeInvalidParams, "invalid params: unknown status %q", st)
 	}
-	return nil
+	return s, nil
+}
+
+// reply answers a call into rooms: its result, or its error's code.
+func reply[T any](v T, err error) (any, *Error) {
+	if err != nil {
+		return nil, toError(err)
+	}
+	return v, nil
+}
+
+// done answers {} for a call into rooms that has no result.
+func done(err error) (any, *Error) {
+	if err != nil {
+		return nil, toError(err)
+	}
+	return struct{}{}, nil
 }
 
 func (s *session) invitationCreate(raw json.RawMessage) (any, *Error) {
@@ -215,18 +76,7 @@ func (s *session) invitationCreate(raw json.RawMessage) (any, *Error) {
 	if perr != nil {
 		return nil, perr
 	}
-	if err := s.hostOnly(); err != nil {
-		return nil, err
-	}
-	room := s.p.Room()
-	if room.Status().Ended() {
-		return nil, Errorf(CodeConflict, "room has ended")
-	}
-	inv, _, err := s.srv.inv.Create(room.Name(), room.Host(), s.claims.Identity(), user)
-	if err != nil {
-		return nil, invErr(err)
-	}
-	return inv, nil
+	return reply(s.member.InvitationCreate(user))
 }
 
 func (s *session) invitationList(raw json.RawMessage) (any, *Error) {
@@ -236,33 +86,18 @@ func (s *session) invitationList(raw json.RawMessage) (any, *Error) {
 	if err := decodeParams(raw, &p); err != nil {
 		return nil, err
 	}
-	var f invitations.Filter
-	if p.Status != nil && *p.Status != "" {
-		f.Status = invitations.Status(*p.Status)
-		if !f.Status.Valid() {
-			return nil, Errorf(CodeInvalidParams, "invalid params: unknown status %q", *p.Status)
+	var st invitations.Status
+	if p.Status != nil {
+		var perr *Error
+		if st, perr = decodeStatus(*p.Status); perr != nil {
+			return nil, perr
 		}
 	}
-	if !s.user && s.p != nil && s.p.Role() == sfu.RoleHost {
-		f.Room = s.p.Room().Name()
-	} else {
-		f.User = s.claims.Identity()
-	}
-	list, err := s.srv.inv.List(f)
+	list, err := s.member.InvitationList(st)
 	if err != nil {
-		return nil, invErr(err)
+		return nil, toError(err)
 	}
 	return map[string]any{"invitations": list}, nil
-}
-
-// answerable checks that the invitation exists and its room has not ended
-// (in cluster mode the room may live on another node).
-func (srv *Server) answerable(id string) *Error {
-	inv, err := srv.inv.Get(id)
-	if err != nil {
-		return invErr(err)
-	}
-	return srv.roomOpen(inv.Room)
 }
 
 func (s *session) invitationAccept(raw json.RawMessage) (any, *Error) {
@@ -270,14 +105,7 @@ func (s *session) invitationAccept(raw json.RawMessage) (any, *Error) {
 	if perr != nil {
 		return nil, perr
 	}
-	if err := s.srv.answerable(id); err != nil {
-		return nil, err
-	}
-	inv, err := s.srv.inv.Accept(id, s.claims.Identity())
-	if err != nil {
-		return nil, invErr(err)
-	}
-	return inv, nil
+	return reply(s.member.InvitationAccept(id))
 }
 
 func (s *session) invitationReject(raw json.RawMessage) (any, *Error) {
@@ -285,11 +113,7 @@ func (s *session) invitationReject(raw json.RawMessage) (any, *Error) {
 	if perr != nil {
 		return nil, perr
 	}
-	inv, err := s.srv.inv.Reject(id, s.claims.Identity())
-	if err != nil {
-		return nil, invErr(err)
-	}
-	return inv, nil
+	return reply(s.member.InvitationReject(id))
 }
 
 func (s *session) invitationCancel(raw json.RawMessage) (any, *Error) {
@@ -297,11 +121,7 @@ func (s *session) invitationCancel(raw json.RawMessage) (any, *Error) {
 	if perr != nil {
 		return nil, perr
 	}
-	inv, err := s.srv.inv.Cancel(id, s.claims.Identity())
-	if err != nil {
-		return nil, invErr(err)
-	}
-	return inv, nil
+	return reply(s.member.InvitationCancel(id))
 }
 
 func (s *session) cohostRemove(raw json.RawMessage) (any, *Error) {
@@ -309,13 +129,7 @@ func (s *session) cohostRemove(raw json.RawMessage) (any, *Error) {
 	if perr != nil {
 		return nil, perr
 	}
-	if err := s.hostOnly(); err != nil {
-		return nil, err
-	}
-	if _, err := s.srv.inv.Remove(s.p.Room().Name(), s.claims.Identity(), user); err != nil {
-		return nil, invErr(err)
-	}
-	return struct{}{}, nil
+	return done(s.member.CohostRemove(user))
 }
 
 func (s *session) stageLeave(raw json.RawMessage) (any, *Error) {
@@ -323,23 +137,21 @@ func (s *session) stageLeave(raw json.RawMessage) (any, *Error) {
 	if err := decodeParams(raw, &p); err != nil {
 		return nil, err
 	}
-	if s.user || s.p == nil || s.p.Role() != sfu.RoleCohost {
-		return nil, Errorf(CodeForbidden, "forbidden: only a co-host may leave the stage")
-	}
-	if _, err := s.srv.inv.Leave(s.p.Room().Name(), s.claims.Identity()); err != nil {
-		return nil, invErr(err)
-	}
-	return struct{}{}, nil
+	return done(s.member.StageLeave())
 }
 
 // invitationRoutes adds the invitations HTTP API for app back ends.
 func (s *Server) invitationRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/rooms/{room}/invitations", s.admin(func(r *http.Request) (int, any, *Error) {
-		room := s.localRoom(r.PathValue("room"))
-		if room == nil {
-			return 0, nil, Errorf(CodeNotFound, "room %s not found", r.PathValue("room"))
+		st, perr := decodeStatus(r.URL.Query().Get("status"))
+		if perr != nil {
+			return 0, nil, perr
 		}
-		return s.listInvitations(r, invitations.Filter{Room: room.Name()})
+		list, err := s.rooms.RoomInvitations(r.PathValue("room"), st)
+		if err != nil {
+			return 0, nil, toError(err)
+		}
+		return http.StatusOK, map[string]any{"invitations": list}, nil
 	}))
 	mux.HandleFunc("POST /v1/rooms/{room}/invitations", s.admin(func(r *http.Request) (int, any, *Error) {
 		var in userParams
@@ -349,16 +161,9 @@ func (s *Server) invitationRoutes(mux *http.ServeMux) {
 		if in.User == nil || !ValidName(*in.User) {
 			return 0, nil, Errorf(CodeInvalidParams, "invalid params: user must be 1-128 of [A-Za-z0-9_.:@-]")
 		}
-		room := s.localRoom(r.PathValue("room"))
-		if room == nil {
-			return 0, nil, Errorf(CodeNotFound, "room %s not found", r.PathValue("room"))
-		}
-		if room.Status().Ended() {
-			return 0, nil, Errorf(CodeConflict, "room has ended")
-		}
-		inv, created, err := s.inv.Create(room.Name(), room.Host(), room.Host(), *in.User)
+		inv, created, err := s.rooms.Invite(r.PathValue("room"), *in.User)
 		if err != nil {
-			return 0, nil, invErr(err)
+			return 0, nil, toError(err)
 		}
 		if created {
 			return http.StatusCreated, inv, nil
@@ -369,48 +174,23 @@ func (s *Server) invitationRoutes(mux *http.ServeMux) {
 		if !ValidName(r.PathValue("user")) {
 			return 0, nil, Errorf(CodeInvalidParams, "invalid params: bad user")
 		}
-		return s.listInvitations(r, invitations.Filter{User: r.PathValue("user")})
-	}))
-	mux.HandleFunc("POST /v1/invitations/{id}/{action}", s.admin(s.actOnInvitation))
-}
-
-func (s *Server) listInvitations(r *http.Request, f invitations.Filter) (int, any, *Error) {
-	if st := r.URL.Query().Get("status"); st != "" {
-		f.Status = invitations.Status(st)
-		if !f.Status.Valid() {
-			return 0, nil, Errorf(CodeInvalidParams, "invalid params: unknown status %q", st)
-		}
-	}
-	list, err := s.inv.List(f)
-	if err != nil {
-		return 0, nil, invErr(err)
-	}
-	return http.StatusOK, map[string]any{"invitations": list}, nil
-}
-
-// actOnInvitation accepts or rejects as the invitee, or cancels as the
-// host, on the app back end's behalf.
-func (s *Server) actOnInvitation(r *http.Request) (int, any, *Error) {
-	id, action := r.PathValue("id"), strings.ToLower(r.PathValue("action"))
-	inv, err := s.inv.Get(id)
-	if err != nil {
-		return 0, nil, invErr(err)
-	}
-	switch action {
-	case "accept":
-		if perr := s.answerable(id); perr != nil {
+		st, perr := decodeStatus(r.URL.Query().Get("status"))
+		if perr != nil {
 			return 0, nil, perr
 		}
-		inv, err = s.inv.Accept(id, inv.User)
-	case "reject":
-		inv, err = s.inv.Reject(id, inv.User)
-	case "cancel":
-		inv, err = s.inv.Cancel(id, inv.Host)
-	default:
-		return 0, nil, Errorf(CodeNotFound, "no such action %q", action)
-	}
-	if err != nil {
-		return 0, nil, invErr(err)
-	}
-	return http.StatusOK, inv, nil
+		list, err := s.rooms.UserInvitations(r.PathValue("user"), st)
+		if err != nil {
+			return 0, nil, toError(err)
+		}
+		return http.StatusOK, map[string]any{"invitations": list}, nil
+	}))
+	// Accept or reject as the invitee, or cancel as the host, on the app
+	// back end's behalf.
+	mux.HandleFunc("POST /v1/invitations/{id}/{action}", s.admin(func(r *http.Request) (int, any, *Error) {
+		inv, err := s.rooms.ActOnInvitation(r.PathValue("id"), strings.ToLower(r.PathValue("action")))
+		if err != nil {
+			return 0, nil, toError(err)
+		}
+		return http.StatusOK, inv, nil
+	}))
 }

@@ -1,43 +1,12 @@
 package signaling
 
 import (
-	"errors"
 	"net/http"
-	"os"
-	"time"
 )
 
-// RecordingInfo is one finished recording as GET /v1/rooms/{room}/recordings
-// lists it.
-type RecordingInfo struct {
-	Name        string    `json:"name"` // the file name, for the download URL
-	Participant string    `json:"participant"`
-	Size        int64     `json:"size"`      // bytes
-	Duration    float64   `json:"duration"`  // seconds
-	Tracks      []string  `json:"tracks"`    // "audio/opus", "video/VP8"
-	StartedAt   time.Time `json:"startedAt"` // first media written
-	URL         string    `json:"url"`       // where to download it
-	// Cut: the server was killed while recording; the file was repaired
-	// at its next start. It ends up to a few seconds before the kill
-	// (what was still buffered was lost).
-	Cut bool `json:"cut"`
-}
-
-// Recordings is what the HTTP API needs of the recorder (app implements it).
-type Recordings interface {
-	// SetRecording turns recording of a room on or off (for tracks
-	// published from then on).
-	SetRecording(room string, on bool)
-	// List returns a room's finished recordings.
-	List(room string) ([]RecordingInfo, error)
-	// Path returns the file of a room's recording, os.ErrNotExist if none.
-	Path(room, name string) (string, error)
-}
-
+// recordingRoutes adds the recordings API: turning a room's recording on or
+// off, listing its recordings, downloading one.
 func (s *Server) recordingRoutes(mux *http.ServeMux) {
-	if s.recordings == nil {
-		return
-	}
 	mux.HandleFunc("POST /v1/rooms/{room}/record", s.admin(func(r *http.Request) (int, any, *Error) {
 		var in struct {
 			On *bool `json:"on"`
@@ -45,25 +14,16 @@ func (s *Server) recordingRoutes(mux *http.ServeMux) {
 		if err := decodeBody(r, &in); err != nil {
 			return 0, nil, err
 		}
-		room := s.sfu.Room(r.PathValue("room"))
-		if room == nil {
-			return 0, nil, Errorf(CodeNotFound, "room %s not found", r.PathValue("room"))
+		room, on := r.PathValue("room"), in.On == nil || *in.On
+		if err := s.rooms.SetRecording(room, on); err != nil {
+			return 0, nil, toError(err)
 		}
-		on := in.On == nil || *in.On
-		s.recordings.SetRecording(room.Name(), on)
-		return http.StatusOK, map[string]any{"room": room.Name(), "recording": on}, nil
+		return http.StatusOK, map[string]any{"room": room, "recording": on}, nil
 	}))
 	mux.HandleFunc("GET /v1/rooms/{room}/recordings", s.admin(func(r *http.Request) (int, any, *Error) {
-		room := s.sfu.Room(r.PathValue("room"))
-		if room == nil {
-			return 0, nil, Errorf(CodeNotFound, "room %s not found", r.PathValue("room"))
-		}
-		list, err := s.recordings.List(room.Name())
+		list, err := s.rooms.Recordings(r.PathValue("room"))
 		if err != nil {
-			return 0, nil, Errorf(CodeInternal, "internal error")
-		}
-		if list == nil {
-			list = []RecordingInfo{}
+			return 0, nil, toError(err)
 		}
 		return http.StatusOK, map[string]any{"recordings": list}, nil
 	}))
@@ -84,23 +44,12 @@ func (s *Server) recordingRoutes(mux *http.ServeMux) {
 			writeHTTPError(w, Errorf(CodeForbidden, "forbidden: a token of room %s or an admin token is required", room))
 			return
 		}
-		path, err := s.recordings.Path(room, r.PathValue("name"))
-		if errors.Is(err, os.ErrNotExist) {
-			writeHTTPError(w, Errorf(CodeNotFound, "recording not found"))
-			return
-		}
+		path, err := s.rooms.RecordingPath(room, r.PathValue("name"))
 		if err != nil {
-			writeHTTPError(w, Errorf(CodeInternal, "internal error"))
+			writeHTTPError(w, toError(err))
 			return
 		}
 		w.Header().Set("Content-Type", "video/webm")
 		http.ServeFile(w, r, path)
 	})
-}
-
-// emit sends an event to the webhooks, if any are configured.
-func (s *Server) emit(typ, room string, data any) {
-	if s.events != nil {
-		s.events(typ, room, data)
-	}
 }

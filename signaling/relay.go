@@ -16,23 +16,6 @@ func init() {
 	handlers["relay.resume"] = (*session).relayResume
 }
 
-// relayErr maps relay errors to protocol codes.
-func relayErr(err error) *Error {
-	switch {
-	case errors.Is(err, relay.ErrNotFound):
-		return Errorf(CodeNotFound, "%v", err)
-	case errors.Is(err, relay.ErrConflict):
-		return Errorf(CodeConflict, "%v", err)
-	case errors.Is(err, relay.ErrTooMany):
-		return Errorf(CodeTooMany, "%v", err)
-	case errors.Is(err, relay.ErrInvalid):
-		return Errorf(CodeInvalidParams, "invalid params: %v", err)
-	case errors.Is(err, relay.ErrForbidden):
-		return Errorf(CodeForbidden, "forbidden: %v", err)
-	}
-	return toError(err)
-}
-
 // decodeTargets validates {destinations: [{room, token}]}.
 func decodeTargets(raw json.RawMessage) ([]relay.Target, *Error) {
 	var params struct {
@@ -60,15 +43,6 @@ func decodeTargets(raw json.RawMessage) ([]relay.Target, *Error) {
 	return ts, nil
 }
 
-// relayNotify sends relay notifications to this session (and relay.state
-// to the webhooks).
-func (s *session) relayNotify(method string, params any) {
-	s.send(encodeNotification(method, params))
-	if method == "relay.state" {
-		s.srv.emit("relay.state", s.claims.Room, params)
-	}
-}
-
 func (s *session) relayStart(raw json.RawMessage) (any, *Error) {
 	ts, perr := decodeTargets(raw)
 	if perr != nil {
@@ -77,31 +51,12 @@ func (s *session) relayStart(raw json.RawMessage) (any, *Error) {
 	if len(ts) == 0 {
 		return nil, Errorf(CodeInvalidParams, "invalid params: destinations must not be empty")
 	}
-	if err := s.inRoom(); err != nil {
-		return nil, err
-	}
-	r, err := s.srv.relays.Start(s.p, ts, s.relayNotify)
+	info, begin, err := s.member.RelayStart(ts)
 	if err != nil {
-		return nil, relayErr(err)
+		return nil, toError(err)
 	}
-	s.after = r.Begin
-	return r.Info(), nil
-}
-
-// myRelay returns the caller's relay (4004 when none).
-func (s *session) myRelay(raw json.RawMessage) (*relay.Relay, *Error) {
-	var params struct{}
-	if err := decodeParams(raw, &params); err != nil {
-		return nil, err
-	}
-	if err := s.inRoom(); err != nil {
-		return nil, err
-	}
-	r := s.srv.relays.Of(s.p)
-	if r == nil {
-		return nil, Errorf(CodeNotFound, "no relay of yours is running")
-	}
-	return r, nil
+	s.after = begin
+	return info, nil
 }
 
 func (s *session) relayUpdate(raw json.RawMessage) (any, *Error) {
@@ -109,62 +64,49 @@ func (s *session) relayUpdate(raw json.RawMessage) (any, *Error) {
 	if perr != nil {
 		return nil, perr
 	}
-	if err := s.inRoom(); err != nil {
-		return nil, err
-	}
-	r := s.srv.relays.Of(s.p)
-	if r == nil {
-		return nil, Errorf(CodeNotFound, "no relay of yours is running")
-	}
-	info, err := r.Update(ts)
-	if err != nil {
-		return nil, relayErr(err)
-	}
-	return info, nil
+	return reply(s.member.RelayUpdate(ts))
 }
 
 func (s *session) relayStop(raw json.RawMessage) (any, *Error) {
-	r, err := s.myRelay(raw)
-	if err != nil {
+	var params struct{}
+	if err := decodeParams(raw, &params); err != nil {
 		return nil, err
 	}
-	return r.Stop(), nil
+	return reply(s.member.RelayStop())
 }
 
 func (s *session) relayPause(raw json.RawMessage) (any, *Error) {
-	r, perr := s.myRelay(raw)
-	if perr != nil {
-		return nil, perr
+	var params struct{}
+	if err := decodeParams(raw, &params); err != nil {
+		return nil, err
 	}
-	info, err := r.Pause()
-	if err != nil {
-		return nil, relayErr(err)
-	}
-	return info, nil
+	return reply(s.member.RelayPause())
 }
 
 func (s *session) relayResume(raw json.RawMessage) (any, *Error) {
-	r, perr := s.myRelay(raw)
-	if perr != nil {
-		return nil, perr
+	var params struct{}
+	if err := decodeParams(raw, &params); err != nil {
+		return nil, err
 	}
-	info, err := r.Resume()
-	if err != nil {
-		return nil, relayErr(err)
-	}
-	return info, nil
+	return reply(s.member.RelayResume())
 }
 
-// authorizeTarget checks a relay destination: a token must be valid, for
-// that room; an admin target names its identity.
-func (s *Server) authorizeTarget(t relay.Target) (string, relay.Error) {
+// RelayAuthorizer returns the check of a relay destination rooms is given
+// (rooms.Config.AuthorizeRelay): a token must be valid, for that room, and
+// its sub is the identity the stream takes there; an admin target names
+// its identity.
+func RelayAuthorizer(tokens *Tokens) func(relay.Target) (string, relay.Error) {
+	return func(t relay.Target) (string, relay.Error) { return authorizeTarget(tokens, t) }
+}
+
+func authorizeTarget(tokens *Tokens, t relay.Target) (string, relay.Error) {
 	if t.Token == "" {
 		if !ValidName(t.Identity) {
 			return "", relay.ErrFailedJoinDest
 		}
 		return t.Identity, relay.ErrNone
 	}
-	c, err := s.tokens.Verify(t.Token)
+	c, err := tokens.Verify(t.Token)
 	if errors.Is(err, ErrTokenExpired) {
 		return "", relay.ErrDestTokenExpired
 	}
@@ -177,16 +119,16 @@ func (s *Server) authorizeTarget(t relay.Target) (string, relay.Error) {
 // relayRoutes adds the admin relay API.
 func (s *Server) relayRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/relays", s.admin(func(*http.Request) (int, any, *Error) {
-		return http.StatusOK, map[string]any{"relays": s.relays.List()}, nil
+		return http.StatusOK, map[string]any{"relays": s.rooms.ListRelays()}, nil
 	}))
 	mux.HandleFunc("POST /v1/relays", s.admin(s.postRelay))
 	mux.HandleFunc("PUT /v1/relays/{id}", s.admin(s.putRelay))
 	mux.HandleFunc("DELETE /v1/relays/{id}", s.admin(func(r *http.Request) (int, any, *Error) {
-		rl := s.relays.Get(r.PathValue("id"))
-		if rl == nil {
-			return 0, nil, Errorf(CodeNotFound, "relay %s not found", r.PathValue("id"))
+		info, err := s.rooms.StopRelay(r.PathValue("id"))
+		if err != nil {
+			return 0, nil, toError(err)
 		}
-		return http.StatusOK, rl.Stop(), nil
+		return http.StatusOK, info, nil
 	}))
 }
 
@@ -227,21 +169,11 @@ func (s *Server) postRelay(r *http.Request) (int, any, *Error) {
 	if perr != nil {
 		return 0, nil, perr
 	}
-	room := s.sfu.Room(in.Source.Room)
-	if room == nil {
-		return 0, nil, Errorf(CodeNotFound, "room %s not found", in.Source.Room)
-	}
-	p := room.Participant(in.Source.Identity)
-	sess := s.sessionOf(p)
-	if p == nil || sess == nil {
-		return 0, nil, Errorf(CodeNotFound, "%s is not connected to room %s", in.Source.Identity, in.Source.Room)
-	}
-	rl, err := s.relays.Start(p, ts, sess.relayNotify)
+	info, err := s.rooms.StartRelay(in.Source.Room, in.Source.Identity, ts)
 	if err != nil {
-		return 0, nil, relayErr(err)
+		return 0, nil, toError(err)
 	}
-	rl.Begin()
-	return http.StatusCreated, rl.Info(), nil
+	return http.StatusCreated, info, nil
 }
 
 func (s *Server) putRelay(r *http.Request) (int, any, *Error) {
@@ -255,13 +187,9 @@ func (s *Server) putRelay(r *http.Request) (int, any, *Error) {
 	if perr != nil {
 		return 0, nil, perr
 	}
-	rl := s.relays.Get(r.PathValue("id"))
-	if rl == nil {
-		return 0, nil, Errorf(CodeNotFound, "relay %s not found", r.PathValue("id"))
-	}
-	info, err := rl.Update(ts)
+	info, err := s.rooms.UpdateRelay(r.PathValue("id"), ts)
 	if err != nil {
-		return 0, nil, relayErr(err)
+		return 0, nil, toError(err)
 	}
 	return http.StatusOK, info, nil
 }

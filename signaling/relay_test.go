@@ -310,7 +310,7 @@ func TestRelaySourceLeaves(t *testing.T) {
 		var ev client.ParticipantEvent
 		return json.Unmarshal(p, &ev) == nil && ev.Participant.Role == "relay"
 	})
-	if n := len(ts.Srv.Relays().List()); n != 0 {
+	if n := len(ts.Rooms.Relays().List()); n != 0 {
 		t.Errorf("%d relays left", n)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/relaysfu/relayd/sfu"
+	"github.com/relaysfu/relayd/rooms"
 )
 
 // JSON-RPC 2.0 error codes, and the contract's own (PROTOCOL.md "Errors").
@@ -42,25 +42,37 @@ func Errorf(code int, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// toError maps any error to a protocol error: sfu sentinels to their codes,
-// anything unknown to -32603 (without leaking internals).
+// toError is the one place a refusal of rooms becomes a protocol error:
+// its kind gives the code, its message is the client's. Anything else (a
+// store that failed) is -32603, without leaking internals.
 func toError(err error) *Error {
 	var pe *Error
-	switch {
-	case errors.As(err, &pe):
+	if errors.As(err, &pe) {
 		return pe
-	case errors.Is(err, sfu.ErrBadSDP), errors.Is(err, sfu.ErrBadCandidate):
-		return Errorf(CodeInvalidParams, "%v", err)
-	case errors.Is(err, sfu.ErrForbidden):
-		return Errorf(CodeForbidden, "not allowed to publish in this room")
-	case errors.Is(err, sfu.ErrRoomNotFound):
-		return Errorf(CodeNotFound, "room not found")
-	case errors.Is(err, sfu.ErrRoomEnded):
-		return Errorf(CodeConflict, "room has ended")
-	case errors.Is(err, sfu.ErrWrongState), errors.Is(err, sfu.ErrClosed), errors.Is(err, sfu.ErrRoomExists):
-		return Errorf(CodeConflict, "%v", err)
 	}
-	return Errorf(CodeInternal, "internal error")
+	var re *rooms.Error
+	if !errors.As(err, &re) {
+		return Errorf(CodeInternal, "internal error")
+	}
+	code := CodeInternal
+	switch re.Kind {
+	case rooms.ErrInvalid:
+		code = CodeInvalidParams
+	case rooms.ErrForbidden:
+		code = CodeForbidden
+	case rooms.ErrNotFound:
+		code = CodeNotFound
+	case rooms.ErrConflict:
+		code = CodeConflict
+	case rooms.ErrTooMany:
+		code = CodeTooMany
+	case rooms.ErrRateLimited:
+		code = CodeRateLimited
+	}
+	if code == CodeInternal {
+		return Errorf(CodeInternal, "internal error")
+	}
+	return Errorf(code, "%s", re.Msg)
 }
 
 // message is any JSON-RPC message, decoded loosely so that each field's

@@ -12,44 +12,22 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/relaysfu/relayd/chat"
-	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/metrics"
-	"github.com/relaysfu/relayd/relay"
-	"github.com/relaysfu/relayd/sfu"
+	"github.com/relaysfu/relayd/rooms"
 )
 
 // Params are a Server's dependencies.
 type Params struct {
-	SFU            *sfu.SFU
+	// Rooms owns the rooms and their rules; signaling is its transport.
+	Rooms          *rooms.Rooms
 	Tokens         *Tokens
 	Metrics        *metrics.Metrics
 	Logger         *slog.Logger
 	AllowedOrigins []string // WebSocket origins allowed besides the server's own
 	AnyOrigin      bool     // --dev: allow every origin
-	// MaxRelayDestinations is --max-relay-destinations (default 4).
-	MaxRelayDestinations int
-	// Invitations is the co-host invitation state machine; its OnChange
-	// must call Server.InvitationChanged.
-	Invitations *invitations.Manager
-	// Store keeps room records (and the invitations, through the Manager).
-	Store invitations.Store
-	// Chat keeps the rooms' chat history.
-	Chat chat.Store
-	// Recordings serves the recordings API (nil: no recording).
-	Recordings Recordings
-	// Events, when set, receives the events webhooks tell (relay.state;
-	// the rest come from the sfu and invitations hooks in app).
-	Events func(typ, room string, data any)
 	// Cluster, when set, is cluster mode: requests for rooms on other
 	// nodes are bridged there (cluster.go, bridge.go).
 	Cluster Placement
-	// RelayRemote, in cluster mode, reaches relay destinations on other
-	// nodes.
-	RelayRemote relay.Remote
-	// RoomCreateRate is --room-create-rate: rooms one identity may
-	// create a minute (ratelimit.go); 0: no limit.
-	RoomCreateRate int
 	// MaxSocketsPerIdentity is --max-sockets-per-identity: the WebSockets
 	// one token sub may hold open at once (0: no cap). sockets.go.
 	MaxSocketsPerIdentity int
@@ -57,37 +35,26 @@ type Params struct {
 	JoinDeadline time.Duration
 }
 
-// Server serves the WebSocket signaling and the HTTP API.
+// Server serves the WebSocket signaling and the HTTP API: it decodes,
+// calls rooms, and encodes; in cluster mode it bridges and forwards.
 type Server struct {
-	sfu        *sfu.SFU
-	tokens     *Tokens
-	metrics    *metrics.Metrics
-	log        *slog.Logger
-	origins    map[string]bool
-	anyOrig    bool
-	upgrader   websocket.Upgrader
-	draining   atomic.Bool
-	relays     *relay.Manager
-	inv        *invitations.Manager
-	store      invitations.Store
-	chat       chat.Store
-	recordings Recordings
-	events     func(typ, room string, data any)
-	cluster    Placement
-	creates    *createLimiter // nil: no limit
-	sockets    *socketCounter // live sockets per identity (sockets.go)
+	rooms    *rooms.Rooms
+	tokens   *Tokens
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+	origins  map[string]bool
+	anyOrig  bool
+	upgrader websocket.Upgrader
+	draining atomic.Bool
+	cluster  Placement
+	sockets  *socketCounter // live sockets per identity (sockets.go)
 	// joinDeadline is how long a socket has to join.
 	joinDeadline time.Duration
 
 	mu       sync.Mutex
-	bridges  map[*websocket.Conn]bool      // guarded by mu: bridged clients
-	sessions map[*session]bool             // guarded by mu
-	byPart   map[*sfu.Participant]*session // guarded by mu: joined room sessions
-	chats    map[string]*roomChat          // guarded by mu
-	bans     map[string]map[string]bool    // guarded by mu: room -> banned identities
-	// byIdentity: every joined session, user sessions too (guarded by mu)
-	byIdentity map[string]map[*session]bool
-	wg         sync.WaitGroup // one per live session
+	bridges  map[*websocket.Conn]bool // guarded by mu: bridged clients
+	sessions map[*session]bool        // guarded by mu
+	wg       sync.WaitGroup           // one per live session
 }
 
 // NewServer makes a Server.
@@ -96,31 +63,17 @@ func NewServer(p Params) *Server {
 		p.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		sfu: p.SFU, tokens: p.Tokens, metrics: p.Metrics, log: p.Logger,
+		rooms: p.Rooms, tokens: p.Tokens, metrics: p.Metrics, log: p.Logger,
 		origins: map[string]bool{}, anyOrig: p.AnyOrigin,
-		sessions:   map[*session]bool{},
-		byPart:     map[*sfu.Participant]*session{},
-		byIdentity: map[string]map[*session]bool{},
-		inv:        p.Invitations,
-		store:      p.Store,
-		chat:       p.Chat,
-		recordings: p.Recordings,
-		events:     p.Events,
-		cluster:    p.Cluster,
-		creates:    newCreateLimiter(p.RoomCreateRate, nil),
-		bridges:    map[*websocket.Conn]bool{},
-		chats:      map[string]*roomChat{},
-		bans:       map[string]map[string]bool{},
-		sockets:    newSocketCounter(p.MaxSocketsPerIdentity),
+		sessions: map[*session]bool{},
+		cluster:  p.Cluster,
+		bridges:  map[*websocket.Conn]bool{},
+		sockets:  newSocketCounter(p.MaxSocketsPerIdentity),
 	}
 	s.joinDeadline = p.JoinDeadline
 	if s.joinDeadline <= 0 {
 		s.joinDeadline = DefaultJoinDeadline
 	}
-	s.relays = relay.NewManager(relay.Config{
-		SFU: p.SFU, MaxDestinations: p.MaxRelayDestinations, Authorize: s.authorizeTarget, Remote: p.RelayRemote,
-		Logger: p.Logger, Metrics: p.Metrics,
-	})
 	for _, o := range p.AllowedOrigins {
 		s.origins[strings.TrimRight(strings.ToLower(o), "/")] = true
 	}
@@ -211,19 +164,19 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.routeWS(w, r, claims) {
 		return
 	}
-	conn, err := s.upgrader.Upgrade(w, r, nil)
+	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
 	}
-	sess := newSession(s, conn, claims)
-	sess.slot = slot
-	s.admit(conn, func(on bool) {
+	c := newConn(s, ws, claims)
+	c.slot = slot
+	s.admit(ws, func(on bool) {
 		if on {
-			s.sessions[sess] = true
+			s.sessions[c.sess] = true
 		} else {
-			delete(s.sessions, sess)
+			delete(s.sessions, c.sess)
 		}
-	}, sess.serve)
+	}, c.serve)
 }
 
 // admit runs serve for a new connection, registered with register(true)
@@ -251,29 +204,6 @@ func (s *Server) admit(conn *websocket.Conn, register func(on bool), serve func(
 	serve()
 	return true
 }
-
-// sessionOf returns the session of a room participant, or nil.
-func (s *Server) sessionOf(p *sfu.Participant) *session {
-	if p == nil {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.byPart[p]
-}
-
-func (s *Server) bind(p *sfu.Participant, sess *session) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sess == nil {
-		delete(s.byPart, p)
-		return
-	}
-	s.byPart[p] = sess
-}
-
-// Relays returns the relay manager.
-func (s *Server) Relays() *relay.Manager { return s.relays }
 
 // count records one handled request in the metrics.
 func (s *Server) count(method string, code int) {
@@ -309,11 +239,10 @@ func (s *Server) Close(timeout time.Duration) {
 
 // Shutdown closes every session still open (with 1001, going away) and
 // bridged connection, and waits until they have cleaned up; once ctx is
-// done it closes their connections and waits for that. Call it after the
-// SFU has ended the rooms, so room participants were told why.
+// done it closes their connections and waits for that. Call it after
+// rooms has ended the rooms, so room participants were told why.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.Drain()
-	s.relays.Close()
 	s.mu.Lock()
 	for sess := range s.sessions {
 		sess.closeWith(websocket.CloseGoingAway, "server shutting down")
@@ -333,7 +262,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	case <-ctx.Done():
 		s.mu.Lock()
 		for sess := range s.sessions {
-			_ = sess.conn.Close()
+			_ = sess.conn.ws.Close()
 		}
 		s.mu.Unlock()
 		<-done

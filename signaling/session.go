@@ -4,78 +4,40 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"runtime/debug"
 	"strconv"
 	"sync"
-	"sync/atomic"
-	"time"
 
-	"github.com/gorilla/websocket"
-	"golang.org/x/time/rate"
-
+	"github.com/relaysfu/relayd/rooms"
 	"github.com/relaysfu/relayd/sfu"
 )
 
-// Socket limits (PROTOCOL.md "Errors").
-const (
-	maxFrame     = 65536 // bytes; a larger frame closes the socket with 1009
-	requestRate  = 50    // requests per second per connection...
-	requestBurst = 100   // ...with bursts of this many
-	// outQueue bounds the messages waiting for a slow client. A join into
-	// a busy room sends one notification per participant; 1024 is far
-	// beyond what a live client lags by. A client that falls this far
-	// behind is closed rather than buffered without end.
-	outQueue = 1024
-	// pingPeriod keeps NATs open and finds dead peers: a client that
-	// answers no ping for pongWait is gone, and its participant leaves.
-	pingPeriod   = 15 * time.Second
-	pongWait     = 45 * time.Second
-	writeTimeout = 10 * time.Second
-)
-
-// out is one frame to send, or the close that ends the session.
-type out struct {
-	data   []byte
-	close  bool
-	code   int
-	reason string
-}
-
-// session is one WebSocket connection. Its reader goroutine (serve) runs the
-// handlers one message at a time, so session state needs no lock except
-// where sfu callbacks (Notify) touch it: those only enqueue frames.
+// session is one client's logical session: who it is (its token's
+// claims), the rooms member it joined as, the server requests it has been
+// sent and not yet answered, and its outbox: every response and
+// notification for the client, in order. Rooms tells it events through
+// Notify (it is the member's rooms.Sink), which only turns each into a
+// frame and queues it.
 //
-// Goroutines: serve (the HTTP handler's own goroutine) and writeLoop,
-// started and waited for by serve.
+// Its connection (conn.go) is the transport: the WebSocket whose reader
+// hands the session the client's messages and whose writer sends the
+// outbox. Today a session has exactly one connection and ends with it;
+// resume (issue 19) will keep a session across connections, and give its
+// outbox a per-session seq and a replay buffer.
 type session struct {
-	srv         *Server
-	conn        *websocket.Conn
-	claims      *Claims
-	log         *slog.Logger
-	limiter     *rate.Limiter
-	chatLimiter *rate.Limiter
-	started     time.Time   // upgrade time, for the join latency metric
-	joinBy      time.Time   // started + the join deadline: no join by then closes the socket
-	slot        *socketSlot // the socket's place in its identity's count; released once closing
+	srv    *Server
+	conn   *conn // the connection serving it
+	claims *Claims
+	log    *slog.Logger
+	out    *outbox
 
-	// The outgoing queue: a slice that grows only while a burst waits
-	// (a buffered channel of outQueue slots would cost 8 KB per idle
-	// session), and a wake-up for the writer.
-	outMu     sync.Mutex
-	outQ      []*out // guarded by outMu
-	outSpare  []*out // guarded by outMu: the writer's last batch, for reuse
-	outWake   chan struct{}
-	done      chan struct{} // closed when the writer must stop
-	closeOnce sync.Once
-
-	// reader-owned
+	// Owned by the connection's reader, which runs the handlers one
+	// message at a time.
 	joined bool
-	user   bool // a user session: no room, invitations only
-	p      *sfu.Participant
-	part   atomic.Pointer[sfu.Participant] // p, for other goroutines (Notify)
-	after  func()                          // runs after the current response is queued
-	curID  json.RawMessage                 // id of the request being served; nil for a notification
+	user   bool          // a user session: no room, invitations only
+	member *rooms.Member // set by join
+	after  func()        // runs after the current response is queued
+	curID  json.RawMessage
 
 	mu        sync.Mutex
 	nextID    int
@@ -83,177 +45,30 @@ type session struct {
 	lastOffer string            // id of the newest "offer" request
 }
 
-func newSession(srv *Server, conn *websocket.Conn, c *Claims) *session {
-	now := time.Now()
+func newSession(srv *Server, c *conn, cl *Claims) *session {
 	return &session{
-		srv: srv, conn: conn, claims: c,
-		log:         srv.log.With("participant", c.Identity(), "room", c.Room),
-		limiter:     rate.NewLimiter(requestRate, requestBurst),
-		chatLimiter: rate.NewLimiter(chatRate, chatBurst),
-		started:     now,
-		joinBy:      now.Add(srv.joinDeadline),
-		outWake:     make(chan struct{}, 1),
-		done:        make(chan struct{}),
-		pending:     map[string]string{},
+		srv: srv, conn: c, claims: cl,
+		log:     srv.log.With("participant", cl.Identity(), "room", cl.Room),
+		out:     newOutbox(),
+		pending: map[string]string{},
 	}
 }
 
-// serve runs the session until the socket closes, then cleans up.
-func (s *session) serve() {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.writeLoop()
-	}()
-	s.conn.SetReadLimit(maxFrame)
-	_ = s.conn.SetReadDeadline(s.readDeadline())
-	s.conn.SetPongHandler(func(string) error {
-		return s.conn.SetReadDeadline(s.readDeadline())
-	})
-	for {
-		typ, frame, err := s.conn.ReadMessage()
-		if err != nil {
-			var ne net.Error
-			switch {
-			case errors.Is(err, websocket.ErrReadLimit):
-				s.log.Info("frame over the limit; closing", "limit", maxFrame)
-			case !s.joined && errors.As(err, &ne) && ne.Timeout():
-				// Nothing else is sent: the close says why.
-				s.log.Info("no join before the deadline; closing", "deadline", s.joinBy.Sub(s.started))
-				s.slot.release()
-				_ = s.conn.WriteControl(websocket.CloseMessage,
-					websocket.FormatCloseMessage(closeJoinDeadline, "join deadline passed"), time.Now().Add(time.Second))
-			}
-			break
-		}
-		if typ != websocket.TextMessage {
-			s.send(encodeError(nullID, Errorf(CodeInvalidRequest, "invalid request: frames must be text")))
-		} else {
-			s.handle(frame)
-		}
-		_ = s.conn.SetReadDeadline(s.readDeadline())
+// end ends the session once its connection is gone: the member leaves
+// (its relay stops, its tracks are unpublished) and nothing more is
+// queued.
+func (s *session) end() {
+	if s.member != nil {
+		s.member.Close()
 	}
-	s.slot.release()
-	if s.joined {
-		s.srv.register(s.claims.Identity(), s, false)
-	}
-	if s.p != nil {
-		s.srv.relays.SourceGone(s.p)
-		s.p.Leave()
-		s.srv.bind(s.p, nil)
-	}
-	s.stop()
-	wg.Wait()
-	_ = s.conn.Close()
-}
-
-// readDeadline is when the socket is given up if nothing (not even a pong)
-// comes: pongWait from now once joined, the join deadline before.
-func (s *session) readDeadline() time.Time {
-	if !s.joined {
-		return s.joinBy
-	}
-	return time.Now().Add(pongWait)
-}
-
-// stop makes the writer finish.
-func (s *session) stop() { s.closeOnce.Do(func() { close(s.done) }) }
-
-// writeLoop sends queued frames and pings until stopped or until a close
-// is queued.
-func (s *session) writeLoop() {
-	ping := time.NewTicker(pingPeriod)
-	defer ping.Stop()
-	for {
-		select {
-		case <-s.outWake:
-			batch := s.takeQueued()
-			for _, m := range batch {
-				if !s.write(m) {
-					return
-				}
-			}
-			s.recycle(batch)
-		case <-ping.C:
-			_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if err := s.conn.WriteMessage(websocket.PingMessage, nil); err != nil {
-				_ = s.conn.Close()
-				return
-			}
-		case <-s.done:
-			return
-		}
-	}
-}
-
-// write sends one queued frame; false ends the writer.
-func (s *session) write(m *out) bool {
-	_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if m.close {
-		_ = s.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(m.code, m.reason))
-		// Unblock the reader: the peer may never answer the close.
-		_ = s.conn.SetReadDeadline(time.Now().Add(time.Second))
-		return false
-	}
-	if err := s.conn.WriteMessage(websocket.TextMessage, m.data); err != nil {
-		_ = s.conn.Close()
-		return false
-	}
-	return true
-}
-
-// takeQueued hands the writer everything queued so far, in order.
-func (s *session) takeQueued() []*out {
-	s.outMu.Lock()
-	defer s.outMu.Unlock()
-	batch := s.outQ
-	s.outQ, s.outSpare = s.outSpare[:0], nil
-	return batch
-}
-
-// recycle keeps a written batch's array for the next one, unless a burst
-// made it big: an idle session holds no more than a few slots.
-func (s *session) recycle(batch []*out) {
-	if cap(batch) > 16 {
-		return
-	}
-	clear(batch)
-	s.outMu.Lock()
-	if s.outSpare == nil {
-		s.outSpare = batch[:0]
-	}
-	s.outMu.Unlock()
-}
-
-// enqueue adds m for the writer; false when outQueue frames are already
-// waiting (or the session is stopping).
-func (s *session) enqueue(m *out) bool {
-	select {
-	case <-s.done:
-		return true // stopping: nothing will be sent, and that is no fault
-	default:
-	}
-	s.outMu.Lock()
-	if len(s.outQ) >= outQueue {
-		s.outMu.Unlock()
-		return false
-	}
-	s.outQ = append(s.outQ, m)
-	s.outMu.Unlock()
-	select {
-	case s.outWake <- struct{}{}:
-	default: // the writer is already woken
-	}
-	return true
+	s.out.close()
 }
 
 // send queues a frame; a client too slow to take it is disconnected.
 func (s *session) send(frame []byte) {
-	if !s.enqueue(&out{data: frame}) {
+	if !s.out.push(&out{data: frame}) {
 		s.log.Warn("client too slow; closing", "queued", outQueue)
-		s.stop()
-		_ = s.conn.Close()
+		s.conn.abort()
 	}
 }
 
@@ -261,23 +76,24 @@ func (s *session) send(frame []byte) {
 // socket stops counting against its identity's cap at once (a session
 // replaced by a newer one frees its place for the next).
 func (s *session) closeWith(code int, reason string) {
-	s.slot.release()
-	if !s.enqueue(&out{close: true, code: code, reason: reason}) {
-		s.stop()
-		_ = s.conn.Close()
+	s.conn.slot.release()
+	if !s.out.push(&out{close: true, code: code, reason: reason}) {
+		s.conn.abort()
 	}
 }
 
-// request sends a server-to-client request and remembers its id.
+// request sends a server-to-client request and remembers its id. The id
+// is taken and the frame queued under one lock, so requests go out in the
+// order of their ids.
 func (s *session) request(method string, params any) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.nextID++
 	id := "s" + strconv.Itoa(s.nextID) // never collides with a client's numeric ids
 	s.pending[id] = method
 	if method == "offer" {
 		s.lastOffer = id
 	}
-	s.mu.Unlock()
 	s.send(encodeRequest(id, method, params))
 }
 
@@ -292,66 +108,58 @@ func (s *session) keepOffer(id string) {
 	}
 }
 
-// Notify implements sfu.EventSink: turn a room event into a frame.
-func (s *session) Notify(ev sfu.Event) {
+// Notify implements rooms.Sink: an event for the member's client becomes
+// a frame in the outbox.
+func (s *session) Notify(ev rooms.Event) {
 	switch e := ev.(type) {
 	case sfu.SubscriberOffer:
 		s.request("offer", map[string]string{"sdp": e.SDP})
 	case sfu.ICECandidate:
-		s.send(encodeNotification("trickle", trickleParams{Target: string(e.Target), Candidate: e.Candidate}))
+		s.notify("trickle", trickleParams{Target: string(e.Target), Candidate: e.Candidate})
 	case sfu.ParticipantJoined:
-		s.send(encodeNotification("participant.joined", map[string]any{"participant": e.Participant}))
+		s.notify("participant.joined", map[string]any{"participant": e.Participant})
 	case sfu.ParticipantLeft:
-		s.send(encodeNotification("participant.left", map[string]any{"participant": e.Participant}))
+		s.notify("participant.left", map[string]any{"participant": e.Participant})
 	case sfu.ParticipantUpdated:
-		s.send(encodeNotification("participant.updated", map[string]any{"participant": e.Participant}))
+		s.notify("participant.updated", map[string]any{"participant": e.Participant})
 	case sfu.TrackPublished:
-		s.send(encodeNotification("track.published", map[string]any{"track": e.Track}))
+		s.notify("track.published", map[string]any{"track": e.Track})
 	case sfu.TrackUnpublished:
-		s.send(encodeNotification("track.unpublished", map[string]any{"track": e.Track}))
+		s.notify("track.unpublished", map[string]any{"track": e.Track})
 	case sfu.RoomUpdated:
-		s.send(encodeNotification("room.updated", map[string]any{"room": e.Room}))
+		s.notify("room.updated", map[string]any{"room": e.Room})
 	case sfu.SessionEnded:
-		// The room ended (or a newer session took over): stop this
-		// participant's relay first, so its relay.state reaches the
-		// client before the close.
-		if p := s.part.Load(); p != nil {
-			s.srv.relays.SourceGone(p)
-		}
+		// The room ended, a newer session took over, or a kick: the
+		// member's relay has stopped, its relay.state is queued before.
 		s.closeWith(e.Code, e.Reason)
+	case rooms.InvitationUpdated:
+		s.notify("invitation.updated", map[string]any{"invitation": e.Invitation})
+	case rooms.RelayState:
+		s.notify("relay.state", e.StateParams)
+	case rooms.RelayEvent:
+		s.notify("relay.event", e.EventParams)
+	case rooms.ChatMessage:
+		s.notify("chat.message", map[string]any{"message": e.Message})
+	case rooms.ChatDeleted:
+		s.notify("chat.deleted", map[string]any{"id": e.ID})
+	default:
+		s.log.Error("an event signaling does not know: dropped", "event", ev)
 	}
 }
 
-// handle serves one frame.
-func (s *session) handle(frame []byte) {
-	m, id, perr := parse(frame)
-	if perr != nil {
-		s.send(encodeError(id, perr))
-		return
-	}
-	if m.Method == nil {
-		s.handleResponse(m)
-		return
-	}
-	isRequest := m.ID != nil
-	var method string
-	_ = json.Unmarshal(m.Method, &method)
-	if isRequest && !s.limiter.Allow() {
-		s.srv.count(method, CodeRateLimited)
-		s.send(encodeError(id, Errorf(CodeRateLimited, "rate limited: at most %d requests per second", requestRate)))
-		return
-	}
-	s.curID = nil
-	if isRequest {
-		s.curID = id
-	}
-	result, err := s.safeDispatch(method, m.Params)
+func (s *session) notify(method string, params any) { s.send(encodeNotification(method, params)) }
+
+// handleCall serves one request (id set) or notification (id nil) from
+// the client.
+func (s *session) handleCall(method string, id json.RawMessage, params json.RawMessage) {
+	s.curID = id
+	result, err := s.safeDispatch(method, params)
 	code := 0
 	if err != nil {
 		code = err.Code
 	}
 	s.srv.count(method, code)
-	if isRequest && result != responded {
+	if id != nil && result != responded {
 		if err != nil {
 			s.send(encodeError(id, err))
 		} else {
@@ -397,11 +205,11 @@ func (s *session) handleResponse(m *message) {
 	method, ok := s.pending[id]
 	delete(s.pending, id)
 	s.mu.Unlock()
-	if !ok || method != "offer" || s.p == nil {
+	if !ok || method != "offer" || s.member == nil || s.user {
 		return
 	}
 	if m.Error != nil && string(m.Error) != "null" {
-		s.p.SubscriberOfferFailed()
+		s.member.SubscriberOfferFailed()
 		return
 	}
 	// A malformed answer gets -32602 and changes nothing (PROTOCOL.md "Bad
@@ -414,8 +222,8 @@ func (s *session) handleResponse(m *message) {
 		s.send(encodeError(m.ID, Errorf(CodeInvalidParams, "invalid params: the offer's result must be {sdp: string}")))
 		return
 	}
-	if err := s.p.SetSubscriberAnswer(res.SDP); err != nil {
-		if errors.Is(err, sfu.ErrBadSDP) {
+	if err := s.member.SubscriberAnswer(res.SDP); err != nil {
+		if errors.Is(err, rooms.ErrInvalid) {
 			s.keepOffer(id)
 		}
 		s.send(encodeError(m.ID, toError(err)))

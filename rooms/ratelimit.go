@@ -1,4 +1,4 @@
-package signaling
+package rooms
 
 import (
 	"sync"
@@ -118,14 +118,4 @@ func (l *createLimiter) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.buckets)
-}
-
-// mayCreateRoom counts a room creation by identity: nil, or the 4029 to
-// answer (and then nothing may be created).
-func (s *Server) mayCreateRoom(identity string) *Error {
-	if s.creates.allow(identity) {
-		return nil
-	}
-	s.log.Debug("room creation rate limited", "identity", identity)
-	return Errorf(CodeRateLimited, "rate limited: %s may create at most %d rooms a minute", identity, s.creates.perMinute)
 }

@@ -1,4 +1,4 @@
-package app
+package rooms
 
 // Room retention (--room-retention, default 720h = 30 days; 0 keeps ended
 // rooms forever). A room that has been ended (or recorded) for longer is

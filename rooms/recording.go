@@ -1,4 +1,4 @@
-package app
+package rooms
 
 import (
 	"encoding/json"
@@ -11,13 +11,31 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/relaysfu/relayd/recorder"
 	"github.com/relaysfu/relayd/sfu"
-	"github.com/relaysfu/relayd/signaling"
 )
 
-// recordings records rooms: one recorder.Recorder per participant (its
+// RecordingInfo is one finished recording as GET
+// /v1/rooms/{room}/recordings lists it (and its sidecar file stores it).
+type RecordingInfo struct {
+	Name        string    `json:"name"` // the file name, for the download URL
+	Participant string    `json:"participant"`
+	Size        int64     `json:"size"`      // bytes
+	Duration    float64   `json:"duration"`  // seconds
+	Tracks      []string  `json:"tracks"`    // "audio/opus", "video/VP8"
+	StartedAt   time.Time `json:"startedAt"` // first media written
+	URL         string    `json:"url"`       // where to download it
+	// Cut: the server was killed while recording; the file was repaired
+	// at its next start. It ends up to a few seconds before the kill
+	// (what was still buffered was lost).
+	Cut bool `json:"cut"`
+}
+
+// recordings is the recording policy: which rooms are recorded (all with
+// --record, else those asked for), and what happens to a room's
+// recordings. It records rooms: one recorder.Recorder per participant (its
 // audio and video in one WebM), a Sink on each of its up tracks. When the
 // room ends the files are finalized, described in a JSON file beside each
 // (sizes and durations for the API: the sidecar, <file>.webm.json),
@@ -27,7 +45,7 @@ import (
 type recordings struct {
 	dir  string
 	all  bool // --record
-	sfu  func() *sfu.SFU
+	sfu  *sfu.SFU
 	emit func(typ, room string, data any)
 	log  *slog.Logger
 
@@ -37,7 +55,7 @@ type recordings struct {
 	wg     sync.WaitGroup                                     // finalizations under way
 }
 
-func (rs *recordings) SetRecording(room string, on bool) {
+func (rs *recordings) setRecording(room string, on bool) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rs.on[room] = on
@@ -52,11 +70,15 @@ func (rs *recordings) wanted(room string) bool {
 	return rs.all
 }
 
-// onTrack is the sfu's OnTrack hook: a published track of a recorded room
-// gets a recorder sink.
+// onTrack follows the sfu's TrackChanged: a published track of a recorded
+// room gets a recorder sink.
 func (rs *recordings) onTrack(r *sfu.Room, p *sfu.Participant, up *sfu.UpTrack, published bool) {
 	if !published || !rs.wanted(r.Name()) {
 		return
+	}
+	name := p.Identity()
+	if p.Role() == sfu.RoleRelay { // read before rs.mu: no sfu lock under it
+		name += ".relay"
 	}
 	rs.mu.Lock()
 	recs := rs.active[r.Name()]
@@ -66,10 +88,6 @@ func (rs *recordings) onTrack(r *sfu.Room, p *sfu.Participant, up *sfu.UpTrack, 
 	}
 	rec := recs[p]
 	if rec == nil {
-		name := p.Identity()
-		if p.Role() == sfu.RoleRelay {
-			name += ".relay"
-		}
 		var err error
 		rec, err = recorder.New(recorder.Params{Dir: rs.dir, Room: r.Name(), Participant: name, Logger: rs.log})
 		if err != nil {
@@ -105,21 +123,21 @@ func (rs *recordings) roomEnded(room string) {
 				rs.log.Error("recording", "room", room, "err", err)
 				continue
 			}
-			info := signaling.RecordingInfo{
+			info := RecordingInfo{
 				Name: filepath.Base(f.Path), Participant: f.Participant, Size: f.Size,
 				Duration: f.Duration.Seconds(), Tracks: f.Tracks, StartedAt: f.StartedAt,
 			}
 			rs.describe(room, info) // listed before anyone hears of it
 			rs.announce(room, info)
 		}
-		if r := rs.sfu().Room(room); r != nil {
+		if r := rs.sfu.Room(room); r != nil {
 			r.MarkRecorded()
 		}
 	}()
 }
 
 // describe writes a finished recording's sidecar, which lists it.
-func (rs *recordings) describe(room string, info signaling.RecordingInfo) {
+func (rs *recordings) describe(room string, info RecordingInfo) {
 	path := filepath.Join(recorder.RoomDir(rs.dir, room), info.Name) + sidecarSuffix
 	if err := writeSidecar(path, info); err != nil {
 		rs.log.Error("recording description", "room", room, "participant", info.Participant, "file", info.Name, "err", err)
@@ -127,7 +145,7 @@ func (rs *recordings) describe(room string, info signaling.RecordingInfo) {
 }
 
 // announce emits recording.completed.
-func (rs *recordings) announce(room string, info signaling.RecordingInfo) {
+func (rs *recordings) announce(room string, info RecordingInfo) {
 	rs.emit("recording.completed", room, map[string]any{
 		"participant": info.Participant, "file": info.Name, "size": info.Size,
 		"duration_ms": int64(math.Round(info.Duration * 1000)), "tracks": info.Tracks, "started_at": info.StartedAt,
@@ -140,7 +158,7 @@ const sidecarSuffix = ".json"
 
 // writeSidecar writes path through a temporary file renamed over it: a
 // crash leaves the whole description or none, never half of one.
-func writeSidecar(path string, info signaling.RecordingInfo) error {
+func writeSidecar(path string, info RecordingInfo) error {
 	b, err := json.Marshal(info)
 	if err != nil {
 		return err
@@ -159,7 +177,7 @@ func writeSidecar(path string, info signaling.RecordingInfo) error {
 // described reports whether the recording at path has a readable sidecar.
 func described(path string) bool {
 	b, err := os.ReadFile(path + sidecarSuffix)
-	var info signaling.RecordingInfo
+	var info RecordingInfo
 	return err == nil && json.Unmarshal(b, &info) == nil
 }
 
@@ -201,7 +219,7 @@ func (rs *recordings) repairRoom(room, dir string) {
 		return
 	}
 	cut := false
-	var repaired []signaling.RecordingInfo
+	var repaired []RecordingInfo
 	for _, e := range entries {
 		path := filepath.Join(dir, e.Name())
 		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".webm") || described(path) {
@@ -223,7 +241,7 @@ func (rs *recordings) repairRoom(room, dir string) {
 		}
 		rs.log.Warn("recording cut short (the server was killed): repaired", "room", room, "participant", participant,
 			"file", e.Name(), "duration", res.Duration, "frames", res.Frames, "dropped_bytes", res.Dropped, "cues", res.Cues)
-		repaired = append(repaired, signaling.RecordingInfo{
+		repaired = append(repaired, RecordingInfo{
 			Name: e.Name(), Participant: participant, Size: res.Size, Duration: res.Duration.Seconds(),
 			Tracks: res.Tracks, StartedAt: started, Cut: true,
 		})
@@ -234,7 +252,7 @@ func (rs *recordings) repairRoom(room, dir string) {
 	// recorded before the sidecars: a crash in between repairs the files
 	// again at the next start (to the same bytes), and the room is not
 	// left ended with every file described.
-	if r := rs.sfu().Room(room); r != nil {
+	if r := rs.sfu.Room(room); r != nil {
 		r.MarkRecorded()
 	}
 	// Announced before described: webhooks are delivered only once the
@@ -247,8 +265,8 @@ func (rs *recordings) repairRoom(room, dir string) {
 	}
 }
 
-// List implements signaling.Recordings.
-func (rs *recordings) List(room string) ([]signaling.RecordingInfo, error) {
+// list returns a room's finished recordings, oldest first.
+func (rs *recordings) list(room string) ([]RecordingInfo, error) {
 	dir := recorder.RoomDir(rs.dir, room)
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -257,7 +275,7 @@ func (rs *recordings) List(room string) ([]signaling.RecordingInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []signaling.RecordingInfo
+	var out []RecordingInfo
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".webm.json") {
 			continue
@@ -266,7 +284,7 @@ func (rs *recordings) List(room string) ([]signaling.RecordingInfo, error) {
 		if err != nil {
 			continue
 		}
-		var info signaling.RecordingInfo
+		var info RecordingInfo
 		if json.Unmarshal(b, &info) == nil {
 			info.URL = "/v1/rooms/" + url.PathEscape(room) + "/recordings/" + url.PathEscape(info.Name)
 			out = append(out, info)
@@ -276,9 +294,9 @@ func (rs *recordings) List(room string) ([]signaling.RecordingInfo, error) {
 	return out, nil
 }
 
-// Path implements signaling.Recordings: only finished recordings (those
-// with a description) of that room, never a path outside it.
-func (rs *recordings) Path(room, name string) (string, error) {
+// path returns the file of a finished recording (one with a description)
+// of that room, never a path outside it; os.ErrNotExist if none.
+func (rs *recordings) path(room, name string) (string, error) {
 	if name != filepath.Base(name) || !strings.HasSuffix(name, ".webm") {
 		return "", os.ErrNotExist
 	}
@@ -291,3 +309,37 @@ func (rs *recordings) Path(room, name string) (string, error) {
 
 // wait waits for the finalizations under way.
 func (rs *recordings) wait() { rs.wg.Wait() }
+
+// SetRecording turns recording of a room on or off, for the tracks
+// published from then on (the HTTP API); ErrNotFound without the room.
+func (r *Rooms) SetRecording(room string, on bool) error {
+	if r.sfu.Room(room) == nil {
+		return errorf(ErrNotFound, "room %s not found", room)
+	}
+	r.rec.setRecording(room, on)
+	return nil
+}
+
+// Recordings returns a room's finished recordings, oldest first (never
+// nil); ErrNotFound without the room.
+func (r *Rooms) Recordings(room string) ([]RecordingInfo, error) {
+	if r.sfu.Room(room) == nil {
+		return nil, errorf(ErrNotFound, "room %s not found", room)
+	}
+	list, err := r.rec.list(room)
+	if list == nil {
+		list = []RecordingInfo{}
+	}
+	return list, err
+}
+
+// RecordingPath returns the file of one of a room's finished recordings,
+// or ErrNotFound. (Who may download it is the transport's to check: it
+// knows the tokens.)
+func (r *Rooms) RecordingPath(room, name string) (string, error) {
+	p, err := r.rec.path(room, name)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", errorf(ErrNotFound, "recording not found")
+	}
+	return p, err
+}

@@ -1,0 +1,199 @@
+package rooms
+
+// Chat, bans and kicks: a room's moderation (PROTOCOL.md "Chat").
+
+import (
+	"sync"
+	"time"
+
+	"github.com/relaysfu/relayd/chat"
+	"github.com/relaysfu/relayd/sfu"
+)
+
+// Chat limits. 2000 characters is the contract's; 5 messages a second with
+// bursts of 10 per member lets a person type fast and paste a few lines,
+// and stops a script from flooding a room of viewers.
+const (
+	ChatMaxChars = 2000
+	ChatRate     = 5
+	ChatBurst    = 10
+	// HistoryLimit is chat.history's default page, HistoryMax its largest.
+	HistoryLimit = 50
+	HistoryMax   = 200
+)
+
+// kickedCode and kickedReason close a kicked member's session (the
+// contract's 4003).
+const (
+	kickedCode   = 4003
+	kickedReason = "kicked by the host"
+)
+
+// roomChat orders a room's messages: each is appended and queued for
+// delivery under mu, so every member gets them in the order of their ids,
+// and delivered after mu is released (ordered).
+type roomChat struct {
+	mu  sync.Mutex
+	out ordered
+}
+
+func (r *Rooms) chatOf(room string) *roomChat {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.chats[room]
+	if c == nil {
+		c = &roomChat{}
+		r.chats[room] = c
+	}
+	return c
+}
+
+// ChatSend sends text (1-ChatMaxChars characters: the transport checks
+// the params) to the member's room: the others get ChatMessage, the member
+// gets the stored message back. Over the member's chat rate:
+// ErrRateLimited.
+func (m *Member) ChatSend(text string) (chat.Message, error) {
+	if err := m.inRoom(); err != nil {
+		return chat.Message{}, err
+	}
+	if !m.chat.Allow() {
+		m.r.metrics.Chat.WithLabelValues("rate_limited").Inc()
+		return chat.Message{}, errorf(ErrRateLimited, "rate limited: at most %d chat messages per second", ChatRate)
+	}
+	room := m.p.Room()
+	rc := m.r.chatOf(room.Name())
+	rc.mu.Lock()
+	msg, err := m.r.chat.Append(chat.Message{
+		Room: room.Name(),
+		From: chat.Sender{Identity: m.identity, Name: m.name, Role: string(m.p.Role())},
+		Text: text,
+		At:   time.Now().UTC(),
+	})
+	if err == nil {
+		rc.out.push(m.r.fanOut(room, m.p, ChatMessage{Message: msg}))
+	}
+	rc.mu.Unlock()
+	if err != nil {
+		m.log.Error("chat append", "err", err)
+		return chat.Message{}, err
+	}
+	rc.out.drain()
+	m.r.metrics.Chat.WithLabelValues("sent").Inc()
+	return msg, nil
+}
+
+// fanOut returns what tells ev to every member of room but except.
+func (r *Rooms) fanOut(room *sfu.Room, except *sfu.Participant, ev Event) func() {
+	return func() {
+		for _, m := range r.roomMembers(room, except) {
+			m.deliver(ev)
+		}
+	}
+}
+
+// ChatHistory returns up to limit messages (0: HistoryLimit; at most
+// HistoryMax) of the member's room before the message id before ("" the
+// newest), newest last.
+func (m *Member) ChatHistory(before string, limit int) ([]chat.Message, error) {
+	if err := m.inRoom(); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		limit = HistoryLimit
+	}
+	limit = min(limit, HistoryMax)
+	msgs, err := m.r.chat.History(m.room, before, limit)
+	if err != nil {
+		m.log.Error("chat history", "err", err)
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// ChatDelete deletes a message of the host's room: the others get
+// ChatDeleted.
+func (m *Member) ChatDelete(id string) error {
+	if err := m.hostOnly(); err != nil {
+		return err
+	}
+	room := m.p.Room()
+	rc := m.r.chatOf(room.Name())
+	rc.mu.Lock()
+	err := m.r.chat.Delete(room.Name(), id)
+	if err == nil {
+		rc.out.push(m.r.fanOut(room, m.p, ChatDeleted{ID: id}))
+	}
+	rc.mu.Unlock()
+	if err != nil {
+		return fromChat(err, id)
+	}
+	rc.out.drain()
+	m.r.metrics.Chat.WithLabelValues("deleted").Inc()
+	return nil
+}
+
+func (r *Rooms) banned(room, identity string) bool {
+	r.banMu.Lock()
+	defer r.banMu.Unlock()
+	return r.bans[room][identity]
+}
+
+func (r *Rooms) ban(room, identity string) {
+	r.banMu.Lock()
+	defer r.banMu.Unlock()
+	if r.bans[room] == nil {
+		r.bans[room] = map[string]bool{}
+	}
+	r.bans[room][identity] = true
+}
+
+// Kick takes identity out of the host's room. The contract's relay
+// section allows one identity twice in a room, as a direct participant
+// and as a relay (the role tells them apart): a kick addresses the
+// identity, so both go.
+//   - Its direct participant: its stage ends (its accepted invitation is
+//     removed), the relay it sources stops, its tracks are unpublished,
+//     and its session closes with 4003.
+//   - Its relay participant(s) in this room: each leaves the room
+//     (track.unpublished, participant.left), and its relay drops this
+//     destination (relay.event disconnect naming the room, at the source).
+//
+// With ban, the identity's joins to this room are refused (4003) until the
+// room ends, its relays' joins too (the publish gate refuses a banned
+// identity); an absent identity can be banned ahead. Without ban, an
+// identity that is in the room neither way is ErrNotFound. The host cannot
+// kick itself.
+func (m *Member) Kick(identity string, ban bool) error {
+	if err := m.hostOnly(); err != nil {
+		return err
+	}
+	if identity == m.identity {
+		return errorf(ErrForbidden, "forbidden: the host cannot kick itself")
+	}
+	room := m.p.Room()
+	direct := room.Participant(identity)
+	relays := relaysOf(room, identity)
+	if direct == nil && len(relays) == 0 && !ban {
+		return errorf(ErrNotFound, "%s is not in the room", identity)
+	}
+	if ban {
+		m.r.ban(room.Name(), identity)
+	}
+	if direct == nil && len(relays) == 0 {
+		return nil
+	}
+	if m.r.inv.IsCohost(room.Name(), identity) {
+		// Its relays into this room lose the gate with it (applyInvitation).
+		if _, err := m.r.inv.Remove(room.Name(), m.identity, identity); err != nil {
+			m.log.Warn("ending a kicked co-host's stage", "err", err)
+		}
+	}
+	if direct != nil {
+		m.r.relays.SourceGone(direct)
+		direct.Remove(kickedCode, kickedReason)
+	}
+	for _, p := range relays {
+		p.Remove(kickedCode, kickedReason) // gone already when its invitation ended
+	}
+	return nil
+}

@@ -1,0 +1,168 @@
+package rooms
+
+// Relays (PROTOCOL.md "Relay"): the relay package runs them; here are who
+// may start one, from where to where, and where its notifications go.
+
+import (
+	"github.com/relaysfu/relayd/relay"
+)
+
+// checkDestinations refuses a destination set that names a room twice or
+// the source room itself (ErrInvalid): the params' own faults, answered
+// before who may relay is looked at. (Emptiness and the limit are the
+// relay's to judge: they come with relay events.)
+func checkDestinations(srcRoom string, ts []relay.Target) error {
+	seen := map[string]bool{}
+	for _, t := range ts {
+		if srcRoom != "" && t.Room == srcRoom {
+			return errorf(ErrInvalid, "invalid params: %s is the source room", t.Room)
+		}
+		if seen[t.Room] {
+			return errorf(ErrInvalid, "invalid params: room %s given twice", t.Room)
+		}
+		seen[t.Room] = true
+	}
+	return nil
+}
+
+// relayNotify sends a relay's notifications to its source member (and
+// relay.state to the webhooks, as an event of the source room).
+func (r *Rooms) relayNotify(m *Member) relay.Notify {
+	return func(_ string, params any) {
+		switch p := params.(type) {
+		case relay.StateParams:
+			m.deliver(RelayState{p})
+			r.emit("relay.state", m.room, p)
+		case relay.EventParams:
+			m.deliver(RelayEvent{p})
+		}
+	}
+}
+
+// RelayStart relays the member's published tracks into ts. It returns the
+// relay object (state connecting) and what begins it, to run once the
+// transport has answered, so that its notifications follow the answer.
+func (m *Member) RelayStart(ts []relay.Target) (relay.Info, func(), error) {
+	if err := checkDestinations(m.room, ts); err != nil {
+		return relay.Info{}, nil, err
+	}
+	if err := m.inRoom(); err != nil {
+		return relay.Info{}, nil, err
+	}
+	rl, err := m.r.relays.Start(m.p, ts, m.r.relayNotify(m))
+	if err != nil {
+		return relay.Info{}, nil, fromRelay(err)
+	}
+	return rl.Info(), rl.Begin, nil
+}
+
+// myRelay returns the member's relay (ErrNotFound when none runs).
+func (m *Member) myRelay() (*relay.Relay, error) {
+	if err := m.inRoom(); err != nil {
+		return nil, err
+	}
+	rl := m.r.relays.Of(m.p)
+	if rl == nil {
+		return nil, errorf(ErrNotFound, "no relay of yours is running")
+	}
+	return rl, nil
+}
+
+// RelayUpdate replaces the destinations of the member's relay.
+func (m *Member) RelayUpdate(ts []relay.Target) (relay.Info, error) {
+	if err := checkDestinations(m.room, ts); err != nil {
+		return relay.Info{}, err
+	}
+	rl, err := m.myRelay()
+	if err != nil {
+		return relay.Info{}, err
+	}
+	info, err := rl.Update(ts)
+	return info, fromRelay(err)
+}
+
+// RelayStop stops the member's relay.
+func (m *Member) RelayStop() (relay.Info, error) {
+	rl, err := m.myRelay()
+	if err != nil {
+		return relay.Info{}, err
+	}
+	return rl.Stop(), nil
+}
+
+// RelayPause pauses the member's relay.
+func (m *Member) RelayPause() (relay.Info, error) {
+	rl, err := m.myRelay()
+	if err != nil {
+		return relay.Info{}, err
+	}
+	info, err := rl.Pause()
+	return info, fromRelay(err)
+}
+
+// RelayResume resumes the member's relay.
+func (m *Member) RelayResume() (relay.Info, error) {
+	rl, err := m.myRelay()
+	if err != nil {
+		return relay.Info{}, err
+	}
+	info, err := rl.Resume()
+	return info, fromRelay(err)
+}
+
+// ListRelays returns every relay of this node, sorted by id.
+func (r *Rooms) ListRelays() []relay.Info { return r.relays.List() }
+
+// HasRelay reports whether relay id runs on this node.
+func (r *Rooms) HasRelay(id string) bool { return r.relays.Get(id) != nil }
+
+// StartRelay starts a relay for the HTTP API: identity's tracks in room
+// into ts (admin targets: each names its identity). The source must be
+// connected there; its session gets the relay's notifications.
+func (r *Rooms) StartRelay(room, identity string, ts []relay.Target) (relay.Info, error) {
+	if err := checkDestinations(room, ts); err != nil {
+		return relay.Info{}, err
+	}
+	rm := r.sfu.Room(room)
+	if rm == nil {
+		return relay.Info{}, errorf(ErrNotFound, "room %s not found", room)
+	}
+	m := r.memberOf(rm.Participant(identity))
+	if m == nil {
+		return relay.Info{}, errorf(ErrNotFound, "%s is not connected to room %s", identity, room)
+	}
+	rl, err := r.relays.Start(m.p, ts, r.relayNotify(m))
+	if err != nil {
+		return relay.Info{}, fromRelay(err)
+	}
+	rl.Begin()
+	return rl.Info(), nil
+}
+
+// relay returns relay id (ErrNotFound when it does not run here).
+func (r *Rooms) relay(id string) (*relay.Relay, error) {
+	rl := r.relays.Get(id)
+	if rl == nil {
+		return nil, errorf(ErrNotFound, "relay %s not found", id)
+	}
+	return rl, nil
+}
+
+// UpdateRelay replaces relay id's destinations for the HTTP API.
+func (r *Rooms) UpdateRelay(id string, ts []relay.Target) (relay.Info, error) {
+	rl, err := r.relay(id)
+	if err != nil {
+		return relay.Info{}, err
+	}
+	info, err := rl.Update(ts)
+	return info, fromRelay(err)
+}
+
+// StopRelay stops relay id for the HTTP API.
+func (r *Rooms) StopRelay(id string) (relay.Info, error) {
+	rl, err := r.relay(id)
+	if err != nil {
+		return relay.Info{}, err
+	}
+	return rl.Stop(), nil
+}
