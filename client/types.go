@@ -127,6 +127,17 @@ type MessageSender struct {
 	Role     string `json:"role"`
 }
 
+// JoinParams are the params of "join" (§5.1). The zero value is a 1.0
+// join.
+type JoinParams struct {
+	// Version is "1.1" to opt in to version 1.1 (§4.4); "" sends none
+	// (1.0).
+	Version string `json:"version,omitempty"`
+	// LastSeq is a resume's last processed seq (§8.12); nil sends none.
+	// Without a session to resume the join is a fresh one (Resumed false).
+	LastSeq *uint64 `json:"lastSeq,omitempty"`
+}
+
 // JoinResult is the result of "join" (§5.1).
 type JoinResult struct {
 	// Participant is the caller (its role may already be cohost).
@@ -137,6 +148,26 @@ type JoinResult struct {
 	Participants []Participant `json:"participants"`
 	// Tracks are every track published in the room now.
 	Tracks []Track `json:"tracks"`
+	// Version is the version the session is served: "1.0" or "1.1" ("" from
+	// a server older than the opt-in).
+	Version string `json:"version,omitempty"`
+	// ICEServers are the ICE servers (TURN) to give the PeerConnections
+	// (§8.11); empty while the server runs none.
+	ICEServers []ICEServer `json:"iceServers,omitempty"`
+
+	// The resume fields of a 1.1 session (§8.12).
+	SessionID   string `json:"sessionId,omitempty"`   // SE_ and 16 hex digits
+	ResumeToken string `json:"resumeToken,omitempty"` // opaque, at most 256 characters
+	Resumed     bool   `json:"resumed,omitempty"`     // false: a fresh session
+	Seq         uint64 `json:"seq,omitempty"`         // the last seq sent (0 when fresh)
+	Gap         bool   `json:"gap,omitempty"`         // a resume missed notifications
+}
+
+// ICEServer is an RTCIceServer of the join result (§7.9).
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
 }
 
 // SDPParams is the params and result of "offer" in both directions.

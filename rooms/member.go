@@ -29,13 +29,16 @@ type Member struct {
 }
 
 // JoinRequest is what the transport knows of a joining client: its
-// identity and name, the room (none: a user session) and whether it comes
-// as the room's host (a host token).
+// identity and name, the room (none: a user session), whether it comes as
+// the room's host (a host token), whether its session speaks protocol 1.1
+// and whether it is a resume attempt (which never starts a broadcast).
 type JoinRequest struct {
 	Identity string
 	Name     string
 	Room     string
 	Host     bool
+	V11      bool
+	Resume   bool
 }
 
 // Joined is what a member learns at join: itself, and for a room member
