@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"errors"
 	"log/slog"
 	"sync/atomic"
 
@@ -75,14 +76,24 @@ func (r *Rooms) Join(req JoinRequest, sink Sink) (*Member, Joined, error) {
 	role := sfu.RoleViewer
 	if req.Host {
 		role = sfu.RoleHost
+		var err error
 		if room == nil {
-			var err error
-			if room, err = r.create(req.Room, req.Identity, "", "", true); err != nil {
+			if room, err = r.create(req.Room, req.Identity, "", "", true, false); err != nil {
 				return nil, Joined{}, err
 			}
 		}
 		if room.Host() != req.Identity {
 			return nil, Joined{}, errorf(ErrForbidden, "forbidden: %s is not the host of room %s", req.Identity, req.Room)
+		}
+		if startsBroadcast(room.Status(), true, req.V11, req.Resume) {
+			info := room.Info(false)
+			next, err := r.nextBroadcast(room, req.Identity, info.Title, string(info.Metadata), false)
+			if err != nil && !errors.Is(err, sfu.ErrRoomExists) { // exists: another join started it; join that one
+				return nil, Joined{}, err
+			}
+			if room = next; room.Host() != req.Identity {
+				return nil, Joined{}, errorf(ErrForbidden, "forbidden: %s is not the host of room %s", req.Identity, req.Room)
+			}
 		}
 	} else if room == nil {
 		return nil, Joined{}, errorf(ErrNotFound, "room %s not found", req.Room)

@@ -26,13 +26,17 @@ func checkDestinations(srcRoom string, ts []relay.Target) error {
 }
 
 // relayNotify sends a relay's notifications to its source member (and
-// relay.state to the webhooks, as an event of the source room).
+// relay.state to the webhooks, as an event of the source room's
+// broadcast).
 func (r *Rooms) relayNotify(m *Member) relay.Notify {
+	bc := m.p.Room().BroadcastID()
 	return func(_ string, params any) {
 		switch p := params.(type) {
 		case relay.StateParams:
 			m.deliver(RelayState{p})
-			r.emit("relay.state", m.room, p)
+			r.emit("relay.state", m.room, withBroadcast(map[string]any{
+				"relay": p.Relay, "state": p.State, "code": p.Code, "error": p.Error, "errorCode": p.ErrorCode,
+			}, bc))
 		case relay.EventParams:
 			m.deliver(RelayEvent{p})
 		}

@@ -32,6 +32,7 @@ var knownMethods = map[string]bool{
 	"invitation.reject": true, "invitation.cancel": true, "cohost.remove": true, "stage.leave": true,
 	"relay.start": true, "relay.update": true, "relay.stop": true, "relay.pause": true, "relay.resume": true,
 	"chat.send": true, "chat.history": true, "chat.delete": true, "participant.kick": true,
+	"room.record": true,
 }
 
 // dispatch finds and runs the handler of method.
