@@ -113,7 +113,7 @@ type Rooms struct {
 	chat    chat.Store
 	relays  *relay.Manager
 	links   *relay.Links // cluster mode only
-	rec     *recordings // nil: no recorder (no data directory)
+	rec     *recordings  // nil: no recorder (no data directory)
 	ret     *retention
 	creates *createLimiter // nil: no limit
 
