@@ -36,9 +36,14 @@ type Track struct {
 	Mid         string `json:"mid,omitempty"` // optional; relayd leaves it empty (match by msid)
 }
 
-// Room is a named live show (§7.3).
+// Room is a named live show (§7.3). Its status, times, host and end
+// reason are those of its current broadcast (§8.9): a room's name is
+// reused by its broadcasts.
 type Room struct {
-	Name      string          `json:"name"`
+	Name string `json:"name"`
+	// BroadcastID names the room's current broadcast: BC_ and 16 hex
+	// digits.
+	BroadcastID string          `json:"broadcastId,omitempty"`
 	Host      string          `json:"host"`               // the host's identity
 	Status    string          `json:"status"`             // idle, live, waiting_reconnect, ended, recorded
 	Title     string          `json:"title,omitempty"`    // as given to Admin.CreateRoom
@@ -55,6 +60,26 @@ type Room struct {
 	// included); Viewers those with role viewer.
 	NumParticipants int `json:"numParticipants"`
 	Viewers         int `json:"viewers"`
+	// Recording: the current broadcast records (room.updated tells a
+	// change); never while ended.
+	Recording bool `json:"recording"`
+	// Recordings are the current broadcast's finished recordings: filled
+	// by Admin.Room (GET /v1/rooms/{room}) only.
+	Recordings []Recording `json:"recordings,omitempty"`
+}
+
+// Broadcast is one go-live of a room (§7.4), as Admin.Broadcasts lists
+// them. Host is the identity that hosted it (a room's host may change from
+// one broadcast to the next).
+type Broadcast struct {
+	ID        string     `json:"id"` // BC_ and 16 hex digits
+	Room      string     `json:"room"`
+	Host      string     `json:"host"`
+	Status    string     `json:"status"` // as the room's: idle, live, waiting_reconnect, ended, recorded
+	CreatedAt time.Time  `json:"createdAt"`
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	EndedAt   *time.Time `json:"endedAt,omitempty"`
+	EndReason string     `json:"endReason,omitempty"`
 }
 
 // Invitation invites a user onto a room's stage (§7.5, §8.6).
@@ -67,6 +92,8 @@ type Invitation struct {
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"` // the last status change
 	ExpiresAt time.Time `json:"expiresAt"` // when a pending invitation expires
+	// BroadcastID is the room's broadcast it was made in.
+	BroadcastID string `json:"broadcastId,omitempty"`
 }
 
 // Relay is a cross-room media relay (§7.6, §8.7). State and Code are the
@@ -112,8 +139,9 @@ type RelayTarget struct {
 
 // Message is a chat message (§7.7).
 type Message struct {
-	ID   string        `json:"id"` // MS_ and 16 hex digits; increases in the room's order
-	Room string        `json:"room"`
+	ID          string        `json:"id"` // MS_ and 16 hex digits; increases in the room's order, across its broadcasts
+	Room        string        `json:"room"`
+	BroadcastID string        `json:"broadcastId,omitempty"` // the room's broadcast it was sent in
 	From MessageSender `json:"from"`
 	Text string        `json:"text"` // exactly as sent: display it as text, never as markup
 	At   time.Time     `json:"at"`
