@@ -73,11 +73,11 @@ type Recording struct {
 	Name        string    `json:"name"`                  // file name, <identity>-<unix ms>.webm
 	Participant string    `json:"participant"`           // the identity (with ".relay" for a relay participant)
 	BroadcastID string    `json:"broadcastId,omitempty"` // the room's broadcast it recorded
-	Size        int64     `json:"size"`        // bytes
-	Duration    float64   `json:"duration"`    // seconds
-	Tracks      []string  `json:"tracks"`      // MIME types, e.g. "audio/opus", "video/VP8"
-	StartedAt   time.Time `json:"startedAt"`   // first media written
-	URL         string    `json:"url"`         // the download path, /v1/rooms/{room}/recordings/{name}
+	Size        int64     `json:"size"`                  // bytes
+	Duration    float64   `json:"duration"`              // seconds
+	Tracks      []string  `json:"tracks"`                // MIME types, e.g. "audio/opus", "video/VP8"
+	StartedAt   time.Time `json:"startedAt"`             // first media written
+	URL         string    `json:"url"`                   // the download path, /v1/rooms/{room}/recordings/{name}
 	// Cut: the server was killed while recording and repaired the file at
 	// its next start; it ends a few seconds before the kill.
 	Cut bool `json:"cut"`

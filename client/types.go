@@ -44,13 +44,13 @@ type Room struct {
 	// BroadcastID names the room's current broadcast: BC_ and 16 hex
 	// digits.
 	BroadcastID string          `json:"broadcastId,omitempty"`
-	Host      string          `json:"host"`               // the host's identity
-	Status    string          `json:"status"`             // idle, live, waiting_reconnect, ended, recorded
-	Title     string          `json:"title,omitempty"`    // as given to Admin.CreateRoom
-	Metadata  json.RawMessage `json:"metadata,omitempty"` // as given to Admin.CreateRoom
-	CreatedAt time.Time       `json:"createdAt"`
-	StartedAt *time.Time      `json:"startedAt,omitempty"` // when it first went live
-	EndedAt   *time.Time      `json:"endedAt,omitempty"`
+	Host        string          `json:"host"`               // the host's identity
+	Status      string          `json:"status"`             // idle, live, waiting_reconnect, ended, recorded
+	Title       string          `json:"title,omitempty"`    // as given to Admin.CreateRoom
+	Metadata    json.RawMessage `json:"metadata,omitempty"` // as given to Admin.CreateRoom
+	CreatedAt   time.Time       `json:"createdAt"`
+	StartedAt   *time.Time      `json:"startedAt,omitempty"` // when it first went live
+	EndedAt     *time.Time      `json:"endedAt,omitempty"`
 	// EndReason says why an ended (or recorded) room ended: host_left,
 	// host_timeout, stopped_by_admin, server_shutdown, node_lost (§8.5).
 	EndReason string `json:"endReason,omitempty"`
@@ -142,9 +142,9 @@ type Message struct {
 	ID          string        `json:"id"` // MS_ and 16 hex digits; increases in the room's order, across its broadcasts
 	Room        string        `json:"room"`
 	BroadcastID string        `json:"broadcastId,omitempty"` // the room's broadcast it was sent in
-	From MessageSender `json:"from"`
-	Text string        `json:"text"` // exactly as sent: display it as text, never as markup
-	At   time.Time     `json:"at"`
+	From        MessageSender `json:"from"`
+	Text        string        `json:"text"` // exactly as sent: display it as text, never as markup
+	At          time.Time     `json:"at"`
 }
 
 // MessageSender is the author of a chat message, with its role when it
