@@ -201,10 +201,12 @@ func New(o Options) (a *App, err error) {
 	}
 	if cl != nil {
 		pl := placement{cl}
-		a.links = relay.NewLinks(relay.LinkConfig{
-			NodeID: cl.NodeID(), Secret: o.Secret, API: api.Publisher, Locate: pl.locate,
+		if a.links, err = relay.NewLinks(relay.LinkConfig{
+			NodeID: cl.NodeID(), Secret: o.Secret, Locate: pl.locate,
 			SFU: a.SFU, Logger: o.Logger, Metrics: a.Metrics,
-		})
+		}); err != nil {
+			return nil, err
+		}
 		a.closers = append(a.closers, closerFunc(func() error { a.links.Close(); return nil }))
 		params.Cluster, params.RelayRemote = pl, a.links
 	}

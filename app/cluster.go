@@ -143,7 +143,7 @@ func (a *App) startCluster(cl *cluster.Cluster, inv *invitations.Manager, store 
 		a.callbacks.run(func() {
 			l = cluster.Load{CPU: cpu.Sample(), PacketsPerSec: a.packetRate()}
 			if links != nil {
-				a.Metrics.RelayLinks.Set(float64(links.PeerConnections()))
+				a.Metrics.RelayLinks.Set(float64(links.Up()))
 			}
 			for _, r := range a.SFU.Rooms() {
 				info := r.Info(false)

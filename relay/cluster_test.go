@@ -72,7 +72,8 @@ type testNode struct {
 
 	stop sync.Once
 	down func()
-	udp  net.PacketConn // the node's one media socket
+	udp  net.PacketConn // the node's media socket (ICE)
+	pipe net.PacketConn // its relay links' socket
 }
 
 // newTestNode starts a node; cohosts stands in for accepted invitations
@@ -102,9 +103,16 @@ func (c *testCluster) newTestNode(t *testing.T, id string, cohosts map[string][]
 		}
 		return false
 	}})
-	links := NewLinks(LinkConfig{
-		NodeID: id, Secret: testSecret, API: api.Publisher, Locate: c.locate, SFU: s, Logger: testLogger(), Metrics: m,
+	pipe, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	links, err := NewLinks(LinkConfig{
+		NodeID: id, Secret: testSecret, Conn: pipe, Locate: c.locate, SFU: s, Logger: testLogger(), Metrics: m,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mgr = NewManager(Config{
 		SFU: s, Metrics: m, Logger: log, Remote: links, MaxDestinations: 8,
 		Authorize: func(t Target) (string, Error) { return t.Identity, ErrNone },
@@ -112,7 +120,7 @@ func (c *testCluster) newTestNode(t *testing.T, id string, cohosts map[string][]
 	hmux := http.NewServeMux()
 	hmux.Handle("POST "+LinkPath, links.Handler())
 	hs := httptest.NewServer(hmux)
-	n := &testNode{id: id, sfu: s, mgr: mgr, links: links, url: hs.URL, udp: udp}
+	n := &testNode{id: id, sfu: s, mgr: mgr, links: links, url: hs.URL, udp: udp, pipe: pipe}
 	n.down = func() {
 		mgr.Close()
 		links.Close()
@@ -120,6 +128,7 @@ func (c *testCluster) newTestNode(t *testing.T, id string, cohosts map[string][]
 		hs.Close()
 		_ = mux.Close()
 		_ = udp.Close()
+		_ = pipe.Close()
 	}
 	c.mu.Lock()
 	c.nodes[id] = n
