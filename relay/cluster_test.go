@@ -80,6 +80,17 @@ type testNode struct {
 // (identity -> rooms).
 func (c *testCluster) newTestNode(t *testing.T, id string, cohosts map[string][]string) *testNode {
 	t.Helper()
+	return c.newNode(t, id, cohosts, nil)
+}
+
+// newTestNodeConn starts a node whose links' socket is wrap's.
+func (c *testCluster) newTestNodeConn(t *testing.T, id string, wrap func(net.PacketConn) net.PacketConn) *testNode {
+	t.Helper()
+	return c.newNode(t, id, nil, wrap)
+}
+
+func (c *testCluster) newNode(t *testing.T, id string, cohosts map[string][]string, wrap func(net.PacketConn) net.PacketConn) *testNode {
+	t.Helper()
 	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -107,8 +118,12 @@ func (c *testCluster) newTestNode(t *testing.T, id string, cohosts map[string][]
 	if err != nil {
 		t.Fatal(err)
 	}
+	conn := pipe
+	if wrap != nil {
+		conn = wrap(pipe)
+	}
 	links, err := NewLinks(LinkConfig{
-		NodeID: id, Secret: testSecret, Conn: pipe, Locate: c.locate, SFU: s, Logger: testLogger(), Metrics: m,
+		NodeID: id, Secret: testSecret, Conn: conn, Locate: c.locate, SFU: s, Logger: testLogger(), Metrics: m,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -432,11 +432,6 @@ func (p *pipe) onRTCP(b []byte) {
 				ot.pliIn.Inc()
 				ot.dst.RequestKeyframe()
 			}
-		case *rtcp.FullIntraRequest:
-			if ot := p.outTrack(x.MediaSSRC); ot != nil {
-				ot.pliIn.Inc()
-				ot.dst.RequestKeyframe()
-			}
 		case *rtcp.Goodbye:
 			if slices.Contains(x.Sources, keepaliveSSRC) {
 				p.l.wg.Add(1) // not in the reader: kill waits for the pipe's readers

@@ -88,11 +88,20 @@ func (p *pipe) onEnded(dest string) {
 
 // end drops the destination after the peer ended it, and tells the relay.
 func (rd *remoteDest) end() {
+	if rd.detach() {
+		rd.log.Info("remote destination ended")
+		rd.ended(ErrNone)
+	}
+}
+
+// detach takes a live rd out of the pipe and its tracks off their up
+// tracks; false: it was not live.
+func (rd *remoteDest) detach() bool {
 	p := rd.p
 	p.mu.Lock()
 	if !rd.live {
 		p.mu.Unlock()
-		return
+		return false
 	}
 	rd.live = false
 	delete(p.dests, rd.id)
@@ -101,24 +110,14 @@ func (rd *remoteDest) end() {
 	for _, ot := range ots {
 		ot.dst.RemoveSink(ot)
 	}
-	rd.log.Info("remote destination ended")
-	rd.ended(ErrNone)
+	return true
 }
 
 // Publish implements RemoteDest: the track gets an SSRC of this pipe and
 // is announced; its packets follow.
 func (rd *remoteDest) Publish(dst *sfu.UpTrack) error {
 	p := rd.p
-	kind := dst.Kind().String()
-	m := p.l.cfg.Metrics
-	ot := &outTrack{
-		p: p, dst: dst,
-		packets: m.PacketsOut.WithLabelValues(kind), bytes: m.BytesOut.WithLabelValues(kind),
-		drops: m.Drops.WithLabelValues(kind, "queue_full"), nackIn: m.NACKs.WithLabelValues("from_subscriber"),
-		rtxHit: m.Retransmits.WithLabelValues("hit"), rtxMiss: m.Retransmits.WithLabelValues("miss"),
-		pliIn: m.PLIs.WithLabelValues("from_subscriber"),
-		seq:   uint16(rand.Uint32()),
-	}
+	ot := newOutTrack(p, dst)
 	p.mu.Lock()
 	for ot.ssrc <= keepaliveSSRC || p.outBySSRC[ot.ssrc] != nil {
 		ot.ssrc = rand.Uint32()
@@ -131,7 +130,7 @@ func (rd *remoteDest) Publish(dst *sfu.UpTrack) error {
 	p.outBySSRC[ot.ssrc] = ot
 	p.mu.Unlock()
 	r, err := p.call(wire{
-		T: "publish", Dest: rd.id, Track: dst.ID(), Kind: kind, SSRC: ot.ssrc, Codec: toWireCodec(dst.Codec()),
+		T: "publish", Dest: rd.id, Track: dst.ID(), Kind: dst.Kind().String(), SSRC: ot.ssrc, Codec: toWireCodec(dst.Codec()),
 	})
 	if err == nil && r.Error != 0 {
 		err = errors.New("refused")
@@ -173,23 +172,12 @@ func (rd *remoteDest) drop(dst *sfu.UpTrack) *outTrack {
 	return ot
 }
 
-// Leave implements RemoteDest.
+// Leave implements RemoteDest. (The relay has unpublished every track
+// before.)
 func (rd *remoteDest) Leave() {
-	p := rd.p
-	p.mu.Lock()
-	if !rd.live {
-		p.mu.Unlock()
-		return
+	if rd.detach() {
+		rd.p.tell(wire{T: "leave", Dest: rd.id}, "")
 	}
-	rd.live = false
-	delete(p.dests, rd.id)
-	ots := rd.takeTracksLocked()
-	p.mu.Unlock()
-	for _, ot := range ots {
-		ot.dst.RemoveSink(ot)
-		ot.dst.Close()
-	}
-	p.tell(wire{T: "leave", Dest: rd.id}, "")
 }
 
 // takeTracksLocked empties rd's tracks and returns them.
@@ -230,6 +218,19 @@ type outTrack struct {
 	}
 
 	packets, bytes, drops, nackIn, rtxHit, rtxMiss, pliIn prometheus.Counter
+}
+
+func newOutTrack(p *pipe, dst *sfu.UpTrack) *outTrack {
+	kind := dst.Kind().String()
+	m := p.l.cfg.Metrics
+	return &outTrack{
+		p: p, dst: dst,
+		packets: m.PacketsOut.WithLabelValues(kind), bytes: m.BytesOut.WithLabelValues(kind),
+		drops: m.Drops.WithLabelValues(kind, "queue_full"), nackIn: m.NACKs.WithLabelValues("from_subscriber"),
+		rtxHit: m.Retransmits.WithLabelValues("hit"), rtxMiss: m.Retransmits.WithLabelValues("miss"),
+		pliIn: m.PLIs.WithLabelValues("from_subscriber"),
+		seq:   uint16(rand.Uint32()),
+	}
 }
 
 // WriteRTP implements sfu.Sink.
