@@ -83,7 +83,7 @@ type LinkConfig struct {
 	SFU        *sfu.SFU
 	Logger     *slog.Logger
 	Metrics    *metrics.Metrics // default: the SFU's
-	HTTPClient *http.Client     // default: a client with callTimeout
+	HTTPClient *http.Client     // default: a client with callTimeout and no proxy
 }
 
 // Links implements Remote: it keeps one pipe per peer node.
@@ -118,7 +118,11 @@ func NewLinks(c LinkConfig) (*Links, error) {
 		c.Metrics = metrics.New()
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: callTimeout}
+		// Straight to the peer, never through a proxy: the peer's UDP
+		// address is the one its HTTP answers from.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.Proxy = nil
+		c.HTTPClient = &http.Client{Timeout: callTimeout, Transport: tr}
 	}
 	if c.Locate == nil {
 		c.Locate = func(string) (string, string, bool) { return "", "", false }

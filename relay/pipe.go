@@ -382,27 +382,66 @@ func (l *Links) read() {
 		addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 		l.mu.Lock()
 		p := l.byAddr[addr]
-		l.mu.Unlock()
+		var others []*pipe
 		if p == nil {
-			continue // not a peer's: dropped unread
-		}
-		b := buf[:n]
-		if isRTCP(b) {
-			out, err := p.recv.DecryptRTCP(dec[:0], b, nil)
-			if err != nil {
-				continue
+			for _, x := range l.byAddr {
+				others = append(others, x)
 			}
-			p.heard.Store(time.Now().UnixNano())
-			p.onRTCP(out)
-			continue
 		}
-		out, err := p.recv.DecryptRTP(dec[:0], b, &hdr)
-		if err != nil {
-			continue
+		l.mu.Unlock()
+		b := buf[:n]
+		var out []byte
+		var ctrl bool
+		if p == nil {
+			// Not a peer's address: a peer's packets from another
+			// address than its hello's (NAT, another interface) open
+			// with its keys; it is then at this address.
+			for _, x := range others {
+				if out, ctrl, err = x.open(b, dec, &hdr); err == nil {
+					p = x
+					l.moved(p, addr)
+					break
+				}
+			}
+		} else {
+			out, ctrl, err = p.open(b, dec, &hdr)
+		}
+		if p == nil || err != nil {
+			continue // nobody's, or not authentic: dropped
 		}
 		p.heard.Store(time.Now().UnixNano())
-		p.onRTP(hdr.SSRC, out)
+		if ctrl {
+			p.onRTCP(out)
+		} else {
+			p.onRTP(hdr.SSRC, out)
+		}
 	}
+}
+
+// open decrypts and authenticates a datagram of the peer's into dec
+// (the UDP reader's).
+func (p *pipe) open(b, dec []byte, hdr *rtp.Header) ([]byte, bool, error) {
+	if isRTCP(b) {
+		out, err := p.recv.DecryptRTCP(dec[:0], b, nil)
+		return out, true, err
+	}
+	out, err := p.recv.DecryptRTP(dec[:0], b, hdr)
+	return out, false, err
+}
+
+// moved records that p's peer now sends from addr, and is sent to there.
+func (l *Links) moved(p *pipe, addr netip.AddrPort) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !p.up || l.pipes[p.peer] != p {
+		return
+	}
+	if l.byAddr[p.addr] == p {
+		delete(l.byAddr, p.addr)
+	}
+	p.log.Info("relay link peer moved", "from", p.addr, "to", addr)
+	p.addr = addr
+	l.byAddr[addr] = p
 }
 
 // isRTCP tells RTCP from RTP on one flow (RFC 5761: RTCP packet types

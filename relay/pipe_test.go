@@ -236,3 +236,75 @@ func TestPipeIgnoresStrangers(t *testing.T) {
 		t.Errorf("notifications after the strangers: %q", all)
 	}
 }
+
+// natConn sends what its node sends to the peer through a NAT: a UDP
+// relay whose outside address is not the one the node said hello with.
+type natConn struct {
+	net.PacketConn
+	inside net.Addr // where the NAT takes the node's packets
+}
+
+func (c *natConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	return c.PacketConn.WriteTo(b, c.inside)
+}
+
+// A node behind a NAT: the peer hears it from an address it did not say
+// hello with; its packets authenticate, so the peer answers there.
+func TestRemoteThroughNAT(t *testing.T) {
+	c := newTestCluster()
+	inside, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n1conn net.Addr
+	n1 := c.newTestNodeConn(t, "n1", func(pc net.PacketConn) net.PacketConn {
+		n1conn = pc.LocalAddr()
+		return &natConn{PacketConn: pc, inside: inside.LocalAddr()}
+	})
+	n2 := c.newTestNode(t, "n2", nil)
+	done := make(chan struct{})
+	var peer atomic.Pointer[net.Addr] // n2's address, once n1 sent to it
+	forward := func(from, to net.PacketConn, dst func() net.Addr) {
+		defer func() { done <- struct{}{} }()
+		buf := make([]byte, 1600)
+		for {
+			n, _, err := from.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if d := dst(); d != nil {
+				_, _ = to.WriteTo(buf[:n], d)
+			}
+		}
+	}
+	go forward(inside, outside, func() net.Addr { a := n2.pipe.LocalAddr(); peer.Store(&a); return a })
+	go forward(outside, inside, func() net.Addr { return n1conn })
+	t.Cleanup(func() {
+		_ = inside.Close()
+		_ = outside.Close()
+		<-done
+		<-done
+	})
+
+	a := n1.room(t, c, "a", "alice")
+	b := n2.room(t, c, "b", "alice")
+	pub := publish(t, a, "alice")
+	vb := watch(t, b, "v-b")
+	var n notes
+	startRelay(t, n1.mgr, pub.p, &n, "b")
+	n.wait(t, "event 4 b")
+	vb.receiving("video", "alice", 30)
+	// n2's keepalives reach n1 through the NAT too: from the NAT's
+	// inside address, which n1 now sends to.
+	want := inside.LocalAddr().(*net.UDPAddr).AddrPort()
+	waitFor(t, "n1 hearing n2 through the NAT", func() bool {
+		n1.links.mu.Lock()
+		defer n1.links.mu.Unlock()
+		p := n1.links.pipes["n2"]
+		return p != nil && p.addr == want
+	})
+}
