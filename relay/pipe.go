@@ -12,6 +12,7 @@ package relay
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
@@ -61,7 +62,8 @@ type pipe struct {
 	l     *Links
 	peer  string
 	log   *slog.Logger
-	local string     // our nonce: this pipe's identity on the wire
+	priv  *ecdh.PrivateKey
+	local string     // our X25519 public key, hex: this pipe's identity on the wire
 	dial  sync.Mutex // one hello at a time
 
 	// guarded by Links.mu
@@ -94,11 +96,13 @@ type pipe struct {
 }
 
 func newPipe(l *Links, peer string) *pipe {
-	var n [16]byte
-	_, _ = rand.Read(n[:])
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err) // crypto/rand never fails (Go 1.24+)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &pipe{
-		l: l, peer: peer, log: l.log.With("peer", peer), local: hex.EncodeToString(n[:]),
+		l: l, peer: peer, log: l.log.With("peer", peer), priv: priv, local: hex.EncodeToString(priv.PublicKey().Bytes()),
 		ctx: ctx, cancel: cancel,
 		dead:      make(chan struct{}),
 		out:       make(chan outItem, outQueueSize),
@@ -119,31 +123,52 @@ func (p *pipe) isDead() bool {
 	}
 }
 
-// keys derives the SRTP master key and salt of what from sends to to,
-// from the cluster secret and from's pipe nonce.
-func keys(secret []byte, nonce, from, to string) (key, salt []byte, err error) {
+// keys derives the SRTP master key and salt of what from sends to to:
+// HKDF-SHA256 of the pipe's X25519 shared secret and the cluster secret,
+// salted with from's public key. The ephemeral exchange makes the keys
+// new for every pipe (and a recording of a pipe useless to whoever learns
+// the cluster secret later); the cluster secret makes them unknown to
+// whoever altered a hello on the way without it.
+func keys(secret, shared []byte, senderKey, from, to string) (key, salt []byte, err error) {
 	kl, _ := profile.KeyLen()
 	sl, _ := profile.SaltLen()
-	n, err := hex.DecodeString(nonce)
-	if err != nil || len(n) != 16 {
-		return nil, nil, errors.New("bad pipe nonce")
+	pub, err := hex.DecodeString(senderKey)
+	if err != nil || len(pub) != 32 {
+		return nil, nil, errors.New("bad pipe key")
 	}
-	b, err := hkdf.Key(sha256.New, secret, n, "relayd pipe srtp "+from+">"+to, kl+sl)
+	b, err := hkdf.Key(sha256.New, append(slices.Clip(shared), secret...), pub, "relayd pipe srtp "+from+">"+to, kl+sl)
 	if err != nil {
 		return nil, nil, err
 	}
 	return b[:kl], b[kl:], nil
 }
 
+// shared is the pipe's X25519 secret with the peer's public key (hex).
+func (p *pipe) shared(remote string) ([]byte, error) {
+	b, err := hex.DecodeString(remote)
+	if err != nil {
+		return nil, errors.New("bad pipe key")
+	}
+	pub, err := ecdh.X25519().NewPublicKey(b)
+	if err != nil {
+		return nil, errors.New("bad pipe key")
+	}
+	return p.priv.ECDH(pub)
+}
+
 // establish brings the pipe up with the peer's nonce and UDP address
 // (again with the same nonce: nothing to do).
 func (p *pipe) establish(remote string, addr netip.AddrPort) error {
 	l := p.l
-	sk, ss, err := keys(l.cfg.Secret, p.local, l.cfg.NodeID, p.peer)
+	shared, err := p.shared(remote)
 	if err != nil {
 		return err
 	}
-	rk, rs, err := keys(l.cfg.Secret, remote, p.peer, l.cfg.NodeID)
+	sk, ss, err := keys(l.cfg.Secret, shared, p.local, l.cfg.NodeID, p.peer)
+	if err != nil {
+		return err
+	}
+	rk, rs, err := keys(l.cfg.Secret, shared, remote, p.peer, l.cfg.NodeID)
 	if err != nil {
 		return err
 	}

@@ -19,13 +19,23 @@ import (
 )
 
 // Each direction of each pipe has its own keys: what n1 sends on one pipe
-// decrypts with n2's receiving keys of that pipe only.
+// decrypts with n2's receiving keys of that pipe only, and only with the
+// cluster secret.
 func TestPipeKeys(t *testing.T) {
 	secret := []byte("cluster-secret-0123456789")
-	n1, n2 := strings.Repeat("ab", 16), strings.Repeat("cd", 16)
-	ctx := func(nonce, from, to string) *srtp.Context {
+	l := &Links{cfg: LinkConfig{NodeID: "a"}, log: testLogger()}
+	pa, pb, pc := newPipe(l, "b"), newPipe(l, "a"), newPipe(l, "x")
+	sab, err := pa.shared(pb.local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sba, _ := pb.shared(pa.local); !bytes.Equal(sab, sba) {
+		t.Fatal("the two sides disagree on the shared secret")
+	}
+	scb, _ := pc.shared(pb.local)
+	ctx := func(secret, shared []byte, key, from, to string) *srtp.Context {
 		t.Helper()
-		k, s, err := keys(secret, nonce, from, to)
+		k, s, err := keys(secret, shared, key, from, to)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,32 +46,31 @@ func TestPipeKeys(t *testing.T) {
 		return c
 	}
 	pkt, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 7, SequenceNumber: 1}, Payload: []byte("media")}).Marshal()
-	enc, err := ctx(n1, "a", "b").EncryptRTP(nil, pkt, nil)
+	enc, err := ctx(secret, sab, pa.local, "a", "b").EncryptRTP(nil, pkt, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if bytes.Contains(enc, []byte("media")) {
 		t.Fatal("the payload is not encrypted")
 	}
-	if out, err := ctx(n1, "a", "b").DecryptRTP(nil, enc, nil); err != nil || !bytes.Equal(out, pkt) {
+	if out, err := ctx(secret, sab, pa.local, "a", "b").DecryptRTP(nil, enc, nil); err != nil || !bytes.Equal(out, pkt) {
 		t.Fatalf("the receiving side of the pipe: %v", err)
 	}
 	for name, c := range map[string]*srtp.Context{
-		"the other direction":  ctx(n1, "b", "a"),
-		"another pipe (nonce)": ctx(n2, "a", "b"),
-		"another secret": func() *srtp.Context {
-			k, s, _ := keys([]byte("another-secret-0123456789"), n1, "a", "b")
-			c, _ := srtp.CreateContext(k, s, profile)
-			return c
-		}(),
+		"the other direction":    ctx(secret, sab, pb.local, "b", "a"),
+		"another pipe":           ctx(secret, scb, pc.local, "a", "b"),
+		"another cluster secret": ctx([]byte("another-secret-0123456789"), sab, pa.local, "a", "b"),
 	} {
 		if _, err := c.DecryptRTP(nil, enc, nil); err == nil {
 			t.Errorf("%s decrypts it", name)
 		}
 	}
 	for _, bad := range []string{"", "zz", hex.EncodeToString([]byte("short"))} {
-		if _, _, err := keys(secret, bad, "a", "b"); err == nil {
-			t.Errorf("nonce %q accepted", bad)
+		if _, _, err := keys(secret, sab, bad, "a", "b"); err == nil {
+			t.Errorf("key %q accepted", bad)
+		}
+		if _, err := pa.shared(bad); err == nil {
+			t.Errorf("peer key %q accepted", bad)
 		}
 	}
 }
@@ -210,7 +219,7 @@ func TestPipeIgnoresStrangers(t *testing.T) {
 		want       int
 	}{
 		{"", `{"t":"join","node":"n1","pipe":"00"}`, http.StatusUnauthorized},
-		{"Bearer " + tok, `{"t":"join","node":"n1","pipe":"` + strings.Repeat("00", 16) + `"}`, http.StatusConflict},
+		{"Bearer " + tok, `{"t":"join","node":"n1","pipe":"` + strings.Repeat("00", 32) + `"}`, http.StatusConflict},
 		{"Bearer " + tok, `{"t":"join","node":"n3","pipe":"00"}`, http.StatusBadRequest}, // not the token's node
 		{"Bearer " + tok, `not json`, http.StatusBadRequest},
 	} {
