@@ -7,15 +7,15 @@ package relay
 //
 // Control: JSON messages POSTed to the peer's LinkPath with a short-lived
 // HS256 JWT (aud "relayd-node", sub the node id): hello (once per pipe:
-// each side's random pipe nonce and UDP port), join, publish, unpublish,
-// leave (the source node to the destination's) and ended (back). A node
-// sends its messages to a peer one at a time, in order (pipe.caller).
+// each side's X25519 public key, new for each pipe, and UDP port), join,
+// publish, unpublish, leave (the source node to the destination's) and
+// ended (back). A node sends its messages to a peer one at a time, in
+// order (pipe.caller).
 //
 // Keys: never on the wire. Each direction's SRTP master key and salt are
-// derived (HKDF-SHA256) from the cluster secret and the sending side's
-// pipe nonce, which is new for each pipe, so no key is ever used twice
-// across pipes or restarts. A hello with a new nonce from a known peer
-// means it restarted: the old pipe dies.
+// derived (HKDF-SHA256) from the pipe's X25519 shared secret and the
+// cluster secret (pipe.go, keys). A hello with another key from a known
+// peer means it restarted: the old pipe dies.
 //
 // Media: one UDP socket per node (Links.conn) carries every pipe; the
 // peer's address is its HTTP address with the port from its hello.
@@ -71,9 +71,10 @@ type LinkConfig struct {
 	// Secret is the cluster's shared secret: it signs the calls' JWTs and
 	// is the root of the pipes' SRTP keys.
 	Secret []byte
-	// Conn is the UDP socket every pipe uses; nil: Links opens one on
-	// UDPAddr (default ":0", a port the system picks: the peers learn it
-	// in the hello) and closes it with Close.
+	// Conn is the UDP socket every pipe uses (a socket, or a conn of the
+	// ICE UDP mux: see LinkUfrag); Close closes it. nil: Links opens one
+	// on UDPAddr (default ":0", a port the system picks: the peers learn
+	// it in the hello).
 	Conn    net.PacketConn
 	UDPAddr string
 	// Locate tells which node holds room (cluster placement); ok false:
@@ -95,7 +96,6 @@ type Links struct {
 	cfg  LinkConfig
 	log  *slog.Logger
 	conn net.PacketConn
-	own  bool // conn is ours to close
 	port int
 
 	mu     sync.Mutex
@@ -138,7 +138,7 @@ func NewLinks(c LinkConfig) (*Links, error) {
 		if err != nil {
 			return nil, fmt.Errorf("relay links: %w", err)
 		}
-		l.conn, l.own = conn, true
+		l.conn = conn
 	}
 	ua, ok := l.conn.LocalAddr().(*net.UDPAddr)
 	if !ok {
@@ -208,11 +208,7 @@ func (l *Links) Close() {
 	for _, p := range ps {
 		p.kill("closing")
 	}
-	if l.own {
-		_ = l.conn.Close()
-	} else {
-		_ = l.conn.SetReadDeadline(time.Now()) // wakes the reader: it sees closed
-	}
+	_ = l.conn.Close() // the reader returns
 	l.wg.Wait()
 }
 

@@ -48,6 +48,15 @@ const replayWindow = 1024
 // every relayed track through the pipe (~50 packets each) fits.
 const outQueueSize = 1024
 
+// LinkUfrag names the pipes' conn on an ICE UDP mux, for a node whose
+// pipes share the clients' UDP port (LinkConfig.Conn = mux.GetConn(
+// LinkUfrag, addr)). The mux sends the pipes what comes from an address
+// they have written to: each side writes to its peer at once (a
+// keepalive) when the pipe comes up. (Through a NAT, where the peer is
+// heard from another address than its hello's, a pipe needs a socket of
+// its own.)
+const LinkUfrag = "relaydlink"
+
 // keepaliveSSRC is the SSRC of a pipe's keepalives (relayed tracks draw
 // theirs at random, never 0 or 1).
 const keepaliveSSRC = 1
@@ -334,6 +343,9 @@ func (p *pipe) writer() {
 	ka, _ := rtcp.Marshal([]rtcp.Packet{&rtcp.ReceiverReport{SSRC: keepaliveSSRC}})
 	buf := make([]byte, sfu.MaxPacketSize)
 	enc := make([]byte, 0, sfu.MaxPacketSize+64)
+	p.smu.Lock()
+	p.write(p.send.EncryptRTCP(enc[:0], ka, nil)) // at once: see LinkUfrag
+	p.smu.Unlock()
 	var hdr rtp.Header
 	for {
 		select {
@@ -400,8 +412,8 @@ func (l *Links) read() {
 			continue
 		}
 		ua, ok := from.(*net.UDPAddr)
-		if !ok || n < 12 {
-			continue
+		if !ok || n < 12 || buf[0]>>6 != 2 {
+			continue // not RTP or RTCP
 		}
 		addr := ua.AddrPort()
 		addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())

@@ -8,7 +8,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
@@ -316,4 +318,40 @@ func TestRemoteThroughNAT(t *testing.T) {
 		p := n1.links.pipes["n2"]
 		return p != nil && p.addr == want
 	})
+}
+
+// Pipes on the ICE UDP mux (one UDP port for every client and every
+// peer): each side writes to the other at once, so each mux sends the
+// pipes their peer's packets.
+func TestRemoteOverICEMux(t *testing.T) {
+	c := newTestCluster()
+	n1 := c.newTestNodeConn(t, "n1", onMux(t))
+	n2 := c.newTestNodeConn(t, "n2", onMux(t))
+	a := n1.room(t, c, "a", "alice")
+	b := n2.room(t, c, "b", "alice")
+	pub := publish(t, a, "alice")
+	vb := watch(t, b, "v-b")
+	var n notes
+	startRelay(t, n1.mgr, pub.p, &n, "b")
+	n.wait(t, "event 4 b")
+	vt := vb.receiving("video", "alice", 30)
+	vb.receiving("audio", "alice", 20)
+	time.Sleep(silenceTimeout + keepalive) // the keepalives get through both ways
+	vb.receiving("video", "alice", vt.count()+20)
+	if up1, up2 := n1.links.Up(), n2.links.Up(); up1 != 1 || up2 != 1 {
+		t.Errorf("links: n1 %d, n2 %d", up1, up2)
+	}
+}
+
+// onMux puts a node's pipes on an ICE UDP mux of their socket.
+func onMux(t *testing.T) func(net.PacketConn) net.PacketConn {
+	return func(pc net.PacketConn) net.PacketConn {
+		mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: pc})
+		t.Cleanup(func() { _ = mux.Close() })
+		conn, err := mux.GetConn(LinkUfrag, pc.LocalAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
 }
