@@ -444,7 +444,7 @@ func (l *Links) verify(header string) (string, error) {
 
 // wire is a control message, or its answer. T is one of hello, join,
 // publish, unpublish, leave, ended. Node and Pipe name the sender and its
-// pipe (its nonce); Error is a join's or publish's failure (an Error).
+// pipe (its public key); Error is a join's or publish's failure (an Error).
 type wire struct {
 	T        string     `json:"t,omitempty"`
 	Node     string     `json:"node"`

@@ -5,8 +5,8 @@ package relay
 //
 // Death: PeerGone, Links.Close, nothing heard from the peer for
 // silenceTimeout (both sides send a keepalive every keepalive), a control
-// call the peer does not answer or answers 409, or a hello from the peer
-// with a new nonce (it restarted). Then kill: every remote destination
+// call the peer does not answer or answers 409, the peer's goodbye (an
+// RTCP BYE), or a hello from the peer with another key (it restarted). Then kill: every remote destination
 // through it ends with ErrServerConnectionLost, and the relay
 // participants it fed here leave their rooms.
 
@@ -65,8 +65,8 @@ const keepaliveSSRC = 1
 //
 // Locking: Links.mu guards url, remote, addr and up (the UDP reader reads
 // recv only after finding the pipe up under it). mu guards the tables
-// and closed. send and the outTracks' sequence state belong to the
-// writer; recv to the UDP reader.
+// and closed. smu guards send (the writer's, and kill's goodbye); the
+// outTracks' sequence state is the writer's, recv the UDP reader's.
 type pipe struct {
 	l     *Links
 	peer  string
@@ -77,7 +77,7 @@ type pipe struct {
 
 	// guarded by Links.mu
 	url    string // the peer's base URL, when we dialed it
-	remote string // the peer's nonce, once known
+	remote string // the peer's public key (hex), once known
 	addr   netip.AddrPort
 	up     bool
 
@@ -165,8 +165,8 @@ func (p *pipe) shared(remote string) ([]byte, error) {
 	return p.priv.ECDH(pub)
 }
 
-// establish brings the pipe up with the peer's nonce and UDP address
-// (again with the same nonce: nothing to do).
+// establish brings the pipe up with the peer's public key and UDP address
+// (again with the same key: nothing to do).
 func (p *pipe) establish(remote string, addr netip.AddrPort) error {
 	l := p.l
 	shared, err := p.shared(remote)
