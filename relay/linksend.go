@@ -55,7 +55,7 @@ type outTrack struct {
 
 func (ot *outTrack) close() {
 	ot.once.Do(func() {
-		ot.dst.RemoveSink(ot.dt)
+		ot.dst.RemoveDownTrack(ot.dt)
 		ot.dt.Close()
 	})
 }
@@ -178,7 +178,7 @@ func (rd *remoteDest) Publish(dst *sfu.UpTrack) error {
 	}
 	rd.tracks[dst] = ot
 	lk.mu.Unlock()
-	if !dst.AddSink(dt) {
+	if !dst.AddDownTrack(dt) {
 		rd.Unpublish(dst)
 		return errDestGone
 	}

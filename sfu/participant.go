@@ -311,13 +311,12 @@ func (p *Participant) subscribe(ups []*UpTrack) {
 		dt := NewDownTrack(DownTrackParams{
 			Up: up, StreamID: up.Participant(), Logger: p.log, Metrics: p.room.sfu.cfg.Metrics,
 		})
-		if !up.AddSink(dt) {
+		if !up.AddDownTrack(dt) {
 			dt.Close() // the track ended meanwhile
 			continue
 		}
 		sender, err := p.sub.AddTrack(dt)
 		if err != nil {
-			up.RemoveSink(dt)
 			dt.Close()
 			p.log.Warn("add track", "err", err)
 			continue
@@ -351,7 +350,6 @@ func (p *Participant) unsubscribe(up *UpTrack) {
 		return
 	}
 	delete(p.down, up)
-	up.RemoveSink(e.dt)
 	e.dt.Close()
 	if p.closed || p.sub == nil {
 		return
@@ -577,8 +575,7 @@ func (p *Participant) close() {
 		_ = pub.GracefulClose()
 	}
 	p.pubWG.Wait()
-	for up, e := range down {
-		up.RemoveSink(e.dt)
+	for _, e := range down {
 		e.dt.Close()
 	}
 	if sub != nil {
