@@ -47,7 +47,6 @@ const linkAudience = "relayd-node"
 const (
 	connectTimeout = 5 * time.Second // dial + ICE + DTLS + SCTP until the data channel is open
 	joinTimeout    = 5 * time.Second // a join's answer over the data channel
-	gatherTimeout  = 2 * time.Second // local candidates before the offer/answer is sent
 	tokenTTL       = time.Minute     // the dial's JWT
 	tokenLeeway    = 5 * time.Second // clock skew between nodes
 	maxOfferBody   = 1 << 20         // bytes of a dial's request body
@@ -288,7 +287,7 @@ func (l *Links) post(ctx context.Context, baseURL string, pc *webrtc.PeerConnect
 	if err := pc.SetLocalDescription(offer); err != nil {
 		return "", 0, err
 	}
-	waitGathering(pc)
+	sfu.WaitGathering(pc)
 	body, _ := json.Marshal(linkOffer{Node: l.cfg.NodeID, SDP: pc.LocalDescription().SDP})
 	tok, err := l.token()
 	if err != nil {
@@ -407,7 +406,7 @@ func (l *Links) accept(peer, offer string) (string, int) {
 	if err := pc.SetLocalDescription(answer); err != nil {
 		return fail(err)
 	}
-	waitGathering(pc)
+	sfu.WaitGathering(pc)
 	return pc.LocalDescription().SDP, http.StatusOK
 }
 
@@ -451,13 +450,4 @@ func (l *Links) verify(header string) (string, error) {
 		return "", errors.New("no node id in token")
 	}
 	return c.Subject, nil
-}
-
-func waitGathering(pc *webrtc.PeerConnection) {
-	t := time.NewTimer(gatherTimeout)
-	defer t.Stop()
-	select {
-	case <-webrtc.GatheringCompletePromise(pc):
-	case <-t.C:
-	}
 }

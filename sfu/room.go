@@ -11,11 +11,13 @@ import (
 // Room is one broadcast: a host identity, a status and its participants.
 //
 // Locking: mu guards the participant map, the status and every
-// participant's role and published-track list. Events are sent to
-// participants with mu held (EventSink.Notify never blocks), so every
-// participant sees the room's changes in one order. PeerConnection work
-// happens after mu is released: lock order is Room.mu, then
-// Participant.mu, never the other way.
+// participant's role, published-track list and gone flag. A change's
+// events are posted to the participants' mailboxes with mu held (posting
+// never blocks and calls nothing), so every participant gets the room's
+// changes in one order; they are delivered to the EventSinks with no lock
+// held. PeerConnection work happens on each participant's op queue, asked
+// for after mu is released. Lock order is Room.mu, then Participant.mu,
+// never the other way; the observer is called with neither held.
 type Room struct {
 	sfu      *SFU
 	name     string
@@ -169,30 +171,35 @@ type JoinState struct {
 // Join adds a participant. A direct participant whose identity is already
 // in the room replaces the older session, which is told SessionEnded.
 func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
+	r.mu.Lock()
+	if r.status.Ended() {
+		r.mu.Unlock()
+		return nil, JoinState{}, ErrRoomEnded
+	}
+	k := key(pp.Identity, pp.Role)
+	old := r.participants[k]
+	r.mu.Unlock()
+	if old != nil {
+		old.replaced()
+	}
+
 	p := newParticipant(r, pp)
 	r.mu.Lock()
 	if r.status.Ended() {
 		r.mu.Unlock()
+		p.close()
 		return nil, JoinState{}, ErrRoomEnded
 	}
-	old := r.participants[p.key()]
-	r.mu.Unlock()
-	if old != nil {
-		old.leave(false)
-		old.events.Notify(SessionEnded{Code: 1000, Reason: "replaced by a newer session"})
-	}
-
-	r.mu.Lock()
-	if r.status.Ended() {
-		r.mu.Unlock()
-		return nil, JoinState{}, ErrRoomEnded
-	}
-	if other := r.participants[p.key()]; other != nil {
+	if other := r.participants[k]; other != nil {
 		// A third session raced us in; the newest wins again.
 		r.mu.Unlock()
-		other.leave(false)
-		other.events.Notify(SessionEnded{Code: 1000, Reason: "replaced by a newer session"})
+		other.replaced()
 		r.mu.Lock()
+		if r.status.Ended() {
+			r.mu.Unlock()
+			p.close()
+			return nil, JoinState{}, ErrRoomEnded
+		}
 	}
 	r.participants[p.key()] = p
 	if p.role == RoleHost && r.grace != nil {
@@ -210,7 +217,7 @@ func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
 			st.Tracks = append(st.Tracks, q.trackInfo(t))
 			ups = append(ups, t)
 		}
-		q.events.Notify(ParticipantJoined{Participant: p.infoLocked()})
+		q.inbox.post(ParticipantJoined{Participant: p.infoLocked()})
 	}
 	r.sfu.cfg.Metrics.Participants.WithLabelValues(string(p.role)).Inc()
 	joined := p.infoLocked()
@@ -239,7 +246,7 @@ func (r *Room) publish(p *Participant, t *UpTrack) bool {
 		if q == p {
 			continue
 		}
-		q.events.Notify(TrackPublished{Track: info})
+		q.inbox.post(TrackPublished{Track: info})
 		if q.subscribes() {
 			subs = append(subs, q)
 		}
@@ -286,7 +293,7 @@ func (r *Room) unpublish(p *Participant, t *UpTrack) {
 		if q == p {
 			continue
 		}
-		q.events.Notify(TrackUnpublished{Track: info})
+		q.inbox.post(TrackUnpublished{Track: info})
 		subs = append(subs, q)
 	}
 	r.sfu.cfg.Metrics.Tracks.WithLabelValues(t.Kind().String()).Dec()
@@ -310,7 +317,7 @@ func (r *Room) remove(p *Participant, hostLeft bool) {
 	p.gone = true
 	info := p.infoLocked()
 	for _, q := range r.sortedLocked() {
-		q.events.Notify(ParticipantLeft{Participant: info})
+		q.inbox.post(ParticipantLeft{Participant: info})
 	}
 	r.sfu.cfg.Metrics.Participants.WithLabelValues(string(p.role)).Dec()
 	changed := false
@@ -345,9 +352,11 @@ func (r *Room) graceExpired() {
 // SessionEnded (a 1000 close). So room.updated is the last thing a
 // participant hears of the room.
 //
-// It returns when all of that is done, also when another goroutine's End
-// got there first (the grace timer racing a shutdown): whoever calls End
-// may rely on the room's effects having run.
+// It returns when all of that is done, the events delivered to the
+// participants' EventSinks included, also when another goroutine's End got
+// there first (the grace timer racing a shutdown): whoever calls End may
+// rely on the room's effects having run. So an EventSink's Notify must not
+// end its own room.
 func (r *Room) End(reason EndReason) {
 	r.mu.Lock()
 	if r.status.Ended() {
@@ -381,11 +390,14 @@ func (r *Room) End(reason EndReason) {
 	r.log.Info("room ended", "reason", reason)
 	r.statusChanged()
 	for _, p := range ps {
-		p.events.Notify(RoomUpdated{Room: info})
+		p.inbox.post(RoomUpdated{Room: info})
 	}
 	for _, p := range ps {
 		p.close()
-		p.events.Notify(SessionEnded{Code: 1000, Reason: "room ended"})
+		p.inbox.post(SessionEnded{Code: 1000, Reason: "room ended"})
+	}
+	for _, p := range ps {
+		p.inbox.flush()
 	}
 }
 
@@ -417,7 +429,7 @@ func (r *Room) setStatusLocked(s RoomStatus) {
 	r.status = s
 	info := r.infoLocked(false)
 	for _, p := range r.participants {
-		p.events.Notify(RoomUpdated{Room: info})
+		p.inbox.post(RoomUpdated{Room: info})
 	}
 }
 
