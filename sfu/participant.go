@@ -281,7 +281,7 @@ func (p *Participant) SetRole(role Role) {
 	for _, q := range r.sortedLocked() {
 		q.inbox.post(ParticipantUpdated{Participant: info})
 	}
-	mayPublish := r.mayPublishLocked(p)
+	mayPublish := r.mayPublishLocked(p, true) // not a relay
 	r.mu.Unlock()
 	if !mayPublish {
 		p.ClosePublisher()

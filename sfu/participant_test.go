@@ -160,7 +160,7 @@ func (s *callbackSink) Notify(ev Event) {
 // does not deadlock. Before, Notify ran under the room's lock.
 func TestNotifyMayCallBackIntoTheRoom(t *testing.T) {
 	s := New(Config{})
-	defer s.Close()
+	defer closeUnlessDeadlocked(t, s)
 	r, err := s.CreateRoom("r", "alice", "", "")
 	if err != nil {
 		t.Fatal(err)
@@ -310,4 +310,54 @@ func TestOpsEndWithTheParticipant(t *testing.T) {
 	}
 	p.SubscriberOfferFailed() // nothing to do, and no goroutine started
 	p.ClosePublisher()
+}
+
+// The publish gate asks Config.IsCohost with no lock held, so the hook may
+// read the room. Before, it was asked under the room's lock, and a hook
+// reading the room deadlocked the relay's publish.
+func TestPublishGateHookCalledWithoutLock(t *testing.T) {
+	var s *SFU
+	s = New(Config{IsCohost: func(room, identity string) bool {
+		_ = s.Room(room).Info(true)
+		return identity == "carol"
+	}})
+	defer closeUnlessDeadlocked(t, s)
+	r, err := s.CreateRoom("r", "alice", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var carolErr, daveErr error
+	go func() {
+		defer close(done)
+		for _, who := range []string{"carol", "dave"} {
+			p, _, err := r.Join(ParticipantParams{Identity: who, Role: RoleRelay, Events: nopSink{}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			err = p.PublishTrack(upTrackFor(s, who))
+			if who == "carol" {
+				carolErr = err
+			} else {
+				daveErr = err
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a relay's publish deadlocked in a gate hook that reads the room")
+	}
+	if carolErr != nil || daveErr != ErrForbidden {
+		t.Errorf("carol (a co-host): %v, want nil; dave: %v, want ErrForbidden", carolErr, daveErr)
+	}
+}
+
+// closeUnlessDeadlocked closes s, unless the test failed on a deadlock:
+// closing would hang on the same lock instead of reporting the failure.
+func closeUnlessDeadlocked(t *testing.T, s *SFU) {
+	if !t.Failed() {
+		s.Close()
+	}
 }

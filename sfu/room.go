@@ -130,13 +130,30 @@ func (r *Room) sortedLocked() []*Participant {
 // comes from an accepted invitation); a relay whose identity is this room's
 // host or holds an accepted invitation here (Config.IsCohost).
 func (r *Room) MayPublish(p *Participant) bool {
+	relayOK := r.relayMayPublish(p)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.mayPublishLocked(p)
+	return r.mayPublishLocked(p, relayOK)
 }
 
-func (r *Room) mayPublishLocked(p *Participant) bool {
-	return !r.status.Ended() && !p.gone && r.mayPublishAs(p.identity, p.role)
+// relayMayPublish is the gate's answer for a relay participant (true for
+// others), asked before r.mu is taken: it calls Config.IsCohost, and no
+// callback is called under the room's lock. A relay's role never changes,
+// so the answer holds under the lock.
+func (r *Room) relayMayPublish(p *Participant) bool {
+	return !p.relay || r.mayPublishAs(p.identity, RoleRelay)
+}
+
+// mayPublishLocked is MayPublish; the caller holds r.mu and asked
+// relayMayPublish before taking it.
+func (r *Room) mayPublishLocked(p *Participant, relayOK bool) bool {
+	if r.status.Ended() || p.gone {
+		return false
+	}
+	if p.relay {
+		return relayOK
+	}
+	return r.mayPublishAs(p.identity, p.role) // no callback for these roles
 }
 
 // MayPublishAs answers MayPublish for an identity about to join with role:
@@ -148,6 +165,8 @@ func (r *Room) MayPublishAs(identity string, role Role) bool {
 	return !ended && r.mayPublishAs(identity, role)
 }
 
+// mayPublishAs is the gate by role; for RoleRelay it calls Config.IsCohost,
+// so it is never called with r.mu held for that role.
 func (r *Room) mayPublishAs(identity string, role Role) bool {
 	switch role {
 	case RoleHost:
@@ -234,8 +253,9 @@ func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
 // It returns false when p may no longer publish (the caller drops the
 // track).
 func (r *Room) publish(p *Participant, t *UpTrack) bool {
+	relayOK := r.relayMayPublish(p)
 	r.mu.Lock()
-	if !r.mayPublishLocked(p) {
+	if !r.mayPublishLocked(p, relayOK) {
 		r.mu.Unlock()
 		return false
 	}
