@@ -10,8 +10,8 @@ import (
 //
 // It is valid only during the Sink's WriteRTP call and belongs to the up
 // track's reader: a sink that needs the bytes later keeps Ext and reads them
-// back from the track's Cache (that is what DownTrack does, so its queue
-// holds 24-byte items, never packet copies).
+// back from the track's Cache (that is what a writer of DownTracks does, so
+// its queue holds 24-byte items, never packet copies).
 type Packet struct {
 	Header   *rtp.Header // parsed once by the reader
 	Payload  []byte      // without padding
@@ -25,8 +25,8 @@ type Packet struct {
 	Discontinuity bool
 }
 
-// Sink receives the packets of one UpTrack: the WebRTC DownTrack, the
-// relay's egress and the recorder all implement it.
+// Sink receives the packets of one UpTrack: the writers of its WebRTC
+// DownTracks (writer.go), the relay's egress and the recorder implement it.
 type Sink interface {
 	// WriteRTP is called from the up track's reader goroutine for every
 	// packet. It must not block and must not keep p after it returns.
