@@ -188,7 +188,9 @@ type JoinState struct {
 }
 
 // Join adds a participant. A direct participant whose identity is already
-// in the room replaces the older session, which is told SessionEnded.
+// in the room replaces the older session, which is told SessionEnded. A
+// participant joining a room with tracks is subscribed to them before Join
+// returns: its first subscriber offer is already in its mailbox.
 func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
 	r.mu.Lock()
 	if r.status.Ended() {
@@ -244,7 +246,10 @@ func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
 	r.sfu.observe(ParticipantChanged{Room: r, Participant: p, Info: joined, Joined: true})
 
 	if p.subscribes() && len(ups) > 0 {
-		p.subscribe(ups)
+		// Waited for: the first offer is in p's mailbox before the events
+		// of whoever joins next, so a joiner into a busy room is not kept
+		// from its media by its neighbours' participant.joined.
+		p.subscribeNow(ups)
 	}
 	return p, st, nil
 }

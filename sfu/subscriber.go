@@ -44,6 +44,13 @@ type subChange struct {
 // blocks: the op queue adds them and renegotiates once.
 func (p *Participant) subscribe(ups []*UpTrack) { p.changeSubs(ups, true) }
 
+// subscribeNow is subscribe, returning once the op has run: the offer is
+// posted (or, if one is out, the tracks wait for the next).
+func (p *Participant) subscribeNow(ups []*UpTrack) {
+	p.changeSubs(ups, true)
+	_ = p.ops.do(func() error { p.syncSubscriber(); return nil })
+}
+
 // unsubscribe asks for the down track of up to be removed.
 func (p *Participant) unsubscribe(up *UpTrack) { p.changeSubs([]*UpTrack{up}, false) }
 
