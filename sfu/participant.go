@@ -60,6 +60,8 @@ type Participant struct {
 	published []*UpTrack
 	gone      bool // removed from the room
 
+	// Guarded by mu: shared by the op goroutine with pion's callbacks
+	// (onTrack, local candidates) and with the room (subscriptions).
 	mu         sync.Mutex
 	closed     bool                                  // close has begun: no new track, no new op
 	pub        *publisherPC                          // written by ops under mu; ops read it without
