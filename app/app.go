@@ -178,7 +178,7 @@ func New(o Options) (a *App, err error) {
 	if cl != nil {
 		pl := placement{cl: cl, log: o.Logger}
 		rc.Cluster, params.Cluster = pl, pl
-		rc.Links = &relay.LinkConfig{NodeID: cl.NodeID(), Secret: o.Secret, API: api.Publisher, Locate: pl.locate}
+		rc.Links = &relay.LinkConfig{NodeID: cl.NodeID(), Secret: o.Secret, Locate: pl.locate}
 	}
 	if a.Rooms, err = rooms.New(rc); err != nil {
 		return nil, fmt.Errorf("restoring rooms: %w", err)

@@ -171,7 +171,7 @@ func (a *App) startCluster(cl *cluster.Cluster) {
 				Rooms: rl.Rooms, Participants: rl.Participants,
 				CPU: cpu.Sample(), PacketsPerSec: a.rate.sample(a.SFU.PacketsForwarded(), time.Now()),
 			}
-			a.Metrics.RelayLinks.Set(float64(links.PeerConnections()))
+			a.Metrics.RelayLinks.Set(float64(links.Up()))
 		})
 		return l
 	})

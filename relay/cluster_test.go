@@ -72,12 +72,24 @@ type testNode struct {
 
 	stop sync.Once
 	down func()
-	udp  net.PacketConn // the node's one media socket
+	udp  net.PacketConn // the node's media socket (ICE)
+	pipe net.PacketConn // its relay links' socket
 }
 
 // newTestNode starts a node; cohosts stands in for accepted invitations
 // (identity -> rooms).
 func (c *testCluster) newTestNode(t *testing.T, id string, cohosts map[string][]string) *testNode {
+	t.Helper()
+	return c.newNode(t, id, cohosts, nil)
+}
+
+// newTestNodeConn starts a node whose links' socket is wrap's.
+func (c *testCluster) newTestNodeConn(t *testing.T, id string, wrap func(net.PacketConn) net.PacketConn) *testNode {
+	t.Helper()
+	return c.newNode(t, id, nil, wrap)
+}
+
+func (c *testCluster) newNode(t *testing.T, id string, cohosts map[string][]string, wrap func(net.PacketConn) net.PacketConn) *testNode {
 	t.Helper()
 	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -102,9 +114,20 @@ func (c *testCluster) newTestNode(t *testing.T, id string, cohosts map[string][]
 		}
 		return false
 	}})
-	links := NewLinks(LinkConfig{
-		NodeID: id, Secret: testSecret, API: api.Publisher, Locate: c.locate, SFU: s, Logger: testLogger(), Metrics: m,
+	pipe, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := pipe
+	if wrap != nil {
+		conn = wrap(pipe)
+	}
+	links, err := NewLinks(LinkConfig{
+		NodeID: id, Secret: testSecret, Conn: conn, Locate: c.locate, SFU: s, Logger: testLogger(), Metrics: m,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mgr = NewManager(Config{
 		SFU: s, Metrics: m, Logger: log, Remote: links, MaxDestinations: 8,
 		Authorize: func(t Target) (string, Error) { return t.Identity, ErrNone },
@@ -112,7 +135,7 @@ func (c *testCluster) newTestNode(t *testing.T, id string, cohosts map[string][]
 	hmux := http.NewServeMux()
 	hmux.Handle("POST "+LinkPath, links.Handler())
 	hs := httptest.NewServer(hmux)
-	n := &testNode{id: id, sfu: s, mgr: mgr, links: links, url: hs.URL, udp: udp}
+	n := &testNode{id: id, sfu: s, mgr: mgr, links: links, url: hs.URL, udp: udp, pipe: pipe}
 	n.down = func() {
 		mgr.Close()
 		links.Close()
@@ -120,6 +143,7 @@ func (c *testCluster) newTestNode(t *testing.T, id string, cohosts map[string][]
 		hs.Close()
 		_ = mux.Close()
 		_ = udp.Close()
+		_ = pipe.Close()
 	}
 	c.mu.Lock()
 	c.nodes[id] = n

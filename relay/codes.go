@@ -2,16 +2,18 @@
 // rooms (PROTOCOL.md "Relay"), with the states, errors and events of Agora's
 // channel media relay so its users can port their callbacks.
 //
-// A relay is a Sink plus a Source and nothing else: in each destination, each
-// source track gets an sfu.NewRelayedUpTrack (sharing the source track's
-// cache and keyframe throttle) published by a participant of role relay, and
-// an egress Sink on the source track feeds it. The source track's reader is
+// Its decisions are one pure function (decide.go); a Relay applies them
+// (relay.go). A relay is a Sink plus a Source and nothing else: in each
+// destination, each source track gets an sfu.NewRelayedUpTrack (sharing
+// the source track's cache and keyframe throttle) published by a
+// participant of role relay, and an egress Sink on the source track feeds
+// it. The source track's reader is
 // the only forwarding loop.
 //
 // In cluster mode a destination room may live on another node
 // (Config.Remote, remote.go): the relayed up track is then sent to that
-// node over the one PeerConnection between the two nodes (Links,
-// links.go), and published there by a relay participant fed by an
+// node over the one SRTP pipe between the two nodes (Links, links.go,
+// pipe*.go), and published there by a relay participant fed by an
 // ingress. States, events and errors are those of a local destination,
 // plus server_connection_lost when the other node is lost.
 package relay

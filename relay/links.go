@@ -1,29 +1,41 @@
 package relay
 
-// Links: the relay's reach into rooms of other nodes (cluster mode).
+// Links: the relay's reach into rooms of other nodes (cluster mode), as a
+// pipe per node pair (mediasoup's pipe transport): SRTP over one UDP flow,
+// with fixed parameters, and a small control protocol over the nodes'
+// HTTP (docs/cluster.md, "Relays across nodes").
 //
-// One pion PeerConnection per node pair carries every relayed track between
-// the two nodes, both ways, plus one data channel for control (link.go).
+// Control: JSON messages POSTed to the peer's LinkPath with a short-lived
+// HS256 JWT (aud "relayd-node", sub the node id): hello (once per pipe:
+// each side's X25519 public key, new for each pipe, and UDP port), join,
+// publish, unpublish, leave (the source node to the destination's) and
+// ended (back). A node sends its messages to a peer one at a time, in
+// order (pipe.caller).
 //
-// Bootstrap: the first node that needs the link POSTs its offer (data
-// channel included, ICE gathering complete, no trickle) with a short-lived
-// HS256 JWT (aud "relayd-node", sub its node id) to the peer's
-// /internal/v1/links and gets the answer back. Both nodes may dial each
-// other at once: the lower node id's dial wins (the higher node answers it
-// and refuses the other with 409; the refused dialer waits for the winning
-// dial to reach it), so there is exactly one PeerConnection per pair.
+// Keys: never on the wire. Each direction's SRTP master key and salt are
+// derived (HKDF-SHA256) from the pipe's X25519 shared secret and the
+// cluster secret (pipe.go, keys). A hello with another key from a known
+// peer means it restarted: the old pipe dies.
 //
-// Negotiation: the dialer stays the only offerer for the life of the link,
-// so there is never glare (linkneg.go).
+// Media: one UDP socket per node (Links.conn) carries every pipe; the
+// peer's address is its HTTP address with the port from its hello.
+// Each relayed track is one SSRC, announced by publish. The receiving
+// side NACKs what it lost (pion's NACK generator) and sends PLIs; the
+// sending side answers NACKs from the source's packet cache and passes
+// PLIs to the source (through its 500 ms throttle).
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -39,32 +51,32 @@ import (
 // LinkPath is where the app mounts Links.Handler.
 const LinkPath = "/internal/v1/links"
 
-// linkAudience is the aud of the JWT a node dials with.
+// linkAudience is the aud of the JWT a node calls its peers with.
 const linkAudience = "relayd-node"
 
-// Timeouts. On loopback or in one data centre a link is up in well under
-// a second; these only bound how long a relay's join waits for a node that
-// does not answer.
+// Timeouts. Between nodes of one data centre a control call takes well
+// under a millisecond; callTimeout only bounds how long a relay's join
+// waits for a node that does not answer.
 const (
-	connectTimeout = 5 * time.Second // dial + ICE + DTLS + SCTP until the data channel is open
-	joinTimeout    = 5 * time.Second // a join's answer over the data channel
-	gatherTimeout  = 2 * time.Second // local candidates before the offer/answer is sent
-	tokenTTL       = time.Minute     // the dial's JWT
-	maxOfferBody   = 1 << 20         // bytes of a dial's request body
+	callTimeout    = 5 * time.Second
+	tokenTTL       = time.Minute // a call's JWT
+	maxBody        = 64 << 10    // bytes of a control message
 	keepalive      = 500 * time.Millisecond
-	silenceTimeout = 4 * time.Second // no message for this long: the peer is gone
+	silenceTimeout = 4 * time.Second // nothing from the peer for this long: it is gone
 )
 
 // LinkConfig lists a Links' dependencies.
 type LinkConfig struct {
 	NodeID string
-	// Secret is the cluster's shared HS256 secret: peers authenticate
-	// with a short-lived JWT (aud "relayd-node", sub = node id).
+	// Secret is the cluster's shared secret: it signs the calls' JWTs and
+	// is the root of the pipes' SRTP keys.
 	Secret []byte
-	// API builds the link PeerConnections: sfu.NewAPI(...).Publisher (NACK
-	// generator, receiver reports, TWCC: the receiving side is a
-	// publisher to its SFU).
-	API *webrtc.API
+	// Conn is the UDP socket every pipe uses (a socket, or a conn of the
+	// ICE UDP mux: see LinkUfrag); Close closes it. nil: Links opens one
+	// on UDPAddr (default ":0", a port the system picks: the peers learn
+	// it in the hello).
+	Conn    net.PacketConn
+	UDPAddr string
 	// Locate tells which node holds room (cluster placement); ok false:
 	// no node is known to hold it.
 	Locate func(room string) (nodeID, baseURL string, ok bool)
@@ -72,27 +84,30 @@ type LinkConfig struct {
 	SFU        *sfu.SFU
 	Logger     *slog.Logger
 	Metrics    *metrics.Metrics // default: the SFU's
-	HTTPClient *http.Client     // default: a client with a 10 s timeout
+	HTTPClient *http.Client     // default: a client with callTimeout and no proxy
 }
 
-// Links implements Remote: it keeps one link per peer node.
+// Links implements Remote: it keeps one pipe per peer node.
 //
-// Goroutines: one dial per link being dialed, one loop per link (both
-// counted in wg), and each link's ingress readers (counted in the link).
-// PeerGone and Close stop them; Close returns when none is left.
+// Goroutines: read (the UDP socket's one reader); per pipe, its writer
+// and caller (all in wg), and each pipe's ingress readers (in the pipe's
+// wg). PeerGone and Close stop them; Close returns when none is left.
 type Links struct {
-	cfg LinkConfig
-	log *slog.Logger
+	cfg  LinkConfig
+	log  *slog.Logger
+	conn net.PacketConn
+	port int
 
 	mu     sync.Mutex
-	peers  map[string]*link // by node id: the one link (dialing or up)
+	pipes  map[string]*pipe         // by peer node id
+	byAddr map[netip.AddrPort]*pipe // up pipes, by the peer's UDP address
 	closed bool
 
 	wg sync.WaitGroup
 }
 
-// NewLinks makes a Links.
-func NewLinks(c LinkConfig) *Links {
+// NewLinks makes a Links and starts reading its UDP socket.
+func NewLinks(c LinkConfig) (*Links, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -103,12 +118,36 @@ func NewLinks(c LinkConfig) *Links {
 		c.Metrics = metrics.New()
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		// Straight to the peer, never through a proxy: the peer's UDP
+		// address is the one its HTTP answers from.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.Proxy = nil
+		c.HTTPClient = &http.Client{Timeout: callTimeout, Transport: tr}
 	}
 	if c.Locate == nil {
 		c.Locate = func(string) (string, string, bool) { return "", "", false }
 	}
-	return &Links{cfg: c, log: c.Logger.With("node", c.NodeID), peers: map[string]*link{}}
+	l := &Links{cfg: c, log: c.Logger.With("node", c.NodeID), conn: c.Conn,
+		pipes: map[string]*pipe{}, byAddr: map[netip.AddrPort]*pipe{}}
+	if l.conn == nil {
+		addr := c.UDPAddr
+		if addr == "" {
+			addr = ":0"
+		}
+		conn, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("relay links: %w", err)
+		}
+		l.conn = conn
+	}
+	ua, ok := l.conn.LocalAddr().(*net.UDPAddr)
+	if !ok {
+		return nil, errors.New("relay links: not a UDP socket")
+	}
+	l.port = ua.Port
+	l.wg.Add(1)
+	go l.read()
+	return l, nil
 }
 
 // Has implements Remote: room lives on another node.
@@ -123,202 +162,156 @@ func (l *Links) Join(room, identity, name, srcRoom string, ended func(Error)) (R
 	if !ok || nodeID == l.cfg.NodeID {
 		return nil, ErrFailedJoinDest
 	}
-	lk, err := l.connect(nodeID, baseURL)
+	p, err := l.connect(nodeID, baseURL)
 	if err != nil {
-		l.log.Info("relay link unavailable", "peer", nodeID, "room", room, "err", err)
+		l.log.Info("relay link unavailable", "peer", nodeID, "dest", room, "err", err)
 		return nil, ErrServerConnectionLost
 	}
-	return lk.join(room, identity, name, srcRoom, ended)
+	return p.join(room, identity, name, srcRoom, ended)
 }
 
-// PeerConnections returns the number of links that have a PeerConnection
-// (tests: one per node pair).
-func (l *Links) PeerConnections() int {
+// Up returns the number of pipes that are up (tests: one per node pair;
+// the app: the relayd_relay_links gauge).
+func (l *Links) Up() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
-	for _, lk := range l.peers {
-		if lk.installed {
+	for _, p := range l.pipes {
+		if p.up {
 			n++
 		}
 	}
 	return n
 }
 
-// PeerGone tells Links that the cluster saw nodeID die: its link is closed;
+// PeerGone tells Links that the cluster saw nodeID die: its pipe is closed;
 // every remote destination through it ends (ErrServerConnectionLost) and
 // the relay participants it fed here leave.
 func (l *Links) PeerGone(nodeID string) {
 	l.mu.Lock()
-	lk := l.peers[nodeID]
+	p := l.pipes[nodeID]
 	l.mu.Unlock()
-	if lk != nil {
-		lk.kill("peer gone")
+	if p != nil {
+		p.kill("peer gone")
 	}
 }
 
-// Close closes every link and waits for their goroutines.
+// Close closes every pipe and waits for their goroutines.
 func (l *Links) Close() {
 	l.mu.Lock()
 	l.closed = true
-	lks := make([]*link, 0, len(l.peers))
-	for _, lk := range l.peers {
-		lks = append(lks, lk)
+	ps := make([]*pipe, 0, len(l.pipes))
+	for _, p := range l.pipes {
+		ps = append(ps, p)
 	}
 	l.mu.Unlock()
-	for _, lk := range lks {
-		lk.kill("closing")
+	for _, p := range ps {
+		p.kill("closing")
 	}
+	_ = l.conn.Close() // the reader returns
 	l.wg.Wait()
 }
 
-// connect returns the link to nodeID once its data channel is open,
-// dialing it first when there is none.
-func (l *Links) connect(nodeID, baseURL string) (*link, error) {
+// pipeFor returns the pipe to peer, made if there is none.
+func (l *Links) pipeFor(peer string) (*pipe, error) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.closed {
-		l.mu.Unlock()
 		return nil, errors.New("links closed")
 	}
-	lk := l.peers[nodeID]
-	if lk == nil {
-		lk = newLink(l, nodeID)
-		l.peers[nodeID] = lk
-		l.wg.Add(1)
-		go l.dial(lk, baseURL)
+	p := l.pipes[peer]
+	if p == nil {
+		p = newPipe(l, peer)
+		l.pipes[peer] = p
 	}
+	return p, nil
+}
+
+// connect returns the pipe to nodeID once it is up, saying hello first
+// when it is not.
+func (l *Links) connect(nodeID, baseURL string) (*pipe, error) {
+	p, err := l.pipeFor(nodeID)
+	if err != nil {
+		return nil, err
+	}
+	p.dial.Lock()
+	defer p.dial.Unlock()
+	l.mu.Lock()
+	if p.url == "" {
+		p.url = baseURL
+	}
+	up := p.up
 	l.mu.Unlock()
-	t := time.NewTimer(connectTimeout)
-	defer t.Stop()
-	select {
-	case <-lk.ready:
-		return lk, nil
-	case <-lk.dead:
-		return nil, errors.New("link failed")
-	case <-t.C:
-		return nil, errors.New("link not up in time")
+	if up {
+		return p, nil
 	}
-}
-
-// forget drops lk from the peer table if it is still there.
-func (l *Links) forget(lk *link) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.peers[lk.peer] == lk {
-		delete(l.peers, lk.peer)
+	if p.isDead() {
+		return nil, errors.New("link died")
 	}
-}
-
-// install makes pc lk's PeerConnection and starts lk's loop, unless lk was
-// replaced, already has one, or Links is closing.
-func (l *Links) install(lk *link, pc *webrtc.PeerConnection, dc *webrtc.DataChannel, offerer bool) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed || l.peers[lk.peer] != lk || lk.installed {
-		return false
-	}
-	lk.installed, lk.offerer = true, offerer
-	lk.pc.Store(pc)
-	if dc != nil {
-		lk.dc.Store(dc)
-	}
-	l.wg.Add(1)
-	go lk.loop()
-	close(lk.installedCh)
-	return true
-}
-
-// linkOffer is the body of a dial and of its answer.
-type linkOffer struct {
-	Node string `json:"node"`
-	SDP  string `json:"sdp"`
-}
-
-// dial offers a link to the peer at baseURL. Owned by Links.wg; ends when
-// the link is up (its loop takes over), refused for the peer's own dial,
-// or failed.
-func (l *Links) dial(lk *link, baseURL string) {
-	defer l.wg.Done()
-	pc, dc, err := lk.newPC(true)
-	if err != nil {
-		lk.log.Error("link peer connection", "err", err)
-		lk.kill("no peer connection")
-		return
-	}
-	answer, status, err := l.post(lk.ctx, baseURL, pc)
-	switch {
-	case err == nil && status == http.StatusOK:
-		if !l.install(lk, pc, dc, true) {
-			_ = pc.GracefulClose()
-			return
+	var peerIP netip.Addr
+	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) {
+		if a, ok := ci.Conn.RemoteAddr().(*net.TCPAddr); ok {
+			peerIP = a.AddrPort().Addr().Unmap()
 		}
-		if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-			lk.log.Warn("link answer", "err", err)
-			lk.kill("bad answer")
-		}
-		return
-	case err == nil && status == http.StatusConflict:
-		// The peer's own dial wins the tie-break: wait for it here.
-		lk.log.Debug("link dials crossed: the peer's wins")
-		_ = pc.GracefulClose()
-		t := time.NewTimer(connectTimeout)
-		defer t.Stop()
-		select {
-		case <-lk.installedCh:
-		case <-lk.dead:
-		case <-t.C:
-			lk.kill("the peer's dial never came")
-		}
-		return
+	}}
+	ctx := httptrace.WithClientTrace(context.Background(), trace)
+	var r wire
+	if err := l.post(ctx, baseURL, wire{T: "hello", Node: l.cfg.NodeID, Pipe: p.local, Port: l.port}, &r); err != nil {
+		p.kill("hello failed")
+		return nil, err
 	}
-	_ = pc.GracefulClose()
-	if err == nil {
-		err = fmt.Errorf("HTTP %d", status)
+	if r.Node != nodeID || !peerIP.IsValid() {
+		p.kill("bad hello")
+		return nil, fmt.Errorf("hello answered by %q", r.Node)
 	}
-	lk.log.Warn("link dial failed", "url", baseURL, "err", err)
-	lk.kill("dial failed")
+	if err := p.establish(r.Pipe, netip.AddrPortFrom(peerIP, uint16(r.Port))); err != nil {
+		p.kill(err.Error())
+		return nil, err
+	}
+	return p, nil
 }
 
-// post sends pc's offer to the peer and returns its answer.
-func (l *Links) post(ctx context.Context, baseURL string, pc *webrtc.PeerConnection) (string, int, error) {
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		return "", 0, err
-	}
-	if err := pc.SetLocalDescription(offer); err != nil {
-		return "", 0, err
-	}
-	waitGathering(pc)
-	body, _ := json.Marshal(linkOffer{Node: l.cfg.NodeID, SDP: pc.LocalDescription().SDP})
+// errUnknownPipe: the peer does not know the pipe a message names (it
+// restarted, or killed the pipe): the pipe is dead.
+var errUnknownPipe = errors.New("the peer does not know this pipe")
+
+// post sends one control message to the peer at baseURL and decodes its
+// answer into reply.
+func (l *Links) post(ctx context.Context, baseURL string, m wire, reply *wire) error {
 	tok, err := l.token()
 	if err != nil {
-		return "", 0, err
+		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(baseURL, "/")+LinkPath, strings.NewReader(string(body)))
+	body, _ := json.Marshal(m)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(baseURL, "/")+LinkPath, bytes.NewReader(body))
 	if err != nil {
-		return "", 0, err
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := l.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return "", 0, err
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxOfferBody))
-		return "", resp.StatusCode, nil
+	switch {
+	case resp.StatusCode == http.StatusConflict:
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+		return errUnknownPipe
+	case resp.StatusCode != http.StatusOK:
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+		return fmt.Errorf("%s: HTTP %d", m.T, resp.StatusCode)
 	}
-	var a linkOffer
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxOfferBody)).Decode(&a); err != nil {
-		return "", 0, fmt.Errorf("decode answer: %w", err)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(reply); err != nil {
+		return fmt.Errorf("%s: decode answer: %w", m.T, err)
 	}
-	return a.SDP, resp.StatusCode, nil
+	return nil
 }
 
-// Handler accepts a peer's dial (mounted by the app at POST LinkPath):
-// Bearer JWT, {node, sdp} offer in, {node, sdp} answer out. 409: this
-// node's own dial to that peer wins the tie-break.
+// Handler serves the peers' control messages (mounted by the app at POST
+// LinkPath): a Bearer JWT, one message in, its answer out. 409: the
+// message names a pipe this node does not have (the sender must say hello
+// again).
 func (l *Links) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -328,90 +321,86 @@ func (l *Links) Handler() http.Handler {
 		}
 		peer, err := l.verify(r.Header.Get("Authorization"))
 		if err != nil {
-			l.log.Warn("link dial refused", "err", err)
+			l.log.Warn("link call refused", "err", err)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		var o linkOffer
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxOfferBody)).Decode(&o); err != nil || o.SDP == "" || o.Node != peer {
-			http.Error(w, "bad offer", http.StatusBadRequest)
+		var m wire
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody)).Decode(&m); err != nil || m.Node != peer || m.Pipe == "" || peer == l.cfg.NodeID {
+			http.Error(w, "bad message", http.StatusBadRequest)
 			return
 		}
-		answer, status := l.accept(peer, o.SDP)
+		var reply wire
+		status := http.StatusOK
+		if m.T == "hello" {
+			reply, status = l.hello(m, r.RemoteAddr)
+		} else {
+			reply, status = l.serve(m)
+		}
 		if status != http.StatusOK {
 			http.Error(w, http.StatusText(status), status)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(linkOffer{Node: l.cfg.NodeID, SDP: answer})
+		_ = json.NewEncoder(w).Encode(reply)
 	})
 }
 
-// accept answers peer's offer and makes the result the link to peer.
-func (l *Links) accept(peer, offer string) (string, int) {
-	if peer == l.cfg.NodeID {
-		return "", http.StatusBadRequest
+// hello answers a peer's hello: the pipe to it is up (a new one if the
+// peer restarted).
+func (l *Links) hello(m wire, remote string) (wire, int) {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil || m.Port <= 0 || m.Port > 65535 {
+		return wire{}, http.StatusBadRequest
+	}
+	p, err := l.pipeFor(m.Node)
+	if err != nil {
+		return wire{}, http.StatusServiceUnavailable
 	}
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return "", http.StatusServiceUnavailable
-	}
-	var old *link
-	lk := l.peers[peer]
-	switch {
-	case lk == nil:
-	case lk.installed && lk.offerer && peer > l.cfg.NodeID:
-		// Our dial won (the peer's crossed it): the peer will use ours.
-		l.mu.Unlock()
-		return "", http.StatusConflict
-	case lk.installed:
-		// The peer dials again: it lost the link we still hold.
-		old, lk = lk, nil
-	case lk.accepting || peer > l.cfg.NodeID:
-		// We are dialing and our dial wins.
-		l.mu.Unlock()
-		return "", http.StatusConflict
-	}
-	if lk == nil {
-		lk = newLink(l, peer)
-		l.peers[peer] = lk
-	}
-	lk.accepting = true
+	restarted := p.remote != "" && p.remote != m.Pipe
 	l.mu.Unlock()
-	if old != nil {
-		old.kill("replaced by the peer's new dial")
+	if restarted {
+		p.kill("the peer restarted")
+		if p, err = l.pipeFor(m.Node); err != nil {
+			return wire{}, http.StatusServiceUnavailable
+		}
 	}
-
-	pc, _, err := lk.newPC(false)
-	if err != nil {
-		lk.kill("no peer connection")
-		return "", http.StatusInternalServerError
+	if err := p.establish(m.Pipe, netip.AddrPortFrom(ap.Addr().Unmap(), uint16(m.Port))); err != nil {
+		p.log.Warn("link hello", "err", err)
+		return wire{}, http.StatusConflict
 	}
-	if !l.install(lk, pc, nil, false) {
-		_ = pc.GracefulClose()
-		return "", http.StatusServiceUnavailable
-	}
-	fail := func(err error) (string, int) {
-		lk.log.Warn("link offer", "err", err)
-		lk.kill("bad offer")
-		return "", http.StatusBadRequest
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return fail(err)
-	}
-	answer, err := pc.CreateAnswer(nil)
-	if err != nil {
-		return fail(err)
-	}
-	if err := pc.SetLocalDescription(answer); err != nil {
-		return fail(err)
-	}
-	waitGathering(pc)
-	return pc.LocalDescription().SDP, http.StatusOK
+	return wire{Node: l.cfg.NodeID, Pipe: p.local, Port: l.port}, http.StatusOK
 }
 
-// token is the JWT this node dials with.
+// serve handles a message on an up pipe.
+func (l *Links) serve(m wire) (wire, int) {
+	l.mu.Lock()
+	p := l.pipes[m.Node]
+	ok := p != nil && p.up && p.remote == m.Pipe
+	l.mu.Unlock()
+	if !ok {
+		return wire{}, http.StatusConflict
+	}
+	reply := wire{Node: l.cfg.NodeID, Pipe: p.local}
+	switch m.T {
+	case "join":
+		reply.Error = int(p.onJoin(m))
+	case "publish":
+		reply.Error = int(p.onPublish(m))
+	case "unpublish":
+		p.onUnpublish(m.Dest, m.SSRC)
+	case "leave":
+		p.onLeave(m.Dest)
+	case "ended":
+		p.onEnded(m.Dest)
+	default:
+		return wire{}, http.StatusBadRequest
+	}
+	return reply, http.StatusOK
+}
+
+// token is the JWT this node calls its peers with.
 func (l *Links) token() (string, error) {
 	if len(l.cfg.Secret) == 0 {
 		return "", errors.New("no cluster secret")
@@ -426,7 +415,7 @@ func (l *Links) token() (string, error) {
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(l.cfg.Secret)
 }
 
-// verify checks a dial's Authorization header and returns the peer's
+// verify checks a call's Authorization header and returns the peer's
 // node id.
 func (l *Links) verify(header string) (string, error) {
 	tok, ok := strings.CutPrefix(header, "Bearer ")
@@ -446,11 +435,38 @@ func (l *Links) verify(header string) (string, error) {
 	return c.Subject, nil
 }
 
-func waitGathering(pc *webrtc.PeerConnection) {
-	t := time.NewTimer(gatherTimeout)
-	defer t.Stop()
-	select {
-	case <-webrtc.GatheringCompletePromise(pc):
-	case <-t.C:
-	}
+// wire is a control message, or its answer. T is one of hello, join,
+// publish, unpublish, leave, ended. Node and Pipe name the sender and its
+// pipe (its public key); Error is a join's or publish's failure (an Error).
+type wire struct {
+	T        string     `json:"t,omitempty"`
+	Node     string     `json:"node"`
+	Pipe     string     `json:"pipe"`
+	Port     int        `json:"port,omitempty"`
+	Dest     string     `json:"dest,omitempty"`
+	Room     string     `json:"room,omitempty"`
+	Identity string     `json:"identity,omitempty"`
+	Name     string     `json:"name,omitempty"`
+	SrcRoom  string     `json:"srcRoom,omitempty"`
+	Track    string     `json:"track,omitempty"`
+	Kind     string     `json:"kind,omitempty"`
+	SSRC     uint32     `json:"ssrc,omitempty"`
+	Codec    *wireCodec `json:"codec,omitempty"`
+	Error    int        `json:"error,omitempty"`
+}
+
+// wireCodec is the codec a relayed track is sent with.
+type wireCodec struct {
+	MimeType  string `json:"mimeType"`
+	ClockRate uint32 `json:"clockRate"`
+	Channels  uint16 `json:"channels,omitempty"`
+	Fmtp      string `json:"fmtp,omitempty"`
+}
+
+func toWireCodec(c webrtc.RTPCodecCapability) *wireCodec {
+	return &wireCodec{MimeType: c.MimeType, ClockRate: c.ClockRate, Channels: c.Channels, Fmtp: c.SDPFmtpLine}
+}
+
+func (c *wireCodec) capability() webrtc.RTPCodecCapability {
+	return webrtc.RTPCodecCapability{MimeType: c.MimeType, ClockRate: c.ClockRate, Channels: c.Channels, SDPFmtpLine: c.Fmtp}
 }

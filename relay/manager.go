@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/relaysfu/relayd/metrics"
 	"github.com/relaysfu/relayd/sfu"
@@ -56,27 +55,6 @@ func NewManager(c Config) *Manager {
 	return &Manager{cfg: c, byID: map[string]*Relay{}, bySource: map[*sfu.Participant]*Relay{}}
 }
 
-// checkTargets validates a destination set against the source room.
-func (m *Manager) checkTargets(src *sfu.Participant, ts []Target) error {
-	if len(ts) == 0 {
-		return fmt.Errorf("%w: destinations must not be empty", ErrInvalid)
-	}
-	if len(ts) > m.cfg.MaxDestinations {
-		return fmt.Errorf("%w: at most %d destinations", ErrTooMany, m.cfg.MaxDestinations)
-	}
-	seen := map[string]bool{}
-	for _, t := range ts {
-		if t.Room == src.Room().Name() {
-			return fmt.Errorf("%w: %s is the source room", ErrInvalid, t.Room)
-		}
-		if seen[t.Room] {
-			return fmt.Errorf("%w: room %s given twice", ErrInvalid, t.Room)
-		}
-		seen[t.Room] = true
-	}
-	return nil
-}
-
 // Start creates a relay of src's tracks into targets. The caller answers
 // its request with the returned relay's Info (state connecting), then
 // calls Begin. More targets than the limit: ErrTooMany and event 8.
@@ -84,7 +62,7 @@ func (m *Manager) Start(src *sfu.Participant, targets []Target, notify Notify) (
 	if role := src.Role(); role != sfu.RoleHost && role != sfu.RoleCohost {
 		return nil, fmt.Errorf("%w: only a publisher (host or co-host) relays its tracks", ErrForbidden)
 	}
-	if err := m.checkTargets(src, targets); err != nil {
+	if err := checkTargets(src.Room().Name(), m.cfg.MaxDestinations, targets); err != nil {
 		if errors.Is(err, ErrTooMany) {
 			notify("relay.event", EventParams{Event: EventUpdateDestChannelRefused.String(), Code: int(EventUpdateDestChannelRefused)})
 		}
@@ -97,17 +75,20 @@ func (m *Manager) Start(src *sfu.Participant, targets []Target, notify Notify) (
 	}
 	r := &Relay{
 		id: sfu.NewID("RL_"), m: m, src: src, room: src.Room().Name(), notify: notify,
-		state: StateConnecting, started: time.Now(),
-		events: make(chan any, 256), done: make(chan struct{}),
+		model: model{room: src.Room().Name(), limit: m.cfg.MaxDestinations, state: StateConnecting},
+		live:  map[string]*destination{},
+		wake:  make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	r.log = m.cfg.Logger.With("relay", r.id, "room", r.room, "participant", src.Identity())
 	for _, t := range targets {
-		r.dests = append(r.dests, &destination{target: t, identity: t.Identity, state: StateConnecting})
+		r.model.dests = append(r.model.dests, destModel{target: t, identity: t.Identity, state: StateConnecting})
 	}
 	m.cfg.Metrics.Relays.WithLabelValues(StateConnecting.String()).Inc()
 	m.cfg.Metrics.RelayDestinations.Add(float64(len(targets)))
 	m.byID[r.id] = r
 	m.bySource[src] = r
+	r.wg.Add(1)
+	go r.loop()
 	return r, nil
 }
 
@@ -153,34 +134,20 @@ func (m *Manager) List() []Info {
 // TrackChanged follows a relay's source: a track it publishes (or
 // unpublishes) after the relay began is added to (or taken from) every
 // destination. The owner of the sfu's Observer calls it for every
-// sfu.TrackChanged.
+// sfu.TrackChanged; it never blocks.
 func (m *Manager) TrackChanged(src *sfu.Participant, up *sfu.UpTrack, published bool) {
-	r := m.Of(src)
-	if r == nil {
-		return
-	}
-	r.mu.Lock()
-	follow := r.begun && !r.stopped
-	r.mu.Unlock()
-	if follow {
-		r.post(trackChange{up, published})
+	if r := m.Of(src); r != nil {
+		r.post(reqTrack{up, published})
 	}
 }
 
 // SourceGone stops src's relay, if any, because the source left or its
-// room ended: state idle and event disconnect.
+// room ended: event disconnect and state idle.
 func (m *Manager) SourceGone(src *sfu.Participant) {
-	r := m.Of(src)
-	if r == nil {
-		return
+	if r := m.Of(src); r != nil {
+		_, _ = r.step(reqSourceGone{})
+		r.wg.Wait()
 	}
-	r.mu.Lock()
-	if !r.stopped {
-		r.event(EventDisconnect, "")
-		r.stopLocked()
-	}
-	r.mu.Unlock()
-	r.wg.Wait()
 }
 
 // Close stops every relay.
@@ -196,12 +163,14 @@ func (m *Manager) Close() {
 	}
 }
 
+// Begin starts the relay: the first relay.state (connecting), event 2, the
+// destination joins (event 3 each), then running or failure. The caller
+// sends its answer to relay.start first, so the notifications follow it.
+func (r *Relay) Begin() { _, _ = r.step(reqBegin{}) }
+
 // Stop leaves every destination: state idle.
 func (r *Relay) Stop() Info {
-	r.mu.Lock()
-	r.stopLocked()
-	info := r.infoLocked()
-	r.mu.Unlock()
+	info, _ := r.step(reqStop{})
 	r.wg.Wait()
 	return info
 }
@@ -211,130 +180,29 @@ func (r *Relay) Stop() Info {
 // 9. Otherwise destinations no longer wanted are left, new ones joined
 // (events 3, later 4), failed ones retried, and event 7. Pause is kept.
 func (r *Relay) Update(targets []Target) (Info, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return Info{}, ErrNotFound
-	}
-	if len(targets) == 0 {
-		r.event(EventUpdateDestChannelIsNil, "")
-		return Info{}, fmt.Errorf("%w: destinations must not be empty", ErrInvalid)
-	}
-	if err := r.m.checkTargets(r.src, targets); err != nil {
-		if errors.Is(err, ErrTooMany) {
-			r.event(EventUpdateDestChannelRefused, "")
-		}
-		return Info{}, err
-	}
-	if r.sameSetLocked(targets) {
-		r.event(EventUpdateDestChannelNotChange, "")
-		return r.infoLocked(), nil
-	}
-	old := map[string]*destination{}
-	for _, d := range r.dests {
-		old[d.target.Room] = d
-	}
-	var next []*destination
-	for _, t := range targets {
-		if d := old[t.Room]; d != nil {
-			delete(old, t.Room)
-			if d.state != StateRunning {
-				d.target, d.identity = t, t.Identity
-				r.joinLocked(d)
-			}
-			next = append(next, d)
-			continue
-		}
-		d := &destination{target: t, identity: t.Identity, state: StateConnecting}
-		r.m.cfg.Metrics.RelayDestinations.Inc()
-		next = append(next, d)
-	}
-	for _, d := range r.dests {
-		if old[d.target.Room] == d {
-			r.leaveLocked(d)
-			r.m.cfg.Metrics.RelayDestinations.Dec()
-		}
-	}
-	r.dests = next
-	for _, d := range next {
-		if d.state == StateConnecting {
-			r.joinLocked(d)
-		}
-	}
-	r.event(EventUpdateDestChannel, "")
-	r.recomputeLocked()
-	return r.infoLocked(), nil
-}
-
-// sameSetLocked reports whether targets name the rooms and identities the
-// relay already has (a fresh token for the same identity is the same
-// destination; one that fixes a failed destination is not).
-func (r *Relay) sameSetLocked(targets []Target) bool {
-	if len(targets) != len(r.dests) {
-		return false
-	}
-	type key struct{ room, identity string }
-	have := map[key]bool{}
-	for _, d := range r.dests {
-		have[key{d.target.Room, d.identity}] = true
-	}
-	for _, t := range targets {
-		id := t.Identity
+	ids := make([]resolved, len(targets))
+	for i, t := range targets {
+		ids[i] = resolved{identity: t.Identity, ok: true}
 		if t.Token != "" {
-			var fail Error
-			if id, fail = r.m.cfg.Authorize(t); fail != ErrNone {
-				return false
-			}
-		}
-		if !have[key{t.Room, id}] {
-			return false
+			id, fail := r.m.cfg.Authorize(t)
+			ids[i] = resolved{identity: id, ok: fail == ErrNone}
 		}
 	}
-	return true
+	return r.answer(r.step(reqUpdate{targets, ids}))
 }
 
 // Pause stops audio and video to every destination without leaving them
 // (event 12); already paused: ErrConflict and event 13.
-func (r *Relay) Pause() (Info, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return Info{}, ErrNotFound
-	}
-	if r.paused {
-		r.event(EventPauseFailed, "")
-		return Info{}, fmt.Errorf("%w: already paused", ErrConflict)
-	}
-	r.paused = true
-	for _, d := range r.dests {
-		for _, e := range d.egress {
-			e.paused.Store(true)
-		}
-	}
-	r.event(EventPauseSuccess, "")
-	return r.infoLocked(), nil
-}
+func (r *Relay) Pause() (Info, error) { return r.answer(r.step(reqPause{})) }
 
 // Resume restarts the packets after a keyframe request (event 14); not
 // paused: ErrConflict and event 15.
-func (r *Relay) Resume() (Info, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return Info{}, ErrNotFound
+func (r *Relay) Resume() (Info, error) { return r.answer(r.step(reqResume{})) }
+
+// answer is an API call's result: the relay object, or only the error.
+func (r *Relay) answer(info Info, err error) (Info, error) {
+	if err != nil {
+		return Info{}, err
 	}
-	if !r.paused {
-		r.event(EventResumeFailed, "")
-		return Info{}, fmt.Errorf("%w: not paused", ErrConflict)
-	}
-	r.paused = false
-	for _, d := range r.dests {
-		for up, e := range d.egress {
-			e.resync.Store(true)
-			e.paused.Store(false)
-			up.RequestKeyframe()
-		}
-	}
-	r.event(EventResumeSuccess, "")
-	return r.infoLocked(), nil
+	return info, nil
 }

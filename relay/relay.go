@@ -56,7 +56,9 @@ type EventParams struct {
 	Room  string `json:"room,omitempty"`
 }
 
-// Notify sends a notification to the source's session. It must not block.
+// Notify sends a notification to the source's session. The relay calls it
+// with no lock held, one notification at a time, in order; it should not
+// block for long (the next notifications wait for it).
 type Notify func(method string, params any)
 
 // Target is one requested destination: a room and either a token for it
@@ -68,28 +70,22 @@ type Target struct {
 	Identity string
 }
 
-// destination is one room a relay sends into. Guarded by Relay.mu.
-type destination struct {
-	target   Target
-	identity string
-	state    State
-	err      Error
-	p        *sfu.Participant         // the relay participant in that room (local)
-	remote   RemoteDest               // the relay participant in that room (another node)
-	joins    uint64                   // remote joins so far: tells a stale ended() apart
-	egress   map[*sfu.UpTrack]*egress // by source track
-	since    time.Time                // join started: for the start latency
-	sent     bool                     // event 4 sent
-	sink     *destSink
-}
-
 // Relay relays one participant's tracks into its destinations.
 //
-// Locking: mu serialises every change (API calls and the loop's events).
-// The egress sinks run in the source tracks' reader goroutines and never
-// take mu: they post to events.
+// Its decisions are decide's (decide.go); a Relay applies them. Every
+// change is one step under mu: decide, then the effects in order (the
+// actions performed, the requests they lead to decided at once), then the
+// notifications sent, in order, after mu is released.
 //
-// Goroutines: loop (started by Begin, stopped by stop).
+// Locking: mu guards model and live. A step's notifications go, still
+// under mu, into the outbox (a mailbox: unbounded, in order), which is
+// sent outside mu by whoever finds no one sending; so Notify runs with no
+// relay lock held, and may even call the relay. The egress sinks run in
+// the source tracks' reader goroutines and never take mu: they post to
+// the queue, as do the destinations' events and the source's track
+// changes.
+//
+// Goroutines: loop (started by Start, ends with doEnd).
 type Relay struct {
 	id     string
 	m      *Manager
@@ -98,49 +94,34 @@ type Relay struct {
 	notify Notify
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	state   State
-	err     Error
-	paused  bool
-	dests   []*destination
-	stopped bool
-	begun   bool // Begin has run: track changes are followed
-	started time.Time
+	mu    sync.Mutex
+	model model
+	live  map[string]*destination // joined destinations, by room
 
-	events chan any
-	done   chan struct{}
-	wg     sync.WaitGroup
+	omu      sync.Mutex
+	outbox   []effect
+	draining bool
+
+	// queue is unbounded: a state change is never dropped. Each source
+	// track posts at most one first packet per join, each destination
+	// one end; the rest are API calls' pace.
+	qmu   sync.Mutex
+	queue []request
+	wake  chan struct{}
+	done  chan struct{}
+	wg    sync.WaitGroup
 }
 
-// loop events
-type (
-	firstPacket struct{ d *destination }
-	// destEnded: the room ended or the relay participant was removed
-	// there. join is the remote join it concerns (0: a local one).
-	destEnded struct {
-		d    *destination
-		join uint64
-	}
-	// destLost: the link to a remote destination's node died.
-	destLost struct {
-		d    *destination
-		join uint64
-	}
-	trackChange struct {
-		up        *sfu.UpTrack
-		published bool
-	}
-)
-
-// post hands an event to the loop without blocking (the callers are the
-// source's reader goroutines and rooms holding their locks). The buffer
-// holds far more than the few events a relay sees at once.
-func (r *Relay) post(ev any) {
-	select {
-	case r.events <- ev:
-	default:
-		r.log.Warn("relay event dropped", "event", ev)
-	}
+// destination is what a joined destination holds: the relay participant
+// there (local, or on another node) and the egress of each source track.
+type destination struct {
+	room     string
+	join     uint64
+	identity string                   // the stream's identity there
+	p        *sfu.Participant         // the relay participant (local)
+	remote   RemoteDest               // the relay participant (another node)
+	egress   map[*sfu.UpTrack]*egress // by source track
+	since    time.Time                // the join started: for the start latency
 }
 
 // ID returns the relay id.
@@ -154,12 +135,13 @@ func (r *Relay) Info() Info {
 }
 
 func (r *Relay) infoLocked() Info {
+	m := r.model
 	info := Info{
 		ID: r.id, Source: SourceInfo{Room: r.room, Identity: r.src.Identity()},
-		State: r.state.String(), Code: int(r.state), Error: r.err.String(), ErrorCode: int(r.err),
-		Paused: r.paused, Destinations: []DestInfo{},
+		State: m.state.String(), Code: int(m.state), Error: m.err.String(), ErrorCode: int(m.err),
+		Paused: m.paused, Destinations: []DestInfo{},
 	}
-	for _, d := range r.dests {
+	for _, d := range m.dests {
 		info.Destinations = append(info.Destinations, DestInfo{
 			Room: d.target.Room, Identity: d.identity, State: d.state.String(), Code: int(d.state),
 			Error: d.err.String(), ErrorCode: int(d.err),
@@ -168,200 +150,225 @@ func (r *Relay) infoLocked() Info {
 	return info
 }
 
-func (r *Relay) event(ev Event, room string) {
-	r.notify("relay.event", EventParams{Relay: r.id, Event: ev.String(), Code: int(ev), Room: room})
+// run decides req, then goes through its effects in order: a notification
+// goes to note, an action to exec, and the request an action leads to (a
+// join's outcome; then's) is run at once, depth first. It returns the
+// final model.
+func run(m model, req request, exec func(model, effect) request, note func(effect)) (model, error) {
+	m, effs, err := decide(m, req)
+	for _, e := range effs {
+		var next request
+		switch e := e.(type) {
+		case noteState, noteEvent:
+			note(e)
+		case then:
+			next = e.req
+		default:
+			next = exec(m, e)
+		}
+		if next != nil {
+			m, _ = run(m, next, exec, note)
+		}
+	}
+	return m, err
 }
 
-// setStateLocked changes the relay's state and tells the source.
-func (r *Relay) setStateLocked(s State, e Error) {
-	if s == r.state && e == r.err {
+// step applies one request: see Relay.
+func (r *Relay) step(req request) (Info, error) {
+	r.mu.Lock()
+	var notes []effect
+	before := r.model
+	m, err := run(r.model, req, r.exec, func(e effect) {
+		if ev, ok := e.(noteEvent); ok && ev.event == EventSentToDestChannel {
+			if d := r.live[ev.room]; d != nil {
+				r.m.cfg.Metrics.RelayStartLatency.Observe(time.Since(d.since).Seconds())
+			}
+		}
+		notes = append(notes, e)
+	})
+	r.model = m
+	r.account(before, m)
+	info := r.infoLocked()
+	r.omu.Lock()
+	r.outbox = append(r.outbox, notes...)
+	r.omu.Unlock()
+	r.mu.Unlock()
+	r.drain()
+	return info, err
+}
+
+// drain sends the outbox, unless another goroutine is at it (it then
+// sends what was added, too).
+func (r *Relay) drain() {
+	r.omu.Lock()
+	if r.draining {
+		r.omu.Unlock()
 		return
 	}
-	g := r.m.cfg.Metrics.Relays
-	g.WithLabelValues(r.state.String()).Dec()
-	if s != StateIdle {
-		g.WithLabelValues(s.String()).Inc()
+	r.draining = true
+	for len(r.outbox) > 0 {
+		batch := r.outbox
+		r.outbox = nil
+		r.omu.Unlock()
+		for _, n := range batch {
+			switch n := n.(type) {
+			case noteState:
+				r.notify("relay.state", StateParams{Relay: r.id, State: n.state.String(), Code: int(n.state), Error: n.err.String(), ErrorCode: int(n.err)})
+			case noteEvent:
+				r.notify("relay.event", EventParams{Relay: r.id, Event: n.event.String(), Code: int(n.event), Room: n.room})
+			}
+		}
+		r.omu.Lock()
 	}
-	r.state, r.err = s, e
-	r.notify("relay.state", StateParams{Relay: r.id, State: s.String(), Code: int(s), Error: e.String(), ErrorCode: int(e)})
+	r.draining = false
+	r.omu.Unlock()
 }
 
-// recomputeLocked: running while any destination runs; failure, with the
-// first destination's error, when none does.
-func (r *Relay) recomputeLocked() {
-	var first Error = ErrNone
-	for _, d := range r.dests {
-		if d.state == StateRunning {
-			r.setStateLocked(StateRunning, ErrNone)
-			return
+// account keeps the relay gauges: relays by state, destinations held.
+func (r *Relay) account(before, after model) {
+	if before.state != after.state {
+		g := r.m.cfg.Metrics.Relays
+		if before.state != StateIdle {
+			g.WithLabelValues(before.state.String()).Dec()
 		}
-		if first == ErrNone {
-			first = d.err
+		if after.state != StateIdle {
+			g.WithLabelValues(after.state.String()).Inc()
 		}
 	}
-	if first == ErrNone {
-		first = ErrFailedJoinDest
+	if n := after.live() - before.live(); n != 0 {
+		r.m.cfg.Metrics.RelayDestinations.Add(float64(n))
 	}
-	r.setStateLocked(StateFailure, first)
 }
 
-// Begin starts the relay: the first relay.state (connecting), event 2, the
-// destination joins (event 3 each), then running or failure. The caller
-// sends its answer to relay.start first, so the notifications follow it.
-func (r *Relay) Begin() {
-	r.mu.Lock()
-	r.notify("relay.state", StateParams{Relay: r.id, State: StateConnecting.String(), Code: int(StateConnecting), Error: ErrNone.String()})
-	r.begun = true // the source's track changes reach the loop from now on (Manager.TrackChanged)
-	r.event(EventJoinedSrcChannel, "")
-	for _, d := range r.dests {
-		r.joinLocked(d)
+// exec performs one action (under mu); m is the model as decided.
+func (r *Relay) exec(m model, e effect) request {
+	switch e := e.(type) {
+	case doJoin:
+		return r.join(m, e)
+	case doLeave:
+		r.leave(e.room)
+	case doTrack:
+		if d := r.live[e.room]; d != nil {
+			if e.published {
+				r.addTrack(d, e.up, m.paused)
+			} else {
+				r.removeTrack(d, e.up)
+			}
+		}
+	case doPause:
+		for _, d := range r.live {
+			for _, eg := range d.egress {
+				eg.paused.Store(true)
+			}
+		}
+	case doResume:
+		for _, d := range r.live {
+			for up, eg := range d.egress {
+				eg.resync.Store(true)
+				eg.paused.Store(false)
+				up.RequestKeyframe()
+			}
+		}
+	case doEnd:
+		close(r.done)
+		r.m.forget(r)
 	}
-	r.recomputeLocked()
-	r.mu.Unlock()
-	r.wg.Add(1)
-	go r.loop()
+	return nil
+}
+
+// post hands a request to the loop; it never blocks and never drops.
+func (r *Relay) post(q request) {
+	r.qmu.Lock()
+	r.queue = append(r.queue, q)
+	r.qmu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (r *Relay) loop() {
 	defer r.wg.Done()
 	for {
 		select {
-		case ev := <-r.events:
-			r.handle(ev)
 		case <-r.done:
 			return
-		}
-	}
-}
-
-func (r *Relay) handle(ev any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return
-	}
-	switch e := ev.(type) {
-	case firstPacket:
-		if !e.d.sent && r.has(e.d) {
-			e.d.sent = true
-			r.m.cfg.Metrics.RelayStartLatency.Observe(time.Since(e.d.since).Seconds())
-			r.event(EventSentToDestChannel, e.d.target.Room)
-		}
-	case destEnded:
-		if !r.has(e.d) || (e.join != 0 && (e.d.remote == nil || e.d.joins != e.join)) {
-			return
-		}
-		r.leaveLocked(e.d)
-		r.removeLocked(e.d)
-		r.event(EventDisconnect, e.d.target.Room)
-		if len(r.dests) == 0 {
-			r.stopLocked()
-			return
-		}
-		r.recomputeLocked()
-	case destLost:
-		d := e.d
-		if !r.has(d) || d.remote == nil || d.joins != e.join {
-			return
-		}
-		r.log.Warn("relay destination's node lost", "dest", d.target.Room)
-		r.leaveLocked(d) // removes the egress sinks; the link is gone already
-		d.state, d.err = StateFailure, ErrServerConnectionLost
-		// As when a destination room ends: event 0 (disconnect) names the
-		// room; the destination stays listed, failure with code 8, and
-		// relay.state follows when no destination runs any more.
-		r.event(EventDisconnect, d.target.Room)
-		r.recomputeLocked()
-	case trackChange:
-		for _, d := range r.dests {
-			if d.state != StateRunning {
-				continue
-			}
-			if e.published {
-				r.addTrackLocked(d, e.up)
-			} else {
-				r.removeTrackLocked(d, e.up)
+		case <-r.wake:
+			r.qmu.Lock()
+			q := r.queue
+			r.queue = nil
+			r.qmu.Unlock()
+			for _, req := range q {
+				_, _ = r.step(req)
 			}
 		}
 	}
 }
 
-func (r *Relay) has(d *destination) bool {
-	for _, x := range r.dests {
-		if x == d {
-			return true
-		}
-	}
-	return false
-}
-
-func (r *Relay) removeLocked(d *destination) {
-	for i, x := range r.dests {
-		if x == d {
-			r.dests = append(r.dests[:i:i], r.dests[i+1:]...)
-			r.m.cfg.Metrics.RelayDestinations.Dec()
-			return
-		}
-	}
-}
-
-// joinLocked joins one destination: gate, relay participant, tracks.
-func (r *Relay) joinLocked(d *destination) {
-	d.since = time.Now()
-	identity, fail := r.m.cfg.Authorize(d.target)
+// join joins one destination: the gate, the relay participant, the
+// source's tracks. Its outcome is decided next.
+func (r *Relay) join(m model, j doJoin) request {
+	t := j.target
+	res := reqJoined{room: t.Room, join: j.join, identity: t.Identity}
+	since := time.Now()
+	identity, fail := r.m.cfg.Authorize(t)
 	if fail != ErrNone {
-		d.state, d.err = StateFailure, fail
-		return
+		res.fail = fail
+		return res
 	}
-	d.identity = identity
-	room := r.m.cfg.SFU.Room(d.target.Room)
-	if rm := r.m.cfg.Remote; room == nil && rm != nil && rm.Has(d.target.Room) {
-		r.joinRemoteLocked(d, rm)
-		return
+	res.identity = identity
+	d := &destination{room: t.Room, join: j.join, identity: identity, egress: map[*sfu.UpTrack]*egress{}, since: since}
+	room := r.m.cfg.SFU.Room(t.Room)
+	if rm := r.m.cfg.Remote; room == nil && rm != nil && rm.Has(t.Room) {
+		// On another node: the gate is checked there; a lost link is
+		// not the room ending.
+		ended := func(e Error) {
+			if e == ErrNone {
+				r.post(reqDestEnded{t.Room, j.join})
+				return
+			}
+			r.post(reqDestLost{t.Room, j.join})
+		}
+		if d.remote, res.fail = rm.Join(t.Room, identity, r.src.Name(), r.room, ended); res.fail != ErrNone {
+			return res
+		}
+	} else {
+		if room == nil || !room.MayPublishAs(identity, sfu.RoleRelay) {
+			res.fail = ErrFailedJoinDest
+			return res
+		}
+		p, _, err := room.Join(sfu.ParticipantParams{
+			Identity: identity, Name: r.src.Name(), Role: sfu.RoleRelay, RelayFrom: r.room,
+			Events: &destSink{r: r, room: t.Room, join: j.join},
+		})
+		if err != nil {
+			res.fail = ErrFailedJoinDest
+			return res
+		}
+		d.p = p
 	}
-	if room == nil || !room.MayPublishAs(identity, sfu.RoleRelay) {
-		d.state, d.err = StateFailure, ErrFailedJoinDest
-		return
-	}
-	d.sink = &destSink{r: r, d: d}
-	p, _, err := room.Join(sfu.ParticipantParams{
-		Identity: identity, Name: r.src.Name(), Role: sfu.RoleRelay, RelayFrom: r.room, Events: d.sink,
-	})
-	if err != nil {
-		d.state, d.err = StateFailure, ErrFailedJoinDest
-		return
-	}
-	d.p, d.state, d.err = p, StateRunning, ErrNone
-	d.egress = map[*sfu.UpTrack]*egress{}
-	r.event(EventJoinedDestChannel, d.target.Room)
+	r.live[t.Room] = d
 	for _, up := range r.src.PublishedTracks() {
-		r.addTrackLocked(d, up)
+		r.addTrack(d, up, m.paused)
 	}
+	return res
 }
 
-// joinRemoteLocked joins a destination on another node: the gate is
-// checked there; event 3 once its relay participant is in.
-func (r *Relay) joinRemoteLocked(d *destination, rm Remote) {
-	d.joins++
-	join := d.joins
-	ended := func(e Error) {
-		if e == ErrNone {
-			r.post(destEnded{d, join})
-			return
-		}
-		r.post(destLost{d, join})
-	}
-	rd, fail := rm.Join(d.target.Room, d.identity, r.src.Name(), r.room, ended)
-	if fail != ErrNone {
-		d.state, d.err = StateFailure, fail
+// leave takes the relay out of a destination: track.unpublished for each
+// track, then participant.left, in that room.
+func (r *Relay) leave(room string) {
+	d := r.live[room]
+	if d == nil {
 		return
 	}
-	d.remote, d.state, d.err = rd, StateRunning, ErrNone
-	d.egress = map[*sfu.UpTrack]*egress{}
-	d.sent = false // a join after a lost link gets its event 4 again
-	r.event(EventJoinedDestChannel, d.target.Room)
-	for _, up := range r.src.PublishedTracks() {
-		r.addTrackLocked(d, up)
+	delete(r.live, room)
+	for up := range d.egress {
+		r.removeTrack(d, up)
+	}
+	if d.remote != nil {
+		d.remote.Leave()
+	} else {
+		d.p.Leave()
 	}
 }
 
@@ -382,8 +389,8 @@ func (d *destination) unpublish(dst *sfu.UpTrack) {
 	d.p.UnpublishTrack(dst)
 }
 
-// addTrackLocked publishes a relayed copy of up in d, fed by an egress.
-func (r *Relay) addTrackLocked(d *destination, up *sfu.UpTrack) {
+// addTrack publishes a relayed copy of up in d, fed by an egress.
+func (r *Relay) addTrack(d *destination, up *sfu.UpTrack, paused bool) {
 	if up.Relayed() || d.egress[up] != nil {
 		return // a relayed track is never relayed again: no loops
 	}
@@ -391,14 +398,14 @@ func (r *Relay) addTrackLocked(d *destination, up *sfu.UpTrack) {
 		ID: sfu.NewID("TR_"), Participant: d.identity, Logger: r.log, Metrics: r.m.cfg.Metrics,
 	})
 	if err := d.publish(dst); err != nil {
-		r.log.Info("relay track refused in destination", "room", d.target.Room, "err", err)
+		r.log.Info("relay track refused in destination", "dest", d.room, "err", err)
 		return
 	}
 	e := &egress{
-		r: r, d: d, dst: dst, video: up.Kind().String() == "video",
+		r: r, room: d.room, join: d.join, dst: dst, video: up.Kind().String() == "video",
 		packets: r.m.cfg.Metrics.RelayPackets,
 	}
-	e.paused.Store(r.paused)
+	e.paused.Store(paused)
 	if !up.AddSink(e) {
 		d.unpublish(dst) // the source track ended meanwhile
 		return
@@ -407,7 +414,7 @@ func (r *Relay) addTrackLocked(d *destination, up *sfu.UpTrack) {
 	up.RequestKeyframe()
 }
 
-func (r *Relay) removeTrackLocked(d *destination, up *sfu.UpTrack) {
+func (r *Relay) removeTrack(d *destination, up *sfu.UpTrack) {
 	e := d.egress[up]
 	if e == nil {
 		return
@@ -417,44 +424,12 @@ func (r *Relay) removeTrackLocked(d *destination, up *sfu.UpTrack) {
 	d.unpublish(e.dst)
 }
 
-// leaveLocked takes the relay out of d: track.unpublished for each track,
-// then participant.left, in that room.
-func (r *Relay) leaveLocked(d *destination) {
-	if d.p == nil && d.remote == nil {
-		return
-	}
-	for up := range d.egress {
-		r.removeTrackLocked(d, up)
-	}
-	if d.remote != nil {
-		d.remote.Leave()
-	} else {
-		d.p.Leave()
-	}
-	d.p, d.remote = nil, nil
-	d.state, d.err = StateIdle, ErrNone
-}
-
-// stopLocked leaves every destination and ends the relay: state idle.
-func (r *Relay) stopLocked() {
-	if r.stopped {
-		return
-	}
-	for _, d := range r.dests {
-		r.leaveLocked(d)
-	}
-	r.m.cfg.Metrics.RelayDestinations.Sub(float64(len(r.dests)))
-	r.setStateLocked(StateIdle, ErrNone)
-	r.stopped = true
-	close(r.done)
-	r.m.forget(r)
-}
-
 // egress is the relay's Sink on a source track: it feeds the relayed up
 // track of one destination from the source's reader goroutine.
 type egress struct {
 	r       *Relay
-	d       *destination
+	room    string
+	join    uint64
 	dst     *sfu.UpTrack
 	video   bool
 	paused  atomic.Bool
@@ -482,7 +457,7 @@ func (e *egress) WriteRTP(p *sfu.Packet) {
 	e.packets.Inc()
 	if !e.sent.Load() {
 		e.sent.Store(true)
-		e.r.post(firstPacket{e.d})
+		e.r.post(reqFirstPacket{e.room, e.join})
 	}
 }
 
@@ -493,13 +468,14 @@ func (e *egress) Close() {}
 // destSink receives the relay participant's events in a destination: the
 // room ending (or the relay being replaced there) drops the destination.
 type destSink struct {
-	r *Relay
-	d *destination
+	r    *Relay
+	room string
+	join uint64
 }
 
 func (s *destSink) Notify(ev sfu.Event) {
 	if _, ok := ev.(sfu.SessionEnded); ok {
-		s.r.post(destEnded{d: s.d})
+		s.r.post(reqDestEnded{s.room, s.join})
 	}
 }
 

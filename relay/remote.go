@@ -3,8 +3,8 @@ package relay
 import "github.com/relaysfu/relayd/sfu"
 
 // Remote reaches destination rooms that live on other nodes. nil on a
-// single node. Links (links.go) implements it over one PeerConnection per
-// node pair.
+// single node. Links (links.go) implements it over one SRTP pipe per node
+// pair.
 type Remote interface {
 	// Join asks the node holding room to admit identity as a relay
 	// participant (role relay, RelayFrom srcRoom, gate

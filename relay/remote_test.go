@@ -118,7 +118,7 @@ func TestRemoteRelayLikeLocal(t *testing.T) {
 	}
 }
 
-// Relays between two nodes, both ways, share one PeerConnection; they
+// Relays between two nodes, both ways, share one link; they
 // stop and start again over it.
 func TestRemoteRelaysShareOneLink(t *testing.T) {
 	c := newTestCluster()
@@ -140,8 +140,8 @@ func TestRemoteRelaysShareOneLink(t *testing.T) {
 		w.v.receiving("video", w.stream, 20)
 		w.v.receiving("audio", w.stream, 10)
 	}
-	if p1, p2 := n1.links.PeerConnections(), n2.links.PeerConnections(); p1 != 1 || p2 != 1 {
-		t.Fatalf("peer connections: n1 %d, n2 %d; want 1 each", p1, p2)
+	if p1, p2 := n1.links.Up(), n2.links.Up(); p1 != 1 || p2 != 1 {
+		t.Fatalf("links: n1 %d, n2 %d; want 1 each", p1, p2)
 	}
 
 	// Stop bob's and carol's relays: their viewers lose the tracks,
@@ -187,12 +187,12 @@ func TestRemoteRelaysShareOneLink(t *testing.T) {
 			return live == 2 // audio and video
 		})
 	}
-	if p1, p2 := n1.links.PeerConnections(), n2.links.PeerConnections(); p1 != 1 || p2 != 1 {
-		t.Errorf("peer connections after restarts: n1 %d, n2 %d; want 1 each", p1, p2)
+	if p1, p2 := n1.links.Up(), n2.links.Up(); p1 != 1 || p2 != 1 {
+		t.Errorf("links after restarts: n1 %d, n2 %d; want 1 each", p1, p2)
 	}
 }
 
-// Both nodes need the link at once: one dial wins, one PeerConnection.
+// Both nodes need the link at once: their hellos cross, one link.
 func TestRemoteSimultaneousDials(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		c := newTestCluster()
@@ -212,8 +212,8 @@ func TestRemoteSimultaneousDials(t *testing.T) {
 		nc.wait(t, "event 4 y")
 		vb.receiving("video", "alice", 20)
 		vy.receiving("video", "carol", 20)
-		if p1, p2 := n1.links.PeerConnections(), n2.links.PeerConnections(); p1 != 1 || p2 != 1 {
-			t.Fatalf("round %d: peer connections n1 %d, n2 %d; want 1 each", i, p1, p2)
+		if p1, p2 := n1.links.Up(), n2.links.Up(); p1 != 1 || p2 != 1 {
+			t.Fatalf("round %d: links n1 %d, n2 %d; want 1 each", i, p1, p2)
 		}
 		n1.shutdown()
 		n2.shutdown()
@@ -330,8 +330,8 @@ func TestRemotePeerGone(t *testing.T) {
 		t.Errorf("destination b after PeerGone: %+v", d)
 	}
 	vb.sawEvent("the relay leaving b", relayLeft)
-	if p := n1.links.PeerConnections(); p != 0 {
-		t.Errorf("%d peer connections after PeerGone", p)
+	if p := n1.links.Up(); p != 0 {
+		t.Errorf("%d links after PeerGone", p)
 	}
 
 	n.reset()
@@ -374,12 +374,12 @@ func TestRemoteNodeDies(t *testing.T) {
 	if d := destInfo(r, "b"); d.State != "failure" || d.ErrorCode != 8 {
 		t.Errorf("destination b: %+v", d)
 	}
-	waitFor(t, "n1's link gone", func() bool { return n1.links.PeerConnections() == 0 })
+	waitFor(t, "n1's link gone", func() bool { return n1.links.Up() == 0 })
 	r.Stop()
 	n1.shutdown()
 }
 
-// The other node goes silent (its media socket dies, nothing says
+// The other node goes silent (its links' socket dies, nothing says
 // goodbye): the keepalives stop and the relay reports the loss.
 func TestRemoteNodeSilent(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) })
@@ -394,7 +394,7 @@ func TestRemoteNodeSilent(t *testing.T) {
 	r := startRelay(t, n1.mgr, pub.p, &n, "b")
 	n.wait(t, "event 4 b")
 	start := time.Now()
-	_ = n2.udp.Close()
+	_ = n2.pipe.Close()
 	n.wait(t, "state failure/3 error server_connection_lost/8")
 	if d := time.Since(start); d < silenceTimeout/2 || d > 3*silenceTimeout {
 		t.Errorf("loss reported after %v (silence timeout %v)", d, silenceTimeout)
@@ -408,7 +408,11 @@ func TestRemoteNodeSilent(t *testing.T) {
 func TestLinkDialNeedsToken(t *testing.T) {
 	c := newTestCluster()
 	n1 := c.newTestNode(t, "n1", nil)
-	other := NewLinks(LinkConfig{NodeID: "n9", Secret: []byte("another-secret-0123456789")})
+	other, err := NewLinks(LinkConfig{NodeID: "n9", Secret: []byte("another-secret-0123456789"), UDPAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
 	tok, err := other.token()
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ package rooms
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -179,7 +180,11 @@ func New(c Config) (*Rooms, error) {
 		if lc.Metrics == nil {
 			lc.Metrics = r.metrics
 		}
-		r.links = relay.NewLinks(lc)
+		links, err := relay.NewLinks(lc)
+		if err != nil {
+			return nil, fmt.Errorf("relay links: %w", err)
+		}
+		r.links = links
 		remote = r.links
 	}
 	r.relays = relay.NewManager(relay.Config{

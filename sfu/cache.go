@@ -5,7 +5,8 @@ import (
 	"sync/atomic"
 )
 
-// MaxPacketSize is the largest RTP packet the cache keeps (bigger ones are forwarded but not cached).
+// MaxPacketSize is the largest RTP packet an up track takes: the reader reads into a buffer of
+// this size and the cache keeps nothing bigger (a bigger packet is dropped and counted, never forwarded).
 // 1500 is the Ethernet MTU: an RTP packet that reached us over UDP is practically never larger,
 // and browsers keep theirs around 1200 bytes to leave room for tunnels.
 const MaxPacketSize = 1500

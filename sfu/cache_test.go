@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // testPacket returns a packet whose length and content both depend on ext,
@@ -253,7 +254,10 @@ func TestCacheConcurrent(t *testing.T) {
 	}
 
 	pkt := make([]byte, MaxPacketSize)
-	for ext := uint64(1); ext <= packets; ext++ {
+	// At least packets, and on until some Get has hit: on a busy machine
+	// the getters may not run at all while the first ones are stored.
+	deadline := time.Now().Add(30 * time.Second)
+	for ext := uint64(1); ext <= packets || (hits.Load() == 0 && time.Now().Before(deadline)); ext++ {
 		// Store a few packets out of order, as a reordering network would.
 		e := ext
 		if ext%10 == 5 {

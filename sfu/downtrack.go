@@ -33,7 +33,8 @@ const (
 // replayMaxPackets back: the first frame is then as fast as DTLS, where a
 // keyframe request can wait out the 500 ms throttle. The bound on age
 // bounds how far behind live the viewer starts (its jitter buffer then
-// catches up); an older keyframe is requested anew, as before.
+// catches up); without such a keyframe the viewer waits for the next one,
+// which is requested.
 const (
 	replayMaxAge     = int64(time.Second)
 	replayMaxPackets = videoCacheSize / 2
@@ -67,10 +68,11 @@ type DownTrackParams struct {
 }
 
 // DownTrack sends one UpTrack to one subscriber's PeerConnection. It is a
-// Sink of the up track and a webrtc.TrackLocal of the subscriber PC.
-//
-// Its packets are written by the up track's writer that it is on
-// (writer.go), which owns the munger and the buffers below.
+// webrtc.TrackLocal of the subscriber PC and a member of one of the up
+// track's writer groups (UpTrack.AddDownTrack, writer.go): that writer's
+// goroutine reads each packet once for its group, and calls deliver, which
+// rewrites it into the down track's own header. The writer owns the
+// munger and the fields below it.
 //
 // Goroutines: rtcpLoop (started by AttachSender, ends when pion stops the
 // RTPSender: RemoveTrack or the PeerConnection closing).
@@ -92,7 +94,7 @@ type DownTrack struct {
 	closed    atomic.Bool
 
 	binding atomic.Pointer[binding]
-	w       atomic.Pointer[writer] // set when added to the up track
+	w       atomic.Pointer[writer] // set by UpTrack.AddDownTrack
 
 	// Owned by the writer.
 	started bool // something was written since ready (or a write failed)
@@ -101,9 +103,7 @@ type DownTrack struct {
 	skipThrough uint64
 	hasSkip     bool
 	m           munger
-	buf         []byte // the writer's: one per writer, not per subscriber
-	in          rtp.Header
-	out         rtp.Header
+	out         rtp.Header // the header written: this subscriber's numbers
 
 	packetsOut, bytesOut           prometheus.Counter
 	forwarded                      *atomic.Uint64 // Metrics.Forwarded
@@ -116,7 +116,7 @@ type DownTrack struct {
 
 // NewDownTrack makes a down track of p.Up. The caller adds it to a
 // PeerConnection, calls AttachSender with the RTPSender, and adds it to the
-// up track as a sink (which puts it on a writer).
+// up track (UpTrack.AddDownTrack, which puts it on a writer).
 func NewDownTrack(p DownTrackParams) *DownTrack {
 	video := p.Up.Kind() == webrtc.RTPCodecTypeVideo
 	kind := p.Up.Kind().String()
@@ -146,32 +146,26 @@ func NewDownTrack(p DownTrackParams) *DownTrack {
 // Up returns the up track this down track sends.
 func (d *DownTrack) Up() *UpTrack { return d.up }
 
-// WriteRTP implements Sink for a down track used on its own: it writes p
-// at once, on the caller's goroutine. Added to an UpTrack, a DownTrack is
-// written by its writer and this is never called.
-func (d *DownTrack) WriteRTP(p *Packet) {
-	if d.buf == nil {
-		d.buf = make([]byte, MaxPacketSize)
-	}
-	var flags uint8
-	if p.Keyframe {
-		flags |= flagKeyframe
-	}
-	if p.Discontinuity {
-		flags |= flagResync
-	}
-	d.deliver(queueItem{ext: p.Ext, arrival: p.Arrival, flags: flags})
-}
-
-// Close implements Sink: nothing more is written (its writer may finish
-// the packet it is on) and it leaves its writer. The RTCP reader ends
-// when pion stops the sender.
+// Close ends the down track: nothing more is written (its writer may
+// finish the packet it is on) and it leaves its writer. The RTCP reader
+// ends when pion stops the sender.
 func (d *DownTrack) Close() {
 	if d.closed.Swap(true) {
 		return
 	}
-	d.up.removeDown(d)
+	d.up.RemoveDownTrack(d)
 }
+
+// upEnded implements groupMember: the up track ended, nothing more is
+// written. The owner still calls Close.
+func (d *DownTrack) upEnded() { d.closed.Store(true) }
+
+// setWriter records the writer d is on, for its NACKs and its start; the
+// up track calls it once, before d joins the writer's group.
+func (d *DownTrack) setWriter(w *writer) { d.w.Store(w) }
+
+// writer returns the writer d is on, or nil.
+func (d *DownTrack) writer() *writer { return d.w.Load() }
 
 // SetReady tells the down track that its subscriber's transport is
 // connected. The writer starts once the track is also bound.
@@ -187,7 +181,7 @@ func (d *DownTrack) checkReady() {
 	ok := d.bound && d.connected
 	d.mu.Unlock()
 	if ok && !d.ready.Swap(true) {
-		if w := d.w.Load(); w != nil {
+		if w := d.writer(); w != nil {
 			w.kick(d) // start from the cache now, not at the next packet
 		}
 	}
@@ -266,10 +260,11 @@ func codecPreference(c webrtc.RTPCodecCapability, video bool) []webrtc.RTPCodecP
 	return []webrtc.RTPCodecParameters{{RTPCodecCapability: c}}
 }
 
-// deliver writes one packet of the up track to this subscriber, once it
-// is ready. Only its writer calls it. The first packet after ready is
-// preceded by the packets since the newest cached keyframe (replay).
-func (d *DownTrack) deliver(it queueItem) {
+// deliver implements groupMember: it writes one packet of the up track,
+// read once for the writer's group, to this subscriber, once it is ready.
+// The first packet after ready is preceded by the packets since the newest
+// cached keyframe (replay, read into aux).
+func (d *DownTrack) deliver(it queueItem, p, aux *cachedPacket) {
 	if d.closed.Load() || !d.ready.Load() {
 		return // nothing is queued for later: it starts from the cache
 	}
@@ -282,20 +277,21 @@ func (d *DownTrack) deliver(it queueItem) {
 	if !d.started {
 		d.started = true
 		if d.video && it.flags&flagKeyframe == 0 {
-			d.replay(it.ext)
+			d.replay(it.ext, aux)
 			if !d.started {
 				return // the transport is not writable yet
 			}
 		}
 	}
-	d.forward(it)
+	d.forward(it, p)
 }
 
-// start runs on the writer when d becomes ready: a video subscriber is
-// sent the cache from the newest keyframe up to the newest packet at once,
-// instead of at the next packet (up to a frame interval later). Without a
-// recent keyframe it waits for the next packet, as before.
-func (d *DownTrack) start() {
+// start implements groupMember: when d becomes ready, a video subscriber
+// is sent the cache from the newest keyframe up to the newest packet at
+// once, instead of at the next packet (up to a frame interval later).
+// Without a recent keyframe it starts at the next packet, from a new
+// keyframe (deliver).
+func (d *DownTrack) start(aux *cachedPacket) {
 	if d.started || !d.video || d.closed.Load() || !d.ready.Load() {
 		return
 	}
@@ -304,7 +300,7 @@ func (d *DownTrack) start() {
 		return
 	}
 	d.started = true
-	if !d.replay(head + 1) {
+	if !d.replay(head+1, aux) {
 		d.started = false
 		return
 	}
@@ -314,11 +310,11 @@ func (d *DownTrack) start() {
 }
 
 // replay writes the cached packets from the newest keyframe up to (not
-// including) ext, when that keyframe is recent enough (replayMaxAge) and
-// the track owns its cache: a relayed track shares its origin's, which
-// may hold packets the relay was not to send (paused). It reports whether
-// there was such a keyframe.
-func (d *DownTrack) replay(ext uint64) bool {
+// including) ext, each read into aux, when that keyframe is recent enough
+// (replayMaxAge) and the track owns its cache: a relayed track shares its
+// origin's, which may hold packets the relay was not to send (paused). It
+// reports whether there was such a keyframe.
+func (d *DownTrack) replay(ext uint64, aux *cachedPacket) bool {
 	if d.up.origin != nil {
 		return false
 	}
@@ -332,24 +328,24 @@ func (d *DownTrack) replay(ext uint64) bool {
 		if e == kf {
 			flags = flagKeyframe
 		}
-		d.forward(queueItem{ext: e, flags: flags})
+		aux.read(d.up.cache, e)
+		d.forward(queueItem{ext: e, flags: flags}, aux)
 	}
 	return true
 }
 
-// forward writes one queued packet to the subscriber.
-func (d *DownTrack) forward(it queueItem) {
+// forward writes packet p, queued as it, to the subscriber.
+func (d *DownTrack) forward(it queueItem, p *cachedPacket) {
 	b := d.binding.Load()
 	if b == nil {
 		d.dropNotReady.Inc()
 		return
 	}
-	payload, ok := d.load(it.ext)
-	if !ok {
+	if !p.ok {
 		d.dropStale.Inc() // overwritten in the cache: we are far behind
 		return
 	}
-	seq, ts, why := d.m.translate(it.ext, d.in.Timestamp, it.flags&flagKeyframe != 0, it.flags&flagResync != 0)
+	seq, ts, why := d.m.translate(it.ext, p.hdr.Timestamp, it.flags&flagKeyframe != 0, it.flags&flagResync != 0)
 	switch why {
 	case dropWaitKeyframe:
 		d.dropWait.Inc()
@@ -359,7 +355,7 @@ func (d *DownTrack) forward(it queueItem) {
 		d.dropStale.Inc()
 		return
 	}
-	n, ok := d.write(b, seq, ts, payload)
+	n, ok := d.write(b, seq, ts, p)
 	if !ok {
 		return
 	}
@@ -371,41 +367,19 @@ func (d *DownTrack) forward(it queueItem) {
 	}
 }
 
-// load copies packet ext out of the cache into d.buf, parses its header
-// into d.in and returns the payload without padding.
-func (d *DownTrack) load(ext uint64) ([]byte, bool) {
-	n := d.up.Cache().Get(ext, d.buf)
-	if n == 0 {
-		return nil, false
-	}
-	hl, err := d.in.Unmarshal(d.buf[:n])
-	if err != nil {
-		return nil, false
-	}
-	end := n
-	if d.in.Padding && n > hl {
-		if pad := int(d.buf[n-1]); pad <= n-hl {
-			end = n - pad
-		}
-	}
-	if hl > end {
-		return nil, false
-	}
-	return d.buf[hl:end], true
-}
-
-// write sends one packet with the subscriber's numbers; extensions are not
+// write sends p's payload under a header of the subscriber's own: its
+// SSRC, payload type, sequence number and timestamp. Extensions are not
 // forwarded (their ids are the publisher's negotiation, not ours).
-func (d *DownTrack) write(b *binding, seq uint16, ts uint32, payload []byte) (int, bool) {
+func (d *DownTrack) write(b *binding, seq uint16, ts uint32, p *cachedPacket) (int, bool) {
 	d.out = rtp.Header{
 		Version:        2,
-		Marker:         d.in.Marker,
+		Marker:         p.hdr.Marker,
 		PayloadType:    b.pt,
 		SequenceNumber: seq,
 		Timestamp:      ts,
 		SSRC:           b.ssrc,
 	}
-	n, err := b.stream.WriteRTP(&d.out, payload)
+	n, err := b.stream.WriteRTP(&d.out, p.payload)
 	if err != nil {
 		if !errors.Is(err, io.ErrClosedPipe) {
 			d.log.Debug("down track write failed", "err", err)
@@ -425,21 +399,20 @@ func (d *DownTrack) write(b *binding, seq uint16, ts uint32, payload []byte) (in
 	return n, true
 }
 
-// retransmit answers a NACK for outgoing sequence number out from the up
-// track's cache.
-func (d *DownTrack) retransmit(out uint16) {
+// retransmit implements groupMember: it answers a NACK for outgoing
+// sequence number out from the up track's cache, read into aux.
+func (d *DownTrack) retransmit(out uint16, aux *cachedPacket) {
 	b := d.binding.Load()
 	ext, ok := d.m.upstream(out)
 	if b == nil || !ok {
 		d.rtxMiss.Inc()
 		return
 	}
-	payload, ok := d.load(ext)
-	if !ok {
+	if !aux.read(d.up.cache, ext) {
 		d.rtxMiss.Inc()
 		return
 	}
-	if _, ok := d.write(b, out, d.in.Timestamp+d.m.tsOffset, payload); ok {
+	if _, ok := d.write(b, out, aux.hdr.Timestamp+d.m.tsOffset, aux); ok {
 		d.rtxHit.Inc()
 	}
 }
@@ -486,6 +459,6 @@ func (d *DownTrack) handleRTCP(b []byte) {
 
 // nack queues a retransmission of outgoing seq on the down track's writer.
 func (d *DownTrack) nack(seq uint16) bool {
-	w := d.w.Load()
+	w := d.writer()
 	return w != nil && !d.closed.Load() && w.nack(d, seq)
 }

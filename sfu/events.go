@@ -95,8 +95,14 @@ type RoomInfo struct {
 // concrete types below are all there is.
 type Event interface{ event() }
 
-// EventSink receives a participant's events in order. Notify is called with
-// room locks held: it must not block and must not call back into the sfu.
+// EventSink receives a participant's events. Notify is called with no sfu
+// lock held, from the participant's delivery goroutine (mailbox.go), one
+// event at a time in the order they were posted: every participant of a
+// room gets the room's changes in the same order. Notify may call back
+// into the sfu, but should return soon (the participant's later events
+// wait for it), and must not end its own room (Room.End, SFU.Close) or
+// make its identity join again (Room.Join): those wait until the events
+// they post have been delivered.
 type EventSink interface {
 	Notify(Event)
 }

@@ -87,8 +87,8 @@ func newBoundDownTrack(t testing.TB, m *metrics.Metrics, up *UpTrack, w *fakeWri
 	t.Helper()
 	d := newDownTrackOn(t, m, up, w, ssrc)
 	d.SetReady()
-	if !up.AddSink(d) {
-		t.Fatal("AddSink refused")
+	if !up.AddDownTrack(d) {
+		t.Fatal("AddDownTrack refused")
 	}
 	return d
 }
@@ -98,8 +98,8 @@ func newBoundDownTrack(t testing.TB, m *metrics.Metrics, up *UpTrack, w *fakeWri
 func newUnreadyDownTrack(t testing.TB, m *metrics.Metrics, up *UpTrack, w *fakeWriter, ssrc webrtc.SSRC) *DownTrack {
 	t.Helper()
 	d := newDownTrackOn(t, m, up, w, ssrc)
-	if !up.AddSink(d) {
-		t.Fatal("AddSink refused")
+	if !up.AddDownTrack(d) {
+		t.Fatal("AddDownTrack refused")
 	}
 	return d
 }

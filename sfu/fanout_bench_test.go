@@ -10,9 +10,10 @@ import (
 )
 
 // BenchmarkFanout measures the whole forwarding path of one up track to n
-// sinks: parse, cache, fan-out (enqueue), and each DownTrack's writer
-// (cache copy-out, munging, header rewrite, write to a counting writer
-// that stands in for pion's SRTP stream). One op is one 1200-byte video
+// sinks: parse, cache, fan-out (enqueue, once per writer group), each
+// writer's copy-out and parse (once per group) and each DownTrack's
+// munging, header rewrite and write to a counting writer that stands in
+// for pion's SRTP stream. One op is one 1200-byte video
 // packet delivered to every sink. The producer waits for the writers every
 // 32 packets so no queue overflows: every sink really writes every packet.
 // Allocations are counted across all goroutines: the target is 0 per op.

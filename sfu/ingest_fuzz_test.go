@@ -13,14 +13,15 @@ import (
 )
 
 // ingestCheck is the fuzzed up track's one sink: it checks every packet the
-// reader hands out, then passes it to a real DownTrack, written at once on
-// this goroutine (a DownTrack used as a plain Sink), whose output the test
-// checks too.
+// reader hands out, then passes it to a real DownTrack through a writer's
+// per-packet step (read back from the cache, parsed, delivered), run at
+// once on this goroutine, whose output the test checks too.
 type ingestCheck struct {
 	t         *testing.T
 	mime      string
 	video     bool
 	d         *DownTrack
+	w         *writer           // not started: writeItem runs here
 	forwarded map[uint64][]byte // ext -> payload handed to the sinks
 	calls     int
 }
@@ -53,15 +54,15 @@ func (c *ingestCheck) WriteRTP(p *Packet) {
 		c.t.Fatalf("ext %d forwarded twice", p.Ext)
 	}
 	c.forwarded[p.Ext] = append([]byte(nil), p.Payload...)
-	c.d.WriteRTP(p)
+	c.w.writeItem(itemOf(p, false))
 }
 
 func (c *ingestCheck) Close() {}
 
 // FuzzIngest feeds arbitrary datagrams to an up track's reader (the parse of
 // the header, padding and sequence number, the keyframe detection of each
-// codec, the cache) and on to a subscriber's DownTrack (which parses the
-// cached copy again and rewrites it). Packets are a, b, then a again.
+// codec, the cache) and on to a subscriber's DownTrack (its writer reads
+// the cached copy back and parses it, the DownTrack rewrites it). Packets are a, b, then a again.
 //
 // Invariants: nothing panics; a packet reaches the sinks iff its header
 // parses, it fits the cache, is not a duplicate and not too old; what
@@ -130,7 +131,11 @@ func FuzzIngest(f *testing.F) {
 			t.Fatal(err)
 		}
 		d.SetReady()
-		check := &ingestCheck{t: t, mime: mime, video: video, d: d, forwarded: map[uint64][]byte{}}
+		gw := newIdleWriter(up)
+		up.mu.Lock()
+		gw.addLocked(d)
+		up.mu.Unlock()
+		check := &ingestCheck{t: t, mime: mime, video: video, d: d, w: gw, forwarded: map[uint64][]byte{}}
 		if !up.AddSink(check) {
 			t.Fatal("AddSink refused")
 		}

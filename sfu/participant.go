@@ -1,14 +1,11 @@
 package sfu
 
 import (
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -21,51 +18,70 @@ type ParticipantParams struct {
 	Events    EventSink
 }
 
-// maxQueuedCandidates bounds the remote candidates kept before a PC has its
-// remote description: a browser sends a handful; more is abuse.
-const maxQueuedCandidates = 64
-
-// gatherTimeout bounds the wait for local ICE candidates before an offer or
-// answer is sent. With one UDP mux and no STUN, gathering takes well under a
-// millisecond; the bound only matters if something is broken.
-const gatherTimeout = 2 * time.Second
-
 // Participant is one identity in one room over one signaling session, with
 // two PeerConnections: the publisher PC (the client offers) and the
 // subscriber PC (the server offers, one negotiation at a time: a change
 // during a negotiation waits for the answer and then re-offers, so there is
 // never glare).
 //
-// Goroutines: one per published track (pion's OnTrack goroutine runs the
-// UpTrack's reader and then unpublishes it; counted in pubWG), plus each
-// DownTrack's. close() stops them all and waits for them.
+// Its PeerConnection work runs on its op queue (ops.go), one op at a time
+// in the order asked, with no lock held: answering the publisher's offers
+// (publisher.go), the subscriber PC's changes, offers and answers
+// (subscriber.go), remote candidates (peerconn.go), closing. Its events go
+// through its mailbox (mailbox.go): posted in order, even under the room's
+// lock, and handed to its EventSink with no lock held.
+//
+// Locking, by field group below. room.mu guards role, published and gone:
+// they change together with the room's participant map and are read with
+// it (the state a joiner gets, the publish gate, the events of a change).
+// p.mu guards what the op goroutine shares with pion's callbacks and with
+// the room. The op goroutine owns the rest. Lock order: room.mu, then p.mu;
+// neither is held across a PeerConnection call or a callback.
+//
+// Goroutines: the op queue's (started when the participant is made, ended
+// and waited for by close); the mailbox's delivery (only while events
+// wait); for each published track, pion's OnTrack goroutine (it runs the
+// UpTrack's reader, then unpublishes it) and an RTCP reader, both counted
+// in pubWG and their publisherPC's readers, which close waits for; each
+// DownTrack's RTCP reader (it ends when its RTPSender stops).
 type Participant struct {
+	// Set when made, never changed.
 	room      *Room
 	identity  string
 	name      string
 	relayFrom string
-	events    EventSink
+	relay     bool // RoleRelay: its key and what it receives (nothing) follow
 	log       *slog.Logger
+	ops       *opQueue
+	inbox     *mailbox
 
-	// guarded by room.mu
+	// Guarded by room.mu.
 	role      Role
 	published []*UpTrack
 	gone      bool // removed from the room
 
-	mu           sync.Mutex
-	closed       bool
-	pub, sub     *webrtc.PeerConnection
+	// Guarded by mu: shared by the op goroutine with pion's callbacks
+	// (onTrack, local candidates) and with the room (subscriptions).
+	mu         sync.Mutex
+	closed     bool                                  // close has begun: no new track, no new op
+	pub        *publisherPC                          // written by ops under mu; ops read it without
+	subChanges []subChange                           // subscriptions for syncSubscriber to apply
+	syncQueued bool                                  // a syncSubscriber op is queued
+	localCands map[Target][]*webrtc.ICECandidateInit // held until the description is sent
+	delivered  map[Target]bool                       // the description was sent: trickle at once
+
+	// Owned by the op goroutine.
+	sub          *webrtc.PeerConnection
 	down         map[*UpTrack]*downEntry
 	subConnected bool
 	negotiating  bool // an offer is out, its answer not yet in
-	renegotiate  bool // something changed while negotiating
+	renegotiate  bool // the subscriber PC changed since the last offer
+	offerRetries int  // offers the client refused in a row (subscriber.go)
+	retryPending bool // a refused offer will be sent again
+	retryTimer   *time.Timer
 	remoteCands  map[Target][]webrtc.ICECandidateInit
 
-	candMu     sync.Mutex
-	localCands map[Target][]*webrtc.ICECandidateInit // held until the description is sent
-	delivered  map[Target]bool
-
-	pubWG sync.WaitGroup
+	pubWG sync.WaitGroup // every publisher PC's track goroutines
 }
 
 type downEntry struct {
@@ -73,11 +89,15 @@ type downEntry struct {
 	sender *webrtc.RTPSender
 }
 
+// newParticipant makes a participant and starts its op queue; the caller
+// closes it (close) if it never joins.
 func newParticipant(r *Room, pp ParticipantParams) *Participant {
 	return &Participant{
 		room: r, identity: pp.Identity, name: pp.Name, relayFrom: pp.RelayFrom,
-		events: pp.Events, role: pp.Role,
+		relay: pp.Role == RoleRelay, role: pp.Role,
 		log:         r.log.With("participant", pp.Identity, "role", string(pp.Role)),
+		ops:         newOpQueue(),
+		inbox:       newMailbox(pp.Events),
 		down:        map[*UpTrack]*downEntry{},
 		remoteCands: map[Target][]webrtc.ICECandidateInit{},
 		localCands:  map[Target][]*webrtc.ICECandidateInit{},
@@ -93,10 +113,18 @@ func key(identity string, role Role) string {
 	return identity
 }
 
-func (p *Participant) key() string { return key(p.identity, p.role) }
+func (p *Participant) key() string {
+	if p.relay {
+		return key(p.identity, RoleRelay)
+	}
+	return p.identity
+}
 
 // Identity returns the participant's identity.
 func (p *Participant) Identity() string { return p.identity }
+
+// Name returns the participant's display name.
+func (p *Participant) Name() string { return p.name }
 
 // Room returns the participant's room.
 func (p *Participant) Room() *Room { return p.room }
@@ -115,6 +143,7 @@ func (p *Participant) Info() ParticipantInfo {
 	return p.infoLocked()
 }
 
+// infoLocked is Info; the caller holds room.mu.
 func (p *Participant) infoLocked() ParticipantInfo {
 	info := ParticipantInfo{Identity: p.identity, Name: p.name, Role: p.role, Tracks: []TrackInfo{}}
 	for _, t := range p.published {
@@ -140,450 +169,48 @@ func CodecName(mime string) string {
 
 // subscribes reports whether the participant receives the room's tracks:
 // everyone but relays, whose session is the relay itself.
-func (p *Participant) subscribes() bool { return p.role != RoleRelay }
+func (p *Participant) subscribes() bool { return !p.relay }
 
-// ValidateCandidate reports whether c is a candidate line pion accepts;
-// the empty candidate (end of candidates) is valid.
-func ValidateCandidate(c webrtc.ICECandidateInit) error {
-	if c.Candidate == "" {
-		return nil
-	}
-	if _, err := ice.UnmarshalCandidate(c.Candidate); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadCandidate, err)
-	}
-	return nil
-}
-
-// HandleOffer answers the client's publisher-PC offer. deliver is called
-// with the answer before any server candidate for that PC is sent, so the
-// client gets its answer first.
-func (p *Participant) HandleOffer(offer string, deliver func(answer string)) error {
-	if err := ValidateSDP(offer); err != nil {
-		return err
-	}
-	if !p.room.MayPublish(p) {
-		return ErrForbidden
-	}
+// close closes both PCs and every down track, and waits for the
+// participant's goroutines: its op queue runs close's op after the op in
+// progress (queued ops are dropped), then the track readers end (their
+// tracks are unpublished from the room on the way). Never call it from an
+// op.
+func (p *Participant) close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return ErrClosed
-	}
-	created := false
-	if p.pub == nil {
-		pc, err := p.newPC(TargetPublisher)
-		if err != nil {
-			return err
-		}
-		pc.OnTrack(p.onTrack)
-		p.pub, created = pc, true
-	}
-	fail := func(err error) error {
-		if created {
-			_ = p.pub.Close()
-			p.pub = nil
-		}
-		return fmt.Errorf("%w: %v", ErrBadSDP, err)
-	}
-	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return fail(err)
-	}
-	answer, err := p.pub.CreateAnswer(nil)
-	if err != nil {
-		return fail(err)
-	}
-	if err := p.pub.SetLocalDescription(answer); err != nil {
-		return fail(err)
-	}
-	p.applyCandidatesLocked(TargetPublisher)
-	waitGathering(p.pub)
-	deliver(p.pub.LocalDescription().SDP)
-	p.flushCandidates(TargetPublisher)
-	return nil
-}
-
-// newPC makes one of the participant's PeerConnections; called with p.mu.
-func (p *Participant) newPC(t Target) (*webrtc.PeerConnection, error) {
-	api := p.room.sfu.cfg.API.Subscriber
-	if t == TargetPublisher {
-		api = p.room.sfu.cfg.API.Publisher
-	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{
-		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
-		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("new peer connection: %w", err)
-	}
-	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.onLocalCandidate(t, c) })
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		p.log.Debug("peer connection state", "pc", string(t), "state", s.String())
-		if t == TargetSubscriber && s == webrtc.PeerConnectionStateConnected {
-			p.subscriberConnected()
-		}
-	})
-	return pc, nil
-}
-
-func waitGathering(pc *webrtc.PeerConnection) {
-	select {
-	case <-webrtc.GatheringCompletePromise(pc):
-	case <-time.After(gatherTimeout):
-	}
-}
-
-// onTrack runs in pion's goroutine for each track the publisher sends: it
-// publishes the track, reads it until the PC closes, then unpublishes it.
-func (p *Participant) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
-	p.mu.Lock()
-	if p.closed || p.pub == nil {
-		p.mu.Unlock()
-		return
-	}
-	pc := p.pub
-	p.pubWG.Add(2)
+	p.closed = true
+	p.subChanges = nil
 	p.mu.Unlock()
-	defer p.pubWG.Done()
-	go func() {
-		// Read the publisher's RTCP (sender reports) so the receiver
-		// report interceptor sees it; ends when the PC closes.
-		defer p.pubWG.Done()
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := recv.Read(buf); err != nil {
-				return
-			}
-		}
-	}()
-	up := NewUpTrack(UpTrackParams{
-		ID:          NewID("TR_"),
-		Participant: p.identity,
-		Kind:        tr.Kind(),
-		Codec:       tr.Codec().RTPCodecCapability,
-		Source:      &remoteSource{track: tr, pc: pc},
-		Logger:      p.log,
-		Metrics:     p.room.sfu.cfg.Metrics,
-		Flush:       p.room.sfu.cfg.API.Flush,
-	})
-	if !p.room.publish(p, up) {
-		return // may not publish (any more): the PC is being closed
-	}
-	up.Run()
-	p.room.unpublish(p, up)
+	p.ops.stop(p.closeOp)
+	p.pubWG.Wait()
 }
 
-// remoteSource is a publisher's WebRTC track as an UpTrack Source.
-type remoteSource struct {
-	track *webrtc.TrackRemote
-	pc    *webrtc.PeerConnection
-}
-
-func (s *remoteSource) ReadRTP(buf []byte) (int, error) {
-	n, _, err := s.track.Read(buf)
-	return n, err
-}
-
-func (s *remoteSource) RequestKeyframe() error {
-	return s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(s.track.SSRC())}})
-}
-
-// subscribe adds down tracks of ups to the subscriber PC and renegotiates
-// once.
-func (p *Participant) subscribe(ups []*UpTrack) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return
-	}
-	if p.sub == nil {
-		pc, err := p.newPC(TargetSubscriber)
-		if err != nil {
-			p.log.Error("subscriber pc", "err", err)
-			return
-		}
-		p.sub = pc
-	}
-	added := false
-	for _, up := range ups {
-		if p.down[up] != nil {
-			continue
-		}
-		dt := NewDownTrack(DownTrackParams{
-			Up: up, StreamID: up.Participant(), Logger: p.log, Metrics: p.room.sfu.cfg.Metrics,
-		})
-		if !up.AddSink(dt) {
-			dt.Close() // the track ended meanwhile
-			continue
-		}
-		sender, err := p.sub.AddTrack(dt)
-		if err != nil {
-			up.RemoveSink(dt)
-			dt.Close()
-			p.log.Warn("add track", "err", err)
-			continue
-		}
-		for _, tr := range p.sub.GetTransceivers() {
-			if tr.Sender() == sender {
-				if err := tr.SetCodecPreferences(codecPreference(up.Codec(), up.Kind() == webrtc.RTPCodecTypeVideo)); err != nil {
-					p.log.Warn("codec preferences", "err", err)
-				}
-			}
-		}
-		dt.AttachSender(sender)
-		if p.subConnected {
-			dt.SetReady()
-		}
-		p.down[up] = &downEntry{dt: dt, sender: sender}
-		added = true
-		up.keyframeForNewSubscriber() // the new subscriber starts at a keyframe
-	}
-	if added {
-		p.negotiateLocked()
-	}
-}
-
-// unsubscribe removes the down track of up and renegotiates.
-func (p *Participant) unsubscribe(up *UpTrack) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	e := p.down[up]
-	if e == nil {
-		return
-	}
-	delete(p.down, up)
-	up.RemoveSink(e.dt)
-	e.dt.Close()
-	if p.closed || p.sub == nil {
-		return
-	}
-	if err := p.sub.RemoveTrack(e.sender); err != nil {
-		p.log.Debug("remove track", "err", err)
-	}
-	p.negotiateLocked()
-}
-
-func (p *Participant) subscriberConnected() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.subConnected = true
-	for _, e := range p.down {
-		e.dt.SetReady()
-	}
-}
-
-// negotiateLocked sends a new subscriber offer, or, while one is out, notes
-// that another is needed once its answer is in.
-func (p *Participant) negotiateLocked() {
-	if p.closed || p.sub == nil {
-		return
-	}
-	if p.negotiating {
-		p.renegotiate = true
-		return
-	}
-	offer, err := p.sub.CreateOffer(nil)
-	if err != nil {
-		p.log.Error("create offer", "err", err)
-		return
-	}
-	if err := p.sub.SetLocalDescription(offer); err != nil {
-		p.log.Error("set local offer", "err", err)
-		return
-	}
-	p.negotiating = true
-	p.renegotiate = false
-	waitGathering(p.sub)
-	p.events.Notify(SubscriberOffer{SDP: p.sub.LocalDescription().SDP})
-	p.flushCandidates(TargetSubscriber)
-}
-
-// SetSubscriberAnswer applies the client's answer to the last subscriber
-// offer. An answer refused before it is applied (ValidateAnswer, or pion
-// refusing it whole) gets ErrBadSDP and changes nothing: the offer is
-// still out, and a proper answer to it is still taken. An answer pion
-// applied in part also gets ErrBadSDP; the server then offers again from
-// where the PC stands.
-func (p *Participant) SetSubscriberAnswer(answer string) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return ErrClosed
-	}
-	if !p.negotiating || p.sub == nil {
-		return ErrWrongState
-	}
-	if err := ValidateAnswer(answer, p.offeredMediaLocked()); err != nil {
-		return err
-	}
-	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		if p.sub.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
-			p.negotiating = false
-			p.negotiateLocked()
-		}
-		return fmt.Errorf("%w: %v", ErrBadSDP, err)
-	}
-	p.negotiating = false
-	p.applyCandidatesLocked(TargetSubscriber)
-	if p.renegotiate {
-		p.negotiateLocked()
-	}
-	return nil
-}
-
-// offeredMediaLocked is the number of m-lines of the subscriber offer
-// awaiting its answer; called with p.mu.
-func (p *Participant) offeredMediaLocked() int {
-	ld := p.sub.PendingLocalDescription()
-	if ld == nil {
-		return 0
-	}
-	d, err := ld.Unmarshal()
-	if err != nil {
-		return 0
-	}
-	return len(d.MediaDescriptions)
-}
-
-// SubscriberOfferFailed tells the participant that the client answered the
-// subscriber offer with an error (or not at all): roll back and offer again.
-func (p *Participant) SubscriberOfferFailed() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed || !p.negotiating {
-		return
-	}
-	p.abortNegotiationLocked()
-}
-
-func (p *Participant) abortNegotiationLocked() {
-	if err := p.sub.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
-		p.log.Warn("rollback", "err", err)
-	}
-	p.negotiating = false
-	p.negotiateLocked()
-}
-
-// AddICECandidate adds a client candidate to one of its PCs, queued until
-// that PC has a remote description.
-func (p *Participant) AddICECandidate(t Target, c webrtc.ICECandidateInit) error {
-	if err := ValidateCandidate(c); err != nil {
-		return err
-	}
-	if c.Candidate == "" {
-		return nil // end of candidates: nothing to do with ICE-lite-free pion
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return ErrClosed
-	}
-	pc := p.pcLocked(t)
-	if pc == nil || pc.RemoteDescription() == nil {
-		q := p.remoteCands[t]
-		if len(q) >= maxQueuedCandidates {
-			q = q[1:]
-		}
-		p.remoteCands[t] = append(q, c)
-		return nil
-	}
-	if err := pc.AddICECandidate(c); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadCandidate, err)
-	}
-	return nil
-}
-
-func (p *Participant) pcLocked(t Target) *webrtc.PeerConnection {
-	if t == TargetPublisher {
-		return p.pub
-	}
-	return p.sub
-}
-
-func (p *Participant) applyCandidatesLocked(t Target) {
-	pc := p.pcLocked(t)
-	for _, c := range p.remoteCands[t] {
-		if err := pc.AddICECandidate(c); err != nil {
-			p.log.Debug("queued candidate", "err", err)
-		}
-	}
-	delete(p.remoteCands, t)
-}
-
-// onLocalCandidate holds a server candidate until its PC's description has
-// been sent (flushCandidates), then trickles it. Candidates are also in
-// the description itself: gathering completes before it is sent.
-func (p *Participant) onLocalCandidate(t Target, c *webrtc.ICECandidate) {
-	var init *webrtc.ICECandidateInit
-	if c != nil {
-		j := c.ToJSON()
-		init = &j
-	}
-	p.candMu.Lock()
-	defer p.candMu.Unlock()
-	if !p.delivered[t] {
-		p.localCands[t] = append(p.localCands[t], init)
-		return
-	}
-	p.events.Notify(ICECandidate{Target: t, Candidate: init})
-}
-
-func (p *Participant) flushCandidates(t Target) {
-	p.candMu.Lock()
-	defer p.candMu.Unlock()
-	if p.delivered[t] {
-		return
-	}
-	p.delivered[t] = true
-	for _, c := range p.localCands[t] {
-		p.events.Notify(ICECandidate{Target: t, Candidate: c})
-	}
-	delete(p.localCands, t)
-}
-
-// ClosePublisher closes the publisher PC: its tracks are unpublished on
-// every subscriber at once. It returns when they are.
-func (p *Participant) ClosePublisher() {
+// closeOp is the participant's last op.
+func (p *Participant) closeOp() {
 	p.mu.Lock()
 	pub := p.pub
 	p.pub = nil
-	delete(p.remoteCands, TargetPublisher)
 	p.mu.Unlock()
-	p.candMu.Lock()
-	p.delivered[TargetPublisher] = false
-	delete(p.localCands, TargetPublisher)
-	p.candMu.Unlock()
+	if p.retryTimer != nil {
+		p.retryTimer.Stop()
+	}
 	if pub != nil {
-		_ = pub.GracefulClose()
+		_ = pub.pc.GracefulClose()
 	}
-	p.pubWG.Wait()
-}
-
-// close closes both PCs and every down track and waits for the
-// participant's goroutines. Published tracks are unpublished from the room
-// on the way (their readers end when the publisher PC closes).
-func (p *Participant) close() {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		p.pubWG.Wait()
-		return
-	}
-	p.closed = true
-	pub, sub := p.pub, p.sub
-	down := p.down
-	p.down = map[*UpTrack]*downEntry{}
-	p.mu.Unlock()
-	if pub != nil {
-		_ = pub.GracefulClose()
-	}
-	p.pubWG.Wait()
-	for up, e := range down {
-		up.RemoveSink(e.dt)
+	for _, e := range p.down {
 		e.dt.Close()
 	}
-	if sub != nil {
-		_ = sub.GracefulClose()
+	clear(p.down)
+	if p.sub != nil {
+		_ = p.sub.GracefulClose()
 	}
+}
+
+// isClosed reports whether close has begun.
+func (p *Participant) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 // Leave takes the participant out of the room: its tracks are unpublished
@@ -598,6 +225,16 @@ func (p *Participant) leave(hostLeft bool) {
 		p.UnpublishTrack(t)
 	}
 	p.room.remove(p, hostLeft)
+}
+
+// replaced ends a participant whose identity joined again in a newer
+// session: it leaves (a host without putting the room in
+// waiting_reconnect), then its session is told SessionEnded. It returns
+// once the session has been told.
+func (p *Participant) replaced() {
+	p.leave(false)
+	p.inbox.post(SessionEnded{Code: 1000, Reason: "replaced by a newer session"})
+	p.inbox.flush()
 }
 
 // PublishTrack publishes an up track the participant does not read itself:
@@ -627,11 +264,14 @@ func (p *Participant) PublishedTracks() []*UpTrack {
 // a viewer a co-host; removal or leaving the stage makes it a viewer
 // again): everyone in the room gets participant.updated. A participant
 // that may no longer publish has its publisher PC closed, so its tracks are
-// unpublished on every subscriber at once; SetRole returns after that.
+// unpublished on every subscriber at once; SetRole returns after that
+// (so, as ClosePublisher, it is not for the goroutines reading p's tracks).
+// Hosts and relays keep their role, and no one becomes a relay (a relay is
+// a session of its own).
 func (p *Participant) SetRole(role Role) {
 	r := p.room
 	r.mu.Lock()
-	if p.gone || p.role == role || p.role == RoleRelay || p.role == RoleHost {
+	if p.gone || p.role == role || p.relay || p.role == RoleHost || role == RoleRelay {
 		r.mu.Unlock()
 		return
 	}
@@ -641,14 +281,11 @@ func (p *Participant) SetRole(role Role) {
 	p.role = role
 	info := p.infoLocked()
 	for _, q := range r.sortedLocked() {
-		q.events.Notify(ParticipantUpdated{Participant: info})
+		q.inbox.post(ParticipantUpdated{Participant: info})
 	}
-	mayPublish := r.mayPublishLocked(p)
+	mayPublish := r.mayPublishLocked(p, true) // not a relay
 	r.mu.Unlock()
 	if !mayPublish {
 		p.ClosePublisher()
 	}
 }
-
-// Name returns the participant's display name.
-func (p *Participant) Name() string { return p.name }

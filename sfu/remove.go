@@ -9,5 +9,5 @@ package sfu
 // identity lost the publish gate.
 func (p *Participant) Remove(code int, reason string) {
 	p.leave(true)
-	p.events.Notify(SessionEnded{Code: code, Reason: reason})
+	p.inbox.post(SessionEnded{Code: code, Reason: reason}) // delivered after the leave's events, in order
 }

@@ -11,11 +11,13 @@ import (
 // Room is one broadcast: a host identity, a status and its participants.
 //
 // Locking: mu guards the participant map, the status and every
-// participant's role and published-track list. Events are sent to
-// participants with mu held (EventSink.Notify never blocks), so every
-// participant sees the room's changes in one order. PeerConnection work
-// happens after mu is released: lock order is Room.mu, then
-// Participant.mu, never the other way.
+// participant's role, published-track list and gone flag. A change's
+// events are posted to the participants' mailboxes with mu held (posting
+// never blocks and calls nothing), so every participant gets the room's
+// changes in one order; they are delivered to the EventSinks with no lock
+// held. PeerConnection work happens on each participant's op queue, asked
+// for after mu is released. Lock order is Room.mu, then Participant.mu,
+// never the other way; the observer is called with neither held.
 type Room struct {
 	sfu      *SFU
 	name     string
@@ -137,13 +139,30 @@ func (r *Room) sortedLocked() []*Participant {
 // comes from an accepted invitation); a relay whose identity is this room's
 // host or holds an accepted invitation here (Config.IsCohost).
 func (r *Room) MayPublish(p *Participant) bool {
+	relayOK := r.relayMayPublish(p)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.mayPublishLocked(p)
+	return r.mayPublishLocked(p, relayOK)
 }
 
-func (r *Room) mayPublishLocked(p *Participant) bool {
-	return !r.status.Ended() && !p.gone && r.mayPublishAs(p.identity, p.role)
+// relayMayPublish is the gate's answer for a relay participant (true for
+// others), asked before r.mu is taken: it calls Config.IsCohost, and no
+// callback is called under the room's lock. A relay's role never changes,
+// so the answer holds under the lock.
+func (r *Room) relayMayPublish(p *Participant) bool {
+	return !p.relay || r.mayPublishAs(p.identity, RoleRelay)
+}
+
+// mayPublishLocked is MayPublish; the caller holds r.mu and asked
+// relayMayPublish before taking it.
+func (r *Room) mayPublishLocked(p *Participant, relayOK bool) bool {
+	if r.status.Ended() || p.gone {
+		return false
+	}
+	if p.relay {
+		return relayOK
+	}
+	return r.mayPublishAs(p.identity, p.role) // no callback for these roles
 }
 
 // MayPublishAs answers MayPublish for an identity about to join with role:
@@ -155,6 +174,8 @@ func (r *Room) MayPublishAs(identity string, role Role) bool {
 	return !ended && r.mayPublishAs(identity, role)
 }
 
+// mayPublishAs is the gate by role; for RoleRelay it calls Config.IsCohost,
+// so it is never called with r.mu held for that role.
 func (r *Room) mayPublishAs(identity string, role Role) bool {
 	switch role {
 	case RoleHost:
@@ -176,32 +197,39 @@ type JoinState struct {
 }
 
 // Join adds a participant. A direct participant whose identity is already
-// in the room replaces the older session, which is told SessionEnded.
+// in the room replaces the older session, which is told SessionEnded. A
+// participant joining a room with tracks is subscribed to them before Join
+// returns: its first subscriber offer is already in its mailbox.
 func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
+	r.mu.Lock()
+	if r.status.Ended() {
+		r.mu.Unlock()
+		return nil, JoinState{}, ErrRoomEnded
+	}
+	k := key(pp.Identity, pp.Role)
+	old := r.participants[k]
+	r.mu.Unlock()
+	if old != nil {
+		old.replaced()
+	}
+
 	p := newParticipant(r, pp)
 	r.mu.Lock()
 	if r.status.Ended() {
 		r.mu.Unlock()
+		p.close()
 		return nil, JoinState{}, ErrRoomEnded
 	}
-	old := r.participants[p.key()]
-	r.mu.Unlock()
-	if old != nil {
-		old.leave(false)
-		old.events.Notify(SessionEnded{Code: 1000, Reason: "replaced by a newer session"})
-	}
-
-	r.mu.Lock()
-	if r.status.Ended() {
-		r.mu.Unlock()
-		return nil, JoinState{}, ErrRoomEnded
-	}
-	if other := r.participants[p.key()]; other != nil {
+	if other := r.participants[k]; other != nil {
 		// A third session raced us in; the newest wins again.
 		r.mu.Unlock()
-		other.leave(false)
-		other.events.Notify(SessionEnded{Code: 1000, Reason: "replaced by a newer session"})
+		other.replaced()
 		r.mu.Lock()
+		if r.status.Ended() {
+			r.mu.Unlock()
+			p.close()
+			return nil, JoinState{}, ErrRoomEnded
+		}
 	}
 	r.participants[p.key()] = p
 	if p.role == RoleHost && r.grace != nil {
@@ -219,7 +247,7 @@ func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
 			st.Tracks = append(st.Tracks, q.trackInfo(t))
 			ups = append(ups, t)
 		}
-		q.events.Notify(ParticipantJoined{Participant: p.infoLocked()})
+		q.inbox.post(ParticipantJoined{Participant: p.infoLocked()})
 	}
 	r.sfu.cfg.Metrics.Participants.WithLabelValues(string(p.role)).Inc()
 	joined := p.infoLocked()
@@ -227,7 +255,10 @@ func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
 	r.sfu.observe(ParticipantChanged{Room: r, Participant: p, Info: joined, Joined: true})
 
 	if p.subscribes() && len(ups) > 0 {
-		p.subscribe(ups)
+		// Waited for: the first offer is in p's mailbox before the events
+		// of whoever joins next, so a joiner into a busy room is not kept
+		// from its media by its neighbours' participant.joined.
+		p.subscribeNow(ups)
 	}
 	return p, st, nil
 }
@@ -236,8 +267,9 @@ func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
 // It returns false when p may no longer publish (the caller drops the
 // track).
 func (r *Room) publish(p *Participant, t *UpTrack) bool {
+	relayOK := r.relayMayPublish(p)
 	r.mu.Lock()
-	if !r.mayPublishLocked(p) {
+	if !r.mayPublishLocked(p, relayOK) {
 		r.mu.Unlock()
 		return false
 	}
@@ -248,7 +280,7 @@ func (r *Room) publish(p *Participant, t *UpTrack) bool {
 		if q == p {
 			continue
 		}
-		q.events.Notify(TrackPublished{Track: info})
+		q.inbox.post(TrackPublished{Track: info})
 		if q.subscribes() {
 			subs = append(subs, q)
 		}
@@ -295,7 +327,7 @@ func (r *Room) unpublish(p *Participant, t *UpTrack) {
 		if q == p {
 			continue
 		}
-		q.events.Notify(TrackUnpublished{Track: info})
+		q.inbox.post(TrackUnpublished{Track: info})
 		subs = append(subs, q)
 	}
 	r.sfu.cfg.Metrics.Tracks.WithLabelValues(t.Kind().String()).Dec()
@@ -319,7 +351,7 @@ func (r *Room) remove(p *Participant, hostLeft bool) {
 	p.gone = true
 	info := p.infoLocked()
 	for _, q := range r.sortedLocked() {
-		q.events.Notify(ParticipantLeft{Participant: info})
+		q.inbox.post(ParticipantLeft{Participant: info})
 	}
 	r.sfu.cfg.Metrics.Participants.WithLabelValues(string(p.role)).Dec()
 	changed := false
@@ -354,9 +386,11 @@ func (r *Room) graceExpired() {
 // SessionEnded (a 1000 close). So room.updated is the last thing a
 // participant hears of the room.
 //
-// It returns when all of that is done, also when another goroutine's End
-// got there first (the grace timer racing a shutdown): whoever calls End
-// may rely on the room's effects having run.
+// It returns when all of that is done, the events delivered to the
+// participants' EventSinks included, also when another goroutine's End got
+// there first (the grace timer racing a shutdown): whoever calls End may
+// rely on the room's effects having run. So an EventSink's Notify must not
+// end its own room.
 func (r *Room) End(reason EndReason) {
 	r.mu.Lock()
 	if r.status.Ended() {
@@ -390,11 +424,14 @@ func (r *Room) End(reason EndReason) {
 	r.log.Info("room ended", "reason", reason)
 	r.statusChanged()
 	for _, p := range ps {
-		p.events.Notify(RoomUpdated{Room: info})
+		p.inbox.post(RoomUpdated{Room: info})
 	}
 	for _, p := range ps {
 		p.close()
-		p.events.Notify(SessionEnded{Code: 1000, Reason: "room ended"})
+		p.inbox.post(SessionEnded{Code: 1000, Reason: "room ended"})
+	}
+	for _, p := range ps {
+		p.inbox.flush()
 	}
 }
 
@@ -426,7 +463,7 @@ func (r *Room) setStatusLocked(s RoomStatus) {
 	r.status = s
 	info := r.infoLocked(false)
 	for _, p := range r.participants {
-		p.events.Notify(RoomUpdated{Room: info})
+		p.inbox.post(RoomUpdated{Room: info})
 	}
 }
 

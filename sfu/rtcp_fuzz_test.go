@@ -92,8 +92,8 @@ func FuzzSubscriberRTCP(f *testing.F) {
 		// seeds' NACKs name the packets sent.
 		d.m = newMunger(true, 100, 0)
 		d.SetReady()
-		if !up.AddSink(d) {
-			t.Fatal("AddSink refused")
+		if !up.AddDownTrack(d) {
+			t.Fatal("AddDownTrack refused")
 		}
 		defer up.finish() // stops the writer, and waits for it
 		defer d.Close()

@@ -92,12 +92,12 @@ func TestRefusedOfferLeavesNoPC(t *testing.T) {
 	p.mu.Lock()
 	pub = p.pub
 	p.mu.Unlock()
-	before := len(pub.GetTransceivers())
+	before := len(pub.pc.GetTransceivers())
 	refuse(t)
-	if n := len(pub.GetTransceivers()); n != before {
+	if n := len(pub.pc.GetTransceivers()); n != before {
 		t.Fatalf("transceivers %d after refused offers, want %d", n, before)
 	}
-	if st := pub.SignalingState(); st != webrtc.SignalingStateStable {
+	if st := pub.pc.SignalingState(); st != webrtc.SignalingStateStable {
 		t.Fatalf("signaling state %s after refused offers, want stable", st)
 	}
 }

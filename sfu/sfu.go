@@ -30,7 +30,8 @@ type Config struct {
 	Logger         *slog.Logger
 	Metrics        *metrics.Metrics
 	// IsCohost reports whether identity holds an accepted invitation in
-	// room; the publish gate asks it for relays (invitations hook here).
+	// room; the publish gate asks it for relays (invitations hook here),
+	// with no sfu lock held.
 	IsCohost func(room, identity string) bool
 	// Observer, when set, is told of every room change (observer.go):
 	// status, participants joining and leaving, tracks published and

@@ -181,7 +181,7 @@ func TestWritersGroupDownTracks(t *testing.T) {
 		t.Errorf("%d writers after the lone subscriber left, want 2", n)
 	}
 	for _, d := range ds[:4] {
-		up.RemoveSink(d)
+		up.RemoveDownTrack(d)
 		d.Close()
 	}
 	if len(up.writers) != 0 || len(*up.sinks.Load()) != 0 {
@@ -266,14 +266,14 @@ func TestSinkListCopyOnWrite(t *testing.T) {
 	w := &fakeWriter{}
 	d := newBoundDownTrack(t, m, up, w, 1)
 	snapshot := *up.sinks.Load()
-	up.RemoveSink(d)
+	up.RemoveDownTrack(d)
 	if len(snapshot) != 1 || up.SinkCount() != 0 {
 		t.Fatalf("snapshot %d sinks, now %d", len(snapshot), up.SinkCount())
 	}
 	d.Close()
 	up.finish()
-	if up.AddSink(d) {
-		t.Error("AddSink accepted a sink after the track ended")
+	if up.AddDownTrack(d) {
+		t.Error("AddDownTrack accepted a down track after the track ended")
 	}
 }
 

@@ -7,12 +7,15 @@ package sfu
 //     the header once, computes the extended sequence number and whether
 //     the packet starts a keyframe, and stores it once in the track's Cache.
 //  2. It loads the copy-on-write sink snapshot and calls WriteRTP on each
-//     sink. Sinks never block: a DownTrack only enqueues a 24-byte item in
-//     its bounded queue, or drops (video: until the next keyframe).
-//  3. Each DownTrack's writer goroutine takes items from its queue, copies
-//     the packet out of the Cache, rewrites SSRC, payload type, sequence
-//     number and timestamp for its subscriber (munger.go) and writes it to
-//     the subscriber's PeerConnection.
+//     sink. Sinks never block. The track's DownTracks are in groups of up
+//     to 32, each served by a writer (writer.go), which is one sink: it
+//     only enqueues a 24-byte item in its bounded queue, or drops (video:
+//     until the next keyframe).
+//  3. Each writer's goroutine takes items from its queue, copies the packet
+//     out of the Cache and parses it once for its group, and hands it to
+//     each DownTrack of the group, which rewrites SSRC, payload type,
+//     sequence number and timestamp into its own header for its subscriber
+//     (munger.go) and writes it to the subscriber's PeerConnection.
 //  4. Back: a subscriber's NACK is answered from the same Cache; its PLI or
 //     FIR becomes UpTrack.RequestKeyframe, throttled to one per 500 ms.
 //
@@ -61,8 +64,9 @@ type UpTrackParams struct {
 }
 
 // UpTrack is one published track: one reader goroutine (Run, started by
-// the owner), one packet Cache shared by every subscriber, and a
-// copy-on-write list of sinks.
+// the owner), one packet Cache shared by every subscriber, a copy-on-write
+// list of sinks, and its own pool of writers that serve its DownTracks
+// (writer.go).
 //
 // Lifecycle: NewUpTrack, then the owner runs Run in a goroutine; Run returns
 // when the source ends (its owner closes it), and then closes every sink.
@@ -86,7 +90,7 @@ type UpTrack struct {
 
 	mu       sync.Mutex
 	closed   bool      // guarded by mu: no sink is added after Close
-	writers  []*writer // guarded by mu: the down tracks' shared writers
+	writers  []*writer // guarded by mu: the pool of the down tracks' writers
 	writerWG sync.WaitGroup
 
 	lastKeyframeReq  atomic.Int64 // Now() of the last request sent upstream
@@ -225,19 +229,9 @@ func (t *UpTrack) Run() {
 // Only the reader goroutine calls it.
 func (t *UpTrack) ingest(raw []byte) {
 	n := len(raw)
-	hl, err := t.hdr.Unmarshal(raw)
-	if err != nil {
+	payload, ok := parseRTP(raw, &t.hdr)
+	if !ok {
 		t.drops.Inc() // garbage from the wire: count, never crash
-		return
-	}
-	end := n
-	if t.hdr.Padding && n > hl {
-		if pad := int(raw[n-1]); pad <= n-hl {
-			end = n - pad
-		}
-	}
-	if hl > end {
-		t.drops.Inc()
 		return
 	}
 	ext := t.unwrap.Unwrap(t.hdr.SequenceNumber)
@@ -252,10 +246,10 @@ func (t *UpTrack) ingest(raw []byte) {
 
 	t.pkt = Packet{
 		Header:   &t.hdr,
-		Payload:  raw[hl:end],
+		Payload:  payload,
 		Raw:      raw,
 		Ext:      ext,
-		Keyframe: t.video && KeyframeStart(t.codec.MimeType, raw[hl:end]),
+		Keyframe: t.video && KeyframeStart(t.codec.MimeType, payload),
 		Arrival:  Now(),
 	}
 	if t.pkt.Keyframe {
@@ -282,18 +276,14 @@ func (t *UpTrack) finish() {
 	t.closeOnce.Do(func() { close(t.done) })
 }
 
-// AddSink subscribes s to the track. It returns false when the track has
-// ended (s is not added and not closed). A DownTrack joins a shared writer
-// (writer.go); any other sink is called by the reader itself.
+// AddSink subscribes s to the track: the reader calls its WriteRTP for
+// every packet. It returns false when the track has ended (s is not added
+// and not closed). A WebRTC subscriber is added with AddDownTrack instead.
 func (t *UpTrack) AddSink(s Sink) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return false
-	}
-	if d, ok := s.(*DownTrack); ok {
-		t.addDownLocked(d)
-		return true
 	}
 	t.addSinkLocked(s)
 	return true
@@ -309,10 +299,6 @@ func (t *UpTrack) addSinkLocked(s Sink) {
 
 // RemoveSink unsubscribes s; it does not close it.
 func (t *UpTrack) RemoveSink(s Sink) {
-	if d, ok := s.(*DownTrack); ok {
-		t.removeDown(d)
-		return
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.removeSinkLocked(s)

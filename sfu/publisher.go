@@ -1,0 +1,180 @@
+package sfu
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// publisherPC is a participant's publisher PeerConnection and the
+// goroutines reading its tracks (onTrack), so that closing it can wait for
+// exactly its tracks to be unpublished.
+type publisherPC struct {
+	pc      *webrtc.PeerConnection
+	readers sync.WaitGroup
+}
+
+// HandleOffer answers the client's publisher-PC offer. deliver is called
+// with the answer before any server candidate for that PC is sent, so the
+// client gets its answer first; it is called from the participant's op
+// goroutine with no lock held, before HandleOffer returns, and must not
+// call the participant's methods that wait for an op (HandleOffer,
+// SetSubscriberAnswer, AddICECandidate, ClosePublisher, SetRole, Leave).
+func (p *Participant) HandleOffer(offer string, deliver func(answer string)) error {
+	if err := ValidateSDP(offer); err != nil {
+		return err
+	}
+	if !p.room.MayPublish(p) {
+		return ErrForbidden
+	}
+	return p.ops.do(func() error { return p.answerOffer(offer, deliver) })
+}
+
+// answerOffer is HandleOffer's op.
+func (p *Participant) answerOffer(offer string, deliver func(answer string)) error {
+	if p.isClosed() {
+		return ErrClosed
+	}
+	// Asked again in order with the ops: SetRole's ClosePublisher may
+	// have run since HandleOffer asked.
+	if !p.room.MayPublish(p) {
+		return ErrForbidden
+	}
+	pub, created := p.pub, false
+	if pub == nil {
+		pc, err := p.newPC(TargetPublisher)
+		if err != nil {
+			return err
+		}
+		pub, created = &publisherPC{pc: pc}, true
+		pc.OnTrack(func(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) { p.onTrack(pub, tr, recv) })
+		p.setPub(pub)
+	}
+	pc := pub.pc
+	fail := func(err error) error {
+		if created {
+			p.setPub(nil)
+			_ = pc.Close()
+		}
+		return fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return fail(err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return fail(err)
+	}
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return fail(err)
+	}
+	p.applyCandidates(TargetPublisher, pc)
+	WaitGathering(pc)
+	deliver(pc.LocalDescription().SDP)
+	p.flushCandidates(TargetPublisher)
+	return nil
+}
+
+// setPub replaces the publisher PC; only ops call it.
+func (p *Participant) setPub(pub *publisherPC) {
+	p.mu.Lock()
+	p.pub = pub
+	p.mu.Unlock()
+}
+
+// onTrack runs in pion's goroutine for each track the publisher sends: it
+// publishes the track, reads it until the PC closes, then unpublishes it.
+func (p *Participant) onTrack(pub *publisherPC, tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	p.mu.Lock()
+	if p.closed || p.pub != pub {
+		p.mu.Unlock()
+		return // closed, or closing: its readers are being waited for
+	}
+	p.pubWG.Add(2)
+	pub.readers.Add(2)
+	p.mu.Unlock()
+	done := func() {
+		pub.readers.Done()
+		p.pubWG.Done()
+	}
+	defer done()
+	go func() {
+		// Read the publisher's RTCP (sender reports) so the receiver
+		// report interceptor sees it; ends when the PC closes.
+		defer done()
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := recv.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	up := NewUpTrack(UpTrackParams{
+		ID:          NewID("TR_"),
+		Participant: p.identity,
+		Kind:        tr.Kind(),
+		Codec:       tr.Codec().RTPCodecCapability,
+		Source:      &remoteSource{track: tr, pc: pub.pc},
+		Logger:      p.log,
+		Metrics:     p.room.sfu.cfg.Metrics,
+		Flush:       p.room.sfu.cfg.API.Flush,
+	})
+	if !p.room.publish(p, up) {
+		return // may not publish (any more): the PC is being closed
+	}
+	up.Run()
+	p.room.unpublish(p, up)
+}
+
+// remoteSource is a publisher's WebRTC track as an UpTrack Source.
+type remoteSource struct {
+	track *webrtc.TrackRemote
+	pc    *webrtc.PeerConnection
+}
+
+func (s *remoteSource) ReadRTP(buf []byte) (int, error) {
+	n, _, err := s.track.Read(buf)
+	return n, err
+}
+
+func (s *remoteSource) RequestKeyframe() error {
+	return s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(s.track.SSRC())}})
+}
+
+// ClosePublisher closes the publisher PC: its tracks are unpublished on
+// every subscriber at once. It returns when they are (every subscriber
+// told, its down tracks stopped; the subscribers' renegotiations follow on
+// their own op queues). Since it waits for the goroutines that read the
+// tracks, it must not be called from one of them: not from the observer's
+// TrackChanged for one of p's own tracks (call it from another goroutine).
+func (p *Participant) ClosePublisher() {
+	var pub *publisherPC
+	if err := p.ops.do(func() error { pub = p.closePublisher(); return nil }); err != nil {
+		// Closing: close's op closes the PC; its readers are counted.
+		p.pubWG.Wait()
+		return
+	}
+	if pub != nil {
+		// Outside the op: the readers unpublish their tracks, which
+		// calls the observer, which may call back into p.
+		pub.readers.Wait()
+	}
+}
+
+// closePublisher is ClosePublisher's op: it closes the publisher PC and
+// forgets its candidates; the next offer makes a new PC.
+func (p *Participant) closePublisher() *publisherPC {
+	p.mu.Lock()
+	pub := p.pub
+	p.pub = nil
+	p.delivered[TargetPublisher] = false
+	delete(p.localCands, TargetPublisher)
+	p.mu.Unlock()
+	delete(p.remoteCands, TargetPublisher)
+	if pub != nil {
+		_ = pub.pc.GracefulClose()
+	}
+	return pub
+}
