@@ -326,15 +326,7 @@ func TestRecordSwitch(t *testing.T) {
 	if err != nil || !info.Recording {
 		t.Fatalf("room.record on: %+v %v", info, err)
 	}
-	told := false
-	vev.mu.Lock()
-	for _, ev := range vev.evs {
-		if ru, ok := ev.(sfu.RoomUpdated); ok && ru.Room.Recording {
-			told = true
-		}
-	}
-	vev.mu.Unlock()
-	if !told {
+	if !vev.eventually(func(ev Event) bool { ru, ok := ev.(sfu.RoomUpdated); return ok && ru.Room.Recording }) {
 		t.Error("the viewer was not told room.updated with recording")
 	}
 	if info, err := host.Record(false); err != nil || info.Recording {
@@ -383,3 +375,21 @@ func TestNoRecorder(t *testing.T) {
 }
 
 func reflectEqual(a, b any) bool { return reflect.DeepEqual(a, b) }
+
+// eventually reports whether e is told an event match accepts within a
+// few seconds (the sfu's events come from the participant's mailbox).
+func (e *events) eventually(match func(Event) bool) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		e.mu.Lock()
+		for _, ev := range e.evs {
+			if match(ev) {
+				e.mu.Unlock()
+				return true
+			}
+		}
+		e.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+	return false
+}

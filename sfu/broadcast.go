@@ -80,7 +80,7 @@ func (r *Room) SetRecording(on bool) bool {
 	r.recording = on
 	info := r.infoLocked(false)
 	for _, p := range r.participants {
-		p.events.Notify(RoomUpdated{Room: info})
+		p.inbox.post(RoomUpdated{Room: info})
 	}
 	return true
 }

@@ -7,19 +7,33 @@ import (
 	"time"
 )
 
-// eventLog is an EventSink that keeps what it is told.
-type eventLog struct {
+// roomLog is an EventSink that keeps what it is told.
+type roomLog struct {
 	mu  sync.Mutex
 	evs []Event
 }
 
-func (l *eventLog) Notify(ev Event) {
+func (l *roomLog) Notify(ev Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.evs = append(l.evs, ev)
 }
 
-func (l *eventLog) rooms() []RoomInfo {
+// rooms returns the RoomUpdated told, once there are n of them (events
+// are delivered by the participant's mailbox, in their order).
+func (l *roomLog) rooms(t *testing.T, n int) []RoomInfo {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := l.roomsNow()
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (l *roomLog) roomsNow() []RoomInfo {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []RoomInfo
@@ -100,14 +114,14 @@ func TestRestoredBroadcast(t *testing.T) {
 func TestSetRecording(t *testing.T) {
 	s := New(Config{})
 	r, _ := s.CreateRoom("show", "alice", "", "")
-	var l eventLog
+	var l roomLog
 	if _, _, err := r.Join(ParticipantParams{Identity: "bob", Role: RoleViewer, Events: &l}); err != nil {
 		t.Fatal(err)
 	}
 	if !r.SetRecording(true) || r.SetRecording(true) {
 		t.Fatal("SetRecording(true) twice: want a change, then none")
 	}
-	if got := l.rooms(); len(got) != 1 || !got[0].Recording {
+	if got := l.rooms(t, 1); len(got) != 1 || !got[0].Recording {
 		t.Fatalf("room.updated after recording on: %+v", got)
 	}
 	if !r.Info(false).Recording {
@@ -117,7 +131,7 @@ func TestSetRecording(t *testing.T) {
 	if r.Info(false).Recording || r.SetRecording(false) || r.SetRecording(true) {
 		t.Error("an ended room records, or changed")
 	}
-	if got := l.rooms(); len(got) != 2 || got[1].Recording || got[1].Status != StatusEnded {
+	if got := l.rooms(t, 2); len(got) != 2 || got[1].Recording || got[1].Status != StatusEnded {
 		t.Fatalf("room.updated at the end: %+v", got)
 	}
 }
