@@ -250,6 +250,10 @@ type RelayStateEvent struct {
 	Code      int    `json:"code"`
 	Error     string `json:"error"`
 	ErrorCode int    `json:"errorCode"`
+	// Destinations are the relay's destinations as they stand when the
+	// notification is sent, each with its own state and error (a relayd
+	// extension, §6.7): why one failed, without asking for the relay.
+	Destinations []RelayDestination `json:"destinations,omitempty"`
 }
 
 // RelayEvent is the params of relay.event (the events of §8.7, numbered

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/relaysfu/relayd/relay"
 	"github.com/relaysfu/relayd/rooms"
 	"github.com/relaysfu/relayd/sfu"
 )
@@ -147,7 +148,7 @@ func (s *session) Notify(ev rooms.Event) {
 	case rooms.InvitationUpdated:
 		s.notify("invitation.updated", map[string]any{"invitation": e.Invitation})
 	case rooms.RelayState:
-		s.notify("relay.state", e.StateParams)
+		s.notify("relay.state", relayStateParams{StateParams: e.StateParams, Destinations: e.Destinations})
 	case rooms.RelayEvent:
 		s.notify("relay.event", e.EventParams)
 	case rooms.ChatMessage:
@@ -157,6 +158,13 @@ func (s *session) Notify(ev rooms.Event) {
 	default:
 		s.log.Error("an event signaling does not know: dropped", "event", ev)
 	}
+}
+
+// relayStateParams are relay.state's params: the contract's, and the
+// relay's destinations (an extension: docs/protocol.md §6.7).
+type relayStateParams struct {
+	relay.StateParams
+	Destinations []relay.DestInfo `json:"destinations"`
 }
 
 // notify queues a notification; the outbox frames it (with its seq in a
