@@ -350,3 +350,23 @@ func TestRelayStateCarriesDestinations(t *testing.T) {
 		t.Errorf("the idle relay.state has no destinations list: %s", n.Params)
 	}
 }
+
+// POST /v1/relays begins the relay before it answers: the relay object is
+// running (its destination joined), or failure when none could be.
+func TestPostRelayAnswersItsStart(t *testing.T) {
+	ts := newTestServer(t, withCohosts(map[string][]string{"alice": {"B"}}))
+	relayRooms(t, ts, "B")
+	ts.join(t, "alice", "A", "host")
+	admin := ts.admin(t)
+	rl, err := admin.StartRelay(testCtx(t), client.RelaySource{Room: "A", Identity: "alice"}, []client.AdminRelayTarget{{Room: "B", Identity: "alice"}})
+	if err != nil || rl.State != "running" || rl.Destinations[0].State != "running" {
+		t.Fatalf("POST /v1/relays: %+v %v, want running", rl, err)
+	}
+	if _, err := admin.StopRelay(testCtx(t), rl.ID); err != nil {
+		t.Fatal(err)
+	}
+	rl, err = admin.StartRelay(testCtx(t), client.RelaySource{Room: "A", Identity: "alice"}, []client.AdminRelayTarget{{Room: "nowhere", Identity: "alice"}})
+	if err != nil || rl.State != "failure" || rl.Error != "failed_join_dest" {
+		t.Fatalf("POST /v1/relays into no room: %+v %v, want failure", rl, err)
+	}
+}
