@@ -178,7 +178,13 @@ func New(o Options) (a *App, err error) {
 	if cl != nil {
 		pl := placement{cl: cl, log: o.Logger}
 		rc.Cluster, params.Cluster = pl, pl
-		rc.Links = &relay.LinkConfig{NodeID: cl.NodeID(), Secret: o.Secret, Locate: pl.locate}
+		// The pipes to other nodes share the media port (the contract's
+		// one UDP port): a conn of its ICE mux.
+		linkConn, err := api.MuxConn(relay.LinkUfrag)
+		if err != nil {
+			return nil, fmt.Errorf("relay links: %w", err)
+		}
+		rc.Links = &relay.LinkConfig{NodeID: cl.NodeID(), Secret: o.Secret, Locate: pl.locate, Conn: linkConn}
 	}
 	if a.Rooms, err = rooms.New(rc); err != nil {
 		return nil, fmt.Errorf("restoring rooms: %w", err)

@@ -116,7 +116,8 @@ func in(room *sfu.Room, identity string, role sfu.Role) bool {
 // host's own relay into its room is never touched; an accepted
 // invitation makes the direct one a co-host.
 func TestInvitationEndReachesRelays(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) }) // first registered: runs after the rooms close
 	for _, how := range []string{"removed", "left"} {
 		t.Run(how, func(t *testing.T) {
 			r := newTestRooms(t)
@@ -163,7 +164,8 @@ func TestInvitationEndReachesRelays(t *testing.T) {
 // A kick addresses an identity: its direct participant (4003 close) and
 // its relay participant in the room alike; with neither and no ban, 4004.
 func TestKickBothWays(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) }) // first registered: runs after the rooms close
 	r := newTestRooms(t)
 	host, _ := r.mustJoin(t, JoinRequest{Identity: "alice", Room: "B", Host: true})
 	_, bobEv := r.mustJoin(t, JoinRequest{Identity: "bob", Room: "B"})

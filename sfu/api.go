@@ -108,6 +108,11 @@ type APIs struct {
 	// batching). A writer calls it when it has written a packet to its
 	// whole group, so the batch leaves without waiting for its timer.
 	Flush func()
+	// MuxConn returns a conn of the media port's ICE UDP mux named ufrag,
+	// for a non-ICE flow that must share the one UDP port: the cluster's
+	// node-to-node pipes (relay.LinkUfrag). The mux hands it what comes
+	// from the addresses it has written to.
+	MuxConn func(ufrag string) (net.PacketConn, error)
 }
 
 // NewAPI builds the server's webrtc.APIs. The returned closer stops the ICE
@@ -123,8 +128,9 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 		bc = newBatchConn(u) // sendmmsg: see batchconn.go
 		conn = bc
 	}
-	var mux io.Closer = webrtc.NewICEUDPMux(nil, conn)
-	se.SetICEUDPMux(mux.(ice.UDPMux))
+	icemux := webrtc.NewICEUDPMux(nil, conn)
+	var mux io.Closer = icemux
+	se.SetICEUDPMux(icemux)
 	if bc != nil {
 		mux = muxCloser{mux, bc}
 	}
@@ -153,6 +159,9 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 	var apis APIs
 	if bc != nil {
 		apis.Flush = bc.flush
+	}
+	apis.MuxConn = func(ufrag string) (net.PacketConn, error) {
+		return icemux.GetConn(ufrag, conn.LocalAddr())
 	}
 	for _, publisher := range []bool{true, false} {
 		m, err := newMediaEngine()
