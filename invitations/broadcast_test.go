@@ -124,3 +124,26 @@ func TestInvitationsOfBroadcasts(t *testing.T) {
 
 // first drops CreateIn's created flag.
 func first(inv Invitation, _ bool, err error) (Invitation, error) { return inv, err }
+
+// IsCohostIn counts the accepted invitations of that broadcast and those
+// made before broadcasts, not another broadcast's.
+func TestIsCohostIn(t *testing.T) {
+	eachStore(t, func(t *testing.T, k storeKind) {
+		f := newFixture(t, k, 0)
+		a := must(t)(first(f.m.CreateIn("show", "BC_1", "alice", "alice", "u1")))
+		must(t)(f.m.Accept(a.ID, "u1"))
+		l := must(t)(first(f.m.Create("show", "alice", "alice", "u2")))
+		must(t)(f.m.Accept(l.ID, "u2"))
+		for _, tc := range []struct {
+			bc, user string
+			want     bool
+		}{
+			{"BC_1", "u1", true}, {"BC_2", "u1", false}, {"", "u1", true},
+			{"BC_2", "u2", true}, {"BC_1", "u3", false},
+		} {
+			if got := f.m.IsCohostIn("show", tc.bc, tc.user); got != tc.want {
+				t.Errorf("IsCohostIn(show, %q, %s) = %v, want %v", tc.bc, tc.user, got, tc.want)
+			}
+		}
+	})
+}

@@ -231,13 +231,23 @@ func (m *Manager) endRoom(room, keep string) ([]Invitation, error) {
 // IsCohost reports whether user holds an accepted invitation in room:
 // the publish gate, and the role given at join. A store failure is
 // logged and answers false (the gate stays closed).
-func (m *Manager) IsCohost(room, user string) bool {
+func (m *Manager) IsCohost(room, user string) bool { return m.IsCohostIn(room, "", user) }
+
+// IsCohostIn is IsCohost counting only the invitations made in the room's
+// broadcast broadcast, and those made before broadcasts (none of its
+// broadcast); broadcast "" counts every one.
+func (m *Manager) IsCohostIn(room, broadcast, user string) bool {
 	list, err := m.store.List(Filter{Room: room, User: user, Status: StatusAccepted})
 	if err != nil {
 		m.log.Error("invitations: co-host lookup failed", "room", room, "user", user, "err", err)
 		return false
 	}
-	return len(list) > 0
+	for _, inv := range list {
+		if broadcast == "" || inv.BroadcastID == "" || inv.BroadcastID == broadcast {
+			return true
+		}
+	}
+	return false
 }
 
 // Get returns invitation id, committing it as expired first when it is

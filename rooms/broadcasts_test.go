@@ -393,3 +393,40 @@ func (e *events) eventually(match func(Event) bool) bool {
 	}
 	return false
 }
+
+// Only the current broadcast's invitations make co-hosts: an older
+// broadcast's accepted invitation that stayed accepted (its end failed to
+// be stored) gives no role, and an older broadcast's pending invitation
+// can no longer be accepted.
+func TestOnlyTheCurrentBroadcastMakesCohosts(t *testing.T) {
+	r := newTestRooms(t)
+	host, _ := r.mustJoin(t, JoinRequest{Identity: "alice", Room: "show", Host: true, V11: true})
+	bob, _ := r.mustJoin(t, JoinRequest{Identity: "bob", Room: "show"})
+	carol, _ := r.mustJoin(t, JoinRequest{Identity: "carol"})
+	accepted, _ := host.InvitationCreate("bob")
+	if _, err := bob.InvitationAccept(accepted.ID); err != nil {
+		t.Fatal(err)
+	}
+	pending, _ := host.InvitationCreate("carol")
+	r.SFU().Room("show").End(sfu.EndHostLeft)
+	r.mustJoin(t, JoinRequest{Identity: "alice", Room: "show", Host: true, V11: true})
+	// As if the next broadcast's writes of the old invitations had failed.
+	for id, st := range map[string]invitations.Status{accepted.ID: invitations.StatusAccepted, pending.ID: invitations.StatusPending} {
+		if _, err := r.store.Update(id, func(inv *invitations.Invitation, _ []invitations.Invitation) error {
+			inv.Status = st
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, j, err := r.Join(JoinRequest{Identity: "bob", Room: "show"}, &events{})
+	if err != nil || j.Participant.Role != sfu.RoleViewer {
+		t.Errorf("bob with the last broadcast's accepted invitation: %+v %v, want a viewer", j.Participant, err)
+	}
+	if r.relayGate("show", "bob") {
+		t.Error("the relay gate let the last broadcast's co-host in")
+	}
+	if _, err := carol.InvitationAccept(pending.ID); !errors.Is(err, ErrConflict) {
+		t.Errorf("accepting the last broadcast's invitation: %v, want conflict", err)
+	}
+}

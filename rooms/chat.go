@@ -197,7 +197,7 @@ func (m *Member) Kick(identity string, ban bool) error {
 	if direct == nil && len(relays) == 0 {
 		return nil
 	}
-	if m.r.inv.IsCohost(room.Name(), identity) {
+	if m.r.isCohost(room.Name(), identity) {
 		// Its relays into this room lose the gate with it (applyInvitation).
 		if _, err := m.r.inv.Remove(room.Name(), m.identity, identity); err != nil {
 			m.log.Warn("ending a kicked co-host's stage", "err", err)

@@ -56,7 +56,7 @@ func (r *Rooms) applyInvitation(inv invitations.Invitation) {
 			p.SetRole(sfu.RoleCohost)
 		}
 	case invitations.StatusRemoved, invitations.StatusLeft:
-		if r.inv.IsCohost(inv.Room, inv.User) {
+		if r.isCohost(inv.Room, inv.User) {
 			return
 		}
 		if p := room.Participant(inv.User); p != nil && p.Role() == sfu.RoleCohost {
@@ -126,7 +126,7 @@ func (m *Member) InvitationAccept(id string) (invitations.Invitation, error) {
 
 // accept accepts inv as its invitee, if its room is open.
 func (r *Rooms) accept(inv invitations.Invitation) (invitations.Invitation, error) {
-	if err := r.roomOpen(inv.Room); err != nil {
+	if err := r.roomOpen(inv.Room, inv.BroadcastID); err != nil {
 		return invitations.Invitation{}, err
 	}
 	inv, err := r.inv.Accept(inv.ID, inv.User)

@@ -246,16 +246,25 @@ func (r *Rooms) release(name string) {
 }
 
 // roomOpen answers whether a room exists and has not ended, as needed to
-// answer one of its invitations: from this node's sfu, or in cluster mode,
-// for a room of another live node, from the shared store. A room no live
-// node holds has ended with its node (or was never joined).
-func (r *Rooms) roomOpen(name string) error {
+// answer one of its invitations, made in broadcast bc ("": before
+// broadcasts): from this node's sfu, or in cluster mode, for a room of
+// another live node, from the shared store. A room no live node holds has
+// ended with its node (or was never joined). An invitation of a past
+// broadcast is answered as if its room had ended: only the current
+// broadcast's invitations make co-hosts (PROTOCOL.md 1.1 §1a).
+func (r *Rooms) roomOpen(name, bc string) error {
 	ended := errorf(ErrConflict, "room %s has ended", name)
+	past := func(cur string) error {
+		if bc != "" && cur != bc {
+			return errorf(ErrConflict, "the broadcast of room %s this invitation was made in has ended", name)
+		}
+		return nil
+	}
 	if room := r.sfu.Room(name); room != nil || r.cfg.Cluster == nil {
 		if room == nil || room.Status().Ended() {
 			return ended
 		}
-		return nil
+		return past(room.BroadcastID())
 	}
 	ctx, cancel := clusterCtx()
 	elsewhere, err := r.cfg.Cluster.Elsewhere(ctx, name)
@@ -270,7 +279,19 @@ func (r *Rooms) roomOpen(name string) error {
 	if err != nil || sfu.RoomStatus(rec.Status).Ended() {
 		return ended
 	}
-	return nil
+	return past(rec.BroadcastID)
+}
+
+// isCohost reports whether identity holds an accepted invitation of room's
+// current broadcast (or one made before broadcasts). An older broadcast's
+// accepted invitations were removed when the next began; this holds even
+// if that write failed.
+func (r *Rooms) isCohost(room, identity string) bool {
+	bc := ""
+	if rm := r.sfu.Room(room); rm != nil {
+		bc = rm.BroadcastID()
+	}
+	return r.inv.IsCohostIn(room, bc, identity)
 }
 
 // create makes a room for host: counted by the creation rate limit

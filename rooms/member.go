@@ -104,7 +104,7 @@ func (r *Rooms) Join(req JoinRequest, sink Sink) (*Member, Joined, error) {
 	if room.Status().Ended() {
 		return nil, Joined{}, errorf(ErrConflict, "room %s has ended", req.Room)
 	}
-	if role == sfu.RoleViewer && r.inv.IsCohost(req.Room, req.Identity) {
+	if role == sfu.RoleViewer && r.isCohost(req.Room, req.Identity) {
 		role = sfu.RoleCohost // joining later keeps an accepted invitation's role
 	}
 	p, st, err := room.Join(sfu.ParticipantParams{Identity: req.Identity, Name: req.Name, Role: role, Events: m})
@@ -173,7 +173,7 @@ func (m *Member) Offer(sdp string, deliver func(answer string)) error {
 	if err := m.inRoom(); err != nil {
 		return err
 	}
-	if m.r.cfg.Cluster != nil && m.p.Role() == sfu.RoleViewer && m.r.inv.IsCohost(m.room, m.identity) {
+	if m.r.cfg.Cluster != nil && m.p.Role() == sfu.RoleViewer && m.r.isCohost(m.room, m.identity) {
 		// An invitation accepted through another node: its note on the
 		// cluster channel may not be here yet, or was lost (pub/sub is
 		// at most once). The shared store decides, as on one node.

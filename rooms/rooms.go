@@ -295,7 +295,7 @@ func (r *Rooms) relayGate(room, identity string) bool {
 	if r.cfg.IsCohost != nil {
 		return r.cfg.IsCohost(room, identity)
 	}
-	return r.inv.IsCohost(room, identity)
+	return r.isCohost(room, identity)
 }
 
 // clusterCtx bounds one call to the cluster.
