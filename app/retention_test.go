@@ -155,7 +155,7 @@ func TestRoomRetention(t *testing.T) {
 		if list, err := a.store.List(invitations.Filter{Room: name}); err != nil || len(list) != 0 {
 			t.Errorf("%s: invitations left: %v, %v", name, list, err)
 		}
-		if msgs, err := a.chats.History(name, "", 10); err != nil || len(msgs) != 0 {
+		if msgs, err := a.chats.History(name, "", "", 10); err != nil || len(msgs) != 0 {
 			t.Errorf("%s: messages left: %v, %v", name, msgs, err)
 		}
 		if _, err := os.Stat(recorder.RoomDir(filepath.Join(dir, "recordings"), name)); !errors.Is(err, os.ErrNotExist) {
@@ -179,7 +179,7 @@ func TestRoomRetention(t *testing.T) {
 		if list, err := a.store.List(invitations.Filter{Room: name}); err != nil || len(list) != 1 {
 			t.Errorf("%s: invitations %v, %v; want its one", name, list, err)
 		}
-		if msgs, err := a.chats.History(name, "", 10); err != nil || len(msgs) != 1 {
+		if msgs, err := a.chats.History(name, "", "", 10); err != nil || len(msgs) != 1 {
 			t.Errorf("%s: messages %v, %v; want its one", name, msgs, err)
 		}
 		code, body := get(t, hs.URL+"/v1/rooms/"+name+"/recordings", admin)

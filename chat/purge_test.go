@@ -31,7 +31,7 @@ func TestDeleteRoom(t *testing.T) {
 			if n, err := s.DeleteRoom("show", at.Add(2*time.Second)); err != nil || n != 3 {
 				t.Fatalf("DeleteRoom = %d, %v; want 3", n, err)
 			}
-			left, err := s.History("show", "", 10)
+			left, err := s.History("show", "", "", 10)
 			if err != nil || len(left) != 2 || left[0].Text != "3" || left[1].Text != "4" {
 				t.Fatalf("history after a partial delete: %+v, %v", left, err)
 			}
@@ -45,13 +45,13 @@ func TestDeleteRoom(t *testing.T) {
 			if n, err := s.DeleteRoom("show", at.Add(time.Hour)); err != nil || n != 3 {
 				t.Fatalf("DeleteRoom of the rest = %d, %v", n, err)
 			}
-			if left, _ := s.History("show", "", 10); len(left) != 0 {
+			if left, _ := s.History("show", "", "", 10); len(left) != 0 {
 				t.Fatalf("history after the delete: %+v", left)
 			}
 			if n, err := s.DeleteRoom("never", at); err != nil || n != 0 {
 				t.Fatalf("DeleteRoom of a room without messages = %d, %v", n, err)
 			}
-			if other, _ := s.History("other", "", 10); len(other) != 1 {
+			if other, _ := s.History("other", "", "", 10); len(other) != 1 {
 				t.Fatalf("another room's messages went: %+v", other)
 			}
 			if rs, ok := s.(*RedisStore); ok {

@@ -43,7 +43,7 @@ func TestRedisConcurrentAppend(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	all, err := nodes[1].History("r", "", Keep)
+	all, err := nodes[1].History("r", "", "", Keep)
 	if err != nil || len(all) != goroutines*each {
 		t.Fatalf("History: %d messages, %v; want %d", len(all), err, goroutines*each)
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -69,13 +70,14 @@ type AdminRelayTarget struct {
 // Recording is one finished recording file (docs/protocol.md §7.8): the
 // audio and video of one publishing participant.
 type Recording struct {
-	Name        string    `json:"name"`        // file name, <identity>-<unix ms>.webm
-	Participant string    `json:"participant"` // the identity (with ".relay" for a relay participant)
-	Size        int64     `json:"size"`        // bytes
-	Duration    float64   `json:"duration"`    // seconds
-	Tracks      []string  `json:"tracks"`      // MIME types, e.g. "audio/opus", "video/VP8"
-	StartedAt   time.Time `json:"startedAt"`   // first media written
-	URL         string    `json:"url"`         // the download path, /v1/rooms/{room}/recordings/{name}
+	Name        string    `json:"name"`                  // file name, <identity>-<unix ms>.webm
+	Participant string    `json:"participant"`           // the identity (with ".relay" for a relay participant)
+	BroadcastID string    `json:"broadcastId,omitempty"` // the room's broadcast it recorded
+	Size        int64     `json:"size"`                  // bytes
+	Duration    float64   `json:"duration"`              // seconds
+	Tracks      []string  `json:"tracks"`                // MIME types, e.g. "audio/opus", "video/VP8"
+	StartedAt   time.Time `json:"startedAt"`             // first media written
+	URL         string    `json:"url"`                   // the download path, /v1/rooms/{room}/recordings/{name}
 	// Cut: the server was killed while recording and repaired the file at
 	// its next start; it ends a few seconds before the kill.
 	Cut bool `json:"cut"`
@@ -103,7 +105,8 @@ func (a *Admin) CreateToken(ctx context.Context, r TokenRequest) (string, error)
 }
 
 // CreateRoom creates an idle room. A name in use by a room that has not
-// ended is 4009; the name of an ended room makes the room anew.
+// ended is 4009; the name of an ended room starts that room's next
+// broadcast (§8.9), whose host may be another.
 func (a *Admin) CreateRoom(ctx context.Context, r CreateRoomRequest) (*Room, error) {
 	var room Room
 	if err := a.do(ctx, http.MethodPost, "/v1/rooms", nil, r, &room); err != nil {
@@ -125,7 +128,8 @@ func (a *Admin) Rooms(ctx context.Context, status string) ([]Room, error) {
 	return out.Rooms, nil
 }
 
-// Room returns a room with its participants (4004 when unknown).
+// Room returns a room (its current broadcast) with its participants and
+// the broadcast's finished recordings (4004 when unknown).
 func (a *Admin) Room(ctx context.Context, name string) (*Room, error) {
 	var room Room
 	if err := a.do(ctx, http.MethodGet, "/v1/rooms/"+url.PathEscape(name), nil, nil, &room); err != nil {
@@ -144,21 +148,69 @@ func (a *Admin) StopRoom(ctx context.Context, name string) (*Room, error) {
 	return &room, nil
 }
 
-// SetRecording turns recording of a room on or off, for the tracks
-// published from then on.
+// SetRecording turns recording of a room's current broadcast on (the
+// tracks published already too) or off (its files so far are finalized).
+// An ended room is 4009.
 func (a *Admin) SetRecording(ctx context.Context, room string, on bool) error {
 	return a.do(ctx, http.MethodPost, "/v1/rooms/"+url.PathEscape(room)+"/record", nil, map[string]bool{"on": on}, nil)
 }
 
-// Recordings lists a room's finished recordings, oldest first.
+// Recordings lists a room's finished recordings, every broadcast's,
+// oldest first.
 func (a *Admin) Recordings(ctx context.Context, room string) ([]Recording, error) {
+	return a.BroadcastRecordings(ctx, room, "")
+}
+
+// BroadcastRecordings lists the finished recordings of one broadcast of a
+// room ("": every broadcast's), oldest first; an unknown broadcast is 404.
+func (a *Admin) BroadcastRecordings(ctx context.Context, room, broadcast string) ([]Recording, error) {
 	var out struct {
 		Recordings []Recording `json:"recordings"`
 	}
-	if err := a.do(ctx, http.MethodGet, "/v1/rooms/"+url.PathEscape(room)+"/recordings", nil, nil, &out); err != nil {
+	if err := a.do(ctx, http.MethodGet, "/v1/rooms/"+url.PathEscape(room)+"/recordings", broadcastQuery(broadcast), nil, &out); err != nil {
 		return nil, err
 	}
 	return out.Recordings, nil
+}
+
+// Broadcasts lists a room's broadcasts, oldest first (§10.9).
+func (a *Admin) Broadcasts(ctx context.Context, room string) ([]Broadcast, error) {
+	var out struct {
+		Broadcasts []Broadcast `json:"broadcasts"`
+	}
+	if err := a.do(ctx, http.MethodGet, "/v1/rooms/"+url.PathEscape(room)+"/broadcasts", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Broadcasts, nil
+}
+
+// ChatQuery selects a page of a room's chat for Admin.Chat.
+type ChatQuery struct {
+	Broadcast string // "": the current broadcast
+	Before    string // a message id: the page before it ("" the newest)
+	Limit     int    // 0: the server's default (50); at most 200
+}
+
+// Chat returns a page of one broadcast's chat of a room, oldest first, as
+// chat.history pages it (§10.9).
+func (a *Admin) Chat(ctx context.Context, room string, q ChatQuery) ([]Message, error) {
+	v := broadcastQuery(q.Broadcast)
+	if v == nil {
+		v = url.Values{}
+	}
+	if q.Before != "" {
+		v.Set("before", q.Before)
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var out struct {
+		Messages []Message `json:"messages"`
+	}
+	if err := a.do(ctx, http.MethodGet, "/v1/rooms/"+url.PathEscape(room)+"/chat", v, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Messages, nil
 }
 
 // CreateInvitation invites user onto a room's stage on its host's behalf,
@@ -172,10 +224,30 @@ func (a *Admin) CreateInvitation(ctx context.Context, room, user string) (*Invit
 	return &inv, nil
 }
 
-// RoomInvitations lists a room's invitations, oldest first; status
-// ("pending", "accepted", ...; "" for all) filters.
+// RoomInvitations lists a room's invitations, every broadcast's, oldest
+// first; status ("pending", "accepted", ...; "" for all) filters.
 func (a *Admin) RoomInvitations(ctx context.Context, room, status string) ([]Invitation, error) {
-	return a.invitations(ctx, "/v1/rooms/"+url.PathEscape(room)+"/invitations", status)
+	return a.BroadcastInvitations(ctx, room, "", status)
+}
+
+// BroadcastInvitations lists the invitations made in one broadcast of a
+// room ("": every broadcast's), oldest first; status filters. An unknown
+// broadcast is 404.
+func (a *Admin) BroadcastInvitations(ctx context.Context, room, broadcast, status string) ([]Invitation, error) {
+	q := statusQuery(status)
+	if broadcast != "" {
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("broadcast", broadcast)
+	}
+	var out struct {
+		Invitations []Invitation `json:"invitations"`
+	}
+	if err := a.do(ctx, http.MethodGet, "/v1/rooms/"+url.PathEscape(room)+"/invitations", q, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Invitations, nil
 }
 
 // UserInvitations lists a user's invitations in every room; status filters.
@@ -259,6 +331,13 @@ func (a *Admin) relay(ctx context.Context, method, path string, body any) (*Rela
 		return nil, err
 	}
 	return &r, nil
+}
+
+func broadcastQuery(broadcast string) url.Values {
+	if broadcast == "" {
+		return nil
+	}
+	return url.Values{"broadcast": {broadcast}}
 }
 
 func statusQuery(status string) url.Values {

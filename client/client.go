@@ -77,6 +77,7 @@ type Client struct {
 	backlogWake  chan struct{}
 	closed       chan struct{} // the socket closed
 	closeCode    atomic.Int32
+	lastSeq      atomic.Uint64 // the last notification's seq (1.1)
 
 	// signaling worker: server "offer" requests and "trickle" notifications
 	sigMu    sync.Mutex
@@ -197,10 +198,19 @@ func (c *Client) Close() error {
 	return c.closeErr
 }
 
-// Join calls "join" and returns its result.
+// Join calls "join" with no params: a version 1.0 session (§4.4). Use
+// JoinWith to opt in to 1.1.
 func (c *Client) Join(ctx context.Context) (*JoinResult, error) {
+	return c.JoinWith(ctx, JoinParams{})
+}
+
+// JoinWith calls "join" with p and returns its result. With Version "1.1"
+// the session is a 1.1 one: every notification but trickle then has a seq
+// (Notification.Seq, LastSeq), and a host's join into an ended room starts
+// the room's next broadcast (§8.9).
+func (c *Client) JoinWith(ctx context.Context, p JoinParams) (*JoinResult, error) {
 	var r JoinResult
-	if err := c.Call(ctx, "join", struct{}{}, &r); err != nil {
+	if err := c.Call(ctx, "join", p, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil

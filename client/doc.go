@@ -1,8 +1,9 @@
 // Package client is a Go client of relayd, the WebRTC SFU of this module:
 // what a browser does with the JS SDK (/sdk/relay-client.js), a Go program
 // does with this package. It implements version 1.0 of the wire protocol,
-// which docs/protocol.md describes in full; the sections named below (§)
-// are that page's.
+// which docs/protocol.md describes in full, and of version 1.1 the opt-in
+// with its seq numbers and reusable rooms (broadcasts); the sections named
+// below (§) are that page's.
 //
 // It has two halves:
 //
@@ -105,9 +106,9 @@
 //	ev, err := client.WaitEvent[client.RoomEvent](ctx, c, client.NotifyRoomUpdated, nil)
 //
 // Notifications may reach the caller before or after the result of the
-// request that caused them (§4.3); in particular a viewer joining a room
-// with tracks may get the server's first subscriber offer before the join
-// result (the Client handles that).
+// request that caused them (§4.3), with one exception: the join result
+// comes before anything else of the session (the first subscriber offer
+// and every notification follow it).
 //
 // When the server closes the socket, Closed is closed, pending calls fail
 // with an error wrapping ErrClosed, and CloseCode tells why (§3.6): 1000
@@ -140,6 +141,29 @@
 // SendChat, ChatHistory and DeleteChat are the room's chat (§8.8); a chat
 // text is delivered exactly as sent, so display it as text.
 //
+// # Version 1.1, broadcasts and recording
+//
+// Join opens a 1.0 session; JoinWith(ctx, JoinParams{Version: "1.1"}) opts
+// in to 1.1 (§4.4). The result then says so (JoinResult.Version) and has
+// the session's SessionID and ResumeToken; every notification but trickle
+// carries a seq, 1 after the join result and +1 each (Notification.Seq,
+// LastSeq), which is what a resume will present.
+//
+// A room's name is reusable (§8.9): each go-live is a broadcast with its
+// own id (Room.BroadcastID). A 1.1 host's join into its ended room starts
+// the next broadcast (a 1.0 host, or a viewer, gets 4009); so does
+// Admin.CreateRoom with an ended room's name. Invitations, messages and
+// recordings carry their broadcast's id; ChatHistory and the host's
+// ListInvitations cover the current broadcast, and Admin.Broadcasts,
+// Admin.Chat, Admin.BroadcastRecordings and Admin.BroadcastInvitations
+// read past ones.
+//
+// The host turns recording of its room on or off with SetRecording
+// (room.record, §5.21); an operator with Admin.SetRecording. Room.Recording
+// says whether the room records (a room.updated tells every participant
+// when it changes). Admin.Room lists the current broadcast's finished
+// recordings with their URLs (Room.Recordings).
+//
 // # Media
 //
 // Publish takes any webrtc.TrackLocal. SyntheticPublisher is a VP8 and
@@ -164,10 +188,10 @@
 //
 // # Not in this package
 //
-// Version 1.1 of the protocol (opt-in with join's "version", §4.4: seq
-// numbers, session resume and ICE restart, simulcast layers, token
-// refresh, mute) is not implemented; neither is per-track subscription,
-// which the protocol does not have.
+// Of version 1.1, session resume and ICE restart, simulcast layers, token
+// refresh and mute are not implemented (the server does not have them
+// yet); neither is per-track subscription, which the protocol does not
+// have.
 //
 // # Files
 //

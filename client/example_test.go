@@ -316,3 +316,46 @@ func ExampleAdmin_StartRelay() {
 	// destinations: 2
 	// stopped: idle
 }
+
+// A 1.1 session, and a room used again: the host ends its stream, joins
+// again and starts the room's next broadcast; the operator lists both.
+func ExampleClient_JoinWith() {
+	ctx, admin, stop := start()
+	defer stop()
+	token, err := admin.CreateToken(ctx, client.TokenRequest{Identity: "alice", Room: "show", Role: "host"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	goLive := func() *client.JoinResult {
+		host, err := client.Dial(ctx, admin.BaseURL, token, client.Options{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer host.Close()
+		joined, err := host.JoinWith(ctx, client.JoinParams{Version: "1.1"})
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := host.StopRoom(ctx); err != nil { // the end of this broadcast
+			log.Fatal(err)
+		}
+		<-host.Closed()
+		return joined
+	}
+	first := goLive()
+	fmt.Println("version", first.Version, "session", first.SessionID[:3], "resumed", first.Resumed)
+	next := goLive()
+	fmt.Println("same room, next broadcast:", next.Room.Name, next.Room.BroadcastID != first.Room.BroadcastID)
+	list, err := admin.Broadcasts(ctx, "show")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, b := range list {
+		fmt.Println(b.Status, b.EndReason)
+	}
+	// Output:
+	// version 1.1 session SE_ resumed false
+	// same room, next broadcast: show true
+	// ended host_left
+	// ended host_left
+}

@@ -10,6 +10,18 @@ func (c *Client) StopRoom(ctx context.Context) error {
 	return c.Call(ctx, "room.stop", struct{}{}, nil)
 }
 
+// SetRecording calls "room.record" {on} (host only) and returns the room,
+// whose Recording says whether its broadcast records. On records the
+// tracks published already too; off finalizes the recordings so far. A
+// server that records nothing answers -32601.
+func (c *Client) SetRecording(ctx context.Context, on bool) (*Room, error) {
+	var room Room
+	if err := c.Call(ctx, "room.record", map[string]bool{"on": on}, &room); err != nil {
+		return nil, err
+	}
+	return &room, nil
+}
+
 // CreateInvitation calls "invitation.create" {user} (host only).
 func (c *Client) CreateInvitation(ctx context.Context, user string) (*Invitation, error) {
 	var inv Invitation

@@ -106,6 +106,10 @@ func (e *HTTPError) Unwrap() error {
 type Notification struct {
 	Method string          // NotifyParticipantJoined, ...
 	Params json.RawMessage // decode with Decode into the method's params type
+	// Seq is params.seq in a 1.1 session (§4.5): 1 for the first
+	// notification after the join result, +1 each; 0 for trickle and in a
+	// 1.0 session.
+	Seq uint64
 }
 
 // Decode unmarshals the notification's params into v.
@@ -268,6 +272,11 @@ func (c *Client) SendRaw(frame []byte) error {
 // view: WaitNotification does not take notifications from it, nor it from
 // WaitNotification. It is never closed; select on Closed() as well.
 func (c *Client) Notifications() <-chan Notification { return c.notifCh }
+
+// LastSeq returns the seq of the last sequenced notification received (a
+// 1.1 session's, §4.5), 0 before the first: what a resume sends as
+// lastSeq.
+func (c *Client) LastSeq() uint64 { return c.lastSeq.Load() }
 
 // DroppedNotifications counts notifications dropped from the Notifications()
 // channel and from the WaitNotification backlog because they were full.
@@ -433,7 +442,15 @@ func (c *Client) dispatch(data []byte) {
 	case m.Method != "" && hasID:
 		c.serverRequest(m)
 	case m.Method != "":
-		c.pushNotification(Notification{Method: m.Method, Params: m.Params})
+		n := Notification{Method: m.Method, Params: m.Params}
+		var p struct {
+			Seq uint64 `json:"seq"`
+		}
+		if json.Unmarshal(m.Params, &p) == nil && p.Seq != 0 {
+			n.Seq = p.Seq
+			c.lastSeq.Store(p.Seq)
+		}
+		c.pushNotification(n)
 	default:
 		c.response(m, data)
 	}

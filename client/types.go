@@ -36,16 +36,21 @@ type Track struct {
 	Mid         string `json:"mid,omitempty"` // optional; relayd leaves it empty (match by msid)
 }
 
-// Room is a named live show (§7.3).
+// Room is a named live show (§7.3). Its status, times, host and end
+// reason are those of its current broadcast (§8.9): a room's name is
+// reused by its broadcasts.
 type Room struct {
-	Name      string          `json:"name"`
-	Host      string          `json:"host"`               // the host's identity
-	Status    string          `json:"status"`             // idle, live, waiting_reconnect, ended, recorded
-	Title     string          `json:"title,omitempty"`    // as given to Admin.CreateRoom
-	Metadata  json.RawMessage `json:"metadata,omitempty"` // as given to Admin.CreateRoom
-	CreatedAt time.Time       `json:"createdAt"`
-	StartedAt *time.Time      `json:"startedAt,omitempty"` // when it first went live
-	EndedAt   *time.Time      `json:"endedAt,omitempty"`
+	Name string `json:"name"`
+	// BroadcastID names the room's current broadcast: BC_ and 16 hex
+	// digits.
+	BroadcastID string          `json:"broadcastId,omitempty"`
+	Host        string          `json:"host"`               // the host's identity
+	Status      string          `json:"status"`             // idle, live, waiting_reconnect, ended, recorded
+	Title       string          `json:"title,omitempty"`    // as given to Admin.CreateRoom
+	Metadata    json.RawMessage `json:"metadata,omitempty"` // as given to Admin.CreateRoom
+	CreatedAt   time.Time       `json:"createdAt"`
+	StartedAt   *time.Time      `json:"startedAt,omitempty"` // when it first went live
+	EndedAt     *time.Time      `json:"endedAt,omitempty"`
 	// EndReason says why an ended (or recorded) room ended: host_left,
 	// host_timeout, stopped_by_admin, server_shutdown, node_lost (§8.5).
 	EndReason string `json:"endReason,omitempty"`
@@ -55,6 +60,26 @@ type Room struct {
 	// included); Viewers those with role viewer.
 	NumParticipants int `json:"numParticipants"`
 	Viewers         int `json:"viewers"`
+	// Recording: the current broadcast records (room.updated tells a
+	// change); never while ended.
+	Recording bool `json:"recording"`
+	// Recordings are the current broadcast's finished recordings: filled
+	// by Admin.Room (GET /v1/rooms/{room}) only.
+	Recordings []Recording `json:"recordings,omitempty"`
+}
+
+// Broadcast is one go-live of a room (§7.4), as Admin.Broadcasts lists
+// them. Host is the identity that hosted it (a room's host may change from
+// one broadcast to the next).
+type Broadcast struct {
+	ID        string     `json:"id"` // BC_ and 16 hex digits
+	Room      string     `json:"room"`
+	Host      string     `json:"host"`
+	Status    string     `json:"status"` // as the room's: idle, live, waiting_reconnect, ended, recorded
+	CreatedAt time.Time  `json:"createdAt"`
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	EndedAt   *time.Time `json:"endedAt,omitempty"`
+	EndReason string     `json:"endReason,omitempty"`
 }
 
 // Invitation invites a user onto a room's stage (§7.5, §8.6).
@@ -67,6 +92,8 @@ type Invitation struct {
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"` // the last status change
 	ExpiresAt time.Time `json:"expiresAt"` // when a pending invitation expires
+	// BroadcastID is the room's broadcast it was made in.
+	BroadcastID string `json:"broadcastId,omitempty"`
 }
 
 // Relay is a cross-room media relay (§7.6, §8.7). State and Code are the
@@ -112,11 +139,12 @@ type RelayTarget struct {
 
 // Message is a chat message (§7.7).
 type Message struct {
-	ID   string        `json:"id"` // MS_ and 16 hex digits; increases in the room's order
-	Room string        `json:"room"`
-	From MessageSender `json:"from"`
-	Text string        `json:"text"` // exactly as sent: display it as text, never as markup
-	At   time.Time     `json:"at"`
+	ID          string        `json:"id"` // MS_ and 16 hex digits; increases in the room's order, across its broadcasts
+	Room        string        `json:"room"`
+	BroadcastID string        `json:"broadcastId,omitempty"` // the room's broadcast it was sent in
+	From        MessageSender `json:"from"`
+	Text        string        `json:"text"` // exactly as sent: display it as text, never as markup
+	At          time.Time     `json:"at"`
 }
 
 // MessageSender is the author of a chat message, with its role when it
@@ -125,6 +153,17 @@ type MessageSender struct {
 	Identity string `json:"identity"`
 	Name     string `json:"name"`
 	Role     string `json:"role"`
+}
+
+// JoinParams are the params of "join" (§5.1). The zero value is a 1.0
+// join.
+type JoinParams struct {
+	// Version is "1.1" to opt in to version 1.1 (§4.4); "" sends none
+	// (1.0).
+	Version string `json:"version,omitempty"`
+	// LastSeq is a resume's last processed seq (§8.12); nil sends none.
+	// Without a session to resume the join is a fresh one (Resumed false).
+	LastSeq *uint64 `json:"lastSeq,omitempty"`
 }
 
 // JoinResult is the result of "join" (§5.1).
@@ -137,6 +176,26 @@ type JoinResult struct {
 	Participants []Participant `json:"participants"`
 	// Tracks are every track published in the room now.
 	Tracks []Track `json:"tracks"`
+	// Version is the version the session is served: "1.0" or "1.1" ("" from
+	// a server older than the opt-in).
+	Version string `json:"version,omitempty"`
+	// ICEServers are the ICE servers (TURN) to give the PeerConnections
+	// (§8.11); empty while the server runs none.
+	ICEServers []ICEServer `json:"iceServers,omitempty"`
+
+	// The resume fields of a 1.1 session (§8.12).
+	SessionID   string `json:"sessionId,omitempty"`   // SE_ and 16 hex digits
+	ResumeToken string `json:"resumeToken,omitempty"` // opaque, at most 256 characters
+	Resumed     bool   `json:"resumed,omitempty"`     // false: a fresh session
+	Seq         uint64 `json:"seq,omitempty"`         // the last seq sent (0 when fresh)
+	Gap         bool   `json:"gap,omitempty"`         // a resume missed notifications
+}
+
+// ICEServer is an RTCIceServer of the join result (§7.9).
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
 }
 
 // SDPParams is the params and result of "offer" in both directions.
@@ -191,6 +250,10 @@ type RelayStateEvent struct {
 	Code      int    `json:"code"`
 	Error     string `json:"error"`
 	ErrorCode int    `json:"errorCode"`
+	// Destinations are the relay's destinations as they stand when the
+	// notification is sent, each with its own state and error (a relayd
+	// extension, §6.7): why one failed, without asking for the relay.
+	Destinations []RelayDestination `json:"destinations,omitempty"`
 }
 
 // RelayEvent is the params of relay.event (the events of §8.7, numbered

@@ -22,6 +22,7 @@ var (
 	bucketByUser      = []byte("invitations_by_user")   // user \x00 id -> ""
 	bucketByStatus    = []byte("invitations_by_status") // status \x00 id -> "" (the sweeper lists pending ones)
 	bucketRooms       = []byte("rooms")                 // name -> RoomRecord JSON
+	bucketBroadcasts  = []byte("broadcasts")            // room \x00 broadcast id -> BroadcastRecord JSON
 	bucketMeta        = []byte("meta")                  // "version" -> schemaVersion
 
 	keyVersion    = []byte("version")
@@ -60,7 +61,7 @@ func OpenBolt(dir string) (*BoltStore, error) {
 		return nil, fmt.Errorf("invitations: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketInvitations, bucketByRoom, bucketByUser, bucketByStatus, bucketRooms, bucketMeta} {
+		for _, name := range [][]byte{bucketInvitations, bucketByRoom, bucketByUser, bucketByStatus, bucketRooms, bucketBroadcasts, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -145,7 +146,7 @@ func (s *BoltStore) Update(id string, fn func(inv *Invitation, sameRoom []Invita
 		if fnErr = fn(&next, sameRoom); fnErr != nil {
 			return fnErr
 		}
-		if next.ID != cur.ID || next.Room != cur.Room || next.Host != cur.Host || next.User != cur.User ||
+		if next.ID != cur.ID || next.Room != cur.Room || next.Host != cur.Host || next.User != cur.User || next.BroadcastID != cur.BroadcastID ||
 			!next.CreatedAt.Equal(cur.CreatedAt) || !next.ExpiresAt.Equal(cur.ExpiresAt) {
 			return fmt.Errorf("update of %s changed more than status and updatedAt", id)
 		}
@@ -226,10 +227,76 @@ func (s *BoltStore) PutRoom(r RoomRecord) error {
 	if err != nil {
 		return err
 	}
+	var bv []byte
+	b := r.Broadcast()
+	if b.ID != "" {
+		if bv, err = encodeBroadcast(b); err != nil {
+			return err
+		}
+	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
+		if bv != nil {
+			if err := tx.Bucket(bucketBroadcasts).Put(indexKey(b.Room, b.ID), bv); err != nil {
+				return err
+			}
+		}
 		return tx.Bucket(bucketRooms).Put([]byte(r.Name), v)
 	})
 	return wrapStoreErr("put room "+r.Name, err)
+}
+
+// PutBroadcast implements Store.
+func (s *BoltStore) PutBroadcast(b BroadcastRecord) error {
+	v, err := encodeBroadcast(b)
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBroadcasts).Put(indexKey(b.Room, b.ID), v)
+	})
+	return wrapStoreErr("put broadcast "+b.ID+" of "+b.Room, err)
+}
+
+// ListBroadcasts implements Store.
+func (s *BoltStore) ListBroadcasts(room string) ([]BroadcastRecord, error) {
+	if err := checkKeys(room); err != nil {
+		return nil, err
+	}
+	out := []BroadcastRecord{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		prefix := indexKey(room, "")
+		c := tx.Bucket(bucketBroadcasts).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var b BroadcastRecord
+			if err := json.Unmarshal(v, &b); err != nil {
+				return fmt.Errorf("broadcast %s: %w", k[len(prefix):], err)
+			}
+			out = append(out, b)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrapStoreErr("list broadcasts of "+room, err)
+	}
+	sortBroadcasts(out)
+	return out, nil
+}
+
+// deleteBroadcasts deletes every broadcast record of room inside tx.
+func deleteBroadcasts(tx *bolt.Tx, room string) error {
+	prefix := indexKey(room, "")
+	bcs := tx.Bucket(bucketBroadcasts)
+	var gone [][]byte // collected first: a cursor skips keys deleted under it
+	c := bcs.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		gone = append(gone, append([]byte(nil), k...))
+	}
+	for _, k := range gone {
+		if err := bcs.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // GetRoom implements Store.
@@ -286,6 +353,9 @@ func (s *BoltStore) DeleteRoom(name string, createdAt time.Time) (bool, error) {
 		}
 		if !r.CreatedAt.Equal(createdAt) {
 			return nil // a newer room of that name
+		}
+		if err := deleteBroadcasts(tx, name); err != nil {
+			return err
 		}
 		deleted = true
 		return rooms.Delete([]byte(name))

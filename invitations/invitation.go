@@ -52,6 +52,9 @@ type Invitation struct {
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 	ExpiresAt time.Time `json:"expiresAt"`
+	// BroadcastID is the room's broadcast the invitation was made in
+	// (PROTOCOL.md 1.1 §1a); none for one made before broadcasts.
+	BroadcastID string `json:"broadcastId,omitempty"`
 }
 
 // due reports whether a pending invitation has outlived its TTL at now.

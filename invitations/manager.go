@@ -91,6 +91,14 @@ func (m *Manager) now() time.Time { return m.clock().UTC().Round(0) }
 // returned with created=false, even on a full stage. Otherwise a full
 // stage (MaxCohosts accepted) is ErrStageFull.
 func (m *Manager) Create(room, host, caller, user string) (inv Invitation, created bool, err error) {
+	return m.CreateIn(room, "", host, caller, user)
+}
+
+// CreateIn is Create for the room's broadcast broadcast (PROTOCOL.md 1.1
+// §1a): the invitation is made in it. The rule of one pending or accepted
+// invitation per user stays the room's (a new broadcast ends the older
+// ones: EndOlder).
+func (m *Manager) CreateIn(room, broadcast, host, caller, user string) (inv Invitation, created bool, err error) {
 	switch {
 	case !validName(room):
 		return Invitation{}, false, fmt.Errorf("room %q: want 1-128 characters of [A-Za-z0-9_.:@-]: %w", room, ErrInvalid)
@@ -114,7 +122,7 @@ func (m *Manager) Create(room, host, caller, user string) (inv Invitation, creat
 	now := m.now()
 	inv = Invitation{
 		ID: newID(), Room: room, Host: host, User: user, Status: StatusPending,
-		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(m.ttl),
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(m.ttl), BroadcastID: broadcast,
 	}
 	inv, created, err = m.store.Create(inv, m.stageFull)
 	if err == nil && created {
@@ -173,7 +181,19 @@ func (m *Manager) Leave(room, caller string) (Invitation, error) {
 // become cancelled (expired, when already due) and accepted ones removed.
 // It returns those it changed, OnChange having been called for each. It
 // goes on past a failing invitation and returns the errors joined.
-func (m *Manager) EndRoom(room string) ([]Invitation, error) {
+func (m *Manager) EndRoom(room string) ([]Invitation, error) { return m.endRoom(room, "") }
+
+// EndOlder closes, as EndRoom does, room's invitations of every broadcast
+// but current (PROTOCOL.md 1.1 §1a: at a new broadcast, older invitations
+// still pending are cancelled and still accepted removed; only the
+// current broadcast's make co-hosts).
+func (m *Manager) EndOlder(room, current string) ([]Invitation, error) {
+	return m.endRoom(room, current)
+}
+
+// endRoom closes room's invitations but those of the broadcast keep ("":
+// all of them).
+func (m *Manager) endRoom(room, keep string) ([]Invitation, error) {
 	list, err := m.store.List(Filter{Room: room})
 	if err != nil {
 		return nil, err
@@ -181,7 +201,7 @@ func (m *Manager) EndRoom(room string) ([]Invitation, error) {
 	var changed []Invitation
 	var errs []error
 	for _, old := range list {
-		if old.Status.Final() {
+		if old.Status.Final() || (keep != "" && old.BroadcastID == keep) {
 			continue
 		}
 		inv, err := m.apply(old.ID, func(inv *Invitation, _ []Invitation, now time.Time) error {
@@ -211,13 +231,23 @@ func (m *Manager) EndRoom(room string) ([]Invitation, error) {
 // IsCohost reports whether user holds an accepted invitation in room:
 // the publish gate, and the role given at join. A store failure is
 // logged and answers false (the gate stays closed).
-func (m *Manager) IsCohost(room, user string) bool {
+func (m *Manager) IsCohost(room, user string) bool { return m.IsCohostIn(room, "", user) }
+
+// IsCohostIn is IsCohost counting only the invitations made in the room's
+// broadcast broadcast, and those made before broadcasts (none of its
+// broadcast); broadcast "" counts every one.
+func (m *Manager) IsCohostIn(room, broadcast, user string) bool {
 	list, err := m.store.List(Filter{Room: room, User: user, Status: StatusAccepted})
 	if err != nil {
 		m.log.Error("invitations: co-host lookup failed", "room", room, "user", user, "err", err)
 		return false
 	}
-	return len(list) > 0
+	for _, inv := range list {
+		if broadcast == "" || inv.BroadcastID == "" || inv.BroadcastID == broadcast {
+			return true
+		}
+	}
+	return false
 }
 
 // Get returns invitation id, committing it as expired first when it is

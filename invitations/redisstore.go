@@ -23,6 +23,7 @@ import (
 //	p inv:rv:<room>       counter bumped by every write to the room: the
 //	                      key a transaction WATCHes
 //	p rooms               hash: name -> RoomRecord JSON
+//	p bc:<room>           hash: broadcast id -> BroadcastRecord JSON
 //
 // Each namespace ends in its own word and a colon, and what follows is a
 // whole name, so no key of one namespace equals a key of another even
@@ -48,6 +49,7 @@ const (
 	nsRoomV  = "inv:rv:"
 	keyAll   = "inv:all"
 	keyRooms = "rooms"
+	nsBcast  = "bc:"
 )
 
 // maxAttempts bounds the optimistic retries of one call. Within a node
@@ -184,7 +186,7 @@ func (s *RedisStore) Update(id string, fn func(inv *Invitation, sameRoom []Invit
 		if fnErr = fn(&next, sameRoom); fnErr != nil {
 			return fnErr // decided on a consistent snapshot: final
 		}
-		if next.ID != cur.ID || next.Room != cur.Room || next.Host != cur.Host || next.User != cur.User ||
+		if next.ID != cur.ID || next.Room != cur.Room || next.Host != cur.Host || next.User != cur.User || next.BroadcastID != cur.BroadcastID ||
 			!next.CreatedAt.Equal(cur.CreatedAt) || !next.ExpiresAt.Equal(cur.ExpiresAt) {
 			return fmt.Errorf("update of %s changed more than status and updatedAt", id)
 		}
@@ -270,9 +272,54 @@ func (s *RedisStore) PutRoom(r RoomRecord) error {
 	if err != nil {
 		return err
 	}
+	var bv []byte
+	b := r.Broadcast()
+	if b.ID != "" {
+		if bv, err = encodeBroadcast(b); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	return wrapStoreErr("put room "+r.Name, s.c.HSet(ctx, s.p+keyRooms, r.Name, v).Err())
+	_, err = s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if bv != nil {
+			p.HSet(ctx, s.key(nsBcast, b.Room), b.ID, bv)
+		}
+		p.HSet(ctx, s.p+keyRooms, r.Name, v)
+		return nil
+	})
+	return wrapStoreErr("put room "+r.Name, err)
+}
+
+// PutBroadcast implements Store.
+func (s *RedisStore) PutBroadcast(b BroadcastRecord) error {
+	v, err := encodeBroadcast(b)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	return wrapStoreErr("put broadcast "+b.ID+" of "+b.Room, s.c.HSet(ctx, s.key(nsBcast, b.Room), b.ID, v).Err())
+}
+
+// ListBroadcasts implements Store.
+func (s *RedisStore) ListBroadcasts(room string) ([]BroadcastRecord, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	all, err := s.c.HGetAll(ctx, s.key(nsBcast, room)).Result()
+	if err != nil {
+		return nil, wrapStoreErr("list broadcasts of "+room, err)
+	}
+	out := []BroadcastRecord{}
+	for id, v := range all {
+		var b BroadcastRecord
+		if err := json.Unmarshal([]byte(v), &b); err != nil {
+			return nil, wrapStoreErr("list broadcasts of "+room, fmt.Errorf("broadcast %s: %w", id, err))
+		}
+		out = append(out, b)
+	}
+	sortBroadcasts(out)
+	return out, nil
 }
 
 // GetRoom implements Store.
@@ -315,10 +362,12 @@ func (s *RedisStore) ListRooms() ([]RoomRecord, error) {
 }
 
 // deleteRoomScript deletes a field of the rooms hash if it still holds the
-// value the caller read (and checked): a compare-and-delete, so a newer
-// room written meanwhile stays. KEYS: the hash. ARGV: name, value.
+// value the caller read (and checked), and with it the room's broadcasts:
+// a compare-and-delete, so a newer room written meanwhile stays. KEYS: the
+// hash, the room's broadcasts hash. ARGV: name, value.
 var deleteRoomScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('DEL', KEYS[2])
   return redis.call('HDEL', KEYS[1], ARGV[1])
 end
 return 0
@@ -342,7 +391,7 @@ func (s *RedisStore) DeleteRoom(name string, createdAt time.Time) (bool, error) 
 	if !r.CreatedAt.Equal(createdAt) {
 		return false, nil // a newer room of that name
 	}
-	n, err := deleteRoomScript.Run(ctx, s.c, []string{s.p + keyRooms}, name, v).Int()
+	n, err := deleteRoomScript.Run(ctx, s.c, []string{s.p + keyRooms, s.key(nsBcast, name)}, name, v).Int()
 	if err != nil {
 		return false, wrapStoreErr("delete room "+name, err)
 	}

@@ -52,18 +52,27 @@ type Store interface {
 	// ID.
 	List(f Filter) ([]Invitation, error)
 
-	// PutRoom creates or replaces the record of r.Name.
+	// PutRoom creates or replaces the record of r.Name and, in the same
+	// atomic write, the record of its current broadcast (r.Broadcast(),
+	// when r has a BroadcastID).
 	PutRoom(r RoomRecord) error
+	// PutBroadcast creates or replaces the record of one broadcast of
+	// room b.Room (a past one: its recordings became final after the next
+	// one began). It does not touch the room's record.
+	PutBroadcast(b BroadcastRecord) error
+	// ListBroadcasts returns the records of room's broadcasts, sorted by
+	// CreatedAt then ID (newest last); none when the room has none.
+	ListBroadcasts(room string) ([]BroadcastRecord, error)
 	// GetRoom returns the record of a room, or ErrNotFound.
 	GetRoom(name string) (RoomRecord, error)
 	// ListRooms returns every room record, sorted by name.
 	ListRooms() ([]RoomRecord, error)
 
-	// DeleteRoom deletes the record of room name if it is the one
-	// created at createdAt: the room the caller decided to purge. No
-	// record, or the record of a newer room of that name (another
-	// CreatedAt), is left alone and deleted is false. Safe to repeat
-	// and to race with itself (nodes of a cluster).
+	// DeleteRoom deletes the record of room name, with the records of
+	// all its broadcasts, if it is the one created at createdAt: the room
+	// the caller decided to purge. No record, or the record of a newer
+	// room of that name (another CreatedAt), is left alone and deleted is
+	// false. Safe to repeat and to race with itself (nodes of a cluster).
 	DeleteRoom(name string, createdAt time.Time) (deleted bool, err error)
 	// DeleteInvitations deletes the invitations of room created at or
 	// before until, with their index entries, in one atomic step, and
@@ -78,16 +87,18 @@ type Store interface {
 
 // Filter selects invitations; an empty field matches every value.
 type Filter struct {
-	Room   string
-	User   string
-	Status Status
+	Room        string
+	User        string
+	Status      Status
+	BroadcastID string // the room's broadcast they were made in
 }
 
 // Match reports whether inv passes f.
 func (f Filter) Match(inv Invitation) bool {
 	return (f.Room == "" || f.Room == inv.Room) &&
 		(f.User == "" || f.User == inv.User) &&
-		(f.Status == "" || f.Status == inv.Status)
+		(f.Status == "" || f.Status == inv.Status) &&
+		(f.BroadcastID == "" || f.BroadcastID == inv.BroadcastID)
 }
 
 // sortInvitations orders list by CreatedAt, then ID, the order List
@@ -104,16 +115,80 @@ func sortInvitations(list []Invitation) {
 // RoomRecord is what persists of a room, so that rooms survive a restart
 // with their invitations. Status is the room's word (idle, live,
 // waiting_reconnect, ended, recorded); this package does not interpret it.
+// A room's name is reused by its broadcasts (PROTOCOL.md 1.1 §1a): the
+// record is the room's current broadcast (BroadcastID, begun at
+// BroadcastCreatedAt), whose host, status, times and end reason it holds;
+// CreatedAt is the room's (its first broadcast's). A record from before
+// broadcasts has no BroadcastID.
 type RoomRecord struct {
-	Name      string          `json:"name"`
-	Host      string          `json:"host"`
-	Title     string          `json:"title,omitempty"`
-	Metadata  json.RawMessage `json:"metadata,omitempty"`
-	Status    string          `json:"status"`
-	CreatedAt time.Time       `json:"createdAt"`
-	StartedAt *time.Time      `json:"startedAt,omitempty"`
-	EndedAt   *time.Time      `json:"endedAt,omitempty"`
-	EndReason string          `json:"endReason,omitempty"` // the room's word, like Status
+	Name               string          `json:"name"`
+	Host               string          `json:"host"`
+	Title              string          `json:"title,omitempty"`
+	Metadata           json.RawMessage `json:"metadata,omitempty"`
+	Status             string          `json:"status"`
+	CreatedAt          time.Time       `json:"createdAt"`
+	StartedAt          *time.Time      `json:"startedAt,omitempty"`
+	EndedAt            *time.Time      `json:"endedAt,omitempty"`
+	EndReason          string          `json:"endReason,omitempty"` // the room's word, like Status
+	BroadcastID        string          `json:"broadcastId,omitempty"`
+	BroadcastCreatedAt time.Time       `json:"broadcastCreatedAt,omitzero"`
+}
+
+// Broadcast returns the record of r's current broadcast (zero when r has
+// none).
+func (r RoomRecord) Broadcast() BroadcastRecord {
+	if r.BroadcastID == "" {
+		return BroadcastRecord{}
+	}
+	at := r.BroadcastCreatedAt
+	if at.IsZero() {
+		at = r.CreatedAt
+	}
+	return BroadcastRecord{
+		ID: r.BroadcastID, Room: r.Name, Host: r.Host, Status: r.Status, CreatedAt: at,
+		StartedAt: r.StartedAt, EndedAt: r.EndedAt, EndReason: r.EndReason,
+	}
+}
+
+// BroadcastRecord is what persists of one broadcast of a room: the
+// contract's broadcast object ({id, status, createdAt, startedAt?,
+// endedAt?, endReason?}), with its room and host (a room's host may change
+// from one broadcast to the next).
+type BroadcastRecord struct {
+	ID        string     `json:"id"`
+	Room      string     `json:"room"`
+	Host      string     `json:"host"`
+	Status    string     `json:"status"`
+	CreatedAt time.Time  `json:"createdAt"`
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	EndedAt   *time.Time `json:"endedAt,omitempty"`
+	EndReason string     `json:"endReason,omitempty"`
+}
+
+// encodeBroadcast checks and encodes a broadcast record for a store.
+func encodeBroadcast(b BroadcastRecord) ([]byte, error) {
+	if b.ID == "" || b.Room == "" {
+		return nil, fmt.Errorf("invitations: broadcast record without an id or a room: %w", ErrInvalid)
+	}
+	if err := checkKeys(b.Room, b.ID); err != nil {
+		return nil, err
+	}
+	v, err := json.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("invitations: encode broadcast %s of %s: %w", b.ID, b.Room, err)
+	}
+	return v, nil
+}
+
+// sortBroadcasts orders list by CreatedAt, then ID, the order
+// ListBroadcasts promises.
+func sortBroadcasts(list []BroadcastRecord) {
+	slices.SortFunc(list, func(a, b BroadcastRecord) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 }
 
 // encodeRoom checks and encodes a room record for a store.

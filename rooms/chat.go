@@ -64,7 +64,7 @@ func (m *Member) ChatSend(text string) (chat.Message, error) {
 	rc := m.r.chatOf(room.Name())
 	rc.mu.Lock()
 	msg, err := m.r.chat.Append(chat.Message{
-		Room: room.Name(),
+		Room: room.Name(), BroadcastID: room.BroadcastID(),
 		From: chat.Sender{Identity: m.identity, Name: m.name, Role: string(m.p.Role())},
 		Text: text,
 		At:   time.Now().UTC(),
@@ -91,18 +91,23 @@ func (r *Rooms) fanOut(room *sfu.Room, except *sfu.Participant, ev Event) func()
 	}
 }
 
+// pageSize is a history page's size: limit, HistoryLimit when 0 (or
+// less), at most HistoryMax.
+func pageSize(limit int) int {
+	if limit <= 0 {
+		limit = HistoryLimit
+	}
+	return min(limit, HistoryMax)
+}
+
 // ChatHistory returns up to limit messages (0: HistoryLimit; at most
-// HistoryMax) of the member's room before the message id before ("" the
-// newest), newest last.
+// HistoryMax) of the member's room's broadcast before the message id
+// before ("" the newest), newest last.
 func (m *Member) ChatHistory(before string, limit int) ([]chat.Message, error) {
 	if err := m.inRoom(); err != nil {
 		return nil, err
 	}
-	if limit <= 0 {
-		limit = HistoryLimit
-	}
-	limit = min(limit, HistoryMax)
-	msgs, err := m.r.chat.History(m.room, before, limit)
+	msgs, err := m.r.chat.History(m.room, m.p.Room().BroadcastID(), before, pageSize(limit))
 	if err != nil {
 		m.log.Error("chat history", "err", err)
 		return nil, err
@@ -119,7 +124,7 @@ func (m *Member) ChatDelete(id string) error {
 	room := m.p.Room()
 	rc := m.r.chatOf(room.Name())
 	rc.mu.Lock()
-	err := m.r.chat.Delete(room.Name(), id)
+	err := m.r.chat.Delete(room.Name(), room.BroadcastID(), id)
 	if err == nil {
 		rc.out.push(m.r.fanOut(room, m.p, ChatDeleted{ID: id}))
 	}
@@ -147,6 +152,13 @@ func (r *Rooms) ban(room, identity string) {
 	r.bans[room][identity] = true
 }
 
+// unban forgets a room's bans: they end with its broadcast.
+func (r *Rooms) unban(room string) {
+	r.banMu.Lock()
+	defer r.banMu.Unlock()
+	delete(r.bans, room)
+}
+
 // Kick takes identity out of the host's room. The contract's relay
 // section allows one identity twice in a room, as a direct participant
 // and as a relay (the role tells them apart): a kick addresses the
@@ -159,10 +171,10 @@ func (r *Rooms) ban(room, identity string) {
 //     destination (relay.event disconnect naming the room, at the source).
 //
 // With ban, the identity's joins to this room are refused (4003) until the
-// room ends, its relays' joins too (the publish gate refuses a banned
-// identity); an absent identity can be banned ahead. Without ban, an
-// identity that is in the room neither way is ErrNotFound. The host cannot
-// kick itself.
+// room's broadcast ends, its relays' joins too (the publish gate refuses a
+// banned identity); an absent identity can be banned ahead. Without ban,
+// an identity that is in the room neither way is ErrNotFound. The host
+// cannot kick itself; nobody is kicked from an ended room (ErrConflict).
 func (m *Member) Kick(identity string, ban bool) error {
 	if err := m.hostOnly(); err != nil {
 		return err
@@ -171,6 +183,9 @@ func (m *Member) Kick(identity string, ban bool) error {
 		return errorf(ErrForbidden, "forbidden: the host cannot kick itself")
 	}
 	room := m.p.Room()
+	if room.Status().Ended() {
+		return errorf(ErrConflict, "room has ended")
+	}
 	direct := room.Participant(identity)
 	relays := relaysOf(room, identity)
 	if direct == nil && len(relays) == 0 && !ban {
@@ -182,7 +197,7 @@ func (m *Member) Kick(identity string, ban bool) error {
 	if direct == nil && len(relays) == 0 {
 		return nil
 	}
-	if m.r.inv.IsCohost(room.Name(), identity) {
+	if m.r.isCohost(room.Name(), identity) {
 		// Its relays into this room lose the gate with it (applyInvitation).
 		if _, err := m.r.inv.Remove(room.Name(), m.identity, identity); err != nil {
 			m.log.Warn("ending a kicked co-host's stage", "err", err)

@@ -3,6 +3,7 @@ package rooms
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/relaysfu/relayd/chat"
 	"github.com/relaysfu/relayd/invitations"
@@ -61,22 +62,43 @@ func fromSFU(err error) error {
 }
 
 // fromInvitations turns the invitations Manager's errors into rooms' kinds.
+// The Manager's messages end in their sentinel (": invalid params"); each
+// message here says its kind's word once, in front.
 func fromInvitations(err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, invitations.ErrNotFound):
-		return errorf(ErrNotFound, "%v", err)
+		return errorf(ErrNotFound, "%s", once("", err, invitations.ErrNotFound))
 	case errors.Is(err, invitations.ErrForbidden):
-		return errorf(ErrForbidden, "forbidden: %v", err)
+		return errorf(ErrForbidden, "%s", once("forbidden", err, invitations.ErrForbidden))
 	case errors.Is(err, invitations.ErrConflict):
-		return errorf(ErrConflict, "%v", err)
+		return errorf(ErrConflict, "%s", once("conflict", err, invitations.ErrConflict))
 	case errors.Is(err, invitations.ErrStageFull):
-		return errorf(ErrTooMany, "stage full: %v", err)
+		return errorf(ErrTooMany, "%s", once("stage full", err, invitations.ErrStageFull))
 	case errors.Is(err, invitations.ErrInvalid):
-		return errorf(ErrInvalid, "invalid params: %v", err)
+		return errorf(ErrInvalid, "%s", once("invalid params", err, invitations.ErrInvalid))
 	}
 	return err
+}
+
+// once is err's message with its sentinel kind's words said once: the
+// trailing ": <kind>" the wrapping added is cut, and word (the kind's word
+// for a client) is put in front unless the message starts with it already;
+// a bare sentinel says just word. With word "" the message is left as it is
+// (ErrNotFound's "...: not found" says its word once already).
+func once(word string, err, kind error) string {
+	if word == "" {
+		return err.Error() // its kind's words are its own ("...: not found")
+	}
+	msg := strings.TrimSuffix(err.Error(), ": "+kind.Error())
+	if msg == kind.Error() {
+		return word
+	}
+	if strings.HasPrefix(msg, word) {
+		return msg
+	}
+	return word + ": " + msg
 }
 
 // fromRelay turns the relay Manager's errors into rooms' kinds.

@@ -31,8 +31,13 @@ type (
 	// host or its invitee, in any room or a user session).
 	InvitationUpdated struct{ Invitation invitations.Invitation }
 	// RelayState and RelayEvent: the member's relay changed state, or
-	// had an event (relay.state, relay.event).
-	RelayState struct{ relay.StateParams }
+	// had an event (relay.state, relay.event). A relay.state also carries
+	// the relay's destinations (an extension, bugs.md 14), as they stand
+	// when it is told: each with its own state and error.
+	RelayState struct {
+		relay.StateParams
+		Destinations []relay.DestInfo
+	}
 	RelayEvent struct{ relay.EventParams }
 	// ChatMessage and ChatDeleted: the room's chat, except what the
 	// member did itself (its result says that).

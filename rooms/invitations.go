@@ -30,7 +30,7 @@ func (r *Rooms) invitationChanged(inv invitations.Invitation, local bool) {
 	if r.cfg.Cluster != nil {
 		r.cfg.Cluster.PublishInvitation(inv)
 	}
-	r.emit("invitation.updated", inv.Room, map[string]any{"invitation": inv, "status": inv.Status})
+	r.emit("invitation.updated", inv.Room, withBroadcast(map[string]any{"invitation": inv, "status": inv.Status}, inv.BroadcastID))
 }
 
 // InvitationChanged takes a change another node made (cluster mode): its
@@ -56,7 +56,7 @@ func (r *Rooms) applyInvitation(inv invitations.Invitation) {
 			p.SetRole(sfu.RoleCohost)
 		}
 	case invitations.StatusRemoved, invitations.StatusLeft:
-		if r.inv.IsCohost(inv.Room, inv.User) {
+		if r.isCohost(inv.Room, inv.User) {
 			return
 		}
 		if p := room.Participant(inv.User); p != nil && p.Role() == sfu.RoleCohost {
@@ -91,16 +91,17 @@ func (m *Member) InvitationCreate(user string) (invitations.Invitation, error) {
 	if room.Status().Ended() {
 		return invitations.Invitation{}, errorf(ErrConflict, "room has ended")
 	}
-	inv, _, err := m.r.inv.Create(room.Name(), room.Host(), m.identity, user)
+	inv, _, err := m.r.inv.CreateIn(room.Name(), room.BroadcastID(), room.Host(), m.identity, user)
 	return inv, fromInvitations(err)
 }
 
-// InvitationList lists the host's room's invitations, or for anyone else
-// their own, of a status ("" every status).
+// InvitationList lists the host's room's invitations (those of its
+// current broadcast), or for anyone else their own, of a status (""
+// every status).
 func (m *Member) InvitationList(status invitations.Status) ([]invitations.Invitation, error) {
 	f := invitations.Filter{Status: status}
 	if m.p != nil && m.p.Role() == sfu.RoleHost {
-		f.Room = m.room
+		f.Room, f.BroadcastID = m.room, m.p.Room().BroadcastID()
 	} else {
 		f.User = m.identity
 	}
@@ -125,7 +126,7 @@ func (m *Member) InvitationAccept(id string) (invitations.Invitation, error) {
 
 // accept accepts inv as its invitee, if its room is open.
 func (r *Rooms) accept(inv invitations.Invitation) (invitations.Invitation, error) {
-	if err := r.roomOpen(inv.Room); err != nil {
+	if err := r.roomOpen(inv.Room, inv.BroadcastID); err != nil {
 		return invitations.Invitation{}, err
 	}
 	inv, err := r.inv.Accept(inv.ID, inv.User)
@@ -163,17 +164,6 @@ func (m *Member) StageLeave() error {
 	return fromInvitations(err)
 }
 
-// RoomInvitations lists a room's invitations for the HTTP API, of a status
-// ("" every status); ErrNotFound when there is no such room.
-func (r *Rooms) RoomInvitations(room string, status invitations.Status) ([]invitations.Invitation, error) {
-	rm := r.Room(room)
-	if rm == nil {
-		return nil, errorf(ErrNotFound, "room %s not found", room)
-	}
-	list, err := r.inv.List(invitations.Filter{Room: rm.Name(), Status: status})
-	return list, fromInvitations(err)
-}
-
 // UserInvitations lists a user's invitations for the HTTP API.
 func (r *Rooms) UserInvitations(user string, status invitations.Status) ([]invitations.Invitation, error) {
 	list, err := r.inv.List(invitations.Filter{User: user, Status: status})
@@ -192,7 +182,7 @@ func (r *Rooms) Invite(room, user string) (inv invitations.Invitation, created b
 	if rm.Status().Ended() {
 		return invitations.Invitation{}, false, errorf(ErrConflict, "room has ended")
 	}
-	inv, created, err = r.inv.Create(rm.Name(), rm.Host(), rm.Host(), user)
+	inv, created, err = r.inv.CreateIn(rm.Name(), rm.BroadcastID(), rm.Host(), rm.Host(), user)
 	return inv, created, fromInvitations(err)
 }
 

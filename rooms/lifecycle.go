@@ -3,11 +3,12 @@ package rooms
 // A room's lifecycle (PROTOCOL.md "Room lifecycle"): created by its
 // host's join or by POST /v1/rooms, restored from the store after a
 // restart (or, in cluster mode, by the node it is placed on), ended with a
-// reason. The sfu flips the status (sfu.Room.End); everything that
-// follows from an end is here, in roomEnded, run once per end from the
-// sfu's RoomStatusChanged; a dead node's rooms, which no sfu holds any
-// more, are ended in the store by EndRoomsOfNode with the same effects
-// that still apply.
+// reason, and started again as its next broadcast (broadcasts.go). The
+// sfu flips the status (sfu.Room.End); everything that follows from an
+// end is here, in roomEnded, run once per end from the sfu's
+// RoomStatusChanged; a dead node's rooms, which no sfu holds any more, are
+// ended in the store by EndRoomsOfNode with the same effects that still
+// apply.
 
 import (
 	"encoding/json"
@@ -25,34 +26,36 @@ import (
 func (r *Rooms) RoomChanged(c sfu.RoomChange) {
 	switch c := c.(type) {
 	case sfu.RoomStatusChanged:
-		r.statusChanged(c.Info)
+		r.statusChanged(c.Room, c.Info)
 	case sfu.ParticipantChanged:
 		typ := "participant.left"
 		if c.Joined {
 			typ = "participant.joined"
 		}
-		r.emit(typ, c.Room.Name(), map[string]any{"identity": c.Info.Identity, "role": c.Info.Role})
+		r.emit(typ, c.Room.Name(), withBroadcast(map[string]any{"identity": c.Info.Identity, "role": c.Info.Role}, c.Room.BroadcastID()))
 	case sfu.TrackChanged:
 		r.relays.TrackChanged(c.Participant, c.Track, c.Published)
 		r.rec.onTrack(c.Room, c.Participant, c.Track, c.Published)
 	}
 }
 
-// statusChanged stores the room's new status; the first time a room goes
-// live it tells room.started; when it ends, roomEnded.
-func (r *Rooms) statusChanged(info sfu.RoomInfo) {
-	r.persist(info)
+// statusChanged stores the new status of room (a broadcast); the first
+// time a broadcast goes live it tells room.started (once per broadcast:
+// the host coming back after waiting_reconnect tells nothing); when it
+// ends, roomEnded.
+func (r *Rooms) statusChanged(room *sfu.Room, info sfu.RoomInfo) {
+	r.persist(room, info)
 	switch info.Status {
 	case sfu.StatusLive:
 		r.mu.Lock()
-		seen := r.started[info.Name]
-		r.started[info.Name] = true
+		seen := r.started[info.BroadcastID]
+		r.started[info.BroadcastID] = true
 		r.mu.Unlock()
 		if !seen {
-			r.emit("room.started", info.Name, map[string]any{"host": info.Host})
+			r.emit("room.started", info.Name, withBroadcast(map[string]any{"host": info.Host}, info.BroadcastID))
 		}
 	case sfu.StatusEnded:
-		r.roomEnded(info)
+		r.roomEnded(room, info)
 	}
 }
 
@@ -63,31 +66,34 @@ func (r *Rooms) statusChanged(info sfu.RoomInfo) {
 // bans and chat order are forgotten; its pending invitations are cancelled
 // and every co-host's stage ended (stored, told, published to the other
 // nodes); room.ended goes to the webhooks; its recordings are finalized
-// (in the background: the room goes recorded once they are).
-func (r *Rooms) roomEnded(info sfu.RoomInfo) {
+// (in the background: the broadcast goes recorded once they are). The
+// room's next broadcast cannot begin before this has run
+// (sfu.NextBroadcast waits for it), so what is forgotten here by the
+// room's name is this broadcast's.
+func (r *Rooms) roomEnded(room *sfu.Room, info sfu.RoomInfo) {
 	for _, p := range r.endedParticipants(info.Name) {
 		r.relays.SourceGone(p)
 	}
 	r.release(info.Name)
 	r.mu.Lock()
 	delete(r.chats, info.Name)
-	delete(r.started, info.Name)
+	delete(r.started, info.BroadcastID)
 	r.mu.Unlock()
-	r.banMu.Lock()
-	delete(r.bans, info.Name)
-	r.banMu.Unlock()
+	r.unban(info.Name)
 	if _, err := r.inv.EndRoom(info.Name); err != nil {
 		r.log.Error("ending the room's invitations", "room", info.Name, "err", err)
 	}
-	r.emitEnded(info.Name, info.EndReason, false)
-	r.rec.roomEnded(info.Name)
+	r.emitEnded(info.Name, info.BroadcastID, info.EndReason, false)
+	if r.rec != nil {
+		r.rec.roomEnded(room)
+	}
 }
 
-// emitEnded tells the webhooks room.ended: {endReason}, and for a dead
-// node's room ended by EndRoomsOfNode also reason, the name this event's
-// field had before endReason (1.1: kept equal).
-func (r *Rooms) emitEnded(room string, reason sfu.EndReason, deadNode bool) {
-	data := map[string]any{"endReason": reason}
+// emitEnded tells the webhooks room.ended: {broadcastId, endReason}, and
+// for a dead node's room ended by EndRoomsOfNode also reason, the name
+// this event's field had before endReason (1.1: kept equal).
+func (r *Rooms) emitEnded(room, broadcast string, reason sfu.EndReason, deadNode bool) {
+	data := withBroadcast(map[string]any{"endReason": reason}, broadcast)
 	if deadNode {
 		data["reason"] = reason
 	}
@@ -116,44 +122,72 @@ func (r *Rooms) endedParticipants(name string) []*sfu.Participant {
 	return out
 }
 
-// persist stores the room record; a failure is logged.
-func (r *Rooms) persist(info sfu.RoomInfo) {
-	if err := r.put(info); err != nil {
-		r.log.Error("persisting the room", "room", info.Name, "err", err)
+// persist stores the state of room, a broadcast: the room record (and
+// its current broadcast's with it) while room is the current broadcast of
+// its name, the broadcast's record alone once the next one has begun (a
+// late recording: PROTOCOL.md 1.1 §1a). nil room: the room record,
+// whatever is registered. A failure is logged. lifeMu orders the check
+// and the write against a next broadcast's first write.
+func (r *Rooms) persist(room *sfu.Room, info sfu.RoomInfo) {
+	r.lifeMu.Lock()
+	defer r.lifeMu.Unlock()
+	var err error
+	if room != nil && r.sfu.Room(info.Name) != room {
+		err = r.store.PutBroadcast(recordOf(info).Broadcast())
+	} else {
+		err = r.put(info)
+	}
+	if err != nil {
+		r.log.Error("persisting the room", "room", info.Name, "broadcast", info.BroadcastID, "err", err)
 	}
 }
 
-func (r *Rooms) put(info sfu.RoomInfo) error {
-	return r.store.PutRoom(invitations.RoomRecord{
+func (r *Rooms) put(info sfu.RoomInfo) error { return r.store.PutRoom(recordOf(info)) }
+
+func recordOf(info sfu.RoomInfo) invitations.RoomRecord {
+	return invitations.RoomRecord{
 		Name: info.Name, Host: info.Host, Title: info.Title, Metadata: info.Metadata,
 		Status: string(info.Status), CreatedAt: info.CreatedAt, StartedAt: info.StartedAt, EndedAt: info.EndedAt,
-		EndReason: string(info.EndReason),
-	})
+		EndReason: string(info.EndReason), BroadcastID: info.BroadcastID, BroadcastCreatedAt: info.BroadcastCreatedAt,
+	}
 }
 
 func roomInfoOf(rec invitations.RoomRecord) sfu.RoomInfo {
 	return sfu.RoomInfo{
 		Name: rec.Name, Host: rec.Host, Title: rec.Title, Metadata: rec.Metadata,
 		Status: sfu.RoomStatus(rec.Status), CreatedAt: rec.CreatedAt, StartedAt: rec.StartedAt, EndedAt: rec.EndedAt,
-		EndReason: sfu.EndReason(rec.EndReason),
+		EndReason: sfu.EndReason(rec.EndReason), BroadcastID: rec.BroadcastID, BroadcastCreatedAt: rec.BroadcastCreatedAt,
 	}
 }
 
 // restore registers the stored rooms after a restart: rooms that were
-// live are ended (and stored so). Invitations are kept exactly as they
-// were: nothing a client was told changes.
+// live are ended (and stored so); a record from before broadcasts gets its
+// broadcast (stored). Invitations are kept exactly as they were: nothing a
+// client was told changes.
 func (r *Rooms) restore() error {
 	recs, err := r.store.ListRooms()
 	if err != nil {
 		return err
 	}
 	for _, rec := range recs {
-		room := r.sfu.RestoreRoom(roomInfoOf(rec))
-		if info := room.Info(false); string(info.Status) != rec.Status || string(info.EndReason) != rec.EndReason {
-			r.persist(info)
-		}
+		r.restored(rec, false)
 	}
 	return nil
+}
+
+// restored registers the room of a stored record, stores it when changed
+// or when restoring changed it (its end, its broadcast), applies the
+// recording policy to one that has not ended, and returns it.
+func (r *Rooms) restored(rec invitations.RoomRecord, changed bool) *sfu.Room {
+	room := r.sfu.RestoreRoom(roomInfoOf(rec))
+	info := room.Info(false)
+	if changed || string(info.Status) != rec.Status || string(info.EndReason) != rec.EndReason || info.BroadcastID != rec.BroadcastID {
+		r.persist(room, info)
+	}
+	if r.rec != nil && !info.Status.Ended() {
+		r.rec.started(room, false)
+	}
+	return room
 }
 
 // Room returns the named room of this node, or nil. In cluster mode a
@@ -173,11 +207,11 @@ func (r *Rooms) Room(name string) *sfu.Room {
 		return nil
 	}
 	info := roomInfoOf(rec)
-	if !info.Status.Ended() {
-		info = lost(info, time.Now())
-		r.persist(info)
+	ended := info.Status.Ended()
+	if !ended {
+		rec = recordOf(lost(info, time.Now()))
 	}
-	room := r.sfu.RestoreRoom(info)
+	room := r.restored(rec, !ended)
 	r.release(name) // in case it was placed here for this request
 	return room
 }
@@ -212,16 +246,25 @@ func (r *Rooms) release(name string) {
 }
 
 // roomOpen answers whether a room exists and has not ended, as needed to
-// answer one of its invitations: from this node's sfu, or in cluster mode,
-// for a room of another live node, from the shared store. A room no live
-// node holds has ended with its node (or was never joined).
-func (r *Rooms) roomOpen(name string) error {
+// answer one of its invitations, made in broadcast bc ("": before
+// broadcasts): from this node's sfu, or in cluster mode, for a room of
+// another live node, from the shared store. A room no live node holds has
+// ended with its node (or was never joined). An invitation of a past
+// broadcast is answered as if its room had ended: only the current
+// broadcast's invitations make co-hosts (PROTOCOL.md 1.1 §1a).
+func (r *Rooms) roomOpen(name, bc string) error {
 	ended := errorf(ErrConflict, "room %s has ended", name)
+	past := func(cur string) error {
+		if bc != "" && cur != bc {
+			return errorf(ErrConflict, "the broadcast of room %s this invitation was made in has ended", name)
+		}
+		return nil
+	}
 	if room := r.sfu.Room(name); room != nil || r.cfg.Cluster == nil {
 		if room == nil || room.Status().Ended() {
 			return ended
 		}
-		return nil
+		return past(room.BroadcastID())
 	}
 	ctx, cancel := clusterCtx()
 	elsewhere, err := r.cfg.Cluster.Elsewhere(ctx, name)
@@ -236,14 +279,26 @@ func (r *Rooms) roomOpen(name string) error {
 	if err != nil || sfu.RoomStatus(rec.Status).Ended() {
 		return ended
 	}
-	return nil
+	return past(rec.BroadcastID)
+}
+
+// isCohost reports whether identity holds an accepted invitation of room's
+// current broadcast (or one made before broadcasts). An older broadcast's
+// accepted invitations were removed when the next began; this holds even
+// if that write failed.
+func (r *Rooms) isCohost(room, identity string) bool {
+	bc := ""
+	if rm := r.sfu.Room(room); rm != nil {
+		bc = rm.BroadcastID()
+	}
+	return r.inv.IsCohostIn(room, bc, identity)
 }
 
 // create makes a room for host: counted by the creation rate limit
-// (ErrRateLimited, nothing created), and stored. An existing room that has
-// not ended is returned with no error when exists is true (a host's join),
-// as ErrConflict otherwise.
-func (r *Rooms) create(name, host, title, metadata string, exists bool) (*sfu.Room, error) {
+// (ErrRateLimited, nothing created), stored, recording when the policy or
+// record says so. An existing room that has not ended is returned with no
+// error when exists is true (a host's join), as ErrConflict otherwise.
+func (r *Rooms) create(name, host, title, metadata string, exists, record bool) (*sfu.Room, error) {
 	if cur := r.sfu.Room(name); cur != nil && !cur.Status().Ended() {
 		if exists {
 			return cur, nil
@@ -263,20 +318,37 @@ func (r *Rooms) create(name, host, title, metadata string, exists bool) (*sfu.Ro
 	case err != nil:
 		return nil, fromSFU(err)
 	}
-	r.persist(room.Info(false))
+	r.persist(room, room.Info(false))
+	r.startRecording(room, record)
 	return room, nil
+}
+
+// startRecording applies the recording policy to a new broadcast.
+func (r *Rooms) startRecording(room *sfu.Room, record bool) {
+	if r.rec != nil {
+		r.rec.started(room, record)
+	}
 }
 
 // CreateRoom creates a room for the HTTP API (POST /v1/rooms), recorded
 // when record is set: ErrConflict when one of that name has not ended,
-// ErrRateLimited over the host's creation rate.
+// ErrRateLimited over the host's creation rate. An ended room of that name
+// gets its next broadcast (PROTOCOL.md 1.1 §1a), whose host may be
+// another.
 func (r *Rooms) CreateRoom(name, host, title string, metadata json.RawMessage, record bool) (sfu.RoomInfo, error) {
-	room, err := r.create(name, host, title, string(metadata), false)
+	if cur := r.Room(name); cur != nil && cur.Status().Ended() {
+		room, err := r.nextBroadcast(cur, host, title, string(metadata), record)
+		if errors.Is(err, sfu.ErrRoomExists) {
+			return sfu.RoomInfo{}, errorf(ErrConflict, "room %s exists", name)
+		}
+		if err != nil {
+			return sfu.RoomInfo{}, err
+		}
+		return room.Info(false), nil
+	}
+	room, err := r.create(name, host, title, string(metadata), false, record)
 	if err != nil {
 		return sfu.RoomInfo{}, err
-	}
-	if record {
-		r.rec.setRecording(room.Name(), true)
 	}
 	return room.Info(false), nil
 }
@@ -362,7 +434,7 @@ func (r *Rooms) EndRoomsOfNode(node string, rooms []string) {
 				r.log.Error("cluster: ending a dead node's room", "node", node, "room", name, "err", err)
 				continue
 			}
-			r.emitEnded(name, sfu.EndNodeLost, true)
+			r.emitEnded(name, info.BroadcastID, sfu.EndNodeLost, true)
 		}
 		if _, err := r.inv.EndRoom(name); err != nil {
 			r.log.Error("cluster: ending a dead node's invitations", "node", node, "room", name, "err", err)

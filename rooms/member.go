@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"errors"
 	"log/slog"
 	"sync/atomic"
 
@@ -29,13 +30,16 @@ type Member struct {
 }
 
 // JoinRequest is what the transport knows of a joining client: its
-// identity and name, the room (none: a user session) and whether it comes
-// as the room's host (a host token).
+// identity and name, the room (none: a user session), whether it comes as
+// the room's host (a host token), whether its session speaks protocol 1.1
+// and whether it is a resume attempt (which never starts a broadcast).
 type JoinRequest struct {
 	Identity string
 	Name     string
 	Room     string
 	Host     bool
+	V11      bool
+	Resume   bool
 }
 
 // Joined is what a member learns at join: itself, and for a room member
@@ -72,14 +76,24 @@ func (r *Rooms) Join(req JoinRequest, sink Sink) (*Member, Joined, error) {
 	role := sfu.RoleViewer
 	if req.Host {
 		role = sfu.RoleHost
+		var err error
 		if room == nil {
-			var err error
-			if room, err = r.create(req.Room, req.Identity, "", "", true); err != nil {
+			if room, err = r.create(req.Room, req.Identity, "", "", true, false); err != nil {
 				return nil, Joined{}, err
 			}
 		}
 		if room.Host() != req.Identity {
 			return nil, Joined{}, errorf(ErrForbidden, "forbidden: %s is not the host of room %s", req.Identity, req.Room)
+		}
+		if startsBroadcast(room.Status(), true, req.V11, req.Resume) {
+			info := room.Info(false)
+			next, err := r.nextBroadcast(room, req.Identity, info.Title, string(info.Metadata), false)
+			if err != nil && !errors.Is(err, sfu.ErrRoomExists) { // exists: another join started it; join that one
+				return nil, Joined{}, err
+			}
+			if room = next; room.Host() != req.Identity {
+				return nil, Joined{}, errorf(ErrForbidden, "forbidden: %s is not the host of room %s", req.Identity, req.Room)
+			}
 		}
 	} else if room == nil {
 		return nil, Joined{}, errorf(ErrNotFound, "room %s not found", req.Room)
@@ -90,7 +104,7 @@ func (r *Rooms) Join(req JoinRequest, sink Sink) (*Member, Joined, error) {
 	if room.Status().Ended() {
 		return nil, Joined{}, errorf(ErrConflict, "room %s has ended", req.Room)
 	}
-	if role == sfu.RoleViewer && r.inv.IsCohost(req.Room, req.Identity) {
+	if role == sfu.RoleViewer && r.isCohost(req.Room, req.Identity) {
 		role = sfu.RoleCohost // joining later keeps an accepted invitation's role
 	}
 	p, st, err := room.Join(sfu.ParticipantParams{Identity: req.Identity, Name: req.Name, Role: role, Events: m})
@@ -159,7 +173,7 @@ func (m *Member) Offer(sdp string, deliver func(answer string)) error {
 	if err := m.inRoom(); err != nil {
 		return err
 	}
-	if m.r.cfg.Cluster != nil && m.p.Role() == sfu.RoleViewer && m.r.inv.IsCohost(m.room, m.identity) {
+	if m.r.cfg.Cluster != nil && m.p.Role() == sfu.RoleViewer && m.r.isCohost(m.room, m.identity) {
 		// An invitation accepted through another node: its note on the
 		// cluster channel may not be here yet, or was lost (pub/sub is
 		// at most once). The shared store decides, as on one node.

@@ -1,15 +1,15 @@
 package rooms
 
+// Recording policy: which broadcasts record (every one with --record,
+// else those asked for: POST /v1/rooms {record}, POST
+// /v1/rooms/{room}/record, the host's room.record), and what happens to a
+// broadcast's recordings. The files themselves are recordfiles.go's.
+
 import (
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"math"
-	"net/url"
-	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,26 +22,31 @@ import (
 type RecordingInfo struct {
 	Name        string    `json:"name"` // the file name, for the download URL
 	Participant string    `json:"participant"`
-	Size        int64     `json:"size"`      // bytes
-	Duration    float64   `json:"duration"`  // seconds
-	Tracks      []string  `json:"tracks"`    // "audio/opus", "video/VP8"
-	StartedAt   time.Time `json:"startedAt"` // first media written
-	URL         string    `json:"url"`       // where to download it
+	BroadcastID string    `json:"broadcastId,omitempty"` // the broadcast recorded (none: from before broadcasts)
+	Size        int64     `json:"size"`                  // bytes
+	Duration    float64   `json:"duration"`              // seconds
+	Tracks      []string  `json:"tracks"`                // "audio/opus", "video/VP8"
+	StartedAt   time.Time `json:"startedAt"`             // first media written
+	URL         string    `json:"url"`                   // where to download it
 	// Cut: the server was killed while recording; the file was repaired
 	// at its next start. It ends up to a few seconds before the kill
 	// (what was still buffered was lost).
 	Cut bool `json:"cut"`
 }
 
-// recordings is the recording policy: which rooms are recorded (all with
-// --record, else those asked for), and what happens to a room's
-// recordings. It records rooms: one recorder.Recorder per participant (its
-// audio and video in one WebM), a Sink on each of its up tracks. When the
-// room ends the files are finalized, described in a JSON file beside each
-// (sizes and durations for the API: the sidecar, <file>.webm.json),
-// announced as recording.completed, and the room goes ended -> recorded.
-// Files a killed server left unfinished are repaired at the next start
-// (repairCut).
+// recordings is the recording policy. It records broadcasts (each an
+// sfu.Room): one recorder.Recorder per participant (its audio and video in
+// one WebM), a Sink on each of its up tracks. Turning recording off
+// finalizes the broadcast's recordings so far; turning it on again starts
+// new files. When the broadcast ends its files are finalized, described in
+// a JSON file beside each (sizes and durations for the API: the sidecar,
+// <file>.webm.json), announced as recording.completed, and the broadcast
+// goes ended -> recorded (its own: a later broadcast of the room is not
+// touched). Files a killed server left unfinished are repaired at the next
+// start (repairCut).
+//
+// The room object's recording (sfu.Room.SetRecording) says whether the
+// broadcast records: it follows the policy here.
 type recordings struct {
 	dir  string
 	all  bool // --record
@@ -49,31 +54,89 @@ type recordings struct {
 	emit func(typ, room string, data any)
 	log  *slog.Logger
 
-	mu     sync.Mutex
-	on     map[string]bool                                    // rooms recorded on request
-	active map[string]map[*sfu.Participant]*recorder.Recorder // by room name
-	wg     sync.WaitGroup                                     // finalizations under way
+	mu  sync.Mutex
+	bcs map[*sfu.Room]*broadcastRec // guarded by mu: broadcasts asked about or recording
+	wg  sync.WaitGroup              // finalizations under way
 }
 
-func (rs *recordings) setRecording(room string, on bool) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	rs.on[room] = on
+// broadcastRec is one broadcast's recording. Guarded by recordings.mu.
+type broadcastRec struct {
+	set, on bool                                    // asked for explicitly (set), and whether on
+	active  map[*sfu.Participant]*recorder.Recorder // recording now
+	sinks   map[*sfu.UpTrack]bool                   // tracks with a recorder's sink
+	made    int                                     // recorders made, ever
+	pending sync.WaitGroup                          // its finalizations under way
 }
 
-func (rs *recordings) wanted(room string) bool {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if v, ok := rs.on[room]; ok {
-		return v
+// entry returns room's record, made if needed. The caller holds rs.mu.
+func (rs *recordings) entry(room *sfu.Room) *broadcastRec {
+	b := rs.bcs[room]
+	if b == nil {
+		b = &broadcastRec{active: map[*sfu.Participant]*recorder.Recorder{}, sinks: map[*sfu.UpTrack]bool{}}
+		rs.bcs[room] = b
+	}
+	return b
+}
+
+// wantedLocked is the policy: the broadcast's own choice, else --record.
+func (rs *recordings) wantedLocked(room *sfu.Room) bool {
+	if b := rs.bcs[room]; b != nil && b.set {
+		return b.on
 	}
 	return rs.all
 }
 
+// started applies the policy to a new broadcast (created, restored, or
+// the next one of its room): recording when --record says so, or record.
+func (rs *recordings) started(room *sfu.Room, record bool) {
+	if record {
+		rs.set(room, true)
+		return
+	}
+	rs.mu.Lock()
+	on := rs.wantedLocked(room)
+	rs.mu.Unlock()
+	if on {
+		room.SetRecording(true)
+	}
+}
+
+// set turns recording of the broadcast room on or off. On: every track
+// published now is recorded too, and the tracks published later. Off: its
+// recordings so far are finalized (in the background) and listed. The
+// room object's recording says so (room.updated to all on a change).
+func (rs *recordings) set(room *sfu.Room, on bool) {
+	rs.mu.Lock()
+	b := rs.entry(room)
+	b.set, b.on = true, on
+	var stop map[*sfu.Participant]*recorder.Recorder
+	if !on {
+		stop, b.active, b.sinks = b.active, map[*sfu.Participant]*recorder.Recorder{}, map[*sfu.UpTrack]bool{}
+		rs.finalizeLocked(room, b, stop)
+	}
+	rs.mu.Unlock()
+	room.SetRecording(on)
+	if on {
+		for _, p := range room.Members() {
+			for _, up := range p.PublishedTracks() {
+				rs.record(room, p, up)
+			}
+		}
+	}
+}
+
 // onTrack follows the sfu's TrackChanged: a published track of a recorded
-// room gets a recorder sink.
-func (rs *recordings) onTrack(r *sfu.Room, p *sfu.Participant, up *sfu.UpTrack, published bool) {
-	if !published || !rs.wanted(r.Name()) {
+// broadcast gets a recorder sink.
+func (rs *recordings) onTrack(room *sfu.Room, p *sfu.Participant, up *sfu.UpTrack, published bool) {
+	if published {
+		rs.record(room, p, up)
+	}
+}
+
+// record gives up, a track of p, a sink of p's recorder when the broadcast
+// records and up has none yet.
+func (rs *recordings) record(room *sfu.Room, p *sfu.Participant, up *sfu.UpTrack) {
+	if room.Status().Ended() {
 		return
 	}
 	name := p.Identity()
@@ -81,265 +144,135 @@ func (rs *recordings) onTrack(r *sfu.Room, p *sfu.Participant, up *sfu.UpTrack, 
 		name += ".relay"
 	}
 	rs.mu.Lock()
-	recs := rs.active[r.Name()]
-	if recs == nil {
-		recs = map[*sfu.Participant]*recorder.Recorder{}
-		rs.active[r.Name()] = recs
+	if !rs.wantedLocked(room) {
+		rs.mu.Unlock()
+		return
 	}
-	rec := recs[p]
+	b := rs.entry(room)
+	if b.sinks[up] {
+		rs.mu.Unlock()
+		return
+	}
+	rec := b.active[p]
 	if rec == nil {
 		var err error
-		rec, err = recorder.New(recorder.Params{Dir: rs.dir, Room: r.Name(), Participant: name, Logger: rs.log})
+		rec, err = recorder.New(recorder.Params{Dir: rs.dir, Room: room.Name(), Participant: name, Logger: rs.log})
 		if err != nil {
 			rs.mu.Unlock()
-			rs.log.Error("recorder", "room", r.Name(), "participant", name, "err", err)
+			rs.log.Error("recorder", "room", room.Name(), "participant", name, "err", err)
 			return
 		}
-		recs[p] = rec
+		b.active[p] = rec
+		b.made++
 	}
+	b.sinks[up] = true
 	rs.mu.Unlock()
 	up.AddSink(rec.Sink(up))
 }
 
-// roomEnded finalizes a room's recordings in the background; Close waits.
-func (rs *recordings) roomEnded(room string) {
+// roomEnded finalizes the ended broadcast's recordings in the background
+// (Close waits); once they are all final, it goes recorded if it made any
+// recorder (even one that got no media: its recordings are as final as
+// they will be).
+func (rs *recordings) roomEnded(room *sfu.Room) {
 	rs.mu.Lock()
-	recs := rs.active[room]
-	delete(rs.active, room)
-	delete(rs.on, room)
+	b := rs.bcs[room]
+	delete(rs.bcs, room)
+	if b == nil || b.made == 0 {
+		rs.mu.Unlock()
+		return
+	}
+	rs.finalizeLocked(room, b, b.active)
+	b.active = nil
+	rs.wg.Add(1)
 	rs.mu.Unlock()
+	go func() {
+		defer rs.wg.Done()
+		b.pending.Wait()
+		room.MarkRecorded() // this broadcast's Room, registered or not
+	}()
+}
+
+// finalizeLocked closes recs, recorders of the broadcast room, in the
+// background: each file is described (and so listed) and announced. The
+// caller holds rs.mu.
+func (rs *recordings) finalizeLocked(room *sfu.Room, b *broadcastRec, recs map[*sfu.Participant]*recorder.Recorder) {
 	if len(recs) == 0 {
 		return
 	}
+	bc := room.BroadcastID()
 	rs.wg.Add(1)
+	b.pending.Add(1)
 	go func() {
 		defer rs.wg.Done()
+		defer b.pending.Done()
 		for _, rec := range recs {
 			f, err := rec.Close()
 			if errors.Is(err, recorder.ErrNoMedia) {
 				continue
 			}
 			if err != nil {
-				rs.log.Error("recording", "room", room, "err", err)
+				rs.log.Error("recording", "room", room.Name(), "err", err)
 				continue
 			}
 			info := RecordingInfo{
-				Name: filepath.Base(f.Path), Participant: f.Participant, Size: f.Size,
+				Name: filepath.Base(f.Path), Participant: f.Participant, BroadcastID: bc, Size: f.Size,
 				Duration: f.Duration.Seconds(), Tracks: f.Tracks, StartedAt: f.StartedAt,
 			}
-			rs.describe(room, info) // listed before anyone hears of it
-			rs.announce(room, info)
-		}
-		if r := rs.sfu.Room(room); r != nil {
-			r.MarkRecorded()
+			rs.describe(room.Name(), info) // listed before anyone hears of it
+			rs.announce(room.Name(), info)
 		}
 	}()
 }
 
-// describe writes a finished recording's sidecar, which lists it.
-func (rs *recordings) describe(room string, info RecordingInfo) {
-	path := filepath.Join(recorder.RoomDir(rs.dir, room), info.Name) + sidecarSuffix
-	if err := writeSidecar(path, info); err != nil {
-		rs.log.Error("recording description", "room", room, "participant", info.Participant, "file", info.Name, "err", err)
-	}
-}
-
 // announce emits recording.completed.
 func (rs *recordings) announce(room string, info RecordingInfo) {
-	rs.emit("recording.completed", room, map[string]any{
+	rs.emit("recording.completed", room, withBroadcast(map[string]any{
 		"participant": info.Participant, "file": info.Name, "size": info.Size,
 		"duration_ms": int64(math.Round(info.Duration * 1000)), "tracks": info.Tracks, "started_at": info.StartedAt,
 		"cut": info.Cut,
-	})
-}
-
-// sidecarSuffix is added to a recording's path for its description.
-const sidecarSuffix = ".json"
-
-// writeSidecar writes path through a temporary file renamed over it: a
-// crash leaves the whole description or none, never half of one.
-func writeSidecar(path string, info RecordingInfo) error {
-	b, err := json.Marshal(info)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return nil
-}
-
-// described reports whether the recording at path has a readable sidecar.
-func described(path string) bool {
-	b, err := os.ReadFile(path + sidecarSuffix)
-	var info RecordingInfo
-	return err == nil && json.Unmarshal(b, &info) == nil
-}
-
-// repairCut finishes the recordings a killed server left behind, a .webm
-// without its sidecar (see recorder.Repair). It runs once, at start,
-// before rooms are served. Each file is repaired in place, then announced
-// and described with cut: true, and so listed. A file that cannot be
-// repaired (not one complete frame on disk: the server died as it began)
-// is logged and left as it is, unlisted. A room that had such files,
-// restored as ended, moves on to recorded (persisted, as for any room):
-// its recordings are as final as they will be, as when a room ends with a
-// recorder that got nothing.
-func (rs *recordings) repairCut() {
-	dirs, err := os.ReadDir(rs.dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return
-	}
-	if err != nil {
-		rs.log.Error("looking for recordings cut short", "dir", rs.dir, "err", err)
-		return
-	}
-	for _, d := range dirs {
-		if !d.IsDir() {
-			continue
-		}
-		room, ok := recorder.RoomOfDir(d.Name())
-		if !ok {
-			rs.log.Warn("not a room's recordings directory: left alone", "dir", filepath.Join(rs.dir, d.Name()))
-			continue
-		}
-		rs.repairRoom(room, filepath.Join(rs.dir, d.Name()))
-	}
-}
-
-func (rs *recordings) repairRoom(room, dir string) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		rs.log.Error("looking for recordings cut short", "room", room, "err", err)
-		return
-	}
-	cut := false
-	var repaired []RecordingInfo
-	for _, e := range entries {
-		path := filepath.Join(dir, e.Name())
-		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".webm") || described(path) {
-			continue
-		}
-		cut = true
-		res, err := recorder.RepairFile(path)
-		if err != nil {
-			rs.log.Error("recording cut short: cannot be repaired, left as it is (not listed)", "room", room, "file", e.Name(), "err", err)
-			continue
-		}
-		participant, created, ok := recorder.ParseFileName(e.Name())
-		if !ok {
-			participant = strings.TrimSuffix(e.Name(), ".webm")
-		}
-		started := res.StartedAt
-		if started.IsZero() { // a file from before DateUTC was written
-			started = created
-		}
-		rs.log.Warn("recording cut short (the server was killed): repaired", "room", room, "participant", participant,
-			"file", e.Name(), "duration", res.Duration, "frames", res.Frames, "dropped_bytes", res.Dropped, "cues", res.Cues)
-		repaired = append(repaired, RecordingInfo{
-			Name: e.Name(), Participant: participant, Size: res.Size, Duration: res.Duration.Seconds(),
-			Tracks: res.Tracks, StartedAt: started, Cut: true,
-		})
-	}
-	if !cut {
-		return
-	}
-	// recorded before the sidecars: a crash in between repairs the files
-	// again at the next start (to the same bytes), and the room is not
-	// left ended with every file described.
-	if r := rs.sfu.Room(room); r != nil {
-		r.MarkRecorded()
-	}
-	// Announced before described: webhooks are delivered only once the
-	// App runs, after this, so the file is listed by then anyway; and a
-	// crash in between announces it again at the next start rather than
-	// never.
-	for _, info := range repaired {
-		rs.announce(room, info)
-		rs.describe(room, info)
-	}
-}
-
-// list returns a room's finished recordings, oldest first.
-func (rs *recordings) list(room string) ([]RecordingInfo, error) {
-	dir := recorder.RoomDir(rs.dir, room)
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []RecordingInfo
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".webm.json") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			continue
-		}
-		var info RecordingInfo
-		if json.Unmarshal(b, &info) == nil {
-			info.URL = "/v1/rooms/" + url.PathEscape(room) + "/recordings/" + url.PathEscape(info.Name)
-			out = append(out, info)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].StartedAt.Before(out[j].StartedAt) })
-	return out, nil
-}
-
-// path returns the file of a finished recording (one with a description)
-// of that room, never a path outside it; os.ErrNotExist if none.
-func (rs *recordings) path(room, name string) (string, error) {
-	if name != filepath.Base(name) || !strings.HasSuffix(name, ".webm") {
-		return "", os.ErrNotExist
-	}
-	p := filepath.Join(recorder.RoomDir(rs.dir, room), name)
-	if _, err := os.Stat(p + ".json"); err != nil {
-		return "", os.ErrNotExist
-	}
-	return p, nil
+	}, info.BroadcastID))
 }
 
 // wait waits for the finalizations under way.
 func (rs *recordings) wait() { rs.wg.Wait() }
 
-// SetRecording turns recording of a room on or off, for the tracks
-// published from then on (the HTTP API); ErrNotFound without the room.
-func (r *Rooms) SetRecording(room string, on bool) error {
-	if r.sfu.Room(room) == nil {
-		return errorf(ErrNotFound, "room %s not found", room)
+// HasRecorder reports whether this server records at all: it has a data
+// directory for the files (Config.DataDir).
+func (r *Rooms) HasRecorder() bool { return r.rec != nil }
+
+// SetRecording turns recording of a room's current broadcast on or off
+// (the HTTP API), and returns the room: ErrNotFound without the room,
+// ErrConflict once it has ended, ErrNotFound when this server records
+// nothing.
+func (r *Rooms) SetRecording(name string, on bool) (sfu.RoomInfo, error) {
+	room := r.Room(name)
+	if room == nil {
+		return sfu.RoomInfo{}, errorf(ErrNotFound, "room %s not found", name)
 	}
-	r.rec.setRecording(room, on)
-	return nil
+	if r.rec == nil {
+		return sfu.RoomInfo{}, errorf(ErrNotFound, "this server records nothing (it has no data directory)")
+	}
+	if room.Status().Ended() {
+		return sfu.RoomInfo{}, errorf(ErrConflict, "room %s has ended", name)
+	}
+	r.rec.set(room, on)
+	return room.Info(false), nil
 }
 
-// Recordings returns a room's finished recordings, oldest first (never
-// nil); ErrNotFound without the room.
-func (r *Rooms) Recordings(room string) ([]RecordingInfo, error) {
-	if r.sfu.Room(room) == nil {
-		return nil, errorf(ErrNotFound, "room %s not found", room)
+// Record turns recording of the member's room on or off (room.record): the
+// host only, in a room that has not ended. It returns the room.
+func (m *Member) Record(on bool) (sfu.RoomInfo, error) {
+	if err := m.hostOnly(); err != nil {
+		return sfu.RoomInfo{}, err
 	}
-	list, err := r.rec.list(room)
-	if list == nil {
-		list = []RecordingInfo{}
+	room := m.p.Room()
+	if m.r.rec == nil {
+		return sfu.RoomInfo{}, errorf(ErrNotFound, "this server records nothing")
 	}
-	return list, err
-}
-
-// RecordingPath returns the file of one of a room's finished recordings,
-// or ErrNotFound. (Who may download it is the transport's to check: it
-// knows the tokens.)
-func (r *Rooms) RecordingPath(room, name string) (string, error) {
-	p, err := r.rec.path(room, name)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", errorf(ErrNotFound, "recording not found")
+	if room.Status().Ended() {
+		return sfu.RoomInfo{}, errorf(ErrConflict, "room has ended")
 	}
-	return p, err
+	m.r.rec.set(room, on)
+	return room.Info(false), nil
 }

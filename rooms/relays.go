@@ -4,6 +4,8 @@ package rooms
 // may start one, from where to where, and where its notifications go.
 
 import (
+	"sync/atomic"
+
 	"github.com/relaysfu/relayd/relay"
 )
 
@@ -26,13 +28,23 @@ func checkDestinations(srcRoom string, ts []relay.Target) error {
 }
 
 // relayNotify sends a relay's notifications to its source member (and
-// relay.state to the webhooks, as an event of the source room).
-func (r *Rooms) relayNotify(m *Member) relay.Notify {
+// relay.state to the webhooks, as an event of the source room's
+// broadcast). A relay.state carries the destinations of the relay, which
+// the caller sets in rl once Start has made it (the relay tells its
+// notifications with no lock of its own held, so its Info may be read).
+func (r *Rooms) relayNotify(m *Member, rl *atomic.Pointer[relay.Relay]) relay.Notify {
+	bc := m.p.Room().BroadcastID()
 	return func(_ string, params any) {
 		switch p := params.(type) {
 		case relay.StateParams:
-			m.deliver(RelayState{p})
-			r.emit("relay.state", m.room, p)
+			dests := []relay.DestInfo{}
+			if rel := rl.Load(); rel != nil {
+				dests = rel.Info().Destinations
+			}
+			m.deliver(RelayState{StateParams: p, Destinations: dests})
+			r.emit("relay.state", m.room, withBroadcast(map[string]any{
+				"relay": p.Relay, "state": p.State, "code": p.Code, "error": p.Error, "errorCode": p.ErrorCode,
+			}, bc))
 		case relay.EventParams:
 			m.deliver(RelayEvent{p})
 		}
@@ -49,10 +61,12 @@ func (m *Member) RelayStart(ts []relay.Target) (relay.Info, func(), error) {
 	if err := m.inRoom(); err != nil {
 		return relay.Info{}, nil, err
 	}
-	rl, err := m.r.relays.Start(m.p, ts, m.r.relayNotify(m))
+	var started atomic.Pointer[relay.Relay]
+	rl, err := m.r.relays.Start(m.p, ts, m.r.relayNotify(m, &started))
 	if err != nil {
 		return relay.Info{}, nil, fromRelay(err)
 	}
+	started.Store(rl)
 	return rl.Info(), rl.Begin, nil
 }
 
@@ -131,10 +145,12 @@ func (r *Rooms) StartRelay(room, identity string, ts []relay.Target) (relay.Info
 	if m == nil {
 		return relay.Info{}, errorf(ErrNotFound, "%s is not connected to room %s", identity, room)
 	}
-	rl, err := r.relays.Start(m.p, ts, r.relayNotify(m))
+	var started atomic.Pointer[relay.Relay]
+	rl, err := r.relays.Start(m.p, ts, r.relayNotify(m, &started))
 	if err != nil {
 		return relay.Info{}, fromRelay(err)
 	}
+	started.Store(rl)
 	rl.Begin()
 	return rl.Info(), nil
 }

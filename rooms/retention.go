@@ -64,7 +64,7 @@ type retention struct {
 	sfu    *sfu.SFU
 	store  invitations.Store
 	chat   chat.Store
-	recDir string // the recordings' root (data-dir/recordings)
+	recDir string // the recordings' root (data-dir/recordings); "": none
 	log    *slog.Logger
 }
 
@@ -143,7 +143,7 @@ func (rt *retention) purge(info sfu.RoomInfo, r *sfu.Room) bool {
 	msgs, err2 := rt.chat.DeleteRoom(info.Name, until)
 	var recs int
 	var err3 error
-	if rt.sfu.Room(info.Name) == nil { // else a new room of the name records here
+	if rt.recDir != "" && rt.sfu.Room(info.Name) == nil { // else a new room of the name records here
 		recs, err3 = removeRecordings(rt.recDir, info.Name, began)
 	}
 	if err := errors.Join(err1, err2, err3); err != nil {

@@ -203,7 +203,7 @@ func TestRetentionClusterRace(t *testing.T) {
 	if list, _ := st.List(invitations.Filter{Room: "dead"}); len(list) != 0 {
 		t.Errorf("dead: invitations left: %v", list)
 	}
-	if msgs, _ := a.rt.chat.History("dead", "", 10); len(msgs) != 0 {
+	if msgs, _ := a.rt.chat.History("dead", "", "", 10); len(msgs) != 0 {
 		t.Errorf("dead: messages left: %v", msgs)
 	}
 	if _, err := os.Stat(recorder.RoomDir(filepath.Join(b.dir, "recordings"), "dead")); !errors.Is(err, os.ErrNotExist) {
@@ -219,7 +219,7 @@ func TestRetentionClusterRace(t *testing.T) {
 	if list, _ := st.List(invitations.Filter{Room: "stale"}); len(list) != 1 || list[0].ID != newInv.ID {
 		t.Errorf("stale: invitations %+v, want the newer room's alone", list)
 	}
-	if msgs, _ := a.rt.chat.History("stale", "", 10); len(msgs) != 1 || msgs[0].Text != "new" {
+	if msgs, _ := a.rt.chat.History("stale", "", "", 10); len(msgs) != 1 || msgs[0].Text != "new" {
 		t.Errorf("stale: messages %+v, want the newer room's alone", msgs)
 	}
 }

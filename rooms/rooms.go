@@ -26,7 +26,6 @@ import (
 	"github.com/relaysfu/relayd/chat"
 	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/metrics"
-	"github.com/relaysfu/relayd/recorder"
 	"github.com/relaysfu/relayd/relay"
 	"github.com/relaysfu/relayd/sfu"
 )
@@ -57,7 +56,8 @@ type Config struct {
 	// MaxRelayDestinations is --max-relay-destinations (0: relay's
 	// default, 4).
 	MaxRelayDestinations int
-	// DataDir holds the recordings (DataDir/recordings).
+	// DataDir holds the recordings (DataDir/recordings); without one the
+	// server records nothing (HasRecorder).
 	DataDir string
 	// RecordAll records every room (--record); otherwise rooms are
 	// recorded on request (SetRecording).
@@ -114,9 +114,14 @@ type Rooms struct {
 	chat    chat.Store
 	relays  *relay.Manager
 	links   *relay.Links // cluster mode only
-	rec     *recordings
+	rec     *recordings  // nil: no recorder (no data directory)
 	ret     *retention
 	creates *createLimiter // nil: no limit
+
+	// lifeMu orders the writes of a room's record (persist) against the
+	// start of its next broadcast. It is held over a store write and a
+	// read of the sfu's registry, never while calling anything else.
+	lifeMu sync.Mutex
 
 	// Locking: no lock of rooms is held while calling into the sfu, the
 	// invitations or the relays, or while a member is told anything.
@@ -124,7 +129,7 @@ type Rooms struct {
 	byPart     map[*sfu.Participant]*Member // guarded by mu: members in a room
 	byIdentity map[string]map[*Member]bool  // guarded by mu: every member, user sessions too
 	chats      map[string]*roomChat         // guarded by mu: by room
-	started    map[string]bool              // guarded by mu: rooms that told room.started
+	started    map[string]bool              // guarded by mu: broadcasts that told room.started
 	// banMu is apart: the sfu's publish gate (relayGate) reads the bans
 	// with its room lock held. Nothing is called with it held.
 	banMu sync.Mutex
@@ -186,17 +191,23 @@ func New(c Config) (*Rooms, error) {
 		SFU: r.sfu, MaxDestinations: c.MaxRelayDestinations, Authorize: c.AuthorizeRelay, Remote: remote,
 		Logger: r.log, Metrics: r.metrics,
 	})
-	r.rec = &recordings{
-		dir: filepath.Join(c.DataDir, "recordings"), all: c.RecordAll, sfu: r.sfu, emit: r.emit, log: r.log,
-		on: map[string]bool{}, active: map[string]map[*sfu.Participant]*recorder.Recorder{},
+	recDir := ""
+	if c.DataDir != "" {
+		recDir = filepath.Join(c.DataDir, "recordings")
+		r.rec = &recordings{
+			dir: recDir, all: c.RecordAll, sfu: r.sfu, emit: r.emit, log: r.log,
+			bcs: map[*sfu.Room]*broadcastRec{},
+		}
 	}
-	r.ret = &retention{keep: c.Retention, sfu: r.sfu, store: r.store, chat: r.chat, recDir: r.rec.dir, log: r.log}
+	r.ret = &retention{keep: c.Retention, sfu: r.sfu, store: r.store, chat: r.chat, recDir: recDir, log: r.log}
 	if c.Cluster == nil {
 		if err := r.restore(); err != nil {
 			return nil, err
 		}
 	}
-	r.rec.repairCut() // before rooms are served
+	if r.rec != nil {
+		r.rec.repairCut() // before rooms are served
+	}
 	return r, nil
 }
 
@@ -226,7 +237,9 @@ func (r *Rooms) Run(ctx context.Context) {
 // stopped. New rooms are refused from then on.
 func (r *Rooms) Close() {
 	r.sfu.Close()
-	r.rec.wait()
+	if r.rec != nil {
+		r.rec.wait()
+	}
 	r.relays.Close()
 }
 
@@ -262,6 +275,16 @@ func (r *Rooms) emit(typ, room string, data any) {
 	}
 }
 
+// withBroadcast adds broadcastId to a room event's webhook data
+// (PROTOCOL.md 1.1 §9), unless bc is "" (a room or an invitation from
+// before broadcasts).
+func withBroadcast(data map[string]any, bc string) map[string]any {
+	if bc != "" {
+		data["broadcastId"] = bc
+	}
+	return data
+}
+
 // relayGate answers the sfu's publish gate for a relay participant of
 // identity in room, besides the room's host: an accepted invitation there
 // (or the test stand-in), and no ban.
@@ -272,7 +295,7 @@ func (r *Rooms) relayGate(room, identity string) bool {
 	if r.cfg.IsCohost != nil {
 		return r.cfg.IsCohost(room, identity)
 	}
-	return r.inv.IsCohost(room, identity)
+	return r.isCohost(room, identity)
 }
 
 // clusterCtx bounds one call to the cluster.

@@ -67,10 +67,13 @@ type ParticipantInfo struct {
 }
 
 // RoomInfo is the contract's room object. Participants is filled only
-// where a caller asks for the list (GET /v1/rooms/{room}); Viewers and
-// NumParticipants are extensions (docs/protocol-extensions.md).
+// where a caller asks for the list (GET /v1/rooms/{room}); Viewers,
+// NumParticipants and Recording are extensions (docs/protocol.md §7.3).
+// BroadcastID names the room's current broadcast (1.1 §1a: a Room is one
+// broadcast of its name), BroadcastCreatedAt when it began.
 type RoomInfo struct {
 	Name            string            `json:"name"`
+	BroadcastID     string            `json:"broadcastId,omitempty"`
 	Host            string            `json:"host"`
 	Status          RoomStatus        `json:"status"`
 	Title           string            `json:"title,omitempty"`
@@ -82,6 +85,10 @@ type RoomInfo struct {
 	Participants    []ParticipantInfo `json:"participants,omitempty"`
 	NumParticipants int               `json:"numParticipants"`
 	Viewers         int               `json:"viewers"`
+	// Recording: the broadcast records (set by SetRecording; never while
+	// ended).
+	Recording          bool      `json:"recording"`
+	BroadcastCreatedAt time.Time `json:"-"`
 }
 
 // Event is something the room tells one participant's session. The

@@ -37,6 +37,12 @@ type Room struct {
 	// ended is closed when the End that ended the room has run its effects
 	// (the observer's RoomStatusChanged, the participants told); nil until End.
 	ended chan struct{}
+	// The broadcast this Room is (broadcast.go): its id and when it began
+	// (set before the Room is registered, then read-only), and whether it
+	// records.
+	broadcastID string
+	broadcastAt time.Time
+	recording   bool
 }
 
 // EndReason says why a room ended (PROTOCOL.md 1.1 "2. endReason"). This is
@@ -68,7 +74,9 @@ func newRoom(s *SFU, name, host, title, metadata string) *Room {
 		status:       StatusIdle,
 		createdAt:    time.Now().UTC(),
 		participants: map[string]*Participant{},
+		broadcastID:  NewBroadcastID(),
 	}
+	r.broadcastAt = r.createdAt
 	s.cfg.Metrics.Rooms.WithLabelValues(string(StatusIdle)).Inc()
 	return r
 }
@@ -98,6 +106,7 @@ func (r *Room) infoLocked(withParticipants bool) RoomInfo {
 		Name: r.name, Host: r.host, Status: r.status, Title: r.title,
 		CreatedAt: r.createdAt, StartedAt: r.startedAt, EndedAt: r.endedAt,
 		NumParticipants: len(r.participants),
+		BroadcastID:     r.broadcastID, BroadcastCreatedAt: r.broadcastAt, Recording: r.recording && !r.status.Ended(),
 	}
 	if r.status.Ended() {
 		info.EndReason = r.endReason

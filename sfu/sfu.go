@@ -103,6 +103,7 @@ func (s *SFU) RestoreRoom(info RoomInfo) *Room {
 	}
 	r := newRoom(s, info.Name, info.Host, info.Title, string(info.Metadata))
 	r.createdAt, r.startedAt, r.endedAt = info.CreatedAt, info.StartedAt, info.EndedAt
+	r.restoreBroadcast(info)
 	if info.Status != StatusIdle {
 		if r.endedAt == nil {
 			now := time.Now().UTC()

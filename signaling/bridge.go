@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -101,6 +102,7 @@ func (s *Server) pump(conn, back *websocket.Conn, room string) {
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	var clientGone sync.Once
+	var seqs seqTracker // owned by the goroutine below
 	wg.Add(2)
 	go func() { // room's node -> client
 		defer wg.Done()
@@ -116,11 +118,14 @@ func (s *Server) pump(conn, back *websocket.Conn, room string) {
 					if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
 						closeConn(conn, ce.Code, ce.Text)
 					} else {
-						s.nodeLost(conn, room)
+						s.nodeLost(conn, room, &seqs)
 					}
 				}
 				_ = conn.Close()
 				return
+			}
+			if typ == websocket.TextMessage {
+				seqs.see(msg)
 			}
 			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if conn.WriteMessage(typ, msg) != nil {
@@ -174,12 +179,51 @@ func (s *Server) pump(conn, back *websocket.Conn, room string) {
 }
 
 // nodeLost tells a bridged client that its room's node is gone: the room
-// has ended, as its node would have said (rooms says how it ended).
-func (s *Server) nodeLost(conn *websocket.Conn, room string) {
+// has ended, as its node would have said (rooms says how it ended), with
+// the next seq of a 1.1 session.
+func (s *Server) nodeLost(conn *websocket.Conn, room string, seqs *seqTracker) {
 	info := s.rooms.LostRoom(room)
+	params, _ := json.Marshal(map[string]any{"room": info})
+	var seq uint64
+	if seqs.v11 {
+		seq = seqs.last + 1
+	}
 	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_ = conn.WriteMessage(websocket.TextMessage, encodeNotification("room.updated", map[string]any{"room": info}))
+	_ = conn.WriteMessage(websocket.TextMessage, frameNotification("room.updated", params, seq))
 	closeConn(conn, websocket.CloseNormalClosure, "room ended")
+}
+
+// seqTracker follows a bridged session's seq in the frames its room's node
+// sends (PROTOCOL.md 1.1 §0): whether it is a 1.1 session (its join result
+// said so, or a notification had a seq) and the last seq, so that the
+// bridge's own room.updated continues the count.
+type seqTracker struct {
+	v11  bool
+	last uint64
+}
+
+// see looks at one frame from the room's node. A frame that is not a JSON
+// object changes nothing; a field of another type is skipped.
+func (t *seqTracker) see(frame []byte) {
+	var m struct {
+		Params struct {
+			Seq *uint64 `json:"seq"`
+		} `json:"params"`
+		Result struct {
+			Version   string `json:"version"`
+			SessionID string `json:"sessionId"`
+		} `json:"result"`
+	}
+	var se *json.SyntaxError
+	if err := json.Unmarshal(frame, &m); errors.As(err, &se) {
+		return
+	}
+	if m.Params.Seq != nil {
+		t.v11, t.last = true, *m.Params.Seq
+	}
+	if m.Result.Version == v11 && m.Result.SessionID != "" {
+		t.v11 = true // the join result of a 1.1 session
+	}
 }
 
 func closeConn(c *websocket.Conn, code int, text string) {

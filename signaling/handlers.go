@@ -32,6 +32,7 @@ var knownMethods = map[string]bool{
 	"invitation.reject": true, "invitation.cancel": true, "cohost.remove": true, "stage.leave": true,
 	"relay.start": true, "relay.update": true, "relay.stop": true, "relay.pause": true, "relay.resume": true,
 	"chat.send": true, "chat.history": true, "chat.delete": true, "participant.kick": true,
+	"room.record": true,
 }
 
 // dispatch finds and runs the handler of method.
@@ -52,26 +53,75 @@ func (s *session) dispatch(method string, params json.RawMessage) (any, *Error) 
 	return h(s, params)
 }
 
+// joinResult is join's result (PROTOCOL.md "Client to server", 1.1 §0
+// and §5): the v1 fields, version and iceServers for every session, and
+// the resume fields for 1.1 sessions.
 type joinResult struct {
 	Participant  sfu.ParticipantInfo   `json:"participant"`
 	Room         *sfu.RoomInfo         `json:"room"`
 	Participants []sfu.ParticipantInfo `json:"participants"`
 	Tracks       []sfu.TrackInfo       `json:"tracks"`
+	Version      string                `json:"version"`
+	ICEServers   []ICEServer           `json:"iceServers"`
+	*resumeFields
+}
+
+// resumeFields are a 1.1 join result's (PROTOCOL.md 1.1 §5). No session is
+// resumed yet (issue 19): every join is fresh, resumed false, seq 0 (the
+// result comes before any notification), gap false.
+type resumeFields struct {
+	SessionID   string `json:"sessionId"`
+	ResumeToken string `json:"resumeToken"`
+	Resumed     bool   `json:"resumed"`
+	Seq         uint64 `json:"seq"`
+	Gap         bool   `json:"gap"`
+}
+
+// joinParams are join's params: version (absent: "1.0") and lastSeq (a
+// resume's: the last seq the client processed).
+type joinParams struct {
+	Version *string `json:"version"`
+	LastSeq *int64  `json:"lastSeq"`
 }
 
 func (s *session) join(raw json.RawMessage) (any, *Error) {
-	var params struct{}
+	var params joinParams
 	if err := decodeParams(raw, &params); err != nil {
 		return nil, err
 	}
+	version, perr := servedVersion(params.Version)
+	if perr != nil {
+		return nil, perr
+	}
+	if params.LastSeq != nil && *params.LastSeq < 0 {
+		return nil, Errorf(CodeInvalidParams, "invalid params: lastSeq must be an integer >= 0")
+	}
+	// lastSeq only means something to a resume of a held session, and no
+	// session is held yet (issue 19): a join with it is a fresh join
+	// (resumed: false), as for any resume token the server does not know
+	// (1.1 §5, §11: a failed resume falls back softly).
 	c := s.claims
-	m, j, err := s.srv.rooms.Join(rooms.JoinRequest{Identity: c.Identity(), Name: c.Name, Room: c.Room, Host: c.Role == "host"}, s)
+	// Events wait until the result is queued: it comes first (the
+	// subscriber offer of a room with tracks, too), and seq 1 follows it.
+	s.out.hold()
+	s.after = func() { s.out.release(s.version == v11) }
+	m, j, err := s.srv.rooms.Join(rooms.JoinRequest{
+		Identity: c.Identity(), Name: c.Name, Room: c.Room, Host: c.Role == "host",
+		V11: version == v11, Resume: s.resume,
+	}, s)
 	if err != nil {
 		return nil, toError(err)
 	}
-	s.member, s.joined, s.user = m, true, c.Room == ""
+	s.member, s.joined, s.user, s.version = m, true, c.Room == "", version
 	s.srv.metrics.JoinLatency.Observe(time.Since(s.conn.started).Seconds())
-	return joinResult{Participant: j.Participant, Room: j.Room, Participants: j.Participants, Tracks: j.Tracks}, nil
+	res := joinResult{
+		Participant: j.Participant, Room: j.Room, Participants: j.Participants, Tracks: j.Tracks,
+		Version: version, ICEServers: s.srv.iceServers(c),
+	}
+	if version == v11 {
+		res.resumeFields = &resumeFields{SessionID: newSessionID(), ResumeToken: newResumeToken()}
+	}
+	return res, nil
 }
 
 func (s *session) offer(raw json.RawMessage) (any, *Error) {

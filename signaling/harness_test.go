@@ -42,6 +42,7 @@ type serverOpts struct {
 	createRate int              // --room-create-rate (0: no limit)
 	createNow  func() time.Time // its clock (nil: time.Now)
 	params     func(*Params)    // adjusts the server's Params
+	noRecorder bool             // rooms without a data directory: no recorder
 }
 
 func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
@@ -72,12 +73,16 @@ func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
 		t.Fatal(err)
 	}
 	tokens := NewTokens([]byte("test-secret-0123456789"))
+	recDir := dir
+	if o.noRecorder {
+		recDir = ""
+	}
 	rms, err := rooms.New(rooms.Config{
 		Media:          sfu.Config{API: api, ReconnectGrace: o.grace, Metrics: m},
 		Invitations:    invitations.Config{Store: store, MaxCohosts: o.maxCohosts, Metrics: m},
 		Chat:           chats,
 		AuthorizeRelay: RelayAuthorizer(tokens),
-		DataDir:        dir,
+		DataDir:        recDir,
 		RoomCreateRate: o.createRate,
 		Now:            o.createNow,
 		IsCohost:       o.isCohost,

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relaysfu/relayd/rooms"
 	"github.com/relaysfu/relayd/sfu"
 )
 
@@ -22,8 +23,10 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/tokens", s.admin(s.postToken))
 	mux.HandleFunc("POST /v1/rooms", s.admin(s.postRoom))
 	mux.HandleFunc("GET /v1/rooms", s.admin(s.listRooms))
-	mux.HandleFunc("GET /v1/rooms/{room}", s.admin(s.getRoom))
+	mux.HandleFunc("GET /v1/rooms/{room}", s.roomReader(s.getRoom))
 	mux.HandleFunc("POST /v1/rooms/{room}/stop", s.admin(s.stopRoom))
+	mux.HandleFunc("GET /v1/rooms/{room}/broadcasts", s.admin(s.listBroadcasts))
+	mux.HandleFunc("GET /v1/rooms/{room}/chat", s.admin(s.roomChat))
 }
 
 type apiHandler func(r *http.Request) (status int, body any, err *Error)
@@ -44,6 +47,39 @@ func (s *Server) admin(h apiHandler) http.HandlerFunc {
 		}
 		if !c.Admin {
 			writeHTTPError(w, Errorf(CodeForbidden, "forbidden: an admin token is required"))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		status, body, perr := h(r)
+		if perr != nil {
+			writeHTTPError(w, perr)
+			return
+		}
+		writeJSON(w, status, body)
+	}
+}
+
+// roomReader is admin for what a participant of the room may read too:
+// it also takes a token of that room (any role: what a viewer of the room
+// sees), as a bearer token or ?token= (so that a page or a <video> element
+// can ask).
+func (s *Server) roomReader(h apiHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok := bearer(r)
+		if tok == "" {
+			tok = r.URL.Query().Get("token")
+		}
+		if tok == "" {
+			writeHTTPError(w, Errorf(CodeUnauthenticated, "unauthenticated: an admin token or a token of the room is required"))
+			return
+		}
+		c, err := s.tokens.Verify(tok)
+		if err != nil {
+			writeHTTPError(w, Errorf(CodeUnauthenticated, "unauthenticated: %v", err))
+			return
+		}
+		if room := r.PathValue("room"); !c.Admin && c.Room != room {
+			writeHTTPError(w, Errorf(CodeForbidden, "forbidden: a token of room %s or an admin token is required", room))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
@@ -175,11 +211,13 @@ func (s *Server) listRooms(r *http.Request) (int, any, *Error) {
 }
 
 // roomWithParticipants is the room object of GET /v1/rooms/{room}, whose
-// participants are always listed: [] when there are none (the room
-// object elsewhere omits the list).
+// participants are always listed ([] when there are none: the room object
+// elsewhere omits the list), with the current broadcast's finished
+// recordings (an extension: docs/protocol.md §10.4).
 type roomWithParticipants struct {
 	sfu.RoomInfo
 	Participants []sfu.ParticipantInfo `json:"participants"`
+	Recordings   []rooms.RecordingInfo `json:"recordings"`
 }
 
 func (s *Server) getRoom(r *http.Request) (int, any, *Error) {
@@ -191,7 +229,37 @@ func (s *Server) getRoom(r *http.Request) (int, any, *Error) {
 	if out.Participants == nil {
 		out.Participants = []sfu.ParticipantInfo{}
 	}
+	if out.Recordings, err = s.rooms.Recordings(info.Name, info.BroadcastID); err != nil {
+		return 0, nil, toError(err)
+	}
 	return http.StatusOK, out, nil
+}
+
+func (s *Server) listBroadcasts(r *http.Request) (int, any, *Error) {
+	list, err := s.rooms.Broadcasts(r.PathValue("room"))
+	if err != nil {
+		return 0, nil, toError(err)
+	}
+	return http.StatusOK, map[string]any{"broadcasts": list}, nil
+}
+
+// roomChat: GET /v1/rooms/{room}/chat?broadcast=&before=&limit=, a
+// broadcast's chat (default: the current one), paged like chat.history.
+func (s *Server) roomChat(r *http.Request) (int, any, *Error) {
+	q := r.URL.Query()
+	limit := 0 // rooms' default
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return 0, nil, Errorf(CodeInvalidParams, "invalid params: limit must be 1-%d", rooms.HistoryMax)
+		}
+		limit = n
+	}
+	msgs, err := s.rooms.Chat(r.PathValue("room"), q.Get("broadcast"), q.Get("before"), limit)
+	if err != nil {
+		return 0, nil, toError(err)
+	}
+	return http.StatusOK, map[string]any{"messages": msgs}, nil
 }
 
 func (s *Server) stopRoom(r *http.Request) (int, any, *Error) {

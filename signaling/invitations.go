@@ -147,7 +147,7 @@ func (s *Server) invitationRoutes(mux *http.ServeMux) {
 		if perr != nil {
 			return 0, nil, perr
 		}
-		list, err := s.rooms.RoomInvitations(r.PathValue("room"), st)
+		list, err := s.rooms.RoomInvitations(r.PathValue("room"), st, r.URL.Query().Get("broadcast"))
 		if err != nil {
 			return 0, nil, toError(err)
 		}

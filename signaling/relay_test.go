@@ -314,3 +314,59 @@ func TestRelaySourceLeaves(t *testing.T) {
 		t.Errorf("%d relays left", n)
 	}
 }
+
+// relay.state carries the relay's destinations, each with its state and
+// error (bugs.md 14): the one that runs and the one that failed, and why.
+func TestRelayStateCarriesDestinations(t *testing.T) {
+	ts := newTestServer(t, withCohosts(map[string][]string{"alice": {"B"}}))
+	relayRooms(t, ts, "B")
+	src, _ := ts.join(t, "alice", "A", "host")
+	publish(t, src)
+	ds := ts.dests(t, "alice", "B", "nowhere")
+	if err := src.Call(testCtx(t), "relay.start", map[string]any{"destinations": ds}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := client.WaitEvent(testCtx(t), src, client.NotifyRelayState, func(ev client.RelayStateEvent) bool { return ev.State == "running" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]client.RelayDestination{}
+	for _, d := range ev.Destinations {
+		got[d.Room] = d
+	}
+	if b := got["B"]; b.State != "running" || b.Code != 2 || b.Error != "none" || b.Identity != "alice" {
+		t.Errorf("destination B in relay.state: %+v", b)
+	}
+	if n := got["nowhere"]; n.State != "failure" || n.Code != 3 || n.Error != "failed_join_dest" || n.ErrorCode != 5 {
+		t.Errorf("destination nowhere in relay.state: %+v", n)
+	}
+	if err := src.Call(testCtx(t), "relay.stop", map[string]any{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	n := waitNote(t, src, "relay.state", relayState("idle"))
+	var raw map[string]json.RawMessage
+	_ = json.Unmarshal(n.Params, &raw)
+	if d, ok := raw["destinations"]; !ok || len(d) == 0 || d[0] != '[' {
+		t.Errorf("the idle relay.state has no destinations list: %s", n.Params)
+	}
+}
+
+// POST /v1/relays begins the relay before it answers: the relay object is
+// running (its destination joined), or failure when none could be.
+func TestPostRelayAnswersItsStart(t *testing.T) {
+	ts := newTestServer(t, withCohosts(map[string][]string{"alice": {"B"}}))
+	relayRooms(t, ts, "B")
+	ts.join(t, "alice", "A", "host")
+	admin := ts.admin(t)
+	rl, err := admin.StartRelay(testCtx(t), client.RelaySource{Room: "A", Identity: "alice"}, []client.AdminRelayTarget{{Room: "B", Identity: "alice"}})
+	if err != nil || rl.State != "running" || rl.Destinations[0].State != "running" {
+		t.Fatalf("POST /v1/relays: %+v %v, want running", rl, err)
+	}
+	if _, err := admin.StopRelay(testCtx(t), rl.ID); err != nil {
+		t.Fatal(err)
+	}
+	rl, err = admin.StartRelay(testCtx(t), client.RelaySource{Room: "A", Identity: "alice"}, []client.AdminRelayTarget{{Room: "nowhere", Identity: "alice"}})
+	if err != nil || rl.State != "failure" || rl.Error != "failed_join_dest" {
+		t.Fatalf("POST /v1/relays into no room: %+v %v, want failure", rl, err)
+	}
+}

@@ -33,6 +33,9 @@ type Params struct {
 	MaxSocketsPerIdentity int
 	// JoinDeadline is how long a socket has to join (0: DefaultJoinDeadline).
 	JoinDeadline time.Duration
+	// ICEServers, when set, gives the iceServers of a session's join result
+	// (PROTOCOL.md 1.1 §4: the TURN servers); nil: none ([]).
+	ICEServers func(*Claims) []ICEServer
 }
 
 // Server serves the WebSocket signaling and the HTTP API: it decodes,
@@ -50,6 +53,7 @@ type Server struct {
 	sockets  *socketCounter // live sockets per identity (sockets.go)
 	// joinDeadline is how long a socket has to join.
 	joinDeadline time.Duration
+	iceFn        func(*Claims) []ICEServer // Params.ICEServers
 
 	mu       sync.Mutex
 	bridges  map[*websocket.Conn]bool // guarded by mu: bridged clients
@@ -69,6 +73,7 @@ func NewServer(p Params) *Server {
 		cluster:  p.Cluster,
 		bridges:  map[*websocket.Conn]bool{},
 		sockets:  newSocketCounter(p.MaxSocketsPerIdentity),
+		iceFn:    p.ICEServers,
 	}
 	s.joinDeadline = p.JoinDeadline
 	if s.joinDeadline <= 0 {
@@ -170,6 +175,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := newConn(s, ws, claims)
 	c.slot = slot
+	c.sess.resume = r.URL.Query().Has("resume")
 	s.admit(ws, func(on bool) {
 		if on {
 			s.sessions[c.sess] = true
@@ -217,13 +223,13 @@ func (s *Server) count(method string, code int) {
 	s.metrics.RPCRequests.WithLabelValues(method, c).Inc()
 }
 
-// Broadcast sends a notification to every session.
+// Broadcast sends a notification to every session (each frames it: a 1.1
+// session's has its seq).
 func (s *Server) Broadcast(method string, params any) {
-	frame := encodeNotification(method, params)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for sess := range s.sessions {
-		sess.send(frame)
+		sess.notify(method, params)
 	}
 }
 

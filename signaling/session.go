@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/relaysfu/relayd/relay"
 	"github.com/relaysfu/relayd/rooms"
 	"github.com/relaysfu/relayd/sfu"
 )
@@ -22,22 +23,28 @@ import (
 // Its connection (conn.go) is the transport: the WebSocket whose reader
 // hands the session the client's messages and whose writer sends the
 // outbox. Today a session has exactly one connection and ends with it;
-// resume (issue 19) will keep a session across connections, and give its
-// outbox a per-session seq and a replay buffer.
+// resume (issue 19) will keep a session across connections: the outbox
+// already numbers a 1.1 session's notifications (seq) and keeps the last
+// ones for a replay.
 type session struct {
 	srv    *Server
 	conn   *conn // the connection serving it
 	claims *Claims
 	log    *slog.Logger
 	out    *outbox
+	// resume is true when the socket was opened with resume= (PROTOCOL.md
+	// 1.1 §5): a resume attempt. No session is resumed yet, so its join is
+	// a fresh one (resumed: false), but it never starts a broadcast.
+	resume bool
 
 	// Owned by the connection's reader, which runs the handlers one
 	// message at a time.
-	joined bool
-	user   bool          // a user session: no room, invitations only
-	member *rooms.Member // set by join
-	after  func()        // runs after the current response is queued
-	curID  json.RawMessage
+	joined  bool
+	version string        // as served, set by join: "1.0" or "1.1"
+	user    bool          // a user session: no room, invitations only
+	member  *rooms.Member // set by join
+	after   func()        // runs after the current response is queued
+	curID   json.RawMessage
 
 	mu        sync.Mutex
 	nextID    int
@@ -64,9 +71,15 @@ func (s *session) end() {
 	s.out.close()
 }
 
-// send queues a frame; a client too slow to take it is disconnected.
-func (s *session) send(frame []byte) {
-	if !s.out.push(&out{data: frame}) {
+// send queues a response frame; a client too slow to take it is
+// disconnected.
+func (s *session) send(frame []byte) { s.queue(&out{data: frame}, false) }
+
+// queue queues m (an event: a notification, a server request or a close,
+// which wait while a join is served); a client too slow to take it is
+// disconnected.
+func (s *session) queue(m *out, event bool) {
+	if !s.out.push(m, event) {
 		s.log.Warn("client too slow; closing", "queued", outQueue)
 		s.conn.abort()
 	}
@@ -77,7 +90,7 @@ func (s *session) send(frame []byte) {
 // replaced by a newer one frees its place for the next).
 func (s *session) closeWith(code int, reason string) {
 	s.conn.slot.release()
-	if !s.out.push(&out{close: true, code: code, reason: reason}) {
+	if !s.out.push(&out{close: true, code: code, reason: reason}, true) {
 		s.conn.abort()
 	}
 }
@@ -94,7 +107,7 @@ func (s *session) request(method string, params any) {
 	if method == "offer" {
 		s.lastOffer = id
 	}
-	s.send(encodeRequest(id, method, params))
+	s.queue(&out{data: encodeRequest(id, method, params)}, true)
 }
 
 // keepOffer puts back the offer request id, whose response was refused
@@ -135,7 +148,7 @@ func (s *session) Notify(ev rooms.Event) {
 	case rooms.InvitationUpdated:
 		s.notify("invitation.updated", map[string]any{"invitation": e.Invitation})
 	case rooms.RelayState:
-		s.notify("relay.state", e.StateParams)
+		s.notify("relay.state", relayStateParams{StateParams: e.StateParams, Destinations: e.Destinations})
 	case rooms.RelayEvent:
 		s.notify("relay.event", e.EventParams)
 	case rooms.ChatMessage:
@@ -147,7 +160,23 @@ func (s *session) Notify(ev rooms.Event) {
 	}
 }
 
-func (s *session) notify(method string, params any) { s.send(encodeNotification(method, params)) }
+// relayStateParams are relay.state's params: the contract's, and the
+// relay's destinations (an extension: docs/protocol.md §6.7).
+type relayStateParams struct {
+	relay.StateParams
+	Destinations []relay.DestInfo `json:"destinations"`
+}
+
+// notify queues a notification; the outbox frames it (with its seq in a
+// 1.1 session).
+func (s *session) notify(method string, params any) {
+	b, err := json.Marshal(params)
+	if err != nil {
+		s.log.Error("a notification that cannot be encoded: dropped", "method", method, "err", err)
+		return
+	}
+	s.queue(&out{method: method, params: b}, true)
+}
 
 // handleCall serves one request (id set) or notification (id nil) from
 // the client.

@@ -173,6 +173,8 @@ export interface Invitation {
   createdAt: string;
   updatedAt: string;
   expiresAt: string;
+  /** The room's broadcast it was made in. */
+  broadcastId?: string;
 }
 
 export interface RelayDestinationState {
@@ -212,9 +214,11 @@ export interface RelayDestination {
 
 /** A chat message. text is exactly as sent: show it with textContent. */
 export interface ChatMessage {
-  /** "MS_" and 16 hex digits; ids sort in the room's order. */
+  /** "MS_" and 16 hex digits; ids sort in the room's order, across its broadcasts. */
   id: string;
   room: string;
+  /** The room's broadcast it was sent in. */
+  broadcastId?: string;
   /** The sender, with its role when it sent the message. */
   from: { identity: string; name: string; role: Role };
   text: string;
@@ -223,12 +227,24 @@ export interface ChatMessage {
 }
 
 export interface JoinResult {
-  /** The version served ("1.1"); absent from servers that serve 1.0 only. */
+  /** The version served ("1.0" or "1.1"); absent from servers older than the opt-in. */
   version?: string;
   participant: Participant;
   room: Room | null;
   participants: Participant[];
   tracks: Track[];
+  /** ICE servers (TURN) to add to the PeerConnections; [] while the server runs none. */
+  iceServers?: RTCIceServer[];
+  /** 1.1 sessions: "SE_" + 16 hex. */
+  sessionId?: string;
+  /** 1.1 sessions: opaque, at most 256 characters. */
+  resumeToken?: string;
+  /** 1.1 sessions: false for a fresh session. */
+  resumed?: boolean;
+  /** 1.1 sessions: the last seq sent (0 when fresh); the next notification has seq + 1. */
+  seq?: number;
+  /** 1.1 sessions: a resume missed notifications. */
+  gap?: boolean;
 }
 
 export interface RemoteTrackEvent {
@@ -267,7 +283,7 @@ export interface RelayClientEvents {
   "track.unpublished": { track: Track };
   "room.updated": { room: Room };
   "invitation.updated": { invitation: Invitation };
-  "relay.state": { relay: string; state: RelayStateWord; code: number; error: RelayErrorWord; errorCode: number };
+  "relay.state": { relay: string; state: RelayStateWord; code: number; error: RelayErrorWord; errorCode: number; destinations?: RelayDestinationState[] };
   "relay.event": { relay: string; event: RelayEventWord; code: number; room?: string };
   "chat.message": { message: ChatMessage };
   "chat.deleted": { id: string };
@@ -346,6 +362,13 @@ export declare class RelayClient {
   readonly version: string;
   /** 1.1: received tracks paused now (track.stream), by track id. */
   readonly trackStreams: Map<string, { state: "paused"; reason: string }>;
+  /** 1.1: the session's id and resume token, from the join result ("" otherwise). */
+  readonly sessionId: string;
+  readonly resumeToken: string;
+  /** 1.1: the seq of the last notification received (0 before one). */
+  readonly lastSeq: number;
+  /** The join result's ICE servers, added to options.iceServers for PeerConnections made after it. */
+  readonly iceServers: RTCIceServer[];
   readonly joined: boolean;
   /** The host kicked you (socket closed with 4003). */
   readonly kicked: boolean;

@@ -317,6 +317,12 @@ export class RelayClient {
     this.version = "1.0";
     /** Per received track id: {state: "paused"|"active", reason} from track.stream (1.1). */
     this.trackStreams = new Map();
+    /** 1.1: the session's id and resume token (from the join result), and the last notification's seq. */
+    this.sessionId = "";
+    this.resumeToken = "";
+    this.lastSeq = 0;
+    /** The join result's iceServers (TURN), used with options.iceServers by PeerConnections made after it. */
+    this.iceServers = [];
     this.joined = false;
     /** The host kicked you (the socket closed with 4003); no reconnect follows. */
     this.kicked = false;
@@ -618,6 +624,7 @@ export class RelayClient {
   // ---- notifications
 
   _onNotification(method, params) {
+    if (typeof params.seq === "number") this.lastSeq = params.seq; // 1.1: every notification but trickle
     switch (method) {
       case "trickle":
         this._onRemoteCandidate(params.target, params.candidate);
@@ -781,6 +788,10 @@ export class RelayClient {
     const res = await this.request("join", params);
     this.joined = true;
     this.version = typeof res.version === "string" ? res.version : "1.0";
+    this.sessionId = typeof res.sessionId === "string" ? res.sessionId : "";
+    this.resumeToken = typeof res.resumeToken === "string" ? res.resumeToken : "";
+    this.lastSeq = typeof res.seq === "number" ? res.seq : 0;
+    this.iceServers = Array.isArray(res.iceServers) ? res.iceServers : [];
     this.trackStreams.clear();
     this.participant = res.participant;
     this.participants.clear();
@@ -863,9 +874,14 @@ export class RelayClient {
     if (stopTracks) this._stopLocal();
   }
 
+  /** The ICE servers of a new PeerConnection: the options', then the server's (the join result's). */
+  _iceServers() {
+    return [...(this.options.iceServers || []), ...this.iceServers];
+  }
+
   _ensurePublisher() {
     if (this._pub) return this._pub;
-    const pc = new RTCPeerConnection({ iceServers: this.options.iceServers, bundlePolicy: "max-bundle" });
+    const pc = new RTCPeerConnection({ iceServers: this._iceServers(), bundlePolicy: "max-bundle" });
     this._pub = pc;
     this._localReady.publisher = false;
     this._localQueue.publisher = [];
@@ -921,7 +937,7 @@ export class RelayClient {
 
   _ensureSubscriber() {
     if (this._sub) return this._sub;
-    const pc = new RTCPeerConnection({ iceServers: this.options.iceServers, bundlePolicy: "max-bundle" });
+    const pc = new RTCPeerConnection({ iceServers: this._iceServers(), bundlePolicy: "max-bundle" });
     this._sub = pc;
     this._localReady.subscriber = false;
     this._localQueue.subscriber = [];

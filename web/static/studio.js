@@ -61,6 +61,9 @@ $("live-form").addEventListener("submit", async (ev) => {
   $("identity").disabled = $("room").disabled = true;
   setNotice($("notice"), "");
   setStatus("connecting", "Connecting");
+  // The switch as ticked before going live (the room object of the join
+  // result, shown below, says what the room does now).
+  const record = $("record").checked;
   try {
     const token = await getToken(identity, room, "host");
     const { client, res } = await connectAndJoin(token, {
@@ -73,7 +76,7 @@ $("live-form").addEventListener("submit", async (ev) => {
     showRoom(res.room);
     app.chat.attach(client);
     // Recording first, so the tracks published next are recorded.
-    if ($("record").checked) await setRecording(true);
+    if (record && !(res.room && res.room.recording)) await setRecording(true);
     await client.publish({ stream: app.preview });
     $("end-stream").disabled = false;
     $("invite-btn").disabled = false;
