@@ -245,8 +245,13 @@ func TestRecordingWebhookAndMetrics(t *testing.T) {
 		t.Errorf("streams %v, want vp8 video and opus audio", kinds)
 	}
 	d, _ := strconv.ParseFloat(probe.Format.Duration, 64)
-	if want := published.Seconds(); d < want*0.9 || d > want*1.1 {
-		t.Errorf("duration %.2fs, want the %.2fs published +- 10%%", d, want)
+	// Up to one keyframe interval (1 s) may be missing at the start: with
+	// 5% loss, a first keyframe that loses a packet the NACK does not bring
+	// back in time is dropped whole, and the recording starts at the next
+	// one (seen on a loaded machine: 3.9-4.1 s of 5 s). Nothing may be
+	// added: 10% above.
+	if want := published.Seconds(); d < want-1.1 || d > want*1.1 {
+		t.Errorf("duration %.2fs, want the %.2fs published, at most one keyframe interval (1 s) less, 10%% more", d, want)
 	}
 	closeAll()
 }
