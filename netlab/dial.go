@@ -1,0 +1,86 @@
+package netlab
+
+// Reaching into a namespace from the outside. A process in the root
+// namespace cannot route to a lab (nothing of the lab is in the root
+// namespace, by design), yet a bench or test driving a server inside wants
+// to talk to it: read its /metrics, poll /readyz. A socket belongs to the
+// namespace it was created in, whatever thread later uses it, so one
+// goroutine locked to its OS thread can enter the namespace (setns(2)),
+// create and connect the socket, and leave again; the connection then
+// works from any goroutine. Only that one socket is inside: nothing else
+// of the process moves.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// netnsDir is where `ip netns add` puts its namespace handles.
+const netnsDir = "/run/netns"
+
+// DialContext connects to addr (network "tcp", "tcp4", "udp", ...) from
+// inside the namespace, from a process that runs outside it, e.g.
+// http.Transport{DialContext: lab.Server().DialContext} reaches a server
+// listening on ServerAddr(). The returned connection is an ordinary one,
+// usable from any goroutine.
+func (n *Node) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		// The thread is left locked, and so ends with this goroutine, if it
+		// cannot go back to its own namespace: it must never run anything
+		// else. Go creates new threads from a template thread when the
+		// current one is locked, so none is born in the lab either.
+		runtime.LockOSThread()
+		c, back, err := n.dialInside(ctx, network, addr)
+		if back {
+			runtime.UnlockOSThread()
+		}
+		ch <- result{c, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		return nil, fmt.Errorf("netlab: dial %s %s in %s: %w", network, addr, n.ns, r.err)
+	}
+	return r.c, nil
+}
+
+// dialInside runs on a locked thread: enter the namespace, dial, come back.
+// back reports whether the thread is in its own namespace again.
+func (n *Node) dialInside(ctx context.Context, network, addr string) (c net.Conn, back bool, err error) {
+	own, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", syscall.Gettid()))
+	if err != nil {
+		return nil, true, err
+	}
+	defer own.Close()
+	target, err := os.Open(filepath.Join(netnsDir, n.ns))
+	if err != nil {
+		return nil, true, err
+	}
+	defer target.Close()
+	if err := setns(target); err != nil {
+		return nil, true, fmt.Errorf("entering the namespace: %w", err)
+	}
+	var d net.Dialer
+	c, err = d.DialContext(ctx, network, addr)
+	if rerr := setns(own); rerr != nil {
+		if c != nil {
+			_ = c.Close()
+		}
+		return nil, false, errors.Join(err, fmt.Errorf("leaving the namespace: %w", rerr))
+	}
+	return c, true, err
+}
+
+func setns(f *os.File) error { return unix.Setns(int(f.Fd()), unix.CLONE_NEWNET) }
