@@ -178,7 +178,10 @@ func (c *Client) Handover(ctx context.Context) (netip.Addr, error) {
 // addLinkLocked makes link k = nextK+1: a veth pair from the server's bridge
 // (port c<i>l<k>) to the client (eth<k>, 198.18.i.k/16), shaped by the
 // profile. Its route gets a lower metric than any older link's, and names
-// its address as source, so new connections use it.
+// its address as source, so new connections use it. Packets from its
+// address leave through it (a rule sends them to its own routing table,
+// linkTable(k)), whatever link is preferred: a socket bound to an older
+// link's address keeps that link's path and caps.
 func (c *Client) addLinkLocked(ctx context.Context) (netip.Addr, error) {
 	if c.nextK >= maxLinks {
 		return netip.Addr{}, fmt.Errorf("no more than %d links per client", maxLinks)
@@ -188,6 +191,7 @@ func (c *Client) addLinkLocked(ctx context.Context) (netip.Addr, error) {
 	sif, cif := serverIf(c.index, k), clientIf(k)
 	a := clientAddr(c.index, k)
 	metric := fmt.Sprint(1000 - k) // newest link: lowest metric
+	table := fmt.Sprint(linkTable(k))
 	steps := [][]string{
 		{"ip", "-n", srv, "link", "add", sif, "type", "veth", "peer", "name", cif, "netns", cli},
 		{"ip", "-n", srv, "link", "set", sif, "addrgenmode", "none"},
@@ -197,6 +201,9 @@ func (c *Client) addLinkLocked(ctx context.Context) (netip.Addr, error) {
 		{"ip", "-n", cli, "link", "set", cif, "up"},
 		{"ip", "-n", cli, "route", "add", labNet().String(),
 			"dev", cif, "src", a.String(), "metric", metric},
+		{"ip", "-n", cli, "route", "add", labNet().String(),
+			"dev", cif, "src", a.String(), "table", table},
+		{"ip", "-n", cli, "rule", "add", "from", a.String(), "lookup", table, "priority", table},
 	}
 	err := runAll(ctx, steps)
 	if err == nil {
@@ -206,6 +213,7 @@ func (c *Client) addLinkLocked(ctx context.Context) (netip.Addr, error) {
 		// Deleting one end of a veth deletes both; the address and route go
 		// with it. Ignore failure: the lab's Close removes it anyway.
 		_ = runOne(context.WithoutCancel(ctx), "", "ip", "-n", srv, "link", "del", sif)
+		_ = runOne(context.WithoutCancel(ctx), "", "ip", "-n", cli, "rule", "del", "from", a.String(), "lookup", table)
 		return netip.Addr{}, fmt.Errorf("link %d: %w", k, err)
 	}
 	c.nextK = k
@@ -226,8 +234,14 @@ func (c *Client) removeLinkLocked(ctx context.Context, a netip.Addr) error {
 		return err
 	}
 	c.links = slices.Delete(c.links, at, at+1)
-	return nil
+	// The link's table went with its interface; its rule stays until told.
+	return runOne(ctx, "", "ip", "-n", c.ns, "rule", "del", "from", a.String(), "lookup", fmt.Sprint(linkTable(k)))
 }
+
+// linkTable is link k's routing table (and its rule's priority): 1000+k,
+// clear of the kernel's own tables (253-255) and before the main table's
+// rule (32766).
+func linkTable(k int) int { return 1000 + k }
 
 // applyFirewallLocked loads the client's drop rules into both namespaces:
 // its whole table in the client namespace (client-bound traffic) and its

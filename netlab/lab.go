@@ -137,6 +137,9 @@ func (l *Lab) setup(ctx context.Context, profiles []Profile) error {
 		if err := l.addNS(ctx, c.ns); err != nil {
 			return err
 		}
+		if err := c.setSysctls(clientSysctls); err != nil {
+			return fmt.Errorf("sysctls of %s: %w", c.ns, err)
+		}
 		if _, err := c.addLinkLocked(ctx); err != nil {
 			return err
 		}
@@ -145,6 +148,18 @@ func (l *Lab) setup(ctx context.Context, profiles []Profile) error {
 		}
 	}
 	return nil
+}
+
+// clientSysctls make each link of a client a path of its own, with its own
+// cap, even when a client has several (one per viewer of a group, say):
+// only the interface that holds an address answers ARP for it (arp_ignore
+// 1; by default Linux answers on every interface, and the server would send
+// one link's traffic down another), and ARP requests name the address of
+// the interface they leave from (arp_announce 2). Per-link routing tables
+// (client.go) do the same for what the client sends.
+var clientSysctls = map[string]string{
+	"ipv4/conf/all/arp_ignore":   "1",
+	"ipv4/conf/all/arp_announce": "2",
 }
 
 // addNS makes a namespace with its loopback up.

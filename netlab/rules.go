@@ -28,6 +28,10 @@ func ServerAddr() netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 0, 1}) }
 // labNet is the lab's one subnet, 198.18.0.0/16.
 func labNet() netip.Prefix { return netip.PrefixFrom(ServerAddr(), prefixLen).Masked() }
 
+// Net is the lab's one subnet, 198.18.0.0/16: every address of every lab is
+// in it. Programs inside a lab filter their ICE candidates with it.
+func Net() netip.Prefix { return labNet() }
+
 // clientAddr is client i's address on its link k.
 func clientAddr(i, k int) netip.Addr {
 	return netip.AddrFrom4([4]byte{198, 18, byte(i), byte(k)})
