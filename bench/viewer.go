@@ -21,6 +21,7 @@ type viewer struct {
 	stable bool // joined before a window; counted in its loss figures
 	step   int  // ramp step it joined in (0 without --ramp)
 	win    *window
+	mode   rxMode // set before join
 
 	c           *client.Client
 	dialStart   time.Time
@@ -59,7 +60,11 @@ func (v *viewer) join(ctx context.Context, base string, api *webrtc.API, tok str
 
 // readTrack is the client's TrackReader: it runs on the track's goroutine.
 func (v *viewer) readTrack(rt *client.RemoteTrack) {
-	t := &trackStats{viewer: v, streamID: rt.StreamID, video: rt.Kind == "video"}
+	t := &trackStats{viewer: v, streamID: rt.StreamID, video: rt.Kind == "video", mode: v.mode}
+	if t.video && v.mode.frames {
+		t.ft = newFrameTracker()
+		t.sendPLI = rt.SendPLI
+	}
 	v.mu.Lock()
 	v.tracks = append(v.tracks, t)
 	v.mu.Unlock()

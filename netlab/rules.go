@@ -22,6 +22,9 @@ const (
 	prefixLen  = 16
 )
 
+// MaxLinks is how many links a client can have over its life.
+const MaxLinks = maxLinks
+
 // ServerAddr is where every client reaches the server namespace.
 func ServerAddr() netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 0, 1}) }
 
