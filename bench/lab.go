@@ -429,11 +429,15 @@ func (lr *labRun) setup(ctx context.Context) error {
 		}
 		waiting = append(waiting, g)
 	}
-	for _, g := range waiting {
+	for i, g := range waiting {
+		var names []string
+		for _, o := range waiting[i:] {
+			names = append(names, o.name)
+		}
+		lr.prog.setPhase("joins and first frames (up to " + cfg.FirstFrameTimeout.String() + "): waiting for " + strings.Join(names, ", "))
 		if _, err := g.await(ctx, "ready", joinTimeout+cfg.FirstFrameTimeout+labReadyMargin); err != nil {
 			return err
 		}
-		lr.prog.setPhase(g.name + " ready")
 	}
 	return lr.tgt.alive()
 }

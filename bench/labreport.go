@@ -259,11 +259,11 @@ func printLabTable(w io.Writer, r *LabReport) {
 	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, %s\n\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Kernel, r.Machine.Go)
 
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "group\tnet\tviewers\tfirst frame (ok, p50/p99)\treceived\tloss\tfreeze (mean/max)\tfps\tPLIs/viewer/s\tlatency p50/p99\tlate pkts")
+	fmt.Fprintln(tw, "group\tnet\tviewers\tfirst frame (ok, p50/p99)\treceived\tloss (all / video)\tfreeze (mean/max)\tfps\tPLIs/viewer/s\tlatency p50/p99\tlate pkts")
 	for _, g := range r.Groups {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d/%d, %s\t%s\t%s\t%s / %s\t%s\t%s\t%s / %s ms\t%d\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d/%d, %s\t%s\t%s / %s\t%s / %s\t%s\t%s\t%s / %s ms\t%d\n",
 			g.Name, g.Net, g.Viewers, g.WithFrame, g.Viewers, p50p99(g.FirstFrameMS), bitrateP(g.ReceivedBps),
-			pct(g.LossRatio), pct1(g.FreezeRatio), pct1(g.FreezeRatioMax), f1(g.FPS), f2(g.PLIsPerViewerS),
+			pct(g.LossRatio), pct(g.VideoLossRatio), pct1(g.FreezeRatio), pct1(g.FreezeRatioMax), f1(g.FPS), f2(g.PLIsPerViewerS),
 			f1(g.LatencyMS.P50), f1(g.LatencyMS.P99), g.Late)
 	}
 	_ = tw.Flush()
