@@ -175,9 +175,9 @@ func (c *Client) Handover(ctx context.Context) (netip.Addr, error) {
 	return a, nil
 }
 
-// addLinkLocked makes link k = nextK+1: a veth pair from the server's bridge
-// (port c<i>l<k>) to the client (eth<k>, 198.18.i.k/16), shaped by the
-// profile. Its route gets a lower metric than any older link's, and names
+// addLinkLocked makes link k = nextK+1: a veth pair from the router
+// (c<i>l<k>, with a /32 route to the client's address) to the client
+// (eth<k>, 198.18.i.k/16), shaped by the profile. Its route gets a lower metric than any older link's, and names
 // its address as source, so new connections use it. Packets from its
 // address leave through it (a rule sends them to its own routing table,
 // linkTable(k)), whatever link is preferred: a socket bound to an older
@@ -187,16 +187,17 @@ func (c *Client) addLinkLocked(ctx context.Context) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("no more than %d links per client", maxLinks)
 	}
 	k := c.nextK + 1
-	srv, cli := c.lab.server.ns, c.ns
+	rtr, cli := c.lab.router.ns, c.ns
 	sif, cif := serverIf(c.index, k), clientIf(k)
 	a := clientAddr(c.index, k)
 	metric := fmt.Sprint(1000 - k) // newest link: lowest metric
 	table := fmt.Sprint(linkTable(k))
 	steps := [][]string{
-		{"ip", "-n", srv, "link", "add", sif, "type", "veth", "peer", "name", cif, "netns", cli},
-		{"ip", "-n", srv, "link", "set", sif, "addrgenmode", "none"},
+		{"ip", "-n", rtr, "link", "add", sif, "type", "veth", "peer", "name", cif, "netns", cli},
+		{"ip", "-n", rtr, "link", "set", sif, "addrgenmode", "none"},
 		{"ip", "-n", cli, "link", "set", cif, "addrgenmode", "none"},
-		{"ip", "-n", srv, "link", "set", sif, "master", bridgeName, "up"},
+		{"ip", "-n", rtr, "link", "set", sif, "up"},
+		{"ip", "-n", rtr, "route", "add", a.String() + "/32", "dev", sif},
 		{"ip", "-n", cli, "addr", "add", fmt.Sprintf("%s/%d", a, prefixLen), "dev", cif, "noprefixroute"},
 		{"ip", "-n", cli, "link", "set", cif, "up"},
 		{"ip", "-n", cli, "route", "add", labNet().String(),
@@ -207,12 +208,15 @@ func (c *Client) addLinkLocked(ctx context.Context) (netip.Addr, error) {
 	}
 	err := runAll(ctx, steps)
 	if err == nil {
+		err = c.lab.router.setSysctls(noProxyDelay(sif))
+	}
+	if err == nil {
 		err = c.shapeLinkLocked(ctx, k, Profile{})
 	}
 	if err != nil {
 		// Deleting one end of a veth deletes both; the address and route go
 		// with it. Ignore failure: the lab's Close removes it anyway.
-		_ = runOne(context.WithoutCancel(ctx), "", "ip", "-n", srv, "link", "del", sif)
+		_ = runOne(context.WithoutCancel(ctx), "", "ip", "-n", rtr, "link", "del", sif)
 		_ = runOne(context.WithoutCancel(ctx), "", "ip", "-n", cli, "rule", "del", "from", a.String(), "lookup", table)
 		return netip.Addr{}, fmt.Errorf("link %d: %w", k, err)
 	}
@@ -230,7 +234,7 @@ func (c *Client) removeLinkLocked(ctx context.Context, a netip.Addr) error {
 		return fmt.Errorf("%s is the only link (use Cut for no network)", a)
 	}
 	k := c.links[at]
-	if err := runOne(ctx, "", "ip", "-n", c.lab.server.ns, "link", "del", serverIf(c.index, k)); err != nil {
+	if err := runOne(ctx, "", "ip", "-n", c.lab.router.ns, "link", "del", serverIf(c.index, k)); err != nil {
 		return err
 	}
 	c.links = slices.Delete(c.links, at, at+1)
@@ -254,7 +258,7 @@ func (c *Client) applyFirewallLocked(ctx context.Context) error {
 }
 
 // shapeLinkLocked puts link k's caps in line with the profile, given that
-// they were last set from old: the download cap on the server's end of the
+// they were last set from old: the download cap on the router's end of the
 // veth (its egress is the client's download), the upload cap on the
 // client's end. A cap that went to zero has its qdisc deleted.
 func (c *Client) shapeLinkLocked(ctx context.Context, k int, old Profile) error {
@@ -263,7 +267,7 @@ func (c *Client) shapeLinkLocked(ctx context.Context, k int, old Profile) error 
 		ns, dev  string
 		now, was Rate
 	}{
-		{c.lab.server.ns, serverIf(c.index, k), p.Down, old.Down},
+		{c.lab.router.ns, serverIf(c.index, k), p.Down, old.Down},
 		{c.ns, clientIf(k), p.Up, old.Up},
 	}
 	var errs []error

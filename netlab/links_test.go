@@ -75,7 +75,7 @@ func linkPackets(t *testing.T, ns, dev string) (rx, tx int64) {
 
 // TestLinksAreSeparatePaths gives a client two links and sends from each
 // address in turn: the datagrams and their replies cross that address's
-// own link (the server's end of it counts them), not the other one, and
+// own link (the router's end of it counts them), not the other one, and
 // the server sees that address. This is what lets one client namespace
 // hold several participants, each behind its own link and caps.
 func TestLinksAreSeparatePaths(t *testing.T) {
@@ -89,8 +89,8 @@ func TestLinksAreSeparatePaths(t *testing.T) {
 	const n = 100
 	for k, a := range addrs {
 		own, other := serverIf(1, k+1), serverIf(1, 2-k)
-		ownRX0, ownTX0 := linkPackets(t, l.Server().NS(), own)
-		otherRX0, otherTX0 := linkPackets(t, l.Server().NS(), other)
+		ownRX0, ownTX0 := linkPackets(t, l.router.NS(), own)
+		otherRX0, otherTX0 := linkPackets(t, l.router.NS(), other)
 		out := startChild(t, &c.Node, "udpfrom", a.String(), udpAddr, strconv.Itoa(n)).wait()
 		if len(out) != 1 {
 			t.Fatalf("udpfrom %s: %q", a, out)
@@ -102,8 +102,8 @@ func TestLinksAreSeparatePaths(t *testing.T) {
 		if got := seenHost(t, f[2]); got != a {
 			t.Errorf("from %s: the server saw %s", a, got)
 		}
-		ownRX, ownTX := linkPackets(t, l.Server().NS(), own)
-		otherRX, otherTX := linkPackets(t, l.Server().NS(), other)
+		ownRX, ownTX := linkPackets(t, l.router.NS(), own)
+		otherRX, otherTX := linkPackets(t, l.router.NS(), other)
 		if ownRX-ownRX0 < n || ownTX-ownTX0 < n {
 			t.Errorf("from %s: its link %s carried %d up and %d down, want at least %d each", a, own, ownRX-ownRX0, ownTX-ownTX0, n)
 		}
