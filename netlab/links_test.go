@@ -11,9 +11,52 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-func init() { Register("udpfrom", udpFrom) }
+func init() {
+	Register("udpfrom", udpFrom)
+	Register("flood", flood)
+}
+
+// flood (args: dst n) sends n datagrams of 1200 bytes to dst as fast as it
+// can and prints "ok <the most bytes its socket held unsent>" (SIOCOUTQ:
+// the send buffer in use).
+func flood(ctx context.Context, args []string) error {
+	if len(args) != 2 {
+		return errors.New("usage: flood dst n")
+	}
+	n, _ := strconv.Atoi(args[1])
+	dst, err := net.ResolveUDPAddr("udp4", args[0])
+	if err != nil {
+		return err
+	}
+	// Unconnected: the client's port unreachable answers are not errors.
+	c, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	most := 0
+	buf := make([]byte, 1200)
+	for range n {
+		if _, err := c.WriteToUDP(buf, dst); err != nil {
+			return err
+		}
+		_ = raw.Control(func(fd uintptr) {
+			if q, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); err == nil {
+				most = max(most, q)
+			}
+		})
+	}
+	fmt.Println("ok", most)
+	return nil
+}
 
 // udpFrom (args: src dst n) sends n datagrams from a socket bound to src
 // to dst and prints "ok <replies> <the first reply>".
@@ -123,4 +166,26 @@ func TestLinksAreSeparatePaths(t *testing.T) {
 	if strings.Contains(string(out), "from "+addrs[0].String()+" ") || !strings.Contains(string(out), "from "+addrs[1].String()+" ") {
 		t.Errorf("rules after removing %s:\n%s", addrs[0], out)
 	}
+}
+
+// TestCapQueueIsNotTheSenders: a server flooding a capped client (1 Mbit/s,
+// a 2 s queue: 250 KB) does not find that queue in its own socket's send
+// buffer. The queue is in the router, as on a real network; with the caps
+// on the server's side of a bridge (netlab's first design) the socket held
+// all of it (over 200 KB) and its sends blocked.
+func TestCapQueueIsNotTheSenders(t *testing.T) {
+	l := newLab(t, "cap=1mbit,queue=2s")
+	out := startChild(t, l.Server(), "flood", l.Client(1).Addr().String()+":9", "2000").wait()
+	if len(out) != 1 {
+		t.Fatalf("flood: %q", out)
+	}
+	most, err := strconv.Atoi(strings.TrimPrefix(out[0], "ok "))
+	if err != nil {
+		t.Fatalf("flood: %q", out[0])
+	}
+	// A few packets may sit there between the send and the router.
+	if most > 32<<10 {
+		t.Errorf("the sender's socket held up to %d bytes unsent: the capped link's queue counts against it", most)
+	}
+	t.Logf("the sender's socket held at most %d bytes", most)
 }
