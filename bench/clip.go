@@ -243,7 +243,7 @@ type clipPublisher struct {
 	sent, sentVideo, sentAudio atomic.Int64 // every packet
 	winVideo, winAudio         atomic.Int64 // packets whose send time is in the window
 	keyframes, keyOnRequest    atomic.Int64
-	winKeyframes               atomic.Int64
+	winKeyframes, winKeyOnReq  atomic.Int64 // in the window (by send time)
 
 	mu      sync.Mutex
 	started bool
@@ -333,6 +333,9 @@ func (p *clipPublisher) videoLoop() {
 		stamp := now.UnixNano()
 		if isKey && p.win.contains(stamp) {
 			p.winKeyframes.Add(1)
+			if requested {
+				p.winKeyOnReq.Add(1)
+			}
 		}
 		payloads = packetize(payloads[:0], p.clip.frames[next], size, picID, stamp)
 		next++

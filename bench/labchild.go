@@ -189,7 +189,7 @@ func runPublisherChild(ctx context.Context, _ []string) error {
 			VideoPackets:       p.winVideo.Load(),
 			AudioPackets:       p.winAudio.Load(),
 			Keyframes:          p.winKeyframes.Load(),
-			KeyframesOnRequest: p.keyOnRequest.Load(),
+			KeyframesOnRequest: p.winKeyOnReq.Load(),
 			NACKPackets:        fb1.nackPackets - fb0.nackPackets,
 			NACKedSeqs:         fb1.nackedSeqs - fb0.nackedSeqs,
 			PLIs:               fb1.plis - fb0.plis,

@@ -292,7 +292,7 @@ func printLabTable(w io.Writer, r *LabReport) {
 		}
 	}
 	p := r.Publisher
-	row("publisher", "%s: sent %d video + %d audio packets, %d keyframes (%d on request, whole run)", p.Net,
+	row("publisher", "%s: sent %d video + %d audio packets, %d keyframes (%d of them on request)", p.Net,
 		p.VideoPackets, p.AudioPackets, p.Keyframes, p.KeyframesOnRequest)
 	row("", "feedback: NACKs %d (%d packets asked), PLIs %d, FIRs %d, REMB %d (last %s), TWCC %d, receiver reports %d (max loss %s, lost %d)",
 		p.NACKPackets, p.NACKedSeqs, p.PLIs, p.FIRs, p.REMBs, bitrateP(p.REMBLastBps), p.TWCC, p.RRs, pct1(p.RRMaxFractionLost), p.RRLost)
