@@ -69,6 +69,17 @@ func readConfig(cio *childIO, participants int) (childConfig, error) {
 	return cfg, nil
 }
 
+// dialFrom opens connections from local (nil for the zero Addr: the
+// default source). A viewer's signaling then takes its own link, as its
+// media does: on a slow line, its join competes with nobody else's media.
+func dialFrom(local netip.Addr) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if !local.IsValid() {
+		return nil
+	}
+	d := &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))}
+	return d.DialContext
+}
+
 // addr is participant i's own address (its link), or the zero Addr.
 func (c *childConfig) addr(i int) netip.Addr {
 	if i >= len(c.Addrs) {
@@ -148,7 +159,9 @@ func runPublisherChild(ctx context.Context, _ []string) error {
 		}
 		se := labSettingEngine(cfg.addr(0))
 		jctx, cancel := context.WithTimeout(ctx, joinTimeout)
-		c, err := client.Dial(jctx, cfg.BaseURL, cfg.Tokens[0], client.Options{SettingEngine: &se, TrackReader: drainTrack})
+		c, err := client.Dial(jctx, cfg.BaseURL, cfg.Tokens[0], client.Options{
+			SettingEngine: &se, TrackReader: drainTrack, NetDialContext: dialFrom(cfg.addr(0)),
+		})
 		if err != nil {
 			cancel()
 			return fmt.Errorf("publisher: %w", err)
@@ -255,6 +268,7 @@ func runViewersChild(ctx context.Context, _ []string) error {
 		for i, id := range cfg.Identities {
 			vs[i] = newViewer(id, r, true, &w)
 			vs[i].mode = rxMode{trailerStamps: true, frames: true, keyframeRequests: true}
+			vs[i].dial = dialFrom(cfg.addr(i))
 		}
 		closeAll := func() {
 			_ = parallel(context.Background(), len(vs), closeParallel, func(_ context.Context, i int) error {

@@ -6,6 +6,7 @@ package bench
 
 import (
 	"context"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,9 @@ type viewer struct {
 	step   int  // ramp step it joined in (0 without --ramp)
 	win    *window
 	mode   rxMode // set before join
+	// dial, when set, opens the WebSocket (the lab binds it to the
+	// viewer's own link)
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	c           *client.Client
 	dialStart   time.Time
@@ -43,7 +47,7 @@ func newViewer(id string, r *room, stable bool, w *window) *viewer {
 // join dials, joins and returns; media arrives afterwards.
 func (v *viewer) join(ctx context.Context, base string, api *webrtc.API, tok string) error {
 	v.dialStart = time.Now()
-	c, err := client.Dial(ctx, base, tok, client.Options{API: api, TrackReader: v.readTrack})
+	c, err := client.Dial(ctx, base, tok, client.Options{API: api, TrackReader: v.readTrack, NetDialContext: v.dial})
 	if err != nil {
 		return err
 	}
