@@ -19,8 +19,6 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
-
-	"github.com/relaysfu/relayd/client"
 )
 
 const (
@@ -28,8 +26,9 @@ const (
 	srtpReplayWindow  = 1024
 )
 
-// newViewerAPI builds the viewers' API on the loopback-only SettingEngine.
-func newViewerAPI() (*webrtc.API, error) {
+// newViewerAPI builds the viewers' API on se (client.LoopbackSettingEngine
+// on loopback, labSettingEngine in the network lab).
+func newViewerAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := client.RegisterCodecs(m); err != nil {
 		return nil, err
@@ -46,7 +45,6 @@ func newViewerAPI() (*webrtc.API, error) {
 	}
 	reg.Add(rr)
 
-	se := client.LoopbackSettingEngine()
 	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }

@@ -119,9 +119,21 @@ func (sc *runner) buildReport(w *windowResult, started time.Time, floorBefore, f
 
 func (sc *runner) fillServer(r *Report, w *windowResult, secs float64) {
 	a, b := w.srv0, w.srv1
-	s := &r.Server
+	r.Server = serverFigures(a, b, secs, sc.tgt.proc != nil)
+	r.Server.RSSBeforeViewers = num(sc.rssBaseline)
+	cpu := b.cpuSeconds - a.cpuSeconds
+	out := counterDelta(a, b, "relayd_packets_out_total")
+	r.ServerCPUUSPerPacket = num(ratio(cpu*1e6, out))
+	r.ServerRSSBytes = num(b.rssBytes)
+	r.ServerRSSPerViewerBytes = num(ratio(b.rssBytes-sc.rssBaseline, float64(w.stableViewers)))
+}
+
+// serverFigures are the server's figures between samples a and b, secs
+// apart (spawned: CPU time from /proc).
+func serverFigures(a, b serverSample, secs float64, spawned bool) Server {
+	var s Server
 	s.CPUSource = "/metrics process_cpu_seconds_total"
-	if sc.tgt.proc != nil {
+	if spawned {
 		s.CPUSource = "/proc/<pid>/stat utime+stime"
 	}
 	cpu := b.cpuSeconds - a.cpuSeconds
@@ -140,15 +152,11 @@ func (sc *runner) fillServer(r *Report, w *windowResult, secs float64) {
 	s.Drops = num(counterDelta(a, b, "relayd_packets_dropped_total"))
 	s.ForwardP50MS = num(histQuantile(a.prom, b.prom, "relayd_forward_latency_seconds", 0.5) * 1000)
 	s.ForwardP99MS = num(histQuantile(a.prom, b.prom, "relayd_forward_latency_seconds", 0.99) * 1000)
-	s.RSSBeforeViewers = num(sc.rssBaseline)
 	s.RSSBytes = num(b.rssBytes)
 	s.Goroutines = num(b.prom.sum("go_goroutines"))
 	s.HeapInuse = num(b.prom.sum("go_memstats_heap_inuse_bytes"))
 	s.StackInuse = num(b.prom.sum("go_memstats_stack_inuse_bytes"))
-
-	r.ServerCPUUSPerPacket = num(ratio(cpu*1e6, out))
-	r.ServerRSSBytes = num(b.rssBytes)
-	r.ServerRSSPerViewerBytes = num(ratio(b.rssBytes-sc.rssBaseline, float64(w.stableViewers)))
+	return s
 }
 
 func (sc *runner) fillRelays(r *Report, w *windowResult) {

@@ -39,6 +39,17 @@ type Config struct {
 
 	JoinConcurrency int // viewers joining at the same time
 
+	// The network lab (docs/bench.md, "The network lab"): with any of these
+	// the run happens in a netlab lab, the server (--spawn) in its server
+	// namespace and each group of participants in its own client
+	// namespace; RunLab runs it.
+	Lab               bool          // in the lab even without profiles: --viewers is the healthy group
+	ViewerNets        []ViewerNet   // --viewer-net N:PROFILE, one group each
+	PublisherNet      string        // --publisher-net PROFILE ("" = a perfect link)
+	BrowserViewer     string        // --browser-viewer PROFILE: one Chromium viewer behind it ("none": a perfect link)
+	Chromium          string        // the browser binary (default: chromium in PATH)
+	FirstFrameTimeout time.Duration // lab: a viewer without a frame this long after its dial failed to join
+
 	JSON    string // write the report here
 	Command string // the command line, recorded in the report
 
@@ -51,19 +62,20 @@ type Config struct {
 
 // Defaults are the values zero fields of a Config take.
 var Defaults = Config{
-	Rooms:           1,
-	Publishers:      1,
-	Viewers:         10,
-	Duration:        10 * time.Second,
-	Warmup:          2 * time.Second,
-	VideoBitrate:    1_500_000,
-	FPS:             30,
-	Audio:           true,
-	RampStep:        25,
-	RampMax:         1000,
-	JoinConcurrency: 8,
-	RampMaxLoss:     0.005,
-	RampMaxP99MS:    100,
+	Rooms:             1,
+	Publishers:        1,
+	Viewers:           10,
+	Duration:          10 * time.Second,
+	Warmup:            2 * time.Second,
+	VideoBitrate:      1_500_000,
+	FPS:               30,
+	Audio:             true,
+	RampStep:          25,
+	RampMax:           1000,
+	JoinConcurrency:   8,
+	FirstFrameTimeout: 20 * time.Second,
+	RampMaxLoss:       0.005,
+	RampMaxP99MS:      100,
 }
 
 // normalize applies the defaults to zero fields (Audio is taken as given)
@@ -94,6 +106,9 @@ func (c *Config) normalize() error {
 	if c.RampMaxP99MS == 0 {
 		c.RampMaxP99MS = d.RampMaxP99MS
 	}
+	if c.FirstFrameTimeout == 0 {
+		c.FirstFrameTimeout = d.FirstFrameTimeout
+	}
 	if c.floorPackets == 0 {
 		c.floorPackets = floorPackets
 	}
@@ -119,6 +134,9 @@ func (c *Config) normalize() error {
 		return errors.New("--ramp-step must be at least 1")
 	case c.JoinConcurrency < 1:
 		return errors.New("--join-concurrency must be at least 1")
+	}
+	if c.LabMode() {
+		return c.checkLab()
 	}
 	return nil
 }

@@ -85,6 +85,7 @@ func rusage(who int) time.Duration {
 // machineCPU is the whole machine's CPU time from /proc/stat.
 type machineCPU struct {
 	busy, steal time.Duration // busy: user+nice+system+irq+softirq (steal apart)
+	softirq     time.Duration // of busy, the kernel's deferred packet work, which no process is charged for
 	ok          bool
 }
 
@@ -104,5 +105,5 @@ func readMachineCPU() machineCPU {
 		return time.Duration(n) * time.Second / clockTicks
 	}
 	// user nice system idle iowait irq softirq steal
-	return machineCPU{busy: v(1) + v(2) + v(3) + v(6) + v(7), steal: v(8), ok: true}
+	return machineCPU{busy: v(1) + v(2) + v(3) + v(6) + v(7), softirq: v(7), steal: v(8), ok: true}
 }

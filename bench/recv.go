@@ -17,6 +17,17 @@ import (
 	"github.com/relaysfu/relayd/client"
 )
 
+// rxMode is how a viewer reads what it receives. The zero value is the
+// loopback bench's: client.SyntheticPublisher's stamps, no frame
+// accounting, no keyframe requests (its frames cannot be decoded anyway).
+// The lab's viewers read the clip publisher (clip.go) and behave as a
+// browser's receiver would (frames.go).
+type rxMode struct {
+	trailerStamps    bool // send time at the end of the payload (clip publisher)
+	frames           bool // follow video frames: shown frames, freezes
+	keyframeRequests bool // send PLIs as libwebrtc does (needs frames)
+}
+
 // window is the measurement window: a packet whose send time is in
 // [start, end) is counted in the window figures. Closed (start = end = 0)
 // outside measurements.
@@ -49,6 +60,20 @@ type trackStats struct {
 	all          Hist          // latency of every packet
 	win          Hist          // latency of the window's packets
 
+	// with rxMode.frames (video): what a person sees (frames.go)
+	rtx       atomic.Uint64 // packets that came as retransmissions (RTX)
+	late      atomic.Uint64 // video packets that came after a later one: retransmissions, in the lab
+	winBytes  atomic.Uint64 // bytes that arrived within the window
+	lastShown atomic.Int64  // UnixNano of the last frame shown, 0 before
+	winShown  atomic.Uint64 // frames shown within the window
+	winFreeze atomic.Int64  // ns of the window inside freezes, up to lastShown
+	plis      atomic.Uint64 // keyframe requests sent
+	winPLIs   atomic.Uint64 // of those, within the window
+	sendPLI   func() error  // writes a PLI for this track
+	ft        *frameTracker // owned by the reader goroutine
+	kp        keyframePolicy
+	mode      rxMode
+
 	// owned by the reader goroutine
 	seen      [dedupSize]uint32 // seq+1 of recent packets, by seq % dedupSize
 	started   bool
@@ -59,9 +84,12 @@ type trackStats struct {
 func (t *trackStats) read(r *webrtc.TrackRemote, w *window) {
 	buf := make([]byte, 1600)
 	for {
-		n, _, err := r.Read(buf)
+		n, attr, err := r.Read(buf)
 		if err != nil {
 			return
+		}
+		if attr != nil && attr.Get(webrtc.AttributeRtxSsrc) != nil {
+			t.rtx.Add(1)
 		}
 		t.onPacket(buf[:n], time.Now().UnixNano(), w)
 	}
@@ -84,7 +112,10 @@ func (t *trackStats) onPacket(b []byte, now int64, w *window) {
 	}
 	t.packets.Add(1)
 	t.bytes.Add(uint64(len(b)))
-	if t.video && !t.frameSeen && marker {
+	if w.contains(now) {
+		t.winBytes.Add(uint64(len(b)))
+	}
+	if t.video && t.ft == nil && !t.frameSeen && marker {
 		t.frameSeen = true
 		t.firstFrameAt.Store(now)
 		t.viewer.frameArrived(now)
@@ -97,12 +128,20 @@ func (t *trackStats) onPacket(b []byte, now int64, w *window) {
 	}
 	t.started = true
 	*slot = uint32(seq) + 1
-
-	mime := "audio/opus" // lower case: SendStamp lower-cases without allocating
-	if t.video {
-		mime = "video/vp8"
+	if t.ft != nil {
+		t.onFramePacket(b, seq, marker, payload, now, w)
 	}
-	sent, ok := client.SendStamp(mime, payload)
+
+	var sent int64
+	if t.mode.trailerStamps {
+		sent, ok = trailerStamp(payload)
+	} else {
+		mime := "audio/opus" // lower case: SendStamp lower-cases without allocating
+		if t.video {
+			mime = "video/vp8"
+		}
+		sent, ok = client.SendStamp(mime, payload)
+	}
 	if !ok || sent > now+int64(time.Second) || now-sent > int64(time.Minute) {
 		t.noStamp.Add(1)
 		if w.contains(now) {
@@ -136,4 +175,81 @@ func rtpPayload(b []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return b[off:end], true
+}
+
+// onFramePacket follows the video frames (rxMode.frames): frames shown,
+// freezes, and the keyframe requests a browser would send.
+func (t *trackStats) onFramePacket(b []byte, seq uint16, marker bool, payload []byte, now int64, w *window) {
+	start, key := vp8Start(payload)
+	ts := binary.BigEndian.Uint32(b[4:8])
+	late := t.ft.late
+	shown := t.ft.onPacket(packetInfo{seq: seq, ts: ts, start: start, key: key, marker: marker})
+	if t.ft.late != late {
+		t.late.Add(1)
+	}
+	if shown > 0 {
+		prev := t.lastShown.Load()
+		ws, we := w.start.Load(), w.end.Load()
+		t.winFreeze.Add(freezeOverlap(prev, now, ws, we))
+		if now >= ws && now < we {
+			t.winShown.Add(uint64(shown))
+		}
+		t.lastShown.Store(now)
+		if prev == 0 {
+			t.firstFrameAt.Store(now)
+			t.viewer.frameArrived(now)
+		}
+	}
+	if t.mode.keyframeRequests && t.kp.onPacket(now, ts, key, shown) && t.sendPLI != nil {
+		if t.sendPLI() == nil {
+			t.plis.Add(1)
+			if w.contains(now) {
+				t.winPLIs.Add(1)
+			}
+		}
+	}
+}
+
+// freezeIn is the part of the window [ws, we) spent in freezes, as seen at
+// now (after the window): the freezes between shown frames so far, and the
+// gap since the last one when it is already longer than freezeThreshold.
+// Call it once the track's reader has stopped.
+func (t *trackStats) freezeIn(now, ws, we int64) time.Duration {
+	return time.Duration(t.winFreeze.Load() + freezeOverlap(t.lastShown.Load(), now, ws, we))
+}
+
+// vp8Start reads the VP8 payload descriptor (RFC 7741 4.2): whether the
+// packet starts a frame (S=1, partition 0), and then whether that frame is
+// a keyframe (payload header P=0).
+func vp8Start(p []byte) (start, key bool) {
+	if len(p) < 1 || p[0]&0x10 == 0 || p[0]&0x07 != 0 {
+		return false, false
+	}
+	off := 1
+	if p[0]&0x80 != 0 { // X
+		if len(p) < 2 {
+			return false, false
+		}
+		x := p[1]
+		off = 2
+		if x&0x80 != 0 { // I: 7 or 15-bit picture id
+			if len(p) < 3 {
+				return false, false
+			}
+			off++
+			if p[2]&0x80 != 0 {
+				off++
+			}
+		}
+		if x&0x40 != 0 { // L
+			off++
+		}
+		if x&0x30 != 0 { // T or K
+			off++
+		}
+	}
+	if off >= len(p) {
+		return false, false
+	}
+	return true, p[off]&0x01 == 0
 }

@@ -112,6 +112,10 @@ type Load struct {
 	BusyCores  *float64 `json:"busy_cores"`            // every process and the kernel
 	OtherCores *float64 `json:"other_processes_cores"` // busy minus the server and the bench
 	StealCores *float64 `json:"steal_cores"`           // taken by the hypervisor
+	// SoftirqCores is the kernel's deferred work (packets crossing the
+	// lab's veths and router, mostly), part of busy and charged to no
+	// process; in the lab other_processes_cores leaves it out.
+	SoftirqCores *float64 `json:"softirq_cores,omitempty"`
 }
 
 // Server holds the server's figures over the window.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/relaysfu/relayd/client"
 )
 
 const (
@@ -49,7 +51,7 @@ type runner struct {
 
 // newScenario starts (or reaches) the server and builds the shared API.
 func newScenario(ctx context.Context, cfg Config, prog *progress) (*runner, error) {
-	api, err := newViewerAPI()
+	api, err := newViewerAPI(client.LoopbackSettingEngine())
 	if err != nil {
 		return nil, err
 	}

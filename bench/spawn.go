@@ -45,20 +45,7 @@ type spawned struct {
 // spawnServer starts the relayd binary at path (a relative path is relative
 // to the working directory, a bare name is looked up in PATH).
 func spawnServer(ctx context.Context, path string, extra []string) (*spawned, error) {
-	bin := path
-	if !strings.ContainsRune(path, filepath.Separator) {
-		p, err := exec.LookPath(path)
-		if err != nil {
-			return nil, fmt.Errorf("--spawn %s: %w", path, err)
-		}
-		bin = p
-	}
-	if st, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("--spawn %s: %w", path, err)
-	} else if st.IsDir() || st.Mode()&0o111 == 0 {
-		return nil, fmt.Errorf("--spawn %s: not an executable file", path)
-	}
-	abs, err := filepath.Abs(bin)
+	abs, err := resolveBinary(path)
 	if err != nil {
 		return nil, err
 	}
@@ -76,35 +63,57 @@ func spawnServer(ctx context.Context, path string, extra []string) (*spawned, er
 	return nil, last
 }
 
+// resolveBinary finds --spawn's binary and checks it can be run.
+func resolveBinary(path string) (string, error) {
+	bin := path
+	if !strings.ContainsRune(path, filepath.Separator) {
+		p, err := exec.LookPath(path)
+		if err != nil {
+			return "", fmt.Errorf("--spawn %s: %w", path, err)
+		}
+		bin = p
+	}
+	if st, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("--spawn %s: %w", path, err)
+	} else if st.IsDir() || st.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("--spawn %s: not an executable file", path)
+	}
+	return filepath.Abs(bin)
+}
+
 var errPortTaken = errors.New("port taken")
 
-func startOnce(ctx context.Context, bin string, extra []string) (*spawned, error) {
+// newSpawned prepares a server's secret and temporary directory.
+func newSpawned(baseURL string) (*spawned, error) {
 	dir, err := os.MkdirTemp("", "relaybench-*")
 	if err != nil {
 		return nil, err
 	}
+	sb := make([]byte, 24)
+	_, _ = rand.Read(sb)
+	return &spawned{
+		secret:  hex.EncodeToString(sb),
+		dir:     dir,
+		logPath: filepath.Join(dir, "relayd.log"),
+		baseURL: baseURL,
+		done:    make(chan struct{}),
+	}, nil
+}
+
+// dataDir is the server's --data-dir.
+func (s *spawned) dataDir() string { return filepath.Join(s.dir, "data") }
+
+func startOnce(ctx context.Context, bin string, extra []string) (*spawned, error) {
 	httpPort, err := freePort("tcp")
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	udpPort, err := freePort("udp")
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
-	sb := make([]byte, 24)
-	_, _ = rand.Read(sb)
-	s := &spawned{
-		secret:  hex.EncodeToString(sb),
-		dir:     dir,
-		logPath: filepath.Join(dir, "relayd.log"),
-		baseURL: "http://127.0.0.1:" + strconv.Itoa(httpPort),
-		done:    make(chan struct{}),
-	}
-	logf, err := os.Create(s.logPath)
+	s, err := newSpawned("http://127.0.0.1:" + strconv.Itoa(httpPort))
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	args := []string{
@@ -112,15 +121,40 @@ func startOnce(ctx context.Context, bin string, extra []string) (*spawned, error
 		"--listen", "127.0.0.1:" + strconv.Itoa(httpPort),
 		"--udp-port", strconv.Itoa(udpPort),
 		"--ice-loopback",
-		"--data-dir", filepath.Join(dir, "data"),
+		"--data-dir", s.dataDir(),
 	}
 	cmd := exec.Command(bin, append(args, extra...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = os.Environ()
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:   true,            // the terminal's Ctrl-C reaches the bench, which stops the server in order
 		Pdeathsig: syscall.SIGKILL, // the bench died: the server goes too
 	}
+	if err := s.launch(cmd); err != nil {
+		return nil, err
+	}
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
+	defer hc.CloseIdleConnections()
+	if err := s.waitReady(ctx, hc); err != nil {
+		s.stop()
+		tail := s.logTail(20)
+		s.removeDir()
+		if strings.Contains(tail, "address already in use") {
+			return nil, errPortTaken
+		}
+		return nil, fmt.Errorf("%w; server log:\n%s", err, tail)
+	}
+	return s, nil
+}
+
+// launch starts cmd (the server) with its output to the log; on error the
+// directory is removed.
+func (s *spawned) launch(cmd *exec.Cmd) error {
+	logf, err := os.Create(s.logPath)
+	if err != nil {
+		s.removeDir()
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = os.Environ()
 
 	// Pdeathsig fires when the thread that forked exits, not the process:
 	// fork from a goroutine that keeps its thread locked until the child
@@ -141,25 +175,14 @@ func startOnce(ctx context.Context, bin string, extra []string) (*spawned, error
 	}()
 	if err := <-started; err != nil {
 		_ = logf.Close()
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	if err := s.waitReady(ctx); err != nil {
-		s.stop()
-		tail := s.logTail(20)
 		s.removeDir()
-		if strings.Contains(tail, "address already in use") {
-			return nil, errPortTaken
-		}
-		return nil, fmt.Errorf("%w; server log:\n%s", err, tail)
+		return fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
-	return s, nil
+	return nil
 }
 
-// waitReady polls /readyz until it answers 200.
-func (s *spawned) waitReady(ctx context.Context) error {
-	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
-	defer hc.CloseIdleConnections()
+// waitReady polls /readyz through hc until it answers 200.
+func (s *spawned) waitReady(ctx context.Context, hc *http.Client) error {
 	deadline := time.Now().Add(readyTimeout)
 	for time.Now().Before(deadline) {
 		select {

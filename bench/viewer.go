@@ -6,6 +6,7 @@ package bench
 
 import (
 	"context"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,10 @@ type viewer struct {
 	stable bool // joined before a window; counted in its loss figures
 	step   int  // ramp step it joined in (0 without --ramp)
 	win    *window
+	mode   rxMode // set before join
+	// dial, when set, opens the WebSocket (the lab binds it to the
+	// viewer's own link)
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	c           *client.Client
 	dialStart   time.Time
@@ -42,7 +47,7 @@ func newViewer(id string, r *room, stable bool, w *window) *viewer {
 // join dials, joins and returns; media arrives afterwards.
 func (v *viewer) join(ctx context.Context, base string, api *webrtc.API, tok string) error {
 	v.dialStart = time.Now()
-	c, err := client.Dial(ctx, base, tok, client.Options{API: api, TrackReader: v.readTrack})
+	c, err := client.Dial(ctx, base, tok, client.Options{API: api, TrackReader: v.readTrack, NetDialContext: v.dial})
 	if err != nil {
 		return err
 	}
@@ -59,7 +64,11 @@ func (v *viewer) join(ctx context.Context, base string, api *webrtc.API, tok str
 
 // readTrack is the client's TrackReader: it runs on the track's goroutine.
 func (v *viewer) readTrack(rt *client.RemoteTrack) {
-	t := &trackStats{viewer: v, streamID: rt.StreamID, video: rt.Kind == "video"}
+	t := &trackStats{viewer: v, streamID: rt.StreamID, video: rt.Kind == "video", mode: v.mode}
+	if t.video && v.mode.frames {
+		t.ft = newFrameTracker()
+		t.sendPLI = rt.SendPLI
+	}
 	v.mu.Lock()
 	v.tracks = append(v.tracks, t)
 	v.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,9 @@ type Options struct {
 	SettingEngine *webrtc.SettingEngine
 	// Header is sent with the WebSocket upgrade (e.g. Origin).
 	Header http.Header
+	// NetDialContext, when set, opens the WebSocket's connection (e.g.
+	// from a given local address); nil: a net.Dialer.
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// ReceiveDrop, when set, is asked about each new packet received on a
 	// NACK-enabled stream (video) and drops those it returns true for, once:
 	// pion's NACK generator then NACKs them and the retransmission gets
@@ -148,7 +152,7 @@ func Dial(ctx context.Context, baseURL, token string, opts Options) (*Client, er
 		}
 	}
 
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second} // no Proxy: never leave the machine via a proxy
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, NetDialContext: opts.NetDialContext} // no Proxy: never leave the machine via a proxy
 	conn, resp, err := d.DialContext(ctx, u, opts.Header)
 	if err != nil {
 		if resp != nil && errors.Is(err, websocket.ErrBadHandshake) {

@@ -175,37 +175,49 @@ func (c *Client) Handover(ctx context.Context) (netip.Addr, error) {
 	return a, nil
 }
 
-// addLinkLocked makes link k = nextK+1: a veth pair from the server's bridge
-// (port c<i>l<k>) to the client (eth<k>, 198.18.i.k/16), shaped by the
-// profile. Its route gets a lower metric than any older link's, and names
-// its address as source, so new connections use it.
+// addLinkLocked makes link k = nextK+1: a veth pair from the router
+// (c<i>l<k>, with a /32 route to the client's address) to the client
+// (eth<k>, 198.18.i.k/16), shaped by the profile. Its route gets a lower metric than any older link's, and names
+// its address as source, so new connections use it. Packets from its
+// address leave through it (a rule sends them to its own routing table,
+// linkTable(k)), whatever link is preferred: a socket bound to an older
+// link's address keeps that link's path and caps.
 func (c *Client) addLinkLocked(ctx context.Context) (netip.Addr, error) {
 	if c.nextK >= maxLinks {
 		return netip.Addr{}, fmt.Errorf("no more than %d links per client", maxLinks)
 	}
 	k := c.nextK + 1
-	srv, cli := c.lab.server.ns, c.ns
+	rtr, cli := c.lab.router.ns, c.ns
 	sif, cif := serverIf(c.index, k), clientIf(k)
 	a := clientAddr(c.index, k)
 	metric := fmt.Sprint(1000 - k) // newest link: lowest metric
+	table := fmt.Sprint(linkTable(k))
 	steps := [][]string{
-		{"ip", "-n", srv, "link", "add", sif, "type", "veth", "peer", "name", cif, "netns", cli},
-		{"ip", "-n", srv, "link", "set", sif, "addrgenmode", "none"},
+		{"ip", "-n", rtr, "link", "add", sif, "type", "veth", "peer", "name", cif, "netns", cli},
+		{"ip", "-n", rtr, "link", "set", sif, "addrgenmode", "none"},
 		{"ip", "-n", cli, "link", "set", cif, "addrgenmode", "none"},
-		{"ip", "-n", srv, "link", "set", sif, "master", bridgeName, "up"},
+		{"ip", "-n", rtr, "link", "set", sif, "up"},
+		{"ip", "-n", rtr, "route", "add", a.String() + "/32", "dev", sif},
 		{"ip", "-n", cli, "addr", "add", fmt.Sprintf("%s/%d", a, prefixLen), "dev", cif, "noprefixroute"},
 		{"ip", "-n", cli, "link", "set", cif, "up"},
 		{"ip", "-n", cli, "route", "add", labNet().String(),
 			"dev", cif, "src", a.String(), "metric", metric},
+		{"ip", "-n", cli, "route", "add", labNet().String(),
+			"dev", cif, "src", a.String(), "table", table},
+		{"ip", "-n", cli, "rule", "add", "from", a.String(), "lookup", table, "priority", table},
 	}
 	err := runAll(ctx, steps)
+	if err == nil {
+		err = c.lab.router.setSysctls(noProxyDelay(sif))
+	}
 	if err == nil {
 		err = c.shapeLinkLocked(ctx, k, Profile{})
 	}
 	if err != nil {
 		// Deleting one end of a veth deletes both; the address and route go
 		// with it. Ignore failure: the lab's Close removes it anyway.
-		_ = runOne(context.WithoutCancel(ctx), "", "ip", "-n", srv, "link", "del", sif)
+		_ = runOne(context.WithoutCancel(ctx), "", "ip", "-n", rtr, "link", "del", sif)
+		_ = runOne(context.WithoutCancel(ctx), "", "ip", "-n", cli, "rule", "del", "from", a.String(), "lookup", table)
 		return netip.Addr{}, fmt.Errorf("link %d: %w", k, err)
 	}
 	c.nextK = k
@@ -222,12 +234,18 @@ func (c *Client) removeLinkLocked(ctx context.Context, a netip.Addr) error {
 		return fmt.Errorf("%s is the only link (use Cut for no network)", a)
 	}
 	k := c.links[at]
-	if err := runOne(ctx, "", "ip", "-n", c.lab.server.ns, "link", "del", serverIf(c.index, k)); err != nil {
+	if err := runOne(ctx, "", "ip", "-n", c.lab.router.ns, "link", "del", serverIf(c.index, k)); err != nil {
 		return err
 	}
 	c.links = slices.Delete(c.links, at, at+1)
-	return nil
+	// The link's table went with its interface; its rule stays until told.
+	return runOne(ctx, "", "ip", "-n", c.ns, "rule", "del", "from", a.String(), "lookup", fmt.Sprint(linkTable(k)))
 }
+
+// linkTable is link k's routing table (and its rule's priority): 1000+k,
+// clear of the kernel's own tables (253-255) and before the main table's
+// rule (32766).
+func linkTable(k int) int { return 1000 + k }
 
 // applyFirewallLocked loads the client's drop rules into both namespaces:
 // its whole table in the client namespace (client-bound traffic) and its
@@ -240,7 +258,7 @@ func (c *Client) applyFirewallLocked(ctx context.Context) error {
 }
 
 // shapeLinkLocked puts link k's caps in line with the profile, given that
-// they were last set from old: the download cap on the server's end of the
+// they were last set from old: the download cap on the router's end of the
 // veth (its egress is the client's download), the upload cap on the
 // client's end. A cap that went to zero has its qdisc deleted.
 func (c *Client) shapeLinkLocked(ctx context.Context, k int, old Profile) error {
@@ -249,7 +267,7 @@ func (c *Client) shapeLinkLocked(ctx context.Context, k int, old Profile) error 
 		ns, dev  string
 		now, was Rate
 	}{
-		{c.lab.server.ns, serverIf(c.index, k), p.Down, old.Down},
+		{c.lab.router.ns, serverIf(c.index, k), p.Down, old.Down},
 		{c.ns, clientIf(k), p.Up, old.Up},
 	}
 	var errs []error

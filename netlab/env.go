@@ -28,7 +28,7 @@ var available = sync.OnceValues(probe)
 
 // Available returns nil when this process can make labs: it runs as root,
 // `ip`, `tc` and an iptables-restore are installed, and a namespace with a
-// bridge, a veth pair, a tbf qdisc and the iptables rules a profile needs
+// veth pair, a tbf qdisc and the iptables rules a profile needs
 // can be made. Otherwise it says why, wrapping ErrUnavailable; tests skip
 // with it.
 func Available() error {
@@ -53,7 +53,6 @@ func probe() (string, error) {
 	}
 	defer func() { _ = run(context.Background(), "", "ip", "netns", "del", ns) }()
 	steps := [][]string{
-		{"ip", "-n", ns, "link", "add", "pbr", "type", "bridge"},
 		{"ip", "-n", ns, "link", "add", "pa", "type", "veth", "peer", "name", "pb"},
 		{"tc", "-n", ns, "qdisc", "add", "dev", "pa", "root", "tbf", "rate", "1mbit", "burst", "3028", "latency", "100ms"},
 	}

@@ -4,12 +4,15 @@
 // changeable at run time, and runs commands or registered Go functions
 // inside them. It is how relayd is measured on networks worse than loopback.
 //
-// Topology (docs/netlab.md has the diagram): the server namespace holds a
-// bridge with 198.18.0.1/16; each client namespace is joined to it by a veth
-// pair and has 198.18.<i>.<k>/16. Nothing is addressed outside 198.18.0.0/15,
-// nothing is made in the root namespace, and nothing is routed anywhere
-// else. A lab is removed by Close, on a failed New, and (if its process died
-// first) by the next New's Cleanup.
+// Topology (docs/netlab.md has the diagram): the server namespace has
+// 198.18.0.1/16 on one veth to a router namespace; each client namespace is
+// joined to the router by a veth pair per link and has 198.18.<i>.<k>/16.
+// The router forwards between them (so a capped link's queue is in the
+// router, as on a real network, not charged to the server's sockets).
+// Nothing is addressed outside 198.18.0.0/15, nothing is made in the root
+// namespace, and nothing is routed anywhere else. A lab is removed by Close,
+// on a failed New, and (if its process died first) by the next New's
+// Cleanup.
 //
 // netem is not in this kernel, so a lab has no delay or reordering of its
 // own: a capped link's queue adds real queueing delay, and a fixed delay
@@ -51,6 +54,7 @@ type Lab struct {
 	iptables string // the iptables-restore backend Available chose
 	log      *slog.Logger
 	server   *Node
+	router   *Node // between the server and the clients: the clients' download caps
 	clients  []*Client
 
 	// mu serialises every change to the lab's namespaces, so that two
@@ -98,6 +102,7 @@ func New(ctx context.Context, spec Spec) (*Lab, error) {
 		iptables: backend,
 		log:      log.With("lab", name),
 		server:   &Node{ns: serverNS(name)},
+		router:   &Node{ns: routerNS(name)},
 	}
 	start := time.Now()
 	if err := l.setup(ctx, spec.Clients); err != nil {
@@ -112,20 +117,34 @@ func New(ctx context.Context, spec Spec) (*Lab, error) {
 
 // setup makes the namespaces; on error the caller removes them.
 func (l *Lab) setup(ctx context.Context, profiles []Profile) error {
-	srv := l.server.ns
-	if err := l.addNS(ctx, srv); err != nil {
-		return err
+	srv, rtr := l.server.ns, l.router.ns
+	for _, ns := range []string{srv, rtr} {
+		if err := l.addNS(ctx, ns); err != nil {
+			return err
+		}
+	}
+	if err := l.router.setSysctls(routerSysctls); err != nil {
+		return fmt.Errorf("sysctls of %s: %w", rtr, err)
 	}
 	steps := [][]string{
-		{"ip", "-n", srv, "link", "add", bridgeName, "type", "bridge"},
+		{"ip", "-n", srv, "link", "add", serverLink, "type", "veth", "peer", "name", routerLink, "netns", rtr},
 		// No IPv6 link-local addresses: they would carry traffic around the
-		// IPv4-only firewall rules. Set before the link comes up.
-		{"ip", "-n", srv, "link", "set", bridgeName, "addrgenmode", "none"},
-		{"ip", "-n", srv, "addr", "add", fmt.Sprintf("%s/%d", ServerAddr(), prefixLen), "dev", bridgeName},
-		{"ip", "-n", srv, "link", "set", bridgeName, "up"},
+		// IPv4-only firewall rules. Set before the links come up.
+		{"ip", "-n", srv, "link", "set", serverLink, "addrgenmode", "none"},
+		{"ip", "-n", rtr, "link", "set", routerLink, "addrgenmode", "none"},
+		// The server sees the whole lab on-link (the router answers ARP for
+		// every client: proxy_arp).
+		{"ip", "-n", srv, "addr", "add", fmt.Sprintf("%s/%d", ServerAddr(), prefixLen), "dev", serverLink},
+		{"ip", "-n", srv, "link", "set", serverLink, "up"},
+		{"ip", "-n", rtr, "addr", "add", routerAddr().String() + "/32", "dev", routerLink},
+		{"ip", "-n", rtr, "link", "set", routerLink, "up"},
+		{"ip", "-n", rtr, "route", "add", ServerAddr().String() + "/32", "dev", routerLink},
 	}
 	if err := runAll(ctx, steps); err != nil {
 		return err
+	}
+	if err := l.router.setSysctls(noProxyDelay(routerLink)); err != nil {
+		return fmt.Errorf("sysctls of %s: %w", rtr, err)
 	}
 	if err := l.restore(ctx, srv, serverRuleset(len(profiles)), false); err != nil {
 		return err
@@ -137,6 +156,9 @@ func (l *Lab) setup(ctx context.Context, profiles []Profile) error {
 		if err := l.addNS(ctx, c.ns); err != nil {
 			return err
 		}
+		if err := c.setSysctls(clientSysctls); err != nil {
+			return fmt.Errorf("sysctls of %s: %w", c.ns, err)
+		}
 		if _, err := c.addLinkLocked(ctx); err != nil {
 			return err
 		}
@@ -145,6 +167,51 @@ func (l *Lab) setup(ctx context.Context, profiles []Profile) error {
 		}
 	}
 	return nil
+}
+
+// routerSysctls make the router namespace a router that is invisible at
+// layer 3: it forwards, answers ARP on each link for the addresses behind
+// its other links (proxy_arp: every host of the lab sees all of
+// 198.18.0.0/16 on-link), and does not drop what comes in on a link it
+// would not route back through (rp_filter off).
+//
+// Why a router at all, rather than a bridge in the server namespace: a
+// packet waiting in a capped link's queue still belongs to the socket that
+// sent it until the packet is received at layer 3 (ip_rcv orphans it). With
+// the download caps on the server's side of a bridge, every capped viewer's
+// queue counted against relayd's one UDP socket's send buffer (212 KB by
+// default): ten viewers capped at 1 Mbit/s filled two thirds of it, and more
+// made relayd's sends block for everyone, which no real network does (there
+// the queue is in a router far from the server). Forwarded by a router, a
+// packet is orphaned before it queues.
+var routerSysctls = map[string]string{
+	"ipv4/ip_forward":              "1",
+	"ipv4/conf/all/proxy_arp":      "1",
+	"ipv4/conf/default/proxy_arp":  "1",
+	"ipv4/conf/all/rp_filter":      "0",
+	"ipv4/conf/default/rp_filter":  "0",
+	"ipv4/conf/all/send_redirects": "0",
+}
+
+// noProxyDelay is the sysctl of a router interface that answers ARP for the
+// hosts behind the other interfaces at once: Linux delays a proxy ARP
+// answer by up to 0.8 s by default, and the packets queued meanwhile
+// overflow the neighbour queue and are lost. (There is no per-namespace
+// default to set: it is per interface.)
+func noProxyDelay(dev string) map[string]string {
+	return map[string]string{"ipv4/neigh/" + dev + "/proxy_delay": "0"}
+}
+
+// clientSysctls make each link of a client a path of its own, with its own
+// cap, even when a client has several (one per viewer of a group, say):
+// only the interface that holds an address answers ARP for it (arp_ignore
+// 1; by default Linux answers on every interface, and the server would send
+// one link's traffic down another), and ARP requests name the address of
+// the interface they leave from (arp_announce 2). Per-link routing tables
+// (client.go) do the same for what the client sends.
+var clientSysctls = map[string]string{
+	"ipv4/conf/all/arp_ignore":   "1",
+	"ipv4/conf/all/arp_announce": "2",
 }
 
 // addNS makes a namespace with its loopback up.

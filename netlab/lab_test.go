@@ -333,7 +333,7 @@ func TestHandover(t *testing.T) {
 		t.Errorf("after Handover the server saw %s, want %s", got, third)
 	}
 	// The new link carries the profile's caps, both ends.
-	for _, end := range [][]string{{c.NS(), "eth3"}, {l.Server().NS(), "c1l3"}} {
+	for _, end := range [][]string{{c.NS(), "eth3"}, {l.router.NS(), "c1l3"}} {
 		out, err := exec.Command("tc", "-n", end[0], "qdisc", "show", "dev", end[1]).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "tbf") || !strings.Contains(string(out), "2Mbit") {
 			t.Errorf("%s %s: qdisc %q %v, want tbf 2Mbit", end[0], end[1], out, err)
@@ -356,7 +356,7 @@ func TestGoFuncSeesOnlyItsNamespace(t *testing.T) {
 		want []string
 	}{
 		{&l.Client(1).Node, []string{"lo 127.0.0.1/8 ::1/128", "eth1 198.18.1.1/16"}},
-		{l.Server(), []string{"lo 127.0.0.1/8 ::1/128", "br0 198.18.0.1/16", "c1l1"}},
+		{l.Server(), []string{"lo 127.0.0.1/8 ::1/128", "s0 198.18.0.1/16"}},
 	} {
 		got := startChild(t, tt.node, "ifaces").wait()
 		if !slices.Equal(got, tt.want) {

@@ -12,7 +12,7 @@ import (
 )
 
 // Addressing (all inside 198.18.0.0/15, the range RFC 2544 sets aside for
-// benchmarks): the server's bridge is 198.18.0.1/16; client i (1..MaxClients)
+// benchmarks): the server is 198.18.0.1/16; client i (1..MaxClients)
 // gets 198.18.i.k on its k-th link (k counts up on each AddLink/Handover,
 // 1..maxLinks, never reused), so 198.18.i.0/24 is "everything client i ever
 // sends from", which is what the server's per-client firewall chain matches.
@@ -22,11 +22,18 @@ const (
 	prefixLen  = 16
 )
 
+// MaxLinks is how many links a client can have over its life.
+const MaxLinks = maxLinks
+
 // ServerAddr is where every client reaches the server namespace.
 func ServerAddr() netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 0, 1}) }
 
 // labNet is the lab's one subnet, 198.18.0.0/16.
 func labNet() netip.Prefix { return netip.PrefixFrom(ServerAddr(), prefixLen).Masked() }
+
+// Net is the lab's one subnet, 198.18.0.0/16: every address of every lab is
+// in it. Programs inside a lab filter their ICE candidates with it.
+func Net() netip.Prefix { return labNet() }
 
 // clientAddr is client i's address on its link k.
 func clientAddr(i, k int) netip.Addr {
@@ -39,21 +46,30 @@ func clientNet(i int) netip.Prefix {
 }
 
 // Interface names live inside the lab's own namespaces, so they only need to
-// be unique there; Linux allows 15 characters. In the server namespace the
-// end of client i's link k is "c<i>l<k>" (at most "c250l250", 8); in the
-// client namespace it is "eth<k>".
-const bridgeName = "br0"
+// be unique there; Linux allows 15 characters. The server's one link to the
+// router is "s0" (server side) and "r0" (router side); in the router
+// namespace the end of client i's link k is "c<i>l<k>" (at most "c250l250",
+// 8); in the client namespace it is "eth<k>".
+const (
+	serverLink = "s0"
+	routerLink = "r0"
+)
+
+// routerAddr is the router's own address, on r0: only the source of its
+// ARP requests to the clients (it has no other use, and no client has it).
+func routerAddr() netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 255, 254}) }
 
 func serverIf(i, k int) string { return fmt.Sprintf("c%dl%d", i, k) }
 func clientIf(k int) string    { return "eth" + strconv.Itoa(k) }
 
 // Namespace names: "rlab<pid>x<n>" is one lab (pid of the process that made
-// it, n its sequence number in that process), "-s" its server, "-c<i>" its
-// clients. The pid lets Cleanup tell a dead process's lab from a live one.
+// it, n its sequence number in that process), "-s" its server, "-r" its
+// router, "-c<i>" its clients. The pid lets Cleanup tell a dead process's lab from a live one.
 const labPrefix = "rlab"
 
 func labName(pid int, n uint64) string { return fmt.Sprintf("%s%dx%d", labPrefix, pid, n) }
 func serverNS(lab string) string       { return lab + "-s" }
+func routerNS(lab string) string       { return lab + "-r" }
 func clientNS(lab string, i int) string {
 	return lab + "-c" + strconv.Itoa(i)
 }

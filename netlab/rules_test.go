@@ -39,7 +39,7 @@ func TestLabPID(t *testing.T) {
 
 func TestNamesAndAddresses(t *testing.T) {
 	// Interface names fit Linux's 15 characters at the limits.
-	for _, name := range []string{serverIf(MaxClients, maxLinks), clientIf(maxLinks), bridgeName} {
+	for _, name := range []string{serverIf(MaxClients, maxLinks), clientIf(maxLinks), serverLink, routerLink} {
 		if len(name) > 15 {
 			t.Errorf("interface name %q is longer than 15", name)
 		}

@@ -6,6 +6,7 @@
 //	relaybench --spawn ./relayd --viewers 20 --duration 8s --json r.json
 //	relaybench --url http://127.0.0.1:8800 --secret S --rooms 4 --viewers 50
 //	relaybench --spawn ./relayd --ramp --ramp-step 50
+//	relaybench --spawn ./relayd --viewers 20 --viewer-net 10:cap=600kbit,loss=2% --browser-viewer cap=1mbit
 //	relaybench floor
 //
 // This file holds the flags only; everything else is in package bench.
@@ -23,9 +24,16 @@ import (
 	"syscall"
 
 	"github.com/relaysfu/relayd/bench"
+	"github.com/relaysfu/relayd/netlab"
 )
 
 func main() {
+	// The network lab runs groups of participants as this binary
+	// re-executed inside namespaces: such a child runs its function here
+	// and exits.
+	bench.RegisterLabChildren()
+	netlab.MaybeRunChild()
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -44,7 +52,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Command = "relaybench " + strings.Join(args, " ")
-	if _, err := bench.Run(ctx, cfg, stdout, stderr); err != nil {
+	if cfg.LabMode() {
+		_, err = bench.RunLab(ctx, cfg, stdout, stderr)
+	} else {
+		_, err = bench.Run(ctx, cfg, stdout, stderr)
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "relaybench:", err)
 		return 1
 	}
@@ -88,6 +101,16 @@ func parseFlags(args []string, stderr io.Writer) (bench.Config, error) {
 	fs.IntVar(&cfg.RampStep, "ramp-step", d.RampStep, "with --ramp: viewers per room added at each step")
 	fs.IntVar(&cfg.RampMax, "ramp-max", d.RampMax, "with --ramp: stop at this many viewers per room")
 	fs.IntVar(&cfg.JoinConcurrency, "join-concurrency", d.JoinConcurrency, "viewers joining at the same time")
+	fs.BoolVar(&cfg.Lab, "lab", false, "run in the network lab (needs root and --spawn) even without a profile: --viewers is the healthy group")
+	fs.Func("viewer-net", "lab: a group of N viewers behind a network PROFILE, N:PROFILE, e.g. 20:cap=600kbit,loss=2% or 10:udp=blocked (repeatable)", func(s string) error {
+		vn, err := bench.ParseViewerNet(s)
+		cfg.ViewerNets = append(cfg.ViewerNets, vn)
+		return err
+	})
+	fs.StringVar(&cfg.PublisherNet, "publisher-net", "", "lab: the publisher's network PROFILE, e.g. cap=2mbit (default: a perfect link)")
+	fs.StringVar(&cfg.BrowserViewer, "browser-viewer", "", "lab: one headless Chromium viewer behind this PROFILE (none: a perfect link), its getStats in the report")
+	fs.StringVar(&cfg.Chromium, "chromium", "", "lab: the browser binary for --browser-viewer (default: chromium in PATH)")
+	fs.DurationVar(&cfg.FirstFrameTimeout, "first-frame-timeout", d.FirstFrameTimeout, "lab: a viewer without a frame this long after its dial failed to join")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
