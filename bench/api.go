@@ -19,6 +19,8 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/relaysfu/relayd/client"
 )
 
 const (

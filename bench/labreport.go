@@ -166,9 +166,13 @@ func (lr *labRun) buildReport(w *labWindow, started time.Time) (*LabReport, erro
 	r.Server.Server = serverFigures(a, b, secs, true)
 	r.Server.KeyframeReplays = num(counterDelta(a, b, "relayd_keyframe_replays_total"))
 	r.Server.DropsByReason = map[string]float64{}
-	for _, s := range b.prom.prom("relayd_packets_dropped_total") {
-		k := s.labels["kind"] + "/" + s.labels["reason"]
-		if d := counterDelta(a, b, "relayd_packets_dropped_total", "kind", s.labels["kind"], "reason", s.labels["reason"]); d > 0 {
+	for _, m := range b.prom["relayd_packets_dropped_total"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		k := labels["kind"] + "/" + labels["reason"]
+		if d := counterDelta(a, b, "relayd_packets_dropped_total", "kind", labels["kind"], "reason", labels["reason"]); d > 0 {
 			r.Server.DropsByReason[k] = d
 		}
 	}
