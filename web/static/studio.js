@@ -149,24 +149,28 @@ $("record").addEventListener("change", () => {
 });
 
 function wire(client) {
+  // Events of a session the page has let go (ended, then "Go live again")
+  // may still arrive (its room.updated or close): they must not touch the
+  // new one's page.
+  const on = (name, fn) => client.on(name, (e) => { if (app.client === client) fn(e); });
   app.tiles = new Tiles($("stage"), client, {
     emptyText: "Nobody else on stage. Invite a co-host →",
     actions: (p) => (p.role === "cohost"
       ? [el("button", { class: "small danger", "data-remove": p.identity, onclick: () => removeCohost(p.identity) }, "Remove")]
       : []),
   });
-  client.on("room.updated", ({ room }) => showRoom(room));
-  client.on("reconnecting", ({ attempt }) => {
+  on("room.updated", ({ room }) => showRoom(room));
+  on("reconnecting", ({ attempt }) => {
     setStatus("reconnecting", "Reconnecting");
     setNotice($("notice"), "Connection lost; reconnecting (attempt " + attempt + "). Viewers see “host reconnecting”.", "info");
   });
-  client.on("reconnected", () => {
+  on("reconnected", () => {
     setNotice($("notice"), "");
     // client.room, not the join result: a room.updated (live, once our
     // track is back) may have come while the client published again.
     showRoom(client.room);
   });
-  client.on("disconnected", ({ ended }) => {
+  on("disconnected", ({ ended }) => {
     if (ended) streamEnded(client.room);
     else {
       setStatus("disconnected", "Offline");
@@ -174,19 +178,19 @@ function wire(client) {
       disableAll();
     }
   });
-  client.on("invitation.updated", ({ invitation }) => {
+  on("invitation.updated", ({ invitation }) => {
     if (invitation && invitation.room === app.room) putInvitation(invitation);
   });
-  client.on("participant.joined", ({ participant }) => {
+  on("participant.joined", ({ participant }) => {
     if (participant.role === "cohost") toast(participant.identity + " joined the stage");
   });
-  client.on("relay.state", (s) => {
+  on("relay.state", (s) => {
     logRelay("st", "state " + s.state + " (" + s.code + ")" + (s.errorCode ? " · error " + s.error + " (" + s.errorCode + ")" : ""));
     showRelayState();
     // The words of a failure need the rooms as they are now.
     if ((client.relay && client.relay.destinations || []).some((d) => d.errorCode)) refreshDestinations();
   });
-  client.on("relay.event", (e) => {
+  on("relay.event", (e) => {
     logRelay("ev", "event " + (e.event || relayEventName(e.code)) + " (" + e.code + ")" + (e.room ? " · room " + e.room : ""));
     if (e.room) lastEvent.set(e.room, (e.event || relayEventName(e.code)) + " (" + e.code + ")");
     showRelayState();
