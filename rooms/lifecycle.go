@@ -56,13 +56,18 @@ func (r *Rooms) trackChanged(c sfu.TrackChanged) {
 	} else if r.streams.relayPaused(c.Participant) {
 		r.streams.trackCause(id, CauseRelayPaused, true)
 	}
-	if m := r.memberOf(c.Participant); m != nil && m.v11 {
-		info := c.Participant.TrackInfo(c.Track)
-		if c.Published {
-			m.deliver(sfu.TrackPublished{Track: info})
-		} else {
-			m.deliver(sfu.TrackUnpublished{Track: info})
-		}
+	m := r.memberOf(c.Participant)
+	if m == nil || !m.v11 {
+		return
+	}
+	info := c.Participant.TrackInfo(c.Track)
+	switch {
+	case c.Published:
+		m.deliver(sfu.TrackPublished{Track: info})
+	case c.Room.Participant(m.identity) == c.Participant:
+		// Still in the room: not after an end's room.updated "ended",
+		// which is the last thing a session hears of its room.
+		m.deliver(sfu.TrackUnpublished{Track: info})
 	}
 }
 

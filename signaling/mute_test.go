@@ -344,3 +344,30 @@ func TestAdminKick(t *testing.T) {
 		t.Errorf("a bad ban: %d, want 400", status)
 	}
 }
+
+// A 1.1 publisher is told of its own track's unpublishing while it stays
+// in the room (here: it stops the track), but nothing after its room's end:
+// room.updated "ended" stays the last notification before the close.
+// (Before, the own tracks' track.unpublished followed it.)
+func TestOwnTrackUnpublishedNotAfterTheEnd(t *testing.T) {
+	ts := newTestServer(t)
+	host, _ := ts.join11(t, "alice", "r", "host")
+	pub := publish(t, host)
+	audio := ownTrack(t, host, "alice", "audio")
+	ownTrack(t, host, "alice", "video")
+	if err := host.Unpublish(testCtx(t), pub.Audio()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.WaitEvent(testCtx(t), host, client.NotifyTrackUnpublished, func(ev client.TrackEvent) bool {
+		return ev.Track.ID == audio.ID
+	}); err != nil {
+		t.Fatalf("own track.unpublished: %v", err)
+	}
+	if err := host.StopRoom(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	last := lastNotification(t, host, "the host")
+	if status, _ := endReasonOf(last); last.Method != client.NotifyRoomUpdated || status != "ended" {
+		t.Errorf("the last notification is %s %s, want room.updated ended", last.Method, last.Params)
+	}
+}
