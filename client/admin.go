@@ -244,7 +244,7 @@ type MuteRequest struct {
 // MuteParticipant mutes a participant's tracks (§10.8) and returns them,
 // now muted. Everyone in the room is told (track.muted, by "admin"), the
 // publisher too, which may unmute itself. No such track or none of that
-// kind is 4004; a bad kind 4xx with -32602.
+// kind is 4004; a bad kind HTTP 400 with code -32602.
 func (a *Admin) MuteParticipant(ctx context.Context, room, identity string, r MuteRequest) ([]Track, error) {
 	var out struct {
 		Tracks []Track `json:"tracks"`
