@@ -213,6 +213,52 @@ func (a *Admin) Chat(ctx context.Context, room string, q ChatQuery) ([]Message, 
 	return out.Messages, nil
 }
 
+// Participants lists the participants connected to a room (relays
+// included, with role "relay"), with their tracks (§10.8, an extension).
+func (a *Admin) Participants(ctx context.Context, room string) ([]Participant, error) {
+	var out struct {
+		Participants []Participant `json:"participants"`
+	}
+	if err := a.do(ctx, http.MethodGet, "/v1/rooms/"+url.PathEscape(room)+"/participants", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Participants, nil
+}
+
+// KickParticipant takes identity out of a room, as the host's
+// participant.kick does (§10.8), the host included: its socket closes with
+// 4003 and the room waits for it (waiting_reconnect). With ban its joins
+// are refused until the broadcast ends, and banning the host ends the room
+// (stopped_by_admin). An identity not in the room, without ban, is 4004.
+func (a *Admin) KickParticipant(ctx context.Context, room, identity string, ban bool) error {
+	return a.do(ctx, http.MethodPost, a.participantPath(room, identity, "kick"), nil, map[string]bool{"ban": ban}, nil)
+}
+
+// MuteRequest selects what Admin.MuteParticipant mutes: one track, every
+// track of a kind, or (both empty) every track of the participant.
+type MuteRequest struct {
+	TrackID string `json:"trackId,omitempty"`
+	Kind    string `json:"kind,omitempty"` // "audio" or "video"
+}
+
+// MuteParticipant mutes a participant's tracks (§10.8) and returns them,
+// now muted. Everyone in the room is told (track.muted, by "admin"), the
+// publisher too, which may unmute itself. No such track or none of that
+// kind is 4004; a bad kind HTTP 400 with code -32602.
+func (a *Admin) MuteParticipant(ctx context.Context, room, identity string, r MuteRequest) ([]Track, error) {
+	var out struct {
+		Tracks []Track `json:"tracks"`
+	}
+	if err := a.do(ctx, http.MethodPost, a.participantPath(room, identity, "mute"), nil, r, &out); err != nil {
+		return nil, err
+	}
+	return out.Tracks, nil
+}
+
+func (a *Admin) participantPath(room, identity, action string) string {
+	return "/v1/rooms/" + url.PathEscape(room) + "/participants/" + url.PathEscape(identity) + "/" + action
+}
+
 // CreateInvitation invites user onto a room's stage on its host's behalf,
 // with the rules of invitation.create: an existing pending or accepted
 // invitation of user in that room is returned as it is.

@@ -2,7 +2,8 @@
 // what a browser does with the JS SDK (/sdk/relay-client.js), a Go program
 // does with this package. It implements version 1.0 of the wire protocol,
 // which docs/protocol.md describes in full, and of version 1.1 the opt-in
-// with its seq numbers and reusable rooms (broadcasts); the sections named
+// with its seq numbers, reusable rooms (broadcasts), mute and operators'
+// kick and mute, and a paused relay's track.stream; the sections named
 // below (§) are that page's.
 //
 // It has two halves:
@@ -11,8 +12,9 @@
 //     (GET /v1/ws?token=…) and up to two WebRTC PeerConnections. Join a
 //     room, publish, receive, chat, take part in invitations, relay.
 //   - Admin is the admin HTTP API (/v1/…, §10), for an application's back
-//     end: mint tokens, create, list and stop rooms, act on invitations on
-//     users' behalf, run relays, switch recording.
+//     end: mint tokens, create, list and stop rooms, list, kick and mute
+//     participants, act on invitations on users' behalf, run relays, switch
+//     recording.
 //
 // The server's end-to-end tests and the load tester (package bench) use it
 // too, which is why it can also drop received packets on purpose
@@ -164,6 +166,26 @@
 // when it changes). Admin.Room lists the current broadcast's finished
 // recordings with their URLs (Room.Recordings).
 //
+// # Mute, operators and paused streams (1.1)
+//
+// A publisher mutes one of its own tracks with MuteTrack (track.mute,
+// §5.20): the server forwards nothing of it (to relays and recordings
+// neither) until it is unmuted, then resumes from a keyframe. A 1.1
+// session learns its own tracks' ids from the track.published the server
+// sends it for them (an extension of relayd's, §6.4; a 1.0 session gets
+// none). Track.Muted says whether a track is muted, in every track object;
+// 1.1 sessions are told changes with track.muted (TrackMutedEvent), which
+// also reaches the relay destinations with the copies' ids.
+//
+// An operator lists a room's participants (Admin.Participants), kicks one
+// (Admin.KickParticipant: the host too) and mutes tracks
+// (Admin.MuteParticipant, §10.8); the publisher is told of an admin mute
+// and may unmute itself.
+//
+// A 1.1 session is told track.stream (TrackStreamEvent) when a track it
+// receives pauses and when media flows again: today when the relay
+// carrying it is paused and resumed at its source (§8.15).
+//
 // # Media
 //
 // Publish takes any webrtc.TrackLocal. SyntheticPublisher is a VP8 and
@@ -188,10 +210,9 @@
 //
 // # Not in this package
 //
-// Of version 1.1, session resume and ICE restart, simulcast layers, token
-// refresh and mute are not implemented (the server does not have them
-// yet); neither is per-track subscription, which the protocol does not
-// have.
+// Of version 1.1, session resume and ICE restart, simulcast layers and
+// token refresh are not implemented (the server does not have them yet);
+// neither is per-track subscription, which the protocol does not have.
 //
 // # Files
 //

@@ -359,3 +359,63 @@ func ExampleClient_JoinWith() {
 	// ended host_left
 	// ended host_left
 }
+
+// A 1.1 publisher learns its own track ids from track.published, mutes its
+// video (viewers stop receiving it and 1.1 ones are told), and an operator
+// mutes its audio, which the publisher is told too.
+func ExampleClient_MuteTrack() {
+	ctx, admin, stop := start()
+	defer stop()
+	join11 := func(identity, role string) *client.Client {
+		token, err := admin.CreateToken(ctx, client.TokenRequest{Identity: identity, Room: "show", Role: role})
+		if err != nil {
+			log.Fatal(err)
+		}
+		c, err := client.Dial(ctx, admin.BaseURL, token, client.Options{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		if _, err := c.JoinWith(ctx, client.JoinParams{Version: "1.1"}); err != nil {
+			log.Fatal(err)
+		}
+		return c
+	}
+	host := join11("alice", "host")
+	defer host.Close()
+	viewer := join11("bob", "viewer")
+	defer viewer.Close()
+	defer publish(ctx, host, client.PublisherOptions{}).Stop()
+
+	own, err := client.WaitEvent(ctx, host, client.NotifyTrackPublished, func(ev client.TrackEvent) bool {
+		return ev.Track.Kind == "video"
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	track, err := host.MuteTrack(ctx, own.Track.ID, true)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("alice's", track.Kind, "muted:", track.Muted)
+	ev, err := client.WaitEvent[client.TrackMutedEvent](ctx, viewer, client.NotifyTrackMuted, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("bob is told: muted", ev.Muted, "by", ev.By)
+
+	tracks, err := admin.MuteParticipant(ctx, "show", "alice", client.MuteRequest{Kind: "audio"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("the operator muted", len(tracks), tracks[0].Kind, "track")
+	ev, err = client.WaitEvent[client.TrackMutedEvent](ctx, host, client.NotifyTrackMuted, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("alice is told: muted", ev.Muted, "by", ev.By)
+	// Output:
+	// alice's video muted: true
+	// bob is told: muted true by publisher
+	// the operator muted 1 audio track
+	// alice is told: muted true by admin
+}

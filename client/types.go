@@ -34,6 +34,9 @@ type Track struct {
 	Kind        string `json:"kind"`          // audio, video
 	Codec       string `json:"codec"`         // opus, VP8, VP9, H264
 	Mid         string `json:"mid,omitempty"` // optional; relayd leaves it empty (match by msid)
+	// Muted: nothing of the track is forwarded (§8.14); track.muted tells
+	// a 1.1 session when it changes.
+	Muted bool `json:"muted"`
 }
 
 // Room is a named live show (§7.3). Its status, times, host and end
@@ -275,6 +278,23 @@ type ChatDeletedEvent struct {
 	ID string `json:"id"` // the deleted message's id
 }
 
+// TrackMutedEvent is the params of track.muted (1.1 sessions, §8.14): a
+// track was muted or unmuted, by its publisher or an operator.
+type TrackMutedEvent struct {
+	TrackID string `json:"trackId"`
+	Muted   bool   `json:"muted"`
+	By      string `json:"by"` // "publisher" or "admin"
+}
+
+// TrackStreamEvent is the params of track.stream (1.1 sessions, §8.10,
+// §8.15): a track this session receives is paused, or active again.
+// Transitions only.
+type TrackStreamEvent struct {
+	TrackID string `json:"trackId"`
+	State   string `json:"state"`  // "paused" or "active"
+	Reason  string `json:"reason"` // relay_paused, publisher_reconnecting, bandwidth
+}
+
 // DrainingEvent is the params of server.draining: the server has begun a
 // graceful shutdown and ends the rooms still open at Deadline at the latest.
 type DrainingEvent struct {
@@ -296,6 +316,8 @@ const (
 	NotifyChatMessage        = "chat.message"
 	NotifyChatDeleted        = "chat.deleted"
 	NotifyServerDraining     = "server.draining"
+	NotifyTrackMuted         = "track.muted"  // 1.1: TrackMutedEvent
+	NotifyTrackStream        = "track.stream" // 1.1: TrackStreamEvent
 )
 
 // Error codes of the contract (§9.1): JSON-RPC's own, then relayd's, which

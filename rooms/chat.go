@@ -159,22 +159,8 @@ func (r *Rooms) unban(room string) {
 	delete(r.bans, room)
 }
 
-// Kick takes identity out of the host's room. The contract's relay
-// section allows one identity twice in a room, as a direct participant
-// and as a relay (the role tells them apart): a kick addresses the
-// identity, so both go.
-//   - Its direct participant: its stage ends (its accepted invitation is
-//     removed), the relay it sources stops, its tracks are unpublished,
-//     and its session closes with 4003.
-//   - Its relay participant(s) in this room: each leaves the room
-//     (track.unpublished, participant.left), and its relay drops this
-//     destination (relay.event disconnect naming the room, at the source).
-//
-// With ban, the identity's joins to this room are refused (4003) until the
-// room's broadcast ends, its relays' joins too (the publish gate refuses a
-// banned identity); an absent identity can be banned ahead. Without ban,
-// an identity that is in the room neither way is ErrNotFound. The host
-// cannot kick itself; nobody is kicked from an ended room (ErrConflict).
+// Kick takes identity out of the host's room (kick). The host cannot
+// kick itself; nobody is kicked from an ended room (ErrConflict).
 func (m *Member) Kick(identity string, ban bool) error {
 	if err := m.hostOnly(); err != nil {
 		return err
@@ -186,29 +172,60 @@ func (m *Member) Kick(identity string, ban bool) error {
 	if room.Status().Ended() {
 		return errorf(ErrConflict, "room has ended")
 	}
+	return m.r.kick(room, identity, ban, kickedReason)
+}
+
+// kick takes identity out of room, its session closed with 4003 and
+// reason. The contract's relay section allows one identity twice in a
+// room, as a direct participant and as a relay (the role tells them
+// apart): a kick addresses the identity, so both go.
+//   - Its direct participant: its stage ends (its accepted invitation is
+//     removed), the relay it sources stops, its tracks are unpublished,
+//     and its session closes with 4003. The host's leaves the room
+//     waiting_reconnect, as any host leaving (only an admin kicks it).
+//   - Its relay participant(s) in this room: each leaves the room
+//     (track.unpublished, participant.left), and its relay drops this
+//     destination (relay.event disconnect naming the room, at the source).
+//
+// With ban, the identity's joins to this room are refused (4003) until the
+// room's broadcast ends, its relays' joins too (the publish gate refuses a
+// banned identity); an absent identity can be banned ahead; a banned host
+// ends the room (stopped_by_admin). Without ban, an identity that is in
+// the room neither way is ErrNotFound.
+func (r *Rooms) kick(room *sfu.Room, identity string, ban bool, reason string) error {
 	direct := room.Participant(identity)
 	relays := relaysOf(room, identity)
 	if direct == nil && len(relays) == 0 && !ban {
 		return errorf(ErrNotFound, "%s is not in the room", identity)
 	}
 	if ban {
-		m.r.ban(room.Name(), identity)
+		r.ban(room.Name(), identity)
 	}
 	if direct == nil && len(relays) == 0 {
+		r.bannedHost(room, identity, ban)
 		return nil
 	}
-	if m.r.isCohost(room.Name(), identity) {
+	if r.isCohost(room.Name(), identity) {
 		// Its relays into this room lose the gate with it (applyInvitation).
-		if _, err := m.r.inv.Remove(room.Name(), m.identity, identity); err != nil {
-			m.log.Warn("ending a kicked co-host's stage", "err", err)
+		if _, err := r.inv.Remove(room.Name(), room.Host(), identity); err != nil {
+			r.log.Warn("ending a kicked co-host's stage", "room", room.Name(), "participant", identity, "err", err)
 		}
 	}
 	if direct != nil {
-		m.r.relays.SourceGone(direct)
-		direct.Remove(kickedCode, kickedReason)
+		r.relays.SourceGone(direct)
+		direct.Remove(kickedCode, reason)
 	}
 	for _, p := range relays {
-		p.Remove(kickedCode, kickedReason) // gone already when its invitation ended
+		p.Remove(kickedCode, reason) // gone already when its invitation ended
 	}
+	r.bannedHost(room, identity, ban)
 	return nil
+}
+
+// bannedHost ends room (stopped_by_admin) when identity, banned, is its
+// host: the show cannot go on (1.1 §7).
+func (r *Rooms) bannedHost(room *sfu.Room, identity string, ban bool) {
+	if ban && identity == room.Host() {
+		room.End(sfu.EndStoppedByAdmin)
+	}
 }

@@ -43,6 +43,13 @@ type (
 	// member did itself (its result says that).
 	ChatMessage struct{ Message chat.Message }
 	ChatDeleted struct{ ID string }
+	// TrackStream: a track the member receives was paused, or is active
+	// again (track.stream, 1.1 sessions only: stream.go).
+	TrackStream struct {
+		TrackID string
+		State   string // StreamPaused or StreamActive
+		Reason  StreamCause
+	}
 )
 
 // ordered delivers in the order things were queued, one at a time, and

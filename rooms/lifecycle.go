@@ -33,9 +33,41 @@ func (r *Rooms) RoomChanged(c sfu.RoomChange) {
 			typ = "participant.joined"
 		}
 		r.emit(typ, c.Room.Name(), withBroadcast(map[string]any{"identity": c.Info.Identity, "role": c.Info.Role}, c.Room.BroadcastID()))
+		if !c.Joined && c.Info.Role == sfu.RoleRelay {
+			r.streams.participantGone(c.Participant)
+		}
 	case sfu.TrackChanged:
 		r.relays.TrackChanged(c.Participant, c.Track, c.Published)
 		r.rec.onTrack(c.Room, c.Participant, c.Track, c.Published)
+		r.trackChanged(c)
+	}
+}
+
+// trackChanged keeps the 1.1 sessions' views of a track: a 1.1 publisher
+// is told of its own tracks (track.published and track.unpublished: an
+// extension, so that it learns the ids track.mute takes; 1.0 sessions
+// never were); a track that a paused relay publishes holds relay_paused
+// from the start. It may run in a relay's step (a relay publishing its
+// copies): it calls nothing of the relays.
+func (r *Rooms) trackChanged(c sfu.TrackChanged) {
+	id := c.Track.ID()
+	if !c.Published {
+		r.streams.trackGone(id)
+	} else if r.streams.relayPaused(c.Participant) {
+		r.streams.trackCause(id, CauseRelayPaused, true)
+	}
+	m := r.memberOf(c.Participant)
+	if m == nil || !m.v11 {
+		return
+	}
+	info := c.Participant.TrackInfo(c.Track)
+	switch {
+	case c.Published:
+		m.deliver(sfu.TrackPublished{Track: info})
+	case c.Room.Participant(m.identity) == c.Participant:
+		// Still in the room: not after an end's room.updated "ended",
+		// which is the last thing a session hears of its room.
+		m.deliver(sfu.TrackUnpublished{Track: info})
 	}
 }
 

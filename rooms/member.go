@@ -25,8 +25,12 @@ type Member struct {
 	// before Join has returned (a newer session replacing this one).
 	part atomic.Pointer[sfu.Participant]
 	sink Sink
-	log  *slog.Logger
-	chat *rate.Limiter // chat.send's rate (chat.go)
+	v11  bool // the session speaks 1.1: it gets 1.1's notifications
+	// closed: the member is gone from streams (guarded by the streams'
+	// mu): what its mailbox still delivers is not kept.
+	closed bool
+	log    *slog.Logger
+	chat   *rate.Limiter // chat.send's rate (chat.go)
 }
 
 // JoinRequest is what the transport knows of a joining client: its
@@ -60,7 +64,7 @@ type Joined struct {
 // (its session told SessionEnded).
 func (r *Rooms) Join(req JoinRequest, sink Sink) (*Member, Joined, error) {
 	m := &Member{
-		r: r, identity: req.Identity, name: req.Name, room: req.Room, sink: sink,
+		r: r, identity: req.Identity, name: req.Name, room: req.Room, sink: sink, v11: req.V11,
 		log:  r.log.With("participant", req.Identity, "room", req.Room),
 		chat: rate.NewLimiter(ChatRate, ChatBurst),
 	}
@@ -123,6 +127,11 @@ func (r *Rooms) Join(req JoinRequest, sink Sink) (*Member, Joined, error) {
 	if j.Tracks == nil {
 		j.Tracks = []sfu.TrackInfo{}
 	}
+	if m.v11 {
+		for _, t := range j.Tracks {
+			r.streams.got(m, t.ID) // told after the result: the transport holds events until then
+		}
+	}
 	return m, j, nil
 }
 
@@ -138,13 +147,48 @@ func (m *Member) Participant() *sfu.Participant { return m.p }
 // room ended, a newer session replaced it, a kick), the relay it sources
 // stops first, so that its relay.state reaches the client before the
 // close.
+//
+// Here too the 1.1 rules of who is told what: track.muted reaches 1.1
+// sessions only (a 1.0 one sees the media stall, 1.1 §11), and the
+// publisher only when an admin muted its track (its own call has its
+// result); a 1.1 session given a track is told track.stream "paused"
+// right after when a per-track cause holds (streams.go).
 func (m *Member) Notify(ev sfu.Event) {
-	if _, ok := ev.(sfu.SessionEnded); ok {
+	switch e := ev.(type) {
+	case sfu.SessionEnded:
 		if p := m.part.Load(); p != nil {
 			m.r.relays.SourceGone(p)
 		}
+	case sfu.TrackMuted:
+		if !m.v11 || (e.By == MutedByPublisher && m.publishes(e.Track.ID)) {
+			return
+		}
+	case sfu.TrackPublished:
+		m.sink.Notify(ev)
+		if m.v11 {
+			m.r.streams.got(m, e.Track.ID)
+		}
+		return
+	case sfu.TrackUnpublished:
+		if m.v11 {
+			m.r.streams.dropped(m, e.Track.ID)
+		}
 	}
 	m.sink.Notify(ev)
+}
+
+// publishes reports whether track id is one of the member's own.
+func (m *Member) publishes(id string) bool {
+	p := m.part.Load()
+	if p == nil {
+		return false
+	}
+	for _, t := range p.PublishedTracks() {
+		if t.ID() == id {
+			return true
+		}
+	}
+	return false
 }
 
 // deliver sends a rooms event to the member's client.
@@ -244,6 +288,7 @@ func (m *Member) StopRoom() (then func(), err error) {
 // Leave for a room member, and it hears nothing more of invitations.
 func (m *Member) Close() {
 	m.r.register(m, false)
+	m.r.streams.memberGone(m)
 	if m.p != nil {
 		m.leave()
 		m.r.bind(m.p, nil)

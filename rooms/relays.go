@@ -47,6 +47,46 @@ func (r *Rooms) relayNotify(m *Member, rl *atomic.Pointer[relay.Relay]) relay.No
 			}, bc))
 		case relay.EventParams:
 			m.deliver(RelayEvent{p})
+			switch relay.Event(p.Code) {
+			case relay.EventJoinedDestChannel, relay.EventPauseSuccess, relay.EventResumeSuccess:
+				r.syncRelayPause(p.Relay)
+			}
+		}
+	}
+}
+
+// syncRelayPause makes the destinations of relay id (those of this node)
+// follow its pause (PROTOCOL.md 1.1 §8): while it is paused, every track
+// of its relay participant there holds relay_paused (1.1 subscribers are
+// told "paused"); once it resumes, they are told "active" with the next
+// packet. It runs after each pause, resume and destination joined (one
+// joined while paused starts paused). Called with no lock held, as a
+// relay tells its notifications.
+func (r *Rooms) syncRelayPause(id string) {
+	rl := r.relays.Get(id)
+	if rl == nil {
+		return
+	}
+	info := rl.Info()
+	for _, d := range info.Destinations {
+		room := r.sfu.Room(d.Room)
+		if room == nil || d.Identity == "" {
+			continue // failed, or on another node
+		}
+		for _, p := range relaysOf(room, d.Identity) {
+			if from := p.Info().RelayFrom; from == nil || from.Room != info.Source.Room {
+				continue
+			}
+			if !r.streams.setRelayPaused(p, info.Paused) {
+				continue
+			}
+			// Set first, listed after: a track published meanwhile is
+			// seen by one of the two (trackChanged, or this list).
+			for _, up := range p.PublishedTracks() {
+				if r.streams.trackCause(up.ID(), CauseRelayPaused, info.Paused) {
+					r.streams.armActive(up)
+				}
+			}
 		}
 	}
 }

@@ -117,6 +117,13 @@ type Rooms struct {
 	rec     *recordings  // nil: no recorder (no data directory)
 	ret     *retention
 	creates *createLimiter // nil: no limit
+	streams *streams       // track.stream (streams.go)
+
+	// muteMu orders mutes (mute.go): a track's flag and the notices of
+	// its change, in its room and its relayed copies' rooms, go together.
+	// It is held while calling the sfu's UpTrack.SetMuted and
+	// Room.TellMuted, which call nothing back.
+	muteMu sync.Mutex
 
 	// lifeMu orders the writes of a room's record (persist) against the
 	// start of its next broadcast. It is held over a store write and a
@@ -162,6 +169,7 @@ func New(c Config) (*Rooms, error) {
 		bans:       map[string]map[string]bool{},
 		started:    map[string]bool{},
 		creates:    newCreateLimiter(c.RoomCreateRate, c.Now),
+		streams:    newStreams(),
 	}
 	ic := c.Invitations
 	ic.OnChange = func(i invitations.Invitation) { r.invitationChanged(i, true) }

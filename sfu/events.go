@@ -50,6 +50,9 @@ type TrackInfo struct {
 	Kind        string `json:"kind"`
 	Codec       string `json:"codec"`
 	Mid         string `json:"mid,omitempty"`
+	// Muted: nothing of the track is forwarded (PROTOCOL.md 1.1 §7); in
+	// every track object, 1.0 sessions' too.
+	Muted bool `json:"muted"`
 }
 
 // RelayFrom names the room a relay participant's stream comes from.
@@ -127,6 +130,12 @@ type (
 	TrackPublished     struct{ Track TrackInfo }
 	TrackUnpublished   struct{ Track TrackInfo }
 	RoomUpdated        struct{ Room RoomInfo }
+	// TrackMuted: a track of the room was muted or unmuted (Track.Muted
+	// says which) by By, "publisher" or "admin" (Room.TellMuted).
+	TrackMuted struct {
+		Track TrackInfo
+		By    string
+	}
 )
 
 // SessionEnded tells the session to close its socket with Code: the room
@@ -144,4 +153,5 @@ func (ParticipantUpdated) event() {}
 func (TrackPublished) event()     {}
 func (TrackUnpublished) event()   {}
 func (RoomUpdated) event()        {}
+func (TrackMuted) event()         {}
 func (SessionEnded) event()       {}

@@ -156,7 +156,7 @@ func (p *Participant) infoLocked() ParticipantInfo {
 }
 
 func (p *Participant) trackInfo(t *UpTrack) TrackInfo {
-	return TrackInfo{ID: t.ID(), Participant: p.identity, Kind: t.Kind().String(), Codec: CodecName(t.Codec().MimeType)}
+	return TrackInfo{ID: t.ID(), Participant: p.identity, Kind: t.Kind().String(), Codec: CodecName(t.Codec().MimeType), Muted: t.Muted()}
 }
 
 // CodecName is a MIME type's codec part: "VP8", "opus", "H264", "VP9".

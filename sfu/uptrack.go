@@ -93,6 +93,9 @@ type UpTrack struct {
 	writers  []*writer // guarded by mu: the pool of the down tracks' writers
 	writerWG sync.WaitGroup
 
+	mute     atomic.Uint32          // muteOff, muteOn, muteResuming (mute.go)
+	onPacket atomic.Pointer[func()] // OnNextPacket's function, until called
+
 	lastKeyframeReq  atomic.Int64 // Now() of the last request sent upstream
 	deferredKeyframe atomic.Bool  // a request waits for the interval to end
 	done             chan struct{}
@@ -180,6 +183,7 @@ func (t *UpTrack) Forward(p *Packet) {
 	for _, s := range *t.sinks.Load() {
 		s.WriteRTP(p)
 	}
+	t.packetForwarded()
 }
 
 // Close ends a relayed up track: its sinks are closed and Done is closed.
@@ -235,22 +239,31 @@ func (t *UpTrack) ingest(raw []byte) {
 		return
 	}
 	ext := t.unwrap.Unwrap(t.hdr.SequenceNumber)
+	keyframe := t.video && KeyframeStart(t.codec.MimeType, payload)
+	forward, discontinuity := t.muteGate(keyframe)
+	if !forward {
+		return // muted: nothing is stored or forwarded
+	}
 	if !t.cache.Store(ext, raw) {
 		// A duplicate (retransmission that arrived twice) or a packet
 		// too old for any subscriber: nothing to forward.
 		t.drops.Inc()
 		return
 	}
+	if discontinuity {
+		t.resumed()
+	}
 	t.packetsIn.Inc()
 	t.bytesIn.Add(float64(n))
 
 	t.pkt = Packet{
-		Header:   &t.hdr,
-		Payload:  payload,
-		Raw:      raw,
-		Ext:      ext,
-		Keyframe: t.video && KeyframeStart(t.codec.MimeType, payload),
-		Arrival:  Now(),
+		Header:        &t.hdr,
+		Payload:       payload,
+		Raw:           raw,
+		Ext:           ext,
+		Keyframe:      keyframe,
+		Arrival:       Now(),
+		Discontinuity: discontinuity,
 	}
 	if t.pkt.Keyframe {
 		t.cache.MarkKeyframe(ext, t.pkt.Arrival)
@@ -258,6 +271,7 @@ func (t *UpTrack) ingest(raw []byte) {
 	for _, s := range *t.sinks.Load() {
 		s.WriteRTP(&t.pkt)
 	}
+	t.packetForwarded()
 }
 
 // finish closes the track and every sink (the writers close their down

@@ -104,6 +104,7 @@ func (s *Server) Handler() http.Handler {
 	s.relayRoutes(mux)
 	s.invitationRoutes(mux)
 	s.recordingRoutes(mux)
+	s.participantRoutes(mux)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))

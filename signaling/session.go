@@ -141,6 +141,8 @@ func (s *session) Notify(ev rooms.Event) {
 		s.notify("track.unpublished", map[string]any{"track": e.Track})
 	case sfu.RoomUpdated:
 		s.notify("room.updated", map[string]any{"room": e.Room})
+	case sfu.TrackMuted:
+		s.notify("track.muted", trackMutedParams{TrackID: e.Track.ID, Muted: e.Track.Muted, By: e.By})
 	case sfu.SessionEnded:
 		// The room ended, a newer session took over, or a kick: the
 		// member's relay has stopped, its relay.state is queued before.
@@ -155,6 +157,8 @@ func (s *session) Notify(ev rooms.Event) {
 		s.notify("chat.message", map[string]any{"message": e.Message})
 	case rooms.ChatDeleted:
 		s.notify("chat.deleted", map[string]any{"id": e.ID})
+	case rooms.TrackStream:
+		s.notify("track.stream", trackStreamParams{TrackID: e.TrackID, State: e.State, Reason: string(e.Reason)})
 	default:
 		s.log.Error("an event signaling does not know: dropped", "event", ev)
 	}

@@ -29,8 +29,8 @@ func rowSays(room, state, words string) string {
 // says failure (3), failed_join_dest (5) and why in words, none is left
 // "connecting" while the relay runs into "second", nor after the stop.
 // In "second" the relayed tile shows "Paused by the host" on a track.stream
-// paused (protocol 1.1 §8; the server does not send it yet: the page gets
-// it as it will come).
+// paused (protocol 1.1 §8), given to the page as the server sends it
+// (TestBrowserRelayPaused has the server send it, for a real relay.pause).
 func TestBrowserRelayFailure(t *testing.T) {
 	st := newStack(t)
 	if code := adminPost(t, st, "/v1/rooms", `{"name":"third","host":"carl"}`); code != http.StatusCreated {

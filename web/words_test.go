@@ -148,4 +148,7 @@ func TestWords(t *testing.T) {
 	check("pausedText", call(t, p, "/static/words.js", "pausedText", pausedArgs), []string{
 		"Paused by the host", "Reconnecting…", "~bandwidth", "Paused", "Paused",
 	}, pausedArgs)
+
+	mutedArgs := [][]any{{"video"}, {"audio"}}
+	check("mutedText", call(t, p, "/static/words.js", "mutedText", mutedArgs), []string{"Camera off", "Mic off"}, mutedArgs)
 }

@@ -273,6 +273,8 @@ func printConfigUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprint(w, `Usage:
   relayd [flags]
   relayd token --secret S --identity I [--room R] [--role host|viewer] [--name N] [--admin] [--ttl 1h]
+  relayd rooms list|stop, relayd participants list|kick|mute, relayd relays list|stop
+      operate a running server through its HTTP API (relayd rooms --help, ...)
 
 Every flag can also be set by the environment variable shown, and by the key
 of the same name in the YAML file given to --config. Flags win over the

@@ -4,6 +4,7 @@
 //	relayd --dev                  run with a generated secret, print links
 //	relayd --secret S [flags]     run
 //	relayd token --secret S --identity I [--room R] [--role host|viewer] [--admin] [--ttl 1h]
+//	relayd rooms|participants|relays VERB ...   operate a running server (admin_cmd.go)
 package main
 
 import (
@@ -30,6 +31,9 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "token" {
 		os.Exit(runTokenCmd(os.Args[2:], os.Environ(), os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && adminGroups[os.Args[1]] {
+		os.Exit(runAdminCmd(os.Args[1], os.Args[2:], os.Environ(), os.Stdout, os.Stderr))
 	}
 	cfg, err := LoadConfig(os.Args[1:], os.Environ())
 	if errors.Is(err, flag.ErrHelp) {

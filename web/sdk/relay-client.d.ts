@@ -362,6 +362,8 @@ export declare class RelayClient {
   readonly version: string;
   /** 1.1: received tracks paused now (track.stream), by track id. */
   readonly trackStreams: Map<string, { state: "paused"; reason: string }>;
+  /** 1.1: your own published tracks, by id, as the server tells them (track.published to the publisher, an extension of relayd's). */
+  readonly ownTracks: Map<string, Track>;
   /** 1.1: the session's id and resume token, from the join result ("" otherwise). */
   readonly sessionId: string;
   readonly resumeToken: string;
@@ -401,6 +403,10 @@ export declare class RelayClient {
   recordingKnown(): boolean;
   /** Host only: the target's socket closes with 4003; ban refuses its joins until the room ends. */
   kick(identity: string, opts?: { ban?: boolean }): Promise<{}>;
+  /** 1.1: mute or unmute one of your own tracks (track.mute); resolves with the track. */
+  muteTrack(trackId: string, muted: boolean): Promise<Track>;
+  /** 1.1: your own track of a kind, or undefined. */
+  ownTrack(kind: "audio" | "video"): Track | undefined;
 
   createInvitation(user: string): Promise<Invitation>;
   listInvitations(status?: InvitationStatus): Promise<Invitation[]>;

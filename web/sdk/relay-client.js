@@ -317,6 +317,8 @@ export class RelayClient {
     this.version = "1.0";
     /** Per received track id: {state: "paused"|"active", reason} from track.stream (1.1). */
     this.trackStreams = new Map();
+    /** 1.1: your own published tracks, track id -> track (with muted), as the server tells them (track.published to the publisher). */
+    this.ownTracks = new Map();
     /** 1.1: the session's id and resume token (from the join result), and the last notification's seq. */
     this.sessionId = "";
     this.resumeToken = "";
@@ -654,11 +656,20 @@ export class RelayClient {
         break;
       }
       case "track.published":
-        if (params.track) this._addTrack(params.track);
+        if (this._isOwn(params.track)) this.ownTracks.set(params.track.id, params.track);
+        else if (params.track) this._addTrack(params.track);
         break;
       case "track.unpublished":
-        if (params.track) this._removeTrack(params.track.id);
+        if (this._isOwn(params.track)) this.ownTracks.delete(params.track.id);
+        else if (params.track) this._removeTrack(params.track.id);
         break;
+      case "track.muted": {
+        // 1.1: a track muted or unmuted (by its publisher or an operator);
+        // the track objects follow.
+        const t = this.tracks.get(params.trackId) || this.ownTracks.get(params.trackId);
+        if (t) t.muted = !!params.muted;
+        break;
+      }
       case "room.updated":
         if (params.room) this._setRoom(params.room);
         break;
@@ -796,6 +807,7 @@ export class RelayClient {
     this.participant = res.participant;
     this.participants.clear();
     this.tracks.clear();
+    this.ownTracks.clear();
     for (const p of res.participants || []) this.participants.set(participantKey(p), p);
     for (const p of res.participants || []) for (const t of p.tracks || []) this._addTrack(t, p);
     for (const t of res.tracks || []) this._addTrack(t);
@@ -1035,6 +1047,13 @@ export class RelayClient {
     return key;
   }
 
+  // _isOwn tells one of your own tracks (1.1 servers tell a publisher of
+  // its own): your identity, and no relay of that identity in the room.
+  _isOwn(t) {
+    return !!(t && t.id && this.participant && t.participant === this.participant.identity &&
+      !this.participants.has(t.participant + "#relay"));
+  }
+
   _addTrack(t, p) {
     if (!t || !t.id) return;
     if (p) Object.defineProperty(t, "_owner", { value: participantKey(p), enumerable: false, configurable: true });
@@ -1193,6 +1212,22 @@ export class RelayClient {
    */
   kick(identity, { ban = false } = {}) {
     return this.request("participant.kick", { identity, ban: !!ban });
+  }
+
+  /**
+   * Mute or unmute one of your own published tracks (1.1 track.mute): the
+   * server forwards nothing of it while muted (to relays neither).
+   * Resolves with the track object. See ownTracks for the ids.
+   */
+  async muteTrack(trackId, muted) {
+    const t = await this.request("track.mute", { trackId, muted: !!muted });
+    if (t && t.id) this.ownTracks.set(t.id, t);
+    return t;
+  }
+
+  /** Your own published track of a kind ("audio" | "video"), as the server told it (1.1), or undefined. */
+  ownTrack(kind) {
+    return [...this.ownTracks.values()].find((t) => t.kind === kind);
   }
 
   // ---- invitations

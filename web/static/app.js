@@ -2,7 +2,7 @@
 // the user goes into the DOM with textContent (el() below), never parsed as markup.
 
 import { RelayClient, RelayError, errorName, participantKey } from "/sdk/relay-client.js";
-import { NAME_RE, cleanMessage, pausedText } from "/static/words.js";
+import { NAME_RE, cleanMessage, mutedText, pausedText } from "/static/words.js";
 
 export { RelayClient, RelayError, participantKey, NAME_RE };
 
@@ -202,6 +202,8 @@ export class Tiles {
       client.on("participant.updated", ({ participant }) => this._relabel(participant)),
       client.on("participant.left", ({ participant }) => this._drop(participantKey(participant))),
       client.on("track.stream", () => this._paused()),
+      client.on("track.muted", () => this._muted()),
+      client.on("track.published", () => this._muted()),
     ];
     this.timer = setInterval(() => this._stats(), 1000);
     this._render();
@@ -224,8 +226,10 @@ export class Tiles {
       const stat = el("span", { class: "stat", hidden: true });
       const actions = el("div", { class: "tile-actions" });
       const paused = el("div", { class: "paused", hidden: true });
-      const node = el("div", { class: "tile" }, video, audio, paused, stat, actions, el("div", { class: "caption" }, name, badge));
-      t = { node, video, audio, name, badge, stat, actions, paused, participant };
+      const camOff = el("div", { class: "cam-off", hidden: true });
+      const mute = el("span", { class: "badge mute", hidden: true });
+      const node = el("div", { class: "tile" }, video, audio, camOff, paused, stat, actions, el("div", { class: "caption" }, name, badge, mute));
+      t = { node, video, audio, name, badge, stat, actions, paused, camOff, mute, participant };
       this.tiles.set(key, t);
       this.grid.append(node);
     }
@@ -240,6 +244,25 @@ export class Tiles {
     }
     this._render();
     this._paused();
+    this._muted();
+  }
+
+  // _muted shows which of a tile's tracks its publisher (or an operator)
+  // muted (protocol 1.1: the track objects' muted, track.muted): "Camera
+  // off" over a muted video, "Mic off" by the name for muted audio.
+  _muted() {
+    for (const [key, t] of this.tiles) {
+      const kinds = new Set();
+      for (const tr of this.client.tracks.values()) {
+        if (tr.muted && this.client._ownerKey(tr) === key) kinds.add(tr.kind);
+      }
+      t.camOff.hidden = !kinds.has("video");
+      t.camOff.textContent = kinds.has("video") ? mutedText("video") : "";
+      t.mute.hidden = !kinds.has("audio");
+      t.mute.textContent = kinds.has("audio") ? mutedText("audio") : "";
+      if (kinds.size === 0) delete t.node.dataset.muted;
+      else t.node.dataset.muted = [...kinds].sort().join(" ");
+    }
   }
 
   // _paused shows "Paused by the host" (and the like) on a tile whose

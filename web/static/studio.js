@@ -160,6 +160,7 @@ function wire(client) {
       : []),
   });
   on("room.updated", ({ room }) => showRoom(room));
+  wireMutes(client);
   on("reconnecting", ({ attempt }) => {
     setStatus("reconnecting", "Reconnecting");
     setNotice($("notice"), "Connection lost; reconnecting (attempt " + attempt + "). Viewers see “host reconnecting”.", "info");
@@ -198,7 +199,56 @@ function wire(client) {
 }
 
 function disableAll() {
-  for (const id of ["go-live", "end-stream", "invite-btn", "relay-start", "relay-update", "relay-pause", "relay-resume", "relay-stop", "record"]) $(id).disabled = true;
+  for (const id of ["go-live", "end-stream", "invite-btn", "relay-start", "relay-update", "relay-pause", "relay-resume", "relay-stop", "record", "mute-audio", "mute-video"]) $(id).disabled = true;
+}
+
+// ---- mute (protocol 1.1 track.mute)
+//
+// The server tells a 1.1 publisher its own tracks (their ids and muted);
+// the buttons mute and unmute them there: viewers and relays get nothing
+// of a muted track. An operator may mute them too (the note says so), and
+// the host may unmute.
+
+const muteWords = { audio: ["Mute mic", "Unmute mic"], video: ["Turn camera off", "Turn camera on"] };
+
+function showMutes() {
+  const c = app.client;
+  for (const kind of ["audio", "video"]) {
+    const t = c && c.ownTrack(kind);
+    const b = $("mute-" + kind);
+    b.disabled = !t || !$("ended").hidden;
+    b.dataset.muted = String(!!(t && t.muted));
+    b.textContent = muteWords[kind][t && t.muted ? 1 : 0];
+  }
+}
+
+async function toggleMute(kind) {
+  const t = app.client && app.client.ownTrack(kind);
+  if (!t) return;
+  $("mute-" + kind).disabled = true;
+  try {
+    await app.client.muteTrack(t.id, !t.muted);
+    $("mute-note").textContent = "";
+  } catch (err) {
+    setNotice($("notice"), describe(err), "error");
+  }
+  showMutes();
+}
+$("mute-audio").addEventListener("click", () => toggleMute("audio"));
+$("mute-video").addEventListener("click", () => toggleMute("video"));
+
+function wireMutes(client) {
+  client.on("track.published", showMutes);
+  client.on("track.unpublished", showMutes);
+  client.on("track.muted", ({ trackId, muted, by }) => {
+    const t = client.ownTracks.get(trackId);
+    if (t && by === "admin") {
+      $("mute-note").textContent = muted
+        ? "An operator muted your " + (t.kind === "video" ? "camera" : "microphone") + ": viewers no longer get it. You may turn it back on."
+        : "";
+    }
+    showMutes();
+  });
 }
 
 // streamEnded shows the end and why (r: the room object, when known).

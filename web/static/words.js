@@ -134,6 +134,13 @@ const pausedWords = {
   bandwidth: "Paused: not enough bandwidth",
 };
 
+// ---- a muted track (track.mute, protocol 1.1)
+
+/** mutedText says that a track of kind is muted. */
+export function mutedText(kind) {
+  return kind === "video" ? "Camera off" : "Mic off";
+}
+
 /** pausedText says why a received track is paused. */
 export function pausedText(reason) {
   return (reason && Object.hasOwn(pausedWords, reason) && pausedWords[reason]) || "Paused";
