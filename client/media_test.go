@@ -181,7 +181,9 @@ func TestSyntheticPublisherLoopback(t *testing.T) {
 	if b := video.Bytes(); b < 60_000 || b > 150_000 {
 		t.Errorf("video bytes = %d", b)
 	}
-	if n := audio.Packets(); n < 60 || n > 100 {
+	// 80 in 1.6 s of 20 ms Opus; a loaded machine's timers send fewer,
+	// never more.
+	if n := audio.Packets(); n < 40 || n > 100 {
 		t.Errorf("audio packets = %d", n)
 	}
 	for _, rt := range []*RemoteTrack{video, audio} {
@@ -253,7 +255,10 @@ func TestReceiveDropNACKRecovered(t *testing.T) {
 	pub.Start()
 	video := waitTrack(t, lp.tracks, "video")
 	audio := waitTrack(t, lp.tracks, "audio")
+	// Run until a few packets were dropped (2 s on an idle machine; a
+	// loaded one sends fewer in that time), then let the retransmissions land.
 	time.Sleep(2 * time.Second)
+	eventually(t, 10*time.Second, "5 dropped packets", func() bool { return stats.dropped.Load() >= 5 })
 	pub.Stop()
 	time.Sleep(300 * time.Millisecond) // let the last retransmissions land
 
