@@ -222,3 +222,12 @@ func (p *peer) holdTrickle() {
 	p.canTrickle = false
 	p.localMu.Unlock()
 }
+
+// DropSocket closes the WebSocket at once, without a close frame, as a
+// network that went away does: the server holds a 1.1 session for its
+// grace. The PeerConnections are left as they are. Resume comes back.
+func (c *Client) DropSocket() {
+	ws := c.ws.Load()
+	_ = ws.conn.Close()
+	<-ws.closed
+}

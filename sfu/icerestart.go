@@ -132,5 +132,17 @@ func (p *Participant) iceStateChanged(t Target, s webrtc.PeerConnectionState) {
 	m.ICERestarts.WithLabelValues(string(t), outcome).Inc()
 	if outcome == "connected" {
 		m.ICERestartSeconds.WithLabelValues(string(t)).Observe(time.Since(at).Seconds())
+		if t == TargetSubscriber {
+			p.ops.post(p.keyframesAfterRestart)
+		}
+	}
+}
+
+// keyframesAfterRestart asks for a keyframe of every track the subscriber
+// PC carries, once its restarted ICE connected: what was lost meanwhile
+// is past retransmission, and its decoders restart at once.
+func (p *Participant) keyframesAfterRestart() {
+	for up := range p.down {
+		up.RequestKeyframe()
 	}
 }
