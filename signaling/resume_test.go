@@ -59,10 +59,10 @@ func TestRefreshAt(t *testing.T) {
 	}{
 		{60 * time.Second, 30 * time.Second}, // the contract's example: 50% wins
 		{10 * time.Minute, 5 * time.Minute},
-		{20 * time.Minute, 10 * time.Minute}, // 80% = 16 min, 10 min before = 10 min = 50%
-		{30 * time.Minute, 20 * time.Minute}, // 10 min before exp
-		{50 * time.Minute, 40 * time.Minute}, // 80% = 40 = 10 min before
-		{time.Hour, 48 * time.Minute},        // 80%
+		{20 * time.Minute, 10 * time.Minute},      // 80% = 16 min, 10 min before = 10 min = 50%
+		{30 * time.Minute, 20 * time.Minute},      // 10 min before exp
+		{50 * time.Minute, 40 * time.Minute},      // 80% = 40 = 10 min before
+		{time.Hour, 48 * time.Minute},             // 80%
 		{24 * time.Hour, 24 * time.Hour * 8 / 10}, // 80% comes first
 		{0, 0},
 	} {
