@@ -47,6 +47,12 @@ import (
 	"github.com/relaysfu/relayd/signaling"
 )
 
+// The resume lab's defaults: the contract's cut, and relayd's grace.
+const (
+	DefaultResumeCut   = 5 * time.Second
+	DefaultResumeGrace = 30 * time.Second
+)
+
 // ResumeLabConfig is one resume lab run.
 type ResumeLabConfig struct {
 	Spawn    string        // the relayd binary
@@ -62,8 +68,8 @@ type ResumeLabConfig struct {
 // ResumeLabReport is what a run saw.
 type ResumeLabReport struct {
 	Nodes int `json:"nodes"`
-	// CrossNode is whether rooms A and B were on different nodes (the
-	// relay crossed nodes).
+	// CrossNode is whether rooms A and B were placed on different nodes:
+	// the relay crossed nodes.
 	CrossNode bool `json:"cross_node"`
 	// RoomMS and DestMS are restore-to-first-frame times (ms) of each
 	// cut cycle, at the viewer in the room and in the destination.
@@ -88,7 +94,7 @@ type ResumeLabReport struct {
 	Paused int `json:"paused"`
 	Active int `json:"active"`
 	// PublisherICERestarts is relayd_ice_restarts_total{pc="publisher",
-	// outcome="connected"} on the host's node at the end.
+	// outcome="connected"}, summed over the nodes, at the end.
 	PublisherICERestarts float64 `json:"publisher_ice_restarts"`
 	// EndReason is the room's endReason seen by its viewer after the
 	// host went for good ("" when Expire is off), and EndAfterMS how long
@@ -451,10 +457,10 @@ func RunResumeLab(ctx context.Context, cfg ResumeLabConfig) (rep *ResumeLabRepor
 		cfg.Cycles = 1
 	}
 	if cfg.Cut <= 0 {
-		cfg.Cut = 5 * time.Second
+		cfg.Cut = DefaultResumeCut
 	}
 	if cfg.Grace <= 0 {
-		cfg.Grace = 30 * time.Second
+		cfg.Grace = DefaultResumeGrace
 	}
 	if cfg.Nodes <= 0 {
 		cfg.Nodes = 1
@@ -526,7 +532,13 @@ func RunResumeLab(ctx context.Context, cfg ResumeLabConfig) (rep *ResumeLabRepor
 		}
 	}
 	rep = &ResumeLabReport{Nodes: len(nodes), HandoverRoomMS: -1, HandoverDestMS: -1}
-	rep.CrossNode = len(nodes) == 2 && roomsApart(ctx, nodes, roomA, roomB)
+	if len(nodes) == 2 {
+		// Each node counts its own rooms: room A is live (its host
+		// publishes), room B idle (a relay does not make it live).
+		live1 := scrapeCounter(ctx, nodes[0], "relayd_rooms", `status="live"`)
+		idle1 := scrapeCounter(ctx, nodes[0], "relayd_rooms", `status="idle"`)
+		rep.CrossNode = live1+idle1 == 1
+	}
 
 	// cycle runs one loss of the host's network (lose) and its return.
 	cycle := func(name string, lose func() error, back func() error) (room, dest float64, err error) {
@@ -631,7 +643,9 @@ func RunResumeLab(ctx context.Context, cfg ResumeLabConfig) (rep *ResumeLabRepor
 		rep.Paused += s.Count[2]
 		rep.Active += s.Count[3]
 	}
-	rep.PublisherICERestarts = scrapeCounter(ctx, nodes[0], "relayd_ice_restarts_total", `pc="publisher"`, `outcome="connected"`)
+	for _, n := range nodes {
+		rep.PublisherICERestarts += scrapeCounter(ctx, n, "relayd_ice_restarts_total", `pc="publisher"`, `outcome="connected"`)
+	}
 	if cfg.Expire {
 		gone := time.Now()
 		hostC.cancel() // the host's process ends: its socket goes, it never comes back
@@ -738,22 +752,6 @@ func removeFlag(args []string, flag string) []string {
 	return args
 }
 
-// roomsApart reports whether the two rooms are served by different nodes:
-// each node lists only its own rooms.
-func roomsApart(ctx context.Context, nodes []*resumeNode, a, b string) bool {
-	where := map[string]int{}
-	for i, n := range nodes {
-		rooms, err := n.admin.Rooms(ctx, "")
-		if err != nil {
-			return false
-		}
-		for _, r := range rooms {
-			where[r.Name] = i + 1
-		}
-	}
-	return where[a] != 0 && where[b] != 0 && where[a] != where[b]
-}
-
 // scrapeCounter sums a counter's samples on node whose labels contain
 // every one of labels; 0 when none or unreachable.
 func scrapeCounter(ctx context.Context, n *resumeNode, name string, labels ...string) float64 {
@@ -771,7 +769,7 @@ func scrapeCounter(ctx context.Context, n *resumeNode, name string, labels ...st
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
 			continue
 		}
 		ok := true
@@ -784,4 +782,23 @@ func scrapeCounter(ctx context.Context, n *resumeNode, name string, labels ...st
 		}
 	}
 	return sum
+}
+
+// PrintResumeReport writes the run's figures as a table.
+func PrintResumeReport(w io.Writer, r *ResumeLabReport) {
+	where := "one node"
+	if r.Nodes == 2 {
+		where = "two nodes, rooms on one node"
+		if r.CrossNode {
+			where = "two nodes, the relay across them"
+		}
+	}
+	fmt.Fprintf(w, "restore to first frame (%s, %d cycles)   p50 ms   p99 ms\n", where, len(r.RoomMS))
+	fmt.Fprintf(w, "  viewer in the room                        %6.0f   %6.0f\n", Percentile(r.RoomMS, 50), Percentile(r.RoomMS, 99))
+	fmt.Fprintf(w, "  viewer in the relay destination           %6.0f   %6.0f\n", Percentile(r.DestMS, 50), Percentile(r.DestMS, 99))
+	if r.HandoverRoomMS >= 0 {
+		fmt.Fprintf(w, "  handover: room %.0f ms, destination %.0f ms\n", r.HandoverRoomMS, r.HandoverDestMS)
+	}
+	fmt.Fprintf(w, "resumed %d; relay not running at %d of %d polls; host left/joined %d times; paused %d, active %d\n",
+		r.Resumed, r.RelayNotRunning, r.RelayPolls, r.LeftJoined, r.Paused, r.Active)
 }
