@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/relaysfu/relayd/client"
@@ -690,4 +691,74 @@ func TestResumeCohostKeepsStage(t *testing.T) {
 	noNote(t, viewer, "room.updated", roomStatusIs("waiting_reconnect"), 10*time.Millisecond)
 	noNote(t, viewer, "participant.updated", nil, 10*time.Millisecond)
 	noNote(t, viewer, "track.unpublished", nil, 10*time.Millisecond)
+}
+
+// nextOffer reads frames until a server "offer" request and returns its
+// id and SDP.
+func (c *rawConn) nextOffer() (json.RawMessage, string) {
+	c.t.Helper()
+	for {
+		f := c.readN(1)[0]
+		var m string
+		_ = json.Unmarshal(f["method"], &m)
+		if m != "offer" {
+			continue
+		}
+		var p struct {
+			SDP string `json:"sdp"`
+		}
+		if err := json.Unmarshal(f["params"], &p); err != nil || f["id"] == nil {
+			c.t.Fatalf("offer %v", f)
+		}
+		return f["id"], p.SDP
+	}
+}
+
+// A session whose subscriber offer was still unanswered when its socket
+// went: pion cannot restart ICE over it, so the resume sends that offer
+// again right after the replay, and the restart's offer (new ufrag)
+// follows its answer.
+func TestResumeWithAnOfferOut(t *testing.T) {
+	ts := newTestServer(t)
+	host, _ := ts.join11(t, "alice", "r1", "host")
+	publish(t, host)
+	waitNote(t, host, "room.updated", roomStatusIs("live"))
+	tok := ts.token(t, "bob", "r1", "viewer")
+	bob := ts.dialRaw(t, tok)
+	first := decodeJoin(t, joinFirst(t, bob, `{"version":"1.1"}`))
+	_, sdp1 := bob.nextOffer() // never answered
+	_ = bob.Close()
+	time.Sleep(200 * time.Millisecond)
+
+	again := ts.resumeRaw(t, tok, first.ResumeToken)
+	if r := decodeJoin(t, joinFirst(t, again, `{"version":"1.1","lastSeq":0}`)); !r.Resumed {
+		t.Fatalf("resume %+v", r)
+	}
+	id, sdp2 := again.nextOffer()
+	if ufragOf(sdp2) != ufragOf(sdp1) {
+		t.Fatalf("the offer after the resume is not the one out (ufrag %q, was %q)", ufragOf(sdp2), ufragOf(sdp1))
+	}
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp2}); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "result": map[string]string{"sdp": answer.SDP}})
+	if err := again.WriteMessage(websocket.TextMessage, b); err != nil {
+		t.Fatal(err)
+	}
+	_, sdp3 := again.nextOffer()
+	if u := ufragOf(sdp3); u == "" || u == ufragOf(sdp1) {
+		t.Fatalf("the offer after the answer kept the ufrag %q: no ICE restart", u)
+	}
 }
