@@ -108,10 +108,9 @@ func (s *session) step(in holdInput) (holdState, holdAction) {
 	return prev, act
 }
 
-// holdable reports whether the session may be held: joined as 1.1.
-// hmu is held (joined and version are set before the session is
-// registered for resume, and never change after).
-func (s *session) holdable() bool { return s.joined && s.version == v11 && s.member != nil }
+// holdable reports whether the session may be held: joined as 1.1
+// (resumable, or a resume, set it). hmu is held.
+func (s *session) holdable() bool { return s.canHold }
 
 // socketLost is called once the session's connection has ended.
 func (s *session) socketLost() {
