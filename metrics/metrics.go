@@ -113,6 +113,9 @@ type Metrics struct {
 
 	// Chat counts chat messages by event: sent|deleted|rate_limited.
 	Chat *prometheus.CounterVec
+
+	// Net is the firewall-traversal instruments (net.go).
+	Net *Net
 }
 
 // New builds the instruments on a fresh registry, together with the Go
@@ -269,6 +272,7 @@ func New() *Metrics {
 			m.Drops.WithLabelValues(kind, reason)
 		}
 	}
+	m.Net = newNet(m.Registry)
 	// RPCRequests is not pre-created: its method set belongs to the
 	// signaling package, and method x code would mostly be empty series.
 	return m
