@@ -131,8 +131,8 @@ type labGroup struct {
 	profile netlab.Profile
 	// transport is forced on the group's Go participants (labtransport.go)
 	transport string
-	ids     []string
-	client  *netlab.Client
+	ids       []string
+	client    *netlab.Client
 
 	cmd    *exec.Cmd
 	cancel context.CancelFunc
