@@ -112,6 +112,10 @@ type LabServer struct {
 	Server
 	DropsByReason   map[string]float64 `json:"drops_by_reason"` // relayd_packets_dropped_total by kind/reason
 	KeyframeReplays *float64           `json:"keyframe_replays"`
+	// ICEConnections is relayd_ice_connections_total at the window's end,
+	// by transport: every PeerConnection of the run by its path (joins
+	// happen before the window).
+	ICEConnections map[string]float64 `json:"ice_connections"`
 }
 
 // buildReport merges the children's reports and the parent's samples.
@@ -175,6 +179,14 @@ func (lr *labRun) buildReport(w *labWindow, started time.Time) (*LabReport, erro
 		k := labels["kind"] + "/" + labels["reason"]
 		if d := counterDelta(a, b, "relayd_packets_dropped_total", "kind", labels["kind"], "reason", labels["reason"]); d > 0 {
 			r.Server.DropsByReason[k] = d
+		}
+	}
+	r.Server.ICEConnections = map[string]float64{}
+	for _, m := range b.prom["relayd_ice_connections_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "transport" && m.GetCounter().GetValue() > 0 {
+				r.Server.ICEConnections[l.GetValue()] = m.GetCounter().GetValue()
+			}
 		}
 	}
 	bench := (w.bench1 - w.bench0).Seconds()

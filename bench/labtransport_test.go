@@ -46,8 +46,13 @@ func groupNet(t *testing.T, s string) ViewerNet {
 // group and the publisher joined over the transport their network and
 // knob leave, media flowed, and Chromium decoded more than 30 frames in
 // the window over wantBrowser.
-func checkTransports(t *testing.T, rep *LabReport, wantPub string, wantGroups map[string]string, wantBrowser string) {
+func checkTransports(t *testing.T, rep *LabReport, wantPub string, wantGroups map[string]string, wantBrowser string, wantServer map[string]float64) {
 	t.Helper()
+	for tr, n := range wantServer {
+		if got := rep.Server.ICEConnections[tr]; got < n {
+			t.Errorf("relayd_ice_connections_total{transport=%q} = %v, want at least %v (all: %v)", tr, got, n, rep.Server.ICEConnections)
+		}
+	}
 	if rep.Publisher.Transport != wantPub || rep.Publisher.VideoPackets == 0 {
 		t.Errorf("publisher (%s): transport %q, %d video packets in the window; want %q and media", rep.Publisher.Net, rep.Publisher.Transport, rep.Publisher.VideoPackets, wantPub)
 	}
@@ -103,7 +108,7 @@ func TestLabICETCP(t *testing.T) {
 	t.Logf("\n%s", stdout.String())
 	checkTransports(t, rep, "tcp", map[string]string{
 		"healthy": "udp", "udp=blocked,transport=tcp": "tcp", "only-tcp=443+8800,transport=turn-tls": "turn",
-	}, "tcp")
+	}, "tcp", map[string]float64{"udp": 1, "tcp": 4, "turn_tls": 2})
 }
 
 // TestLabTURNTLS: in a namespace that lets only TCP to relayd's TURN TLS
@@ -132,5 +137,6 @@ func TestLabTURNTLS(t *testing.T) {
 		t.Fatalf("RunLab: %v\nstderr:\n%s", err, stderr.String())
 	}
 	t.Logf("\n%s", stdout.String())
-	checkTransports(t, rep, "turn", map[string]string{"udp=blocked,transport=tcp": "tcp"}, "turn_tls")
+	checkTransports(t, rep, "turn", map[string]string{"udp=blocked,transport=tcp": "tcp"}, "turn_tls",
+		map[string]float64{"tcp": 1, "turn_tls": 2})
 }
