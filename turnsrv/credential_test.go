@@ -87,3 +87,29 @@ func TestCredentialRoundTrip(t *testing.T) {
 		t.Fatalf("after its expiry: %q, want expired", reason)
 	}
 }
+
+// FuzzCheckUsername: a TURN username comes from anyone who reaches the
+// TURN port. Whatever it is, checkUsername never panics, gives a password
+// only with no reason, and a valid username's password is its HMAC.
+func FuzzCheckUsername(f *testing.F) {
+	for _, s := range []string{"1700000100:alice", "1700000100:", ":alice", "x:y", "-1:a", "99999999999999999999:a", "1700000100:a:b", ""} {
+		f.Add(s)
+	}
+	secret := []byte("s3cret")
+	now := time.Unix(1700000000, 0)
+	f.Fuzz(func(t *testing.T, username string) {
+		pass, reason := checkUsername(secret, username, now)
+		switch reason {
+		case "":
+			if pass != password(secret, username) {
+				t.Fatalf("%q: password %q is not its HMAC", username, pass)
+			}
+		case reasonMalformed, reasonExpired:
+			if pass != "" {
+				t.Fatalf("%q refused (%s) with a password", username, reason)
+			}
+		default:
+			t.Fatalf("%q: unknown reason %q", username, reason)
+		}
+	})
+}
