@@ -13,8 +13,9 @@ var (
 	// (expired), or whose MESSAGE-INTEGRITY does not match the secret's
 	// HMAC (forged); a permission or channel to an IP that is not
 	// relayd's (peer); a packet to or from relayd's IP on a port other
-	// than its media port (peer_port); a TCP relay (RFC 6062: tcp_relay).
-	turnRefusals = []string{"malformed", "expired", "forged", "peer", "peer_port", "tcp_relay"}
+	// than its media port (peer_port); a TCP relay (RFC 6062: tcp_relay);
+	// an allocation beyond one credential's quota (quota).
+	turnRefusals = []string{"malformed", "expired", "forged", "peer", "peer_port", "tcp_relay", "quota"}
 	// The TURN server's listeners.
 	turnTransports = []string{"udp", "tcp", "tls"}
 )
@@ -33,7 +34,7 @@ type Net struct {
 	// TURNAllocationsTotal counts allocations made, by transport.
 	TURNAllocationsTotal *prometheus.CounterVec
 	// TURNRefusals counts what the TURN server refused, by reason:
-	// malformed|expired|forged|peer|peer_port|tcp_relay.
+	// malformed|expired|forged|peer|peer_port|tcp_relay|quota.
 	TURNRefusals *prometheus.CounterVec
 }
 

@@ -40,7 +40,15 @@ const (
 	reasonPeer     = "peer"      // an IP that is not relayd's
 	reasonPeerPort = "peer_port" // relayd's IP, another port than its media port
 	reasonTCPRelay = "tcp_relay" // a TCP allocation (RFC 6062): media is UDP
+	reasonQuota    = "quota"     // one credential's allocations beyond maxAllocationsPerUser
 )
+
+// maxAllocationsPerUser caps the live allocations of one username (one
+// session's credential): a browser makes one per TURN URL and
+// PeerConnection (3 URLs x 2 PCs), and as many again across an ICE
+// restart before the old ones expire; 16 leaves room for that and stops
+// one credential from holding relay sockets by the thousand.
+const maxAllocationsPerUser = 16
 
 // Config configures a Server. At least one of UDP, TCP and TLS is needed;
 // the Server owns them (Close closes them).
@@ -77,10 +85,11 @@ type Server struct {
 	log     *slog.Logger
 	net     *metrics.Net // nil without Metrics
 
-	mu     sync.Mutex
-	relays map[netip.AddrPort]string // live relay address -> TransportUDP|TCP|TLS
-	allocs map[allocKey]string       // live allocation -> its transport
-	users  map[userKey]int           // live allocations per client address and username
+	mu      sync.Mutex
+	relays  map[netip.AddrPort]string // live relay address -> TransportUDP|TCP|TLS
+	allocs  map[allocKey]string       // live allocation -> its transport
+	users   map[userKey]int           // live allocations per client address and username
+	perUser map[string]int            // live allocations per username
 }
 
 // allocKey is an allocation as pion's events name it (its 5-tuple's
@@ -117,6 +126,7 @@ func Start(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger,
 		peers: map[netip.AddrPort]bool{}, peerIPs: map[netip.Addr]bool{},
 		relays: map[netip.AddrPort]string{}, allocs: map[allocKey]string{}, users: map[userKey]int{},
+		perUser: map[string]int{},
 	}
 	if cfg.Metrics != nil {
 		s.net = cfg.Metrics.Net
@@ -129,6 +139,7 @@ func Start(cfg Config) (*Server, error) {
 	sc := turn.ServerConfig{
 		Realm:         Realm,
 		AuthHandler:   s.auth,
+		QuotaHandler:  s.quota,
 		LoggerFactory: &logging.DefaultLoggerFactory{Writer: io.Discard},
 		EventHandler: turn.EventHandler{
 			OnAuth:              s.onAuth,
@@ -266,6 +277,7 @@ func (s *Server) onAllocationCreated(src, dst net.Addr, _, user, _ string, relay
 	s.mu.Lock()
 	s.allocs[allocKey{addrString(src), addrString(dst), user}] = tr
 	s.users[userKey{addrString(src), user}]++
+	s.perUser[user]++
 	s.mu.Unlock()
 	if s.net != nil && tr != "" {
 		s.net.TURNAllocations.WithLabelValues(listenerLabel(tr)).Inc()
@@ -283,11 +295,28 @@ func (s *Server) onAllocationDeleted(src, dst net.Addr, _, user, _ string) {
 		if s.users[uk]--; s.users[uk] <= 0 {
 			delete(s.users, uk)
 		}
+		if s.perUser[user]--; s.perUser[user] <= 0 {
+			delete(s.perUser, user)
+		}
 	}
 	s.mu.Unlock()
 	if ok && s.net != nil && tr != "" {
 		s.net.TURNAllocations.WithLabelValues(listenerLabel(tr)).Dec()
 	}
+}
+
+// quota is pion's QuotaHandler: at most maxAllocationsPerUser live
+// allocations per username (486 Allocation Quota Reached beyond).
+func (s *Server) quota(user, _ string, src net.Addr) bool {
+	s.mu.Lock()
+	n := s.perUser[user]
+	s.mu.Unlock()
+	if n < maxAllocationsPerUser {
+		return true
+	}
+	s.refuse(reasonQuota)
+	s.log.Debug("turn: allocation quota reached", "client", addrString(src))
+	return false
 }
 
 // listenerLabel is the allocation metrics' label of a relay transport.

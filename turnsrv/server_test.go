@@ -390,3 +390,29 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestAllocationQuotaPerCredential(t *testing.T) {
+	tt := newTestTURN(t)
+	user, pass := Credential(tt.secret, "alice", time.Now().Add(time.Hour))
+	for i := range maxAllocationsPerUser {
+		relay, err := tt.client(t, "udp", user, pass).Allocate()
+		if err != nil {
+			t.Fatalf("allocation %d: %v", i+1, err)
+		}
+		defer relay.Close()
+	}
+	if relay, err := tt.client(t, "udp", user, pass).Allocate(); err == nil {
+		relay.Close()
+		t.Fatalf("allocation %d with one credential", maxAllocationsPerUser+1)
+	}
+	if got := tt.refusals(reasonQuota); got != 1 {
+		t.Errorf("refusals{quota} = %v, want 1", got)
+	}
+	// Another identity's credential is not held back.
+	u2, p2 := Credential(tt.secret, "bob", time.Now().Add(time.Hour))
+	relay, err := tt.client(t, "udp", u2, p2).Allocate()
+	if err != nil {
+		t.Fatalf("bob: %v", err)
+	}
+	relay.Close()
+}
