@@ -20,14 +20,21 @@ import (
 	"github.com/relaysfu/relayd/metrics"
 )
 
-// tcpMuxBuffer is the ICE TCP mux's buffers: reads of one framed packet
-// (the largest STUN or SRTP packet fits in 8 KB), and a connection's write
-// buffer, which absorbs a video keyframe's burst (~100 packets of 1.2 KB)
-// while the TCP window opens; beyond it packets are dropped, as a full
-// UDP socket buffer would, rather than blocking the writer.
+// The ICE TCP mux's buffers, per connection. Reads: a queue of 256
+// framed packets between the socket's reader and the PeerConnection's
+// (pion allocates the queue up front, ~56 bytes a slot: 14 KB), about a
+// second of a publisher's video at 2 Mbit/s before its reader falls
+// behind. Writes: up to 1 MB queued (allocated as used), which absorbs a
+// keyframe's burst (~100 packets of 1.2 KB) while the TCP window opens;
+// beyond it packets are dropped, as a full UDP socket buffer would drop
+// them, rather than blocking the writer. A connection that sends no STUN
+// binding request within 10 s of its accept is closed (pion's default is
+// 30 s): a client sends one at once, and idle connections cost a
+// goroutine each.
 const (
-	tcpMuxReadBuffer  = 8 << 10
-	tcpMuxWriteBuffer = 1 << 20
+	tcpMuxReadQueue      = 256
+	tcpMuxWriteBuffer    = 1 << 20
+	tcpMuxFirstSTUNLimit = 10 * time.Second
 )
 
 // networkTypes are the ICE network types the server gathers: UDP (IPv4
@@ -79,10 +86,11 @@ func setupICETCP(se *webrtc.SettingEngine, l net.Listener) io.Closer {
 		return nil
 	}
 	mux := ice.NewTCPMuxDefault(ice.TCPMuxParams{
-		Listener:        l,
-		Logger:          logging.NewDefaultLoggerFactory().NewLogger("ice-tcp"),
-		ReadBufferSize:  tcpMuxReadBuffer,
-		WriteBufferSize: tcpMuxWriteBuffer,
+		Listener:             l,
+		Logger:               logging.NewDefaultLoggerFactory().NewLogger("ice-tcp"),
+		ReadBufferSize:       tcpMuxReadQueue,
+		WriteBufferSize:      tcpMuxWriteBuffer,
+		FirstStunBindTimeout: tcpMuxFirstSTUNLimit,
 	})
 	se.SetICETCPMux(mux)
 	return mux
