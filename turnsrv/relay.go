@@ -82,13 +82,14 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			return n, a, err
 		}
 		ap, ok := addrPort(a)
-		if ok {
-			if r := peerVerdict(c.s.peers, c.s.peerIPs, ap); r == "" {
-				return n, a, nil
-			} else {
-				c.s.refuse(r)
-			}
+		if !ok {
+			continue
 		}
+		r := peerVerdict(c.s.peers, c.s.peerIPs, ap)
+		if r == "" {
+			return n, a, nil
+		}
+		c.s.refuse(r)
 	}
 }
 
