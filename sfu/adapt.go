@@ -37,10 +37,12 @@ type adapter struct {
 }
 
 type adaptState struct {
-	target   LayerTarget
-	set      bool
-	rank     int  // the rank targeted; -1 while paused
-	bwPaused bool // counted in the paused gauge
+	target     LayerTarget
+	set        bool
+	rank       int         // the rank targeted; -1 while paused
+	choice     TrackChoice // the choice applied
+	lowerSince int64       // Now() since a lowering choice is being held (holdLower)
+	bwPaused   bool        // counted in the paused gauge
 }
 
 func newAdapter(p *Participant) *adapter {
@@ -178,6 +180,14 @@ func (a *adapter) round() {
 	a.prober = nil
 	for i, c := range choices {
 		d := vids[i]
+		st := a.state[d]
+		if st.set {
+			var wait bool
+			if wait, st.lowerSince = holdLower(st.choice, c, st.lowerSince, now); wait {
+				c = st.choice // not yet
+			}
+		}
+		st.choice = c
 		t := LayerTarget{Reason: c.Reason, Paused: c.Paused, PausedBandwidth: c.PausedBandwidth}
 		if c.Rank >= 0 {
 			t.Slot = layers[i][c.Rank].Slot
