@@ -101,6 +101,8 @@ type Client struct {
 	tracks    *trackSet
 	subOffers atomic.Int64
 	earlySub  []webrtc.ICECandidateInit // subscriber candidates before any subscriber PC
+
+	sim simulcastState // simulcast.go
 }
 
 type signal struct {
@@ -217,6 +219,8 @@ func (c *Client) JoinWith(ctx context.Context, p JoinParams) (*JoinResult, error
 	if err := c.Call(ctx, "join", p, &r); err != nil {
 		return nil, err
 	}
+	id := r.Participant.Identity
+	c.sim.identity.Store(&id)
 	return &r, nil
 }
 

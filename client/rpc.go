@@ -450,6 +450,7 @@ func (c *Client) dispatch(data []byte) {
 			n.Seq = p.Seq
 			c.lastSeq.Store(p.Seq)
 		}
+		c.sim.observe(n) // simulcast.go: own track ids, publisher.layers
 		c.pushNotification(n)
 	default:
 		c.response(m, data)
