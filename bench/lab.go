@@ -45,10 +45,12 @@ import (
 type ViewerNet struct {
 	Viewers int
 	Profile netlab.Profile
+	Timing  // at=, lift=, dest (labnet.go)
 }
 
 // ParseViewerNet reads "N:PROFILE", e.g. "20:cap=600kbit,loss=2%" or
-// "10:udp=blocked" (PROFILE as netlab.ParseProfile reads it).
+// "10:udp=blocked" (PROFILE as netlab.ParseProfile reads it, plus the
+// bench's own keys at=D, lift=D and dest, see Timing).
 func ParseViewerNet(s string) (ViewerNet, error) {
 	ns, prof, ok := strings.Cut(s, ":")
 	if !ok {
@@ -58,16 +60,20 @@ func ParseViewerNet(s string) (ViewerNet, error) {
 	if err != nil || n < 1 {
 		return ViewerNet{}, fmt.Errorf("--viewer-net %q: %q is not a number of viewers (1 or more)", s, ns)
 	}
+	prof, tm, err := parseTiming(prof)
+	if err != nil {
+		return ViewerNet{}, fmt.Errorf("--viewer-net %q: %w", s, err)
+	}
 	p, err := netlab.ParseProfile(prof)
 	if err != nil {
 		return ViewerNet{}, fmt.Errorf("--viewer-net %q: %w", s, err)
 	}
-	return ViewerNet{Viewers: n, Profile: p}, nil
+	return ViewerNet{Viewers: n, Profile: p, Timing: tm}, nil
 }
 
 // LabMode reports whether the run happens in the network lab.
 func (c *Config) LabMode() bool {
-	return c.Lab || len(c.ViewerNets) > 0 || c.PublisherNet != "" || c.BrowserViewer != ""
+	return c.Lab || len(c.ViewerNets) > 0 || c.PublisherNet != "" || c.BrowserViewer != "" || c.Simulcast
 }
 
 // checkLab checks what a lab run supports: one room, one publisher, a
@@ -77,8 +83,8 @@ func (c *Config) checkLab() error {
 	switch {
 	case c.URL != "":
 		return errors.New("the network lab needs --spawn: the server runs inside the lab (--url reaches a server outside it)")
-	case c.Rooms != 1 || c.Publishers != 1 || c.Cohosts != 0 || c.Relays != 0:
-		return errors.New("the network lab runs one room with one publisher: --rooms, --publishers, --cohosts and --relays are not supported with it")
+	case c.Rooms != 1 || c.Publishers != 1 || c.Cohosts != 0 || c.Relays > 1:
+		return errors.New("the network lab runs one room with one publisher (and with --relays 1 its relay destination room): --rooms, --publishers, --cohosts and --relays above 1 are not supported with it")
 	case c.Churn != 0 || c.Ramp:
 		return errors.New("the network lab does not support --churn or --ramp")
 	case c.Viewers == 0 && len(c.ViewerNets) == 0 && c.BrowserViewer == "":
@@ -97,6 +103,9 @@ func (c *Config) checkLab() error {
 	}
 	if _, err := netlab.ParseProfile(c.PublisherNet); err != nil {
 		return fmt.Errorf("--publisher-net: %w", err)
+	}
+	if err := c.checkTiming(); err != nil {
+		return err
 	}
 	if c.BrowserViewer != "" {
 		if _, err := netlab.ParseProfile(c.BrowserViewer); err != nil {
@@ -127,6 +136,7 @@ type labGroup struct {
 	profile netlab.Profile
 	ids     []string
 	client  *netlab.Client
+	timing  Timing // viewer groups: at=, lift=, dest (labnet.go)
 
 	cmd    *exec.Cmd
 	cancel context.CancelFunc
@@ -370,6 +380,9 @@ func (lr *labRun) setup(ctx context.Context) error {
 	names := map[string]int{}
 	for gi, vn := range specs {
 		name := vn.Profile.String()
+		if t := vn.Timing.String(); t != "" {
+			name += "," + t
+		}
 		if gi == 0 && cfg.Viewers > 0 {
 			name = "healthy"
 		}
@@ -377,12 +390,16 @@ func (lr *labRun) setup(ctx context.Context) error {
 		if k := names[name]; k > 1 {
 			name += "#" + strconv.Itoa(k)
 		}
-		g := &labGroup{name: name, role: childViewers, profile: vn.Profile}
+		g := &labGroup{name: name, role: childViewers, profile: vn.Profile, timing: vn.Timing}
 		for i := range vn.Viewers {
 			g.ids = append(g.ids, fmt.Sprintf("%s-g%d-v%d", lr.room, gi+1, i+1))
 		}
 		lr.groups = append(lr.groups, g)
-		profiles = append(profiles, vn.Profile)
+		if vn.At > 0 {
+			profiles = append(profiles, netlab.Profile{}) // perfect until at= (scheduleNets)
+		} else {
+			profiles = append(profiles, vn.Profile)
+		}
 	}
 	if cfg.BrowserViewer != "" {
 		p, _ := netlab.ParseProfile(cfg.BrowserViewer)
@@ -421,6 +438,12 @@ func (lr *labRun) setup(ctx context.Context) error {
 	if _, err := lr.pub.await(ctx, "ready", joinTimeout+labReadyMargin); err != nil {
 		return err
 	}
+	if cfg.Relays > 0 {
+		lr.prog.setPhase("relay into " + lr.destRoom())
+		if err := lr.startLabRelay(ctx); err != nil {
+			return err
+		}
+	}
 	lr.prog.setPhase("joining the viewers")
 	var waiting []*labGroup
 	for _, g := range lr.all()[1:] {
@@ -454,14 +477,20 @@ func (lr *labRun) all() []*labGroup {
 // startChild mints the group's tokens (role "host" or "viewer") and starts
 // its child.
 func (lr *labRun) startChild(ctx context.Context, g *labGroup, role string) error {
+	room := lr.room
+	if g.timing.Dest {
+		room = lr.destRoom()
+	}
 	cfg := childConfig{
-		Group: g.name, BaseURL: lr.srv.baseURL, Room: lr.room, Identities: g.ids,
+		Group: g.name, BaseURL: lr.srv.baseURL, Room: room, Identities: g.ids,
 		VideoBitrate: lr.cfg.VideoBitrate, FPS: lr.cfg.FPS, Audio: lr.cfg.Audio,
 		JoinConcurrency: lr.cfg.JoinConcurrency, FirstFrameTimeout: int64(lr.cfg.FirstFrameTimeout),
 		Chromium: lr.cfg.Chromium,
+		Simulcast: lr.cfg.Simulcast, LayerBitrates: lr.cfg.LayerBitrates,
+		AtNS: int64(g.timing.At), LiftNS: int64(g.timing.Lift),
 	}
 	for _, id := range g.ids {
-		tok, err := lr.tgt.mint.token(ctx, id, lr.room, role)
+		tok, err := lr.tgt.mint.token(ctx, id, room, role)
 		if err != nil {
 			return err
 		}
@@ -501,6 +530,9 @@ func (lr *labRun) measure(ctx context.Context) (*labWindow, error) {
 	w.mach0, w.bench0 = readMachineCPU(), lr.benchCPU()
 	w.srv0 = lr.tgt.sample(ctx)
 	lr.prog.window(w.start, lr.cfg.Duration)
+	if err := lr.scheduleNets(ctx, w.start); err != nil {
+		return nil, err
+	}
 	if err := sleepUntil(ctx, cmd.EndNS); err != nil {
 		return nil, err
 	}

@@ -87,6 +87,8 @@ type GroupReport struct {
 	Duplicates     uint64         `json:"duplicates"`
 	LatencyMS      Percentiles    `json:"latency_ms"`
 
+	Layers *GroupLayers `json:"layers,omitempty"` // --simulcast (layerreport.go)
+
 	PerViewer []viewerFigures `json:"per_viewer"`
 }
 
@@ -144,6 +146,7 @@ func (lr *labRun) buildReport(w *labWindow, started time.Time) (*LabReport, erro
 		gr := aggregateGroup(g.report.Viewers, &lat, pf.VideoPackets, pf.AudioPackets, secs)
 		gr.Name, gr.Net, gr.Namespace, gr.Viewers = g.name, g.profile.String(), g.client.NS(), len(g.ids)
 		gr.JoinFailures = gr.Viewers - gr.WithFrame
+		gr.Layers = aggregateLayers(g.report.Viewers, secs, g.timing.Lift > 0)
 		r.Groups = append(r.Groups, gr)
 		r.Scenario.Groups = append(r.Scenario.Groups, GroupSpec{Name: g.name, Viewers: len(g.ids), Net: gr.Net})
 	}
@@ -224,10 +227,14 @@ func aggregateGroup(vs []viewerFigures, lat *HistSnap, sentVideo, sentAudio int6
 		if v.JoinedMS != nil {
 			joined = append(joined, dur(v.JoinedMS))
 		}
-		g.Expected += uint64(sentVideo + sentAudio)
-		g.Received += min(v.VideoReceived, uint64(sentVideo)) + min(v.AudioReceived, uint64(sentAudio))
-		videoExp += uint64(sentVideo)
-		videoGot += min(v.VideoReceived, uint64(sentVideo))
+		vidSent := uint64(sentVideo)
+		if v.Layers != nil { // simulcast: what the server sent this viewer
+			vidSent = v.VideoExpected
+		}
+		g.Expected += vidSent + uint64(sentAudio)
+		g.Received += min(v.VideoReceived, vidSent) + min(v.AudioReceived, uint64(sentAudio))
+		videoExp += vidSent
+		videoGot += min(v.VideoReceived, vidSent)
 		bytes += v.Bytes
 		shown += v.FramesShown
 		freezeMS += v.FreezeMS
@@ -282,6 +289,7 @@ func printLabTable(w io.Writer, r *LabReport) {
 		}
 	}
 	fmt.Fprintln(w)
+	printLayersTable(w, r)
 
 	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	row := func(label, format string, args ...any) {
