@@ -485,7 +485,7 @@ func (lr *labRun) startChild(ctx context.Context, g *labGroup, role string) erro
 		Group: g.name, BaseURL: lr.srv.baseURL, Room: room, Identities: g.ids,
 		VideoBitrate: lr.cfg.VideoBitrate, FPS: lr.cfg.FPS, Audio: lr.cfg.Audio,
 		JoinConcurrency: lr.cfg.JoinConcurrency, FirstFrameTimeout: int64(lr.cfg.FirstFrameTimeout),
-		Chromium: lr.cfg.Chromium,
+		Chromium:  lr.cfg.Chromium,
 		Simulcast: lr.cfg.Simulcast, LayerBitrates: lr.cfg.LayerBitrates,
 		AtNS: int64(g.timing.At), LiftNS: int64(g.timing.Lift),
 	}

@@ -117,11 +117,11 @@ type viewerFigures struct {
 	FirstPacketMS *float64 `json:"first_packet_ms"`
 	FirstFrameMS  *float64 `json:"first_frame_ms"` // dial start -> first frame shown
 
-	VideoReceived uint64  `json:"video_received"` // distinct packets sent in the window
+	VideoReceived uint64 `json:"video_received"` // distinct packets sent in the window
 	// VideoExpected (--simulcast): the span of the received video's
 	// sequence numbers in the window, which a viewer's loss is counted
 	// against (each viewer gets its own layers, not every packet sent)
-	VideoExpected uint64 `json:"video_expected,omitempty"`
+	VideoExpected uint64  `json:"video_expected,omitempty"`
 	AudioReceived uint64  `json:"audio_received"`
 	Duplicates    uint64  `json:"duplicates"`
 	Late          uint64  `json:"late"`  // video packets that came after a later one (the lab does not reorder: retransmissions), whole run
