@@ -264,7 +264,7 @@ func (g *labGroup) await(ctx context.Context, want string, timeout time.Duration
 			<-g.exited
 			return nil, g.failure("waiting for "+want, fmt.Errorf("%w (%v)", errNoReport, g.cmd.ProcessState))
 		case m.Type == "error":
-			return nil, g.failure("waiting for "+want, errors.New(m.Error))
+			return nil, g.failure("waiting for "+want, childError(m.Error))
 		case m.Type != want:
 			return nil, g.failure("waiting for "+want, fmt.Errorf("got %q", m.Type))
 		}

@@ -49,7 +49,9 @@ func stateAt(evs []layerEvent, t int64) layerState {
 
 // settledAt is when the viewer reached the state it kept from then until
 // end: the time of the last change in (ref, end], or ref when nothing
-// changed after ref. ok is false when no event came at all before end.
+// changed after ref. The first event is no change: it says what the viewer
+// got from its first packet on (over a capped link it may arrive well after
+// that packet). ok is false when no event came at all before end.
 func settledAt(evs []layerEvent, ref, end int64) (at int64, ok bool) {
 	at = ref
 	var prev layerState
@@ -62,10 +64,10 @@ func settledAt(evs []layerEvent, ref, end int64) (at int64, ok bool) {
 		if seen && s == prev {
 			continue // a repeat (another reason) is no change
 		}
-		seen, prev = true, s
-		if e.AtNS > ref {
+		if seen && e.AtNS > ref {
 			at = e.AtNS
 		}
+		seen, prev = true, s
 	}
 	return at, seen
 }

@@ -24,6 +24,7 @@ func TestSettledAt(t *testing.T) {
 	}{
 		{name: "no events", ref: 0, end: 10000, want: 0, ok: false},
 		{name: "one layer before the cap: kept", evs: []layerEvent{ev(100, "high", false)}, ref: 1000, end: 10000, want: 1000, ok: true},
+		{name: "the first layer told after the first packet: no change", evs: []layerEvent{ev(1400, "medium", false)}, ref: 1000, end: 10000, want: 1000, ok: true},
 		{name: "switch down after the cap", evs: []layerEvent{ev(100, "high", false), ev(2500, "medium", false)}, ref: 1000, end: 10000, want: 2500, ok: true},
 		{name: "down then back: the last change", evs: []layerEvent{ev(100, "high", false), ev(2000, "low", false), ev(3000, "medium", false)}, ref: 1000, end: 10000, want: 3000, ok: true},
 		{name: "a repeat with another reason is no change", evs: []layerEvent{ev(100, "high", false), ev(2000, "medium", false), ev(4000, "medium", false)}, ref: 1000, end: 10000, want: 2000, ok: true},

@@ -167,6 +167,15 @@ func awaitSimulcast(ctx context.Context, c *client.Client, identity string) erro
 // simulcast.
 var errNoSimulcast = errors.New("the server does not support simulcast (protocol 1.1 §8.10)")
 
+// childError is the error a child reported, as text: the one the parent
+// acts on (a server without simulcast) is given back its identity.
+func childError(msg string) error {
+	if strings.Contains(msg, errNoSimulcast.Error()) {
+		return fmt.Errorf("%w: %s", errNoSimulcast, msg)
+	}
+	return errors.New(msg)
+}
+
 // layerFigures is one simulcast layer's window, at the publisher.
 type layerFigures struct {
 	RID                string  `json:"rid"`
