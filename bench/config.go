@@ -54,6 +54,9 @@ type Config struct {
 	// join as 1.1 sessions, whose layers the report follows (simulcast.go).
 	Simulcast     bool
 	LayerBitrates []int
+	// Nodes (lab): 2 runs two relayd nodes on one Redis, the relay
+	// destination room (--relays 1) on the second (labnodes.go).
+	Nodes int
 
 	JSON    string // write the report here
 	Command string // the command line, recorded in the report
@@ -144,6 +147,8 @@ func (c *Config) normalize() error {
 		c.LayerBitrates = DefaultLayerBitrates
 	}
 	switch {
+	case c.Nodes > 1 && !c.LabMode():
+		return errors.New("--nodes runs in the network lab (--lab, --viewer-net or --simulcast)")
 	case len(c.LayerBitrates) > 0 && !c.Simulcast:
 		return errors.New("--layer-bitrates needs --simulcast")
 	case len(c.LayerBitrates) > len(simulcastRIDs):

@@ -83,6 +83,8 @@ func (c *Config) checkLab() error {
 	switch {
 	case c.URL != "":
 		return errors.New("the network lab needs --spawn: the server runs inside the lab (--url reaches a server outside it)")
+	case c.Nodes > 2 || (c.Nodes == 2 && c.Relays != 1):
+		return errors.New("--nodes 2 (the lab's only cluster) needs --relays 1: the relay destination room is on the second node")
 	case c.Rooms != 1 || c.Publishers != 1 || c.Cohosts != 0 || c.Relays > 1:
 		return errors.New("the network lab runs one room with one publisher (and with --relays 1 its relay destination room): --rooms, --publishers, --cohosts and --relays above 1 are not supported with it")
 	case c.Churn != 0 || c.Ramp:
@@ -301,15 +303,18 @@ var errNoReport = errors.New("ended without a report")
 
 // labRun is one run's state in the parent.
 type labRun struct {
-	cfg    Config
-	prog   *progress
-	lab    *netlab.Lab
-	srv    *spawned
-	tgt    *target
-	room   string
-	pub    *labGroup
-	groups []*labGroup // viewer groups, healthy first
-	browse *labGroup
+	cfg   Config
+	prog  *progress
+	lab   *netlab.Lab
+	srv   *spawned
+	nodes labNodes // --nodes 2: the second node and Redis (labnodes.go)
+	// destOnNode2: with --nodes 2, the destination room was found on node 2
+	destOnNode2 bool
+	tgt         *target
+	room        string
+	pub         *labGroup
+	groups      []*labGroup // viewer groups, healthy first
+	browse      *labGroup
 }
 
 // RunLab runs cfg in the network lab and returns its report (also printed
@@ -424,11 +429,10 @@ func (lr *labRun) setup(ctx context.Context) error {
 	}
 
 	lr.prog.setPhase("starting the server")
-	srv, err := spawnInLab(ctx, lab, cfg.Spawn, cfg.SpawnArgs)
-	if err != nil {
+	if err := lr.startNodes(ctx); err != nil { // labnodes.go
 		return err
 	}
-	lr.srv = srv
+	srv := lr.srv
 	lr.tgt = &target{baseURL: srv.baseURL, mint: secretMinter{signaling.NewTokens([]byte(srv.secret))}, proc: srv, hc: labHTTPClient(lab)}
 
 	lr.prog.setPhase("publisher")
@@ -477,12 +481,12 @@ func (lr *labRun) all() []*labGroup {
 // startChild mints the group's tokens (role "host" or "viewer") and starts
 // its child.
 func (lr *labRun) startChild(ctx context.Context, g *labGroup, role string) error {
-	room := lr.room
+	room, base := lr.room, lr.srv.baseURL
 	if g.timing.Dest {
-		room = lr.destRoom()
+		room, base = lr.destRoom(), lr.destURL()
 	}
 	cfg := childConfig{
-		Group: g.name, BaseURL: lr.srv.baseURL, Room: room, Identities: g.ids,
+		Group: g.name, BaseURL: base, Room: room, Identities: g.ids,
 		VideoBitrate: lr.cfg.VideoBitrate, FPS: lr.cfg.FPS, Audio: lr.cfg.Audio,
 		JoinConcurrency: lr.cfg.JoinConcurrency, FirstFrameTimeout: int64(lr.cfg.FirstFrameTimeout),
 		Chromium:  lr.cfg.Chromium,
@@ -582,6 +586,7 @@ func (lr *labRun) teardown() {
 		lr.srv.removeDir()
 		lr.srv = nil
 	}
+	lr.stopNodes() // labnodes.go: the second node and Redis
 	if lr.tgt != nil {
 		lr.tgt.hc.CloseIdleConnections()
 	}
@@ -614,22 +619,26 @@ func labHTTPClient(lab *netlab.Lab) *http.Client {
 const labServerPort = 8800
 
 // spawnInLab starts relayd in the lab's server namespace on
-// 198.18.0.1:8800 (UDP media on 8801) with a fresh secret and data
-// directory, and waits until it is ready.
-func spawnInLab(ctx context.Context, lab *netlab.Lab, path string, extra []string) (*spawned, error) {
+// 198.18.0.1:port (UDP media on port+1) with a fresh data directory and
+// secret (or the given one: a cluster's nodes share it), and waits until
+// it is ready.
+func spawnInLab(ctx context.Context, lab *netlab.Lab, path string, extra []string, port int, secret string) (*spawned, error) {
 	bin, err := resolveBinary(path)
 	if err != nil {
 		return nil, err
 	}
 	host := netlab.ServerAddr().String()
-	s, err := newSpawned("http://" + host + ":" + strconv.Itoa(labServerPort))
+	s, err := newSpawned("http://" + host + ":" + strconv.Itoa(port))
 	if err != nil {
 		return nil, err
 	}
+	if secret != "" {
+		s.secret = secret
+	}
 	args := append([]string{
 		"--secret", s.secret,
-		"--listen", host + ":" + strconv.Itoa(labServerPort),
-		"--udp-port", strconv.Itoa(labServerPort + 1),
+		"--listen", host + ":" + strconv.Itoa(port),
+		"--udp-port", strconv.Itoa(port + 1),
 		"--data-dir", s.dataDir(),
 	}, extra...)
 	cmd := lab.Server().Command(context.Background(), bin, args...)

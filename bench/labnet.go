@@ -152,7 +152,7 @@ func (lr *labRun) startLabRelay(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	admin := &client.Admin{BaseURL: lr.srv.baseURL, Token: tok, HTTPClient: lr.tgt.hc}
+	admin := &client.Admin{BaseURL: lr.destURL(), Token: tok, HTTPClient: lr.tgt.hc}
 	relayID := lr.room + "-relay"
 	if _, err := admin.CreateRoom(ctx, client.CreateRoomRequest{Name: lr.destRoom(), Host: relayID}); err != nil {
 		return fmt.Errorf("creating the relay destination room %s: %w", lr.destRoom(), err)
@@ -163,6 +163,7 @@ func (lr *labRun) startLabRelay(ctx context.Context) error {
 		return unsupported(err, "relays", "POST /v1/relays")
 	}
 	lr.prog.logf("relay %s: %s into %s", rel.ID, rel.State, lr.destRoom())
+	lr.checkDestNode(ctx)
 	return nil
 }
 

@@ -49,6 +49,14 @@ type LabScenario struct {
 	PublisherNet       string      `json:"publisher_net"`
 	Groups             []GroupSpec `json:"groups"`
 	BrowserNet         *string     `json:"browser_net"`
+	// Simulcast: the layers' bit rates; Relays: 1 with a relay
+	// destination room; Nodes: 2 with two nodes, DestOnNode2 whether the
+	// destination room was found on the second.
+	Simulcast     bool  `json:"simulcast"`
+	LayerBitrates []int `json:"layer_bitrates,omitempty"`
+	Relays        int   `json:"relays"`
+	Nodes         int   `json:"nodes"`
+	DestOnNode2   *bool `json:"dest_on_node2,omitempty"`
 }
 
 // GroupSpec is one group as asked.
@@ -126,7 +134,11 @@ func (lr *labRun) buildReport(w *labWindow, started time.Time) (*LabReport, erro
 			VideoBitrateBps: cfg.VideoBitrate, FPS: cfg.FPS, Audio: cfg.Audio,
 			DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(),
 			FirstFrameTimeoutS: cfg.FirstFrameTimeout.Seconds(), PublisherNet: lr.pub.profile.String(),
+			Simulcast: cfg.Simulcast, LayerBitrates: cfg.LayerBitrates, Relays: cfg.Relays, Nodes: max(cfg.Nodes, 1),
 		},
+	}
+	if cfg.Nodes == 2 {
+		r.Scenario.DestOnNode2 = &lr.destOnNode2
 	}
 	if lr.pub.client != nil {
 		r.Lab = strings.TrimSuffix(lr.pub.client.NS(), "-c1")

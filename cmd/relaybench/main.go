@@ -112,6 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (bench.Config, error) {
 	fs.StringVar(&cfg.BrowserViewer, "browser-viewer", "", "lab: one headless Chromium viewer behind this PROFILE (none: a perfect link), its getStats in the report")
 	fs.StringVar(&cfg.Chromium, "chromium", "", "lab: the browser binary for --browser-viewer (default: chromium in PATH)")
 	fs.BoolVar(&cfg.Simulcast, "simulcast", false, "lab: the publisher sends three simulcast layers (q 320x180, h 640x360, f 960x540 at --layer-bitrates) and the viewers join as 1.1 sessions; the report follows their layers")
+	fs.IntVar(&cfg.Nodes, "nodes", 1, "lab: 2 runs two relayd nodes on one Redis (in the server namespace), the --relays 1 destination room on the second")
 	fs.Func("layer-bitrates", "lab, with --simulcast: the layers' bit rates, lowest first, 1 to 3 of them (default 150k,500k,1.5M)", func(s string) error {
 		r, err := bench.ParseLayerBitrates(s)
 		cfg.LayerBitrates = r
