@@ -71,10 +71,9 @@ func ParseLayerBitrates(s string) ([]int, error) {
 	return out, nil
 }
 
-// layerClips are the clips of n layers: the top n sizes' clips would be
-// the obvious choice for fewer layers, but the contract names one layer
-// "high" and two "low" and "high", so the lowest and the highest sizes go
-// first.
+// layerClips are the clips and rids of n layers: with fewer than three,
+// the lowest and the highest sizes (the contract names two layers "low"
+// and "high", one "high").
 func layerClips(n int) ([][]byte, []string, error) {
 	switch n {
 	case 1:
