@@ -465,6 +465,10 @@ func (e *egress) WriteRTP(p *sfu.Packet) {
 // observer unpublishes its copies.
 func (e *egress) Close() {}
 
+// NeedsAllLayers implements sfu.AllLayersSink: a running, unpaused relay
+// carries every layer of a simulcast track (dynacast).
+func (e *egress) NeedsAllLayers() bool { return !e.paused.Load() }
+
 // destSink receives the relay participant's events in a destination: the
 // room ending (or the relay being replaced there) drops the destination.
 type destSink struct {
@@ -480,6 +484,7 @@ func (s *destSink) Notify(ev sfu.Event) {
 }
 
 var (
-	_ sfu.Sink      = (*egress)(nil)
-	_ sfu.EventSink = (*destSink)(nil)
+	_ sfu.Sink          = (*egress)(nil)
+	_ sfu.AllLayersSink = (*egress)(nil)
+	_ sfu.EventSink     = (*destSink)(nil)
 )

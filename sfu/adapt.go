@@ -37,10 +37,12 @@ type adapter struct {
 }
 
 type adaptState struct {
-	target   LayerTarget
-	set      bool
-	rank     int  // the rank targeted; -1 while paused
-	bwPaused bool // counted in the paused gauge
+	target     LayerTarget
+	set        bool
+	rank       int         // the rank targeted; -1 while paused
+	choice     TrackChoice // the choice applied
+	lowerSince int64       // Now() since a lowering choice is being held (holdLower)
+	bwPaused   bool        // counted in the paused gauge
 }
 
 func newAdapter(p *Participant) *adapter {
@@ -158,6 +160,11 @@ func (a *adapter) round() {
 			continue
 		}
 		ls := d.up.choiceLayers(now)
+		if s.Paused {
+			d.SetDemand(-1)
+		} else {
+			d.SetDemand(RequestedRank(s, ls))
+		}
 		in := TrackChoiceInput{Settings: s, Layers: ls, Current: st.rank, BWPaused: st.target.PausedBandwidth, CanPause: a.p.v11}
 		if st.set && !st.target.Paused && !st.target.PausedBandwidth {
 			in.Current = rankOf(ls, st.target.Slot)
@@ -178,6 +185,14 @@ func (a *adapter) round() {
 	a.prober = nil
 	for i, c := range choices {
 		d := vids[i]
+		st := a.state[d]
+		if st.set {
+			var wait bool
+			if wait, st.lowerSince = holdLower(st.choice, c, st.lowerSince, now); wait {
+				c = st.choice // not yet
+			}
+		}
+		st.choice = c
 		t := LayerTarget{Reason: c.Reason, Paused: c.Paused, PausedBandwidth: c.PausedBandwidth}
 		if c.Rank >= 0 {
 			t.Slot = layers[i][c.Rank].Slot

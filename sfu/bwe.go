@@ -20,8 +20,8 @@ package sfu
 // (nextEstimate) with table tests.
 //
 // The estimator (nextEstimate) is a simplified GCC: delay-based overuse
-// (queuing delay above the minimum one-way delay seen, and growing) or
-// loss above 10% cuts the estimate to 85% of the rate actually delivered;
+// (queuing delay above the minimum one-way delay seen, and growing, in
+// two reports in a row) or loss above 10% cuts the estimate to 85% of the rate actually delivered;
 // loss between 2% and 10% holds it; otherwise it grows 25% a second, up
 // to twice what is delivered. Above that it only grows by probing: the
 // adapter (adapt.go) has a down track send padding (probe.go) up to the
@@ -91,6 +91,7 @@ type bweState struct {
 	Loss         float64
 	LastDecrease int64
 	LastUpdate   int64
+	Overuse      int // reports in a row that saw the queue overused
 }
 
 // nextEstimate is the estimator's reaction to one report.
@@ -111,7 +112,15 @@ func nextEstimate(s bweState, x bweSample) bweState {
 	}
 	dt := float64(x.At-s.LastUpdate) / 1e9
 	s.LastUpdate = x.At
-	overuse := x.Delay > int64(maxQueueDelay) || (x.Delay > int64(overuseDelay) && x.DelayTrend > 0) || s.Loss > lossHigh
+	// A queue must be seen in two reports in a row (100-200 ms): a
+	// single late report is a scheduling hiccup at either end more
+	// often than a full link.
+	if x.Delay > int64(maxQueueDelay) || (x.Delay > int64(overuseDelay) && x.DelayTrend > 0) {
+		s.Overuse++
+	} else {
+		s.Overuse = 0
+	}
+	overuse := s.Overuse >= 2 || s.Loss > lossHigh
 	switch {
 	case overuse:
 		if x.At-s.LastDecrease < int64(decreaseInterval) && s.LastDecrease != 0 {

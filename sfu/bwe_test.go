@@ -21,16 +21,19 @@ func TestNextEstimate(t *testing.T) {
 	}{
 		{"first report: the initial estimate", bweState{}, bweSample{At: at(0), Acked: 10, Rate: 2_000_000},
 			func(s bweState) bool { return s.Estimate == initialEstimate && s.Delivered == 2_000_000 }, "initial"},
-		{"queue growing past 50 ms: cut to 85% of delivered", bweState{Estimate: 3_000_000, Delivered: 800_000, LastUpdate: at(0)},
+		{"queue growing past 50 ms once: not yet", bweState{Estimate: 3_000_000, Delivered: 800_000, LastUpdate: at(0)},
+			bweSample{At: at(100), Acked: 10, Rate: 800_000, Delay: 60 * ms, DelayTrend: 5 * ms},
+			func(s bweState) bool { return s.Estimate == 3_000_000 && s.Overuse == 1 }, "no cut yet"},
+		{"queue growing past 50 ms twice: cut to 85% of delivered", bweState{Estimate: 3_000_000, Delivered: 800_000, LastUpdate: at(0), Overuse: 1},
 			bweSample{At: at(100), Acked: 10, Rate: 800_000, Delay: 60 * ms, DelayTrend: 5 * ms},
 			func(s bweState) bool { return s.Estimate == 680_000 && s.LastDecrease == at(100) }, "680k"},
 		{"queue at 60 ms but draining: no cut", bweState{Estimate: 1_000_000, Delivered: 800_000, LastUpdate: at(0)},
 			bweSample{At: at(100), Acked: 10, Rate: 800_000, Delay: 60 * ms, DelayTrend: -5 * ms},
 			func(s bweState) bool { return s.Estimate >= 1_000_000 }, "no cut"},
-		{"a standing queue: cut", bweState{Estimate: 1_000_000, Delivered: 800_000, LastUpdate: at(0)},
+		{"a standing queue: cut", bweState{Estimate: 1_000_000, Delivered: 800_000, LastUpdate: at(0), Overuse: 1},
 			bweSample{At: at(100), Acked: 10, Rate: 800_000, Delay: 200 * ms, DelayTrend: -5 * ms},
 			func(s bweState) bool { return s.Estimate == 680_000 }, "cut"},
-		{"one cut per 300 ms", bweState{Estimate: 680_000, Delivered: 800_000, LastDecrease: at(100), LastUpdate: at(100)},
+		{"one cut per 300 ms", bweState{Estimate: 680_000, Delivered: 800_000, LastDecrease: at(100), LastUpdate: at(100), Overuse: 2},
 			bweSample{At: at(200), Acked: 10, Rate: 800_000, Delay: 80 * ms, DelayTrend: 5 * ms},
 			func(s bweState) bool { return s.Estimate == 680_000 }, "unchanged"},
 		{"loss over 10%: cut", bweState{Estimate: 1_000_000, Delivered: 900_000, Loss: 0.2, LastUpdate: at(0)},
@@ -54,7 +57,7 @@ func TestNextEstimate(t *testing.T) {
 		{"a probe that got through: up to what it delivered", bweState{Estimate: 600_000, Delivered: 1_900_000, LastUpdate: at(0)},
 			bweSample{At: at(100), Acked: 10, Rate: 1_900_000, Probing: true},
 			func(s bweState) bool { return s.Estimate >= 1_900_000 }, ">= 1.9M"},
-		{"never below the floor", bweState{Estimate: 55_000, Delivered: 20_000, LastUpdate: at(0)},
+		{"never below the floor", bweState{Estimate: 55_000, Delivered: 20_000, LastUpdate: at(0), Overuse: 1},
 			bweSample{At: at(100), Acked: 10, Rate: 20_000, Delay: 300 * ms},
 			func(s bweState) bool { return s.Estimate == minEstimate }, "the floor"},
 	} {
@@ -72,16 +75,19 @@ func TestEstimateUnderACap(t *testing.T) {
 	var s bweState
 	now := 10_000 * ms
 	const cap = 800_000
-	queue := int64(0) // ns
+	queue := int64(0)          // ns
 	for i := 0; i < 100; i++ { // 10 s of 100 ms reports
 		now += 100 * ms
 		send := 1_500_000
 		if s.Estimate > 0 && s.Estimate < 1_875_000 {
 			send = 500_000
 		}
-		delivered := min(send, cap)
 		prev := queue
-		queue = max(0, queue+int64(send-delivered)*100*ms/cap)
+		queue = max(0, queue+int64(send-cap)*100*ms/cap)
+		delivered := send
+		if queue > 0 {
+			delivered = cap
+		}
 		s = nextEstimate(s, bweSample{At: now, Acked: 20, Rate: delivered, Delay: queue, DelayTrend: queue - prev})
 		if i >= 20 && s.Estimate >= 1_875_000 {
 			t.Fatalf("after %d ms under an 800k cap the estimate is %d: the top layer again", i*100, s.Estimate)
