@@ -132,6 +132,20 @@ func printLayersTable(w io.Writer, r *LabReport) {
 		rates = append(rates, fmt.Sprintf("%s %s (sent %.0f%% of the window)", l.RID, bitrate(float64(l.BitrateBps)), l.ActiveShare*100))
 	}
 	fmt.Fprintf(w, "simulcast: %s; publisher.layers last %v\n", strings.Join(rates, ", "), r.Publisher.ActiveLayers)
+	// Isolation: the keyframes the viewers' layer switches cost the
+	// publisher (the issue: at most one request per switch).
+	switches := 0.0
+	for _, g := range r.Groups {
+		if g.Layers != nil && g.Layers.SwitchesPerViewer != nil {
+			switches += *g.Layers.SwitchesPerViewer * float64(g.Joined)
+		}
+	}
+	var onReq []string
+	for _, l := range r.Publisher.Layers {
+		onReq = append(onReq, fmt.Sprintf("%s %d", l.RID, l.KeyframesOnRequest))
+	}
+	fmt.Fprintf(w, "keyframe requests to the publisher %d (keyframes on request: %s) for %.0f layer switches of viewers\n",
+		r.Publisher.PLIs+r.Publisher.FIRs, strings.Join(onReq, ", "), switches)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "group\tsettled on (heights)\tsettle p50/max\tlift: on top p50/max (not)\tlift: resumed p50/max (not)\tpaused\tfrozen, not paused (mean/max)\tfrozen after settling (mean/max)\tswitches/viewer\tPLIs/switch")
 	for _, g := range r.Groups {
