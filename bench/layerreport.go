@@ -37,6 +37,7 @@ type GroupLayers struct {
 	PausedRatio        *float64 `json:"paused_ratio"`
 	FreezeOutPause     *float64 `json:"freeze_outside_pauses_ratio"`
 	FreezeOutPauseMax  *float64 `json:"freeze_outside_pauses_ratio_max"`
+	Switches           int      `json:"switches"` // layer switches of the group's viewers in the window
 	SwitchesPerViewer  *float64 `json:"switches_per_viewer"`
 	PLIsPerLayerSwitch *float64 `json:"plis_per_switch"` // the group's keyframe requests per layer switch
 	// frozen (not paused) from the moment each viewer settled to the end
@@ -106,6 +107,7 @@ func aggregateLayers(vs []viewerFigures, secs float64, lifted bool) *GroupLayers
 	if na > 0 {
 		g.FreezeAfterSettle, g.FreezeAfterSettleMax = num(after/float64(na)), num(afterMax)
 	}
+	g.Switches = sw
 	g.SwitchesPerViewer = num(float64(sw) / float64(n))
 	if sw > 0 {
 		g.PLIsPerLayerSwitch = num(float64(plis) / float64(sw))
@@ -134,17 +136,17 @@ func printLayersTable(w io.Writer, r *LabReport) {
 	fmt.Fprintf(w, "simulcast: %s; publisher.layers last %v\n", strings.Join(rates, ", "), r.Publisher.ActiveLayers)
 	// Isolation: the keyframes the viewers' layer switches cost the
 	// publisher (the issue: at most one request per switch).
-	switches := 0.0
+	switches := 0
 	for _, g := range r.Groups {
-		if g.Layers != nil && g.Layers.SwitchesPerViewer != nil {
-			switches += *g.Layers.SwitchesPerViewer * float64(g.Joined)
+		if g.Layers != nil {
+			switches += g.Layers.Switches
 		}
 	}
 	var onReq []string
 	for _, l := range r.Publisher.Layers {
 		onReq = append(onReq, fmt.Sprintf("%s %d", l.RID, l.KeyframesOnRequest))
 	}
-	fmt.Fprintf(w, "keyframe requests to the publisher %d (keyframes on request: %s) for %.0f layer switches of viewers\n",
+	fmt.Fprintf(w, "keyframe requests to the publisher %d (keyframes on request: %s) for %d layer switches of viewers\n",
 		r.Publisher.PLIs+r.Publisher.FIRs, strings.Join(onReq, ", "), switches)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "group\tsettled on (heights)\tsettle p50/max\tlift: on top p50/max (not)\tlift: resumed p50/max (not)\tpaused\tfrozen, not paused (mean/max)\tfrozen after settling (mean/max)\tswitches/viewer\tPLIs/switch")
