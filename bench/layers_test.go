@@ -136,7 +136,7 @@ func TestAggregateLayers(t *testing.T) {
 	if g.SettleMS.Count != 2 || g.LiftToTopMS.Count != 1 || g.NotOnTop != 1 || g.LiftToResumeMS.Count != 1 || g.NotResumed != 0 {
 		t.Fatalf("%+v", g)
 	}
-	if *g.PausedRatio != 0.25 || *g.FreezeOutPause != 0.005 || *g.FreezeOutPauseMax != 0.01 || *g.SwitchesPerViewer != 1.5 || *g.PLIsPerLayerSwitch != 0.666667 { // num keeps 6 digits
+	if g.Switches != 3 || *g.PausedRatio != 0.25 || *g.FreezeOutPause != 0.005 || *g.FreezeOutPauseMax != 0.01 || *g.SwitchesPerViewer != 1.5 || *g.PLIsPerLayerSwitch != 0.666667 { // num keeps 6 digits
 		t.Fatalf("ratios paused %v frozen %v/%v switches %v plis %v", *g.PausedRatio, *g.FreezeOutPause, *g.FreezeOutPauseMax, *g.SwitchesPerViewer, *g.PLIsPerLayerSwitch)
 	}
 	if *g.FreezeAfterSettle != 0.005 || *g.FreezeAfterSettleMax != 0.01 {
