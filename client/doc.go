@@ -183,8 +183,10 @@
 // and may unmute itself.
 //
 // A 1.1 session is told track.stream (TrackStreamEvent) when a track it
-// receives pauses and when media flows again: today when the relay
-// carrying it is paused and resumed at its source (§8.15).
+// receives pauses and when media flows again: when the relay carrying it
+// is paused and resumed at its source (§8.15), and when its downlink
+// carries not even a video track's lowest layer (reason "bandwidth",
+// §8.10).
 //
 // # Simulcast and per-track settings (1.1)
 //
