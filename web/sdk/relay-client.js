@@ -399,6 +399,7 @@ export class RelayClient {
     this._netOff = null; // removes the network listeners
     this._stored = null; // a session kept by the page before a reload (options.resumeKey)
     this._retired = null; // the socket a resume on a new one replaces
+    this._simulcastProbe = null; // {session, probe}: whether the server takes simulcast
     if (this.options.resumeKey) this._loadResume();
   }
 
@@ -1031,10 +1032,11 @@ export class RelayClient {
   async _publishStream(stream) {
     const pc = this._ensurePublisher();
     const sent = new Set(pc.getSenders().map((x) => x.track).filter(Boolean));
+    const simulcast = stream.getVideoTracks().some((t) => !sent.has(t)) && (await this._serverSimulcast());
     for (const track of stream.getTracks()) {
       if (sent.has(track)) continue;
       const init = { direction: "sendonly", streams: [stream] };
-      const enc = track.kind === "video" ? this._sendEncodings(track) : null;
+      const enc = track.kind === "video" && simulcast ? this._sendEncodings(track) : null;
       if (enc) init.sendEncodings = enc;
       pc.addTransceiver(track, init);
       this._emit("local.track", { track, stream, simulcast: !!enc });
@@ -1042,9 +1044,26 @@ export class RelayClient {
     await this._negotiatePublisher();
   }
 
-  // _sendEncodings: simulcast for camera video (1.1 servers; options.simulcast).
+  // _serverSimulcast tells whether the server takes simulcast, once per
+  // session: a server that has 1.1's simulcast part (docs/protocol.md
+  // §8.10) knows track.settings, and answers an empty track id with an
+  // error of the request (4004, -32602); one without it answers -32601. A
+  // browser sending layers to a server that cannot take them would send
+  // no video at all.
+  _serverSimulcast() {
+    if (!this.options.simulcast || this.version !== "1.1") return Promise.resolve(false);
+    if (!this._simulcastProbe || this._simulcastProbe.session !== this.sessionId) {
+      const probe = this.request("track.settings", { trackId: "" }, { timeout: 5000 }).then(
+        () => true,
+        (err) => err.code !== ErrorCode.METHOD_NOT_FOUND && err.code !== ErrorCode.CLIENT_TIMEOUT && err.code !== ErrorCode.CLIENT_CLOSED,
+      );
+      this._simulcastProbe = { session: this.sessionId, probe };
+    }
+    return this._simulcastProbe.probe;
+  }
+
+  // _sendEncodings: simulcast for camera video (options.simulcast).
   _sendEncodings(track) {
-    if (!this.options.simulcast || this.version !== "1.1") return null;
     // A screen or slides (contentHint "detail"/"text") is sent whole.
     if (track.contentHint === "detail" || track.contentHint === "text") return null;
     const settings = typeof track.getSettings === "function" ? track.getSettings() : {};

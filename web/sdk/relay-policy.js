@@ -155,3 +155,4 @@ export function qualityLabel(quality, frameHeight) {
   if (h > 0) return h >= 720 ? "HD" : h >= 360 ? "SD" : "LD";
   return { high: "HD", medium: "SD", low: "LD" }[quality] || "";
 }
+

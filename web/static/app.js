@@ -327,7 +327,8 @@ export class Tiles {
       t.node.dataset.asked = want.paused ? "paused" : want.quality + (want.maxWidth ? " " + want.maxWidth : "");
       c.setTrackSettings(e.trackId, want).catch((err) => {
         this._sent.delete(e.trackId);
-        if (err.code !== -1) console.warn("track.settings:", err.message);
+        if (err.code === -32601) this.adaptive = false; // a server without simulcast's part of 1.1
+        else if (err.code !== -1) console.warn("track.settings:", err.message);
       });
     }
   }
