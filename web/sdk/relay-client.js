@@ -894,7 +894,10 @@ export class RelayClient {
   _setRoom(room) {
     const before = this.room ? this.room.status : undefined;
     this.room = room;
-    if (room.status === "ended") this._ended = true;
+    if (room.status === "ended") {
+      this._ended = true;
+      this._clearResume(); // nothing left to resume
+    }
     if (before !== room.status) this._emit("room.status", { status: room.status, previous: before, room });
   }
 
@@ -1434,7 +1437,7 @@ export class RelayClient {
   // the last moment the session was known connected (or its loss).
   _saveResume() {
     const st = this._storage();
-    if (!st || !this.resumeToken || this.version !== "1.1" || this._closing) return;
+    if (!st || !this.resumeToken || this.version !== "1.1" || this._closing || this._ended || this.kicked) return;
     try {
       st.setItem(this.options.resumeKey, JSON.stringify({
         sessionId: this.sessionId, resumeToken: this.resumeToken, lastSeq: this.lastSeq, token: this.token,

@@ -3,7 +3,7 @@
 
 import { RelayClient, RelayError, errorName, participantKey } from "/sdk/relay-client.js";
 import { qualityLabel, sameSettings, tileSettings } from "/sdk/relay-policy.js";
-import { NAME_RE, cleanMessage, mutedText, pausedText } from "/static/words.js";
+import { NAME_RE, cleanMessage, mutedText, pausedText, reconnectingText } from "/static/words.js";
 
 export { RelayClient, RelayError, participantKey, NAME_RE };
 
@@ -160,6 +160,50 @@ export async function connectAndJoin(token, options) {
   } catch (err) {
     client.close();
     throw err;
+  }
+}
+
+// ---- resuming (protocol 1.1): a lost connection, or a reload
+
+/**
+ * The server's --reconnect-grace in ms, as the page is told it (?grace=
+ * seconds; else relayd's default, 30 s): the server does not say it.
+ */
+export function graceMs() {
+  const s = Number(param("grace"));
+  return Number.isFinite(s) && s > 0 ? s * 1000 : 30000;
+}
+
+/** resumeKey is where a page keeps its session for a reload (sessionStorage, per tab). */
+export function resumeKey(page, room, identity) {
+  return "relayd:" + page + ":" + room + ":" + identity;
+}
+
+let countdownTimer = null;
+
+/**
+ * showReconnecting says "Reconnecting… (N s left)" in node until stop
+ * (the returned function, or the next call): deadline is when the server
+ * stops holding the session (ms since the epoch; 0: not known).
+ */
+export function showReconnecting(node, deadline) {
+  clearInterval(countdownTimer);
+  const tick = () => {
+    setNotice(node, reconnectingText(deadline ? deadline - Date.now() : 0), "info");
+    node.dataset.reconnecting = "true";
+  };
+  tick();
+  countdownTimer = setInterval(tick, 500);
+  return stopReconnecting.bind(null, node);
+}
+
+/** stopReconnecting ends showReconnecting's countdown and clears node. */
+export function stopReconnecting(node) {
+  clearInterval(countdownTimer);
+  countdownTimer = null;
+  if (node.dataset.reconnecting) {
+    delete node.dataset.reconnecting;
+    setNotice(node, "");
   }
 }
 
