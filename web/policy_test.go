@@ -74,7 +74,7 @@ func TestPolicy(t *testing.T) {
 	paused := `{"paused":true}`
 	check("tileSettings", [][]any{
 		{map[string]any{"hidden": true, "visible": true, "width": 800, "height": 450}, layers}, // the tab is hidden
-		{map[string]any{"visible": false, "width": 800, "height": 450}, layers},               // scrolled off screen
+		{map[string]any{"visible": false, "width": 800, "height": 450}, layers},                // scrolled off screen
 		{view(0, 0, 1), layers}, // not laid out
 		{view(300, 169, 1), layers},
 		{view(320, 180, 1), layers},
@@ -108,10 +108,10 @@ func TestPolicy(t *testing.T) {
 	opts := func(left int) map[string]any { return map[string]any{"base": 500, "max": 8000, "graceLeft": left} }
 	check("reconnectDelay", [][]any{
 		{1, opts(0), 0}, {1, opts(0), 0.999}, {2, opts(0), 0.5}, {5, opts(0), 1}, {9, opts(0), 1}, // 250-500, 750, 8000, cap 8000
-		{5, opts(20000), 1},   // held: capped at 2 s
-		{3, opts(20000), 0},   // held: 2000/2
-		{4, opts(1000), 1},    // the grace nearly over: before its end
-		{4, opts(100), 1},     // less than the margin: at once
+		{5, opts(20000), 1}, // held: capped at 2 s
+		{3, opts(20000), 0}, // held: 2000/2
+		{4, opts(1000), 1},  // the grace nearly over: before its end
+		{4, opts(100), 1},   // less than the margin: at once
 	}, []string{"250", "500", "750", "8000", "8000", "2000", "1000", "750", "0"})
 
 	check("graceLeft", [][]any{
