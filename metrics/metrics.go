@@ -113,6 +113,10 @@ type Metrics struct {
 
 	// Chat counts chat messages by event: sent|deleted|rate_limited.
 	Chat *prometheus.CounterVec
+
+	// Resume: session holds and resumes, ICE restarts, token refreshes
+	// (resume.go).
+	Resume *Resume
 }
 
 // New builds the instruments on a fresh registry, together with the Go
@@ -269,6 +273,7 @@ func New() *Metrics {
 			m.Drops.WithLabelValues(kind, reason)
 		}
 	}
+	m.Resume = newResume(m.Registry)
 	// RPCRequests is not pre-created: its method set belongs to the
 	// signaling package, and method x code would mostly be empty series.
 	return m

@@ -69,6 +69,7 @@ type Participant struct {
 	syncQueued bool                                  // a syncSubscriber op is queued
 	localCands map[Target][]*webrtc.ICECandidateInit // held until the description is sent
 	delivered  map[Target]bool                       // the description was sent: trickle at once
+	restartAt  map[Target]time.Time                  // ICE restarts not yet settled (icerestart.go)
 
 	// Owned by the op goroutine.
 	sub          *webrtc.PeerConnection

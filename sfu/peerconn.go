@@ -44,6 +44,7 @@ func (p *Participant) newPC(t Target) (*webrtc.PeerConnection, error) {
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.onLocalCandidate(t, c) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.log.Debug("peer connection state", "pc", string(t), "state", s.String())
+		p.iceStateChanged(t, s)
 		if t == TargetSubscriber && s == webrtc.PeerConnectionStateConnected {
 			p.ops.post(p.subscriberConnected)
 		}
