@@ -95,7 +95,14 @@ $("live-form").addEventListener("submit", async (ev) => {
     app.chat.attach(client);
     // Recording first, so the tracks published next are recorded.
     if (record && !(res.room && res.room.recording)) await setRecording(true);
-    await client.publish({ stream: app.preview });
+    try {
+      await client.publish({ stream: app.preview });
+    } catch (err) {
+      // Resumed after a reload, but the server did not take this page's
+      // new media connection: go live again as a fresh session.
+      if (res.resumed) throw Object.assign(new Error("the resumed session refused new media: " + describe(err)), { retryFresh: true });
+      throw err;
+    }
     $("end-stream").disabled = false;
     $("invite-btn").disabled = false;
     $("share").hidden = false;
@@ -107,6 +114,17 @@ $("live-form").addEventListener("submit", async (ev) => {
     refreshDestinations();
     updateRelayButtons();
   } catch (err) {
+    if (err.retryFresh && !app.resumeFellBack) {
+      app.resumeFellBack = err.message;
+      console.warn(err.message);
+      if (app.tiles) app.tiles.destroy();
+      app.tiles = null;
+      app.chat.detach();
+      if (app.client) app.client.close(); // forgets the kept session
+      app.client = null;
+      $("live-form").requestSubmit();
+      return;
+    }
     app.resuming = null;
     stopReconnecting($("notice"));
     setNotice($("notice"), err.code === ErrorCode.CONFLICT
