@@ -50,6 +50,7 @@ type queueItem struct {
 	ext     uint64
 	arrival int64 // Now() at the reader; 0 for a packet replayed from the cache
 	flags   uint8
+	layer   uint8 // the simulcast layer's slot
 }
 
 // binding is what pion gives a track at Bind: where and as what to write.
@@ -63,8 +64,11 @@ type binding struct {
 type DownTrackParams struct {
 	Up       *UpTrack
 	StreamID string // msid stream id: the publishing participant's identity
-	Logger   *slog.Logger
-	Metrics  *metrics.Metrics
+	// Notify, when set, gets the down track's own events (TrackLayer,
+	// TrackBandwidth), from its writer's goroutine: it must not block.
+	Notify  func(Event)
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
 }
 
 // DownTrack sends one UpTrack to one subscriber's PeerConnection. It is a
@@ -96,6 +100,13 @@ type DownTrack struct {
 	binding atomic.Pointer[binding]
 	w       atomic.Pointer[writer] // set by UpTrack.AddDownTrack
 
+	// Layer selection (downlayer.go): the adapter sets want, the writer
+	// follows it and publishes the layer it forwards in curLayer.
+	want     atomic.Uint32
+	curLayer atomic.Int32
+	notify   func(Event)
+	clock    int64 // the codec's clock rate
+
 	// Owned by the writer.
 	started bool // something was written since ready (or a write failed)
 	// After start replayed the cache up to skipThrough, queued packets up
@@ -104,6 +115,8 @@ type DownTrack struct {
 	hasSkip     bool
 	m           munger
 	out         rtp.Header // the header written: this subscriber's numbers
+	skipLayer   uint8      // the layer skipThrough is of
+	sel         layerSel   // downlayer.go
 
 	packetsOut, bytesOut           prometheus.Counter
 	forwarded                      *atomic.Uint64 // Metrics.Forwarded
@@ -127,6 +140,8 @@ func NewDownTrack(p DownTrackParams) *DownTrack {
 		video:        video,
 		log:          p.Logger.With("track", p.Up.ID(), "kind", kind),
 		m:            newMunger(video, uint16(rand.Uint32()), rand.Uint32()),
+		notify:       p.Notify,
+		clock:        int64(max(p.Up.Codec().ClockRate, 1)),
 		packetsOut:   m.PacketsOut.WithLabelValues(kind),
 		forwarded:    &m.Forwarded,
 		bytesOut:     m.BytesOut.WithLabelValues(kind),
@@ -140,6 +155,7 @@ func NewDownTrack(p DownTrackParams) *DownTrack {
 		pliIn:        m.PLIs.WithLabelValues("from_subscriber"),
 		replayed:     m.KeyframeReplays,
 	}
+	d.initLayers()
 	return d
 }
 
@@ -268,7 +284,10 @@ func (d *DownTrack) deliver(it queueItem, p, aux *cachedPacket) {
 	if d.closed.Load() || !d.ready.Load() {
 		return // nothing is queued for later: it starts from the cache
 	}
-	if d.hasSkip {
+	if !d.layerGate(it, p) {
+		return
+	}
+	if d.hasSkip && it.layer == d.skipLayer {
 		if it.ext <= d.skipThrough {
 			return // replayed by start already
 		}
@@ -277,7 +296,7 @@ func (d *DownTrack) deliver(it queueItem, p, aux *cachedPacket) {
 	if !d.started {
 		d.started = true
 		if d.video && it.flags&flagKeyframe == 0 {
-			d.replay(it.ext, aux)
+			d.replay(it.ext, it.layer, aux)
 			if !d.started {
 				return // the transport is not writable yet
 			}
@@ -295,17 +314,21 @@ func (d *DownTrack) start(aux *cachedPacket) {
 	if d.started || !d.video || d.closed.Load() || !d.ready.Load() {
 		return
 	}
-	head, ok := d.up.Cache().Newest()
+	slot, ok := d.startLayer()
+	if !ok {
+		return
+	}
+	head, ok := d.up.layers[slot].cache.Newest()
 	if !ok {
 		return
 	}
 	d.started = true
-	if !d.replay(head+1, aux) {
+	if !d.replay(head+1, uint8(slot), aux) {
 		d.started = false
 		return
 	}
 	if d.started { // false: the transport was not writable yet
-		d.skipThrough, d.hasSkip = head, true
+		d.skipThrough, d.skipLayer, d.hasSkip = head, uint8(slot), true
 	}
 }
 
@@ -314,11 +337,12 @@ func (d *DownTrack) start(aux *cachedPacket) {
 // (replayMaxAge) and the track owns its cache: a relayed track shares its
 // origin's, which may hold packets the relay was not to send (paused). It
 // reports whether there was such a keyframe.
-func (d *DownTrack) replay(ext uint64, aux *cachedPacket) bool {
+func (d *DownTrack) replay(ext uint64, layer uint8, aux *cachedPacket) bool {
 	if d.up.origin != nil {
 		return false
 	}
-	kf, at, ok := d.up.Cache().LastKeyframe()
+	cache := d.up.layers[layer].cache
+	kf, at, ok := cache.LastKeyframe()
 	if !ok || kf >= ext || ext-kf > replayMaxPackets || Now()-at > replayMaxAge {
 		return false
 	}
@@ -328,8 +352,12 @@ func (d *DownTrack) replay(ext uint64, aux *cachedPacket) bool {
 		if e == kf {
 			flags = flagKeyframe
 		}
-		aux.read(d.up.cache, e)
-		d.forward(queueItem{ext: e, flags: flags}, aux)
+		aux.read(cache, e)
+		it := queueItem{ext: e, flags: flags, layer: layer}
+		if e == kf && !d.layerGate(it, aux) {
+			return true // not this layer's keyframe to start from any more
+		}
+		d.forward(it, aux)
 	}
 	return true
 }
@@ -349,7 +377,7 @@ func (d *DownTrack) forward(it queueItem, p *cachedPacket) {
 	switch why {
 	case dropWaitKeyframe:
 		d.dropWait.Inc()
-		d.up.RequestKeyframe()
+		d.up.RequestLayerKeyframe(int(it.layer))
 		return
 	case dropStale:
 		d.dropStale.Inc()
@@ -359,6 +387,7 @@ func (d *DownTrack) forward(it queueItem, p *cachedPacket) {
 	if !ok {
 		return
 	}
+	d.sent()
 	d.packetsOut.Inc()
 	d.forwarded.Add(1)
 	d.bytesOut.Add(float64(n))
@@ -403,16 +432,16 @@ func (d *DownTrack) write(b *binding, seq uint16, ts uint32, p *cachedPacket) (i
 // sequence number out from the up track's cache, read into aux.
 func (d *DownTrack) retransmit(out uint16, aux *cachedPacket) {
 	b := d.binding.Load()
-	ext, ok := d.m.upstream(out)
+	sp, ok := d.m.upstream(out)
 	if b == nil || !ok {
 		d.rtxMiss.Inc()
 		return
 	}
-	if !aux.read(d.up.cache, ext) {
+	if !aux.read(d.up.layers[sp.layer].cache, sp.ext) {
 		d.rtxMiss.Inc()
 		return
 	}
-	if _, ok := d.write(b, out, aux.hdr.Timestamp+d.m.tsOffset, aux); ok {
+	if _, ok := d.write(b, out, sp.ts, aux); ok {
 		d.rtxHit.Inc()
 	}
 }

@@ -16,6 +16,9 @@ type ParticipantParams struct {
 	Role      Role
 	RelayFrom string // for RoleRelay: the source room
 	Events    EventSink
+	// V11: the session speaks protocol 1.1: its video may be paused for
+	// bandwidth (1.0 sessions keep the lowest layer).
+	V11 bool
 }
 
 // Participant is one identity in one room over one signaling session, with
@@ -51,6 +54,7 @@ type Participant struct {
 	name      string
 	relayFrom string
 	relay     bool // RoleRelay: its key and what it receives (nothing) follow
+	v11       bool
 	log       *slog.Logger
 	ops       *opQueue
 	inbox     *mailbox
@@ -70,6 +74,9 @@ type Participant struct {
 	localCands map[Target][]*webrtc.ICECandidateInit // held until the description is sent
 	delivered  map[Target]bool                       // the description was sent: trickle at once
 	restartAt  map[Target]time.Time                  // ICE restarts not yet settled (icerestart.go)
+	settings   map[string]LayerSettings              // track.settings by track id (adapt.go)
+	downs      map[*DownTrack]bool                   // the down tracks, for the adapter
+	adapt      *adapter                              // made with the first down track; nil after close
 
 	// Owned by the op goroutine.
 	sub          *webrtc.PeerConnection
@@ -95,7 +102,7 @@ type downEntry struct {
 func newParticipant(r *Room, pp ParticipantParams) *Participant {
 	return &Participant{
 		room: r, identity: pp.Identity, name: pp.Name, relayFrom: pp.RelayFrom,
-		relay: pp.Role == RoleRelay, role: pp.Role,
+		relay: pp.Role == RoleRelay, role: pp.Role, v11: pp.V11,
 		log:         r.log.With("participant", pp.Identity, "role", string(pp.Role)),
 		ops:         newOpQueue(),
 		inbox:       newMailbox(pp.Events),
@@ -157,7 +164,7 @@ func (p *Participant) infoLocked() ParticipantInfo {
 }
 
 func (p *Participant) trackInfo(t *UpTrack) TrackInfo {
-	return TrackInfo{ID: t.ID(), Participant: p.identity, Kind: t.Kind().String(), Codec: CodecName(t.Codec().MimeType), Muted: t.Muted()}
+	return TrackInfo{ID: t.ID(), Participant: p.identity, Kind: t.Kind().String(), Codec: CodecName(t.Codec().MimeType), Muted: t.Muted(), Layers: t.Layers()}
 }
 
 // CodecName is a MIME type's codec part: "VP8", "opus", "H264", "VP9".
@@ -183,6 +190,7 @@ func (p *Participant) close() {
 	p.subChanges = nil
 	p.mu.Unlock()
 	p.ops.stop(p.closeOp)
+	p.stopAdapter()
 	p.pubWG.Wait()
 }
 

@@ -44,6 +44,10 @@ type groupMember interface {
 	// start runs when the member becomes ready (writer.kick): it may
 	// send the cached keyframe at once, reading it into aux.
 	start(aux *cachedPacket)
+	// wants reports whether the member would send the queued packet it
+	// (asked only of a simulcast track's members, before the packet is
+	// read: a layer nobody in the group forwards is never read).
+	wants(it queueItem) bool
 	// retransmit answers a NACK for outgoing sequence number seq,
 	// reading the packet into aux.
 	retransmit(seq uint16, aux *cachedPacket)
@@ -78,8 +82,8 @@ type writer struct {
 	cur, aux cachedPacket
 	reads    int // packets read for the group; tests look after run ended
 
-	// Owned by the reader goroutine (WriteRTP).
-	dropping bool
+	// Owned by each layer's reader goroutine (WriteRTP), by slot.
+	dropping [MaxLayers]bool
 
 	dropQueue prometheus.Counter
 }
@@ -122,7 +126,7 @@ func itemOf(p *Packet, resync bool) queueItem {
 	if p.Discontinuity || resync {
 		flags |= flagResync
 	}
-	return queueItem{ext: p.Ext, arrival: p.Arrival, flags: flags}
+	return queueItem{ext: p.Ext, arrival: p.Arrival, flags: flags, layer: p.Layer}
 }
 
 // WriteRTP implements Sink: enqueue, never block. On a full queue, video is
@@ -131,18 +135,19 @@ func itemOf(p *Packet, resync bool) queueItem {
 // munger continues its outgoing sequence without a gap. Every subscriber
 // of the group lost the packet, and each loss is counted.
 func (w *writer) WriteRTP(p *Packet) {
-	if w.dropping && w.up.video && !p.Keyframe {
+	dropping := &w.dropping[p.Layer%MaxLayers]
+	if *dropping && w.up.video && !p.Keyframe {
 		w.dropQueue.Add(float64(len(*w.members.Load())))
 		return
 	}
 	select {
-	case w.queue <- itemOf(p, w.dropping):
-		w.dropping = false
+	case w.queue <- itemOf(p, *dropping):
+		*dropping = false
 	default:
 		w.dropQueue.Add(float64(len(*w.members.Load())))
-		if !w.dropping {
-			w.dropping = true
-			w.up.RequestKeyframe()
+		if !*dropping {
+			*dropping = true
+			w.up.RequestLayerKeyframe(int(p.Layer))
 		}
 	}
 }
@@ -237,11 +242,25 @@ func (w *writer) run() {
 // writeItem reads the queued packet out of the cache and parses it, once,
 // and hands it to every member of the group.
 func (w *writer) writeItem(it queueItem) {
+	members := *w.members.Load()
+	if len(w.up.layers) > 1 && !w.wanted(it, members) {
+		return
+	}
 	w.reads++
-	w.cur.read(w.up.cache, it.ext)
-	for _, m := range *w.members.Load() {
+	w.cur.read(w.up.layers[it.layer].cache, it.ext)
+	for _, m := range members {
 		m.deliver(it, &w.cur, &w.aux)
 	}
+}
+
+// wanted reports whether a member of the group sends packet it.
+func (w *writer) wanted(it queueItem, members []groupMember) bool {
+	for _, m := range members {
+		if m.wants(it) {
+			return true
+		}
+	}
+	return false
 }
 
 // AddDownTrack subscribes d to the track: it joins a writer with room, or a
