@@ -39,7 +39,7 @@ func TestBrowserStudioReloadResumes(t *testing.T) {
 	host.waitFor("the reconnect notice gone", `document.getElementById("notice").hidden`, 5*time.Second)
 
 	before := viewer.framesDecoded("alice")
-	viewer.waitFor("new frames of alice after the reload", `(async () => {
+	viewer.waitFor("new frames of alice after the reload", `await (async () => {
 		const s = await app.client.videoStats();
 		return s.filter(x => x.participant === "alice").reduce((a, x) => a + x.framesDecoded, 0) > `+itoa(&before)+` + 20 })()`, 15*time.Second)
 	viewer.waitDecoding("alice", 5*time.Second)

@@ -65,7 +65,7 @@ func TestBrowserSimulcastLayers(t *testing.T) {
 		t.Fatalf("track.settings maxWidth 320: %v", err)
 	}
 	viewer.waitFor("track.layer low", `app.client.trackLayers.get(`+jsString(trackID)+`)?.quality === "low"`, 15*time.Second)
-	viewer.waitFor("320x180 decoded", `(async () => { const s = (await app.client.videoStats()).find(x => x.participant === "alice");
+	viewer.waitFor("320x180 decoded", `await (async () => { const s = (await app.client.videoStats()).find(x => x.participant === "alice");
 		return s && s.frameWidth === 320 && s.frameHeight === 180 })()`, 10*time.Second)
 	keepsPlaying(t, viewer, "alice", 3*time.Second)
 	viewer.waitFor(`the tile's "LD" badge`, `document.querySelector('`+tile("alice", "host")+`').dataset.quality === "LD"`, 3*time.Second)
@@ -74,7 +74,7 @@ func TestBrowserSimulcastLayers(t *testing.T) {
 	if _, err := eval[json.RawMessage](viewer, `app.client.setTrackSettings(`+jsString(trackID)+`, { maxWidth: 0 })`); err != nil {
 		t.Fatalf("track.settings maxWidth 0: %v", err)
 	}
-	viewer.waitFor("a larger layer again", `(async () => { const s = (await app.client.videoStats()).find(x => x.participant === "alice");
+	viewer.waitFor("a larger layer again", `await (async () => { const s = (await app.client.videoStats()).find(x => x.participant === "alice");
 		return s && s.frameHeight > 180 })()`, 15*time.Second)
 	keepsPlaying(t, viewer, "alice", 3*time.Second)
 	w, h, _ := received(t, viewer, "alice")
