@@ -30,14 +30,19 @@ type adapter struct {
 	wg   sync.WaitGroup
 
 	// Owned by run.
-	state map[*DownTrack]*adaptState
+	state   map[*DownTrack]*adaptState
+	probe   probeState
+	sending int        // bit/s sent without padding, at the last round
+	prober  *DownTrack // the down track padding goes on while probing
 }
 
 type adaptState struct {
-	target LayerTarget
-	set    bool
-	rank   int // the rank targeted; -1 while paused
-	slots  []int
+	target     LayerTarget
+	set        bool
+	rank       int         // the rank targeted; -1 while paused
+	choice     TrackChoice // the choice applied
+	lowerSince int64       // Now() since a lowering choice is being held (holdLower)
+	bwPaused   bool        // counted in the paused gauge
 }
 
 func newAdapter(p *Participant) *adapter {
@@ -63,16 +68,73 @@ func (a *adapter) stop() {
 
 func (a *adapter) run() {
 	defer a.wg.Done()
+	defer a.forget()
 	t := time.NewTicker(adaptInterval)
 	defer t.Stop()
+	var padTick *time.Ticker
+	var pads <-chan time.Time
+	defer func() {
+		if padTick != nil {
+			padTick.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-t.C:
 		case <-a.kick:
+		case <-pads:
+			a.padTick()
+			continue
 		case <-a.done:
 			return
 		}
 		a.round()
+		switch {
+		case a.probe.Active && padTick == nil:
+			padTick = time.NewTicker(probeTick)
+			pads = padTick.C
+		case !a.probe.Active && padTick != nil:
+			padTick.Stop()
+			padTick, pads = nil, nil
+		}
+	}
+}
+
+// padTick sends one probe tick's padding.
+func (a *adapter) padTick() {
+	d := a.prober
+	if !a.probe.Active || d == nil {
+		return
+	}
+	if n := padPackets(a.probe.Goal, a.sending); n > 0 {
+		if w := d.writer(); w != nil {
+			w.padFor(d, n)
+		}
+	}
+}
+
+// forget drops the adapter's part in the paused gauge when it ends.
+func (a *adapter) forget() {
+	for d, st := range a.state {
+		a.setBWPaused(st, false)
+		delete(a.state, d)
+	}
+	if b := a.p.bwe; b != nil {
+		b.setProbing(false)
+	}
+}
+
+// setBWPaused keeps the paused gauge.
+func (a *adapter) setBWPaused(st *adaptState, on bool) {
+	if st.bwPaused == on {
+		return
+	}
+	st.bwPaused = on
+	g := a.p.room.sfu.cfg.Metrics.PausedViewers
+	if on {
+		g.Inc()
+	} else {
+		g.Dec()
 	}
 }
 
@@ -80,7 +142,7 @@ func (a *adapter) run() {
 func (a *adapter) round() {
 	downs, settings := a.p.adaptSnapshot()
 	now := Now()
-	budget := a.p.videoBudget(downs)
+	budget, audio := a.p.videoBudget(downs)
 	var inputs []TrackChoiceInput
 	var vids []*DownTrack
 	var layers [][]ChoiceLayer
@@ -106,21 +168,67 @@ func (a *adapter) round() {
 		vids = append(vids, d)
 		layers = append(layers, ls)
 	}
-	for d := range a.state {
+	for d, st := range a.state {
 		if !seen[d] {
+			a.setBWPaused(st, false)
 			delete(a.state, d)
 		}
 	}
-	for i, c := range ChooseLayers(budget, inputs) {
+	choices := ChooseLayers(budget, inputs)
+	a.sending = audio
+	want := 0
+	a.prober = nil
+	for i, c := range choices {
 		d := vids[i]
+		st := a.state[d]
+		if st.set {
+			var wait bool
+			if wait, st.lowerSince = holdLower(st.choice, c, st.lowerSince, now); wait {
+				c = st.choice // not yet
+			}
+		}
+		st.choice = c
 		t := LayerTarget{Reason: c.Reason, Paused: c.Paused, PausedBandwidth: c.PausedBandwidth}
 		if c.Rank >= 0 {
 			t.Slot = layers[i][c.Rank].Slot
+			a.sending += layers[i][c.Rank].Rate
 		} else {
 			t.Slot = a.state[d].target.Slot // kept: a resume there is no switch
 		}
 		a.apply(d, a.state[d], t, c.Rank)
+		if a.prober == nil && !c.Paused {
+			a.prober = d
+		}
+		if want == 0 && c.Reason == ReasonBandwidth {
+			want = stepUp(layers[i], c)
+		}
 	}
+	b := a.p.bwe
+	if b == nil {
+		return
+	}
+	_, est, ok := b.estimate()
+	if !ok {
+		return
+	}
+	a.p.room.sfu.cfg.Metrics.BandwidthEstimate.Observe(float64(est.Estimate))
+	if want > 0 {
+		want += a.sending
+	}
+	a.probe = nextProbe(a.probe, now, est, want)
+	b.setProbing(a.probe.Active)
+}
+
+// stepUp is the extra bit/s a bandwidth-limited track's next step needs:
+// resuming at its lowest layer, or its next layer up, with headroom.
+func stepUp(ls []ChoiceLayer, c TrackChoice) int {
+	if c.PausedBandwidth {
+		return int(float64(ls[0].Rate) * resumeHeadroom)
+	}
+	if c.Rank+1 >= len(ls) {
+		return 0
+	}
+	return int(float64(ls[c.Rank+1].Rate)*upHeadroom) - ls[c.Rank].Rate
 }
 
 // apply sets d's target if it changed; a target layer not forwarded yet
@@ -132,6 +240,7 @@ func (a *adapter) apply(d *DownTrack, st *adaptState, t LayerTarget, rank int) {
 	paused := t.Paused || t.PausedBandwidth
 	wasPaused := st.set && (st.target.Paused || st.target.PausedBandwidth)
 	st.target, st.set, st.rank = t, true, rank
+	a.setBWPaused(st, t.PausedBandwidth)
 	d.SetTarget(t)
 	if d.video && !paused && (t.Slot != d.CurrentLayer() || wasPaused) {
 		d.up.RequestLayerKeyframe(t.Slot)
@@ -242,6 +351,21 @@ func (p *Participant) stopAdapter() {
 	}
 }
 
-// videoBudget is the bit/s the subscriber's downlink carries for video,
-// or -1 when it is not known (no limit).
-func (p *Participant) videoBudget([]*DownTrack) int { return -1 }
+// videoBudget is the bit/s the subscriber's downlink carries for video
+// (the estimate less the audio it gets: audio is never limited), or -1
+// when it is not known (no limit); and the audio's bit/s.
+func (p *Participant) videoBudget(downs []*DownTrack) (budget, audio int) {
+	for _, d := range downs {
+		if !d.video && !d.Target().Paused {
+			audio += d.up.rates()[0]
+		}
+	}
+	if p.bwe == nil {
+		return -1, audio
+	}
+	est, _, ok := p.bwe.estimate()
+	if !ok {
+		return -1, audio
+	}
+	return max(est-audio, 0), audio
+}

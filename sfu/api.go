@@ -46,6 +46,14 @@ func newMediaEngine(publisher bool) (*webrtc.MediaEngine, error) {
 			return nil, err
 		}
 	}
+	if !publisher {
+		// Subscribers' browsers report every packet's arrival (TWCC) for
+		// the per-subscriber estimate (bwe.go); down tracks write the
+		// transport-wide sequence number themselves (DownTrack.write).
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
+	}
 	if publisher {
 		// rid and repaired-rid name a simulcast publisher's layers
 		// (RFC 8852): pion routes each rid's packets to its own track.

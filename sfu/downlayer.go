@@ -188,6 +188,9 @@ func (d *DownTrack) switchTo(l int, reason LayerReason, ts uint32) {
 	} else {
 		d.m.layer = uint8(l)
 	}
+	if d.sel.cur >= 0 {
+		d.switches.WithLabelValues(reason.String()).Inc()
+	}
 	d.sel.cur, d.sel.reason, d.sel.tell = l, reason, true
 	d.curLayer.Store(int32(l))
 }

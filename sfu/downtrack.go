@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -57,6 +58,7 @@ type queueItem struct {
 type binding struct {
 	ssrc   uint32
 	pt     uint8
+	twcc   uint8 // the transport-cc header extension's id; 0: not negotiated
 	stream webrtc.TrackLocalWriter
 }
 
@@ -66,7 +68,10 @@ type DownTrackParams struct {
 	StreamID string // msid stream id: the publishing participant's identity
 	// Notify, when set, gets the down track's own events (TrackLayer,
 	// TrackBandwidth), from its writer's goroutine: it must not block.
-	Notify  func(Event)
+	Notify func(Event)
+	// bwe is the subscriber PC's estimator (bwe.go): packets carry its
+	// transport-wide sequence numbers, its feedback is handed to it.
+	bwe     *bwe
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
 }
@@ -106,6 +111,7 @@ type DownTrack struct {
 	curLayer atomic.Int32
 	notify   func(Event)
 	clock    int64 // the codec's clock rate
+	bwe      *bwe  // nil: no estimate
 
 	// Owned by the writer.
 	started bool // something was written since ready (or a write failed)
@@ -114,9 +120,12 @@ type DownTrack struct {
 	skipThrough uint64
 	hasSkip     bool
 	m           munger
-	out         rtp.Header // the header written: this subscriber's numbers
-	skipLayer   uint8      // the layer skipThrough is of
-	sel         layerSel   // downlayer.go
+	out         rtp.Header      // the header written: this subscriber's numbers
+	ext         []rtp.Extension // the transport-cc extension, its payload twccBuf (made once per id)
+	extID       uint8
+	twccBuf     [2]byte
+	skipLayer   uint8    // the layer skipThrough is of
+	sel         layerSel // downlayer.go
 
 	packetsOut, bytesOut           prometheus.Counter
 	forwarded                      *atomic.Uint64 // Metrics.Forwarded
@@ -125,6 +134,10 @@ type DownTrack struct {
 	latency                        prometheus.Histogram
 	nackIn, rtxHit, rtxMiss, pliIn prometheus.Counter
 	replayed                       prometheus.Counter
+	probeBytes                     prometheus.Counter
+	switches                       *prometheus.CounterVec
+	pausedGauge                    prometheus.Gauge
+	lastMarker                     bool // the last media packet written ended a frame (writer-owned)
 }
 
 // NewDownTrack makes a down track of p.Up. The caller adds it to a
@@ -141,6 +154,7 @@ func NewDownTrack(p DownTrackParams) *DownTrack {
 		log:          p.Logger.With("track", p.Up.ID(), "kind", kind),
 		m:            newMunger(video, uint16(rand.Uint32()), rand.Uint32()),
 		notify:       p.Notify,
+		bwe:          p.bwe,
 		clock:        int64(max(p.Up.Codec().ClockRate, 1)),
 		packetsOut:   m.PacketsOut.WithLabelValues(kind),
 		forwarded:    &m.Forwarded,
@@ -154,6 +168,9 @@ func NewDownTrack(p DownTrackParams) *DownTrack {
 		rtxMiss:      m.Retransmits.WithLabelValues("miss"),
 		pliIn:        m.PLIs.WithLabelValues("from_subscriber"),
 		replayed:     m.KeyframeReplays,
+		probeBytes:   m.ProbeBytes,
+		switches:     m.LayerSwitches,
+		pausedGauge:  m.PausedViewers,
 	}
 	d.initLayers()
 	return d
@@ -229,7 +246,13 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	if !ok {
 		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
 	}
-	d.binding.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), stream: ctx.WriteStream()})
+	b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), stream: ctx.WriteStream()}
+	for _, e := range ctx.HeaderExtensions() {
+		if e.URI == sdp.TransportCCURI && e.ID > 0 && e.ID < 15 {
+			b.twcc = uint8(e.ID)
+		}
+	}
+	d.binding.Store(b)
 	d.mu.Lock()
 	d.bound = true
 	d.mu.Unlock()
@@ -267,11 +290,12 @@ func matchCodec(want webrtc.RTPCodecCapability, have []webrtc.RTPCodecParameters
 
 // codecPreference is the one codec a subscriber transceiver offers: the up
 // track's, without RTX (retransmissions go on the main SSRC, from the
-// shared cache) and without transport-cc (no bandwidth estimation here).
+// shared cache), with transport-cc for video (the per-subscriber
+// estimate, bwe.go).
 func codecPreference(c webrtc.RTPCodecCapability, video bool) []webrtc.RTPCodecParameters {
 	c.RTCPFeedback = nil
 	if video {
-		c.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
+		c.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}, {Type: webrtc.TypeRTCPFBTransportCC}}
 	}
 	return []webrtc.RTPCodecParameters{{RTPCodecCapability: c}}
 }
@@ -400,15 +424,41 @@ func (d *DownTrack) forward(it queueItem, p *cachedPacket) {
 // SSRC, payload type, sequence number and timestamp. Extensions are not
 // forwarded (their ids are the publisher's negotiation, not ours).
 func (d *DownTrack) write(b *binding, seq uint16, ts uint32, p *cachedPacket) (int, bool) {
+	d.lastMarker = p.hdr.Marker
+	return d.writePayload(b, seq, ts, p.hdr.Marker, false, p.payload)
+}
+
+// writePayload writes one packet with the subscriber's header (padding:
+// payload is all padding, its last byte the count). With transport-cc
+// negotiated it carries the PC's next transport-wide sequence number,
+// recorded for the estimate.
+func (d *DownTrack) writePayload(b *binding, seq uint16, ts uint32, marker, padding bool, payload []byte) (int, bool) {
 	d.out = rtp.Header{
 		Version:        2,
-		Marker:         p.hdr.Marker,
+		Padding:        padding,
+		Marker:         marker,
 		PayloadType:    b.pt,
 		SequenceNumber: seq,
 		Timestamp:      ts,
 		SSRC:           b.ssrc,
 	}
-	n, err := b.stream.WriteRTP(&d.out, p.payload)
+	var tseq uint16
+	if b.twcc != 0 && d.bwe != nil {
+		if d.extID != b.twcc {
+			var h rtp.Header
+			_ = h.SetExtension(b.twcc, d.twccBuf[:]) // the payload aliases twccBuf
+			d.ext, d.extID = h.Extensions, b.twcc
+		}
+		tseq = d.bwe.hist.take()
+		d.twccBuf = [2]byte{byte(tseq >> 8), byte(tseq)}
+		d.out.Extension = true
+		d.out.ExtensionProfile = rtp.ExtensionProfileOneByte
+		d.out.Extensions = d.ext
+	}
+	n, err := b.stream.WriteRTP(&d.out, payload)
+	if n > 0 && d.out.Extension {
+		d.bwe.hist.record(tseq, n, Now())
+	}
 	if err != nil {
 		if !errors.Is(err, io.ErrClosedPipe) {
 			d.log.Debug("down track write failed", "err", err)
@@ -469,6 +519,10 @@ func (d *DownTrack) handleRTCP(b []byte) {
 	}
 	for _, p := range pkts {
 		switch p := p.(type) {
+		case *rtcp.TransportLayerCC:
+			if d.bwe != nil {
+				d.bwe.feedback(p, Now())
+			}
 		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 			d.pliIn.Inc()
 			d.up.RequestKeyframe()

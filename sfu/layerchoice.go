@@ -1,5 +1,7 @@
 package sfu
 
+import "time"
+
 // The layer decision (PROTOCOL.md 1.1 §3), as pure functions: from one
 // subscriber's settings, the layers of its tracks as they arrive, and its
 // downlink budget, which layer of each track it gets, and why. It touches
@@ -164,4 +166,35 @@ func ChooseLayers(budget int, tracks []TrackChoiceInput) []TrackChoice {
 		}
 	}
 	return out
+}
+
+// downHold and pauseHold are how long a decision to lower a track for
+// bandwidth, or to pause it, must stand before it is applied: a dip of
+// the estimate shorter than that costs the subscriber no layer (and the
+// publisher no keyframe). With the estimator's ~200 ms to see a queue,
+// a cap brings a down switch within ~1.5 s and a pause within ~2.5 s
+// (the contract allows 3 s and 5 s).
+const (
+	downHold  = time.Second
+	pauseHold = 2 * time.Second
+)
+
+// holdLower decides whether next, replacing prev (the choice applied),
+// waits: it lowers the track for bandwidth (a lower rank, or a pause) and
+// has not stood for downHold (pauseHold) since it was first made
+// (since; 0: not before). It returns the since to keep.
+func holdLower(prev, next TrackChoice, since, now int64) (wait bool, newSince int64) {
+	lower := next.Reason == ReasonBandwidth && !prev.Paused && !prev.PausedBandwidth && prev.Rank >= 0 &&
+		(next.PausedBandwidth || next.Rank < prev.Rank)
+	if !lower {
+		return false, 0
+	}
+	if since == 0 {
+		since = now
+	}
+	hold := int64(downHold)
+	if next.PausedBandwidth {
+		hold = int64(pauseHold)
+	}
+	return now-since < hold, since
 }

@@ -3,6 +3,7 @@ package sfu
 import (
 	"reflect"
 	"testing"
+	"time"
 )
 
 // three is a 3-layer track arriving at 150/500/1500 kbit/s.
@@ -90,6 +91,36 @@ func TestChooseLayers(t *testing.T) {
 	} {
 		if got := ChooseLayers(tc.budget, tc.tracks); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestHoldLower(t *testing.T) {
+	const s = int64(time.Second)
+	top := TrackChoice{Rank: 2}
+	mid := TrackChoice{Rank: 1, Reason: ReasonBandwidth}
+	bwPaused := TrackChoice{Rank: -1, Reason: ReasonBandwidth, PausedBandwidth: true}
+	for _, tc := range []struct {
+		name       string
+		prev, next TrackChoice
+		since, now int64
+		wait       bool
+		newSince   int64
+	}{
+		{"down: held at first", top, mid, 0, 10 * s, true, 10 * s},
+		{"down: still held", top, mid, 10 * s, 10*s + s/2, true, 10 * s},
+		{"down: applied after a second", top, mid, 10 * s, 11 * s, false, 10 * s},
+		{"pause: held for two seconds", mid, bwPaused, 10 * s, 11 * s, true, 10 * s},
+		{"pause: applied", mid, bwPaused, 10 * s, 12 * s, false, 10 * s},
+		{"down on request: at once", top, TrackChoice{Rank: 1}, 0, 10 * s, false, 0},
+		{"up: at once", mid, top, 5 * s, 10 * s, false, 0},
+		{"resume: at once", bwPaused, TrackChoice{Rank: 0, Reason: ReasonBandwidth}, 0, 10 * s, false, 0},
+		{"the dip ended: forgotten", top, top, 10 * s, 10*s + s/2, false, 0},
+		{"paused by request: nothing held", TrackChoice{Rank: -1, Paused: true}, mid, 0, 10 * s, false, 0},
+	} {
+		wait, since := holdLower(tc.prev, tc.next, tc.since, tc.now)
+		if wait != tc.wait || since != tc.newSince {
+			t.Errorf("%s: wait %v since %d, want %v %d", tc.name, wait, since, tc.wait, tc.newSince)
 		}
 	}
 }

@@ -134,3 +134,17 @@ func (m *munger) upstream(out uint16) (seqPair, bool) {
 	}
 	return p, true
 }
+
+// pad returns the outgoing sequence number and timestamp of a padding
+// packet sent after the last packet: the outgoing sequence goes on after
+// it (later packets shift by one), and an upstream packet older than the
+// newest one forwarded is dropped from now on (its number is taken).
+func (m *munger) pad() (seq uint16, ts uint32) {
+	m.lastOut++
+	m.seqOffset--
+	if m.started {
+		m.startExt = m.highExt + 1
+	}
+	m.history[int(m.lastOut)%len(m.history)] = seqPair{}
+	return m.lastOut, m.lastTS
+}

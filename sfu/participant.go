@@ -77,6 +77,7 @@ type Participant struct {
 	settings   map[string]LayerSettings              // track.settings by track id (adapt.go)
 	downs      map[*DownTrack]bool                   // the down tracks, for the adapter
 	adapt      *adapter                              // made with the first down track; nil after close
+	bwe        *bwe                                  // the subscriber PC's estimator (bwe.go); set when made
 
 	// Owned by the op goroutine.
 	sub          *webrtc.PeerConnection
@@ -110,7 +111,17 @@ func newParticipant(r *Room, pp ParticipantParams) *Participant {
 		remoteCands: map[Target][]webrtc.ICECandidateInit{},
 		localCands:  map[Target][]*webrtc.ICECandidateInit{},
 		delivered:   map[Target]bool{},
+		bwe:         subscriberBWE(pp.Role),
 	}
+}
+
+// subscriberBWE is a participant's estimator: every participant but a
+// relay (which receives nothing) has one.
+func subscriberBWE(role Role) *bwe {
+	if role == RoleRelay {
+		return nil
+	}
+	return &bwe{}
 }
 
 // key separates a relay participant from a direct one of the same identity.

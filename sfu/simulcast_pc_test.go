@@ -258,6 +258,11 @@ func TestSimulcastLayersAndSwitch(t *testing.T) {
 	})
 	time.Sleep(200 * time.Millisecond)
 	checkContinuous(t, rec.video())
+	// The viewer negotiated transport-cc: its feedback feeds its estimate.
+	waitLong(t, "an estimate from the viewer's TWCC feedback", func() bool {
+		_, st, ok := bp.bwe.estimate()
+		return ok && st.Delivered > 0
+	})
 }
 
 // checkContinuous checks a viewer's video: one SSRC, no sequence gap,

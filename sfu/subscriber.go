@@ -109,6 +109,7 @@ func (p *Participant) addDown(up *UpTrack) bool {
 	dt := NewDownTrack(DownTrackParams{
 		Up: up, StreamID: up.Participant(), Logger: p.log, Metrics: p.room.sfu.cfg.Metrics,
 		Notify: func(ev Event) { p.inbox.post(ev) },
+		bwe:    p.bwe,
 	})
 	dt.SetTarget(p.initialTarget(up))
 	if !up.AddDownTrack(dt) {

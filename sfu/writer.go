@@ -51,6 +51,9 @@ type groupMember interface {
 	// retransmit answers a NACK for outgoing sequence number seq,
 	// reading the packet into aux.
 	retransmit(seq uint16, aux *cachedPacket)
+	// pad sends n padding-only packets to probe the subscriber's
+	// downlink (probe.go), reading nothing (buf is scratch space).
+	pad(n int, buf *cachedPacket)
 	// upEnded tells the member that its up track ended: nothing more is
 	// written. It is called from the goroutine that ends the track.
 	upEnded()
@@ -60,6 +63,7 @@ type nackReq struct {
 	m     groupMember
 	seq   uint16
 	start bool // not a NACK: m has just become ready (kick)
+	pad   int  // not a NACK: send this many padding packets (probe)
 }
 
 // writer is a Sink of its up track, so the reader treats it as any other.
@@ -209,6 +213,15 @@ func (w *writer) nack(m groupMember, seq uint16) bool {
 	}
 }
 
+// padFor queues n padding packets for m; a full queue drops them (the
+// next probe tick asks again).
+func (w *writer) padFor(m groupMember, n int) {
+	select {
+	case w.nacks <- nackReq{m: m, pad: n}:
+	default:
+	}
+}
+
 // kick has m started on this writer now rather than at the next packet.
 // If the queue is full, the next packet starts it.
 func (w *writer) kick(m groupMember) {
@@ -228,9 +241,12 @@ func (w *writer) run() {
 				f() // the group is written: send the batch now
 			}
 		case r := <-w.nacks:
-			if r.start {
+			switch {
+			case r.start:
 				r.m.start(&w.aux)
-			} else {
+			case r.pad > 0:
+				r.m.pad(r.pad, &w.aux)
+			default:
 				r.m.retransmit(r.seq, &w.aux)
 			}
 		case <-w.done:

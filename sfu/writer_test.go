@@ -192,6 +192,7 @@ func (l *memberLog) deliver(_ queueItem, p, _ *cachedPacket) {
 }
 func (l *memberLog) start(*cachedPacket)              {}
 func (l *memberLog) wants(queueItem) bool             { return true }
+func (l *memberLog) pad(int, *cachedPacket)           {}
 func (l *memberLog) retransmit(uint16, *cachedPacket) {}
 func (l *memberLog) upEnded()                         {}
 
