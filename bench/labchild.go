@@ -31,6 +31,7 @@ func RegisterLabChildren() {
 	netlab.Register(childPublisher, runPublisherChild)
 	netlab.Register(childViewers, runViewersChild)
 	netlab.Register(childBrowser, runBrowserChild)
+	RegisterResumeLabChildren()
 }
 
 // labSettingEngine keeps a participant's ICE inside the lab: UDP4 host

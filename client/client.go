@@ -88,6 +88,7 @@ type Client struct {
 	resumeToken string // the newest join result's
 	dialer      websocket.Dialer
 	header      http.Header
+	net         *liveNet // nil with Options.API (its own)
 
 	// signaling worker: server "offer" requests and "trickle" notifications
 	sigMu    sync.Mutex
@@ -143,6 +144,14 @@ func Dial(ctx context.Context, baseURL, token string, opts Options) (*Client, er
 	se := LoopbackSettingEngine()
 	if opts.SettingEngine != nil {
 		se = *opts.SettingEngine
+	}
+	if opts.API == nil {
+		// The client's own view of the interfaces, read again at each ICE
+		// restart (resume.go): a network change brings new addresses.
+		if c.net, err = newLiveNet(); err != nil {
+			return nil, err
+		}
+		se.SetNet(c.net)
 	}
 	switch {
 	case opts.ReceiveDrop != nil && opts.API != nil:

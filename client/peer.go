@@ -218,6 +218,7 @@ func (c *Client) answerSubscriberOffer(id, params json.RawMessage) {
 		}
 	}
 	p.holdTrickle() // an ICE restart's candidates follow the answer
+	c.refreshInterfaces()
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
 		c.startTrickle(p)
 		c.log.Debug("bad subscriber offer", "err", err)

@@ -21,8 +21,11 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
+	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -190,6 +193,7 @@ func (c *Client) RestartICE(ctx context.Context) error {
 		return nil
 	}
 	p.holdTrickle() // the new generation's candidates follow the offer
+	c.refreshInterfaces()
 	offer, err := p.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
 	if err != nil {
 		return fmt.Errorf("client: create restart offer: %w", err)
@@ -230,4 +234,51 @@ func (c *Client) DropSocket() {
 	ws := c.ws.Load()
 	_ = ws.conn.Close()
 	<-ws.closed
+}
+
+// liveNet is the client's transport.Net: the standard library's, with the
+// list of interfaces read again on refresh. pion's ICE agent gathers from
+// its Net's list, which stdnet reads once: without a refresh, an ICE
+// restart after a network change (Wi-Fi to cellular) would gather the
+// addresses that are gone.
+type liveNet struct {
+	transport.Net // the first list's: sockets and resolving use no list
+	cur           atomic.Pointer[stdnet.Net]
+}
+
+func newLiveNet() (*liveNet, error) {
+	first, err := stdnet.NewNet()
+	if err != nil {
+		return nil, fmt.Errorf("client: reading the network interfaces: %w", err)
+	}
+	n := &liveNet{Net: first}
+	n.cur.Store(first)
+	return n, nil
+}
+
+// Interfaces returns the interfaces as last read.
+func (n *liveNet) Interfaces() ([]*transport.Interface, error) { return n.cur.Load().Interfaces() }
+
+// InterfaceByIndex looks in the interfaces as last read.
+func (n *liveNet) InterfaceByIndex(i int) (*transport.Interface, error) {
+	return n.cur.Load().InterfaceByIndex(i)
+}
+
+// InterfaceByName looks in the interfaces as last read.
+func (n *liveNet) InterfaceByName(name string) (*transport.Interface, error) {
+	return n.cur.Load().InterfaceByName(name)
+}
+
+// refresh reads the interfaces again (a failure keeps the last list).
+func (n *liveNet) refresh() {
+	if fresh, err := stdnet.NewNet(); err == nil {
+		n.cur.Store(fresh)
+	}
+}
+
+// refreshInterfaces reads the interfaces again before an ICE restart.
+func (c *Client) refreshInterfaces() {
+	if c.net != nil {
+		c.net.refresh()
+	}
 }

@@ -60,6 +60,7 @@ func (m *Member) Hold() {
 		m.r.streams.trackCause(up.ID(), CausePublisherReconnecting, true)
 	}
 	m.p.Room().SetHostHeld(m.p, true)
+	m.p.HoldSubscriber(true) // no offers until the resume restarts ICE
 	if rl := m.r.relays.Of(m.p); rl != nil {
 		m.deliver(RelayEvent{relay.EventParams{Relay: rl.Info().ID, Event: EventSrcReconnecting, Code: EventSrcReconnectingCode}})
 	}

@@ -17,57 +17,75 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// RestartSubscriberICE restarts ICE on the participant's subscriber PC:
-// it makes and sets an offer with new ICE credentials (and every track
-// the PC carries now) and returns its SDP, for the caller to send as the
-// subscriber offer; "" when there is no subscriber PC. The offer replaces
-// any offer still out (a held session's, never delivered): the client's
-// answer to this one settles the negotiation, and changes made meanwhile
-// are offered after it. The server's candidates of the new generation
-// are held until FlushSubscriberCandidates, so that none reaches the
-// client before the offer.
-func (p *Participant) RestartSubscriberICE() (string, error) {
-	var sdp string
-	err := p.ops.do(func() error {
-		var err error
-		sdp, err = p.restartSubscriber()
-		return err
-	})
-	return sdp, err
+// RestartSubscriberICE restarts ICE on the participant's subscriber PC
+// (if it has one) for a resumed session: an offer with new ICE
+// credentials and every track the PC carries now, posted as its
+// SubscriberOffer. It returns once that offer, and every event posted
+// before it, has been delivered to the participant's EventSink, so the
+// caller knows the offer is the last one it got. The server's candidates
+// of the new generation follow the offer. It also ends HoldSubscriber.
+//
+// pion cannot restart while an offer of the PC is still unanswered (it
+// refuses a new local offer in have-local-offer, and a rollback): then
+// that offer is posted again instead, and the restart follows its answer.
+func (p *Participant) RestartSubscriberICE() error {
+	err := p.ops.do(func() error { return p.restartSubscriber(true) })
+	p.inbox.flush()
+	return err
 }
 
-// restartSubscriber is RestartSubscriberICE's op.
-func (p *Participant) restartSubscriber() (string, error) {
+// restartSubscriber is RestartSubscriberICE's op (resend: an unanswered
+// offer is posted again).
+func (p *Participant) restartSubscriber(resend bool) error {
+	p.subHeld = false
 	if p.sub == nil || p.isClosed() {
-		return "", nil
+		return nil
 	}
+	if p.negotiating {
+		// Cancel the retry of a refused offer: it is sent now.
+		p.retryPending = false
+		if p.retryTimer != nil {
+			p.retryTimer.Stop()
+			p.retryTimer = nil
+		}
+		p.restartPending = true
+		if ld := p.sub.PendingLocalDescription(); resend && ld != nil {
+			p.inbox.post(SubscriberOffer{SDP: ld.SDP})
+		}
+		return nil
+	}
+	p.restartPending = false
 	p.mu.Lock()
 	p.delivered[TargetSubscriber] = false
 	p.mu.Unlock()
 	p.iceRestarting(TargetSubscriber)
 	offer, err := p.sub.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
 	if err != nil {
-		return "", err
+		return err
 	}
 	if err := p.sub.SetLocalDescription(offer); err != nil {
-		return "", err
+		return err
 	}
-	// The offer out before (if any) is superseded: no retry of it.
-	p.offerSettled()
 	p.negotiating = true
 	p.renegotiate = false
 	WaitGathering(p.sub)
-	return p.sub.LocalDescription().SDP, nil
+	p.inbox.post(SubscriberOffer{SDP: p.sub.LocalDescription().SDP})
+	p.flushCandidates(TargetSubscriber)
+	return nil
 }
 
-// FlushSubscriberCandidates trickles the server's subscriber candidates
-// held since RestartSubscriberICE, once its offer has been queued for
-// the client.
-func (p *Participant) FlushSubscriberCandidates() { p.flushCandidates(TargetSubscriber) }
-
-// ICEUfrag returns the first a=ice-ufrag of an SDP ("" when none): the
-// ICE credentials' generation an offer belongs to.
-func ICEUfrag(sdp string) string { return iceUfrag(sdp) }
+// HoldSubscriber stops (on) the subscriber PC's offers while the
+// participant's session is held: no one would get them, and an offer out
+// would keep the resume from restarting ICE at once. Changes wait and go
+// with the restart's offer (RestartSubscriberICE ends the hold).
+func (p *Participant) HoldSubscriber(on bool) {
+	p.ops.post(func() {
+		p.subHeld = on
+		if !on {
+			p.negotiate()
+		}
+	})
+}
 
 func iceUfrag(sdp string) string {
 	const attr = "a=ice-ufrag:"

@@ -89,6 +89,10 @@ type Participant struct {
 	retryPending bool // a refused offer will be sent again
 	retryTimer   *time.Timer
 	remoteCands  map[Target][]webrtc.ICECandidateInit
+	// icerestart.go: the session is held (no offers), and an ICE restart
+	// waits for the answer to the offer that was out.
+	subHeld        bool
+	restartPending bool
 
 	pubWG sync.WaitGroup // every publisher PC's track goroutines
 }

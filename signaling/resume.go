@@ -18,8 +18,6 @@ package signaling
 import (
 	"sync"
 	"time"
-
-	"github.com/relaysfu/relayd/sfu"
 )
 
 // resumables are the sessions a resume token can take over: every joined
@@ -129,17 +127,23 @@ func (s *session) resumeJoin(c *Claims, version string, lastSeq *int64) (res any
 		s.out.addPrefix(&out{data: f})
 	}
 	if p := m.Participant(); p != nil {
-		sdp, err := p.RestartSubscriberICE()
-		if err != nil {
+		// The subscriber offers the sfu delivers meanwhile are taken
+		// apart; the last is the restart's (RestartSubscriberICE returns
+		// once it is delivered) and goes right after the replay. Older
+		// ones (made before the hold, never answered) are dropped.
+		s.mu.Lock()
+		s.capturing = true
+		s.mu.Unlock()
+		if err := p.RestartSubscriberICE(); err != nil {
 			s.log.Warn("resume: restarting the subscriber's ICE", "err", err)
 		}
+		s.mu.Lock()
+		sdp := s.captured
+		s.capturing, s.captured = false, ""
+		s.mu.Unlock()
 		if sdp != "" {
-			s.mu.Lock()
-			s.restartUfrag = sfu.ICEUfrag(sdp)
-			s.mu.Unlock()
 			s.prefixRequest("offer", map[string]string{"sdp": sdp})
 		}
-		p.FlushSubscriberCandidates()
 	}
 	m.Resumed()
 	s.hmu.Lock()
@@ -218,11 +222,14 @@ func (o *outbox) handOver(to *outbox, after uint64) (frames [][]byte, last uint6
 	return frames, last, gap
 }
 
-// staleOffer reports whether a subscriber offer was made before the ICE
-// restart of a resume (its ufrag is the old one): the restart's offer
-// replaced it in the sfu, and the client must not get it after.
-func (s *session) staleOffer(sdp string) bool {
+// captureOffer takes a subscriber offer delivered while a resume is
+// served (see resumeJoin); false: not capturing, send it as usual.
+func (s *session) captureOffer(sdp string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.restartUfrag != "" && sfu.ICEUfrag(sdp) != s.restartUfrag
+	if !s.capturing {
+		return false
+	}
+	s.captured = sdp
+	return true
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/relaysfu/relayd/client"
@@ -566,4 +567,198 @@ func (c *rawConn) readN(n int) []map[string]json.RawMessage {
 		out = append(out, m)
 	}
 	return out
+}
+
+// A broadcast running past its token's expiry keeps going (1.1 §6): the
+// host's 2 s token is refreshed every second; 8 s on (past its exp and
+// the leeway) its viewer still gets media, the first token is refused
+// (401) and the host resumes with the newest one. A recording of it is
+// one file across the resume.
+func TestBroadcastPastTokenExpiry(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testCtx(t)
+	first, err := ts.Tokens.Issue(TokenSpec{Identity: "alice", Room: "r1", Role: "host", TTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := client.Dial(ctx, ts.URL, first, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	if _, err := host.JoinWith(ctx, client.JoinParams{Version: "1.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := host.SetRecording(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, host)
+	viewer, _ := ts.join11(t, "bob", "r1", "viewer")
+	tr := receiving(t, viewer, "video", 10)
+	time.Sleep(2*time.Second + tokenLeeway + time.Second)
+	if _, err := client.Dial(ctx, ts.URL, first, client.Options{}); err == nil {
+		t.Fatal("the first token still opens a socket after its exp")
+	}
+	before := tr.Packets()
+	time.Sleep(300 * time.Millisecond)
+	if tr.Packets() == before {
+		t.Fatal("no media past the token's expiry")
+	}
+	if host.Token() == first {
+		t.Fatal("no token.refresh")
+	}
+	host.DropSocket()
+	res, err := host.Resume(ctx, client.ResumeOptions{})
+	if err != nil || !res.Resumed {
+		t.Fatalf("a resume late in the broadcast: %+v %v", res, err)
+	}
+	flowsAgain(t, tr, tr.Keyframes(), tr.Packets(), 5*time.Second)
+	if err := host.StopRoom(ctx); err != nil {
+		t.Fatal(err)
+	}
+	admin := ts.admin(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err := admin.Room(ctx, "r1")
+		if err == nil && got.Status == "recorded" {
+			if len(got.Recordings) != 1 || got.Recordings[0].Participant != "alice" {
+				t.Fatalf("recordings across a resume: %+v", got.Recordings)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the room after the end: %+v %v", got, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A held session that is kicked ends at once (1.1 §7): the others see it
+// leave, and its resume joins fresh.
+func TestHeldSessionKicked(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testCtx(t)
+	host, _ := ts.join11(t, "alice", "r1", "host")
+	viewer, _ := ts.join11(t, "bob", "r1", "viewer")
+	waitNote(t, host, "participant.joined", nil)
+	viewer.DropSocket()
+	noNote(t, host, "participant.left", nil, 300*time.Millisecond) // held
+	if err := ts.admin(t).KickParticipant(ctx, "r1", "bob", false); err != nil {
+		t.Fatal(err)
+	}
+	waitNote(t, host, "participant.left", nil)
+	if res, err := viewer.Resume(ctx, client.ResumeOptions{}); err != nil || res.Resumed {
+		t.Fatalf("the kicked session's resume: %+v %v, want a fresh join", res, err)
+	}
+	if n := testutil.ToFloat64(ts.Metrics.Resume.Outcomes.WithLabelValues("ended")); n != 1 {
+		t.Errorf("resumes_total{ended} = %v", n)
+	}
+}
+
+// A co-host held keeps its stage seat and tracks: its viewer sees its
+// video paused then active, the room stays live (only a host's hold makes
+// it waiting_reconnect), and the co-host publishes after the resume
+// without an invitation again.
+func TestResumeCohostKeepsStage(t *testing.T) {
+	ts := newTestServer(t, withCohosts(map[string][]string{"carol": {"r1"}}))
+	ctx := testCtx(t)
+	host, _ := ts.join11(t, "alice", "r1", "host")
+	publish(t, host)
+	waitNote(t, host, "room.updated", roomStatusIs("live"))
+	inv, err := host.CreateInvitation(ctx, "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	co, _ := ts.join11(t, "carol", "r1", "viewer")
+	if _, err := co.AcceptInvitation(ctx, inv.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitNote(t, co, "participant.updated", func(p json.RawMessage) bool { return strings.Contains(string(p), `"cohost"`) })
+	publish(t, co)
+	video := ownTrack(t, co, "carol", "video")
+	viewer, vres := ts.join11(t, "bob", "r1", "viewer")
+	if !strings.Contains(fmt.Sprint(vres.Tracks), video.ID) {
+		t.Fatalf("the viewer's join result has no %s: %+v", video.ID, vres.Tracks)
+	}
+
+	co.DropSocket()
+	waitNote(t, viewer, "track.stream", streamNote(video.ID, "paused", "publisher_reconnecting"))
+	res, err := co.Resume(ctx, client.ResumeOptions{})
+	if err != nil || !res.Resumed || res.Participant.Role != "cohost" {
+		t.Fatalf("the co-host's resume: %+v %v", res, err)
+	}
+	waitNote(t, viewer, "track.stream", streamNote(video.ID, "active", "publisher_reconnecting"))
+	noNote(t, viewer, "room.updated", roomStatusIs("waiting_reconnect"), 10*time.Millisecond)
+	noNote(t, viewer, "participant.updated", nil, 10*time.Millisecond)
+	noNote(t, viewer, "track.unpublished", nil, 10*time.Millisecond)
+}
+
+// nextOffer reads frames until a server "offer" request and returns its
+// id and SDP.
+func (c *rawConn) nextOffer() (json.RawMessage, string) {
+	c.t.Helper()
+	for {
+		f := c.readN(1)[0]
+		var m string
+		_ = json.Unmarshal(f["method"], &m)
+		if m != "offer" {
+			continue
+		}
+		var p struct {
+			SDP string `json:"sdp"`
+		}
+		if err := json.Unmarshal(f["params"], &p); err != nil || f["id"] == nil {
+			c.t.Fatalf("offer %v", f)
+		}
+		return f["id"], p.SDP
+	}
+}
+
+// A session whose subscriber offer was still unanswered when its socket
+// went: pion cannot restart ICE over it, so the resume sends that offer
+// again right after the replay, and the restart's offer (new ufrag)
+// follows its answer.
+func TestResumeWithAnOfferOut(t *testing.T) {
+	ts := newTestServer(t)
+	host, _ := ts.join11(t, "alice", "r1", "host")
+	publish(t, host)
+	waitNote(t, host, "room.updated", roomStatusIs("live"))
+	tok := ts.token(t, "bob", "r1", "viewer")
+	bob := ts.dialRaw(t, tok)
+	first := decodeJoin(t, joinFirst(t, bob, `{"version":"1.1"}`))
+	_, sdp1 := bob.nextOffer() // never answered
+	_ = bob.Close()
+	time.Sleep(200 * time.Millisecond)
+
+	again := ts.resumeRaw(t, tok, first.ResumeToken)
+	if r := decodeJoin(t, joinFirst(t, again, `{"version":"1.1","lastSeq":0}`)); !r.Resumed {
+		t.Fatalf("resume %+v", r)
+	}
+	id, sdp2 := again.nextOffer()
+	if ufragOf(sdp2) != ufragOf(sdp1) {
+		t.Fatalf("the offer after the resume is not the one out (ufrag %q, was %q)", ufragOf(sdp2), ufragOf(sdp1))
+	}
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp2}); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": id, "result": map[string]string{"sdp": answer.SDP}})
+	if err := again.WriteMessage(websocket.TextMessage, b); err != nil {
+		t.Fatal(err)
+	}
+	_, sdp3 := again.nextOffer()
+	if u := ufragOf(sdp3); u == "" || u == ufragOf(sdp1) {
+		t.Fatalf("the offer after the answer kept the ufrag %q: no ICE restart", u)
+	}
 }

@@ -65,10 +65,10 @@ type session struct {
 	nextID    int
 	pending   map[string]string // our requests awaiting a response: id -> method
 	lastOffer string            // id of the newest "offer" request
-	// restartUfrag is the ICE ufrag of the subscriber offer a resume
-	// restarted ICE with: an offer made before it (another ufrag) and
-	// delivered after it is stale (resume.go).
-	restartUfrag string
+	// While a resume is served, the subscriber offers delivered are
+	// taken apart (capturing), the last kept (captured): resume.go.
+	capturing bool
+	captured  string
 }
 
 func newSession(srv *Server, c *conn, cl *Claims) *session {
@@ -147,7 +147,7 @@ func (s *session) keepOffer(id string) {
 func (s *session) Notify(ev rooms.Event) {
 	switch e := ev.(type) {
 	case sfu.SubscriberOffer:
-		if s.staleOffer(e.SDP) {
+		if s.captureOffer(e.SDP) {
 			return
 		}
 		s.request("offer", map[string]string{"sdp": e.SDP})

@@ -8,6 +8,7 @@
 //	relaybench --spawn ./relayd --ramp --ramp-step 50
 //	relaybench --spawn ./relayd --viewers 20 --viewer-net 10:cap=600kbit,loss=2% --browser-viewer cap=1mbit
 //	relaybench floor
+//	relaybench resume --spawn ./relayd --cycles 20 --cut 5s [--nodes 2]
 //
 // This file holds the flags only; everything else is in package bench.
 package main
@@ -43,6 +44,9 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "floor" {
 		return runFloor(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "resume" {
+		return runResume(ctx, args[1:], stdout, stderr)
 	}
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
