@@ -160,6 +160,11 @@ func (a *adapter) round() {
 			continue
 		}
 		ls := d.up.choiceLayers(now)
+		if s.Paused {
+			d.SetDemand(-1)
+		} else {
+			d.SetDemand(RequestedRank(s, ls))
+		}
 		in := TrackChoiceInput{Settings: s, Layers: ls, Current: st.rank, BWPaused: st.target.PausedBandwidth, CanPause: a.p.v11}
 		if st.set && !st.target.Paused && !st.target.PausedBandwidth {
 			in.Current = rankOf(ls, st.target.Slot)

@@ -103,6 +103,7 @@ func (d *DownTrack) initLayers() {
 	d.sel = layerSel{simulcast: len(d.up.layers) > 1 || d.up.Simulcast(), cur: -1, tell: d.video}
 	top := d.up.TopLayer()
 	d.want.Store(LayerTarget{Slot: top}.pack())
+	d.demand.Store(int32(len(d.up.layers) - 1))
 	d.sel.seen = d.want.Load()
 	d.curLayer.Store(-1)
 	if !d.sel.simulcast {
@@ -118,6 +119,10 @@ func (d *DownTrack) SetTarget(t LayerTarget) {
 	}
 	d.want.Store(t.pack())
 }
+
+// SetDemand records the rank the subscriber's settings ask for (-1:
+// paused), for dynacast (what bandwidth allows is not a demand).
+func (d *DownTrack) SetDemand(rank int) { d.demand.Store(int32(rank)) }
 
 // Target returns the target last set.
 func (d *DownTrack) Target() LayerTarget { return unpackTarget(d.want.Load()) }

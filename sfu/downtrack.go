@@ -109,6 +109,7 @@ type DownTrack struct {
 	// follows it and publishes the layer it forwards in curLayer.
 	want     atomic.Uint32
 	curLayer atomic.Int32
+	demand   atomic.Int32 // the rank the settings ask for; -1: paused (dynacast.go)
 	notify   func(Event)
 	clock    int64 // the codec's clock rate
 	bwe      *bwe  // nil: no estimate

@@ -78,6 +78,7 @@ type Participant struct {
 	downs      map[*DownTrack]bool                   // the down tracks, for the adapter
 	adapt      *adapter                              // made with the first down track; nil after close
 	bwe        *bwe                                  // the subscriber PC's estimator (bwe.go); set when made
+	dynaDone   chan struct{}                         // ends the dynacast loop (dynacast.go); nil: not running
 
 	// Owned by the op goroutine.
 	sub          *webrtc.PeerConnection
@@ -94,7 +95,8 @@ type Participant struct {
 	subHeld        bool
 	restartPending bool
 
-	pubWG sync.WaitGroup // every publisher PC's track goroutines
+	pubWG  sync.WaitGroup // every publisher PC's track goroutines
+	dynaWG sync.WaitGroup // the dynacast loop
 }
 
 type downEntry struct {
@@ -206,6 +208,7 @@ func (p *Participant) close() {
 	p.mu.Unlock()
 	p.ops.stop(p.closeOp)
 	p.stopAdapter()
+	p.stopDynacast()
 	p.pubWG.Wait()
 }
 

@@ -216,6 +216,7 @@ func (p *Participant) runSimulcastLayer(pub *publisherPC, tr *webrtc.TrackRemote
 		up.Close() // may not publish (any more): the PC is being closed
 		return
 	}
+	p.startDynacast()
 	up.RunLayer(slot)
 	<-up.Done()
 	p.room.unpublish(p, up)
