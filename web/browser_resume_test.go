@@ -26,7 +26,8 @@ func TestBrowserStudioReloadResumes(t *testing.T) {
 	host.must(`location.reload()`)
 	// The page starts over: it finds its kept session and says so while it resumes.
 	host.waitFor(`"Reconnecting… (N s left)"`, `/^Reconnecting… \(\d+ s left\)$/.test(document.getElementById("notice").textContent) || (window.app && app.client && app.client.resumed)`, 10*time.Second)
-	host.waitFor("the studio live again", `app.resumeFellBack || (app.client && app.client.resumed === true && app.client.connectionState === "connected" && document.getElementById("status").dataset.status === "live")`, 15*time.Second)
+	host.waitFor("the studio live again", `app.resumeFellBack || (app.client && app.client.resumed === true && app.client.connectionState === "connected" &&
+		document.getElementById("status").dataset.status === "live" && !document.getElementById("end-stream").disabled)`, 15*time.Second)
 	if fell, _ := eval[string](host, `app.resumeFellBack || ""`); fell != "" {
 		// The page did its part (resume: true); the server must then take
 		// the reloaded page's new PeerConnections for the held session.
