@@ -1,5 +1,5 @@
 // Package invitations is the co-host invitation state machine of the
-// contract (../shared/PROTOCOL.md, "Invitations") and its persistence.
+// contract (docs/protocol.md §8.6) and its persistence.
 // It is pure logic plus a store: no network, and no imports of this
 // module but metrics. Signaling maps its methods to invitation.*,
 // cohost.remove and stage.leave, and its errors to codes.

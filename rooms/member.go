@@ -114,7 +114,7 @@ func (r *Rooms) Join(req JoinRequest, sink Sink) (*Member, Joined, error) {
 	if role == sfu.RoleViewer && r.isCohost(req.Room, req.Identity) {
 		role = sfu.RoleCohost // joining later keeps an accepted invitation's role
 	}
-	p, st, err := room.Join(sfu.ParticipantParams{Identity: req.Identity, Name: req.Name, Role: role, Events: m})
+	p, st, err := room.Join(sfu.ParticipantParams{Identity: req.Identity, Name: req.Name, Role: role, Events: m, V11: req.V11})
 	if err != nil {
 		return nil, Joined{}, fromSFU(err)
 	}
@@ -176,8 +176,29 @@ func (m *Member) Notify(ev sfu.Event) {
 		if m.v11 {
 			m.r.streams.dropped(m, e.Track.ID)
 		}
+	case sfu.TrackLayer, sfu.TrackUpdated, sfu.PublisherLayers:
+		if !m.v11 {
+			return // 1.1's notifications
+		}
+	case sfu.TrackBandwidth:
+		if m.v11 {
+			m.bandwidth(e)
+		}
+		return
 	}
 	m.out().Notify(ev)
+}
+
+// bandwidth feeds a bandwidth pause of one of the member's tracks, or
+// the first packet after one, to the track.stream rule.
+func (m *Member) bandwidth(e sfu.TrackBandwidth) {
+	if e.Paused {
+		m.r.streams.subscriberCause(m, e.TrackID, CauseBandwidth, true)
+		return
+	}
+	if m.r.streams.subscriberCause(m, e.TrackID, CauseBandwidth, false) {
+		m.r.streams.memberPacket(m, e.TrackID)
+	}
 }
 
 // publishes reports whether track id is one of the member's own.

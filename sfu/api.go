@@ -27,6 +27,12 @@ type MediaConfig struct {
 	LoopbackOnly bool
 	// PublicIP, when set, replaces the host candidates' address (1:1 NAT).
 	PublicIP string
+	// TCPListener, when set, carries passive ICE-TCP (icetcp.go); the
+	// returned closer closes it.
+	TCPListener net.Listener
+	// RelayTransport, when set, names the TURN transport of a remote
+	// address that is a relay of the embedded TURN server ("" if not).
+	RelayTransport func(ip net.IP, port int) string
 }
 
 // newMediaEngine registers Opus, VP8, VP9 and H.264, with RTX for every
@@ -34,7 +40,7 @@ type MediaConfig struct {
 // repaired packets on the main SSRC). Video feedback: nack and nack pli so
 // subscribers NACK and PLI us, ccm fir for older browsers, transport-cc so
 // publishing browsers get feedback for their send-side bandwidth estimate.
-func newMediaEngine() (*webrtc.MediaEngine, error) {
+func newMediaEngine(publisher bool) (*webrtc.MediaEngine, error) {
 	m := &webrtc.MediaEngine{}
 	if err := RegisterCodecs(m, 0, webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}); err != nil {
 		return nil, err
@@ -44,6 +50,23 @@ func newMediaEngine() (*webrtc.MediaEngine, error) {
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
 		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.SDESMidURI}, kind); err != nil {
 			return nil, err
+		}
+	}
+	if !publisher {
+		// Subscribers' browsers report every packet's arrival (TWCC) for
+		// the per-subscriber estimate (bwe.go); down tracks write the
+		// transport-wide sequence number themselves (DownTrack.write).
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
+	}
+	if publisher {
+		// rid and repaired-rid name a simulcast publisher's layers
+		// (RFC 8852): pion routes each rid's packets to its own track.
+		for _, uri := range []string{sdp.SDESRTPStreamIDURI, sdp.SDESRepairRTPStreamIDURI} {
+			if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, webrtc.RTPCodecTypeVideo); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return m, nil
@@ -113,6 +136,8 @@ type APIs struct {
 	// node-to-node pipes (relay.LinkUfrag). The mux hands it what comes
 	// from the addresses it has written to.
 	MuxConn func(ufrag string) (net.PacketConn, error)
+	// RelayTransport is MediaConfig.RelayTransport.
+	RelayTransport func(ip net.IP, port int) string
 }
 
 // NewAPI builds the server's webrtc.APIs. The returned closer stops the ICE
@@ -134,7 +159,10 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 	if bc != nil {
 		mux = muxCloser{mux, bc}
 	}
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	if tcp := setupICETCP(&se, cfg.TCPListener); tcp != nil {
+		mux = closers{mux, tcp}
+	}
+	se.SetNetworkTypes(networkTypes(cfg))
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	// DTLS's HelloVerifyRequest (a cookie round trip) guards a server
 	// against spoofed-source floods; here DTLS runs only with a peer that
@@ -145,7 +173,6 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 	se.SetIncludeLoopbackCandidate(cfg.ICELoopback || cfg.LoopbackOnly)
 	if cfg.LoopbackOnly {
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	}
 	if cfg.PublicIP != "" {
 		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
@@ -156,7 +183,7 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 			return APIs{}, nil, fmt.Errorf("public ip: %w", err)
 		}
 	}
-	var apis APIs
+	apis := APIs{RelayTransport: cfg.RelayTransport}
 	if bc != nil {
 		apis.Flush = bc.flush
 	}
@@ -164,7 +191,7 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 		return icemux.GetConn(ufrag, conn.LocalAddr())
 	}
 	for _, publisher := range []bool{true, false} {
-		m, err := newMediaEngine()
+		m, err := newMediaEngine(publisher)
 		if err != nil {
 			_ = mux.Close()
 			return APIs{}, nil, fmt.Errorf("media engine: %w", err)

@@ -19,20 +19,22 @@ import "sync"
 // waits for its track readers outside the op, since they call the
 // observer, which may call back into the participant).
 //
-// Goroutines: run, started by newOpQueue and ended by stop, which waits
-// for it.
+// Goroutines: run, started by post (or stop) when ops wait and none is
+// running, and ending as soon as the queue is empty, so an idle
+// participant (every viewer, between its offers) has none; at 200 viewers
+// a goroutine per participant parked on a wake-up channel was about 6 KiB
+// of stack each (BENCHMARKS.md, "Architecture change"). At most one run goroutine
+// exists at a time, so ops still run one at a time, in order.
 type opQueue struct {
 	mu      sync.Mutex
 	ops     []func()      // guarded by mu: queued, not started
 	stopped bool          // guarded by mu: no op is queued any more
-	wake    chan struct{} // one buffered token: ops were queued
-	done    chan struct{} // closed when run has returned
+	running bool          // guarded by mu: a run goroutine is running the ops
+	done    chan struct{} // closed when stop's last op has run
 }
 
 func newOpQueue() *opQueue {
-	q := &opQueue{wake: make(chan struct{}, 1), done: make(chan struct{})}
-	go q.run()
-	return q
+	return &opQueue{done: make(chan struct{})}
 }
 
 // post queues op and returns at once. It reports false, and op will never
@@ -44,12 +46,17 @@ func (q *opQueue) post(op func()) bool {
 		return false
 	}
 	q.ops = append(q.ops, op)
+	q.startLocked()
 	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default: // a wake-up is pending already
-	}
 	return true
+}
+
+// startLocked starts a run goroutine unless one is running. q.mu is held.
+func (q *opQueue) startLocked() {
+	if !q.running {
+		q.running = true
+		go q.run()
+	}
 }
 
 // do runs op on the queue and returns its error once it has run. If the
@@ -83,36 +90,28 @@ func (q *opQueue) stop(last func()) {
 		q.stopped = true
 		clear(q.ops)
 		q.ops = append(q.ops[:0], last)
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
+		q.startLocked()
 	}
 	q.mu.Unlock()
 	<-q.done
 }
 
-// run runs the ops until the queue is stopped and empty.
+// run runs the ops until the queue is empty. The run that empties a
+// stopped queue has run its last op: it closes done.
 func (q *opQueue) run() {
-	defer close(q.done)
-	for {
-		q.mu.Lock()
-		for len(q.ops) == 0 {
-			if q.stopped {
-				q.mu.Unlock()
-				return
-			}
-			q.mu.Unlock()
-			<-q.wake
-			q.mu.Lock()
-		}
+	q.mu.Lock()
+	for len(q.ops) > 0 {
 		op := q.ops[0]
 		q.ops[0] = nil
 		q.ops = q.ops[1:]
-		if len(q.ops) == 0 {
-			q.ops = nil // let a burst's array go
-		}
 		q.mu.Unlock()
 		op()
+		q.mu.Lock()
 	}
+	q.ops = nil // let a burst's array go
+	q.running = false
+	if q.stopped {
+		close(q.done)
+	}
+	q.mu.Unlock()
 }

@@ -44,6 +44,9 @@ type Room struct {
 	broadcastID string
 	broadcastAt time.Time
 	recording   bool
+	// layerNotes: the track.updated state of the simulcast tracks
+	// published here (layernotes.go), guarded by mu.
+	layerNotes map[*UpTrack]*layersNote
 }
 
 // EndReason says why a room ended (PROTOCOL.md 1.1 "2. endReason"). This is
@@ -279,6 +282,7 @@ func (r *Room) publish(p *Participant, t *UpTrack) bool {
 	}
 	p.published = append(p.published, t)
 	info := p.trackInfo(t)
+	r.watchLayersLocked(p, t, info)
 	var subs []*Participant
 	for _, q := range r.sortedLocked() {
 		if q == p {
@@ -325,6 +329,7 @@ func (r *Room) unpublish(p *Participant, t *UpTrack) {
 		r.mu.Unlock()
 		return
 	}
+	r.unwatchLayersLocked(t)
 	info := p.trackInfo(t)
 	var subs []*Participant
 	for _, q := range r.sortedLocked() {

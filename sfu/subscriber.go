@@ -108,7 +108,10 @@ func (p *Participant) addDown(up *UpTrack) bool {
 	}
 	dt := NewDownTrack(DownTrackParams{
 		Up: up, StreamID: up.Participant(), Logger: p.log, Metrics: p.room.sfu.cfg.Metrics,
+		Notify: func(ev Event) { p.inbox.post(ev) },
+		bwe:    p.bwe,
 	})
+	dt.SetTarget(p.initialTarget(up))
 	if !up.AddDownTrack(dt) {
 		dt.Close() // the track ended meanwhile
 		return false
@@ -131,7 +134,8 @@ func (p *Participant) addDown(up *UpTrack) bool {
 		dt.SetReady()
 	}
 	p.down[up] = &downEntry{dt: dt, sender: sender}
-	up.keyframeForNewSubscriber() // the new subscriber starts at a keyframe
+	p.addAdapted(dt)
+	up.keyframeForNewSubscriber(dt.Target().Slot) // the new subscriber starts at a keyframe
 	return true
 }
 
@@ -143,6 +147,7 @@ func (p *Participant) removeDown(up *UpTrack) bool {
 		return false
 	}
 	delete(p.down, up)
+	p.removeAdapted(e.dt)
 	e.dt.Close()
 	if err := p.sub.RemoveTrack(e.sender); err != nil {
 		p.log.Debug("remove track", "err", err)

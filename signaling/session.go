@@ -185,6 +185,9 @@ func (s *session) Notify(ev rooms.Event) {
 	case rooms.TrackStream:
 		s.notify("track.stream", trackStreamParams{TrackID: e.TrackID, State: e.State, Reason: string(e.Reason)})
 	default:
+		if s.notifyAdaptation(ev) {
+			return
+		}
 		s.log.Error("an event signaling does not know: dropped", "event", ev)
 	}
 }
