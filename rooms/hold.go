@@ -66,16 +66,15 @@ func (m *Member) Hold() {
 	}
 }
 
-// Resume gives a held (or still connected) member to the session that
-// resumed it: its events go to sink from now on. Then its tracks' cause
-// ends (the subscribers are told "active" with the next packet, which also
-// asks the publisher for a keyframe: the viewers' decoders restart at
-// once), a host's room returns to its earlier status and the relay it
-// sources tells it src_resumed. The caller restarts the subscriber PC's
-// ICE between the two steps: Rebind first, then Resumed.
+// Rebind gives a held (or still connected) member to the session that
+// resumed it: its events go to sink from now on. The caller then restarts
+// the subscriber PC's ICE, and calls Resumed.
 func (m *Member) Rebind(sink Sink) { m.sink.Store(&sinkRef{sink}) }
 
-// Resumed ends the hold (see Rebind).
+// Resumed ends the hold: its tracks' cause ends (the subscribers are told
+// "active" with the next packet, which also asks the publisher for a
+// keyframe: the viewers' decoders restart at once), a host's room returns
+// to its earlier status and the relay it sources tells it src_resumed.
 func (m *Member) Resumed() {
 	if m.p == nil {
 		return
