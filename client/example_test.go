@@ -452,7 +452,9 @@ func ExampleClient_Resume() {
 
 	host.DropSocket() // the network goes
 	held := func(state string) func(client.TrackStreamEvent) bool {
-		return func(ev client.TrackStreamEvent) bool { return ev.State == state && ev.Reason == "publisher_reconnecting" }
+		return func(ev client.TrackStreamEvent) bool {
+			return ev.State == state && ev.Reason == "publisher_reconnecting"
+		}
 	}
 	ev, err := client.WaitEvent(ctx, viewer, client.NotifyTrackStream, held("paused"))
 	if err != nil {
