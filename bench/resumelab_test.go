@@ -75,7 +75,8 @@ func TestLabResume(t *testing.T) {
 
 // TestLabResumeAcrossNodes: the same cut and restore with two nodes
 // sharing a redis-server, room B's viewer on the second node: the viewers
-// get video again, see no leave or join, and the relay keeps running.
+// get video again, see no leave or join, are told the tracks paused then
+// active (across the link too), and the relay keeps running.
 // Skipped without redis-server.
 func TestLabResumeAcrossNodes(t *testing.T) {
 	labTest(t)
@@ -98,6 +99,11 @@ func TestLabResumeAcrossNodes(t *testing.T) {
 	}
 	if rep.Resumed != 1 || rep.LeftJoined != 0 || rep.RelayNotRunning != 0 {
 		t.Errorf("resumed %d, left or joined %d, relay not running at %d polls", rep.Resumed, rep.LeftJoined, rep.RelayNotRunning)
+	}
+	// Both viewers are told each of the host's two tracks paused, then
+	// active: the destination's too when it is on the other node.
+	if rep.Paused < 4 || rep.Active < 4 {
+		t.Errorf("track.stream publisher_reconnecting: %d paused, %d active, want 4 each", rep.Paused, rep.Active)
 	}
 	for name, ms := range map[string]float64{"room": rep.RoomMS[0], "destination": rep.DestMS[0]} {
 		if ms < 0 || ms > 5000 {

@@ -62,6 +62,7 @@ func (m *Member) Hold() {
 	m.p.Room().SetHostHeld(m.p, true)
 	m.p.HoldSubscriber(true) // no offers until the resume restarts ICE
 	if rl := m.r.relays.Of(m.p); rl != nil {
+		rl.SourceHeld(true) // its destinations on other nodes
 		m.deliver(RelayEvent{relay.EventParams{Relay: rl.Info().ID, Event: EventSrcReconnecting, Code: EventSrcReconnectingCode}})
 	}
 }
@@ -85,6 +86,7 @@ func (m *Member) Resumed() {
 	}
 	m.p.Room().SetHostHeld(m.p, false)
 	if rl := m.r.relays.Of(m.p); rl != nil {
+		rl.SourceHeld(false)
 		m.deliver(RelayEvent{relay.EventParams{Relay: rl.Info().ID, Event: EventSrcResumed, Code: EventSrcResumedCode}})
 	}
 }
@@ -128,8 +130,8 @@ func (m *Member) State() (Joined, error) {
 }
 
 // heldTracks returns p's published tracks and their relayed copies in the
-// destination rooms of this node (copies on other nodes are not reached:
-// their viewers see the media stall, as 1.0 sessions do).
+// destination rooms of this node (copies on other nodes are told over the
+// relay's link: relayCopyHeld runs there).
 func (r *Rooms) heldTracks(p *sfu.Participant) []*sfu.UpTrack {
 	own := p.PublishedTracks()
 	out := append([]*sfu.UpTrack(nil), own...)
@@ -173,4 +175,17 @@ func (r *Rooms) armResumed(up *sfu.UpTrack, waiting bool) {
 			}
 		}()
 	})
+}
+
+// relayCopyHeld is the relay links' OnHeld: the source of relay
+// participant p, on another node, is held (its copies here hold
+// publisher_reconnecting) or resumed (the cause ends; "active" and a
+// keyframe request with each copy's next packet).
+func (r *Rooms) relayCopyHeld(p *sfu.Participant, held bool) {
+	for _, up := range p.PublishedTracks() {
+		waiting := r.streams.trackCause(up.ID(), CausePublisherReconnecting, held)
+		if !held {
+			r.armResumed(up, waiting)
+		}
+	}
 }
