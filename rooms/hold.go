@@ -5,8 +5,9 @@ package rooms
 // for the reconnect grace. The member stays in its room: no
 // participant.left, its tracks, relays and stage seat stay. What the
 // others see instead:
-//   - 1.1 subscribers of its tracks, and of their relayed copies in the
-//     destinations on this node, get track.stream "paused"
+//   - 1.1 subscribers of its tracks, and of their relayed copies (in the
+//     destinations on this node here; on other nodes, told over the
+//     relay's link, in relayCopyHeld there), get track.stream "paused"
 //     publisher_reconnecting (streams.go), then "active" with the first
 //     packet after the resume;
 //   - a host's room goes waiting_reconnect, and back to its earlier status
