@@ -827,3 +827,24 @@ func viewerTracks(t *testing.T, ts *testServer, room, identity string) []client.
 	t.Fatalf("%s is not in %s", identity, room)
 	return nil
 }
+
+// A token whose refresh time has already passed at the join (a 60 s token
+// issued 50 s ago) is refreshed right after the join result: the first
+// notification.
+func TestTokenRefreshDueAtJoin(t *testing.T) {
+	ts := newTestServer(t)
+	past := NewTokens([]byte("test-secret-0123456789")) // the test server's secret
+	past.now = func() time.Time { return time.Now().Add(-50 * time.Second) }
+	tok, err := past.Issue(TokenSpec{Identity: "alice", Room: "r1", Role: "host", TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ts.dialRaw(t, tok)
+	joinFirst(t, c, `{"version":"1.1"}`)
+	f := c.readN(1)[0]
+	var m string
+	_ = json.Unmarshal(f["method"], &m)
+	if m != "token.refresh" || seqOf(f) != 1 {
+		t.Fatalf("the first frame after the result: %v", f)
+	}
+}
