@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/netip"
 	"os"
@@ -119,7 +120,7 @@ func Percentile(xs []float64, p float64) float64 {
 	}
 	s := slices.Clone(xs)
 	sort.Float64s(s)
-	i := int(float64(len(s))*p/100+0.5) - 1
+	i := int(math.Ceil(float64(len(s))*p/100)) - 1
 	return s[min(max(i, 0), len(s)-1)]
 }
 
