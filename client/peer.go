@@ -204,7 +204,10 @@ func (c *Client) answerSubscriberOffer(id, params json.RawMessage) {
 	c.mu.Lock()
 	p := c.sub
 	c.mu.Unlock()
-	if !usable(p) {
+	// A failed subscriber PC is kept: the server's offer is a re-offer of
+	// its own PC (an ICE restart, after a resume), which a new PC could
+	// not take up.
+	if p == nil || p.pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
 		if p != nil {
 			_ = p.pc.Close()
 		}
@@ -214,7 +217,10 @@ func (c *Client) answerSubscriberOffer(id, params json.RawMessage) {
 			return
 		}
 	}
+	p.holdTrickle() // an ICE restart's candidates follow the answer
+	c.refreshInterfaces()
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
+		c.startTrickle(p)
 		c.log.Debug("bad subscriber offer", "err", err)
 		c.reply(id, nil, &RPCError{Code: CodeInvalidParams, Message: "invalid sdp: " + err.Error()})
 		return

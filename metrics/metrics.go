@@ -114,8 +114,22 @@ type Metrics struct {
 	// Chat counts chat messages by event: sent|deleted|rate_limited.
 	Chat *prometheus.CounterVec
 
+	// Resume: session holds and resumes, ICE restarts, token refreshes
+	// (resume.go).
+	Resume *Resume
 	// Net is the firewall-traversal instruments (net.go).
 	Net *Net
+	// LayerSwitches counts subscribers' simulcast layer switches, by
+	// reason: requested|bandwidth|publisher.
+	LayerSwitches *prometheus.CounterVec
+	// PausedViewers is the number of subscribers' video tracks paused
+	// because their downlink does not carry the lowest layer.
+	PausedViewers prometheus.Gauge
+	// ProbeBytes counts padding bytes sent to probe subscribers' downlinks.
+	ProbeBytes prometheus.Counter
+	// BandwidthEstimate is the distribution of subscribers' downlink
+	// estimates (bit/s), observed at each layer decision that has one.
+	BandwidthEstimate prometheus.Histogram
 }
 
 // New builds the instruments on a fresh registry, together with the Go
@@ -239,6 +253,24 @@ func New() *Metrics {
 			Name: "relayd_chat_messages_total",
 			Help: "Chat messages by event: sent, deleted, rate_limited.",
 		}, []string{"event"}),
+		LayerSwitches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relayd_layer_switches_total",
+			Help: "Subscribers' simulcast layer switches by reason: requested, bandwidth, publisher.",
+		}, []string{"reason"}),
+		PausedViewers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relayd_bandwidth_paused_tracks",
+			Help: "Subscribers' video tracks paused because their downlink does not carry the lowest layer.",
+		}),
+		ProbeBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relayd_probe_bytes_total",
+			Help: "Padding bytes sent to probe subscribers' downlinks.",
+		}),
+		BandwidthEstimate: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "relayd_bandwidth_estimate_bps",
+			Help: "Subscribers' downlink estimates (bit/s), observed at each layer decision.",
+			// 50 kbit/s to ~50 Mbit/s: audio only up to several 1080p layers.
+			Buckets: prometheus.ExponentialBuckets(50_000, 2, 11),
+		}),
 	}
 
 	m.Registry.MustRegister(
@@ -253,6 +285,7 @@ func New() *Metrics {
 		m.Relays, m.RelayDestinations, m.RelayPackets, m.RelayStartLatency,
 		m.RelayLinks, m.BridgedConnections,
 		m.Chat,
+		m.LayerSwitches, m.PausedViewers, m.ProbeBytes, m.BandwidthEstimate,
 	)
 
 	precreate(m.Rooms, roomStatuses)
@@ -267,11 +300,13 @@ func New() *Metrics {
 	precreate(m.Invitations, invitationStatuses)
 	precreate(m.Relays, []string{"connecting", "running", "failure"})
 	precreate(m.Chat, []string{"sent", "deleted", "rate_limited"})
+	precreate(m.LayerSwitches, []string{"requested", "bandwidth", "publisher"})
 	for _, kind := range mediaKinds {
 		for _, reason := range dropReasons {
 			m.Drops.WithLabelValues(kind, reason)
 		}
 	}
+	m.Resume = newResume(m.Registry)
 	m.Net = newNet(m.Registry)
 	// RPCRequests is not pre-created: its method set belongs to the
 	// signaling package, and method x code would mostly be empty series.

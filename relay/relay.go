@@ -264,7 +264,7 @@ func (r *Relay) exec(m model, e effect) request {
 	case doResume:
 		for _, d := range r.live {
 			for up, eg := range d.egress {
-				eg.resync.Store(true)
+				eg.resync.Store(^uint32(0))
 				eg.paused.Store(false)
 				up.RequestKeyframe()
 			}
@@ -433,9 +433,9 @@ type egress struct {
 	dst     *sfu.UpTrack
 	video   bool
 	paused  atomic.Bool
-	resync  atomic.Bool // set on resume: restart at a keyframe, no gap
+	resync  atomic.Uint32 // set on resume, a bit per layer: restart each at a keyframe, no gap
 	sent    atomic.Bool
-	pkt     sfu.Packet // reader-owned copy for the resync packet
+	pkt     [sfu.MaxLayers]sfu.Packet // each layer reader's copy for its resync packet
 	packets prometheus.Counter
 }
 
@@ -444,14 +444,15 @@ func (e *egress) WriteRTP(p *sfu.Packet) {
 	if e.paused.Load() {
 		return
 	}
-	if e.resync.Load() {
+	if bit := uint32(1) << p.Layer; e.resync.Load()&bit != 0 {
 		if e.video && !p.Keyframe {
 			return
 		}
-		e.resync.Store(false)
-		e.pkt = *p
-		e.pkt.Discontinuity = true
-		p = &e.pkt
+		e.resync.And(^bit)
+		e.pkt[p.Layer%sfu.MaxLayers] = *p
+		pk := &e.pkt[p.Layer%sfu.MaxLayers]
+		pk.Discontinuity = true
+		p = pk
 	}
 	e.dst.Forward(p)
 	e.packets.Inc()
@@ -464,6 +465,10 @@ func (e *egress) WriteRTP(p *sfu.Packet) {
 // Close implements sfu.Sink: the source track ended; the relay's track
 // observer unpublishes its copies.
 func (e *egress) Close() {}
+
+// NeedsAllLayers implements sfu.AllLayersSink: a running, unpaused relay
+// carries every layer of a simulcast track (dynacast).
+func (e *egress) NeedsAllLayers() bool { return !e.paused.Load() }
 
 // destSink receives the relay participant's events in a destination: the
 // room ending (or the relay being replaced there) drops the destination.
@@ -480,6 +485,7 @@ func (s *destSink) Notify(ev sfu.Event) {
 }
 
 var (
-	_ sfu.Sink      = (*egress)(nil)
-	_ sfu.EventSink = (*destSink)(nil)
+	_ sfu.Sink          = (*egress)(nil)
+	_ sfu.AllLayersSink = (*egress)(nil)
+	_ sfu.EventSink     = (*destSink)(nil)
 )

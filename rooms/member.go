@@ -24,7 +24,9 @@ type Member struct {
 	// part is p for Notify, which the sfu may call from another goroutine
 	// before Join has returned (a newer session replacing this one).
 	part atomic.Pointer[sfu.Participant]
-	sink Sink
+	// sink is where the member's events go: its session's, replaced when
+	// another connection resumes the session (hold.go).
+	sink atomic.Pointer[sinkRef]
 	v11  bool // the session speaks 1.1: it gets 1.1's notifications
 	// closed: the member is gone from streams (guarded by the streams'
 	// mu): what its mailbox still delivers is not kept.
@@ -64,10 +66,11 @@ type Joined struct {
 // (its session told SessionEnded).
 func (r *Rooms) Join(req JoinRequest, sink Sink) (*Member, Joined, error) {
 	m := &Member{
-		r: r, identity: req.Identity, name: req.Name, room: req.Room, sink: sink, v11: req.V11,
+		r: r, identity: req.Identity, name: req.Name, room: req.Room, v11: req.V11,
 		log:  r.log.With("participant", req.Identity, "room", req.Room),
 		chat: rate.NewLimiter(ChatRate, ChatBurst),
 	}
+	m.sink.Store(&sinkRef{sink})
 	if req.Room == "" {
 		r.register(m, true)
 		return m, Joined{
@@ -111,7 +114,7 @@ func (r *Rooms) Join(req JoinRequest, sink Sink) (*Member, Joined, error) {
 	if role == sfu.RoleViewer && r.isCohost(req.Room, req.Identity) {
 		role = sfu.RoleCohost // joining later keeps an accepted invitation's role
 	}
-	p, st, err := room.Join(sfu.ParticipantParams{Identity: req.Identity, Name: req.Name, Role: role, Events: m})
+	p, st, err := room.Join(sfu.ParticipantParams{Identity: req.Identity, Name: req.Name, Role: role, Events: m, V11: req.V11})
 	if err != nil {
 		return nil, Joined{}, fromSFU(err)
 	}
@@ -164,7 +167,7 @@ func (m *Member) Notify(ev sfu.Event) {
 			return
 		}
 	case sfu.TrackPublished:
-		m.sink.Notify(ev)
+		m.out().Notify(ev)
 		if m.v11 {
 			m.r.streams.got(m, e.Track.ID)
 		}
@@ -173,8 +176,29 @@ func (m *Member) Notify(ev sfu.Event) {
 		if m.v11 {
 			m.r.streams.dropped(m, e.Track.ID)
 		}
+	case sfu.TrackLayer, sfu.TrackUpdated, sfu.PublisherLayers:
+		if !m.v11 {
+			return // 1.1's notifications
+		}
+	case sfu.TrackBandwidth:
+		if m.v11 {
+			m.bandwidth(e)
+		}
+		return
 	}
-	m.sink.Notify(ev)
+	m.out().Notify(ev)
+}
+
+// bandwidth feeds a bandwidth pause of one of the member's tracks, or
+// the first packet after one, to the track.stream rule.
+func (m *Member) bandwidth(e sfu.TrackBandwidth) {
+	if e.Paused {
+		m.r.streams.subscriberCause(m, e.TrackID, CauseBandwidth, true)
+		return
+	}
+	if m.r.streams.subscriberCause(m, e.TrackID, CauseBandwidth, false) {
+		m.r.streams.memberPacket(m, e.TrackID)
+	}
 }
 
 // publishes reports whether track id is one of the member's own.
@@ -192,7 +216,7 @@ func (m *Member) publishes(id string) bool {
 }
 
 // deliver sends a rooms event to the member's client.
-func (m *Member) deliver(ev Event) { m.sink.Notify(ev) }
+func (m *Member) deliver(ev Event) { m.out().Notify(ev) }
 
 // inRoom refuses room methods to a user session.
 func (m *Member) inRoom() error {

@@ -171,6 +171,17 @@ func (s *streams) packet(id string) {
 	s.out.drain()
 }
 
+// memberPacket: a packet of track id was delivered to m (after a cause
+// of its own ended): told "active" if it waits.
+func (s *streams) memberPacket(m *Member, id string) {
+	s.mu.Lock()
+	if st, ok := s.subs[id][m]; ok && st.Waiting() {
+		s.stepLocked(m, id, StreamInput{Kind: StreamPacket})
+	}
+	s.mu.Unlock()
+	s.out.drain()
+}
+
 // setRelayPaused records whether the relay of relay participant p is
 // paused; it reports whether that changed.
 func (s *streams) setRelayPaused(p *sfu.Participant, paused bool) bool {

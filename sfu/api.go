@@ -40,7 +40,7 @@ type MediaConfig struct {
 // repaired packets on the main SSRC). Video feedback: nack and nack pli so
 // subscribers NACK and PLI us, ccm fir for older browsers, transport-cc so
 // publishing browsers get feedback for their send-side bandwidth estimate.
-func newMediaEngine() (*webrtc.MediaEngine, error) {
+func newMediaEngine(publisher bool) (*webrtc.MediaEngine, error) {
 	m := &webrtc.MediaEngine{}
 	if err := RegisterCodecs(m, 0, webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}); err != nil {
 		return nil, err
@@ -50,6 +50,23 @@ func newMediaEngine() (*webrtc.MediaEngine, error) {
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
 		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.SDESMidURI}, kind); err != nil {
 			return nil, err
+		}
+	}
+	if !publisher {
+		// Subscribers' browsers report every packet's arrival (TWCC) for
+		// the per-subscriber estimate (bwe.go); down tracks write the
+		// transport-wide sequence number themselves (DownTrack.write).
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
+	}
+	if publisher {
+		// rid and repaired-rid name a simulcast publisher's layers
+		// (RFC 8852): pion routes each rid's packets to its own track.
+		for _, uri := range []string{sdp.SDESRTPStreamIDURI, sdp.SDESRepairRTPStreamIDURI} {
+			if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, webrtc.RTPCodecTypeVideo); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return m, nil
@@ -174,7 +191,7 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 		return icemux.GetConn(ufrag, conn.LocalAddr())
 	}
 	for _, publisher := range []bool{true, false} {
-		m, err := newMediaEngine()
+		m, err := newMediaEngine(publisher)
 		if err != nil {
 			_ = mux.Close()
 			return APIs{}, nil, fmt.Errorf("media engine: %w", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -50,12 +51,14 @@ type queueItem struct {
 	ext     uint64
 	arrival int64 // Now() at the reader; 0 for a packet replayed from the cache
 	flags   uint8
+	layer   uint8 // the simulcast layer's slot
 }
 
 // binding is what pion gives a track at Bind: where and as what to write.
 type binding struct {
 	ssrc   uint32
 	pt     uint8
+	twcc   uint8 // the transport-cc header extension's id; 0: not negotiated
 	stream webrtc.TrackLocalWriter
 }
 
@@ -63,8 +66,14 @@ type binding struct {
 type DownTrackParams struct {
 	Up       *UpTrack
 	StreamID string // msid stream id: the publishing participant's identity
-	Logger   *slog.Logger
-	Metrics  *metrics.Metrics
+	// Notify, when set, gets the down track's own events (TrackLayer,
+	// TrackBandwidth), from its writer's goroutine: it must not block.
+	Notify func(Event)
+	// bwe is the subscriber PC's estimator (bwe.go): packets carry its
+	// transport-wide sequence numbers, its feedback is handed to it.
+	bwe     *bwe
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
 }
 
 // DownTrack sends one UpTrack to one subscriber's PeerConnection. It is a
@@ -96,6 +105,15 @@ type DownTrack struct {
 	binding atomic.Pointer[binding]
 	w       atomic.Pointer[writer] // set by UpTrack.AddDownTrack
 
+	// Layer selection (downlayer.go): the adapter sets want, the writer
+	// follows it and publishes the layer it forwards in curLayer.
+	want     atomic.Uint32
+	curLayer atomic.Int32
+	demand   atomic.Int32 // the rank the settings ask for; -1: paused (dynacast.go)
+	notify   func(Event)
+	clock    int64 // the codec's clock rate
+	bwe      *bwe  // nil: no estimate
+
 	// Owned by the writer.
 	started bool // something was written since ready (or a write failed)
 	// After start replayed the cache up to skipThrough, queued packets up
@@ -103,7 +121,12 @@ type DownTrack struct {
 	skipThrough uint64
 	hasSkip     bool
 	m           munger
-	out         rtp.Header // the header written: this subscriber's numbers
+	out         rtp.Header      // the header written: this subscriber's numbers
+	ext         []rtp.Extension // the transport-cc extension, its payload twccBuf (made once per id)
+	extID       uint8
+	twccBuf     [2]byte
+	skipLayer   uint8    // the layer skipThrough is of
+	sel         layerSel // downlayer.go
 
 	packetsOut, bytesOut           prometheus.Counter
 	forwarded                      *atomic.Uint64 // Metrics.Forwarded
@@ -112,6 +135,10 @@ type DownTrack struct {
 	latency                        prometheus.Histogram
 	nackIn, rtxHit, rtxMiss, pliIn prometheus.Counter
 	replayed                       prometheus.Counter
+	probeBytes                     prometheus.Counter
+	switches                       *prometheus.CounterVec
+	pausedGauge                    prometheus.Gauge
+	lastMarker                     bool // the last media packet written ended a frame (writer-owned)
 }
 
 // NewDownTrack makes a down track of p.Up. The caller adds it to a
@@ -127,6 +154,9 @@ func NewDownTrack(p DownTrackParams) *DownTrack {
 		video:        video,
 		log:          p.Logger.With("track", p.Up.ID(), "kind", kind),
 		m:            newMunger(video, uint16(rand.Uint32()), rand.Uint32()),
+		notify:       p.Notify,
+		bwe:          p.bwe,
+		clock:        int64(max(p.Up.Codec().ClockRate, 1)),
 		packetsOut:   m.PacketsOut.WithLabelValues(kind),
 		forwarded:    &m.Forwarded,
 		bytesOut:     m.BytesOut.WithLabelValues(kind),
@@ -139,7 +169,11 @@ func NewDownTrack(p DownTrackParams) *DownTrack {
 		rtxMiss:      m.Retransmits.WithLabelValues("miss"),
 		pliIn:        m.PLIs.WithLabelValues("from_subscriber"),
 		replayed:     m.KeyframeReplays,
+		probeBytes:   m.ProbeBytes,
+		switches:     m.LayerSwitches,
+		pausedGauge:  m.PausedViewers,
 	}
+	d.initLayers()
 	return d
 }
 
@@ -213,7 +247,13 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	if !ok {
 		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
 	}
-	d.binding.Store(&binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), stream: ctx.WriteStream()})
+	b := &binding{ssrc: uint32(ctx.SSRC()), pt: uint8(c.PayloadType), stream: ctx.WriteStream()}
+	for _, e := range ctx.HeaderExtensions() {
+		if e.URI == sdp.TransportCCURI && e.ID > 0 && e.ID < 15 {
+			b.twcc = uint8(e.ID)
+		}
+	}
+	d.binding.Store(b)
 	d.mu.Lock()
 	d.bound = true
 	d.mu.Unlock()
@@ -251,11 +291,12 @@ func matchCodec(want webrtc.RTPCodecCapability, have []webrtc.RTPCodecParameters
 
 // codecPreference is the one codec a subscriber transceiver offers: the up
 // track's, without RTX (retransmissions go on the main SSRC, from the
-// shared cache) and without transport-cc (no bandwidth estimation here).
+// shared cache), with transport-cc for video (the per-subscriber
+// estimate, bwe.go).
 func codecPreference(c webrtc.RTPCodecCapability, video bool) []webrtc.RTPCodecParameters {
 	c.RTCPFeedback = nil
 	if video {
-		c.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
+		c.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}, {Type: webrtc.TypeRTCPFBTransportCC}}
 	}
 	return []webrtc.RTPCodecParameters{{RTPCodecCapability: c}}
 }
@@ -268,7 +309,10 @@ func (d *DownTrack) deliver(it queueItem, p, aux *cachedPacket) {
 	if d.closed.Load() || !d.ready.Load() {
 		return // nothing is queued for later: it starts from the cache
 	}
-	if d.hasSkip {
+	if !d.layerGate(it, p) {
+		return
+	}
+	if d.hasSkip && it.layer == d.skipLayer {
 		if it.ext <= d.skipThrough {
 			return // replayed by start already
 		}
@@ -277,7 +321,7 @@ func (d *DownTrack) deliver(it queueItem, p, aux *cachedPacket) {
 	if !d.started {
 		d.started = true
 		if d.video && it.flags&flagKeyframe == 0 {
-			d.replay(it.ext, aux)
+			d.replay(it.ext, it.layer, aux)
 			if !d.started {
 				return // the transport is not writable yet
 			}
@@ -295,17 +339,21 @@ func (d *DownTrack) start(aux *cachedPacket) {
 	if d.started || !d.video || d.closed.Load() || !d.ready.Load() {
 		return
 	}
-	head, ok := d.up.Cache().Newest()
+	slot, ok := d.startLayer()
+	if !ok {
+		return
+	}
+	head, ok := d.up.layers[slot].cache.Newest()
 	if !ok {
 		return
 	}
 	d.started = true
-	if !d.replay(head+1, aux) {
+	if !d.replay(head+1, uint8(slot), aux) {
 		d.started = false
 		return
 	}
 	if d.started { // false: the transport was not writable yet
-		d.skipThrough, d.hasSkip = head, true
+		d.skipThrough, d.skipLayer, d.hasSkip = head, uint8(slot), true
 	}
 }
 
@@ -314,11 +362,12 @@ func (d *DownTrack) start(aux *cachedPacket) {
 // (replayMaxAge) and the track owns its cache: a relayed track shares its
 // origin's, which may hold packets the relay was not to send (paused). It
 // reports whether there was such a keyframe.
-func (d *DownTrack) replay(ext uint64, aux *cachedPacket) bool {
+func (d *DownTrack) replay(ext uint64, layer uint8, aux *cachedPacket) bool {
 	if d.up.origin != nil {
 		return false
 	}
-	kf, at, ok := d.up.Cache().LastKeyframe()
+	cache := d.up.layers[layer].cache
+	kf, at, ok := cache.LastKeyframe()
 	if !ok || kf >= ext || ext-kf > replayMaxPackets || Now()-at > replayMaxAge {
 		return false
 	}
@@ -328,8 +377,12 @@ func (d *DownTrack) replay(ext uint64, aux *cachedPacket) bool {
 		if e == kf {
 			flags = flagKeyframe
 		}
-		aux.read(d.up.cache, e)
-		d.forward(queueItem{ext: e, flags: flags}, aux)
+		aux.read(cache, e)
+		it := queueItem{ext: e, flags: flags, layer: layer}
+		if e == kf && !d.layerGate(it, aux) {
+			return true // not this layer's keyframe to start from any more
+		}
+		d.forward(it, aux)
 	}
 	return true
 }
@@ -349,7 +402,7 @@ func (d *DownTrack) forward(it queueItem, p *cachedPacket) {
 	switch why {
 	case dropWaitKeyframe:
 		d.dropWait.Inc()
-		d.up.RequestKeyframe()
+		d.up.RequestLayerKeyframe(int(it.layer))
 		return
 	case dropStale:
 		d.dropStale.Inc()
@@ -359,6 +412,7 @@ func (d *DownTrack) forward(it queueItem, p *cachedPacket) {
 	if !ok {
 		return
 	}
+	d.sent()
 	d.packetsOut.Inc()
 	d.forwarded.Add(1)
 	d.bytesOut.Add(float64(n))
@@ -371,15 +425,41 @@ func (d *DownTrack) forward(it queueItem, p *cachedPacket) {
 // SSRC, payload type, sequence number and timestamp. Extensions are not
 // forwarded (their ids are the publisher's negotiation, not ours).
 func (d *DownTrack) write(b *binding, seq uint16, ts uint32, p *cachedPacket) (int, bool) {
+	d.lastMarker = p.hdr.Marker
+	return d.writePayload(b, seq, ts, p.hdr.Marker, false, p.payload)
+}
+
+// writePayload writes one packet with the subscriber's header (padding:
+// payload is all padding, its last byte the count). With transport-cc
+// negotiated it carries the PC's next transport-wide sequence number,
+// recorded for the estimate.
+func (d *DownTrack) writePayload(b *binding, seq uint16, ts uint32, marker, padding bool, payload []byte) (int, bool) {
 	d.out = rtp.Header{
 		Version:        2,
-		Marker:         p.hdr.Marker,
+		Padding:        padding,
+		Marker:         marker,
 		PayloadType:    b.pt,
 		SequenceNumber: seq,
 		Timestamp:      ts,
 		SSRC:           b.ssrc,
 	}
-	n, err := b.stream.WriteRTP(&d.out, p.payload)
+	var tseq uint16
+	if b.twcc != 0 && d.bwe != nil {
+		if d.extID != b.twcc {
+			var h rtp.Header
+			_ = h.SetExtension(b.twcc, d.twccBuf[:]) // the payload aliases twccBuf
+			d.ext, d.extID = h.Extensions, b.twcc
+		}
+		tseq = d.bwe.hist.take()
+		d.twccBuf = [2]byte{byte(tseq >> 8), byte(tseq)}
+		d.out.Extension = true
+		d.out.ExtensionProfile = rtp.ExtensionProfileOneByte
+		d.out.Extensions = d.ext
+	}
+	n, err := b.stream.WriteRTP(&d.out, payload)
+	if n > 0 && d.out.Extension {
+		d.bwe.hist.record(tseq, n, Now())
+	}
 	if err != nil {
 		if !errors.Is(err, io.ErrClosedPipe) {
 			d.log.Debug("down track write failed", "err", err)
@@ -403,16 +483,16 @@ func (d *DownTrack) write(b *binding, seq uint16, ts uint32, p *cachedPacket) (i
 // sequence number out from the up track's cache, read into aux.
 func (d *DownTrack) retransmit(out uint16, aux *cachedPacket) {
 	b := d.binding.Load()
-	ext, ok := d.m.upstream(out)
+	sp, ok := d.m.upstream(out)
 	if b == nil || !ok {
 		d.rtxMiss.Inc()
 		return
 	}
-	if !aux.read(d.up.cache, ext) {
+	if !aux.read(d.up.layers[sp.layer].cache, sp.ext) {
 		d.rtxMiss.Inc()
 		return
 	}
-	if _, ok := d.write(b, out, aux.hdr.Timestamp+d.m.tsOffset, aux); ok {
+	if _, ok := d.write(b, out, sp.ts, aux); ok {
 		d.rtxHit.Inc()
 	}
 }
@@ -440,6 +520,10 @@ func (d *DownTrack) handleRTCP(b []byte) {
 	}
 	for _, p := range pkts {
 		switch p := p.(type) {
+		case *rtcp.TransportLayerCC:
+			if d.bwe != nil {
+				d.bwe.feedback(p, Now())
+			}
 		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 			d.pliIn.Inc()
 			d.up.RequestKeyframe()

@@ -53,6 +53,8 @@ type TrackInfo struct {
 	// Muted: nothing of the track is forwarded (PROTOCOL.md 1.1 §7); in
 	// every track object, 1.0 sessions' too.
 	Muted bool `json:"muted"`
+	// Layers: a simulcast track's layers, lowest first (1.1 §1).
+	Layers []LayerInfo `json:"layers,omitempty"`
 }
 
 // RelayFrom names the room a relay participant's stream comes from.
@@ -136,6 +138,14 @@ type (
 		Track TrackInfo
 		By    string
 	}
+	// TrackUpdated: a track's layers changed (track.updated, 1.1).
+	TrackUpdated struct{ Track TrackInfo }
+	// PublisherLayers: the layers of one of its tracks the publisher
+	// is to send (publisher.layers, 1.1: dynacast.go).
+	PublisherLayers struct {
+		TrackID string
+		Active  []string
+	}
 )
 
 // SessionEnded tells the session to close its socket with Code: the room
@@ -154,4 +164,6 @@ func (TrackPublished) event()     {}
 func (TrackUnpublished) event()   {}
 func (RoomUpdated) event()        {}
 func (TrackMuted) event()         {}
+func (TrackUpdated) event()       {}
+func (PublisherLayers) event()    {}
 func (SessionEnded) event()       {}

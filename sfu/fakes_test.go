@@ -61,10 +61,11 @@ type fakeContext struct {
 	codecs []webrtc.RTPCodecParameters
 	ssrc   webrtc.SSRC
 	w      webrtc.TrackLocalWriter
+	exts   []webrtc.RTPHeaderExtensionParameter
 }
 
 func (c fakeContext) CodecParameters() []webrtc.RTPCodecParameters           { return c.codecs }
-func (c fakeContext) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter { return nil }
+func (c fakeContext) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter { return c.exts }
 func (c fakeContext) SSRC() webrtc.SSRC                                      { return c.ssrc }
 func (c fakeContext) SSRCRetransmission() webrtc.SSRC                        { return 0 }
 func (c fakeContext) SSRCForwardErrorCorrection() webrtc.SSRC                { return 0 }

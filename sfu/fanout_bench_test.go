@@ -33,6 +33,16 @@ func BenchmarkFanout(b *testing.B) {
 					d.Close()
 				}
 			}()
+			runFanout(b, up, ws)
+		})
+	}
+}
+
+// runFanout sends b.N packets through up, whose sinks write to ws.
+func runFanout(b *testing.B, up *UpTrack, ws []*fakeWriter) {
+	n := len(ws)
+	{
+		{
 			key := vp8Packet(0, 0, true, true, 1200)
 			delta := vp8Packet(0, 0, true, false, 1200)
 			buf := make([]byte, len(key))
@@ -67,6 +77,6 @@ func BenchmarkFanout(b *testing.B) {
 			drain(int64(b.N) + 1)
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/sink-pkt")
-		})
+		}
 	}
 }

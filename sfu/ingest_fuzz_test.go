@@ -180,7 +180,8 @@ func FuzzIngest(f *testing.F) {
 				if p.SSRC != 4242 || p.PayloadType != 100 {
 					t.Fatalf("subscriber packet %d: ssrc %d pt %d, want 4242 100", i, p.SSRC, p.PayloadType)
 				}
-				ext, ok := d.m.upstream(p.SequenceNumber)
+				sp, ok := d.m.upstream(p.SequenceNumber)
+				ext := sp.ext
 				if !ok {
 					t.Fatalf("subscriber packet %d: seq %d maps to no upstream packet", i, p.SequenceNumber)
 				}

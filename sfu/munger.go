@@ -13,8 +13,12 @@ package sfu
 // subscriber gets, and the packet that ends a run of deliberate drops (a
 // full queue). There seqOffset is chosen so the outgoing sequence continues
 // without a gap: the subscriber never NACKs what we dropped on purpose,
-// while an upstream loss stays a gap it may NACK. tsOffset is chosen once;
-// timestamps of one source are continuous by themselves.
+// while an upstream loss stays a gap it may NACK. tsOffset is chosen once
+// per source: timestamps of one source are continuous by themselves. A
+// switch to another simulcast layer (another source, with its own
+// sequence and timestamp bases) is a restart point at a keyframe of that
+// layer, where tsOffset is chosen again so that the outgoing timestamp
+// advances by the time since the last packet sent (switchLayer).
 type munger struct {
 	video   bool
 	started bool // forwarding; false: waiting for a (key)frame start
@@ -24,6 +28,8 @@ type munger struct {
 	startExt  uint64 // packets older than the (re)start point are dropped
 	highExt   uint64 // newest upstream packet forwarded
 	lastOut   uint16 // out seq of highExt
+	lastTS    uint32 // out timestamp of highExt
+	layer     uint8  // the layer forwarded: history entries name it
 
 	// history maps recent outgoing sequence numbers back to upstream
 	// extended ones, to answer NACKs from the upstream Cache.
@@ -31,9 +37,11 @@ type munger struct {
 }
 
 type seqPair struct {
-	ext uint64
-	out uint16
-	ok  bool
+	ext   uint64
+	ts    uint32 // the out timestamp sent (a layer switch changes tsOffset)
+	out   uint16
+	layer uint8
+	ok    bool
 }
 
 // dropReason says why a packet is not forwarded; dropNone forwards.
@@ -82,12 +90,25 @@ func (m *munger) translate(ext uint64, ts uint32, keyframe, resync bool) (seq ui
 		return 0, 0, dropStale
 	}
 	seq = uint16(ext - m.seqOffset)
+	outTS = ts + m.tsOffset
 	if ext >= m.highExt {
 		m.highExt = ext
 		m.lastOut = seq
+		m.lastTS = outTS
 	}
-	m.history[int(seq)%len(m.history)] = seqPair{ext: ext, out: seq, ok: true}
-	return seq, ts + m.tsOffset, dropNone
+	m.history[int(seq)%len(m.history)] = seqPair{ext: ext, ts: outTS, out: seq, layer: m.layer, ok: true}
+	return seq, outTS, dropNone
+}
+
+// switchLayer makes the munger forward layer from its packet ext, a
+// keyframe start with timestamp ts, sent elapsed timestamp units after the
+// last packet sent: the outgoing sequence continues without a gap and the
+// outgoing timestamp advances by elapsed (at least 1), whatever the new
+// source's bases. The next translate of ext restarts there.
+func (m *munger) switchLayer(layer uint8, ts, elapsed uint32) {
+	m.layer = layer
+	m.started = false
+	m.tsOffset = m.lastTS + max(elapsed, 1) - ts
 }
 
 // restart makes ext the next outgoing packet, continuing the outgoing
@@ -104,11 +125,26 @@ func (m *munger) restart(ext uint64) {
 func (m *munger) stop() { m.started = false }
 
 // upstream maps an outgoing sequence number (from a NACK) to the upstream
-// extended sequence number and reports whether it is known.
-func (m *munger) upstream(out uint16) (uint64, bool) {
+// packet it was (its extended sequence number and layer) and the out
+// timestamp it was sent with, and reports whether it is known.
+func (m *munger) upstream(out uint16) (seqPair, bool) {
 	p := m.history[int(out)%len(m.history)]
 	if !p.ok || p.out != out {
-		return 0, false
+		return seqPair{}, false
 	}
-	return p.ext, true
+	return p, true
+}
+
+// pad returns the outgoing sequence number and timestamp of a padding
+// packet sent after the last packet: the outgoing sequence goes on after
+// it (later packets shift by one), and an upstream packet older than the
+// newest one forwarded is dropped from now on (its number is taken).
+func (m *munger) pad() (seq uint16, ts uint32) {
+	m.lastOut++
+	m.seqOffset--
+	if m.started {
+		m.startExt = m.highExt + 1
+	}
+	m.history[int(m.lastOut)%len(m.history)] = seqPair{}
+	return m.lastOut, m.lastTS
 }

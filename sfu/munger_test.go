@@ -85,8 +85,8 @@ func TestMungerWrap(t *testing.T) {
 		{ext: 70002, ts: 0x20, wantSeq: 0, wantTS: 0x10},
 		{ext: 70003, ts: 0x20, wantSeq: 1, wantTS: 0x10},
 	})
-	if ext, ok := m.upstream(0); !ok || ext != 70002 {
-		t.Fatalf("upstream(0) = %d %v, want 70002 true", ext, ok)
+	if sp, ok := m.upstream(0); !ok || sp.ext != 70002 {
+		t.Fatalf("upstream(0) = %d %v, want 70002 true", sp.ext, ok)
 	}
 }
 
@@ -126,7 +126,8 @@ func TestMungerHistory(t *testing.T) {
 	}{
 		{1599, 600, true}, {1088, 89, true}, {1087, 88, false}, {1000, 1, false}, {2000, 0, false},
 	} {
-		ext, ok := m.upstream(tc.out)
+		sp, ok := m.upstream(tc.out)
+		ext := sp.ext
 		if ok != tc.want || (ok && ext != tc.ext) {
 			t.Errorf("upstream(%d) = %d %v, want %d %v", tc.out, ext, ok, tc.ext, tc.want)
 		}

@@ -33,6 +33,7 @@ func (t *UpTrack) SetMuted(muted bool) bool {
 			}
 		}
 	}
+	t.resumeMask.Store(1<<len(t.layers) - 1)
 	if !t.mute.CompareAndSwap(muteOn, muteResuming) {
 		return false
 	}
@@ -51,23 +52,37 @@ func (t *UpTrack) Muted() bool {
 // Origin returns the track a relayed copy carries (nil for any other).
 func (t *UpTrack) Origin() *UpTrack { return t.origin }
 
-// muteGate is the reader's check of a packet (keyframe: it starts one):
-// forward false drops it, unstored, while muted, and while resuming video
-// until a keyframe; discontinuity marks the first packet forwarded after
-// (the reader then calls resumed once it has stored it). Only the reader
-// goroutine calls it.
-func (t *UpTrack) muteGate(keyframe bool) (forward, discontinuity bool) {
+// muteGate is layer l's reader's check of a packet (keyframe: it starts
+// one): forward false drops it, unstored, while muted, and while resuming
+// video until a keyframe of that layer; discontinuity marks the layer's
+// first packet forwarded after (the reader then calls resumed once it
+// has stored it). Only l's reader goroutine calls it.
+func (t *UpTrack) muteGate(l *upLayer, keyframe bool) (forward, discontinuity bool) {
 	switch t.mute.Load() {
 	case muteOff:
 		return true, false
 	case muteResuming:
+		if t.resumeMask.Load()&(1<<l.slot) == 0 {
+			return true, false // this layer has resumed already
+		}
 		return !t.video || keyframe, true
 	}
 	return false, false
 }
 
-// resumed ends the resuming: the first packet after the mute is stored.
-func (t *UpTrack) resumed() { t.mute.CompareAndSwap(muteResuming, muteOff) } // a new mute wins
+// resumed ends layer l's resuming: its first packet after the mute is
+// stored. The track's resuming ends with its last layer's.
+func (t *UpTrack) resumed(l *upLayer) {
+	for {
+		m := t.resumeMask.Load()
+		if t.resumeMask.CompareAndSwap(m, m&^(1<<l.slot)) {
+			if m&^(1<<l.slot) == 0 {
+				t.mute.CompareAndSwap(muteResuming, muteOff) // a new mute wins
+			}
+			return
+		}
+	}
+}
 
 // OnNextPacket has f called once, right after the track's next packet
 // has been handed to its sinks, in the goroutine that handed it (the

@@ -16,7 +16,8 @@ type Packet struct {
 	Header   *rtp.Header // parsed once by the reader
 	Payload  []byte      // without padding
 	Raw      []byte      // the packet as received (header, payload, padding)
-	Ext      uint64      // extended sequence number: the packet's key in Cache
+	Ext      uint64      // extended sequence number: the packet's key in its layer's Cache
+	Layer    uint8       // the simulcast layer's slot (0: the one layer of a track that is not simulcast)
 	Keyframe bool        // first packet of a video keyframe
 	Arrival  int64       // Now() when the reader got it
 	// Discontinuity marks the first packet after a feeder skipped packets

@@ -16,6 +16,9 @@ type ParticipantParams struct {
 	Role      Role
 	RelayFrom string // for RoleRelay: the source room
 	Events    EventSink
+	// V11: the session speaks protocol 1.1: its video may be paused for
+	// bandwidth (1.0 sessions keep the lowest layer).
+	V11 bool
 }
 
 // Participant is one identity in one room over one signaling session, with
@@ -51,6 +54,7 @@ type Participant struct {
 	name      string
 	relayFrom string
 	relay     bool // RoleRelay: its key and what it receives (nothing) follow
+	v11       bool
 	log       *slog.Logger
 	ops       *opQueue
 	inbox     *mailbox
@@ -69,6 +73,12 @@ type Participant struct {
 	syncQueued bool                                  // a syncSubscriber op is queued
 	localCands map[Target][]*webrtc.ICECandidateInit // held until the description is sent
 	delivered  map[Target]bool                       // the description was sent: trickle at once
+	restartAt  map[Target]time.Time                  // ICE restarts not yet settled (icerestart.go)
+	settings   map[string]LayerSettings              // track.settings by track id (adapt.go)
+	downs      map[*DownTrack]bool                   // the down tracks, for the adapter
+	adapt      *adapter                              // made with the first down track; nil after close
+	bwe        *bwe                                  // the subscriber PC's estimator (bwe.go); set when made
+	dynaDone   chan struct{}                         // ends the dynacast loop (dynacast.go); nil: not running
 
 	// Owned by the op goroutine.
 	sub          *webrtc.PeerConnection
@@ -80,8 +90,13 @@ type Participant struct {
 	retryPending bool // a refused offer will be sent again
 	retryTimer   *time.Timer
 	remoteCands  map[Target][]webrtc.ICECandidateInit
+	// icerestart.go: the session is held (no offers), and an ICE restart
+	// waits for the answer to the offer that was out.
+	subHeld        bool
+	restartPending bool
 
-	pubWG sync.WaitGroup // every publisher PC's track goroutines
+	pubWG  sync.WaitGroup // every publisher PC's track goroutines
+	dynaWG sync.WaitGroup // the dynacast loop
 }
 
 type downEntry struct {
@@ -94,7 +109,7 @@ type downEntry struct {
 func newParticipant(r *Room, pp ParticipantParams) *Participant {
 	return &Participant{
 		room: r, identity: pp.Identity, name: pp.Name, relayFrom: pp.RelayFrom,
-		relay: pp.Role == RoleRelay, role: pp.Role,
+		relay: pp.Role == RoleRelay, role: pp.Role, v11: pp.V11,
 		log:         r.log.With("participant", pp.Identity, "role", string(pp.Role)),
 		ops:         newOpQueue(),
 		inbox:       newMailbox(pp.Events),
@@ -102,7 +117,17 @@ func newParticipant(r *Room, pp ParticipantParams) *Participant {
 		remoteCands: map[Target][]webrtc.ICECandidateInit{},
 		localCands:  map[Target][]*webrtc.ICECandidateInit{},
 		delivered:   map[Target]bool{},
+		bwe:         subscriberBWE(pp.Role),
 	}
+}
+
+// subscriberBWE is a participant's estimator: every participant but a
+// relay (which receives nothing) has one.
+func subscriberBWE(role Role) *bwe {
+	if role == RoleRelay {
+		return nil
+	}
+	return &bwe{}
 }
 
 // key separates a relay participant from a direct one of the same identity.
@@ -156,7 +181,7 @@ func (p *Participant) infoLocked() ParticipantInfo {
 }
 
 func (p *Participant) trackInfo(t *UpTrack) TrackInfo {
-	return TrackInfo{ID: t.ID(), Participant: p.identity, Kind: t.Kind().String(), Codec: CodecName(t.Codec().MimeType), Muted: t.Muted()}
+	return TrackInfo{ID: t.ID(), Participant: p.identity, Kind: t.Kind().String(), Codec: CodecName(t.Codec().MimeType), Muted: t.Muted(), Layers: t.Layers()}
 }
 
 // CodecName is a MIME type's codec part: "VP8", "opus", "H264", "VP9".
@@ -182,6 +207,8 @@ func (p *Participant) close() {
 	p.subChanges = nil
 	p.mu.Unlock()
 	p.ops.stop(p.closeOp)
+	p.stopAdapter()
+	p.stopDynacast()
 	p.pubWG.Wait()
 }
 

@@ -45,6 +45,7 @@ func (p *Participant) newPC(t Target) (*webrtc.PeerConnection, error) {
 	countTransport(pc, p.room.sfu.cfg.Metrics, p.room.sfu.cfg.API.RelayTransport)
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.log.Debug("peer connection state", "pc", string(t), "state", s.String())
+		p.iceStateChanged(t, s)
 		if t == TargetSubscriber && s == webrtc.PeerConnectionStateConnected {
 			p.ops.post(p.subscriberConnected)
 		}

@@ -14,6 +14,11 @@ import (
 type publisherPC struct {
 	pc      *webrtc.PeerConnection
 	readers sync.WaitGroup
+
+	// Guarded by the participant's mu: the rids of the last offer by
+	// mid, and the simulcast up track of each receiver (simulcast.go).
+	rids      map[string][]RIDInfo
+	simulcast map[*webrtc.RTPReceiver]*UpTrack
 }
 
 // HandleOffer answers the client's publisher-PC offer. deliver is called
@@ -60,9 +65,21 @@ func (p *Participant) answerOffer(offer string, deliver func(answer string)) err
 		}
 		return fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
+	if IsICERestart(pc.RemoteDescription(), offer) {
+		// The client restarts ICE (icerestart.go): the new generation's
+		// candidates wait for the answer.
+		p.mu.Lock()
+		p.delivered[TargetPublisher] = false
+		p.mu.Unlock()
+		p.iceRestarting(TargetPublisher)
+	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return fail(err)
 	}
+	rids := SimulcastRIDs(offer)
+	p.mu.Lock()
+	pub.rids = rids
+	p.mu.Unlock()
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
 		return fail(err)
@@ -100,17 +117,28 @@ func (p *Participant) onTrack(pub *publisherPC, tr *webrtc.TrackRemote, recv *we
 		p.pubWG.Done()
 	}
 	defer done()
+	rid := tr.RID()
 	go func() {
 		// Read the publisher's RTCP (sender reports) so the receiver
 		// report interceptor sees it; ends when the PC closes.
 		defer done()
 		buf := make([]byte, 1500)
 		for {
-			if _, _, err := recv.Read(buf); err != nil {
+			var err error
+			if rid != "" {
+				_, _, err = recv.ReadSimulcast(buf, rid)
+			} else {
+				_, _, err = recv.Read(buf)
+			}
+			if err != nil {
 				return
 			}
 		}
 	}()
+	if rid != "" {
+		p.runSimulcastLayer(pub, tr, recv)
+		return
+	}
 	up := NewUpTrack(UpTrackParams{
 		ID:          NewID("TR_"),
 		Participant: p.identity,
@@ -125,6 +153,72 @@ func (p *Participant) onTrack(pub *publisherPC, tr *webrtc.TrackRemote, recv *we
 		return // may not publish (any more): the PC is being closed
 	}
 	up.Run()
+	p.room.unpublish(p, up)
+}
+
+// runSimulcastLayer runs one rid of a simulcast track (pion calls OnTrack
+// once per rid): the first of the receiver's rids to arrive makes the up
+// track, publishes it, reads its layer, and unpublishes the track once
+// every layer has ended; the others read their layer.
+func (p *Participant) runSimulcastLayer(pub *publisherPC, tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	mid := ""
+	for _, t := range pub.pc.GetTransceivers() {
+		if t.Receiver() == recv {
+			mid = t.Mid()
+			break
+		}
+	}
+	p.mu.Lock()
+	up := pub.simulcast[recv]
+	owner := up == nil
+	if owner {
+		rids := pub.rids[mid]
+		if len(rids) == 0 {
+			for _, t := range recv.Tracks() { // no offer rids for the mid: pion's
+				if len(rids) < MaxLayers && t.RID() != "" {
+					rids = append(rids, RIDInfo{RID: t.RID()})
+				}
+			}
+		}
+		up = NewUpTrack(UpTrackParams{
+			ID:          NewID("TR_"),
+			Participant: p.identity,
+			Kind:        tr.Kind(),
+			Codec:       tr.Codec().RTPCodecCapability,
+			RIDs:        rids,
+			Logger:      p.log,
+			Metrics:     p.room.sfu.cfg.Metrics,
+			Flush:       p.room.sfu.cfg.API.Flush,
+		})
+		if pub.simulcast == nil {
+			pub.simulcast = map[*webrtc.RTPReceiver]*UpTrack{}
+		}
+		pub.simulcast[recv] = up
+	}
+	p.mu.Unlock()
+	slot, ok := up.AttachLayer(tr.RID(), &remoteSource{track: tr, pc: pub.pc})
+	if !owner {
+		if ok {
+			up.RunLayer(slot)
+		}
+		return
+	}
+	defer func() {
+		p.mu.Lock()
+		delete(pub.simulcast, recv)
+		p.mu.Unlock()
+	}()
+	if !ok {
+		up.Close()
+		return
+	}
+	if !p.room.publish(p, up) {
+		up.Close() // may not publish (any more): the PC is being closed
+		return
+	}
+	p.startDynacast()
+	up.RunLayer(slot)
+	<-up.Done()
 	p.room.unpublish(p, up)
 }
 

@@ -34,6 +34,7 @@ type Room struct {
 	participants map[string]*Participant // by key(): identity, relays apart
 	grace        *time.Timer             // ends the room while waiting_reconnect
 	endReason    EndReason               // why it ended; set with status ended
+	heldPrior    RoomStatus              // while its host is held: the status to return to (hold.go)
 	// ended is closed when the End that ended the room has run its effects
 	// (the observer's RoomStatusChanged, the participants told); nil until End.
 	ended chan struct{}
@@ -43,6 +44,9 @@ type Room struct {
 	broadcastID string
 	broadcastAt time.Time
 	recording   bool
+	// layerNotes: the track.updated state of the simulcast tracks
+	// published here (layernotes.go), guarded by mu.
+	layerNotes map[*UpTrack]*layersNote
 }
 
 // EndReason says why a room ended (PROTOCOL.md 1.1 "2. endReason"). This is
@@ -236,6 +240,9 @@ func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
 		r.grace.Stop() // the host is back; "live" again when its track arrives
 		r.grace = nil
 	}
+	if p.role == RoleHost {
+		r.heldPrior = "" // a held host replaced: its status is not returned to
+	}
 	st := JoinState{Participant: p.infoLocked(), Room: r.infoLocked(false)}
 	var ups []*UpTrack
 	for _, q := range r.sortedLocked() {
@@ -275,6 +282,7 @@ func (r *Room) publish(p *Participant, t *UpTrack) bool {
 	}
 	p.published = append(p.published, t)
 	info := p.trackInfo(t)
+	r.watchLayersLocked(p, t, info)
 	var subs []*Participant
 	for _, q := range r.sortedLocked() {
 		if q == p {
@@ -321,6 +329,7 @@ func (r *Room) unpublish(p *Participant, t *UpTrack) {
 		r.mu.Unlock()
 		return
 	}
+	r.unwatchLayersLocked(t)
 	info := p.trackInfo(t)
 	var subs []*Participant
 	for _, q := range r.sortedLocked() {

@@ -108,7 +108,10 @@ func (p *Participant) addDown(up *UpTrack) bool {
 	}
 	dt := NewDownTrack(DownTrackParams{
 		Up: up, StreamID: up.Participant(), Logger: p.log, Metrics: p.room.sfu.cfg.Metrics,
+		Notify: func(ev Event) { p.inbox.post(ev) },
+		bwe:    p.bwe,
 	})
+	dt.SetTarget(p.initialTarget(up))
 	if !up.AddDownTrack(dt) {
 		dt.Close() // the track ended meanwhile
 		return false
@@ -131,7 +134,8 @@ func (p *Participant) addDown(up *UpTrack) bool {
 		dt.SetReady()
 	}
 	p.down[up] = &downEntry{dt: dt, sender: sender}
-	up.keyframeForNewSubscriber() // the new subscriber starts at a keyframe
+	p.addAdapted(dt)
+	up.keyframeForNewSubscriber(dt.Target().Slot) // the new subscriber starts at a keyframe
 	return true
 }
 
@@ -143,6 +147,7 @@ func (p *Participant) removeDown(up *UpTrack) bool {
 		return false
 	}
 	delete(p.down, up)
+	p.removeAdapted(e.dt)
 	e.dt.Close()
 	if err := p.sub.RemoveTrack(e.sender); err != nil {
 		p.log.Debug("remove track", "err", err)
@@ -162,7 +167,7 @@ func (p *Participant) subscriberConnected() {
 // negotiate sends a new subscriber offer if the PC changed since the last
 // one and no offer is out; an op.
 func (p *Participant) negotiate() {
-	if !p.renegotiate || p.negotiating || p.sub == nil {
+	if !p.renegotiate || p.negotiating || p.sub == nil || p.subHeld {
 		return
 	}
 	offer, err := p.sub.CreateOffer(nil)
@@ -210,7 +215,15 @@ func (p *Participant) applyAnswer(answer string) error {
 	}
 	p.offerSettled()
 	p.applyCandidates(TargetSubscriber, p.sub)
-	if p.renegotiate {
+	switch {
+	case p.restartPending:
+		// A resume's ICE restart waited for this answer (icerestart.go).
+		p.ops.post(func() {
+			if err := p.restartSubscriber(false); err != nil {
+				p.log.Warn("restarting the subscriber's ICE", "err", err)
+			}
+		})
+	case p.renegotiate:
 		p.ops.post(p.negotiate)
 	}
 	return nil
@@ -269,7 +282,7 @@ func (p *Participant) resendOffer() {
 	p.retryPending = false
 	p.retryTimer = nil
 	ld := p.sub.PendingLocalDescription()
-	if !p.negotiating || ld == nil {
+	if !p.negotiating || ld == nil || p.subHeld {
 		return
 	}
 	p.inbox.post(SubscriberOffer{SDP: ld.SDP})

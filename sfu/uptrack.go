@@ -30,7 +30,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -56,11 +55,15 @@ type UpTrackParams struct {
 	Participant string // publisher's identity: the msid stream id subscribers see
 	Kind        webrtc.RTPCodecType
 	Codec       webrtc.RTPCodecCapability // codec the source sends
-	Source      Source
-	Relayed     bool   // the track comes from a relay: it is never relayed again
-	Flush       func() // APIs.Flush: called by a writer after each packet's group (may be nil)
-	Logger      *slog.Logger
-	Metrics     *metrics.Metrics
+	Source      Source                    // the one layer's source (a track that is not simulcast)
+	// RIDs, for a simulcast track, are its layers in a=simulcast order
+	// (SimulcastRIDs); their sources come with AttachLayer. Empty: one
+	// layer, read from Source.
+	RIDs    []RIDInfo
+	Relayed bool   // the track comes from a relay: it is never relayed again
+	Flush   func() // APIs.Flush: called by a writer after each packet's group (may be nil)
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
 }
 
 // UpTrack is one published track: one reader goroutine (Run, started by
@@ -76,9 +79,10 @@ type UpTrack struct {
 	kind        webrtc.RTPCodecType
 	codec       webrtc.RTPCodecCapability
 	relayed     bool
-	src         Source
-	origin      *UpTrack // for a relayed track: the track it carries
-	cache       *Cache
+	src         Source     // layer 0's source as made (tests)
+	origin      *UpTrack   // for a relayed track: the track it carries
+	layers      []*upLayer // by slot (simulcast.go); a relayed copy shares its origin's
+	cache       *Cache     // layers[0].cache
 	log         *slog.Logger
 	m           *metrics.Metrics
 	video       bool
@@ -91,24 +95,22 @@ type UpTrack struct {
 	mu       sync.Mutex
 	closed   bool      // guarded by mu: no sink is added after Close
 	writers  []*writer // guarded by mu: the pool of the down tracks' writers
+	readers  int       // guarded by mu: layer readers running (RunLayer)
 	writerWG sync.WaitGroup
 
-	mute     atomic.Uint32          // muteOff, muteOn, muteResuming (mute.go)
-	onPacket atomic.Pointer[func()] // OnNextPacket's function, until called
+	mute       atomic.Uint32          // muteOff, muteOn, muteResuming (mute.go)
+	resumeMask atomic.Uint32          // while muteResuming: the layers not yet resumed
+	onPacket   atomic.Pointer[func()] // OnNextPacket's function, until called
+	watchers   map[*UpTrack]func()    // guarded by mu: OnLayersChanged's functions, by the track (or copy) they watch for
 
-	lastKeyframeReq  atomic.Int64 // Now() of the last request sent upstream
-	deferredKeyframe atomic.Bool  // a request waits for the interval to end
-	done             chan struct{}
-	closeOnce        sync.Once
+	done      chan struct{}
+	closeOnce sync.Once
+
+	layerRates layerRates // simulcast.go
 
 	packetsIn, bytesIn prometheus.Counter
 	pliUp              prometheus.Counter
 	drops              prometheus.Counter
-
-	// reader-owned, reused for every packet so the loop allocates nothing
-	hdr    rtp.Header
-	pkt    Packet
-	unwrap SeqUnwrapper
 }
 
 // NewUpTrack makes an up track; call Run to start reading.
@@ -117,14 +119,27 @@ func NewUpTrack(p UpTrackParams) *UpTrack { return newUpTrack(p, nil) }
 // newUpTrack makes an up track with the given cache, or a new one.
 func newUpTrack(p UpTrackParams, cache *Cache) *UpTrack {
 	video := p.Kind == webrtc.RTPCodecTypeVideo
-	if cache == nil {
-		size := audioCacheSize
-		if video {
-			size = videoCacheSize
-		}
-		cache = NewCache(size)
-	}
 	kind := p.Kind.String()
+	n := max(1, min(len(p.RIDs), MaxLayers))
+	layers := make([]*upLayer, n)
+	for i := range layers {
+		c := cache
+		if i > 0 || c == nil {
+			size := audioCacheSize
+			if video {
+				size = videoCacheSize
+			}
+			c = NewCache(size)
+		}
+		layers[i] = &upLayer{slot: i, cache: c}
+		if i < len(p.RIDs) {
+			layers[i].rid, layers[i].maxBitrate = p.RIDs[i].RID, p.RIDs[i].MaxBitrate
+		}
+	}
+	cache = layers[0].cache
+	if p.Source != nil {
+		layers[0].src.Store(&sourceBox{p.Source})
+	}
 	t := &UpTrack{
 		id:          p.ID,
 		participant: p.Participant,
@@ -132,6 +147,7 @@ func newUpTrack(p UpTrackParams, cache *Cache) *UpTrack {
 		codec:       p.Codec,
 		relayed:     p.Relayed,
 		src:         p.Source,
+		layers:      layers,
 		cache:       cache,
 		log:         p.Logger.With("track", p.ID, "kind", kind),
 		m:           p.Metrics,
@@ -144,6 +160,9 @@ func newUpTrack(p UpTrackParams, cache *Cache) *UpTrack {
 		drops:       p.Metrics.Drops.WithLabelValues(kind, "stale"),
 	}
 	t.sinks.Store(&[]Sink{})
+	if p.Source != nil {
+		t.readers = 1
+	}
 	return t
 }
 
@@ -161,7 +180,10 @@ func NewRelayedUpTrack(origin *UpTrack, p UpTrackParams) *UpTrack {
 	if p.Flush == nil {
 		p.Flush = origin.flush
 	}
+	p.Source = nil
 	t := newUpTrack(p, origin.cache)
+	t.src = relayedSource{origin}
+	t.layers = origin.layers // one cache per layer for every room
 	t.origin = origin
 	return t
 }
@@ -173,6 +195,21 @@ func (s relayedSource) ReadRTP([]byte) (int, error) { return 0, io.EOF }
 func (s relayedSource) RequestKeyframe() error {
 	s.origin.RequestKeyframe()
 	return nil
+}
+
+// AttachLayer gives a simulcast track the source of layer rid (pion's
+// OnTrack for that rid) and returns its slot, for RunLayer. ok is false
+// when the track has ended, has no such rid, or has its source already.
+func (t *UpTrack) AttachLayer(rid string, src Source) (slot int, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	slot = t.layerOfRID(rid)
+	if t.closed || t.origin != nil || slot < 0 || t.layers[slot].source() != nil {
+		return -1, false
+	}
+	t.layers[slot].src.Store(&sourceBox{src})
+	t.readers++
+	return slot, true
 }
 
 // Forward fans a packet of origin out to a relayed track's sinks. Only
@@ -213,65 +250,138 @@ func (t *UpTrack) Done() <-chan struct{} { return t.done }
 
 // Run reads the source until it ends, fanning every packet out to the sinks.
 // It returns when the source returns an error or the track is closed, and
-// closes all sinks before returning.
-func (t *UpTrack) Run() {
-	defer t.finish()
+// closes all sinks before returning (a simulcast track: when its last
+// layer's reader has ended).
+func (t *UpTrack) Run() { t.RunLayer(0) }
+
+// RunLayer reads layer slot's source (AttachLayer) until it ends; the
+// track ends with its last reader.
+func (t *UpTrack) RunLayer(slot int) {
+	defer t.readerEnded()
+	l := t.layers[slot]
+	src := l.source()
+	if src == nil {
+		return
+	}
 	buf := make([]byte, MaxPacketSize)
 	for {
-		n, err := t.src.ReadRTP(buf)
+		n, err := src.ReadRTP(buf)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
-				t.log.Debug("up track read ended", "err", err)
+				t.log.Debug("up track read ended", "err", err, "rid", l.rid)
 			}
 			return
 		}
-		t.ingest(buf[:n])
+		t.ingestLayer(l, buf[:n])
 	}
 }
 
-// ingest handles one packet read from the source: parse, cache, fan out.
-// Only the reader goroutine calls it.
-func (t *UpTrack) ingest(raw []byte) {
+// readerEnded ends the track when its last layer reader has ended.
+func (t *UpTrack) readerEnded() {
+	t.mu.Lock()
+	t.readers--
+	last := t.readers <= 0
+	t.mu.Unlock()
+	if last {
+		t.finish()
+	}
+}
+
+// ingest handles one packet of layer 0 (tests).
+func (t *UpTrack) ingest(raw []byte) { t.ingestLayer(t.layers[0], raw) }
+
+// ingestLayer handles one packet read from layer l's source: parse,
+// cache, fan out. Only l's reader goroutine calls it.
+func (t *UpTrack) ingestLayer(l *upLayer, raw []byte) {
 	n := len(raw)
-	payload, ok := parseRTP(raw, &t.hdr)
+	payload, ok := parseRTP(raw, &l.hdr)
 	if !ok {
 		t.drops.Inc() // garbage from the wire: count, never crash
 		return
 	}
-	ext := t.unwrap.Unwrap(t.hdr.SequenceNumber)
+	ext := l.unwrap.Unwrap(l.hdr.SequenceNumber)
 	keyframe := t.video && KeyframeStart(t.codec.MimeType, payload)
-	forward, discontinuity := t.muteGate(keyframe)
+	forward, discontinuity := t.muteGate(l, keyframe)
 	if !forward {
 		return // muted: nothing is stored or forwarded
 	}
-	if !t.cache.Store(ext, raw) {
+	if !l.cache.Store(ext, raw) {
 		// A duplicate (retransmission that arrived twice) or a packet
 		// too old for any subscriber: nothing to forward.
 		t.drops.Inc()
 		return
 	}
 	if discontinuity {
-		t.resumed()
+		t.resumed(l)
 	}
 	t.packetsIn.Inc()
 	t.bytesIn.Add(float64(n))
+	now := Now()
+	l.bytes.Add(uint64(n))
+	l.lastAt.Store(now)
 
-	t.pkt = Packet{
-		Header:        &t.hdr,
+	l.pkt = Packet{
+		Header:        &l.hdr,
 		Payload:       payload,
 		Raw:           raw,
 		Ext:           ext,
+		Layer:         uint8(l.slot),
 		Keyframe:      keyframe,
-		Arrival:       Now(),
+		Arrival:       now,
 		Discontinuity: discontinuity,
 	}
-	if t.pkt.Keyframe {
-		t.cache.MarkKeyframe(ext, t.pkt.Arrival)
+	if keyframe {
+		l.cache.MarkKeyframe(ext, now)
+		l.keyframe.Store(now)
+		if l.rid != "" {
+			t.keyframeSize(l, payload)
+		}
 	}
 	for _, s := range *t.sinks.Load() {
-		s.WriteRTP(&t.pkt)
+		s.WriteRTP(&l.pkt)
 	}
 	t.packetForwarded()
+}
+
+// keyframeSize records the size of a simulcast layer's keyframe; a change
+// calls the OnLayersChanged function (the track object's layers).
+func (t *UpTrack) keyframeSize(l *upLayer, payload []byte) {
+	w, h, ok := KeyframeSize(t.codec.MimeType, payload)
+	if !ok || w > 0xffff || h > 0xffff {
+		return
+	}
+	size := uint32(w)<<16 | uint32(h)
+	if l.size.Swap(size) != size {
+		t.mu.Lock()
+		fs := make([]func(), 0, len(t.watchers))
+		for _, f := range t.watchers {
+			fs = append(fs, f)
+		}
+		t.mu.Unlock()
+		for _, f := range fs {
+			f()
+		}
+	}
+}
+
+// OnLayersChanged has f called, from a reader goroutine (it must return
+// at once), whenever the track's layers (Layers) may have changed; nil
+// stops it. A relayed copy's layers are its origin's: so are its calls.
+func (t *UpTrack) OnLayersChanged(f func()) {
+	o := t
+	if t.origin != nil {
+		o = t.origin
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if f == nil {
+		delete(o.watchers, t)
+		return
+	}
+	if o.watchers == nil {
+		o.watchers = map[*UpTrack]func(){}
+	}
+	o.watchers[t] = f
 }
 
 // finish closes the track and every sink (the writers close their down
@@ -345,48 +455,64 @@ func (t *UpTrack) SinkCount() int {
 // time the subscriber's DTLS is up (100-500 ms) it is still young enough
 // to start from (DownTrack.replay), and the publisher is spared a
 // keyframe per joining viewer.
-func (t *UpTrack) keyframeForNewSubscriber() {
+func (t *UpTrack) keyframeForNewSubscriber(slot int) {
+	if slot < 0 || slot >= len(t.layers) {
+		return
+	}
 	if t.origin == nil {
-		if _, at, ok := t.cache.LastKeyframe(); ok && Now()-at < int64(keyframeInterval) {
+		if _, at, ok := t.layers[slot].cache.LastKeyframe(); ok && Now()-at < int64(keyframeInterval) {
 			return
 		}
 	}
-	t.RequestKeyframe()
+	t.RequestLayerKeyframe(slot)
 }
 
-// RequestKeyframe asks the source for a keyframe, at most once per
-// keyframeInterval however many subscribers ask. A request inside the
-// interval is not dropped but deferred to its end (once), so a subscriber
-// that joins just after another waits at most keyframeInterval for its
-// first frame, not until someone asks again.
+// RequestKeyframe asks the source of every layer for a keyframe (see
+// RequestLayerKeyframe).
 func (t *UpTrack) RequestKeyframe() {
-	if !t.video {
+	for i := range t.layers {
+		t.RequestLayerKeyframe(i)
+	}
+}
+
+// RequestLayerKeyframe asks layer slot's source for a keyframe, at most
+// once per keyframeInterval however many subscribers ask. A request
+// inside the interval is not dropped but deferred to its end (once), so a
+// subscriber that joins just after another waits at most keyframeInterval
+// for its first frame, not until someone asks again.
+func (t *UpTrack) RequestLayerKeyframe(slot int) {
+	if !t.video || slot < 0 || slot >= len(t.layers) {
 		return
 	}
 	if t.origin != nil {
-		t.origin.RequestKeyframe() // one throttle, at the origin
+		t.origin.RequestLayerKeyframe(slot) // one throttle, at the origin
 		return
 	}
+	l := t.layers[slot]
+	src := l.source()
+	if src == nil {
+		return // the layer has not arrived
+	}
 	now := Now()
-	last := t.lastKeyframeReq.Load()
+	last := l.lastKeyframeReq.Load()
 	if last != 0 && now-last < int64(keyframeInterval) {
-		if t.deferredKeyframe.CompareAndSwap(false, true) {
+		if l.deferredKeyframe.CompareAndSwap(false, true) {
 			time.AfterFunc(time.Duration(last+int64(keyframeInterval)-now), func() {
-				t.deferredKeyframe.Store(false)
+				l.deferredKeyframe.Store(false)
 				select {
 				case <-t.done:
 				default:
-					t.RequestKeyframe()
+					t.RequestLayerKeyframe(slot)
 				}
 			})
 		}
 		return
 	}
-	if !t.lastKeyframeReq.CompareAndSwap(last, now) {
+	if !l.lastKeyframeReq.CompareAndSwap(last, now) {
 		return // another goroutine just asked
 	}
 	t.pliUp.Inc()
-	if err := t.src.RequestKeyframe(); err != nil {
+	if err := src.RequestKeyframe(); err != nil {
 		t.log.Debug("keyframe request failed", "err", err)
 	}
 }

@@ -44,9 +44,16 @@ type groupMember interface {
 	// start runs when the member becomes ready (writer.kick): it may
 	// send the cached keyframe at once, reading it into aux.
 	start(aux *cachedPacket)
+	// wants reports whether the member would send the queued packet it
+	// (asked only of a simulcast track's members, before the packet is
+	// read: a layer nobody in the group forwards is never read).
+	wants(it queueItem) bool
 	// retransmit answers a NACK for outgoing sequence number seq,
 	// reading the packet into aux.
 	retransmit(seq uint16, aux *cachedPacket)
+	// pad sends n padding-only packets to probe the subscriber's
+	// downlink (probe.go), reading nothing (buf is scratch space).
+	pad(n int, buf *cachedPacket)
 	// upEnded tells the member that its up track ended: nothing more is
 	// written. It is called from the goroutine that ends the track.
 	upEnded()
@@ -56,6 +63,7 @@ type nackReq struct {
 	m     groupMember
 	seq   uint16
 	start bool // not a NACK: m has just become ready (kick)
+	pad   int  // not a NACK: send this many padding packets (probe)
 }
 
 // writer is a Sink of its up track, so the reader treats it as any other.
@@ -78,8 +86,8 @@ type writer struct {
 	cur, aux cachedPacket
 	reads    int // packets read for the group; tests look after run ended
 
-	// Owned by the reader goroutine (WriteRTP).
-	dropping bool
+	// Owned by each layer's reader goroutine (WriteRTP), by slot.
+	dropping [MaxLayers]bool
 
 	dropQueue prometheus.Counter
 }
@@ -122,7 +130,7 @@ func itemOf(p *Packet, resync bool) queueItem {
 	if p.Discontinuity || resync {
 		flags |= flagResync
 	}
-	return queueItem{ext: p.Ext, arrival: p.Arrival, flags: flags}
+	return queueItem{ext: p.Ext, arrival: p.Arrival, flags: flags, layer: p.Layer}
 }
 
 // WriteRTP implements Sink: enqueue, never block. On a full queue, video is
@@ -131,18 +139,19 @@ func itemOf(p *Packet, resync bool) queueItem {
 // munger continues its outgoing sequence without a gap. Every subscriber
 // of the group lost the packet, and each loss is counted.
 func (w *writer) WriteRTP(p *Packet) {
-	if w.dropping && w.up.video && !p.Keyframe {
+	dropping := &w.dropping[p.Layer%MaxLayers]
+	if *dropping && w.up.video && !p.Keyframe {
 		w.dropQueue.Add(float64(len(*w.members.Load())))
 		return
 	}
 	select {
-	case w.queue <- itemOf(p, w.dropping):
-		w.dropping = false
+	case w.queue <- itemOf(p, *dropping):
+		*dropping = false
 	default:
 		w.dropQueue.Add(float64(len(*w.members.Load())))
-		if !w.dropping {
-			w.dropping = true
-			w.up.RequestKeyframe()
+		if !*dropping {
+			*dropping = true
+			w.up.RequestLayerKeyframe(int(p.Layer))
 		}
 	}
 }
@@ -204,6 +213,15 @@ func (w *writer) nack(m groupMember, seq uint16) bool {
 	}
 }
 
+// padFor queues n padding packets for m; a full queue drops them (the
+// next probe tick asks again).
+func (w *writer) padFor(m groupMember, n int) {
+	select {
+	case w.nacks <- nackReq{m: m, pad: n}:
+	default:
+	}
+}
+
 // kick has m started on this writer now rather than at the next packet.
 // If the queue is full, the next packet starts it.
 func (w *writer) kick(m groupMember) {
@@ -223,9 +241,12 @@ func (w *writer) run() {
 				f() // the group is written: send the batch now
 			}
 		case r := <-w.nacks:
-			if r.start {
+			switch {
+			case r.start:
 				r.m.start(&w.aux)
-			} else {
+			case r.pad > 0:
+				r.m.pad(r.pad, &w.aux)
+			default:
 				r.m.retransmit(r.seq, &w.aux)
 			}
 		case <-w.done:
@@ -237,11 +258,25 @@ func (w *writer) run() {
 // writeItem reads the queued packet out of the cache and parses it, once,
 // and hands it to every member of the group.
 func (w *writer) writeItem(it queueItem) {
+	members := *w.members.Load()
+	if len(w.up.layers) > 1 && !w.wanted(it, members) {
+		return
+	}
 	w.reads++
-	w.cur.read(w.up.cache, it.ext)
-	for _, m := range *w.members.Load() {
+	w.cur.read(w.up.layers[it.layer].cache, it.ext)
+	for _, m := range members {
 		m.deliver(it, &w.cur, &w.aux)
 	}
+}
+
+// wanted reports whether a member of the group sends packet it.
+func (w *writer) wanted(it queueItem, members []groupMember) bool {
+	for _, m := range members {
+		if m.wants(it) {
+			return true
+		}
+	}
+	return false
 }
 
 // AddDownTrack subscribes d to the track: it joins a writer with room, or a

@@ -191,6 +191,8 @@ func (l *memberLog) deliver(_ queueItem, p, _ *cachedPacket) {
 	l.seqs = append(l.seqs, p.hdr.SequenceNumber)
 }
 func (l *memberLog) start(*cachedPacket)              {}
+func (l *memberLog) wants(queueItem) bool             { return true }
+func (l *memberLog) pad(int, *cachedPacket)           {}
 func (l *memberLog) retransmit(uint16, *cachedPacket) {}
 func (l *memberLog) upEnded()                         {}
 

@@ -1,0 +1,188 @@
+package sfu
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+)
+
+const ms = int64(time.Millisecond)
+
+// The estimator's reactions, one report at a time.
+func TestNextEstimate(t *testing.T) {
+	at := func(s int64) int64 { return 10_000*ms + s*ms }
+	for _, tc := range []struct {
+		name string
+		s    bweState
+		x    bweSample
+		want func(bweState) bool
+		say  string
+	}{
+		{"first report: the initial estimate", bweState{}, bweSample{At: at(0), Acked: 10, Rate: 2_000_000},
+			func(s bweState) bool { return s.Estimate == initialEstimate && s.Delivered == 2_000_000 }, "initial"},
+		{"queue growing past 50 ms once: not yet", bweState{Estimate: 3_000_000, Delivered: 800_000, LastUpdate: at(0)},
+			bweSample{At: at(100), Acked: 10, Rate: 800_000, Delay: 60 * ms, DelayTrend: 5 * ms},
+			func(s bweState) bool { return s.Estimate == 3_000_000 && s.Overuse == 1 }, "no cut yet"},
+		{"queue growing past 50 ms twice: cut to 85% of delivered", bweState{Estimate: 3_000_000, Delivered: 800_000, LastUpdate: at(0), Overuse: 1},
+			bweSample{At: at(100), Acked: 10, Rate: 800_000, Delay: 60 * ms, DelayTrend: 5 * ms},
+			func(s bweState) bool { return s.Estimate == 680_000 && s.LastDecrease == at(100) }, "680k"},
+		{"queue at 60 ms but draining: no cut", bweState{Estimate: 1_000_000, Delivered: 800_000, LastUpdate: at(0)},
+			bweSample{At: at(100), Acked: 10, Rate: 800_000, Delay: 60 * ms, DelayTrend: -5 * ms},
+			func(s bweState) bool { return s.Estimate >= 1_000_000 }, "no cut"},
+		{"a standing queue: cut", bweState{Estimate: 1_000_000, Delivered: 800_000, LastUpdate: at(0), Overuse: 1},
+			bweSample{At: at(100), Acked: 10, Rate: 800_000, Delay: 200 * ms, DelayTrend: -5 * ms},
+			func(s bweState) bool { return s.Estimate == 680_000 }, "cut"},
+		{"one cut per 300 ms", bweState{Estimate: 680_000, Delivered: 800_000, LastDecrease: at(100), LastUpdate: at(100), Overuse: 2},
+			bweSample{At: at(200), Acked: 10, Rate: 800_000, Delay: 80 * ms, DelayTrend: 5 * ms},
+			func(s bweState) bool { return s.Estimate == 680_000 }, "unchanged"},
+		{"loss over 10%: cut", bweState{Estimate: 1_000_000, Delivered: 900_000, Loss: 0.2, LastUpdate: at(0)},
+			bweSample{At: at(100), Acked: 20, Lost: 4, Rate: 900_000},
+			func(s bweState) bool { return s.Estimate == 765_000 }, "765k"},
+		{"loss 2-10%: hold", bweState{Estimate: 1_000_000, Delivered: 900_000, Loss: 0.05, LastUpdate: at(0)},
+			bweSample{At: at(1000), Acked: 20, Lost: 1, Rate: 900_000},
+			func(s bweState) bool { return s.Estimate == 1_000_000 }, "held"},
+		{"held a second after a cut", bweState{Estimate: 500_000, Delivered: 400_000, LastDecrease: at(0), LastUpdate: at(0)},
+			bweSample{At: at(500), Acked: 10, Rate: 400_000},
+			func(s bweState) bool { return s.Estimate == 500_000 }, "held"},
+		{"clear: grows 25% a second", bweState{Estimate: 400_000, Delivered: 400_000, LastUpdate: at(0)},
+			bweSample{At: at(1000), Acked: 10, Rate: 400_000},
+			func(s bweState) bool { return s.Estimate == 500_000 }, "500k"},
+		{"growth stops at twice delivered", bweState{Estimate: 790_000, Delivered: 400_000, LastUpdate: at(0)},
+			bweSample{At: at(1000), Acked: 10, Rate: 400_000},
+			func(s bweState) bool { return s.Estimate == 800_000 }, "800k"},
+		{"never lowered by the cap", bweState{Estimate: 3_000_000, Delivered: 400_000, LastUpdate: at(0)},
+			bweSample{At: at(1000), Acked: 10, Rate: 400_000},
+			func(s bweState) bool { return s.Estimate == 3_000_000 }, "3M"},
+		{"a probe that got through: up to what it delivered", bweState{Estimate: 600_000, Delivered: 1_900_000, LastUpdate: at(0)},
+			bweSample{At: at(100), Acked: 10, Rate: 1_900_000, Probing: true},
+			func(s bweState) bool { return s.Estimate >= 1_900_000 }, ">= 1.9M"},
+		{"never below the floor", bweState{Estimate: 55_000, Delivered: 20_000, LastUpdate: at(0), Overuse: 1},
+			bweSample{At: at(100), Acked: 10, Rate: 20_000, Delay: 300 * ms},
+			func(s bweState) bool { return s.Estimate == minEstimate }, "the floor"},
+	} {
+		if got := nextEstimate(tc.s, tc.x); !tc.want(got) {
+			t.Errorf("%s: %+v, want %s", tc.name, got, tc.say)
+		}
+	}
+}
+
+// Under a steady 800 kbit/s cap, a subscriber sent the 1.5 Mbit/s top
+// layer while the estimate allows it (with headroom), else the 500 kbit/s
+// middle one, is on the middle layer within 2 s and stays there (no
+// probing here: the estimate alone never climbs back to the top).
+func TestEstimateUnderACap(t *testing.T) {
+	var s bweState
+	now := 10_000 * ms
+	const cap = 800_000
+	queue := int64(0)          // ns
+	for i := 0; i < 100; i++ { // 10 s of 100 ms reports
+		now += 100 * ms
+		send := 1_500_000
+		if s.Estimate > 0 && s.Estimate < 1_875_000 {
+			send = 500_000
+		}
+		prev := queue
+		queue = max(0, queue+int64(send-cap)*100*ms/cap)
+		delivered := send
+		if queue > 0 {
+			delivered = cap
+		}
+		s = nextEstimate(s, bweSample{At: now, Acked: 20, Rate: delivered, Delay: queue, DelayTrend: queue - prev})
+		if i >= 20 && s.Estimate >= 1_875_000 {
+			t.Fatalf("after %d ms under an 800k cap the estimate is %d: the top layer again", i*100, s.Estimate)
+		}
+	}
+	if s.Estimate < 625_000 {
+		t.Fatalf("settled at %d under an 800k cap: the middle layer does not fit", s.Estimate)
+	}
+}
+
+func TestProbe(t *testing.T) {
+	at := func(s int64) int64 { return 100_000*ms + s*ms }
+	est := bweState{Estimate: 600_000, LastDecrease: at(-5000)}
+	for _, tc := range []struct {
+		name string
+		s    probeState
+		now  int64
+		est  bweState
+		want int
+		out  func(probeState) bool
+	}{
+		{"nothing wanted", probeState{}, at(0), est, 0, func(p probeState) bool { return !p.Active }},
+		{"wanted above the estimate: probe", probeState{}, at(0), est, 1_900_000,
+			func(p probeState) bool { return p.Active && p.Goal == 1_900_000 && p.Start == at(0) }},
+		{"wanted below: no probe", probeState{}, at(0), est, 500_000, func(p probeState) bool { return !p.Active }},
+		{"in backoff: no probe", probeState{Until: at(1000)}, at(0), est, 1_900_000, func(p probeState) bool { return !p.Active }},
+		{"just cut: no probe", probeState{}, at(0), bweState{Estimate: 600_000, LastDecrease: at(-500)}, 1_900_000,
+			func(p probeState) bool { return !p.Active }},
+		{"cut during the probe: stop, back off twice as long", probeState{Active: true, Start: at(0), Goal: 1_900_000, Backoff: int64(2 * time.Second)},
+			at(500), bweState{Estimate: 600_000, LastDecrease: at(400)}, 1_900_000,
+			func(p probeState) bool { return !p.Active && p.Until == at(2500) && p.Backoff == int64(4*time.Second) }},
+		{"goal reached: stop", probeState{Active: true, Start: at(0), Goal: 1_900_000, Backoff: int64(8 * time.Second)},
+			at(500), bweState{Estimate: 2_000_000, LastDecrease: at(-5000)}, 1_900_000,
+			func(p probeState) bool { return !p.Active && p.Backoff == int64(probeBackoffMin) && p.Until <= at(500) }},
+		{"too long: stop", probeState{Active: true, Start: at(0), Goal: 1_900_000, Backoff: int64(2 * time.Second)},
+			at(2000), est, 1_900_000, func(p probeState) bool { return !p.Active && p.Until == at(4000) }},
+		{"backoff capped", probeState{Active: true, Start: at(0), Goal: 1_900_000, Backoff: int64(probeBackoffMax)},
+			at(500), bweState{Estimate: 600_000, LastDecrease: at(400)}, 1_900_000,
+			func(p probeState) bool { return p.Backoff == int64(probeBackoffMax) }},
+	} {
+		if got := nextProbe(tc.s, tc.now, tc.est, tc.want); !tc.out(got) {
+			t.Errorf("%s: %+v", tc.name, got)
+		}
+	}
+	// 1.9 Mbit/s goal, 600 kbit/s sent: 1.3 Mbit/s of padding is 3250
+	// bytes per 20 ms, 12 packets of 267 bytes.
+	if n := padPackets(1_900_000, 600_000); n != 12 {
+		t.Errorf("padPackets = %d, want 12", n)
+	}
+	if n := padPackets(500_000, 600_000); n != 0 {
+		t.Errorf("padPackets above the goal = %d", n)
+	}
+}
+
+// A TWCC report read against the send history: lost and received
+// packets, the delivered rate over the arrival span, the queuing delay
+// above the minimum.
+func TestBWESample(t *testing.T) {
+	var b bwe
+	base := 50_000 * ms
+	for i := 0; i < 10; i++ { // 10 packets of 1000 bytes, 10 ms apart
+		seq := b.hist.take()
+		b.hist.record(seq, 1000, base+int64(i)*10*ms)
+	}
+	// Packets 0-4 arrive 10 ms apart, 5 is lost, 6-9 arrive 20 ms apart
+	// (a queue building: 10, 20, 30, 40 ms late).
+	fb := &rtcp.TransportLayerCC{
+		BaseSequenceNumber: 0, PacketStatusCount: 10, ReferenceTime: 1000,
+		PacketChunks: []rtcp.PacketStatusChunk{
+			&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketReceivedSmallDelta, RunLength: 5},
+			&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketNotReceived, RunLength: 1},
+			&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketReceivedSmallDelta, RunLength: 4},
+		},
+	}
+	for i, d := range []int64{0, 10, 10, 10, 10, 30, 20, 20, 20} {
+		_ = i
+		fb.RecvDeltas = append(fb.RecvDeltas, &rtcp.RecvDelta{Type: rtcp.TypeTCCPacketReceivedSmallDelta, Delta: d * 1000})
+	}
+	x, ok := b.sample(fb, base+200*ms)
+	if !ok {
+		t.Fatal("no sample")
+	}
+	if x.Acked != 10 || x.Lost != 1 {
+		t.Errorf("acked %d lost %d, want 10 1", x.Acked, x.Lost)
+	}
+	// 8 packets' bytes over the 130 ms from the first arrival to the last.
+	if want := 8 * 1000 * 8 * 1000 / 130; x.Rate != want {
+		t.Errorf("rate %d, want %d", x.Rate, want)
+	}
+	if x.Delay != 40*ms {
+		t.Errorf("queuing delay %v, want 40ms", time.Duration(x.Delay))
+	}
+	// A report of packets never sent says nothing.
+	if _, ok := b.sample(&rtcp.TransportLayerCC{BaseSequenceNumber: 5000, PacketStatusCount: 1,
+		PacketChunks: []rtcp.PacketStatusChunk{&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketNotReceived, RunLength: 1}}}, base); ok {
+		t.Error("a sample from packets never sent")
+	}
+}

@@ -1,0 +1,102 @@
+package sfu
+
+import "time"
+
+// Probing upward (PROTOCOL.md 1.1 §3 "back to target within 15 s of
+// lifting the cap"): the estimate grows only up to twice what is
+// delivered (bwe.go), so a subscriber held on a low layer, or paused,
+// would never learn that its link has room again. When the layer
+// decision is limited by bandwidth, the adapter probes: for up to
+// probeDuration it has one of the subscriber's video down tracks send
+// padding-only packets (RTP padding, 255 bytes each, on that track's
+// SSRC, between frames: the sequence stays continuous and decoders drop
+// them) so that media and padding together reach the rate the next layer
+// needs. If the link carries it, the estimate rises to what was
+// delivered and the layer goes up; if the queue grows, the estimator cuts
+// back (to what was delivered) and the next probe waits, twice as long
+// each time (probeBackoffMin to probeBackoffMax).
+
+const (
+	probeDuration   = 2 * time.Second
+	probeBackoffMin = 2 * time.Second
+	probeBackoffMax = 8 * time.Second
+	// probeTick is how often padding is sent while probing: 50 bursts a
+	// second keep each small (at 1.5 Mbit/s, 15 packets of 255 bytes).
+	probeTick = 20 * time.Millisecond
+	// padSize is one padding packet's payload: the most one RTP padding
+	// count byte says.
+	padSize = 255
+)
+
+// probeState is the prober's state.
+type probeState struct {
+	Active  bool
+	Start   int64 // Now() when the active probe began
+	Goal    int   // bit/s the probe tries to reach
+	Backoff int64 // ns to wait after a failed probe
+	Until   int64 // no probe before this Now()
+}
+
+// nextProbe decides whether to probe: want is the estimate the layer
+// decision needs for its next step up (0: none is limited by bandwidth),
+// est the estimator's state now.
+func nextProbe(s probeState, now int64, est bweState, want int) probeState {
+	if s.Backoff == 0 {
+		s.Backoff = int64(probeBackoffMin)
+	}
+	if s.Active {
+		switch {
+		case est.LastDecrease > s.Start: // the link did not carry it
+			s.Active = false
+			s.Until = now + s.Backoff
+			s.Backoff = min(s.Backoff*2, int64(probeBackoffMax))
+		case est.Estimate >= s.Goal || want == 0: // it did (or nothing is wanted any more)
+			s.Active = false
+			s.Backoff = int64(probeBackoffMin)
+		case now-s.Start >= int64(probeDuration):
+			s.Active = false
+			s.Until = now + s.Backoff
+		default:
+			s.Goal = max(s.Goal, want)
+		}
+		return s
+	}
+	if want > est.Estimate && est.Estimate > 0 && now >= s.Until && now-est.LastDecrease >= int64(holdAfterDecrease) {
+		s.Active, s.Start, s.Goal = true, now, want
+	}
+	return s
+}
+
+// padPackets is how many padding packets make up the gap between the
+// goal and what is sent without padding, over one probeTick.
+func padPackets(goal, sending int) int {
+	gap := goal - sending
+	if gap <= 0 {
+		return 0
+	}
+	return gap / 8 * int(probeTick/time.Millisecond) / 1000 / (padSize + 12)
+}
+
+// pad sends n padding-only packets to the subscriber, between frames: at
+// once when its video is paused, else after a packet that ends a frame
+// (a marker). Writer goroutine only (writer.go's pad requests).
+func (d *DownTrack) pad(n int, buf *cachedPacket) {
+	b := d.binding.Load()
+	if b == nil || d.closed.Load() || !d.ready.Load() || !d.sel.sentAny {
+		return
+	}
+	t := unpackTarget(d.sel.seen)
+	if d.m.started && !(t.Paused || t.PausedBandwidth) && !d.lastMarker {
+		return // mid-frame: the next probe tick tries again
+	}
+	p := buf.buf[:padSize]
+	clear(p)
+	p[padSize-1] = padSize
+	for range n {
+		seq, ts := d.m.pad()
+		if _, ok := d.writePayload(b, seq, ts, false, true, p); !ok {
+			return
+		}
+		d.probeBytes.Add(padSize)
+	}
+}
