@@ -45,10 +45,14 @@ import (
 type ViewerNet struct {
 	Viewers int
 	Profile netlab.Profile
+	// Transport forces the group's viewers onto "udp", "tcp" (ICE-TCP)
+	// or "turn-udp", "turn-tcp", "turn-tls" (labtransport.go); "": UDP.
+	Transport string
 }
 
 // ParseViewerNet reads "N:PROFILE", e.g. "20:cap=600kbit,loss=2%" or
-// "10:udp=blocked" (PROFILE as netlab.ParseProfile reads it).
+// "10:udp=blocked,transport=tcp" (PROFILE as netlab.ParseProfile reads
+// it, plus transport=, labtransport.go).
 func ParseViewerNet(s string) (ViewerNet, error) {
 	ns, prof, ok := strings.Cut(s, ":")
 	if !ok {
@@ -58,11 +62,11 @@ func ParseViewerNet(s string) (ViewerNet, error) {
 	if err != nil || n < 1 {
 		return ViewerNet{}, fmt.Errorf("--viewer-net %q: %q is not a number of viewers (1 or more)", s, ns)
 	}
-	p, err := netlab.ParseProfile(prof)
+	p, transport, err := splitLabNet(prof)
 	if err != nil {
 		return ViewerNet{}, fmt.Errorf("--viewer-net %q: %w", s, err)
 	}
-	return ViewerNet{Viewers: n, Profile: p}, nil
+	return ViewerNet{Viewers: n, Profile: p, Transport: transport}, nil
 }
 
 // LabMode reports whether the run happens in the network lab.
@@ -95,12 +99,12 @@ func (c *Config) checkLab() error {
 			return fmt.Errorf("the network lab gives each viewer a link of its own: at most %d viewers per group", netlab.MaxLinks)
 		}
 	}
-	if _, err := netlab.ParseProfile(c.PublisherNet); err != nil {
+	if _, _, err := splitLabNet(c.PublisherNet); err != nil {
 		return fmt.Errorf("--publisher-net: %w", err)
 	}
 	if c.BrowserViewer != "" {
 		if _, err := netlab.ParseProfile(c.BrowserViewer); err != nil {
-			return fmt.Errorf("--browser-viewer: %w", err)
+			return fmt.Errorf("--browser-viewer (Chromium takes whatever path its network leaves: no transport=): %w", err)
 		}
 	}
 	return nil
@@ -125,8 +129,10 @@ type labGroup struct {
 	name    string
 	role    string // childPublisher, childViewers or childBrowser
 	profile netlab.Profile
-	ids     []string
-	client  *netlab.Client
+	// transport is forced on the group's Go participants (labtransport.go)
+	transport string
+	ids       []string
+	client    *netlab.Client
 
 	cmd    *exec.Cmd
 	cancel context.CancelFunc
@@ -178,6 +184,11 @@ func (g *labGroup) start(cfg childConfig) error {
 	}
 	// A race-enabled binary (the tests) sleeps a second at exit otherwise.
 	cmd.Env = append(cmd.Env, "GORACE=atexit_sleep_ms=0")
+	if cfg.CAFile != "" {
+		// The lab TURN server's certificate: Go's TLS trusts it (TURN
+		// over TLS, transport=turn-tls).
+		cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+cfg.CAFile)
+	}
 	g.log = &logTail{}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -300,6 +311,8 @@ type labRun struct {
 	pub    *labGroup
 	groups []*labGroup // viewer groups, healthy first
 	browse *labGroup
+	// turnDir holds the TURN server's certificate (caFile) and key
+	turnDir, caFile string
 }
 
 // RunLab runs cfg in the network lab and returns its report (also printed
@@ -360,8 +373,8 @@ func RunLab(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*LabRepo
 // every group is ready.
 func (lr *labRun) setup(ctx context.Context) error {
 	cfg := lr.cfg
-	pubNet, _ := netlab.ParseProfile(cfg.PublisherNet)
-	lr.pub = &labGroup{name: "publisher", role: childPublisher, profile: pubNet, ids: []string{lr.room + "-host"}}
+	pubNet, pubTransport, _ := splitLabNet(cfg.PublisherNet)
+	lr.pub = &labGroup{name: "publisher", role: childPublisher, profile: pubNet, transport: pubTransport, ids: []string{lr.room + "-host"}}
 	profiles := []netlab.Profile{pubNet}
 	specs := cfg.ViewerNets
 	if cfg.Viewers > 0 {
@@ -369,7 +382,7 @@ func (lr *labRun) setup(ctx context.Context) error {
 	}
 	names := map[string]int{}
 	for gi, vn := range specs {
-		name := vn.Profile.String()
+		name := labNetString(vn.Profile, vn.Transport)
 		if gi == 0 && cfg.Viewers > 0 {
 			name = "healthy"
 		}
@@ -377,7 +390,7 @@ func (lr *labRun) setup(ctx context.Context) error {
 		if k := names[name]; k > 1 {
 			name += "#" + strconv.Itoa(k)
 		}
-		g := &labGroup{name: name, role: childViewers, profile: vn.Profile}
+		g := &labGroup{name: name, role: childViewers, profile: vn.Profile, transport: vn.Transport}
 		for i := range vn.Viewers {
 			g.ids = append(g.ids, fmt.Sprintf("%s-g%d-v%d", lr.room, gi+1, i+1))
 		}
@@ -407,7 +420,15 @@ func (lr *labRun) setup(ctx context.Context) error {
 	}
 
 	lr.prog.setPhase("starting the server")
-	srv, err := spawnInLab(ctx, lab, cfg.Spawn, cfg.SpawnArgs)
+	if lr.turnDir, err = os.MkdirTemp("", "relaybench-turn-"); err != nil {
+		return err
+	}
+	turnArgs, caFile, err := labTURN(lr.turnDir)
+	if err != nil {
+		return err
+	}
+	lr.caFile = caFile
+	srv, err := spawnInLab(ctx, lab, cfg.Spawn, append(turnArgs, cfg.SpawnArgs...))
 	if err != nil {
 		return err
 	}
@@ -458,7 +479,7 @@ func (lr *labRun) startChild(ctx context.Context, g *labGroup, role string) erro
 		Group: g.name, BaseURL: lr.srv.baseURL, Room: lr.room, Identities: g.ids,
 		VideoBitrate: lr.cfg.VideoBitrate, FPS: lr.cfg.FPS, Audio: lr.cfg.Audio,
 		JoinConcurrency: lr.cfg.JoinConcurrency, FirstFrameTimeout: int64(lr.cfg.FirstFrameTimeout),
-		Chromium: lr.cfg.Chromium,
+		Chromium: lr.cfg.Chromium, Transport: g.transport, CAFile: lr.caFile,
 	}
 	for _, id := range g.ids {
 		tok, err := lr.tgt.mint.token(ctx, id, lr.room, role)
@@ -558,6 +579,10 @@ func (lr *labRun) teardown() {
 			lr.prog.logf("removing the lab: %v", err)
 		}
 		lr.lab = nil
+	}
+	if lr.turnDir != "" {
+		_ = os.RemoveAll(lr.turnDir)
+		lr.turnDir = ""
 	}
 }
 

@@ -8,6 +8,7 @@
 //	relaybench --spawn ./relayd --ramp --ramp-step 50
 //	relaybench --spawn ./relayd --viewers 20 --viewer-net 10:cap=600kbit,loss=2% --browser-viewer cap=1mbit
 //	relaybench floor
+//	relaybench resume --spawn ./relayd --cycles 20 --cut 5s [--nodes 2]
 //
 // This file holds the flags only; everything else is in package bench.
 package main
@@ -43,6 +44,9 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "floor" {
 		return runFloor(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "resume" {
+		return runResume(ctx, args[1:], stdout, stderr)
 	}
 	cfg, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -102,12 +106,12 @@ func parseFlags(args []string, stderr io.Writer) (bench.Config, error) {
 	fs.IntVar(&cfg.RampMax, "ramp-max", d.RampMax, "with --ramp: stop at this many viewers per room")
 	fs.IntVar(&cfg.JoinConcurrency, "join-concurrency", d.JoinConcurrency, "viewers joining at the same time")
 	fs.BoolVar(&cfg.Lab, "lab", false, "run in the network lab (needs root and --spawn) even without a profile: --viewers is the healthy group")
-	fs.Func("viewer-net", "lab: a group of N viewers behind a network PROFILE, N:PROFILE, e.g. 20:cap=600kbit,loss=2% or 10:udp=blocked (repeatable)", func(s string) error {
+	fs.Func("viewer-net", "lab: a group of N viewers behind a network PROFILE, N:PROFILE, e.g. 20:cap=600kbit,loss=2% or 10:udp=blocked,transport=tcp; transport=udp|tcp|turn-udp|turn-tcp|turn-tls forces the group's path (repeatable)", func(s string) error {
 		vn, err := bench.ParseViewerNet(s)
 		cfg.ViewerNets = append(cfg.ViewerNets, vn)
 		return err
 	})
-	fs.StringVar(&cfg.PublisherNet, "publisher-net", "", "lab: the publisher's network PROFILE, e.g. cap=2mbit (default: a perfect link)")
+	fs.StringVar(&cfg.PublisherNet, "publisher-net", "", "lab: the publisher's network PROFILE, e.g. cap=2mbit or udp=blocked,transport=tcp (default: a perfect link)")
 	fs.StringVar(&cfg.BrowserViewer, "browser-viewer", "", "lab: one headless Chromium viewer behind this PROFILE (none: a perfect link), its getStats in the report")
 	fs.StringVar(&cfg.Chromium, "chromium", "", "lab: the browser binary for --browser-viewer (default: chromium in PATH)")
 	fs.DurationVar(&cfg.FirstFrameTimeout, "first-frame-timeout", d.FirstFrameTimeout, "lab: a viewer without a frame this long after its dial failed to join")
