@@ -154,7 +154,12 @@ func runPublisherChild(ctx context.Context, _ []string) error {
 			return err
 		}
 		var w window
-		p, err := newClipPublisher(cfg.Identities[0], cfg.FPS, cfg.VideoBitrate, cfg.Audio, &w)
+		var p *clipPublisher
+		if cfg.Simulcast {
+			p, err = newSimulcastClipPublisher(cfg.Identities[0], cfg.FPS, cfg.LayerBitrates, cfg.Audio, &w)
+		} else {
+			p, err = newClipPublisher(cfg.Identities[0], cfg.FPS, cfg.VideoBitrate, cfg.Audio, &w)
+		}
 		if err != nil {
 			return err
 		}
@@ -168,7 +173,11 @@ func runPublisherChild(ctx context.Context, _ []string) error {
 			return fmt.Errorf("publisher: %w", err)
 		}
 		defer c.Close()
-		_, err = c.Join(jctx)
+		if cfg.Simulcast { // 1.1: publisher.layers
+			_, err = c.JoinWith(jctx, client.JoinParams{Version: "1.1"})
+		} else {
+			_, err = c.Join(jctx)
+		}
 		if err == nil {
 			err = c.Publish(jctx, p.tracks()...)
 		}
@@ -178,6 +187,12 @@ func runPublisherChild(ctx context.Context, _ []string) error {
 		}
 		p.start()
 		defer p.stop()
+		if cfg.Simulcast {
+			if err := awaitSimulcast(ctx, c, cfg.Identities[0]); err != nil {
+				return fmt.Errorf("publisher: %w", err)
+			}
+			p.bindLayerSSRCs(c.PublisherPC())
+		}
 		if err := cio.send(childMsg{Type: "ready"}); err != nil {
 			return err
 		}
@@ -214,6 +229,10 @@ func runPublisherChild(ctx context.Context, _ []string) error {
 			RRLost:             fb1.rrTotalLost - fb0.rrTotalLost,
 			ICEState:           pcState(c.PublisherPC()),
 			Transport:          pcTransport(c.PublisherPC()),
+			Layers:             p.layerFiguresOf(cmd.EndNS, float64(cmd.EndNS-cmd.StartNS)/1e9),
+		}
+		if p.sim != nil {
+			f.ActiveLayers = p.sim.Active()
 		}
 		if fb1.rembs > 0 {
 			f.REMBLastBps = num(fb1.rembLastBps)
@@ -270,6 +289,7 @@ func runViewersChild(ctx context.Context, _ []string) error {
 		for i, id := range cfg.Identities {
 			vs[i] = newViewer(id, r, true, &w)
 			vs[i].mode = rxMode{trailerStamps: true, frames: true, keyframeRequests: true}
+			vs[i].v11 = cfg.Simulcast
 			vs[i].dial = dialFrom(cfg.addr(i))
 		}
 		closeAll := func() {
@@ -332,6 +352,14 @@ func runViewersChild(ctx context.Context, _ []string) error {
 		for i, v := range vs {
 			figs[i] = v.figures(joinErr[i], states[i], timeout, now, cmd.StartNS, cmd.EndNS, &lat)
 			figs[i].Transport = transports[i]
+			if cfg.Simulcast {
+				figs[i].Layers = v.layerFigures(now, cmd.StartNS, cmd.EndNS, cfg.AtNS, cfg.LiftNS)
+				for _, t := range v.trackList() {
+					if t.video {
+						figs[i].VideoExpected += t.winSpan()
+					}
+				}
+			}
 		}
 		if err := cio.send(childMsg{Type: "report", Viewers: figs, Latency: histToJSON(&lat)}); err != nil {
 			return err

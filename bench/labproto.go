@@ -51,6 +51,16 @@ type childConfig struct {
 	// CAFile is the lab TURN server's certificate.
 	Transport string `json:"transport,omitempty"`
 	CAFile    string `json:"ca_file,omitempty"`
+
+	// Simulcast: the publisher sends one layer per LayerBitrates rate
+	// (simulcast.go), and the viewers join as 1.1 sessions and follow the
+	// layers they get (layers.go).
+	Simulcast     bool  `json:"simulcast,omitempty"`
+	LayerBitrates []int `json:"layer_bitrates,omitempty"`
+	// AtNS and LiftNS: the group's profile applies and is lifted this long
+	// into the window (labnet.go); 0: from the start, never.
+	AtNS   int64 `json:"at_ns,omitempty"`
+	LiftNS int64 `json:"lift_ns,omitempty"`
 }
 
 // windowCmd opens the measurement window, in the future so that every
@@ -94,6 +104,10 @@ type publisherFigures struct {
 	RRLost             int64    `json:"rr_lost"`              // cumulative lost packets the reports' count grew by
 	ICEState           string   `json:"ice_state"`
 	Transport          string   `json:"transport"` // udp, tcp or turn: the selected candidate pair's
+	// with --simulcast: each layer's window, and the layers the server
+	// last asked for (publisher.layers)
+	Layers       []layerFigures `json:"layers,omitempty"`
+	ActiveLayers []string       `json:"active_layers,omitempty"`
 }
 
 // viewerFigures is one Go viewer's window.
@@ -109,7 +123,11 @@ type viewerFigures struct {
 	FirstPacketMS *float64 `json:"first_packet_ms"`
 	FirstFrameMS  *float64 `json:"first_frame_ms"` // dial start -> first frame shown
 
-	VideoReceived uint64  `json:"video_received"` // distinct packets sent in the window
+	VideoReceived uint64 `json:"video_received"` // distinct packets sent in the window
+	// VideoExpected (--simulcast): the span of the received video's
+	// sequence numbers in the window, which a viewer's loss is counted
+	// against (each viewer gets its own layers, not every packet sent)
+	VideoExpected uint64  `json:"video_expected,omitempty"`
 	AudioReceived uint64  `json:"audio_received"`
 	Duplicates    uint64  `json:"duplicates"`
 	Late          uint64  `json:"late"`  // video packets that came after a later one (the lab does not reorder: retransmissions), whole run
@@ -117,6 +135,8 @@ type viewerFigures struct {
 	FramesShown   uint64  `json:"frames_shown"`
 	FreezeMS      float64 `json:"freeze_ms"`
 	PLIs          uint64  `json:"plis"` // sent within the window
+
+	Layers *viewerLayers `json:"layers,omitempty"` // with --simulcast (layers.go)
 }
 
 // browserFigures is the browser viewer's getStats (inbound-rtp video) at

@@ -49,6 +49,14 @@ type LabScenario struct {
 	PublisherNet       string      `json:"publisher_net"`
 	Groups             []GroupSpec `json:"groups"`
 	BrowserNet         *string     `json:"browser_net"`
+	// Simulcast: the layers' bit rates; Relays: 1 with a relay
+	// destination room; Nodes: 2 with two nodes, DestOnNode2 whether the
+	// destination room was found on the second.
+	Simulcast     bool  `json:"simulcast"`
+	LayerBitrates []int `json:"layer_bitrates,omitempty"`
+	Relays        int   `json:"relays"`
+	Nodes         int   `json:"nodes"`
+	DestOnNode2   *bool `json:"dest_on_node2,omitempty"`
 }
 
 // GroupSpec is one group as asked.
@@ -87,6 +95,8 @@ type GroupReport struct {
 	Late           uint64         `json:"late_packets"` // video packets that came after a later one: retransmissions (whole run)
 	Duplicates     uint64         `json:"duplicates"`
 	LatencyMS      Percentiles    `json:"latency_ms"`
+
+	Layers *GroupLayers `json:"layers,omitempty"` // --simulcast (layerreport.go)
 
 	PerViewer []viewerFigures `json:"per_viewer"`
 }
@@ -129,7 +139,11 @@ func (lr *labRun) buildReport(w *labWindow, started time.Time) (*LabReport, erro
 			VideoBitrateBps: cfg.VideoBitrate, FPS: cfg.FPS, Audio: cfg.Audio,
 			DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(),
 			FirstFrameTimeoutS: cfg.FirstFrameTimeout.Seconds(), PublisherNet: lr.pub.profile.String(),
+			Simulcast: cfg.Simulcast, LayerBitrates: cfg.LayerBitrates, Relays: cfg.Relays, Nodes: max(cfg.Nodes, 1),
 		},
+	}
+	if cfg.Nodes == 2 {
+		r.Scenario.DestOnNode2 = &lr.destOnNode2
 	}
 	if lr.pub.client != nil {
 		r.Lab = strings.TrimSuffix(lr.pub.client.NS(), "-c1")
@@ -149,6 +163,7 @@ func (lr *labRun) buildReport(w *labWindow, started time.Time) (*LabReport, erro
 		gr := aggregateGroup(g.report.Viewers, &lat, pf.VideoPackets, pf.AudioPackets, secs)
 		gr.Name, gr.Net, gr.Namespace, gr.Viewers = g.name, g.profile.String(), g.client.NS(), len(g.ids)
 		gr.JoinFailures = gr.Viewers - gr.WithFrame
+		gr.Layers = aggregateLayers(g.report.Viewers, secs, g.timing.Lift > 0)
 		r.Groups = append(r.Groups, gr)
 		r.Scenario.Groups = append(r.Scenario.Groups, GroupSpec{Name: g.name, Viewers: len(g.ids), Net: gr.Net})
 	}
@@ -240,10 +255,14 @@ func aggregateGroup(vs []viewerFigures, lat *HistSnap, sentVideo, sentAudio int6
 		if v.JoinedMS != nil {
 			joined = append(joined, dur(v.JoinedMS))
 		}
-		g.Expected += uint64(sentVideo + sentAudio)
-		g.Received += min(v.VideoReceived, uint64(sentVideo)) + min(v.AudioReceived, uint64(sentAudio))
-		videoExp += uint64(sentVideo)
-		videoGot += min(v.VideoReceived, uint64(sentVideo))
+		vidSent := uint64(sentVideo)
+		if v.Layers != nil { // simulcast: what the server sent this viewer
+			vidSent = v.VideoExpected
+		}
+		g.Expected += vidSent + uint64(sentAudio)
+		g.Received += min(v.VideoReceived, vidSent) + min(v.AudioReceived, uint64(sentAudio))
+		videoExp += vidSent
+		videoGot += min(v.VideoReceived, vidSent)
 		bytes += v.Bytes
 		shown += v.FramesShown
 		freezeMS += v.FreezeMS
@@ -298,6 +317,7 @@ func printLabTable(w io.Writer, r *LabReport) {
 		}
 	}
 	fmt.Fprintln(w)
+	printLayersTable(w, r)
 
 	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	row := func(label, format string, args ...any) {

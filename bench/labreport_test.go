@@ -165,6 +165,20 @@ func TestLabConfigChecks(t *testing.T) {
 		{"publisher on a bad transport", func(c *Config) { c.PublisherNet = "transport=sctp" }, "--publisher-net"},
 		{"browser on a transport", func(c *Config) { c.BrowserViewer = "transport=tcp" }, "--browser-viewer"},
 		{"too many viewers in a group", func(c *Config) { c.ViewerNets = []ViewerNet{{Viewers: 251}} }, "at most 250"},
+		{"a relay destination", func(c *Config) { c.Relays = 1 }, ""},
+		{"two relays", func(c *Config) { c.Relays = 2 }, "above 1"},
+		{"two nodes", func(c *Config) { c.Relays, c.Nodes = 1, 2 }, ""},
+		{"two nodes without a relay", func(c *Config) { c.Nodes = 2 }, "needs --relays 1"},
+		{"dest without a relay", func(c *Config) { c.ViewerNets = []ViewerNet{{Viewers: 1, Timing: Timing{Dest: true}}} }, "needs --relays 1"},
+		{"lift after the window", func(c *Config) {
+			vn, _ := ParseViewerNet("1:cap=800kbit,lift=20s")
+			c.ViewerNets, c.Duration = []ViewerNet{vn}, 10e9
+		}, "must fall in"},
+		{"lift without a profile", func(c *Config) {
+			c.ViewerNets = []ViewerNet{{Viewers: 1, Timing: Timing{Lift: 1e9}}}
+		}, "need a profile"},
+		{"simulcast", func(c *Config) { c.Simulcast = true }, ""},
+		{"layer rates without simulcast", func(c *Config) { c.LayerBitrates = []int{1e5, 2e5} }, "needs --simulcast"},
 	} {
 		c := base()
 		tt.mod(&c)
@@ -177,7 +191,7 @@ func TestLabConfigChecks(t *testing.T) {
 	if c := (Config{Spawn: "/bin/true"}); c.LabMode() {
 		t.Error("a plain run is a lab run")
 	}
-	for _, c := range []Config{{Lab: true}, {PublisherNet: "cap=2mbit"}, {BrowserViewer: "none"}, {ViewerNets: []ViewerNet{{Viewers: 1}}}} {
+	for _, c := range []Config{{Lab: true}, {PublisherNet: "cap=2mbit"}, {BrowserViewer: "none"}, {ViewerNets: []ViewerNet{{Viewers: 1}}}, {Simulcast: true}} {
 		if !c.LabMode() {
 			t.Errorf("%+v is not a lab run", c)
 		}

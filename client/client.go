@@ -116,6 +116,8 @@ type Client struct {
 	tracks    *trackSet
 	subOffers atomic.Int64
 	earlySub  []webrtc.ICECandidateInit // subscriber candidates before any subscriber PC
+
+	sim simulcastState // simulcast.go
 }
 
 type signal struct {
@@ -267,6 +269,8 @@ func (c *Client) JoinWith(ctx context.Context, p JoinParams) (*JoinResult, error
 	}
 	c.joined(&r)
 	c.ice.setJoin(r.ICEServers)
+	id := r.Participant.Identity
+	c.sim.identity.Store(&id)
 	return &r, nil
 }
 
