@@ -491,7 +491,7 @@ func (lr *labRun) startChild(ctx context.Context, g *labGroup, role string) erro
 		JoinConcurrency: lr.cfg.JoinConcurrency, FirstFrameTimeout: int64(lr.cfg.FirstFrameTimeout),
 		Chromium:  lr.cfg.Chromium,
 		Simulcast: lr.cfg.Simulcast, LayerBitrates: lr.cfg.LayerBitrates,
-		AtNS: int64(g.timing.At), LiftNS: int64(g.timing.Lift),
+		AtNS: int64(g.timing.At), LiftNS: int64(g.timing.Lift), Quality: g.timing.Quality,
 	}
 	for _, id := range g.ids {
 		tok, err := lr.tgt.mint.token(ctx, id, room, role)

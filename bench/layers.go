@@ -12,6 +12,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -272,7 +273,24 @@ func (r *layerRecorder) timeline() []layerEvent {
 	return slices.Clone(r.events)
 }
 
-// joinFor joins as a 1.1 session when the viewer follows layers.
+// askQuality asks for at most v.quality of every video track of the
+// room (track.settings), when the viewer has one to ask for.
+func (v *viewer) askQuality(ctx context.Context, c *client.Client, tracks []client.Track) error {
+	if v.quality == "" {
+		return nil
+	}
+	for _, t := range tracks {
+		if t.Kind != "video" {
+			continue
+		}
+		if _, err := c.TrackSettings(ctx, client.TrackSettingsParams{TrackID: t.ID, Quality: v.quality}); err != nil {
+			return fmt.Errorf("track.settings %s quality %s: %w", t.ID, v.quality, err)
+		}
+	}
+	return nil
+}
+
+// joinVersion joins as a 1.1 session when the viewer follows layers.
 func (v *viewer) joinVersion(ctx context.Context, c *client.Client, v11 bool) (*client.JoinResult, error) {
 	if !v11 {
 		return c.Join(ctx)
