@@ -45,12 +45,16 @@ import (
 type ViewerNet struct {
 	Viewers int
 	Profile netlab.Profile
-	Timing  // at=, lift=, dest (labnet.go)
+	// Transport forces the group's viewers onto "udp", "tcp" (ICE-TCP)
+	// or "turn-udp", "turn-tcp", "turn-tls" (labtransport.go); "": UDP.
+	Transport string
+	Timing    // at=, lift=, dest (labnet.go)
 }
 
 // ParseViewerNet reads "N:PROFILE", e.g. "20:cap=600kbit,loss=2%" or
-// "10:udp=blocked" (PROFILE as netlab.ParseProfile reads it, plus the
-// bench's own keys at=D, lift=D and dest, see Timing).
+// "10:udp=blocked,transport=tcp" (PROFILE as netlab.ParseProfile reads
+// it, plus the bench's own keys: transport=, labtransport.go, and at=D,
+// lift=D, dest and quality=Q, see Timing).
 func ParseViewerNet(s string) (ViewerNet, error) {
 	ns, prof, ok := strings.Cut(s, ":")
 	if !ok {
@@ -64,11 +68,11 @@ func ParseViewerNet(s string) (ViewerNet, error) {
 	if err != nil {
 		return ViewerNet{}, fmt.Errorf("--viewer-net %q: %w", s, err)
 	}
-	p, err := netlab.ParseProfile(prof)
+	p, transport, err := splitLabNet(prof)
 	if err != nil {
 		return ViewerNet{}, fmt.Errorf("--viewer-net %q: %w", s, err)
 	}
-	return ViewerNet{Viewers: n, Profile: p, Timing: tm}, nil
+	return ViewerNet{Viewers: n, Profile: p, Transport: transport, Timing: tm}, nil
 }
 
 // LabMode reports whether the run happens in the network lab.
@@ -103,7 +107,7 @@ func (c *Config) checkLab() error {
 			return fmt.Errorf("the network lab gives each viewer a link of its own: at most %d viewers per group", netlab.MaxLinks)
 		}
 	}
-	if _, err := netlab.ParseProfile(c.PublisherNet); err != nil {
+	if _, _, err := splitLabNet(c.PublisherNet); err != nil {
 		return fmt.Errorf("--publisher-net: %w", err)
 	}
 	if err := c.checkTiming(); err != nil {
@@ -111,7 +115,7 @@ func (c *Config) checkLab() error {
 	}
 	if c.BrowserViewer != "" {
 		if _, err := netlab.ParseProfile(c.BrowserViewer); err != nil {
-			return fmt.Errorf("--browser-viewer: %w", err)
+			return fmt.Errorf("--browser-viewer (Chromium takes whatever path its network leaves: no transport=): %w", err)
 		}
 	}
 	return nil
@@ -136,9 +140,11 @@ type labGroup struct {
 	name    string
 	role    string // childPublisher, childViewers or childBrowser
 	profile netlab.Profile
-	ids     []string
-	client  *netlab.Client
-	timing  Timing // viewer groups: at=, lift=, dest (labnet.go)
+	// transport is forced on the group's Go participants (labtransport.go)
+	transport string
+	ids       []string
+	client    *netlab.Client
+	timing    Timing // viewer groups: at=, lift=, dest (labnet.go)
 
 	cmd    *exec.Cmd
 	cancel context.CancelFunc
@@ -190,6 +196,11 @@ func (g *labGroup) start(cfg childConfig) error {
 	}
 	// A race-enabled binary (the tests) sleeps a second at exit otherwise.
 	cmd.Env = append(cmd.Env, "GORACE=atexit_sleep_ms=0")
+	if cfg.CAFile != "" {
+		// The lab TURN server's certificate: Go's TLS trusts it (TURN
+		// over TLS, transport=turn-tls).
+		cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+cfg.CAFile)
+	}
 	g.log = &logTail{}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -315,6 +326,10 @@ type labRun struct {
 	pub         *labGroup
 	groups      []*labGroup // viewer groups, healthy first
 	browse      *labGroup
+	// turnDir holds the TURN server's certificate (caFile) and key;
+	// turnArgs are node 1's TURN flags (labtransport.go)
+	turnDir, caFile string
+	turnArgs        []string
 }
 
 // RunLab runs cfg in the network lab and returns its report (also printed
@@ -375,8 +390,8 @@ func RunLab(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*LabRepo
 // every group is ready.
 func (lr *labRun) setup(ctx context.Context) error {
 	cfg := lr.cfg
-	pubNet, _ := netlab.ParseProfile(cfg.PublisherNet)
-	lr.pub = &labGroup{name: "publisher", role: childPublisher, profile: pubNet, ids: []string{lr.room + "-host"}}
+	pubNet, pubTransport, _ := splitLabNet(cfg.PublisherNet)
+	lr.pub = &labGroup{name: "publisher", role: childPublisher, profile: pubNet, transport: pubTransport, ids: []string{lr.room + "-host"}}
 	profiles := []netlab.Profile{pubNet}
 	specs := cfg.ViewerNets
 	if cfg.Viewers > 0 {
@@ -384,7 +399,7 @@ func (lr *labRun) setup(ctx context.Context) error {
 	}
 	names := map[string]int{}
 	for gi, vn := range specs {
-		name := vn.Profile.String()
+		name := labNetString(vn.Profile, vn.Transport)
 		if t := vn.Timing.String(); t != "" {
 			name += "," + t
 		}
@@ -395,7 +410,7 @@ func (lr *labRun) setup(ctx context.Context) error {
 		if k := names[name]; k > 1 {
 			name += "#" + strconv.Itoa(k)
 		}
-		g := &labGroup{name: name, role: childViewers, profile: vn.Profile, timing: vn.Timing}
+		g := &labGroup{name: name, role: childViewers, profile: vn.Profile, transport: vn.Transport, timing: vn.Timing}
 		for i := range vn.Viewers {
 			g.ids = append(g.ids, fmt.Sprintf("%s-g%d-v%d", lr.room, gi+1, i+1))
 		}
@@ -429,6 +444,14 @@ func (lr *labRun) setup(ctx context.Context) error {
 	}
 
 	lr.prog.setPhase("starting the server")
+	if lr.turnDir, err = os.MkdirTemp("", "relaybench-turn-"); err != nil {
+		return err
+	}
+	turnArgs, caFile, err := labTURN(lr.turnDir)
+	if err != nil {
+		return err
+	}
+	lr.caFile, lr.turnArgs = caFile, turnArgs
 	if err := lr.startNodes(ctx); err != nil { // labnodes.go
 		return err
 	}
@@ -489,7 +512,7 @@ func (lr *labRun) startChild(ctx context.Context, g *labGroup, role string) erro
 		Group: g.name, BaseURL: base, Room: room, Identities: g.ids,
 		VideoBitrate: lr.cfg.VideoBitrate, FPS: lr.cfg.FPS, Audio: lr.cfg.Audio,
 		JoinConcurrency: lr.cfg.JoinConcurrency, FirstFrameTimeout: int64(lr.cfg.FirstFrameTimeout),
-		Chromium:  lr.cfg.Chromium,
+		Chromium: lr.cfg.Chromium, Transport: g.transport, CAFile: lr.caFile,
 		Simulcast: lr.cfg.Simulcast, LayerBitrates: lr.cfg.LayerBitrates,
 		AtNS: int64(g.timing.At), LiftNS: int64(g.timing.Lift), Quality: g.timing.Quality,
 	}
@@ -595,6 +618,10 @@ func (lr *labRun) teardown() {
 			lr.prog.logf("removing the lab: %v", err)
 		}
 		lr.lab = nil
+	}
+	if lr.turnDir != "" {
+		_ = os.RemoveAll(lr.turnDir)
+		lr.turnDir = ""
 	}
 }
 

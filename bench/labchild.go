@@ -31,6 +31,7 @@ func RegisterLabChildren() {
 	netlab.Register(childPublisher, runPublisherChild)
 	netlab.Register(childViewers, runViewersChild)
 	netlab.Register(childBrowser, runBrowserChild)
+	RegisterResumeLabChildren()
 }
 
 // labSettingEngine keeps a participant's ICE inside the lab: UDP4 host
@@ -163,10 +164,10 @@ func runPublisherChild(ctx context.Context, _ []string) error {
 			return err
 		}
 		se := labSettingEngine(cfg.addr(0))
+		opts := client.Options{SettingEngine: &se, TrackReader: drainTrack, NetDialContext: dialFrom(cfg.addr(0))}
+		applyTransport(&se, &opts, cfg.Transport)
 		jctx, cancel := context.WithTimeout(ctx, joinTimeout)
-		c, err := client.Dial(jctx, cfg.BaseURL, cfg.Tokens[0], client.Options{
-			SettingEngine: &se, TrackReader: drainTrack, NetDialContext: dialFrom(cfg.addr(0)),
-		})
+		c, err := client.Dial(jctx, cfg.BaseURL, cfg.Tokens[0], opts)
 		if err != nil {
 			cancel()
 			return fmt.Errorf("publisher: %w", err)
@@ -227,6 +228,7 @@ func runPublisherChild(ctx context.Context, _ []string) error {
 			RRs:                fb1.rrs - fb0.rrs,
 			RRLost:             fb1.rrTotalLost - fb0.rrTotalLost,
 			ICEState:           pcState(c.PublisherPC()),
+			Transport:          pcTransport(c.PublisherPC()),
 			Layers:             p.layerFiguresOf(cmd.EndNS, float64(cmd.EndNS-cmd.StartNS)/1e9),
 		}
 		if p.sim != nil {
@@ -300,7 +302,9 @@ func runViewersChild(ctx context.Context, _ []string) error {
 		defer closeAll()
 		_ = parallel(ctx, len(vs), max(cfg.JoinConcurrency, 1), func(ctx context.Context, i int) error {
 			// Each viewer has an API of its own: its ICE stays on its link.
-			api, err := newViewerAPI(labSettingEngine(cfg.addr(i)))
+			se := labSettingEngine(cfg.addr(i))
+			applyTransport(&se, &vs[i].ice, cfg.Transport)
+			api, err := newViewerAPI(se)
 			if err != nil {
 				joinErr[i] = err
 				return nil
@@ -334,11 +338,12 @@ func runViewersChild(ctx context.Context, _ []string) error {
 		if err := sleepUntil(ctx, cmd.EndNS+cmd.GraceNS); err != nil {
 			return err
 		}
-		states := make([]string, len(vs))
+		states, transports := make([]string, len(vs)), make([]string, len(vs))
 		for i, v := range vs {
 			states[i] = "none"
 			if c := v.client(); c != nil {
 				states[i] = pcState(c.SubscriberPC())
+				transports[i] = pcTransport(c.SubscriberPC())
 			}
 		}
 		closeAll() // the readers stop: the figures below are final
@@ -347,6 +352,7 @@ func runViewersChild(ctx context.Context, _ []string) error {
 		figs := make([]viewerFigures, len(vs))
 		for i, v := range vs {
 			figs[i] = v.figures(joinErr[i], states[i], timeout, now, cmd.StartNS, cmd.EndNS, &lat)
+			figs[i].Transport = transports[i]
 			if cfg.Simulcast {
 				figs[i].Layers = v.layerFigures(now, cmd.StartNS, cmd.EndNS, cfg.AtNS, cfg.LiftNS)
 				for _, t := range v.trackList() {

@@ -40,7 +40,7 @@ type labNodes struct {
 func (lr *labRun) startNodes(ctx context.Context) error {
 	cfg := lr.cfg
 	if cfg.Nodes < 2 {
-		srv, err := spawnInLab(ctx, lr.lab, cfg.Spawn, cfg.SpawnArgs, labServerPort, "")
+		srv, err := spawnInLab(ctx, lr.lab, cfg.Spawn, append(lr.turnArgs, cfg.SpawnArgs...), labServerPort, "")
 		lr.srv = srv
 		return err
 	}
@@ -48,17 +48,17 @@ func (lr *labRun) startNodes(ctx context.Context) error {
 		return err
 	}
 	redisURL := "redis://127.0.0.1:" + strconv.Itoa(labRedisPort) + "/0"
-	node := func(port int, id, secret string) (*spawned, error) {
-		args := append([]string{"--redis", redisURL, "--node-id", id,
-			"--advertise", "http://" + net.JoinHostPort(serverHost(), strconv.Itoa(port))}, cfg.SpawnArgs...)
+	node := func(port int, id, secret string, turn []string) (*spawned, error) {
+		args := append(append([]string{"--redis", redisURL, "--node-id", id,
+			"--advertise", "http://" + net.JoinHostPort(serverHost(), strconv.Itoa(port))}, turn...), cfg.SpawnArgs...)
 		return spawnInLab(ctx, lr.lab, cfg.Spawn, args, port, secret)
 	}
-	srv, err := node(labServerPort, "rb-node1", "")
+	srv, err := node(labServerPort, "rb-node1", "", lr.turnArgs) // TURN on node 1 only: one set of ports in the namespace
 	if err != nil {
 		return err
 	}
 	lr.srv = srv
-	if lr.nodes.node2, err = node(labNode2Port, "rb-node2", srv.secret); err != nil {
+	if lr.nodes.node2, err = node(labNode2Port, "rb-node2", srv.secret, nil); err != nil {
 		return fmt.Errorf("node 2: %w", err)
 	}
 	return nil

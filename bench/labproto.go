@@ -47,6 +47,10 @@ type childConfig struct {
 	JoinConcurrency   int    `json:"join_concurrency"`
 	FirstFrameTimeout int64  `json:"first_frame_timeout_ns"`
 	Chromium          string `json:"chromium,omitempty"` // the browser's binary
+	// Transport forces the Go participants' path (labtransport.go);
+	// CAFile is the lab TURN server's certificate.
+	Transport string `json:"transport,omitempty"`
+	CAFile    string `json:"ca_file,omitempty"`
 
 	// Simulcast: the publisher sends one layer per LayerBitrates rate
 	// (simulcast.go), and the viewers join as 1.1 sessions and follow the
@@ -101,6 +105,7 @@ type publisherFigures struct {
 	RRMaxFractionLost  *float64 `json:"rr_max_fraction_lost"` // the highest loss fraction a report gave (0..1)
 	RRLost             int64    `json:"rr_lost"`              // cumulative lost packets the reports' count grew by
 	ICEState           string   `json:"ice_state"`
+	Transport          string   `json:"transport"` // udp, tcp or turn: the selected candidate pair's
 	// with --simulcast: each layer's window, and the layers the server
 	// last asked for (publisher.layers)
 	Layers       []layerFigures `json:"layers,omitempty"`
@@ -113,6 +118,7 @@ type viewerFigures struct {
 	Joined    bool   `json:"joined"` // the join request was answered
 	JoinError string `json:"join_error,omitempty"`
 	ICEState  string `json:"ice_state"` // the subscriber PeerConnection's, at the end
+	Transport string `json:"transport"` // its selected pair's: udp, tcp or turn
 
 	ConnectMS     *float64 `json:"connect_ms"`
 	JoinedMS      *float64 `json:"joined_ms"`
@@ -141,6 +147,7 @@ type browserFigures struct {
 	Joined       bool        `json:"joined"` // a frame was decoded within the first-frame timeout
 	JoinError    string      `json:"join_error,omitempty"`
 	FirstFrameMS *float64    `json:"first_frame_ms"` // page load start -> first frame decoded
+	Transport    string      `json:"transport"`      // the page's: udp, tcp, turn_udp, turn_tcp or turn_tls
 	Start, End   *videoStats `json:"-"`
 	Stats        *videoStats `json:"stats,omitempty"` // End - Start (resolution and fps: End's)
 }

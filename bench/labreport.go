@@ -78,6 +78,7 @@ type GroupReport struct {
 	JoinFailures   int            `json:"join_failures"`    // viewers - with_first_frame
 	JoinErrors     []string       `json:"join_errors,omitempty"`
 	ICEStates      map[string]int `json:"ice_states"` // subscriber PeerConnections by ICE state, at the end
+	Transports     map[string]int `json:"transports"` // subscriber PeerConnections by selected pair's transport: udp, tcp, turn
 	ConnectMS      Percentiles    `json:"connect_ms"`
 	JoinedMS       Percentiles    `json:"joined_ms"`
 	FirstFrameMS   Percentiles    `json:"first_frame_ms"` // dial start -> first frame shown, within the timeout
@@ -121,6 +122,10 @@ type LabServer struct {
 	Server
 	DropsByReason   map[string]float64 `json:"drops_by_reason"` // relayd_packets_dropped_total by kind/reason
 	KeyframeReplays *float64           `json:"keyframe_replays"`
+	// ICEConnections is relayd_ice_connections_total at the window's end,
+	// by transport: every PeerConnection of the run by its path (joins
+	// happen before the window).
+	ICEConnections map[string]float64 `json:"ice_connections"`
 }
 
 // buildReport merges the children's reports and the parent's samples.
@@ -191,6 +196,14 @@ func (lr *labRun) buildReport(w *labWindow, started time.Time) (*LabReport, erro
 			r.Server.DropsByReason[k] = d
 		}
 	}
+	r.Server.ICEConnections = map[string]float64{}
+	for _, m := range b.prom["relayd_ice_connections_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "transport" && m.GetCounter().GetValue() > 0 {
+				r.Server.ICEConnections[l.GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
 	bench := (w.bench1 - w.bench0).Seconds()
 	r.BenchCPUCores = num(bench / secs)
 	if w.mach0.ok && w.mach1.ok {
@@ -213,7 +226,7 @@ func (lr *labRun) buildReport(w *labWindow, started time.Time) (*LabReport, erro
 // Viewers whose join was not answered count only as join failures; a viewer
 // that joined but received nothing counts as 100% lost and frozen.
 func aggregateGroup(vs []viewerFigures, lat *HistSnap, sentVideo, sentAudio int64, secs float64) GroupReport {
-	g := GroupReport{ICEStates: map[string]int{}, PerViewer: vs, LatencyMS: lat.Summary()}
+	g := GroupReport{ICEStates: map[string]int{}, Transports: map[string]int{}, PerViewer: vs, LatencyMS: lat.Summary()}
 	var connect, joined, frame []time.Duration
 	var bytes, shown uint64
 	var freezeMS, freezeMax float64
@@ -222,6 +235,9 @@ func aggregateGroup(vs []viewerFigures, lat *HistSnap, sentVideo, sentAudio int6
 	dur := func(ms *float64) time.Duration { return time.Duration(*ms * float64(time.Millisecond)) }
 	for _, v := range vs {
 		g.ICEStates[v.ICEState]++
+		if v.Transport != "" {
+			g.Transports[v.Transport]++
+		}
 		if v.ConnectMS != nil {
 			connect = append(connect, dur(v.ConnectMS))
 		}

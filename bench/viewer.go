@@ -31,6 +31,9 @@ type viewer struct {
 	// dial, when set, opens the WebSocket (the lab binds it to the
 	// viewer's own link)
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ice, set before join, holds the ICE servers and policy of a viewer
+	// forced onto TURN (labtransport.go); zero: host candidates only
+	ice client.Options
 
 	c           *client.Client
 	dialStart   time.Time
@@ -52,7 +55,10 @@ func newViewer(id string, r *room, stable bool, w *window) *viewer {
 // join dials, joins and returns; media arrives afterwards.
 func (v *viewer) join(ctx context.Context, base string, api *webrtc.API, tok string) error {
 	v.dialStart = time.Now()
-	c, err := client.Dial(ctx, base, tok, client.Options{API: api, TrackReader: v.readTrack, NetDialContext: v.dial})
+	c, err := client.Dial(ctx, base, tok, client.Options{
+		API: api, TrackReader: v.readTrack, NetDialContext: v.dial,
+		ICEServers: v.ice.ICEServers, ICETransportPolicy: v.ice.ICETransportPolicy,
+	})
 	if err != nil {
 		return err
 	}

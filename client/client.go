@@ -48,6 +48,13 @@ type Options struct {
 	// fails; the RemoteTrack's counters then stay at zero, and Ended is
 	// closed when it returns.
 	TrackReader func(rt *RemoteTrack)
+	// ICEServers, when set, picks the PeerConnections' ICE servers from
+	// the join result's iceServers (AllICEServers: all of them;
+	// FilterICEServers: some); nil: none, host candidates only (ice.go).
+	ICEServers func(fromJoin []ICEServer) []webrtc.ICEServer
+	// ICETransportPolicy ICETransportPolicyRelay gathers relayed (TURN)
+	// candidates only: a client forced through the TURN server.
+	ICETransportPolicy webrtc.ICETransportPolicy
 }
 
 // RTCPHandler is implemented by local tracks that want the RTCP their
@@ -64,9 +71,10 @@ type Client struct {
 	api         *webrtc.API
 	drop        *dropStats
 	trackReader func(*RemoteTrack) // Options.TrackReader
+	ice         *iceState          // ice.go
 
 	// rpc.go
-	conn         *websocket.Conn
+	ws           atomic.Pointer[wsock] // the socket now (resume.go replaces it)
 	writeMu      sync.Mutex
 	nextID       atomic.Int64
 	pendMu       sync.Mutex
@@ -79,9 +87,16 @@ type Client struct {
 	backlog      []backlogEntry // in seq order
 	backlogSeq   uint64         // the last entry's seq
 	backlogWake  chan struct{}
-	closed       chan struct{} // the socket closed
-	closeCode    atomic.Int32
 	lastSeq      atomic.Uint64 // the last notification's seq (1.1)
+
+	// resume.go
+	resumeMu    sync.Mutex
+	baseURL     string
+	token       string // the newest session token (token.refresh replaces it)
+	resumeToken string // the newest join result's
+	dialer      websocket.Dialer
+	header      http.Header
+	net         *liveNet // nil with Options.API (its own)
 
 	// signaling worker: server "offer" requests and "trickle" notifications
 	sigMu    sync.Mutex
@@ -127,12 +142,12 @@ func Dial(ctx context.Context, baseURL, token string, opts Options) (*Client, er
 		log:         log,
 		api:         opts.API,
 		trackReader: opts.TrackReader,
+		ice:         newICEState(opts),
 		pending:     map[int64]chan rpcResponse{},
 		abandoned:   map[int64]struct{}{},
 		notifCh:     make(chan Notification, notifyBuffer),
 		rawCh:       make(chan json.RawMessage, rawBuffer),
 		backlogWake: make(chan struct{}),
-		closed:      make(chan struct{}),
 		sigWake:     make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		tracks:      newTrackSet(),
@@ -140,6 +155,14 @@ func Dial(ctx context.Context, baseURL, token string, opts Options) (*Client, er
 	se := LoopbackSettingEngine()
 	if opts.SettingEngine != nil {
 		se = *opts.SettingEngine
+	}
+	if opts.API == nil {
+		// The client's own view of the interfaces, read again at each ICE
+		// restart (resume.go): a network change brings new addresses.
+		if c.net, err = newLiveNet(); err != nil {
+			return nil, err
+		}
+		se.SetNet(c.net)
 	}
 	switch {
 	case opts.ReceiveDrop != nil && opts.API != nil:
@@ -154,8 +177,22 @@ func Dial(ctx context.Context, baseURL, token string, opts Options) (*Client, er
 		}
 	}
 
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, NetDialContext: opts.NetDialContext} // no Proxy: never leave the machine via a proxy
-	conn, resp, err := d.DialContext(ctx, u, opts.Header)
+	c.dialer = websocket.Dialer{HandshakeTimeout: 10 * time.Second, NetDialContext: opts.NetDialContext} // no Proxy: never leave the machine via a proxy
+	c.header, c.baseURL, c.token = opts.Header, baseURL, token
+	ws, err := c.dialWS(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	c.ws.Store(ws)
+	c.wg.Add(2)
+	go c.readLoop(ws)
+	go c.signalLoop()
+	return c, nil
+}
+
+// dialWS opens the WebSocket at u.
+func (c *Client) dialWS(ctx context.Context, u string) (*wsock, error) {
+	conn, resp, err := c.dialer.DialContext(ctx, u, c.header)
 	if err != nil {
 		if resp != nil && errors.Is(err, websocket.ErrBadHandshake) {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -165,11 +202,21 @@ func Dial(ctx context.Context, baseURL, token string, opts Options) (*Client, er
 		return nil, fmt.Errorf("client: dial %s: %w", u, err)
 	}
 	conn.SetReadLimit(clientReadLimit)
-	c.conn = conn
-	c.wg.Add(2)
-	go c.readLoop()
-	go c.signalLoop()
-	return c, nil
+	return &wsock{conn: conn, closed: make(chan struct{})}, nil
+}
+
+// wsock is one WebSocket of the session and how it ended.
+type wsock struct {
+	conn   *websocket.Conn
+	closed chan struct{} // closed when its reader has stopped
+	code   atomic.Int32  // its close code, once closed
+	// dedup: a resume's replay may repeat what the old socket delivered;
+	// notifications with a seq at or below it are dropped (until the
+	// join result says the session is fresh). Owned by its reader.
+	dedup uint64
+	// joinID is the id of the resume's join call on this socket (0:
+	// none), whose result the reader looks at.
+	joinID int64
 }
 
 // Close closes the WebSocket (1000) and both PeerConnections and waits for
@@ -182,13 +229,14 @@ func (c *Client) Close() error {
 		c.mu.Unlock()
 		close(c.done)
 
-		_ = c.conn.WriteControl(websocket.CloseMessage,
+		ws := c.ws.Load()
+		_ = ws.conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(closeReplyWait))
 		select {
-		case <-c.closed:
+		case <-ws.closed:
 		case <-time.After(closeReplyWait):
 		}
-		c.closeErr = c.conn.Close()
+		c.closeErr = ws.conn.Close()
 
 		var errs []error
 		for _, p := range []*peer{pub, sub} {
@@ -219,6 +267,8 @@ func (c *Client) JoinWith(ctx context.Context, p JoinParams) (*JoinResult, error
 	if err := c.Call(ctx, "join", p, &r); err != nil {
 		return nil, err
 	}
+	c.joined(&r)
+	c.ice.setJoin(r.ICEServers)
 	id := r.Participant.Identity
 	c.sim.identity.Store(&id)
 	return &r, nil

@@ -226,6 +226,13 @@
 // RegisterCodecs registers the codecs the server accepts, for an API of
 // your own; their payload types differ from the server's on purpose.
 //
+// The join result's ICE servers (the server's TURN, when it runs one) are
+// not used unless asked: Options.ICEServers picks them (AllICEServers, or
+// FilterICEServers to keep some URLs), and Options.ICETransportPolicy
+// relay forces the PeerConnections through TURN. A SettingEngine with TCP
+// network types only (webrtc.NetworkTypeTCP4) connects over the server's
+// ICE-TCP port instead of UDP.
+//
 // Methods of Client, RemoteTrack, SyntheticPublisher and Admin are safe for
 // concurrent use. Close ends a Client and waits for all its goroutines.
 //

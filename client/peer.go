@@ -42,7 +42,7 @@ func usable(p *peer) bool {
 
 // newPeer creates a PeerConnection for target unless the client is closing.
 func (c *Client) newPeer(target string) (*peer, error) {
-	pc, err := c.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := c.api.NewPeerConnection(c.ice.configuration(c.done))
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +204,10 @@ func (c *Client) answerSubscriberOffer(id, params json.RawMessage) {
 	c.mu.Lock()
 	p := c.sub
 	c.mu.Unlock()
-	if !usable(p) {
+	// A failed subscriber PC is kept: the server's offer is a re-offer of
+	// its own PC (an ICE restart, after a resume), which a new PC could
+	// not take up.
+	if p == nil || p.pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
 		if p != nil {
 			_ = p.pc.Close()
 		}
@@ -214,7 +217,10 @@ func (c *Client) answerSubscriberOffer(id, params json.RawMessage) {
 			return
 		}
 	}
+	p.holdTrickle() // an ICE restart's candidates follow the answer
+	c.refreshInterfaces()
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
+		c.startTrickle(p)
 		c.log.Debug("bad subscriber offer", "err", err)
 		c.reply(id, nil, &RPCError{Code: CodeInvalidParams, Message: "invalid sdp: " + err.Error()})
 		return

@@ -187,15 +187,21 @@ func (c *Client) Call(ctx context.Context, method string, params any, result any
 // call is Call with a hook run right after the request frame was written
 // (used to release trickle candidates only once the offer is on the wire).
 func (c *Client) call(ctx context.Context, method string, params any, result any, afterSend func()) error {
+	return c.callID(ctx, c.nextID.Add(1), method, params, result, afterSend)
+}
+
+// callID is call with the request id taken already (a resume's join,
+// whose result the socket's reader must recognize).
+func (c *Client) callID(ctx context.Context, id int64, method string, params any, result any, afterSend func()) error {
 	if params == nil {
 		params = struct{}{}
 	}
-	id := c.nextID.Add(1)
 	ch := make(chan rpcResponse, 1)
 	c.pendMu.Lock()
 	c.pending[id] = ch
 	c.pendMu.Unlock()
 
+	ws := c.ws.Load()
 	if err := c.writeJSON(outRequest{JSONRPC: "2.0", ID: id, Method: method, Params: params}); err != nil {
 		c.pendMu.Lock()
 		delete(c.pending, id)
@@ -221,7 +227,7 @@ func (c *Client) call(ctx context.Context, method string, params any, result any
 	case <-ctx.Done():
 		c.abandon(id)
 		return ctx.Err()
-	case <-c.closed:
+	case <-ws.closed:
 		// A response that raced with the close is still good.
 		select {
 		case resp := <-ch:
@@ -288,12 +294,13 @@ func (c *Client) DroppedNotifications() int { return int(c.notifDropped.Load()) 
 func (c *Client) Raw() <-chan json.RawMessage { return c.rawCh }
 
 // Closed is closed when the WebSocket has closed (either side).
-func (c *Client) Closed() <-chan struct{} { return c.closed }
+// After a Resume it is the new socket's.
+func (c *Client) Closed() <-chan struct{} { return c.ws.Load().closed }
 
 // CloseCode returns the close code received from the server (1000, 1009,
 // 4003, ...), 1005 for a close frame without a code, 1006 if the connection
 // ended without a close frame, and 0 while the socket is open.
-func (c *Client) CloseCode() int { return int(c.closeCode.Load()) }
+func (c *Client) CloseCode() int { return int(c.ws.Load().code.Load()) }
 
 // WaitNotification waits for a notification with that method for which
 // match(params) is true (match nil = any) and returns it. It looks at the
@@ -315,6 +322,7 @@ func (c *Client) WaitNotification(ctx context.Context, method string, match func
 		}
 		wake := c.backlogWake
 		c.backlogMu.Unlock()
+		closed := c.Closed()
 
 		for _, e := range candidates {
 			if (match == nil || match(e.n.Params)) && c.takeBacklog(e.seq) {
@@ -327,7 +335,10 @@ func (c *Client) WaitNotification(ctx context.Context, method string, match func
 		case <-wake:
 		case <-ctx.Done():
 			return Notification{}, fmt.Errorf("waiting for %q: %w", method, ctx.Err())
-		case <-c.closed:
+		case <-closed:
+			if closed != c.Closed() {
+				continue // resumed on a new socket
+			}
 			// The reader has stopped: one last look, then give up.
 			c.backlogMu.Lock()
 			stale := c.backlogWake == wake
@@ -388,17 +399,18 @@ func (c *Client) writeJSON(v any) error {
 }
 
 func (c *Client) writeFrame(b []byte) error {
+	ws := c.ws.Load()
 	select {
-	case <-c.closed:
+	case <-ws.closed:
 		return c.closedErr()
 	default:
 	}
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	_ = c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if err := c.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+	_ = ws.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := ws.conn.WriteMessage(websocket.TextMessage, b); err != nil {
 		select {
-		case <-c.closed:
+		case <-ws.closed:
 			return c.closedErr()
 		default:
 		}
@@ -408,11 +420,11 @@ func (c *Client) writeFrame(b []byte) error {
 }
 
 // readLoop owns the socket's read side until it fails.
-func (c *Client) readLoop() {
+func (c *Client) readLoop(ws *wsock) {
 	defer c.wg.Done()
 	code := closeCodeUnknown
 	for {
-		_, data, err := c.conn.ReadMessage()
+		_, data, err := ws.conn.ReadMessage()
 		if err != nil {
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) {
@@ -421,16 +433,18 @@ func (c *Client) readLoop() {
 			c.log.Debug("websocket closed", "code", code, "err", err)
 			break
 		}
-		c.dispatch(data)
+		c.dispatch(ws, data)
 	}
-	c.closeCode.Store(int32(code))
-	c.pendMu.Lock()
-	c.pending = map[int64]chan rpcResponse{} // waiters see c.closed
-	c.pendMu.Unlock()
-	close(c.closed)
+	ws.code.Store(int32(code))
+	if c.ws.Load() == ws {
+		c.pendMu.Lock()
+		c.pending = map[int64]chan rpcResponse{} // waiters see ws.closed
+		c.pendMu.Unlock()
+	}
+	close(ws.closed)
 }
 
-func (c *Client) dispatch(data []byte) {
+func (c *Client) dispatch(ws *wsock, data []byte) {
 	trimmed := bytes.TrimSpace(data)
 	var m wireMessage
 	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(trimmed, &m) != nil {
@@ -447,12 +461,19 @@ func (c *Client) dispatch(data []byte) {
 			Seq uint64 `json:"seq"`
 		}
 		if json.Unmarshal(m.Params, &p) == nil && p.Seq != 0 {
+			if p.Seq <= ws.dedup {
+				return // replayed, and seen already
+			}
 			n.Seq = p.Seq
 			c.lastSeq.Store(p.Seq)
+		}
+		if n.Method == NotifyTokenRefresh {
+			c.tokenRefreshed(n)
 		}
 		c.sim.observe(n) // simulcast.go: own track ids, publisher.layers
 		c.pushNotification(n)
 	default:
+		c.resumeResult(ws, m)
 		c.response(m, data)
 	}
 }

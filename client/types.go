@@ -320,8 +320,9 @@ const (
 	NotifyChatMessage        = "chat.message"
 	NotifyChatDeleted        = "chat.deleted"
 	NotifyServerDraining     = "server.draining"
-	NotifyTrackMuted         = "track.muted"  // 1.1: TrackMutedEvent
-	NotifyTrackStream        = "track.stream" // 1.1: TrackStreamEvent
+	NotifyTrackMuted         = "track.muted"   // 1.1: TrackMutedEvent
+	NotifyTrackStream        = "track.stream"  // 1.1: TrackStreamEvent
+	NotifyTokenRefresh       = "token.refresh" // 1.1: TokenRefreshEvent
 )
 
 // Error codes of the contract (§9.1): JSON-RPC's own, then relayd's, which

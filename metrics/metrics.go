@@ -114,6 +114,11 @@ type Metrics struct {
 	// Chat counts chat messages by event: sent|deleted|rate_limited.
 	Chat *prometheus.CounterVec
 
+	// Resume: session holds and resumes, ICE restarts, token refreshes
+	// (resume.go).
+	Resume *Resume
+	// Net is the firewall-traversal instruments (net.go).
+	Net *Net
 	// LayerSwitches counts subscribers' simulcast layer switches, by
 	// reason: requested|bandwidth|publisher.
 	LayerSwitches *prometheus.CounterVec
@@ -301,6 +306,8 @@ func New() *Metrics {
 			m.Drops.WithLabelValues(kind, reason)
 		}
 	}
+	m.Resume = newResume(m.Registry)
+	m.Net = newNet(m.Registry)
 	// RPCRequests is not pre-created: its method set belongs to the
 	// signaling package, and method x code would mostly be empty series.
 	return m

@@ -163,7 +163,7 @@ func (r *Recorder) Sink(up *sfu.UpTrack) sfu.Sink {
 	default:
 		sl = cur
 	}
-	s := &sink{r: r, src: newSource(sl, up, r.log)}
+	s := &sink{r: r, src: newSource(sl, up, r.log), layer: uint8(up.TopLayer())}
 	r.active[sl.kind] = s.src
 	r.sinks = append(r.sinks, s)
 	return s

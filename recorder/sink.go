@@ -14,17 +14,21 @@ type item struct {
 	arrival int64  // sfu.Now() when the up track read it
 }
 
-// sink is the sfu.Sink of one recorded up track.
+// sink is the sfu.Sink of one recorded up track. Of a simulcast track it
+// records one layer, the top one when the recording of the track began
+// (a switch in the middle of the file would break its sequence numbers
+// and timestamps); the others are dropped here.
 type sink struct {
 	r      *Recorder
 	src    *source
+	layer  uint8
 	closed atomic.Bool
 }
 
 // WriteRTP copies p into the recorder's queue, or drops it when the queue
 // is full. It never blocks and keeps nothing of p.
 func (s *sink) WriteRTP(p *sfu.Packet) {
-	if s.closed.Load() || s.r.closing.Load() {
+	if s.closed.Load() || s.r.closing.Load() || p.Layer != s.layer {
 		return
 	}
 	it := item{src: s.src, raw: append([]byte(nil), p.Raw...), arrival: p.Arrival}

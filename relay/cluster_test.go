@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/relaysfu/relayd/client"
@@ -261,6 +262,7 @@ type testViewer struct {
 type viewerTrack struct {
 	tr      *webrtc.TrackRemote
 	packets atomic.Int64
+	last    atomic.Int32 // the last byte of the newest media packet's payload
 	ended   chan struct{}
 }
 
@@ -284,9 +286,14 @@ func watch(t *testing.T, r *sfu.Room, identity string) *testViewer {
 		v.mu.Unlock()
 		defer close(vt.ended)
 		buf := make([]byte, 1500)
+		var pkt rtp.Packet
 		for {
-			if _, _, err := tr.Read(buf); err != nil {
+			n, _, err := tr.Read(buf)
+			if err != nil {
 				return
+			}
+			if pkt.Unmarshal(buf[:n]) == nil && len(pkt.Payload) > 0 {
+				vt.last.Store(int32(pkt.Payload[len(pkt.Payload)-1]))
 			}
 			vt.packets.Add(1)
 		}

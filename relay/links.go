@@ -452,7 +452,17 @@ type wire struct {
 	Kind     string     `json:"kind,omitempty"`
 	SSRC     uint32     `json:"ssrc,omitempty"`
 	Codec    *wireCodec `json:"codec,omitempty"`
-	Error    int        `json:"error,omitempty"`
+	// Layers: a simulcast track's layers by slot, each on an SSRC of its
+	// own (the first is SSRC).
+	Layers []wireLayer `json:"layers,omitempty"`
+	Error  int         `json:"error,omitempty"`
+}
+
+// wireLayer is one layer of a relayed simulcast track.
+type wireLayer struct {
+	RID        string `json:"rid"`
+	SSRC       uint32 `json:"ssrc"`
+	MaxBitrate int    `json:"maxBitrate,omitempty"`
 }
 
 // wireCodec is the codec a relayed track is sent with.

@@ -506,7 +506,7 @@ func (p *pipe) onRTCP(b []byte) {
 		case *rtcp.PictureLossIndication:
 			if ot := p.outTrack(x.MediaSSRC); ot != nil {
 				ot.pliIn.Inc()
-				ot.dst.RequestKeyframe()
+				ot.dst.RequestLayerKeyframe(ot.layer)
 			}
 		case *rtcp.Goodbye:
 			if slices.Contains(x.Sources, keepaliveSSRC) {

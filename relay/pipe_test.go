@@ -94,7 +94,7 @@ func TestOutTrackSequence(t *testing.T) {
 		return ext
 	}
 	l := &Links{cfg: LinkConfig{Metrics: m}}
-	ot := newOutTrack(&pipe{l: l}, up)
+	ot := newOutTrack(&pipe{l: l}, up, 0)
 	ot.ssrc, ot.seq = 1234, 65534 // the wire wraps on the way
 
 	steps := []struct {

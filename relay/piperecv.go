@@ -60,11 +60,13 @@ func end(part *sfu.Participant, srcs []*ingressSource, leave bool) {
 	}
 }
 
-// ingress is one relayed track received through the pipe.
+// ingress is one relayed track (one layer of it, for simulcast: each on
+// an SSRC of its own) received through the pipe.
 type ingress struct {
-	d   *ingressDest
-	up  *sfu.UpTrack
-	src *ingressSource
+	d     *ingressDest
+	up    *sfu.UpTrack
+	src   *ingressSource
+	group []*ingress // every layer's ingress of the track (itself included)
 }
 
 // ingressSink receives a relay participant's events here: SessionEnded
@@ -143,12 +145,16 @@ func (p *pipe) onPublish(m wire) Error {
 		p.mu.Unlock()
 		return ErrFailedJoinDest
 	}
+	if len(m.Layers) > 0 {
+		return p.publishLayers(m, kind, d)
+	}
 	src := newIngressSource(p, m.SSRC, p.l.cfg.Metrics.Drops.WithLabelValues(m.Kind, "queue_full"))
 	up := sfu.NewUpTrack(sfu.UpTrackParams{
 		ID: m.Track, Participant: d.identity, Kind: kind, Codec: m.Codec.capability(),
 		Source: src, Relayed: true, Logger: d.log, Metrics: p.l.cfg.Metrics,
 	})
 	ing := &ingress{d: d, up: up, src: src}
+	ing.group = []*ingress{ing}
 	d.tracks[m.SSRC] = ing
 	p.inBySSRC[m.SSRC] = ing
 	part := d.p
@@ -166,6 +172,74 @@ func (p *pipe) onPublish(m wire) Error {
 		up.Run()
 		part.UnpublishTrack(up)
 		p.forgetIngress(ing)
+	}()
+	return ErrNone
+}
+
+// publishLayers is onPublish for a simulcast track (with p.mu held, which
+// it releases): one source per layer, each on its SSRC, read into the
+// layer of one up track; the track is unpublished when its last layer's
+// reader ends.
+func (p *pipe) publishLayers(m wire, kind webrtc.RTPCodecType, d *ingressDest) Error {
+	if len(m.Layers) > sfu.MaxLayers || m.Layers[0].SSRC != m.SSRC {
+		p.mu.Unlock()
+		return ErrFailedJoinDest
+	}
+	rids := make([]sfu.RIDInfo, len(m.Layers))
+	for i, l := range m.Layers {
+		if l.SSRC <= keepaliveSSRC || p.inBySSRC[l.SSRC] != nil || l.RID == "" {
+			p.mu.Unlock()
+			return ErrFailedJoinDest
+		}
+		rids[i] = sfu.RIDInfo{RID: l.RID, MaxBitrate: l.MaxBitrate}
+	}
+	up := sfu.NewUpTrack(sfu.UpTrackParams{
+		ID: m.Track, Participant: d.identity, Kind: kind, Codec: m.Codec.capability(),
+		RIDs: rids, Relayed: true, Logger: d.log, Metrics: p.l.cfg.Metrics,
+	})
+	var group []*ingress
+	var slots []int
+	for _, l := range m.Layers {
+		src := newIngressSource(p, l.SSRC, p.l.cfg.Metrics.Drops.WithLabelValues(m.Kind, "queue_full"))
+		slot, ok := up.AttachLayer(l.RID, src)
+		if !ok { // a rid twice
+			for _, g := range group {
+				g.src.close()
+			}
+			src.close()
+			p.mu.Unlock()
+			return ErrFailedJoinDest
+		}
+		group = append(group, &ingress{d: d, up: up, src: src})
+		slots = append(slots, slot)
+	}
+	for i, ing := range group {
+		ing.group = group
+		d.tracks[m.Layers[i].SSRC] = ing
+		p.inBySSRC[m.Layers[i].SSRC] = ing
+	}
+	part := d.p
+	p.wg.Add(len(group) + 1)
+	p.mu.Unlock()
+	for i, ing := range group {
+		go func() {
+			defer p.wg.Done()
+			up.RunLayer(slots[i])
+			p.forgetIngress(ing)
+		}()
+	}
+	if err := part.PublishTrack(up); err != nil {
+		d.log.Info("relayed track refused", "track", m.Track, "err", err)
+		for _, ing := range group {
+			ing.src.close()
+		}
+		p.wg.Done()
+		return ErrFailedJoinDest
+	}
+	go func() {
+		defer p.wg.Done()
+		<-up.Done()
+		part.UnpublishTrack(up)
 	}()
 	return ErrNone
 }
@@ -189,8 +263,10 @@ func (p *pipe) onUnpublish(dest string, ssrc uint32) {
 	}
 	p.mu.Unlock()
 	if ing != nil {
-		ing.src.close()
-		p.forgetIngress(ing)
+		for _, g := range ing.group {
+			g.src.close()
+			p.forgetIngress(g)
+		}
 	}
 }
 

@@ -117,26 +117,40 @@ func (rd *remoteDest) detach() bool {
 // is announced; its packets follow.
 func (rd *remoteDest) Publish(dst *sfu.UpTrack) error {
 	p := rd.p
-	ot := newOutTrack(p, dst)
+	rids := dst.LayerRIDInfos()
+	ot := newOutTrack(p, dst, 0)
+	ot.group = []*outTrack{ot}
+	for i := 1; i < len(rids); i++ {
+		ot.group = append(ot.group, newOutTrack(p, dst, i))
+	}
 	p.mu.Lock()
-	for ot.ssrc <= keepaliveSSRC || p.outBySSRC[ot.ssrc] != nil {
-		ot.ssrc = rand.Uint32()
+	for _, o := range ot.group {
+		for o.ssrc <= keepaliveSSRC || p.outBySSRC[o.ssrc] != nil {
+			o.ssrc = rand.Uint32()
+		}
+		p.outBySSRC[o.ssrc] = o // taken now: the next layer draws another
 	}
 	if p.closed || !rd.live || rd.tracks[dst] != nil {
+		for _, o := range ot.group {
+			delete(p.outBySSRC, o.ssrc)
+		}
 		p.mu.Unlock()
 		return errDestGone
 	}
 	rd.tracks[dst] = ot
-	p.outBySSRC[ot.ssrc] = ot
 	p.mu.Unlock()
-	r, err := p.call(wire{
-		T: "publish", Dest: rd.id, Track: dst.ID(), Kind: dst.Kind().String(), SSRC: ot.ssrc, Codec: toWireCodec(dst.Codec()),
-	})
+	msg := wire{T: "publish", Dest: rd.id, Track: dst.ID(), Kind: dst.Kind().String(), SSRC: ot.ssrc, Codec: toWireCodec(dst.Codec())}
+	for i, r := range rids {
+		msg.Layers = append(msg.Layers, wireLayer{RID: r.RID, SSRC: ot.group[i].ssrc, MaxBitrate: r.MaxBitrate})
+	}
+	r, err := p.call(msg)
 	if err == nil && r.Error != 0 {
 		err = errors.New("refused")
 	}
-	if err == nil && !dst.AddSink(ot) {
-		err = errDestGone
+	for _, o := range ot.group {
+		if err == nil && !dst.AddSink(o) {
+			err = errDestGone
+		}
 	}
 	if err != nil {
 		rd.drop(dst)
@@ -161,13 +175,17 @@ func (rd *remoteDest) drop(dst *sfu.UpTrack) *outTrack {
 	ot := rd.tracks[dst]
 	if ot != nil {
 		delete(rd.tracks, dst)
-		if p.outBySSRC[ot.ssrc] == ot {
-			delete(p.outBySSRC, ot.ssrc)
+		for _, o := range ot.group {
+			if p.outBySSRC[o.ssrc] == o {
+				delete(p.outBySSRC, o.ssrc)
+			}
 		}
 	}
 	p.mu.Unlock()
 	if ot != nil {
-		dst.RemoveSink(ot)
+		for _, o := range ot.group {
+			dst.RemoveSink(o)
+		}
 	}
 	return ot
 }
@@ -184,9 +202,11 @@ func (rd *remoteDest) Leave() {
 func (rd *remoteDest) takeTracksLocked() []*outTrack {
 	ots := make([]*outTrack, 0, len(rd.tracks))
 	for _, ot := range rd.tracks {
-		ots = append(ots, ot)
-		if rd.p.outBySSRC[ot.ssrc] == ot {
-			delete(rd.p.outBySSRC, ot.ssrc)
+		for _, o := range ot.group {
+			ots = append(ots, o)
+			if rd.p.outBySSRC[o.ssrc] == o {
+				delete(rd.p.outBySSRC, o.ssrc)
+			}
 		}
 	}
 	rd.tracks = map[*sfu.UpTrack]*outTrack{}
@@ -202,9 +222,11 @@ const nackHistory = 512
 // relayed up track. WriteRTP runs in the source's reader goroutine and
 // only queues; the rest is the pipe writer's.
 type outTrack struct {
-	p    *pipe
-	dst  *sfu.UpTrack
-	ssrc uint32
+	p     *pipe
+	dst   *sfu.UpTrack
+	ssrc  uint32
+	layer int         // the simulcast layer (slot) it carries; 0 for a track that is not simulcast
+	group []*outTrack // on the first layer's: every layer's (itself first); set before it is shared
 
 	// writer-owned: the sequence numbers on the wire run on without gaps
 	// across a pause (resync); sent maps them back to the cache.
@@ -220,11 +242,11 @@ type outTrack struct {
 	packets, bytes, drops, nackIn, rtxHit, rtxMiss, pliIn prometheus.Counter
 }
 
-func newOutTrack(p *pipe, dst *sfu.UpTrack) *outTrack {
+func newOutTrack(p *pipe, dst *sfu.UpTrack, layer int) *outTrack {
 	kind := dst.Kind().String()
 	m := p.l.cfg.Metrics
 	return &outTrack{
-		p: p, dst: dst,
+		p: p, dst: dst, layer: layer,
 		packets: m.PacketsOut.WithLabelValues(kind), bytes: m.BytesOut.WithLabelValues(kind),
 		drops: m.Drops.WithLabelValues(kind, "queue_full"), nackIn: m.NACKs.WithLabelValues("from_subscriber"),
 		rtxHit: m.Retransmits.WithLabelValues("hit"), rtxMiss: m.Retransmits.WithLabelValues("miss"),
@@ -235,6 +257,9 @@ func newOutTrack(p *pipe, dst *sfu.UpTrack) *outTrack {
 
 // WriteRTP implements sfu.Sink.
 func (ot *outTrack) WriteRTP(p *sfu.Packet) {
+	if int(p.Layer) != ot.layer {
+		return // another layer's outTrack sends it
+	}
 	if !ot.p.enqueue(outItem{ot: ot, ext: p.Ext, resync: p.Discontinuity}) {
 		ot.drops.Inc()
 	}
@@ -247,7 +272,7 @@ func (ot *outTrack) Close() {}
 // next makes the packet of it ready to encrypt: read from the cache into
 // buf, SSRC and sequence number rewritten. nil: gone from the cache.
 func (ot *outTrack) next(it outItem, buf []byte, hdr *rtp.Header) []byte {
-	n := ot.dst.Cache().Get(it.ext, buf)
+	n := ot.dst.LayerCache(ot.layer).Get(it.ext, buf)
 	if n == 0 {
 		ot.drops.Inc()
 		return nil
@@ -275,7 +300,7 @@ func (ot *outTrack) retransmit(seq uint16, buf []byte, hdr *rtp.Header) []byte {
 	s := ot.sent[seq%nackHistory]
 	n := 0
 	if s.ok && s.seq == seq {
-		n = ot.dst.Cache().Get(s.ext, buf)
+		n = ot.dst.LayerCache(ot.layer).Get(s.ext, buf)
 	}
 	if n == 0 {
 		ot.rtxMiss.Inc()

@@ -264,7 +264,7 @@ func (r *Relay) exec(m model, e effect) request {
 	case doResume:
 		for _, d := range r.live {
 			for up, eg := range d.egress {
-				eg.resync.Store(true)
+				eg.resync.Store(^uint32(0))
 				eg.paused.Store(false)
 				up.RequestKeyframe()
 			}
@@ -433,9 +433,9 @@ type egress struct {
 	dst     *sfu.UpTrack
 	video   bool
 	paused  atomic.Bool
-	resync  atomic.Bool // set on resume: restart at a keyframe, no gap
+	resync  atomic.Uint32 // set on resume, a bit per layer: restart each at a keyframe, no gap
 	sent    atomic.Bool
-	pkt     sfu.Packet // reader-owned copy for the resync packet
+	pkt     [sfu.MaxLayers]sfu.Packet // each layer reader's copy for its resync packet
 	packets prometheus.Counter
 }
 
@@ -444,14 +444,15 @@ func (e *egress) WriteRTP(p *sfu.Packet) {
 	if e.paused.Load() {
 		return
 	}
-	if e.resync.Load() {
+	if bit := uint32(1) << p.Layer; e.resync.Load()&bit != 0 {
 		if e.video && !p.Keyframe {
 			return
 		}
-		e.resync.Store(false)
-		e.pkt = *p
-		e.pkt.Discontinuity = true
-		p = &e.pkt
+		e.resync.And(^bit)
+		e.pkt[p.Layer%sfu.MaxLayers] = *p
+		pk := &e.pkt[p.Layer%sfu.MaxLayers]
+		pk.Discontinuity = true
+		p = pk
 	}
 	e.dst.Forward(p)
 	e.packets.Inc()

@@ -24,7 +24,9 @@ type Member struct {
 	// part is p for Notify, which the sfu may call from another goroutine
 	// before Join has returned (a newer session replacing this one).
 	part atomic.Pointer[sfu.Participant]
-	sink Sink
+	// sink is where the member's events go: its session's, replaced when
+	// another connection resumes the session (hold.go).
+	sink atomic.Pointer[sinkRef]
 	v11  bool // the session speaks 1.1: it gets 1.1's notifications
 	// closed: the member is gone from streams (guarded by the streams'
 	// mu): what its mailbox still delivers is not kept.
@@ -64,10 +66,11 @@ type Joined struct {
 // (its session told SessionEnded).
 func (r *Rooms) Join(req JoinRequest, sink Sink) (*Member, Joined, error) {
 	m := &Member{
-		r: r, identity: req.Identity, name: req.Name, room: req.Room, sink: sink, v11: req.V11,
+		r: r, identity: req.Identity, name: req.Name, room: req.Room, v11: req.V11,
 		log:  r.log.With("participant", req.Identity, "room", req.Room),
 		chat: rate.NewLimiter(ChatRate, ChatBurst),
 	}
+	m.sink.Store(&sinkRef{sink})
 	if req.Room == "" {
 		r.register(m, true)
 		return m, Joined{
@@ -164,7 +167,7 @@ func (m *Member) Notify(ev sfu.Event) {
 			return
 		}
 	case sfu.TrackPublished:
-		m.sink.Notify(ev)
+		m.out().Notify(ev)
 		if m.v11 {
 			m.r.streams.got(m, e.Track.ID)
 		}
@@ -183,7 +186,7 @@ func (m *Member) Notify(ev sfu.Event) {
 		}
 		return
 	}
-	m.sink.Notify(ev)
+	m.out().Notify(ev)
 }
 
 // bandwidth feeds a bandwidth pause of one of the member's tracks, or
@@ -213,7 +216,7 @@ func (m *Member) publishes(id string) bool {
 }
 
 // deliver sends a rooms event to the member's client.
-func (m *Member) deliver(ev Event) { m.sink.Notify(ev) }
+func (m *Member) deliver(ev Event) { m.out().Notify(ev) }
 
 // inRoom refuses room methods to a user session.
 func (m *Member) inRoom() error {

@@ -36,7 +36,9 @@ func (s *noteSink) take() []string {
 func TestStreamsTell(t *testing.T) {
 	s := newStreams()
 	a, b := &noteSink{}, &noteSink{}
-	ma, mb := &Member{sink: a, v11: true}, &Member{sink: b, v11: true}
+	ma, mb := &Member{v11: true}, &Member{v11: true}
+	ma.Rebind(a)
+	mb.Rebind(b)
 	want := func(who string, sink *noteSink, notes ...string) {
 		t.Helper()
 		if got := sink.take(); !slices.Equal(got, notes) {

@@ -73,6 +73,7 @@ type Participant struct {
 	syncQueued bool                                  // a syncSubscriber op is queued
 	localCands map[Target][]*webrtc.ICECandidateInit // held until the description is sent
 	delivered  map[Target]bool                       // the description was sent: trickle at once
+	restartAt  map[Target]time.Time                  // ICE restarts not yet settled (icerestart.go)
 	settings   map[string]LayerSettings              // track.settings by track id (adapt.go)
 	downs      map[*DownTrack]bool                   // the down tracks, for the adapter
 	adapt      *adapter                              // made with the first down track; nil after close
@@ -89,6 +90,10 @@ type Participant struct {
 	retryPending bool // a refused offer will be sent again
 	retryTimer   *time.Timer
 	remoteCands  map[Target][]webrtc.ICECandidateInit
+	// icerestart.go: the session is held (no offers), and an ICE restart
+	// waits for the answer to the offer that was out.
+	subHeld        bool
+	restartPending bool
 
 	pubWG  sync.WaitGroup // every publisher PC's track goroutines
 	dynaWG sync.WaitGroup // the dynacast loop

@@ -42,8 +42,10 @@ func (p *Participant) newPC(t Target) (*webrtc.PeerConnection, error) {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.onLocalCandidate(t, c) })
+	countTransport(pc, p.room.sfu.cfg.Metrics, p.room.sfu.cfg.API.RelayTransport)
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.log.Debug("peer connection state", "pc", string(t), "state", s.String())
+		p.iceStateChanged(t, s)
 		if t == TargetSubscriber && s == webrtc.PeerConnectionStateConnected {
 			p.ops.post(p.subscriberConnected)
 		}

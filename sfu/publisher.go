@@ -65,6 +65,14 @@ func (p *Participant) answerOffer(offer string, deliver func(answer string)) err
 		}
 		return fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
+	if IsICERestart(pc.RemoteDescription(), offer) {
+		// The client restarts ICE (icerestart.go): the new generation's
+		// candidates wait for the answer.
+		p.mu.Lock()
+		p.delivered[TargetPublisher] = false
+		p.mu.Unlock()
+		p.iceRestarting(TargetPublisher)
+	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return fail(err)
 	}

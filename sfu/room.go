@@ -34,6 +34,7 @@ type Room struct {
 	participants map[string]*Participant // by key(): identity, relays apart
 	grace        *time.Timer             // ends the room while waiting_reconnect
 	endReason    EndReason               // why it ended; set with status ended
+	heldPrior    RoomStatus              // while its host is held: the status to return to (hold.go)
 	// ended is closed when the End that ended the room has run its effects
 	// (the observer's RoomStatusChanged, the participants told); nil until End.
 	ended chan struct{}
@@ -238,6 +239,9 @@ func (r *Room) Join(pp ParticipantParams) (*Participant, JoinState, error) {
 	if p.role == RoleHost && r.grace != nil {
 		r.grace.Stop() // the host is back; "live" again when its track arrives
 		r.grace = nil
+	}
+	if p.role == RoleHost {
+		r.heldPrior = "" // a held host replaced: its status is not returned to
 	}
 	st := JoinState{Participant: p.infoLocked(), Room: r.infoLocked(false)}
 	var ups []*UpTrack

@@ -332,3 +332,24 @@ func (t *UpTrack) choiceLayers(now int64) []ChoiceLayer {
 	}
 	return out
 }
+
+// LayerCache returns the packet cache of layer slot (slot 0: Cache).
+func (t *UpTrack) LayerCache(slot int) *Cache {
+	if slot < 0 || slot >= len(t.layers) {
+		return nil
+	}
+	return t.layers[slot].cache
+}
+
+// LayerRIDInfos returns the track's layers by slot as an offer named
+// them (nil: not simulcast): what a relay announces on another node.
+func (t *UpTrack) LayerRIDInfos() []RIDInfo {
+	if !t.Simulcast() {
+		return nil
+	}
+	out := make([]RIDInfo, len(t.layers))
+	for i, l := range t.layers {
+		out[i] = RIDInfo{RID: l.rid, MaxBitrate: l.maxBitrate}
+	}
+	return out
+}

@@ -167,7 +167,7 @@ func (p *Participant) subscriberConnected() {
 // negotiate sends a new subscriber offer if the PC changed since the last
 // one and no offer is out; an op.
 func (p *Participant) negotiate() {
-	if !p.renegotiate || p.negotiating || p.sub == nil {
+	if !p.renegotiate || p.negotiating || p.sub == nil || p.subHeld {
 		return
 	}
 	offer, err := p.sub.CreateOffer(nil)
@@ -215,7 +215,15 @@ func (p *Participant) applyAnswer(answer string) error {
 	}
 	p.offerSettled()
 	p.applyCandidates(TargetSubscriber, p.sub)
-	if p.renegotiate {
+	switch {
+	case p.restartPending:
+		// A resume's ICE restart waited for this answer (icerestart.go).
+		p.ops.post(func() {
+			if err := p.restartSubscriber(false); err != nil {
+				p.log.Warn("restarting the subscriber's ICE", "err", err)
+			}
+		})
+	case p.renegotiate:
 		p.ops.post(p.negotiate)
 	}
 	return nil
@@ -274,7 +282,7 @@ func (p *Participant) resendOffer() {
 	p.retryPending = false
 	p.retryTimer = nil
 	ld := p.sub.PendingLocalDescription()
-	if !p.negotiating || ld == nil {
+	if !p.negotiating || ld == nil || p.subHeld {
 		return
 	}
 	p.inbox.post(SubscriberOffer{SDP: ld.SDP})

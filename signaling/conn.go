@@ -92,7 +92,7 @@ func (c *conn) serve() {
 		_ = c.ws.SetReadDeadline(c.readDeadline())
 	}
 	c.slot.release()
-	c.sess.end()
+	c.sess.socketLost()
 	c.stop()
 	wg.Wait()
 	_ = c.ws.Close()
@@ -104,6 +104,9 @@ func (c *conn) serve() {
 // is answered 4029; a notification over it is dropped (it has no answer)
 // and counted, as every message is.
 func (c *conn) handle(frame []byte) {
+	if c.sess.moved() {
+		return // a resume took the session over: this socket is closing
+	}
 	m, id, perr := parse(frame)
 	if perr != nil {
 		c.sess.send(encodeError(id, perr))
@@ -142,9 +145,10 @@ func (c *conn) readDeadline() time.Time {
 func (c *conn) stop() { c.closeOnce.Do(func() { close(c.done) }) }
 
 // abort drops the connection at once (a client too slow to read): what
-// its session queues from now on goes nowhere.
+// its session queues from now on is not written (a 1.1 session's
+// notifications are still kept for a resume).
 func (c *conn) abort() {
-	c.sess.out.close()
+	c.sess.out.detach()
 	c.stop()
 	_ = c.ws.Close()
 }

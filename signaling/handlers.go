@@ -66,9 +66,9 @@ type joinResult struct {
 	*resumeFields
 }
 
-// resumeFields are a 1.1 join result's (PROTOCOL.md 1.1 §5). No session is
-// resumed yet (issue 19): every join is fresh, resumed false, seq 0 (the
-// result comes before any notification), gap false.
+// resumeFields are a 1.1 join result's (PROTOCOL.md 1.1 §5). A fresh
+// join's are resumed false, seq 0 (the result comes before any
+// notification), gap false; a resume's (resume.go) say what it took over.
 type resumeFields struct {
 	SessionID   string `json:"sessionId"`
 	ResumeToken string `json:"resumeToken"`
@@ -96,15 +96,24 @@ func (s *session) join(raw json.RawMessage) (any, *Error) {
 	if params.LastSeq != nil && *params.LastSeq < 0 {
 		return nil, Errorf(CodeInvalidParams, "invalid params: lastSeq must be an integer >= 0")
 	}
-	// lastSeq only means something to a resume of a held session, and no
-	// session is held yet (issue 19): a join with it is a fresh join
-	// (resumed: false), as for any resume token the server does not know
-	// (1.1 §5, §11: a failed resume falls back softly).
 	c := s.claims
 	// Events wait until the result is queued: it comes first (the
 	// subscriber offer of a room with tracks, too), and seq 1 follows it.
 	s.out.hold()
-	s.after = func() { s.out.release(s.version == v11) }
+	s.after = func() {
+		s.out.release(s.version == v11)
+		if s.version == v11 {
+			s.scheduleRefresh(c, s.conn.started)
+		}
+	}
+	// A 1.1 join on a resume= socket takes over the session R names, if
+	// it can (resume.go); otherwise it is a fresh join (resumed: false),
+	// lastSeq ignored (1.1 §5, §11: a failed resume falls back softly).
+	if s.resume && version == v11 {
+		if res, perr, done := s.resumeJoin(c, version, params.LastSeq); done {
+			return res, perr
+		}
+	}
 	m, j, err := s.srv.rooms.Join(rooms.JoinRequest{
 		Identity: c.Identity(), Name: c.Name, Room: c.Room, Host: c.Role == "host",
 		V11: version == v11, Resume: s.resume,
@@ -119,7 +128,7 @@ func (s *session) join(raw json.RawMessage) (any, *Error) {
 		Version: version, ICEServers: s.srv.iceServers(c),
 	}
 	if version == v11 {
-		res.resumeFields = &resumeFields{SessionID: newSessionID(), ResumeToken: newResumeToken()}
+		res.resumeFields = s.resumable()
 	}
 	return res, nil
 }

@@ -61,6 +61,15 @@ type outbox struct {
 	sequenced bool   // guarded by mu: a 1.1 session (notifications get a seq)
 	seq       uint64 // guarded by mu: the last seq given
 	replay    replay // guarded by mu
+	// Resume (resume.go, hold.go). detached: no connection writes the
+	// outbox (a held session): notifications are sequenced and kept for
+	// the replay only, other frames dropped. forward: a resume took the
+	// session over; what is pushed here goes there (a close aside).
+	// prefix: frames queued at release before the held events (a resumed
+	// session's replay and subscriber offer).
+	detached bool    // guarded by mu
+	forward  *outbox // guarded by mu
+	prefix   []*out  // guarded by mu
 }
 
 func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
@@ -71,6 +80,15 @@ func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
 // is no fault).
 func (o *outbox) push(m *out, event bool) bool {
 	o.mu.Lock()
+	if fw := o.forward; fw != nil && !m.close {
+		o.mu.Unlock()
+		if m.method == "" {
+			// A response or request of the old connection: it is gone,
+			// and a resume's offer replaces any offer of it.
+			return true
+		}
+		return fw.push(m, event)
+	}
 	if o.closed {
 		o.mu.Unlock()
 		return true
@@ -105,6 +123,9 @@ func (o *outbox) queueLocked(m *out) {
 			o.replay.put(seq, m.data)
 		}
 	}
+	if o.detached {
+		return // kept for the replay (a notification), or dropped
+	}
 	o.q = append(o.q, m)
 }
 
@@ -133,6 +154,8 @@ func (o *outbox) release(sequenced bool) {
 	held := o.held
 	o.held = nil
 	if !o.closed {
+		o.q = append(o.q, o.prefix...)
+		o.prefix = nil
 		for _, m := range held {
 			o.queueLocked(m)
 		}

@@ -54,6 +54,7 @@ type Server struct {
 	// joinDeadline is how long a socket has to join.
 	joinDeadline time.Duration
 	iceFn        func(*Claims) []ICEServer // Params.ICEServers
+	resumables   *resumables               // sessions a resume may take over (resume.go)
 
 	mu       sync.Mutex
 	bridges  map[*websocket.Conn]bool // guarded by mu: bridged clients
@@ -69,11 +70,12 @@ func NewServer(p Params) *Server {
 	s := &Server{
 		rooms: p.Rooms, tokens: p.Tokens, metrics: p.Metrics, log: p.Logger,
 		origins: map[string]bool{}, anyOrig: p.AnyOrigin,
-		sessions: map[*session]bool{},
-		cluster:  p.Cluster,
-		bridges:  map[*websocket.Conn]bool{},
-		sockets:  newSocketCounter(p.MaxSocketsPerIdentity),
-		iceFn:    p.ICEServers,
+		sessions:   map[*session]bool{},
+		cluster:    p.Cluster,
+		bridges:    map[*websocket.Conn]bool{},
+		sockets:    newSocketCounter(p.MaxSocketsPerIdentity),
+		iceFn:      p.ICEServers,
+		resumables: newResumables(),
 	}
 	s.joinDeadline = p.JoinDeadline
 	if s.joinDeadline <= 0 {
@@ -177,6 +179,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c := newConn(s, ws, claims)
 	c.slot = slot
 	c.sess.resume = r.URL.Query().Has("resume")
+	c.sess.resumeWith = r.URL.Query().Get("resume")
 	s.admit(ws, func(on bool) {
 		if on {
 			s.sessions[c.sess] = true
@@ -226,11 +229,20 @@ func (s *Server) count(method string, code int) {
 
 // Broadcast sends a notification to every session (each frames it: a 1.1
 // session's has its seq).
+// Held sessions (hold.go) get it too, for their replay; a session a
+// resume took over does not (its successor does).
 func (s *Server) Broadcast(method string, params any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for sess := range s.sessions {
-		sess.notify(method, params)
+		if !sess.moved() {
+			sess.notify(method, params)
+		}
+	}
+	for _, sess := range s.resumables.all() {
+		if !s.sessions[sess] {
+			sess.notify(method, params)
+		}
 	}
 }
 
@@ -259,6 +271,11 @@ func (s *Server) Shutdown(ctx context.Context) {
 		_ = conn.Close()
 	}
 	s.mu.Unlock()
+	// Held sessions have no connection to close: they end now (their
+	// rooms have ended already; a user session's member leaves).
+	for _, sess := range s.resumables.all() {
+		sess.closing()
+	}
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()

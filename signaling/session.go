@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/relaysfu/relayd/relay"
 	"github.com/relaysfu/relayd/rooms"
@@ -22,10 +23,10 @@ import (
 //
 // Its connection (conn.go) is the transport: the WebSocket whose reader
 // hands the session the client's messages and whose writer sends the
-// outbox. Today a session has exactly one connection and ends with it;
-// resume (issue 19) will keep a session across connections: the outbox
-// already numbers a 1.1 session's notifications (seq) and keeps the last
-// ones for a replay.
+// outbox. A 1.0 session has exactly one connection and ends with it. A
+// 1.1 session outlives a lost socket (hold.go) and is carried on by the
+// connection that resumes it (resume.go): the new connection's session
+// takes over its member, its seq and its replay.
 type session struct {
 	srv    *Server
 	conn   *conn // the connection serving it
@@ -33,9 +34,11 @@ type session struct {
 	log    *slog.Logger
 	out    *outbox
 	// resume is true when the socket was opened with resume= (PROTOCOL.md
-	// 1.1 §5): a resume attempt. No session is resumed yet, so its join is
-	// a fresh one (resumed: false), but it never starts a broadcast.
-	resume bool
+	// 1.1 §5): a resume attempt, of the session whose resume token is
+	// resumeWith. A join that resumes nothing is a fresh one (resumed:
+	// false), but it never starts a broadcast.
+	resume     bool
+	resumeWith string
 
 	// Owned by the connection's reader, which runs the handlers one
 	// message at a time.
@@ -46,10 +49,26 @@ type session struct {
 	after   func()        // runs after the current response is queued
 	curID   json.RawMessage
 
+	// hmu guards the session's life across connections (hold.go,
+	// resume.go, refresh.go). Nothing is called with it held.
+	hmu           sync.Mutex
+	state         holdState   // guarded by hmu
+	canHold       bool        // guarded by hmu: joined as 1.1 (set once, at join)
+	sessionID     string      // guarded by hmu
+	resumeToken   string      // guarded by hmu: the one that resumes it now
+	heldAt        time.Time   // guarded by hmu: when its socket was lost
+	grace         *time.Timer // guarded by hmu: the hold's grace
+	refresh       *time.Timer // guarded by hmu: the next token.refresh
+	refreshClaims *Claims     // guarded by hmu: the token the next refresh replaces
+
 	mu        sync.Mutex
 	nextID    int
 	pending   map[string]string // our requests awaiting a response: id -> method
 	lastOffer string            // id of the newest "offer" request
+	// While a resume is served, the subscriber offers delivered are
+	// taken apart (capturing), the last kept (captured): resume.go.
+	capturing bool
+	captured  string
 }
 
 func newSession(srv *Server, c *conn, cl *Claims) *session {
@@ -65,6 +84,7 @@ func newSession(srv *Server, c *conn, cl *Claims) *session {
 // (its relay stops, its tracks are unpublished) and nothing more is
 // queued.
 func (s *session) end() {
+	s.forget()
 	if s.member != nil {
 		s.member.Close()
 	}
@@ -89,6 +109,7 @@ func (s *session) queue(m *out, event bool) {
 // socket stops counting against its identity's cap at once (a session
 // replaced by a newer one frees its place for the next).
 func (s *session) closeWith(code int, reason string) {
+	s.closing()
 	s.conn.slot.release()
 	if !s.out.push(&out{close: true, code: code, reason: reason}, true) {
 		s.conn.abort()
@@ -126,6 +147,9 @@ func (s *session) keepOffer(id string) {
 func (s *session) Notify(ev rooms.Event) {
 	switch e := ev.(type) {
 	case sfu.SubscriberOffer:
+		if s.captureOffer(e.SDP) {
+			return
+		}
 		s.request("offer", map[string]string{"sdp": e.SDP})
 	case sfu.ICECandidate:
 		s.notify("trickle", trickleParams{Target: string(e.Target), Candidate: e.Candidate})

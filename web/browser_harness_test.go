@@ -172,13 +172,30 @@ func killByUserDataDir(dir string) {
 // kept (with their path printed) when the test failed.
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
+	return newBrowserAt(t, "")
+}
+
+// chromiumPath is Chromium's path, or the test skips.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Skip("chromium not found in PATH: install it with `apt-get install -y chromium` to run the browser tests (.ci/run does)")
 	}
+	return path
+}
+
+// newBrowserAt is newBrowser with another program in Chromium's place
+// (a wrapper that starts it in a lab namespace; "" is chromium itself)
+// and extra flags.
+func newBrowserAt(t *testing.T, path string, extra ...chromedp.ExecAllocatorOption) *browser {
+	t.Helper()
+	if path == "" {
+		path = chromiumPath(t)
+	}
 	profile := t.TempDir()
 	var tmpDir string
-	opts := append(browserFlags(), chromedp.ExecPath(path), chromedp.UserDataDir(profile))
+	opts := append(append(browserFlags(), extra...), chromedp.ExecPath(path), chromedp.UserDataDir(profile))
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {

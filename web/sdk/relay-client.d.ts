@@ -76,7 +76,10 @@ export type RelayEventWord =
   | "pause_send_packet_to_dest_channel_success"
   | "pause_send_packet_to_dest_channel_failed"
   | "resume_send_packet_to_dest_channel_success"
-  | "resume_send_packet_to_dest_channel_failed";
+  | "resume_send_packet_to_dest_channel_failed"
+  // relayd's own, 1.1 only: the source's socket was lost (100), and it resumed (101).
+  | "src_reconnecting"
+  | "src_resumed";
 
 /** Relay states and their codes (idle 0, connecting 1, running 2, failure 3). */
 export declare const RelayState: Readonly<Record<RelayStateWord, number>>;
@@ -113,6 +116,27 @@ export interface Track {
   mid?: string;
   /** 1.1 servers: the publisher (or an operator) muted it. */
   muted?: boolean;
+  /** 1.1, simulcast video: its layers, lowest first (sizes from the last keyframe). */
+  layers?: Layer[];
+}
+
+export type Quality = "low" | "medium" | "high";
+
+/** A simulcast layer of a track (1.1). */
+export interface Layer {
+  rid: string;
+  quality: Quality;
+  width?: number;
+  height?: number;
+  maxBitrate?: number;
+}
+
+/** What a subscriber asks of one received track (track.settings, 1.1). 0 = no limit. */
+export interface TrackSettings {
+  quality?: Quality | "auto";
+  maxWidth?: number;
+  maxHeight?: number;
+  paused?: boolean;
 }
 
 export interface Participant {
@@ -291,8 +315,16 @@ export interface RelayClientEvents {
   "track.stream": { trackId: string; state: "paused" | "active"; reason: "relay_paused" | "publisher_reconnecting" | "bandwidth" | string };
   /** 1.1: a track was muted or unmuted. */
   "track.muted": { trackId: string; muted: boolean; by: "publisher" | "admin" };
-  /** 1.1: a fresh token (the client keeps it for its next reconnect). */
+  /** 1.1: a fresh token (the client keeps it for its next reconnect) and fresh ICE servers (set on the open PeerConnections). */
   "token.refresh": { token: string; expiresAt: string; iceServers: RTCIceServer[] };
+  /** 1.1: the layer a received video track comes in now (client.trackLayers). */
+  "track.layer": { trackId: string; quality: Quality; rid?: string; reason: "requested" | "bandwidth" | "publisher" | string };
+  /** 1.1: a track object changed (its layers); the kept one is updated. */
+  "track.updated": { track: Track };
+  /** 1.1: the layers of your own track someone needs; the others' encodings are switched off (options.dynacast). */
+  "publisher.layers": { trackId: string; active: string[] };
+  /** 1.1: the client restarts ICE on a PeerConnection (failed, disconnected, the network came back). */
+  "ice.restart": { target: "publisher" | "subscriber"; reason: string };
   trickle: { target: "publisher" | "subscriber"; candidate: RTCIceCandidateInit | null };
   /** A remote track arrived and was matched to the room's track. */
   "track.subscribed": RemoteTrackEvent;
@@ -303,12 +335,16 @@ export interface RelayClientEvents {
   /** Your own role changed (viewer -> cohost on an accepted invitation, and back). */
   "role.changed": { role: Role; previous?: Role };
   /** A local track was added to the publisher PC. */
-  "local.track": { track: MediaStreamTrack; stream: MediaStream };
+  "local.track": { track: MediaStreamTrack; stream: MediaStream; simulcast?: boolean };
   "pc.state": { target: "publisher" | "subscriber"; state: RTCPeerConnectionState };
   connection: { state: ConnectionState; code?: number; reason?: string; error?: unknown };
-  /** The socket was lost; attempt n starts after delay ms. */
-  reconnecting: { attempt: number; delay: number; error: unknown };
-  /** Rejoined after a socket loss. */
+  /**
+   * The socket was lost; attempt n starts after delay ms. resuming: 1.1,
+   * the session is resumed (graceLeft ms left, until deadline, ms since
+   * the epoch; 0 when over or unknown).
+   */
+  reconnecting: { attempt: number; delay: number; error: unknown; reason?: string; resuming?: boolean; graceLeft?: number; deadline?: number };
+  /** Rejoined after a socket loss (resumed: true when the session was resumed). */
   reconnected: JoinResult;
   /** The host kicked you: the socket closed with 4003 (or a rejoin was refused: banned). No reconnect follows; "disconnected" comes next. */
   kicked: { code: number; reason: string; room: string };
@@ -336,6 +372,32 @@ export interface RelayClientOptions {
   /** ms before a request fails with CLIENT_TIMEOUT (default 15000; 0: never). */
   requestTimeout?: number;
   iceServers?: RTCIceServer[];
+  /** 1.1: send camera video as simulcast (default true): 540p and above q/h/f, 360p-539p q/f; to servers that take it. */
+  simulcast?: boolean;
+  /** 1.1: switch off the encodings publisher.layers says nobody needs (default true). */
+  dynacast?: boolean;
+  /** 1.1: resume a lost session with its resume token, keeping the PeerConnections (default true). */
+  resume?: boolean;
+  /** The server's --reconnect-grace in ms (default 30000): how long a lost session is held; the server does not say it. */
+  reconnectGrace?: number;
+  /** sessionStorage key to keep the session under, so that a reload of the page resumes it ("" = not kept). */
+  resumeKey?: string;
+  /** 1.1: restart ICE when a PeerConnection fails (or stays disconnected 2 s) and when the network comes back (default true). */
+  iceRestart?: boolean;
+}
+
+/** A session kept by a page for its reload (options.resumeKey). */
+export interface StoredSession {
+  sessionId: string;
+  resumeToken: string;
+  lastSeq: number;
+  token: string;
+  /** When the session was last known connected, or lost (ms since the epoch). */
+  at: number;
+  /** It was publishing. */
+  publishing: boolean;
+  /** ms the server still holds it. */
+  graceLeft: number;
 }
 
 export declare function participantKey(p: Pick<Participant, "identity" | "role"> | null | undefined): string;
@@ -369,8 +431,17 @@ export declare class RelayClient {
   readonly resumeToken: string;
   /** 1.1: the seq of the last notification received (0 before one). */
   readonly lastSeq: number;
-  /** The join result's ICE servers, added to options.iceServers for PeerConnections made after it. */
+  /** The join result's ICE servers (and token.refresh's), added to options.iceServers. */
   readonly iceServers: RTCIceServer[];
+  /** 1.1: the last join resumed the session; gap: notifications were lost meanwhile. */
+  readonly resumed: boolean;
+  readonly gap: boolean;
+  /** 1.1: the layer each received video track comes in (track.layer), by track id. */
+  readonly trackLayers: Map<string, { quality: Quality | ""; rid: string; reason: string }>;
+  /** 1.1: the settings in force per received track (setTrackSettings results). */
+  readonly trackSettings: Map<string, TrackSettings & { trackId: string }>;
+  /** 1.1: per own track id, the rids publisher.layers asked to send. */
+  readonly publisherLayers: Map<string, string[]>;
   readonly joined: boolean;
   /** The host kicked you (socket closed with 4003). */
   readonly kicked: boolean;
@@ -381,6 +452,12 @@ export declare class RelayClient {
   once<K extends keyof RelayClientEvents>(event: K, fn: (ev: RelayClientEvents[K]) => void): () => void;
 
   connect(url: string, token: string): Promise<void>;
+  /** The session kept under key (options.resumeKey) while the server may still hold it, else null. */
+  static storedSession(key: string, opts?: { grace?: number }): StoredSession | null;
+  /** ms the server still holds this lost session (0: connected, over, or not resumable). */
+  graceLeft(): number;
+  /** 1.1: how you want a received track (track.settings); omitted fields keep their value. */
+  setTrackSettings(trackId: string, settings: TrackSettings): Promise<TrackSettings & { trackId: string }>;
   /** Any method of the contract; rejects with RelayError. */
   request<T = unknown>(method: string, params?: object, opts?: { timeout?: number }): Promise<T>;
 

@@ -22,6 +22,19 @@
 // (from join and track.published) by its id. ontrack's streams[0].id is the
 // publisher identity too; the mid/msid lookup also works where a browser
 // renames the MediaStreamTrack.
+//
+// 1.1 sessions (docs/protocol.md §8.10, §8.12, §8.13): camera video is
+// sent as simulcast (relay-policy.js says which layers) and
+// publisher.layers switches layers off and on at the sender; a received
+// track's layer (track.layer), pause (track.stream) and settings
+// (setTrackSettings) are kept per track. A lost socket is resumed with the
+// resume token (the PeerConnections are kept; the publisher restarts ICE),
+// a failed PeerConnection or a network change restarts ICE, and with
+// options.resumeKey the session survives a page reload (sessionStorage).
+
+import {
+  graceLeft, layerFlags, newerToken, reconnectDelay, resumable, simulcastEncodings,
+} from "./relay-policy.js";
 
 /** JSON-RPC and relayd error codes (PROTOCOL.md "Errors"), plus the client's own. */
 export const ErrorCode = Object.freeze({
@@ -149,6 +162,10 @@ export const RelayEvent = Object.freeze({
   pause_send_packet_to_dest_channel_failed: 13,
   resume_send_packet_to_dest_channel_success: 14,
   resume_send_packet_to_dest_channel_failed: 15,
+  // relayd's own (1.1, never sent to 1.0 sessions): the source's socket
+  // was lost and the relay waits for it, and the source resumed.
+  src_reconnecting: 100,
+  src_resumed: 101,
 });
 
 function invert(table) {
@@ -230,7 +247,7 @@ export function participantKey(p) {
 
 // wsURL turns "http://host:port" or "ws://host:port[/v1/ws]" into the
 // signaling URL with the token.
-function wsURL(url, token) {
+function wsURL(url, token, resume) {
   let base = url;
   if (typeof location !== "undefined") {
     base = new URL(url || "/v1/ws", location.href).toString();
@@ -240,6 +257,7 @@ function wsURL(url, token) {
   if (u.protocol === "https:") u.protocol = "wss:";
   if (u.pathname === "/" || u.pathname === "") u.pathname = "/v1/ws";
   u.searchParams.set("token", token);
+  if (resume) u.searchParams.set("resume", resume);
   return u.toString();
 }
 
@@ -275,6 +293,20 @@ const defaultOptions = {
   reconnectMaxDelay: 8000,
   requestTimeout: 15000,
   iceServers: [],
+  // 1.1: send camera video as simulcast (540p and above: 3 layers; 360p: 2).
+  simulcast: true,
+  // 1.1: switch off the layers the server says nobody needs (publisher.layers).
+  dynacast: true,
+  // 1.1: resume a lost session instead of joining afresh.
+  resume: true,
+  // The server's --reconnect-grace (docs/protocol.md §12), in ms: how long
+  // it holds a lost session; the client cannot ask, the page may say.
+  reconnectGrace: 30000,
+  // sessionStorage key under which the session is kept, so that a reload
+  // of the page resumes it ("" = not kept).
+  resumeKey: "",
+  // 1.1: restart ICE when a PeerConnection fails or the network changes.
+  iceRestart: true,
 };
 
 /**
@@ -325,6 +357,15 @@ export class RelayClient {
     this.lastSeq = 0;
     /** The join result's iceServers (TURN), used with options.iceServers by PeerConnections made after it. */
     this.iceServers = [];
+    /** 1.1: the last join resumed the session (true), or was a fresh one; gap: notifications were lost. */
+    this.resumed = false;
+    this.gap = false;
+    /** 1.1: per received video track id, the layer it gets: {quality, rid, reason} (track.layer). */
+    this.trackLayers = new Map();
+    /** 1.1: per received track id, the settings in force (track.settings results). */
+    this.trackSettings = new Map();
+    /** 1.1: per own track id, the rids the server asks to send (publisher.layers). */
+    this.publisherLayers = new Map();
     this.joined = false;
     /** The host kicked you (the socket closed with 4003); no reconnect follows. */
     this.kicked = false;
@@ -350,6 +391,16 @@ export class RelayClient {
     this._publishWanted = null; // {audio, video} to publish again after a reconnect
     this._relayTargets = []; // the destinations of the last successful relay.start/update: [{room, token}]
     this._rejoin = false; // the join under way is an automatic rejoin
+    this._lostAt = 0; // when the session's socket was lost (resume), 0 when connected
+    this._storedToken = ""; // a token kept with a stored session (a refreshed one)
+    this._layersChain = Promise.resolve(); // setParameters calls, one at a time
+    this._iceWatch = { publisher: null, subscriber: null }; // timers of a disconnected PC
+    this._wake = null; // cuts a reconnect wait short (the network came back)
+    this._netOff = null; // removes the network listeners
+    this._stored = null; // a session kept by the page before a reload (options.resumeKey)
+    this._retired = null; // the socket a resume on a new one replaces
+    this._simulcastProbe = null; // {session, probe}: whether the server takes simulcast
+    if (this.options.resumeKey) this._loadResume();
   }
 
   // ---- events
@@ -413,8 +464,10 @@ export class RelayClient {
   /** Open the WebSocket. url: "ws(s)://host/v1/ws", or an http(s) origin. */
   connect(url, token) {
     this.url = url;
-    this.token = token;
+    this._takeStored(token);
+    this.token = this._tokenFor(token);
     this._closing = false;
+    this._watchNetwork();
     this._setConnection("connecting");
     return this._open();
   }
@@ -423,7 +476,7 @@ export class RelayClient {
     return new Promise((resolve, reject) => {
       let ws;
       try {
-        ws = new WebSocket(wsURL(this.url, this.token));
+        ws = new WebSocket(wsURL(this.url, this.token, this._canResume() ? this.resumeToken : ""));
       } catch (err) {
         reject(new RelayError(ErrorCode.CLIENT_CLOSED, "bad URL: " + err.message));
         return;
@@ -542,10 +595,15 @@ export class RelayClient {
       !this.options.reconnect ||
       !wasJoined ||
       code === 4003 || // kicked
-      (code === 1000 && /replaced/i.test(reason || "")) ||
+      (code === 1000 && /replaced|resumed/i.test(reason || "")) ||
       (code === 1000 && /ended|left/i.test(reason || ""));
-    this._closePeers();
+    // 1.1: a session that may be resumed keeps its PeerConnections (the
+    // server holds it for the grace); otherwise they go now.
+    const keep = !final && this._canResume();
+    if (keep) this._lostAt = Date.now();
+    else this._closePeers();
     if (final) {
+      if (code === 4003 || /replaced|resumed|ended|left/i.test(reason || "") || this._ended) this._clearResume();
       if (!this._reconnecting) {
         this._stopLocal();
         // A close with 4003 is the host's participant.kick (PROTOCOL.md
@@ -563,20 +621,46 @@ export class RelayClient {
     this._reconnect();
   }
 
-  async _reconnect() {
+  /**
+   * The milliseconds the server still holds this session after its socket
+   * was lost (options.reconnectGrace from the loss), or 0: connected, over,
+   * or not resumable.
+   */
+  graceLeft() {
+    return this._canResume() ? graceLeft(this._lostAt, this.options.reconnectGrace, Date.now()) : 0;
+  }
+
+  // _sleep waits ms, or less when _wake is called (the network came back).
+  _sleep(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        if (self._wake === done) self._wake = null;
+        resolve();
+      }
+      this._wake = done;
+    });
+  }
+
+  async _reconnect({ immediate = false, reason = "" } = {}) {
     if (this._reconnecting) return;
     this._reconnecting = true;
     this._setConnection("reconnecting");
     const o = this.options;
     let lastErr = null;
     for (let attempt = 1; attempt <= o.maxReconnectAttempts && !this._closing; attempt++) {
-      const base = Math.min(o.reconnectMaxDelay, o.reconnectBaseDelay * 2 ** (attempt - 1));
-      const delay = Math.round(base / 2 + Math.random() * (base / 2));
-      this._emit("reconnecting", { attempt, delay, error: lastErr });
-      await sleep(delay);
+      const left = this.graceLeft();
+      const delay = immediate && attempt === 1 ? 0 : reconnectDelay(attempt, { base: o.reconnectBaseDelay, max: o.reconnectMaxDelay, graceLeft: left }, Math.random());
+      this._emit("reconnecting", {
+        attempt, delay, error: lastErr, reason, resuming: this._canResume(),
+        graceLeft: left, deadline: left > 0 ? Date.now() + left : 0,
+      });
+      await this._sleep(delay);
       if (this._closing) break;
       try {
-        if (o.tokenProvider) this.token = await o.tokenProvider();
+        if (o.tokenProvider) this.token = this._tokenFor(await o.tokenProvider());
         await this._open();
         let res;
         this._rejoin = true;
@@ -586,13 +670,14 @@ export class RelayClient {
           this._rejoin = false;
         }
         this._reconnecting = false;
+        this._lostAt = 0;
+        this._closeRetired();
         this._setConnection("connected");
-        if (this._publishWanted && this.localStream && this.mayPublish()) {
-          try {
-            await this._publishStream(this.localStream);
-          } catch (err) {
-            this._emit("error", err);
-          }
+        try {
+          if (res.resumed) await this._afterResume();
+          else if (this._publishWanted && this.localStream && this.mayPublish()) await this._publishStream(this.localStream);
+        } catch (err) {
+          this._emit("error", err);
         }
         this._emit("reconnected", res);
         return;
@@ -612,6 +697,10 @@ export class RelayClient {
       }
     }
     this._reconnecting = false;
+    this._lostAt = 0;
+    this._closeRetired();
+    this._closePeers();
+    this._clearResume();
     this._stopLocal();
     // 4003 at a rejoin: banned from the room while the socket was down.
     const kicked = lastErr instanceof RelayError && lastErr.code === ErrorCode.FORBIDDEN && !this._closing;
@@ -626,7 +715,12 @@ export class RelayClient {
   // ---- notifications
 
   _onNotification(method, params) {
-    if (typeof params.seq === "number") this.lastSeq = params.seq; // 1.1: every notification but trickle
+    // 1.1: every notification but trickle has a seq; a resume's replay may
+    // repeat ones the join result already counts.
+    if (typeof params.seq === "number" && params.seq > this.lastSeq) {
+      this.lastSeq = params.seq;
+      this._saveResume();
+    }
     switch (method) {
       case "trickle":
         this._onRemoteCandidate(params.target, params.candidate);
@@ -674,8 +768,31 @@ export class RelayClient {
         if (params.room) this._setRoom(params.room);
         break;
       case "token.refresh":
-        // 1.1: the next reconnect uses it (unless a tokenProvider gives one).
+        // 1.1: the next reconnect uses it (unless a tokenProvider gives
+        // one), and the PeerConnections the fresh TURN credentials.
         if (typeof params.token === "string" && params.token) this.token = params.token;
+        if (Array.isArray(params.iceServers)) this._applyIceServers(params.iceServers);
+        this._saveResume();
+        break;
+      case "track.layer":
+        // 1.1: the layer a received video track now comes in.
+        if (params.trackId) this.trackLayers.set(params.trackId, { quality: params.quality || "", rid: params.rid || "", reason: params.reason || "" });
+        break;
+      case "track.updated": {
+        // 1.1: a track object changed (its layers): the one kept follows.
+        const t = params.track;
+        if (!t || !t.id) break;
+        const kept = this.tracks.get(t.id) || this.ownTracks.get(t.id);
+        if (kept) Object.assign(kept, t);
+        else if (this._isOwn(t)) this.ownTracks.set(t.id, t);
+        break;
+      }
+      case "publisher.layers":
+        // 1.1 dynacast: the layers of an own track someone needs.
+        if (params.trackId && Array.isArray(params.active)) {
+          this.publisherLayers.set(params.trackId, params.active.slice());
+          this._applyLayers(params.trackId);
+        }
         break;
       case "track.stream":
         // 1.1: a received track paused or active again (relay_paused,
@@ -777,7 +894,10 @@ export class RelayClient {
   _setRoom(room) {
     const before = this.room ? this.room.status : undefined;
     this.room = room;
-    if (room.status === "ended") this._ended = true;
+    if (room.status === "ended") {
+      this._ended = true;
+      this._clearResume(); // nothing left to resume
+    }
     if (before !== room.status) this._emit("room.status", { status: room.status, previous: before, room });
   }
 
@@ -788,32 +908,73 @@ export class RelayClient {
    * options' version ("1.1" by default; null: send none, a 1.0 join). A 1.1
    * host's join into an ended room starts the room's next broadcast; so an
    * automatic rejoin of a host asks for none, and gets 4009 if the room
-   * ended while the socket was down, rather than start a new show by itself
-   * (this client does not resume sessions yet).
+   * ended while the socket was down, rather than start a new show by itself.
+   *
+   * 1.1: a client with a resume token (from the last join result, or kept
+   * under options.resumeKey across a reload) opened its socket with
+   * `resume=` and asks to resume with `lastSeq` (a resume never starts a
+   * broadcast). `resumed: true` keeps the session: the PeerConnections
+   * stay, the missed notifications follow, then the server's subscriber
+   * offer with an ICE restart; `resumed: false` is a fresh session: the
+   * old PeerConnections go.
    */
   async join() {
     const params = {};
     const v = this.options.version;
     const host = this.participant && this.participant.role === "host";
-    if (v && !(this._rejoin && host)) params.version = String(v);
+    const resuming = this._canResume();
+    if (v && (resuming || !(this._rejoin && host))) params.version = String(v);
+    if (resuming) params.lastSeq = this.lastSeq;
     const res = await this.request("join", params);
     this.joined = true;
     this.version = typeof res.version === "string" ? res.version : "1.0";
+    this.resumed = resuming && res.resumed === true;
+    this.gap = this.resumed && res.gap === true;
+    if (!this.resumed) {
+      // A fresh session: whatever the old one had is gone (its PCs too).
+      if (this._pub || this._sub) this._closePeers();
+      this.trackStreams.clear();
+      this.trackLayers.clear();
+      this.trackSettings.clear();
+      this.publisherLayers.clear();
+    }
     this.sessionId = typeof res.sessionId === "string" ? res.sessionId : "";
     this.resumeToken = typeof res.resumeToken === "string" ? res.resumeToken : "";
     this.lastSeq = typeof res.seq === "number" ? res.seq : 0;
-    this.iceServers = Array.isArray(res.iceServers) ? res.iceServers : [];
-    this.trackStreams.clear();
+    this._applyIceServers(Array.isArray(res.iceServers) ? res.iceServers : []);
     this.participant = res.participant;
+    this._setRoomState(res);
+    if (res.room) this._setRoom(res.room);
+    else this.room = null;
+    this._saveResume();
+    return res;
+  }
+
+  // _setRoomState takes the participants and tracks of a join result. On
+  // a resume, the tracks still received keep their media (their entries
+  // take the new track objects); those gone are unsubscribed.
+  _setRoomState(res) {
+    const before = new Map(this.remoteTracks);
     this.participants.clear();
     this.tracks.clear();
-    this.ownTracks.clear();
+    if (!this.resumed) this.ownTracks.clear();
     for (const p of res.participants || []) this.participants.set(participantKey(p), p);
     for (const p of res.participants || []) for (const t of p.tracks || []) this._addTrack(t, p);
     for (const t of res.tracks || []) this._addTrack(t);
-    if (res.room) this._setRoom(res.room);
-    else this.room = null;
-    return res;
+    const own = (res.participant && res.participant.tracks) || [];
+    for (const t of own) if (t && t.id) this.ownTracks.set(t.id, t);
+    for (const [id, e] of before) {
+      const t = this.tracks.get(id);
+      if (!t) {
+        this._unsubscribe(id);
+        continue;
+      }
+      e.track = t;
+      const p = this.participants.get(this._ownerKey(t));
+      if (p) e.participant = p;
+    }
+    for (const id of [...this.trackStreams.keys()]) if (!this.tracks.has(id)) this.trackStreams.delete(id);
+    for (const id of [...this.trackLayers.keys()]) if (!this.tracks.has(id)) this.trackLayers.delete(id);
   }
 
   /** Whether your role may publish (host, co-host). */
@@ -825,6 +986,7 @@ export class RelayClient {
   /** Leave the room: unpublishes at once; the server then closes the socket. */
   async leave() {
     this._closing = true;
+    this._clearResume();
     try {
       if (this._ws) await this.request("leave", {}, { timeout: 3000 });
     } catch {
@@ -837,6 +999,8 @@ export class RelayClient {
   close() {
     this._closing = true;
     this._publishWanted = null;
+    this._clearResume();
+    this._unwatchNetwork();
     const ws = this._ws;
     if (ws) ws.close(1000, "client closed");
     this._closePeers();
@@ -871,12 +1035,82 @@ export class RelayClient {
   async _publishStream(stream) {
     const pc = this._ensurePublisher();
     const sent = new Set(pc.getSenders().map((x) => x.track).filter(Boolean));
+    const simulcast = stream.getVideoTracks().some((t) => !sent.has(t)) && (await this._serverSimulcast());
     for (const track of stream.getTracks()) {
       if (sent.has(track)) continue;
-      pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
-      this._emit("local.track", { track, stream });
+      const init = { direction: "sendonly", streams: [stream] };
+      const enc = track.kind === "video" && simulcast ? this._sendEncodings(track) : null;
+      if (enc) init.sendEncodings = enc;
+      pc.addTransceiver(track, init);
+      this._emit("local.track", { track, stream, simulcast: !!enc });
     }
     await this._negotiatePublisher();
+  }
+
+  // _serverSimulcast tells whether the server takes simulcast, once per
+  // session: a server that has 1.1's simulcast part (docs/protocol.md
+  // §8.10) knows track.settings, and answers an empty track id with an
+  // error of the request (4004, -32602); one without it answers -32601. A
+  // browser sending layers to a server that cannot take them would send
+  // no video at all.
+  _serverSimulcast() {
+    if (!this.options.simulcast || this.version !== "1.1") return Promise.resolve(false);
+    if (!this._simulcastProbe || this._simulcastProbe.session !== this.sessionId) {
+      const probe = this.request("track.settings", { trackId: "" }, { timeout: 5000 }).then(
+        () => true,
+        (err) => err.code !== ErrorCode.METHOD_NOT_FOUND && err.code !== ErrorCode.CLIENT_TIMEOUT && err.code !== ErrorCode.CLIENT_CLOSED,
+      );
+      this._simulcastProbe = { session: this.sessionId, probe };
+    }
+    return this._simulcastProbe.probe;
+  }
+
+  // _sendEncodings: simulcast for camera video (options.simulcast).
+  _sendEncodings(track) {
+    // A screen or slides (contentHint "detail"/"text") is sent whole.
+    if (track.contentHint === "detail" || track.contentHint === "text") return null;
+    const settings = typeof track.getSettings === "function" ? track.getSettings() : {};
+    return simulcastEncodings(settings, true);
+  }
+
+  // _applyLayers sets encodings[i].active of the sender of an own track as
+  // publisher.layers asked (dynacast): the layers nobody needs stop being
+  // encoded. One setParameters at a time; a plain (one-layer) sender is
+  // left alone.
+  _applyLayers(trackId) {
+    if (!this.options.dynacast) return;
+    const run = async () => {
+      const active = this.publisherLayers.get(trackId);
+      const pc = this._pub;
+      if (!active || !pc) return;
+      const sender = this._senderOf(trackId);
+      if (!sender) return;
+      const params = sender.getParameters();
+      const encs = params.encodings || [];
+      const flags = layerFlags(encs.map((e) => e.rid), active);
+      if (!flags || flags.every((f, i) => encs[i].active === f)) return;
+      encs.forEach((e, i) => { e.active = flags[i]; });
+      await sender.setParameters(params);
+    };
+    const next = this._layersChain.then(run, run);
+    this._layersChain = next.catch((err) => this._emit("error", new RelayError(ErrorCode.CLIENT_MEDIA, "publisher.layers: " + (err && err.message), { cause: err })));
+    return next;
+  }
+
+  // _senderOf finds the sender of an own track: by the track object's mid
+  // when it has one, else the video sender that sends layers (rids).
+  _senderOf(trackId) {
+    const pc = this._pub;
+    if (!pc) return null;
+    const t = this.ownTracks.get(trackId);
+    const kind = (t && t.kind) || "video";
+    const trs = pc.getTransceivers().filter((tr) => tr.sender && tr.sender.track && tr.sender.track.kind === kind);
+    if (t && t.mid) {
+      const byMid = trs.find((tr) => tr.mid === t.mid);
+      if (byMid) return byMid.sender;
+    }
+    const layered = trs.filter((tr) => (tr.sender.getParameters().encodings || []).some((e) => e.rid));
+    return (layered[0] || trs[0] || {}).sender || null;
   }
 
   /** Stop publishing: closes the publisher PC; the server unpublishes the tracks. */
@@ -899,15 +1133,20 @@ export class RelayClient {
     this._localQueue.publisher = [];
     this._remoteQueue.publisher = [];
     pc.onicecandidate = (ev) => this._onLocalCandidate("publisher", pc, ev.candidate);
-    pc.onconnectionstatechange = () => this._emit("pc.state", { target: "publisher", state: pc.connectionState });
+    pc.onconnectionstatechange = () => {
+      this._emit("pc.state", { target: "publisher", state: pc.connectionState });
+      this._watchPeer("publisher", pc);
+    };
     return pc;
   }
 
-  _negotiatePublisher() {
+  _negotiatePublisher({ iceRestart = false } = {}) {
     const run = async () => {
       const pc = this._pub;
       if (!pc) return;
-      const offer = await pc.createOffer();
+      const offer = await pc.createOffer(iceRestart ? { iceRestart: true } : undefined);
+      // The new offer's candidates go after it (new ICE credentials).
+      this._localReady.publisher = false;
       await pc.setLocalDescription(offer);
       const p = this.request("offer", { sdp: pc.localDescription.sdp });
       // The offer is on the socket: candidates may follow it.
@@ -923,6 +1162,7 @@ export class RelayClient {
       if (this._pub !== pc) return;
       await pc.setRemoteDescription({ type: "answer", sdp: res.sdp });
       await this._flushRemote("publisher");
+      for (const id of this.publisherLayers.keys()) this._applyLayers(id);
     };
     const next = this._pubChain.then(run, run);
     this._pubChain = next.catch(() => {});
@@ -955,7 +1195,10 @@ export class RelayClient {
     this._localQueue.subscriber = [];
     pc.onicecandidate = (ev) => this._onLocalCandidate("subscriber", pc, ev.candidate);
     pc.ontrack = (ev) => this._onRemoteTrack(pc, ev);
-    pc.onconnectionstatechange = () => this._emit("pc.state", { target: "subscriber", state: pc.connectionState });
+    pc.onconnectionstatechange = () => {
+      this._emit("pc.state", { target: "subscriber", state: pc.connectionState });
+      this._watchPeer("subscriber", pc);
+    };
     return pc;
   }
 
@@ -1146,6 +1389,239 @@ export class RelayClient {
     this._localReady.subscriber = false;
     this._subChain = Promise.resolve();
     this._pubChain = Promise.resolve();
+  }
+
+  // ---- resume, ICE restart, token refresh (1.1: docs/protocol.md §8.12, §8.13)
+
+  /** Whether a lost session may be resumed: a 1.1 session with a resume token, and options.resume. */
+  _canResume() {
+    return !!(this.options.resume && this.options.version && this.resumeToken && this.version === "1.1");
+  }
+
+  // _tokenFor picks the token to connect with: the given one, or the one
+  // the client holds (a token.refresh, or kept with a stored session) when
+  // that is for the same identity and room and lives longer.
+  _tokenFor(given) {
+    const held = this.token || this._storedToken;
+    return newerToken(given, tokenClaims(given), held, tokenClaims(held));
+  }
+
+  // _applyIceServers takes the server's iceServers (join result,
+  // token.refresh) for new PeerConnections and the open ones.
+  _applyIceServers(list) {
+    this.iceServers = list;
+    for (const pc of [this._pub, this._sub]) {
+      if (!pc || pc.signalingState === "closed" || typeof pc.setConfiguration !== "function") continue;
+      try {
+        const c = pc.getConfiguration();
+        c.iceServers = this._iceServers();
+        pc.setConfiguration(c);
+      } catch (err) {
+        this._emit("error", new RelayError(ErrorCode.CLIENT_MEDIA, "setConfiguration: " + (err && err.message), { cause: err }));
+      }
+    }
+  }
+
+  // _storage is sessionStorage (per tab: a reload keeps it, another tab
+  // does not share it), or null where there is none.
+  _storage() {
+    try {
+      return this.options.resumeKey && typeof sessionStorage !== "undefined" ? sessionStorage : null;
+    } catch {
+      return null;
+    }
+  }
+
+  // _saveResume keeps what a reloaded page needs to resume: the session,
+  // its resume token, the last seq, the token (refreshed or not), and at:
+  // the last moment the session was known connected (or its loss).
+  _saveResume() {
+    const st = this._storage();
+    if (!st || !this.resumeToken || this.version !== "1.1" || this._closing || this._ended || this.kicked) return;
+    try {
+      st.setItem(this.options.resumeKey, JSON.stringify({
+        sessionId: this.sessionId, resumeToken: this.resumeToken, lastSeq: this.lastSeq, token: this.token,
+        at: this._lostAt || Date.now(), publishing: !!this._publishWanted,
+      }));
+    } catch {
+      // storage full or refused: resume still works without a reload
+    }
+  }
+
+  _clearResume() {
+    const st = this._storage();
+    if (st) {
+      try {
+        st.removeItem(this.options.resumeKey);
+      } catch {
+        // nothing kept
+      }
+    }
+  }
+
+  // _loadResume reads a stored session; connect() decides whether it fits.
+  _loadResume() {
+    this._stored = RelayClient.storedSession(this.options.resumeKey, { grace: this.options.reconnectGrace });
+  }
+
+  // _takeStored makes a stored session this client's, when it is for the
+  // token's identity and room and its grace is not over.
+  _takeStored(token) {
+    const st = this._stored;
+    this._stored = null;
+    if (!st) return;
+    const why = resumable(st, tokenClaims(st.token), tokenClaims(token), Date.now(), this.options.reconnectGrace);
+    if (why) {
+      this._clearResume();
+      return;
+    }
+    this.sessionId = st.sessionId || "";
+    this.resumeToken = st.resumeToken;
+    this.lastSeq = st.lastSeq;
+    this._lostAt = st.at;
+    this._storedToken = st.token || "";
+    this.version = "1.1";
+  }
+
+  /**
+   * The session kept under key by a client with options.resumeKey (a page
+   * before its reload), while the server may still hold it (grace in ms):
+   * {sessionId, resumeToken, lastSeq, token, at, publishing, graceLeft},
+   * else null.
+   */
+  static storedSession(key, { grace = defaultOptions.reconnectGrace } = {}) {
+    try {
+      const st = key && typeof sessionStorage !== "undefined" ? JSON.parse(sessionStorage.getItem(key) || "null") : null;
+      if (!st || typeof st !== "object") return null;
+      const left = graceLeft(st.at, grace, Date.now());
+      if (left <= 0) {
+        sessionStorage.removeItem(key);
+        return null;
+      }
+      return { ...st, graceLeft: left };
+    } catch {
+      return null;
+    }
+  }
+
+  // _watchNetwork: "online" (the network is back) and a change of the
+  // connection's type resume the session at once; pagehide notes the
+  // moment, for a reload to count the grace from.
+  _watchNetwork() {
+    if (this._netOff || typeof window === "undefined" || !window.addEventListener) return;
+    const conn = typeof navigator !== "undefined" ? navigator.connection : null;
+    let type = conn && conn.type;
+    const online = () => this._onNetworkChange("online");
+    const change = () => {
+      // Chrome also fires "change" when its bandwidth estimate moves: only
+      // a new type (wifi -> cellular) is a new network.
+      if (!conn.type || conn.type === type) return;
+      type = conn.type;
+      this._onNetworkChange("network change");
+    };
+    const hide = () => this._saveResume();
+    window.addEventListener("online", online);
+    window.addEventListener("pagehide", hide);
+    if (conn && conn.addEventListener) conn.addEventListener("change", change);
+    this._netOff = () => {
+      window.removeEventListener("online", online);
+      window.removeEventListener("pagehide", hide);
+      if (conn && conn.removeEventListener) conn.removeEventListener("change", change);
+    };
+  }
+
+  _unwatchNetwork() {
+    if (this._netOff) this._netOff();
+    this._netOff = null;
+    for (const k of Object.keys(this._iceWatch)) clearTimeout(this._iceWatch[k]);
+  }
+
+  _onNetworkChange(reason) {
+    if (this._closing || !this.options.iceRestart) return;
+    if (this._reconnecting) {
+      if (this._wake) this._wake(); // try now rather than after the backoff
+      return;
+    }
+    if (this.joined && this._canResume()) this._resumeNow(reason);
+  }
+
+  // _watchPeer restarts ICE when a PeerConnection fails, or stays
+  // disconnected for 2 s (a short burst of loss recovers by itself).
+  _watchPeer(target, pc) {
+    clearTimeout(this._iceWatch[target]);
+    this._iceWatch[target] = null;
+    if (!this.options.iceRestart || this._closing || (target === "publisher" ? this._pub : this._sub) !== pc) return;
+    const st = pc.connectionState;
+    if (st === "failed") this._restartIce(target, "failed");
+    else if (st === "disconnected") {
+      this._iceWatch[target] = setTimeout(() => {
+        if (pc.connectionState === "disconnected" || pc.connectionState === "failed") this._restartIce(target, "disconnected");
+      }, 2000);
+    }
+  }
+
+  // _restartIce: the publisher PC re-offers with iceRestart; the
+  // subscriber PC is offered by the server only, which restarts its ICE
+  // on a resume: so a resume on a new socket. Nothing while a resume is
+  // under way (it restarts both). 1.1 sessions only.
+  _restartIce(target, reason) {
+    if (this._closing || this._reconnecting || !this.joined || this.version !== "1.1") return;
+    this._emit("ice.restart", { target, reason });
+    if (target === "publisher" && this._pub) {
+      this._negotiatePublisher({ iceRestart: true }).catch((err) => this._emit("error", err));
+    } else if (target === "subscriber") {
+      this._resumeNow(reason);
+    }
+  }
+
+  // _resumeNow resumes the session on a new socket while the old one may
+  // still be open (the server closes it with 1000 "resumed").
+  _resumeNow(reason) {
+    if (this._reconnecting || this._closing || !this._canResume()) return;
+    const old = this._ws;
+    this._ws = null;
+    this.joined = false;
+    if (old) {
+      old.onclose = null;
+      old.onmessage = null;
+      this._retired = old;
+    }
+    for (const [, p] of this._pending) {
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(new ConnectionError(1000, "resuming", { method: p.method }));
+    }
+    this._pending.clear();
+    this._lostAt = Date.now();
+    this._reconnect({ immediate: true, reason });
+  }
+
+  _closeRetired() {
+    if (this._retired) this._retired.close();
+    this._retired = null;
+  }
+
+  // _afterResume: the session is back with its PeerConnections: the
+  // publisher restarts ICE (same tracks, mids and ids). A page that was
+  // reloaded has none: it publishes its stream on a new one.
+  async _afterResume() {
+    if (this._pub) await this._negotiatePublisher({ iceRestart: true });
+    else if (this._publishWanted && this.localStream && this.mayPublish()) await this._publishStream(this.localStream);
+  }
+
+  // ---- per-track settings (1.1: docs/protocol.md §8.10)
+
+  /**
+   * Say how you want a received track: {quality: "low"|"medium"|"high"|
+   * "auto", maxWidth, maxHeight (0 = no limit), paused}; omitted fields
+   * keep their value. Resolves with the settings in force
+   * (client.trackSettings keeps them).
+   */
+  async setTrackSettings(trackId, settings = {}) {
+    const params = { trackId };
+    for (const k of ["quality", "maxWidth", "maxHeight", "paused"]) if (settings[k] !== undefined) params[k] = settings[k];
+    const res = await this.request("track.settings", params);
+    this.trackSettings.set(trackId, res && typeof res === "object" ? res : { ...this.trackSettings.get(trackId), ...params });
+    return res;
   }
 
   // ---- stats

@@ -2,7 +2,8 @@
 // the user goes into the DOM with textContent (el() below), never parsed as markup.
 
 import { RelayClient, RelayError, errorName, participantKey } from "/sdk/relay-client.js";
-import { NAME_RE, cleanMessage, mutedText, pausedText } from "/static/words.js";
+import { qualityLabel, sameSettings, tileSettings } from "/sdk/relay-policy.js";
+import { NAME_RE, cleanMessage, mutedText, pausedText, reconnectingText } from "/static/words.js";
 
 export { RelayClient, RelayError, participantKey, NAME_RE };
 
@@ -162,6 +163,50 @@ export async function connectAndJoin(token, options) {
   }
 }
 
+// ---- resuming (protocol 1.1): a lost connection, or a reload
+
+/**
+ * The server's --reconnect-grace in ms, as the page is told it (?grace=
+ * seconds; else relayd's default, 30 s): the server does not say it.
+ */
+export function graceMs() {
+  const s = Number(param("grace"));
+  return Number.isFinite(s) && s > 0 ? s * 1000 : 30000;
+}
+
+/** resumeKey is where a page keeps its session for a reload (sessionStorage, per tab). */
+export function resumeKey(page, room, identity) {
+  return "relayd:" + page + ":" + room + ":" + identity;
+}
+
+let countdownTimer = null;
+
+/**
+ * showReconnecting says "Reconnecting… (N s left)" in node until stop
+ * (the returned function, or the next call): deadline is when the server
+ * stops holding the session (ms since the epoch; 0: not known).
+ */
+export function showReconnecting(node, deadline) {
+  clearInterval(countdownTimer);
+  const tick = () => {
+    setNotice(node, reconnectingText(deadline ? deadline - Date.now() : 0), "info");
+    node.dataset.reconnecting = "true";
+  };
+  tick();
+  countdownTimer = setInterval(tick, 500);
+  return stopReconnecting.bind(null, node);
+}
+
+/** stopReconnecting ends showReconnecting's countdown and clears node. */
+export function stopReconnecting(node) {
+  clearInterval(countdownTimer);
+  countdownTimer = null;
+  if (node.dataset.reconnecting) {
+    delete node.dataset.reconnecting;
+    setNotice(node, "");
+  }
+}
+
 export const roleLabel = { host: "Host", cohost: "Co-host", viewer: "Viewer", relay: "Relay" };
 export const statusLabel = {
   idle: "Not live yet",
@@ -188,14 +233,24 @@ const roleOrder = { host: 0, cohost: 1, relay: 2, viewer: 3 };
 /**
  * Tiles keeps one tile per publisher of a client's room (host, co-hosts,
  * relayed hosts) in a grid, from track.subscribed / track.unsubscribed.
+ * With a 1.1 server each tile also asks for the video it can show
+ * (track.settings: a small tile a small layer, a tile nobody sees no video
+ * at all) and shows the quality it gets (track.layer, and the decoded
+ * size).
  */
 export class Tiles {
-  constructor(grid, client, { emptyText = "Nobody is on stage yet", actions } = {}) {
+  constructor(grid, client, { emptyText = "Nobody is on stage yet", actions, adaptive = true } = {}) {
     this.grid = grid;
     this.client = client;
     this.emptyText = emptyText;
     this.actions = actions; // (participant) => [buttons]
     this.tiles = new Map(); // participantKey -> {node, video, audio, stat}
+    /** Ask for layers by tile size and visibility (false: leave track.settings to the caller). */
+    this.adaptive = adaptive;
+    this._sent = new Map(); // video track id -> the settings last asked for it
+    this._onScreen = new Map(); // participantKey -> the tile is on screen (IntersectionObserver)
+    this._askTimer = null;
+    this._watchViews();
     this.offs = [
       client.on("track.subscribed", (ev) => this._add(ev)),
       client.on("track.unsubscribed", (ev) => this._remove(ev)),
@@ -204,6 +259,13 @@ export class Tiles {
       client.on("track.stream", () => this._paused()),
       client.on("track.muted", () => this._muted()),
       client.on("track.published", () => this._muted()),
+      client.on("track.layer", () => this._quality()),
+      client.on("track.updated", () => this._askSoon()),
+      client.on("reconnected", (res) => {
+        // A fresh session starts from the server's defaults again.
+        if (!res || !res.resumed) this._sent.clear();
+        this._askSoon();
+      }),
     ];
     this.timer = setInterval(() => this._stats(), 1000);
     this._render();
@@ -211,6 +273,8 @@ export class Tiles {
 
   destroy() {
     for (const off of this.offs) off();
+    if (this._unwatch) this._unwatch();
+    clearTimeout(this._askTimer);
     clearInterval(this.timer);
     for (const key of [...this.tiles.keys()]) this._drop(key);
   }
@@ -228,10 +292,13 @@ export class Tiles {
       const paused = el("div", { class: "paused", hidden: true });
       const camOff = el("div", { class: "cam-off", hidden: true });
       const mute = el("span", { class: "badge mute", hidden: true });
-      const node = el("div", { class: "tile" }, video, audio, camOff, paused, stat, actions, el("div", { class: "caption" }, name, badge, mute));
-      t = { node, video, audio, name, badge, stat, actions, paused, camOff, mute, participant };
+      const quality = el("span", { class: "badge quality", hidden: true });
+      const node = el("div", { class: "tile" }, video, audio, camOff, paused, stat, actions, el("div", { class: "caption" }, name, badge, quality, mute));
+      t = { node, video, audio, name, badge, stat, actions, paused, camOff, mute, quality, participant, height: 0 };
       this.tiles.set(key, t);
       this.grid.append(node);
+      if (this._io) this._io.observe(node);
+      if (this._ro) this._ro.observe(video);
     }
     t.participant = participant;
     this._label(t, participant, key);
@@ -245,6 +312,86 @@ export class Tiles {
     this._render();
     this._paused();
     this._muted();
+    this._askSoon();
+  }
+
+  // ---- what each tile asks for (protocol 1.1 track.settings)
+
+  // _watchViews follows what changes what a tile can show: the tab hidden
+  // or shown, a tile scrolled off or on screen, a tile resized.
+  _watchViews() {
+    const ask = () => this._askSoon();
+    document.addEventListener("visibilitychange", ask);
+    window.addEventListener("resize", ask);
+    if (typeof IntersectionObserver === "function") {
+      this._io = new IntersectionObserver((entries) => {
+        for (const e of entries) if (e.target.dataset.key) this._onScreen.set(e.target.dataset.key, e.isIntersecting);
+        ask();
+      });
+    }
+    if (typeof ResizeObserver === "function") this._ro = new ResizeObserver(ask);
+    this._unwatch = () => {
+      document.removeEventListener("visibilitychange", ask);
+      window.removeEventListener("resize", ask);
+      if (this._io) this._io.disconnect();
+      if (this._ro) this._ro.disconnect();
+    };
+  }
+
+  // _askSoon asks once things settle (a resize fires many times).
+  _askSoon() {
+    clearTimeout(this._askTimer);
+    this._askTimer = setTimeout(() => this._askSettings(), 250);
+  }
+
+  // _videoOf is the received video entry of a tile's publisher.
+  _videoOf(key) {
+    for (const e of this.client.remoteTracks.values()) {
+      if (e.mediaTrack.kind === "video" && e.participant && participantKey(e.participant) === key) return e;
+    }
+    return null;
+  }
+
+  // _askSettings sends each tile's track.settings when what it wants
+  // changed (relay-policy.js's tileSettings decides).
+  _askSettings() {
+    const c = this.client;
+    if (!this.adaptive || c.version !== "1.1" || !c.joined) return;
+    for (const [key, t] of this.tiles) {
+      const e = this._videoOf(key);
+      if (!e || !e.track) continue;
+      const want = tileSettings({
+        hidden: document.hidden, visible: this._onScreen.get(key) !== false,
+        width: t.video.clientWidth, height: t.video.clientHeight, dpr: window.devicePixelRatio || 1,
+      }, e.track.layers);
+      // The server starts every track at its defaults: no need to say those.
+      const before = this._sent.get(e.trackId) || { paused: false, quality: "auto", maxWidth: 0 };
+      if (sameSettings(want, before)) continue;
+      this._sent.set(e.trackId, want);
+      t.node.dataset.asked = want.paused ? "paused" : want.quality + (want.maxWidth ? " " + want.maxWidth : "");
+      c.setTrackSettings(e.trackId, want).catch((err) => {
+        this._sent.delete(e.trackId);
+        if (err.code === -32601) this.adaptive = false; // a server without simulcast's part of 1.1
+        else if (err.code !== -1) console.warn("track.settings:", err.message);
+      });
+    }
+  }
+
+  // _quality shows the quality a tile gets: HD, SD or LD from the decoded
+  // height (else track.layer's quality), with the layer in its title.
+  _quality() {
+    for (const [key, t] of this.tiles) {
+      const e = this._videoOf(key);
+      const layer = e ? this.client.trackLayers.get(e.trackId) : null;
+      const label = qualityLabel(layer && layer.quality, t.height);
+      t.quality.hidden = !label;
+      t.quality.textContent = label;
+      t.quality.title = layer ? layer.quality + " layer" + (layer.reason && layer.reason !== "requested" ? " (" + layer.reason + ")" : "") : "";
+      if (label) t.node.dataset.quality = label;
+      else delete t.node.dataset.quality;
+      if (layer) t.node.dataset.layer = layer.quality;
+      else delete t.node.dataset.layer;
+    }
   }
 
   // _muted shows which of a tile's tracks its publisher (or an operator)
@@ -320,6 +467,8 @@ export class Tiles {
     if (!t) return;
     t.video.srcObject = null;
     t.audio.srcObject = null;
+    if (this._io) this._io.unobserve(t.node);
+    if (this._ro) this._ro.unobserve(t.video);
     t.node.remove();
     this.tiles.delete(key);
     this._render();
@@ -353,14 +502,21 @@ export class Tiles {
   async _stats() {
     if (this.tiles.size === 0) return;
     const stats = await this.client.videoStats().catch(() => []);
+    // How the media gets here (debug info): UDP, TCP (ICE-TCP) or TURN.
+    const transport = await transportOf(this.client, "subscriber");
+    if (transport) this.grid.dataset.transport = transport;
     for (const s of stats) {
       const entry = this.client.remoteTracks.get(s.trackId);
       if (!entry || !entry.participant) continue;
       const t = this.tiles.get(participantKey(entry.participant));
       if (!t || !s.frameWidth) continue;
       t.stat.hidden = false;
-      t.stat.textContent = s.frameWidth + "×" + s.frameHeight + (s.codec ? " " + s.codec.replace(/^video\//, "") : "");
+      t.stat.textContent = s.frameWidth + "×" + s.frameHeight + (s.codec ? " " + s.codec.replace(/^video\//, "") : "") +
+        (transport ? " · " + transportLabel[transport] : "");
+      t.stat.title = transport ? "connected over " + transportLabel[transport] : "";
+      t.height = s.frameHeight;
     }
+    this._quality();
   }
 }
 
@@ -376,4 +532,32 @@ export function markNav() {
   for (const a of document.querySelectorAll(".topbar nav a")) {
     if (a.getAttribute("href") === location.pathname) a.setAttribute("aria-current", "page");
   }
+}
+
+/** The transports a PeerConnection's media can take, as the server's metrics name them. */
+export const transportLabel = { udp: "UDP", tcp: "TCP", turn_udp: "TURN/UDP", turn_tcp: "TURN/TCP", turn_tls: "TURN/TLS" };
+
+/**
+ * transportOf reads one of the client's PeerConnections' getStats (target
+ * "publisher" | "subscriber"): the selected candidate pair's local
+ * candidate gives "udp", "tcp" (ICE-TCP), or "turn_udp" / "turn_tcp" /
+ * "turn_tls" (a relay candidate, by how the browser reaches the TURN
+ * server: its relayProtocol); "" before a pair is selected.
+ */
+export async function transportOf(client, target = "subscriber") {
+  const report = await client.getStats(target).catch(() => null);
+  if (!report) return "";
+  let pair = null;
+  report.forEach((s) => {
+    if (s.type === "transport" && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId) || pair;
+  });
+  if (!pair) {
+    report.forEach((s) => {
+      if (!pair && s.type === "candidate-pair" && s.state === "succeeded" && s.nominated) pair = s;
+    });
+  }
+  const local = pair && report.get(pair.localCandidateId);
+  if (!local) return "";
+  if (local.candidateType === "relay") return "turn_" + (local.relayProtocol || "udp");
+  return local.protocol === "tcp" ? "tcp" : "udp";
 }

@@ -3,12 +3,13 @@
 // invitations, relay to other rooms, recording, end the stream (with its
 // reason) and go live again.
 import {
-  $, el, NAME_RE, Tiles, attachLocal, connectAndJoin, describe, fetchRooms, getToken, markNav, mintToken,
-  param, setBadge, setNotice, statusLabel, toast,
+  $, el, NAME_RE, RelayClient, Tiles, attachLocal, connectAndJoin, describe, fetchRooms, getToken, graceMs, markNav, mintToken,
+  param, resumeKey, setBadge, setNotice, showReconnecting, statusLabel, stopReconnecting, toast,
 } from "/static/app.js";
 import { ErrorCode, getLocalMedia, relayEventName, relayStateName, relayErrorName } from "/sdk/relay-client.js";
 import { chatPanel } from "/static/chat.js";
 import { badNameText, endedText, relayReason } from "/static/words.js";
+import { transportLabel, transportOf } from "/static/app.js";
 
 markNav();
 
@@ -23,6 +24,17 @@ for (const [id, what] of [["identity", "identity"], ["room", "room"]]) {
   if (bad) setNotice($("notice"), bad, "error");
 }
 
+// A reload while live (protocol 1.1): the session the page kept resumes
+// while the server still holds it; the page goes live again by itself.
+{
+  const kept = RelayClient.storedSession(resumeKey("studio", $("room").value, $("identity").value), { grace: graceMs() });
+  if (kept && kept.publishing) {
+    app.resuming = kept;
+    setStatus("reconnecting", "Reconnecting");
+    showReconnecting($("notice"), Date.now() + kept.graceLeft);
+  }
+}
+
 // ---- camera preview
 
 async function startCamera() {
@@ -31,6 +43,7 @@ async function startCamera() {
     app.preview = await getLocalMedia({ audio: true, video: true });
     attachLocal($("preview"), app.preview);
     $("go-live").disabled = !!app.client;
+    if (app.resuming && !app.client) $("live-form").requestSubmit();
   } catch (err) {
     $("camera-error").textContent = describe(err);
     $("camera-off").hidden = false;
@@ -59,7 +72,7 @@ $("live-form").addEventListener("submit", async (ev) => {
   }
   $("go-live").disabled = true;
   $("identity").disabled = $("room").disabled = true;
-  setNotice($("notice"), "");
+  if (!app.resuming) setNotice($("notice"), "");
   setStatus("connecting", "Connecting");
   // The switch as ticked before going live (the room object of the join
   // result, shown below, says what the room does now).
@@ -68,7 +81,13 @@ $("live-form").addEventListener("submit", async (ev) => {
     const token = await getToken(identity, room, "host");
     const { client, res } = await connectAndJoin(token, {
       tokenProvider: () => getToken(identity, room, "host"),
+      resumeKey: resumeKey("studio", room, identity), reconnectGrace: graceMs(),
     });
+    if (app.resuming) {
+      stopReconnecting($("notice"));
+      if (res.resumed) toast("Reconnected: the stream went on.");
+    }
+    app.resuming = null;
     app.client = client;
     app.identity = identity;
     app.room = room;
@@ -77,7 +96,15 @@ $("live-form").addEventListener("submit", async (ev) => {
     app.chat.attach(client);
     // Recording first, so the tracks published next are recorded.
     if (record && !(res.room && res.room.recording)) await setRecording(true);
-    await client.publish({ stream: app.preview });
+    try {
+      await client.publish({ stream: app.preview });
+    } catch (err) {
+      // Resumed after a reload, but the server did not take this page's
+      // new media connection: go live again as a fresh session.
+      if (res.resumed) throw Object.assign(new Error("the resumed session refused new media: " + describe(err)), { retryFresh: true });
+      throw err;
+    }
+    showTransport(client);
     $("end-stream").disabled = false;
     $("invite-btn").disabled = false;
     $("share").hidden = false;
@@ -89,6 +116,19 @@ $("live-form").addEventListener("submit", async (ev) => {
     refreshDestinations();
     updateRelayButtons();
   } catch (err) {
+    if (err.retryFresh && !app.resumeFellBack) {
+      app.resumeFellBack = err.message;
+      console.warn(err.message);
+      if (app.tiles) app.tiles.destroy();
+      app.tiles = null;
+      app.chat.detach();
+      if (app.client) app.client.close(); // forgets the kept session
+      app.client = null;
+      $("live-form").requestSubmit();
+      return;
+    }
+    app.resuming = null;
+    stopReconnecting($("notice"));
     setNotice($("notice"), err.code === ErrorCode.CONFLICT
       ? "Room " + room + " has ended, and this server does not start a new broadcast in an ended room " +
         "(protocol 1.1 broadcasts): choose another room name. (" + describe(err) + ")"
@@ -161,17 +201,21 @@ function wire(client) {
   });
   on("room.updated", ({ room }) => showRoom(room));
   wireMutes(client);
-  on("reconnecting", ({ attempt }) => {
+  on("reconnecting", ({ attempt, resuming, deadline }) => {
     setStatus("reconnecting", "Reconnecting");
-    setNotice($("notice"), "Connection lost; reconnecting (attempt " + attempt + "). Viewers see “host reconnecting”.", "info");
+    // 1.1: the server holds the session for its grace: say how long is left.
+    if (resuming) showReconnecting($("notice"), deadline);
+    else setNotice($("notice"), "Connection lost; reconnecting (attempt " + attempt + "). Viewers see “host reconnecting”.", "info");
   });
   on("reconnected", () => {
+    stopReconnecting($("notice"));
     setNotice($("notice"), "");
     // client.room, not the join result: a room.updated (live, once our
     // track is back) may have come while the client published again.
     showRoom(client.room);
   });
   on("disconnected", ({ ended }) => {
+    stopReconnecting($("notice"));
     if (ended) streamEnded(client.room);
     else {
       setStatus("disconnected", "Offline");
@@ -624,3 +668,16 @@ function logRelay(kind, text) {
 }
 
 renderDestinations();
+
+// showTransport puts how the camera's media leaves (UDP, TCP, TURN/UDP,
+// TURN/TCP, TURN/TLS: the publisher PC's selected candidate pair) on the
+// status badge, as debug info: its tooltip and data-transport.
+function showTransport(client) {
+  const timer = setInterval(async () => {
+    if (app.client !== client) return clearInterval(timer);
+    const t = await transportOf(client, "publisher");
+    if (!t) return;
+    $("status").dataset.transport = t;
+    $("status").title = "Your media goes over " + transportLabel[t];
+  }, 2000);
+}

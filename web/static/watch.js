@@ -6,8 +6,8 @@
 // When the stream ends the page says why (the room's endReason) and, when
 // the server lets a viewer list the recordings, offers to play them here.
 import {
-  $, el, NAME_RE, Tiles, attachLocal, connectAndJoin, describe, fetchRecordings, fetchRooms, getToken, markNav,
-  param, rand, recordingURL, setBadge, setNotice, statusLabel, toast,
+  $, el, NAME_RE, RelayClient, Tiles, attachLocal, connectAndJoin, describe, fetchRecordings, fetchRooms, getToken, graceMs, markNav,
+  param, rand, recordingURL, resumeKey, setBadge, setNotice, showReconnecting, statusLabel, stopReconnecting, toast,
 } from "/static/app.js";
 import { chatPanel } from "/static/chat.js";
 import { badNameText, endedText } from "/static/words.js";
@@ -15,7 +15,22 @@ import { badNameText, endedText } from "/static/words.js";
 markNav();
 
 const room = param("room");
-const identity = param("identity", "viewer-" + rand());
+// A viewer without a name keeps the one it was given across a reload of
+// the tab, so that the reload resumes its session (protocol 1.1).
+const identity = param("identity") || keptIdentity();
+
+function keptIdentity() {
+  const key = "relayd:watch-identity:" + room;
+  try {
+    const kept = sessionStorage.getItem(key);
+    if (kept && NAME_RE.test(kept)) return kept;
+    const id = "viewer-" + rand();
+    sessionStorage.setItem(key, id);
+    return id;
+  } catch {
+    return "viewer-" + rand();
+  }
+}
 const app = (window.app = {
   client: null, tiles: null, chat: null, room, identity, token: "", invitations: new Map(), onStage: false,
   recordings: null, // the room's recordings once the stream ended (when the server lists them to viewers)
@@ -179,9 +194,13 @@ async function start() {
     return;
   }
   app.token = token;
+  const key = resumeKey("watch", room, identity);
+  const kept = RelayClient.storedSession(key, { grace: graceMs() });
+  if (kept) showReconnecting($("notice"), Date.now() + kept.graceLeft);
   for (;;) {
     try {
-      const { client, res } = await connectAndJoin(token);
+      const { client, res } = await connectAndJoin(token, { resumeKey: key, reconnectGrace: graceMs() });
+      if (kept) stopReconnecting($("notice"));
       app.client = client;
       app.tiles = new Tiles($("tiles"), client, { emptyText: "Waiting for the host's video…" });
       client.on("room.updated", ({ room: r }) => showRoom(r));
@@ -191,12 +210,18 @@ async function start() {
       client.on("invitation.updated", ({ invitation }) => putInvitation(invitation));
       client.on("role.changed", ({ role, previous }) => roleChanged(role, previous));
       client.on("kicked", () => kicked("The host removed you from this stream."));
-      client.on("reconnecting", ({ attempt }) => setNotice($("notice"), "Connection lost; reconnecting (attempt " + attempt + ")…", "info"));
+      client.on("reconnecting", ({ attempt, resuming, deadline }) => {
+        // 1.1: the server holds the session for its grace: say how long is left.
+        if (resuming) showReconnecting($("notice"), deadline);
+        else setNotice($("notice"), "Connection lost; reconnecting (attempt " + attempt + ")…", "info");
+      });
       client.on("reconnected", () => {
+        stopReconnecting($("notice"));
         setNotice($("notice"), "");
         loadInvitations();
       });
       client.on("disconnected", ({ ended: roomEnded, kicked: wasKicked, reason }) => {
+        stopReconnecting($("notice"));
         if (wasKicked) return; // said by "kicked"
         offStage();
         if (roomEnded || isEnded(client.room)) ended(client.room);
@@ -210,6 +235,7 @@ async function start() {
       loadInvitations();
       return;
     } catch (err) {
+      stopReconnecting($("notice"));
       if (err.code === 4004) {
         // Not created yet: wait for the host.
         setBadge($("room-status"), "idle", "Not started");

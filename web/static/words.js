@@ -131,7 +131,7 @@ export function relayReason(dest, { rooms = null, identity = "" } = {}) {
 const pausedWords = {
   relay_paused: "Paused by the host",
   publisher_reconnecting: "Reconnecting…",
-  bandwidth: "Paused: not enough bandwidth",
+  bandwidth: "Low bandwidth: video paused",
 };
 
 // ---- a muted track (track.mute, protocol 1.1)
@@ -144,6 +144,18 @@ export function mutedText(kind) {
 /** pausedText says why a received track is paused. */
 export function pausedText(reason) {
   return (reason && Object.hasOwn(pausedWords, reason) && pausedWords[reason]) || "Paused";
+}
+
+// ---- reconnecting (protocol 1.1 resume)
+
+/**
+ * reconnectingText says that the page is getting its session back, with
+ * the seconds the server still holds it (ms; 0 or less: not known, or
+ * over, when only "Reconnecting…" is true).
+ */
+export function reconnectingText(msLeft) {
+  const s = Math.ceil((Number(msLeft) || 0) / 1000);
+  return s > 0 ? "Reconnecting… (" + s + " s left)" : "Reconnecting…";
 }
 
 // ---- names

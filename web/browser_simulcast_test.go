@@ -1,0 +1,100 @@
+package web_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// sentLayers is what the studio's publisher sends now, per rid (getStats
+// outbound-rtp): frame size and frames encoded.
+func sentLayers(t *testing.T, p *page) string {
+	t.Helper()
+	out, err := eval[json.RawMessage](p, `(async () => {
+		const r = await app.client.getStats("publisher");
+		const out = [];
+		r.forEach(s => { if (s.type === "outbound-rtp" && s.kind === "video") out.push({ rid: s.rid, w: s.frameWidth || 0, h: s.frameHeight || 0, frames: s.framesEncoded || 0, limit: s.qualityLimitationReason }); });
+		return out.sort((a, b) => String(a.rid).localeCompare(String(b.rid)));
+	})()`)
+	if err != nil {
+		t.Fatalf("%s: publisher stats: %v", p.name, err)
+	}
+	return string(out)
+}
+
+// received is the viewer's decoded size of identity's video and its frames.
+func received(t *testing.T, p *page, identity string) (w, h, frames int) {
+	t.Helper()
+	out, err := eval[[]int](p, fmt.Sprintf(`(async () => {
+		const s = (await app.client.videoStats()).find(x => x.participant === %q);
+		return s ? [s.frameWidth, s.frameHeight, s.framesDecoded] : [0, 0, 0];
+	})()`, identity))
+	if err != nil || len(out) != 3 {
+		t.Fatalf("%s: video stats: %v", p.name, err)
+	}
+	return out[0], out[1], out[2]
+}
+
+// Simulcast from the studio (protocol 1.1 §3): a 1280x720 camera is sent
+// as three layers (rids q, h, f at 1/4, 1/2 and full size); the track
+// object lists them. A viewer asks for at most 320 pixels wide through
+// the SDK (track.settings maxWidth): it gets the low layer (track.layer
+// low, 320x180 decoded, the tile's badge "LD") and keeps playing; asking
+// for no limit again brings a larger layer back.
+func TestBrowserSimulcastLayers(t *testing.T) {
+	st := newStack(t)
+	b := newBrowser(t)
+	host := goLive(t, b, st, "studio", "alice", "show")
+	rids, err := eval[[]string](host, `app.client._pub.getSenders().find(s => s.track && s.track.kind === "video").getParameters().encodings.map(e => e.rid)`)
+	if err != nil || fmt.Sprint(rids) != "[q h f]" {
+		t.Fatalf("the studio's video encodings: %v, %v; want rids q, h, f (simulcast)", rids, err)
+	}
+	size, _ := eval[[]int](host, `(() => { const s = app.preview.getVideoTracks()[0].getSettings(); return [s.width, s.height] })()`)
+	t.Logf("camera %v; sending %s", size, sentLayers(t, host))
+
+	viewer := b.open("watch", st.URL+"/watch?room=show&identity=bob")
+	viewer.waitDecoding("alice", 10*time.Second)
+	viewer.waitFor("the track's layers", `(() => { const t = [...app.client.tracks.values()].find(t => t.kind === "video");
+		return t && Array.isArray(t.layers) && t.layers.map(l => l.rid).join() === "q,h,f" })()`, 10*time.Second)
+	// The page would ask by its tile's size: the test asks instead.
+	viewer.must(`app.tiles.adaptive = false`)
+	trackID, _ := eval[string](viewer, `[...app.client.tracks.values()].find(t => t.kind === "video").id`)
+
+	if _, err := eval[json.RawMessage](viewer, `app.client.setTrackSettings(`+jsString(trackID)+`, { maxWidth: 320 })`); err != nil {
+		t.Fatalf("track.settings maxWidth 320: %v", err)
+	}
+	viewer.waitFor("track.layer low", `app.client.trackLayers.get(`+jsString(trackID)+`)?.quality === "low"`, 15*time.Second)
+	viewer.waitFor("320x180 decoded", `await (async () => { const s = (await app.client.videoStats()).find(x => x.participant === "alice");
+		return s && s.frameWidth === 320 && s.frameHeight === 180 })()`, 10*time.Second)
+	keepsPlaying(t, viewer, "alice", 3*time.Second)
+	viewer.waitFor(`the tile's "LD" badge`, `document.querySelector('`+tile("alice", "host")+`').dataset.quality === "LD"`, 3*time.Second)
+	viewer.snapshot("watch-low-layer")
+
+	if _, err := eval[json.RawMessage](viewer, `app.client.setTrackSettings(`+jsString(trackID)+`, { maxWidth: 0 })`); err != nil {
+		t.Fatalf("track.settings maxWidth 0: %v", err)
+	}
+	viewer.waitFor("a larger layer again", `await (async () => { const s = (await app.client.videoStats()).find(x => x.participant === "alice");
+		return s && s.frameHeight > 180 })()`, 15*time.Second)
+	keepsPlaying(t, viewer, "alice", 3*time.Second)
+	w, h, _ := received(t, viewer, "alice")
+	layer, _ := eval[string](viewer, `JSON.stringify(app.client.trackLayers.get(`+jsString(trackID)+`))`)
+	t.Logf("back to %dx%d (layer %s); the studio sends %s", w, h, layer, sentLayers(t, host))
+}
+
+// keepsPlaying checks that p goes on decoding identity's video: at least
+// 10 new frames within d (the fake camera sends ~20 a second; a loaded
+// machine's decoder may lag a little, never stop).
+func keepsPlaying(t *testing.T, p *page, identity string, d time.Duration) {
+	t.Helper()
+	_, _, before := received(t, p, identity)
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		if _, _, n := received(t, p, identity); n-before >= 10 {
+			return
+		}
+	}
+	_, _, after := received(t, p, identity)
+	t.Fatalf("%s: %s's video stalled: %d frames decoded in %v", p.name, identity, after-before, d)
+}
