@@ -126,11 +126,14 @@ func nextEstimate(s bweState, x bweSample) bweState {
 		if x.At-s.LastDecrease < int64(decreaseInterval) && s.LastDecrease != 0 {
 			break
 		}
-		base := s.Delivered
-		if base == 0 || base > s.Estimate {
-			base = s.Estimate
+		// GCC's A = beta * R: 85% of what the link delivers, never
+		// above the estimate (and never compounding: a second cut
+		// while the queue drains lands on the same value).
+		cut := int(float64(s.Estimate) * decreaseFactor)
+		if s.Delivered > 0 {
+			cut = min(s.Estimate, int(float64(s.Delivered)*decreaseFactor))
 		}
-		s.Estimate = max(int(float64(base)*decreaseFactor), minEstimate)
+		s.Estimate = max(cut, minEstimate)
 		s.LastDecrease = x.At
 	case s.Loss > lossLow:
 		// hold
