@@ -325,6 +325,7 @@ type viewerLayers struct {
 	FreezeAfterSettle *float64        `json:"freeze_after_settle_ratio"`
 	Timeline          []timelineEntry `json:"timeline"`
 	Sizes             []sizeEntry     `json:"sizes"`
+	Freezes           [][2]float64    `json:"freezes"` // the window's freezes, [from, to) ms
 }
 
 type timelineEntry struct {
@@ -398,6 +399,9 @@ func computeLayers(evs []layerEvent, sizes []sizeEvent, freezes [][2]int64, ws, 
 	}
 	for _, s := range sizes {
 		vl.Sizes = append(vl.Sizes, sizeEntry{TMS: ms(s.AtNS - ws), Width: s.Width, Height: s.Height})
+	}
+	for _, f := range freezes {
+		vl.Freezes = append(vl.Freezes, [2]float64{ms(f[0] - ws), ms(f[1] - ws)})
 	}
 	return vl
 }
