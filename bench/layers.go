@@ -331,6 +331,7 @@ type viewerLayers struct {
 type timelineEntry struct {
 	TMS     float64 `json:"t_ms"`
 	Quality string  `json:"quality,omitempty"`
+	RID     string  `json:"rid,omitempty"`
 	Paused  bool    `json:"paused"`
 	Reason  string  `json:"reason,omitempty"`
 }
@@ -395,7 +396,7 @@ func computeLayers(evs []layerEvent, sizes []sizeEvent, freezes [][2]int64, ws, 
 	vl.FreezeOutPause = ms(minusSpans(freezes, paused))
 	vl.Switches = switches(evs, ws, we)
 	for _, e := range evs {
-		vl.Timeline = append(vl.Timeline, timelineEntry{TMS: ms(e.AtNS - ws), Quality: e.Quality, Paused: e.Paused, Reason: e.Reason})
+		vl.Timeline = append(vl.Timeline, timelineEntry{TMS: ms(e.AtNS - ws), Quality: e.Quality, RID: e.RID, Paused: e.Paused, Reason: e.Reason})
 	}
 	for _, s := range sizes {
 		vl.Sizes = append(vl.Sizes, sizeEntry{TMS: ms(s.AtNS - ws), Width: s.Width, Height: s.Height})
