@@ -29,6 +29,10 @@ func TestBrowserStudioReloadResumes(t *testing.T) {
 	host.waitFor("the studio live again", `app.resumeFellBack || (app.client && app.client.resumed === true && app.client.connectionState === "connected" &&
 		document.getElementById("status").dataset.status === "live" && !document.getElementById("end-stream").disabled)`, 15*time.Second)
 	if fell, _ := eval[string](host, `app.resumeFellBack || ""`); fell != "" {
+		// Whatever the server does, the show goes on: live again, and played.
+		host.waitFor("the studio live afresh", `app.client.connectionState === "connected" && document.getElementById("status").dataset.status === "live"`, 15*time.Second)
+		viewer.waitFor("alice's tile", `document.querySelector('`+tile("alice", "host")+` video')?.videoWidth > 0`, 15*time.Second)
+		viewer.waitDecoding("alice", 15*time.Second)
 		// The page did its part (resume: true); the server must then take
 		// the reloaded page's new PeerConnections for the held session.
 		t.Skipf("the server resumed the session but refused the reloaded page's new PeerConnection (%s): "+
@@ -51,4 +55,24 @@ func TestBrowserStudioReloadResumes(t *testing.T) {
 		t.Errorf("the viewer's tile of alice was replaced during the reload")
 	}
 	viewer.snapshot("watch-after-reload")
+}
+
+// A viewer's reload never leaves it without video: its page resumes the
+// session it kept (protocol 1.1), or, when the media does not come back
+// to the reloaded page's new PeerConnection in time, starts afresh; either
+// way alice's video plays again within seconds.
+func TestBrowserWatchReload(t *testing.T) {
+	st := newStack(t)
+	b := newBrowser(t)
+	goLive(t, b, st, "studio", "alice", "show")
+	viewer := b.open("watch", st.URL+"/watch?room=show&identity=bob")
+	viewer.waitDecoding("alice", 10*time.Second)
+	session, _ := eval[string](viewer, `app.client.sessionId`)
+	viewer.must(`location.reload()`)
+	time.Sleep(500 * time.Millisecond)
+	viewer.waitFor("alice's video after the reload", `document.querySelector('`+tile("alice", "host")+` video')?.videoWidth > 0`, 15*time.Second)
+	viewer.waitDecoding("alice", 15*time.Second)
+	how, _ := eval[string](viewer, `JSON.stringify({ resumed: app.client.resumed, sessionId: app.client.sessionId })`)
+	t.Logf("after the reload (session before: %s): %s", session, how)
+	viewer.waitFor("no reconnect notice left", `!document.getElementById("notice").dataset.reconnecting`, 5*time.Second)
 }
