@@ -68,6 +68,12 @@ type Options struct {
 	RoomCreateRate int
 	// MaxSocketsPerIdentity caps one identity's open WebSockets (0: none).
 	MaxSocketsPerIdentity int
+
+	// TCPListener, when set, carries passive ICE-TCP (--tcp-port); the
+	// App closes it. TURN, when set, runs the embedded TURN server
+	// (traversal.go).
+	TCPListener net.Listener
+	TURN        *TURNOptions
 }
 
 // App is a running server, without its listeners.
@@ -121,11 +127,26 @@ func New(o Options) (a *App, err error) {
 	if ua, ok := o.UDPConn.LocalAddr().(*net.UDPAddr); ok && ua.IP.IsLoopback() {
 		loopback = true
 	}
-	api, mux, err := sfu.NewAPI(sfu.MediaConfig{
-		UDPConn: o.UDPConn, ICELoopback: loopback, LoopbackOnly: o.LoopbackOnly, PublicIP: o.PublicIP,
-		NoBatch: o.NoUDPBatch,
-	})
+	turn, err := startTURN(o, loopback, a.Metrics)
 	if err != nil {
+		if o.TCPListener != nil {
+			_ = o.TCPListener.Close()
+		}
+		return nil, err
+	}
+	mc := sfu.MediaConfig{
+		UDPConn: o.UDPConn, ICELoopback: loopback, LoopbackOnly: o.LoopbackOnly, PublicIP: o.PublicIP,
+		NoBatch: o.NoUDPBatch, TCPListener: o.TCPListener,
+	}
+	if turn != nil {
+		a.closers = append(a.closers, turn)
+		mc.RelayTransport = turn.TransportOf
+	}
+	api, mux, err := sfu.NewAPI(mc)
+	if err != nil {
+		if o.TCPListener != nil {
+			_ = o.TCPListener.Close()
+		}
 		return nil, err
 	}
 	a.closers = append(a.closers, mux)
@@ -174,6 +195,7 @@ func New(o Options) (a *App, err error) {
 		Tokens: a.Tokens, Metrics: a.Metrics, Logger: o.Logger,
 		AllowedOrigins: o.AllowedOrigins, AnyOrigin: o.Dev,
 		MaxSocketsPerIdentity: o.MaxSocketsPerIdentity,
+		ICEServers:            iceServersFor(turn, o.ReconnectGrace),
 	}
 	if cl != nil {
 		pl := placement{cl: cl, log: o.Logger}

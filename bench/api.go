@@ -2,9 +2,9 @@ package bench
 
 // The webrtc.API shared by every viewer: the client's codecs, and only the
 // interceptors a receiving browser really runs per packet (NACK generator,
-// receiver reports). pion's default set adds a stats interceptor and TWCC,
-// which cost CPU on every packet and would make the bench, not the server,
-// what a small machine measures.
+// receiver reports, transport-wide congestion control feedback). pion's
+// default set adds a stats interceptor, which costs CPU on every packet and
+// would make the bench, not the server, what a small machine measures.
 //
 // Two settings make the viewers behave like libwebrtc rather than like
 // pion's defaults, which would otherwise turn one lost packet into a NACK
@@ -46,6 +46,15 @@ func newViewerAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 		return nil, err
 	}
 	reg.Add(rr)
+
+	// Transport-wide congestion control feedback (what Chromium sends):
+	// the server's per-viewer bandwidth estimate, which chooses a
+	// simulcast layer and pauses a viewer whose link carries none, is made
+	// from it. It marks the extension and the rtcp-fb as supported, so
+	// the server (if it offers them) gets a feedback report every 100 ms.
+	if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
+		return nil, err
+	}
 
 	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil

@@ -35,6 +35,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/relaysfu/relayd/client"
 )
 
 //go:embed clip.ivf
@@ -177,19 +179,32 @@ func (t *clipTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 // HandleRTCP counts the feedback and turns a PLI or FIR on the video into a
 // keyframe on the next frame.
 func (t *clipTrack) HandleRTCP(pkts []rtcp.Packet) {
-	fb := &t.p.fb
+	if t.p.fb.count(pkts, t.video, t.ssrc.Load()) && t.video {
+		t.p.keyframeWanted.Store(true)
+	}
+}
+
+// layerFeedback counts the feedback of one simulcast layer (whose
+// client.LayerTrack turns a PLI into its own keyframe request). ssrc is set
+// once the layer is negotiated.
+type layerFeedback struct {
+	fb   *feedback
+	ssrc atomic.Uint32
+}
+
+func (l *layerFeedback) HandleRTCP(pkts []rtcp.Packet) { l.fb.count(pkts, true, l.ssrc.Load()) }
+
+// count counts pkts; video reports are those about ssrc. It reports
+// whether a PLI or FIR was among them.
+func (fb *feedback) count(pkts []rtcp.Packet, video bool, ssrc uint32) (keyframe bool) {
 	for _, pkt := range pkts {
 		switch p := pkt.(type) {
 		case *rtcp.PictureLossIndication:
 			fb.plis.Add(1)
-			if t.video {
-				t.p.keyframeWanted.Store(true)
-			}
+			keyframe = true
 		case *rtcp.FullIntraRequest:
 			fb.firs.Add(1)
-			if t.video {
-				t.p.keyframeWanted.Store(true)
-			}
+			keyframe = true
 		case *rtcp.TransportLayerNack:
 			fb.nackPackets.Add(1)
 			for _, pair := range p.Nacks {
@@ -201,20 +216,20 @@ func (t *clipTrack) HandleRTCP(pkts []rtcp.Packet) {
 		case *rtcp.TransportLayerCC:
 			fb.twcc.Add(1)
 		case *rtcp.ReceiverReport:
-			t.receptionReports(p.Reports)
+			fb.receptionReports(p.Reports, video, ssrc)
 		case *rtcp.SenderReport:
-			t.receptionReports(p.Reports)
+			fb.receptionReports(p.Reports, video, ssrc)
 		}
 	}
+	return keyframe
 }
 
-func (t *clipTrack) receptionReports(rs []rtcp.ReceptionReport) {
-	if !t.video {
+func (fb *feedback) receptionReports(rs []rtcp.ReceptionReport, video bool, ssrc uint32) {
+	if !video {
 		return
 	}
-	fb := &t.p.fb
 	for _, r := range rs {
-		if r.SSRC != t.ssrc.Load() {
+		if r.SSRC != ssrc || ssrc == 0 {
 			continue
 		}
 		fb.rrs.Add(1)
@@ -228,14 +243,44 @@ func (t *clipTrack) receptionReports(rs []rtcp.ReceptionReport) {
 	}
 }
 
+// clipLayer is one encoded video stream of a clipPublisher: its only one,
+// or one simulcast layer (simulcast.go) with a clip of its own size.
+type clipLayer struct {
+	rid     string // "" without simulcast
+	clip    *ivfClip
+	bitrate int
+	write   func(*rtp.Packet) error
+	// active reports whether the server needs the layer (publisher.layers);
+	// nil: always. keyWanted reports (and clears) a keyframe request.
+	active    func() bool
+	keyWanted func() bool
+	fb        *layerFeedback // simulcast: its RTCP counts
+
+	packets, winPackets   atomic.Int64
+	winKeyframes, winKeyR atomic.Int64
+	winActiveNS           atomic.Int64 // time of the window it was active (sent), up to activeSince
+	activeSince           atomic.Int64 // UnixNano it became active; 0 while inactive
+
+	// owned by videoLoop
+	seq       uint16
+	ts0       uint32
+	picID     uint16
+	lastKey   time.Time
+	next      int
+	wasActive bool
+}
+
 // clipPublisher sends the clip as VP8 (and Opus, unless audio is off) on
 // two tracks, counting what it sends by send time (window) and the feedback
-// it receives. Its goroutines (one per track) run between start and stop.
+// it receives. With simulcast its video is three layers of three clips
+// (simulcast.go). Its goroutines (one per track) run between start and
+// stop.
 type clipPublisher struct {
-	clip         *ivfClip
-	fps, bitrate int
+	fps          int
 	win          *window
-	video, audio *clipTrack
+	video, audio *clipTrack             // video: nil with simulcast
+	sim          *client.SimulcastTrack // nil without
+	layers       []*clipLayer
 
 	keyframeWanted atomic.Bool
 	fb             feedback
@@ -257,25 +302,43 @@ func newClipPublisher(streamID string, fps, bitrate int, audio bool, w *window) 
 	if err != nil {
 		return nil, err
 	}
-	p := &clipPublisher{clip: clip, fps: fps, bitrate: bitrate, win: w, stopc: make(chan struct{})}
+	p := &clipPublisher{fps: fps, win: w, stopc: make(chan struct{})}
 	vt, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", streamID)
 	if err != nil {
 		return nil, err
 	}
 	p.video = &clipTrack{TrackLocalStaticRTP: vt, p: p, video: true}
-	if audio {
-		at, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", streamID)
-		if err != nil {
-			return nil, err
-		}
-		p.audio = &clipTrack{TrackLocalStaticRTP: at, p: p}
+	p.layers = []*clipLayer{{
+		clip: clip, bitrate: bitrate, write: p.video.WriteRTP,
+		keyWanted: func() bool { return p.keyframeWanted.Swap(false) },
+	}}
+	if err := p.addAudio(streamID, audio); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
 
-// tracks are the tracks to publish, video first.
+func (p *clipPublisher) addAudio(streamID string, audio bool) error {
+	if !audio {
+		return nil
+	}
+	at, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", streamID)
+	if err != nil {
+		return err
+	}
+	p.audio = &clipTrack{TrackLocalStaticRTP: at, p: p}
+	return nil
+}
+
+// tracks are the tracks to publish, video first (with simulcast: every
+// layer, lowest first).
 func (p *clipPublisher) tracks() []webrtc.TrackLocal {
-	out := []webrtc.TrackLocal{p.video}
+	var out []webrtc.TrackLocal
+	if p.sim != nil {
+		out = p.sim.Tracks()
+	} else {
+		out = []webrtc.TrackLocal{p.video}
+	}
 	if p.audio != nil {
 		out = append(out, p.audio)
 	}
@@ -309,56 +372,114 @@ func (p *clipPublisher) stop() {
 func (p *clipPublisher) videoLoop() {
 	tick := time.NewTicker(time.Second / time.Duration(p.fps))
 	defer tick.Stop()
-	delta, key := clipFrameSizes(p.bitrate, p.fps)
-	seq := uint16(rand.Uint32())
-	ts0 := rand.Uint32()
-	picID := uint16(rand.Uint32()) & 0x7fff
 	start := time.Now()
-	var lastKey time.Time
-	next := 0 // index of the next clip frame
+	for _, l := range p.layers {
+		l.seq, l.ts0, l.picID = uint16(rand.Uint32()), rand.Uint32(), uint16(rand.Uint32())&0x7fff
+	}
 	pkt := &rtp.Packet{Header: rtp.Header{Version: 2}}
 	var payloads [][]byte
 	for {
 		now := time.Now()
-		requested := p.keyframeWanted.Swap(false)
-		isKey := lastKey.IsZero() || requested || now.Sub(lastKey) >= clipKeyInterval || next >= len(p.clip.frames)
-		size := delta
-		if isKey {
-			next, size, lastKey = 0, key, now
-			p.keyframes.Add(1)
-			if requested {
-				p.keyOnRequest.Add(1)
-			}
-		}
-		stamp := now.UnixNano()
-		if isKey && p.win.contains(stamp) {
-			p.winKeyframes.Add(1)
-			if requested {
-				p.winKeyOnReq.Add(1)
-			}
-		}
-		payloads = packetize(payloads[:0], p.clip.frames[next], size, picID, stamp)
-		next++
-		picID = (picID + 1) & 0x7fff
-		pkt.Timestamp = ts0 + uint32(now.Sub(start)*90000/time.Second)
-		for i, b := range payloads {
-			pkt.SequenceNumber = seq
-			pkt.Marker = i == len(payloads)-1
-			pkt.Payload = b
-			seq++
-			_ = p.video.WriteRTP(pkt) // an error: a binding whose PeerConnection went away
-			p.sent.Add(1)
-			p.sentVideo.Add(1)
-			if p.win.contains(stamp) {
-				p.winVideo.Add(1)
-			}
+		for _, l := range p.layers {
+			payloads = p.sendFrame(l, pkt, payloads[:0], now, start)
 		}
 		select {
 		case <-p.stopc:
+			p.closeActive(time.Now())
 			return
 		case <-tick.C:
 		}
 	}
+}
+
+// sendFrame sends the layer's next frame (a keyframe on request, every
+// clipKeyInterval, at the clip's end and when the layer comes back), or
+// nothing while the layer is not needed.
+func (p *clipPublisher) sendFrame(l *clipLayer, pkt *rtp.Packet, payloads [][]byte, now, start time.Time) [][]byte {
+	active := l.active == nil || l.active()
+	p.trackActive(l, active, now)
+	if !active {
+		l.keyWanted() // a request for a stopped layer is moot
+		return payloads
+	}
+	delta, key := clipFrameSizes(l.bitrate, p.fps)
+	requested := l.keyWanted()
+	isKey := l.lastKey.IsZero() || requested || now.Sub(l.lastKey) >= clipKeyInterval || l.next >= len(l.clip.frames)
+	size := delta
+	stamp := now.UnixNano()
+	inWin := p.win.contains(stamp)
+	if isKey {
+		l.next, size, l.lastKey = 0, key, now
+		p.keyframes.Add(1)
+		if requested {
+			p.keyOnRequest.Add(1)
+		}
+		if inWin {
+			p.winKeyframes.Add(1)
+			l.winKeyframes.Add(1)
+			if requested {
+				p.winKeyOnReq.Add(1)
+				l.winKeyR.Add(1)
+			}
+		}
+	}
+	payloads = packetize(payloads, l.clip.frames[l.next], size, l.picID, stamp)
+	l.next++
+	l.picID = (l.picID + 1) & 0x7fff
+	pkt.Timestamp = l.ts0 + uint32(now.Sub(start)*90000/time.Second)
+	for i, b := range payloads {
+		pkt.SequenceNumber = l.seq
+		pkt.Marker = i == len(payloads)-1
+		pkt.Payload = b
+		pkt.Extensions, pkt.Extension = nil, false
+		l.seq++
+		_ = l.write(pkt) // an error: a binding whose PeerConnection went away
+		p.sent.Add(1)
+		p.sentVideo.Add(1)
+		l.packets.Add(1)
+		if inWin {
+			p.winVideo.Add(1)
+			l.winPackets.Add(1)
+		}
+	}
+	return payloads
+}
+
+// trackActive accounts for the time of the window the layer was sent.
+func (p *clipPublisher) trackActive(l *clipLayer, active bool, now time.Time) {
+	ns := now.UnixNano()
+	switch {
+	case active && !l.wasActive:
+		l.wasActive = true
+		l.activeSince.Store(ns)
+		l.lastKey = time.Time{} // back: start with a keyframe
+	case !active && l.wasActive:
+		l.wasActive = false
+		l.winActiveNS.Add(overlapNS(l.activeSince.Swap(0), ns, p.win))
+	}
+}
+
+// activeInWindow is the time of the window the layer was sent, as seen at
+// now.
+func (l *clipLayer) activeInWindow(now int64, w *window) time.Duration {
+	d := l.winActiveNS.Load()
+	if since := l.activeSince.Load(); since != 0 {
+		d += overlapNS(since, now, w)
+	}
+	return time.Duration(d)
+}
+
+// closeActive ends the layers' active spans at the loop's end.
+func (p *clipPublisher) closeActive(now time.Time) {
+	for _, l := range p.layers {
+		p.trackActive(l, false, now)
+	}
+}
+
+// overlapNS is how much of [from, to) lies in the window.
+func overlapNS(from, to int64, w *window) int64 {
+	ws, we := w.start.Load(), w.end.Load()
+	return max(0, min(to, we)-max(from, ws))
 }
 
 func (p *clipPublisher) audioLoop() {

@@ -119,6 +119,7 @@ func TestClipToViewer(t *testing.T) {
 	// 60 frames (2 s), then a keyframe and 60 more; packet 3 of frame 10
 	// is lost: frames 10-59 are not shown (1.67 s frozen), 60 on are.
 	lost := false
+	sent := 0
 	for i := 0; i < 120; i++ {
 		idx, size := i%60, delta
 		if idx == 0 {
@@ -129,6 +130,7 @@ func TestClipToViewer(t *testing.T) {
 		for j, p := range ps {
 			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq, Timestamp: uint32(i * 3000), SSRC: 7, Marker: j == len(ps)-1}, Payload: p}
 			seq++
+			sent++
 			if i == 10 && j == 3 {
 				lost = true
 				continue
@@ -159,5 +161,71 @@ func TestClipToViewer(t *testing.T) {
 	}
 	if tr.noStamp.Load() != 0 {
 		t.Errorf("%d packets without a stamp", tr.noStamp.Load())
+	}
+	// The keyframes' size, the freezes as spans, the sequence span.
+	if len(tr.sizes) != 1 || tr.sizes[0].Width != 640 || tr.sizes[0].Height != 480 {
+		t.Errorf("keyframe sizes %+v, want one change to 640x480", tr.sizes)
+	}
+	if spans := tr.freezeSpansIn(frameAt(120).UnixNano(), w.start.Load(), frameAt(120).UnixNano()); spanSum(spans) != int64(freeze) {
+		t.Errorf("freeze spans %v sum to %v, freezeIn %v", spans, time.Duration(spanSum(spans)), freeze)
+	}
+	if got := tr.winSpan(); got != uint64(sent) {
+		t.Errorf("sequence span %d, want the %d packets sent (one lost)", got, sent)
+	}
+}
+
+// TestClipLayerActive: a simulcast layer the server does not need sends
+// nothing, and starts again with a keyframe; its active time is counted.
+func TestClipLayerActive(t *testing.T) {
+	clip, _ := parseIVF(clipQ)
+	w := &window{}
+	now := time.Now()
+	w.start.Store(now.UnixNano())
+	w.end.Store(now.Add(time.Hour).UnixNano())
+	var active, wanted bool
+	var keys, packets int
+	l := &clipLayer{rid: "q", clip: clip, bitrate: 150_000,
+		write: func(p *rtp.Packet) error {
+			packets++
+			if start, key := vp8Start(p.Payload); start && key {
+				keys++
+			}
+			return nil
+		},
+		active:    func() bool { return active },
+		keyWanted: func() bool { k := wanted; wanted = false; return k },
+	}
+	p := &clipPublisher{fps: 30, win: w, layers: []*clipLayer{l}}
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2}}
+	frame := func(i int) { p.sendFrame(l, pkt, nil, now.Add(time.Duration(i)*time.Second/30), now) }
+
+	wanted = true
+	frame(0)
+	if packets != 0 || wanted {
+		t.Fatalf("an inactive layer sent %d packets (or kept its keyframe request)", packets)
+	}
+	active = true
+	for i := 1; i <= 10; i++ {
+		frame(i)
+	}
+	if keys != 1 || packets == 0 {
+		t.Fatalf("%d keyframes in 10 frames after coming back, want the first only", keys)
+	}
+	active = false
+	frame(11)
+	active = true
+	frame(12)
+	if keys != 2 {
+		t.Fatalf("no keyframe when the layer came back (%d)", keys)
+	}
+	wanted = true
+	frame(13)
+	if keys != 3 || l.winKeyR.Load() != 1 {
+		t.Fatalf("a keyframe request gave %d keyframes, %d on request", keys, l.winKeyR.Load())
+	}
+	// active from frame 1 to 11 and from 12 on
+	want := 10*time.Second/30 + time.Second/30
+	if got := l.activeInWindow(now.Add(13*time.Second/30).UnixNano(), w); got != want {
+		t.Fatalf("active %v, want %v", got, want)
 	}
 }

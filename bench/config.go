@@ -49,6 +49,14 @@ type Config struct {
 	BrowserViewer     string        // --browser-viewer PROFILE: one Chromium viewer behind it ("none": a perfect link)
 	Chromium          string        // the browser binary (default: chromium in PATH)
 	FirstFrameTimeout time.Duration // lab: a viewer without a frame this long after its dial failed to join
+	// Simulcast (lab): the publisher sends one simulcast layer per
+	// LayerBitrates rate (default DefaultLayerBitrates) and the viewers
+	// join as 1.1 sessions, whose layers the report follows (simulcast.go).
+	Simulcast     bool
+	LayerBitrates []int
+	// Nodes (lab): 2 runs two relayd nodes on one Redis, the relay
+	// destination room (--relays 1) on the second (labnodes.go).
+	Nodes int
 
 	JSON    string // write the report here
 	Command string // the command line, recorded in the report
@@ -122,7 +130,7 @@ func (c *Config) normalize() error {
 		return errors.New("--rooms and --publishers must be at least 1")
 	case c.Viewers < 0 || c.Cohosts < 0 || c.Relays < 0 || c.Churn < 0:
 		return errors.New("--viewers, --cohosts, --relays and --churn cannot be negative")
-	case c.Relays > 0 && c.Relays >= c.Rooms:
+	case c.Relays > 0 && c.Relays >= c.Rooms && !c.LabMode():
 		return fmt.Errorf("--relays %d needs at least %d rooms (each room's host relays into %d other rooms)", c.Relays, c.Relays+1, c.Relays)
 	case c.Duration < time.Second:
 		return errors.New("--duration must be at least 1s")
@@ -134,6 +142,17 @@ func (c *Config) normalize() error {
 		return errors.New("--ramp-step must be at least 1")
 	case c.JoinConcurrency < 1:
 		return errors.New("--join-concurrency must be at least 1")
+	}
+	if c.Simulcast && len(c.LayerBitrates) == 0 {
+		c.LayerBitrates = DefaultLayerBitrates
+	}
+	switch {
+	case c.Nodes > 1 && !c.LabMode():
+		return errors.New("--nodes runs in the network lab (--lab, --viewer-net or --simulcast)")
+	case len(c.LayerBitrates) > 0 && !c.Simulcast:
+		return errors.New("--layer-bitrates needs --simulcast")
+	case len(c.LayerBitrates) > len(simulcastRIDs):
+		return fmt.Errorf("at most %d simulcast layers", len(simulcastRIDs))
 	}
 	if c.LabMode() {
 		return c.checkLab()

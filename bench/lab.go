@@ -45,10 +45,16 @@ import (
 type ViewerNet struct {
 	Viewers int
 	Profile netlab.Profile
+	// Transport forces the group's viewers onto "udp", "tcp" (ICE-TCP)
+	// or "turn-udp", "turn-tcp", "turn-tls" (labtransport.go); "": UDP.
+	Transport string
+	Timing    // at=, lift=, dest (labnet.go)
 }
 
 // ParseViewerNet reads "N:PROFILE", e.g. "20:cap=600kbit,loss=2%" or
-// "10:udp=blocked" (PROFILE as netlab.ParseProfile reads it).
+// "10:udp=blocked,transport=tcp" (PROFILE as netlab.ParseProfile reads
+// it, plus the bench's own keys: transport=, labtransport.go, and at=D,
+// lift=D and dest, see Timing).
 func ParseViewerNet(s string) (ViewerNet, error) {
 	ns, prof, ok := strings.Cut(s, ":")
 	if !ok {
@@ -58,16 +64,20 @@ func ParseViewerNet(s string) (ViewerNet, error) {
 	if err != nil || n < 1 {
 		return ViewerNet{}, fmt.Errorf("--viewer-net %q: %q is not a number of viewers (1 or more)", s, ns)
 	}
-	p, err := netlab.ParseProfile(prof)
+	prof, tm, err := parseTiming(prof)
 	if err != nil {
 		return ViewerNet{}, fmt.Errorf("--viewer-net %q: %w", s, err)
 	}
-	return ViewerNet{Viewers: n, Profile: p}, nil
+	p, transport, err := splitLabNet(prof)
+	if err != nil {
+		return ViewerNet{}, fmt.Errorf("--viewer-net %q: %w", s, err)
+	}
+	return ViewerNet{Viewers: n, Profile: p, Transport: transport, Timing: tm}, nil
 }
 
 // LabMode reports whether the run happens in the network lab.
 func (c *Config) LabMode() bool {
-	return c.Lab || len(c.ViewerNets) > 0 || c.PublisherNet != "" || c.BrowserViewer != ""
+	return c.Lab || len(c.ViewerNets) > 0 || c.PublisherNet != "" || c.BrowserViewer != "" || c.Simulcast
 }
 
 // checkLab checks what a lab run supports: one room, one publisher, a
@@ -77,8 +87,10 @@ func (c *Config) checkLab() error {
 	switch {
 	case c.URL != "":
 		return errors.New("the network lab needs --spawn: the server runs inside the lab (--url reaches a server outside it)")
-	case c.Rooms != 1 || c.Publishers != 1 || c.Cohosts != 0 || c.Relays != 0:
-		return errors.New("the network lab runs one room with one publisher: --rooms, --publishers, --cohosts and --relays are not supported with it")
+	case c.Nodes > 2 || (c.Nodes == 2 && c.Relays != 1):
+		return errors.New("--nodes 2 (the lab's only cluster) needs --relays 1: the relay destination room is on the second node")
+	case c.Rooms != 1 || c.Publishers != 1 || c.Cohosts != 0 || c.Relays > 1:
+		return errors.New("the network lab runs one room with one publisher (and with --relays 1 its relay destination room): --rooms, --publishers, --cohosts and --relays above 1 are not supported with it")
 	case c.Churn != 0 || c.Ramp:
 		return errors.New("the network lab does not support --churn or --ramp")
 	case c.Viewers == 0 && len(c.ViewerNets) == 0 && c.BrowserViewer == "":
@@ -95,12 +107,15 @@ func (c *Config) checkLab() error {
 			return fmt.Errorf("the network lab gives each viewer a link of its own: at most %d viewers per group", netlab.MaxLinks)
 		}
 	}
-	if _, err := netlab.ParseProfile(c.PublisherNet); err != nil {
+	if _, _, err := splitLabNet(c.PublisherNet); err != nil {
 		return fmt.Errorf("--publisher-net: %w", err)
+	}
+	if err := c.checkTiming(); err != nil {
+		return err
 	}
 	if c.BrowserViewer != "" {
 		if _, err := netlab.ParseProfile(c.BrowserViewer); err != nil {
-			return fmt.Errorf("--browser-viewer: %w", err)
+			return fmt.Errorf("--browser-viewer (Chromium takes whatever path its network leaves: no transport=): %w", err)
 		}
 	}
 	return nil
@@ -125,8 +140,11 @@ type labGroup struct {
 	name    string
 	role    string // childPublisher, childViewers or childBrowser
 	profile netlab.Profile
-	ids     []string
-	client  *netlab.Client
+	// transport is forced on the group's Go participants (labtransport.go)
+	transport string
+	ids       []string
+	client    *netlab.Client
+	timing    Timing // viewer groups: at=, lift=, dest (labnet.go)
 
 	cmd    *exec.Cmd
 	cancel context.CancelFunc
@@ -178,6 +196,11 @@ func (g *labGroup) start(cfg childConfig) error {
 	}
 	// A race-enabled binary (the tests) sleeps a second at exit otherwise.
 	cmd.Env = append(cmd.Env, "GORACE=atexit_sleep_ms=0")
+	if cfg.CAFile != "" {
+		// The lab TURN server's certificate: Go's TLS trusts it (TURN
+		// over TLS, transport=turn-tls).
+		cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+cfg.CAFile)
+	}
 	g.log = &logTail{}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -254,7 +277,7 @@ func (g *labGroup) await(ctx context.Context, want string, timeout time.Duration
 			<-g.exited
 			return nil, g.failure("waiting for "+want, fmt.Errorf("%w (%v)", errNoReport, g.cmd.ProcessState))
 		case m.Type == "error":
-			return nil, g.failure("waiting for "+want, errors.New(m.Error))
+			return nil, g.failure("waiting for "+want, childError(m.Error))
 		case m.Type != want:
 			return nil, g.failure("waiting for "+want, fmt.Errorf("got %q", m.Type))
 		}
@@ -291,15 +314,22 @@ var errNoReport = errors.New("ended without a report")
 
 // labRun is one run's state in the parent.
 type labRun struct {
-	cfg    Config
-	prog   *progress
-	lab    *netlab.Lab
-	srv    *spawned
-	tgt    *target
-	room   string
-	pub    *labGroup
-	groups []*labGroup // viewer groups, healthy first
-	browse *labGroup
+	cfg   Config
+	prog  *progress
+	lab   *netlab.Lab
+	srv   *spawned
+	nodes labNodes // --nodes 2: the second node and Redis (labnodes.go)
+	// destOnNode2: with --nodes 2, the destination room was found on node 2
+	destOnNode2 bool
+	tgt         *target
+	room        string
+	pub         *labGroup
+	groups      []*labGroup // viewer groups, healthy first
+	browse      *labGroup
+	// turnDir holds the TURN server's certificate (caFile) and key;
+	// turnArgs are node 1's TURN flags (labtransport.go)
+	turnDir, caFile string
+	turnArgs        []string
 }
 
 // RunLab runs cfg in the network lab and returns its report (also printed
@@ -360,8 +390,8 @@ func RunLab(ctx context.Context, cfg Config, stdout, stderr io.Writer) (*LabRepo
 // every group is ready.
 func (lr *labRun) setup(ctx context.Context) error {
 	cfg := lr.cfg
-	pubNet, _ := netlab.ParseProfile(cfg.PublisherNet)
-	lr.pub = &labGroup{name: "publisher", role: childPublisher, profile: pubNet, ids: []string{lr.room + "-host"}}
+	pubNet, pubTransport, _ := splitLabNet(cfg.PublisherNet)
+	lr.pub = &labGroup{name: "publisher", role: childPublisher, profile: pubNet, transport: pubTransport, ids: []string{lr.room + "-host"}}
 	profiles := []netlab.Profile{pubNet}
 	specs := cfg.ViewerNets
 	if cfg.Viewers > 0 {
@@ -369,7 +399,10 @@ func (lr *labRun) setup(ctx context.Context) error {
 	}
 	names := map[string]int{}
 	for gi, vn := range specs {
-		name := vn.Profile.String()
+		name := labNetString(vn.Profile, vn.Transport)
+		if t := vn.Timing.String(); t != "" {
+			name += "," + t
+		}
 		if gi == 0 && cfg.Viewers > 0 {
 			name = "healthy"
 		}
@@ -377,12 +410,16 @@ func (lr *labRun) setup(ctx context.Context) error {
 		if k := names[name]; k > 1 {
 			name += "#" + strconv.Itoa(k)
 		}
-		g := &labGroup{name: name, role: childViewers, profile: vn.Profile}
+		g := &labGroup{name: name, role: childViewers, profile: vn.Profile, transport: vn.Transport, timing: vn.Timing}
 		for i := range vn.Viewers {
 			g.ids = append(g.ids, fmt.Sprintf("%s-g%d-v%d", lr.room, gi+1, i+1))
 		}
 		lr.groups = append(lr.groups, g)
-		profiles = append(profiles, vn.Profile)
+		if vn.At > 0 {
+			profiles = append(profiles, netlab.Profile{}) // perfect until at= (scheduleNets)
+		} else {
+			profiles = append(profiles, vn.Profile)
+		}
 	}
 	if cfg.BrowserViewer != "" {
 		p, _ := netlab.ParseProfile(cfg.BrowserViewer)
@@ -407,11 +444,18 @@ func (lr *labRun) setup(ctx context.Context) error {
 	}
 
 	lr.prog.setPhase("starting the server")
-	srv, err := spawnInLab(ctx, lab, cfg.Spawn, cfg.SpawnArgs)
+	if lr.turnDir, err = os.MkdirTemp("", "relaybench-turn-"); err != nil {
+		return err
+	}
+	turnArgs, caFile, err := labTURN(lr.turnDir)
 	if err != nil {
 		return err
 	}
-	lr.srv = srv
+	lr.caFile, lr.turnArgs = caFile, turnArgs
+	if err := lr.startNodes(ctx); err != nil { // labnodes.go
+		return err
+	}
+	srv := lr.srv
 	lr.tgt = &target{baseURL: srv.baseURL, mint: secretMinter{signaling.NewTokens([]byte(srv.secret))}, proc: srv, hc: labHTTPClient(lab)}
 
 	lr.prog.setPhase("publisher")
@@ -420,6 +464,12 @@ func (lr *labRun) setup(ctx context.Context) error {
 	}
 	if _, err := lr.pub.await(ctx, "ready", joinTimeout+labReadyMargin); err != nil {
 		return err
+	}
+	if cfg.Relays > 0 {
+		lr.prog.setPhase("relay into " + lr.destRoom())
+		if err := lr.startLabRelay(ctx); err != nil {
+			return err
+		}
 	}
 	lr.prog.setPhase("joining the viewers")
 	var waiting []*labGroup
@@ -454,14 +504,20 @@ func (lr *labRun) all() []*labGroup {
 // startChild mints the group's tokens (role "host" or "viewer") and starts
 // its child.
 func (lr *labRun) startChild(ctx context.Context, g *labGroup, role string) error {
+	room, base := lr.room, lr.srv.baseURL
+	if g.timing.Dest {
+		room, base = lr.destRoom(), lr.destURL()
+	}
 	cfg := childConfig{
-		Group: g.name, BaseURL: lr.srv.baseURL, Room: lr.room, Identities: g.ids,
+		Group: g.name, BaseURL: base, Room: room, Identities: g.ids,
 		VideoBitrate: lr.cfg.VideoBitrate, FPS: lr.cfg.FPS, Audio: lr.cfg.Audio,
 		JoinConcurrency: lr.cfg.JoinConcurrency, FirstFrameTimeout: int64(lr.cfg.FirstFrameTimeout),
-		Chromium: lr.cfg.Chromium,
+		Chromium: lr.cfg.Chromium, Transport: g.transport, CAFile: lr.caFile,
+		Simulcast: lr.cfg.Simulcast, LayerBitrates: lr.cfg.LayerBitrates,
+		AtNS: int64(g.timing.At), LiftNS: int64(g.timing.Lift),
 	}
 	for _, id := range g.ids {
-		tok, err := lr.tgt.mint.token(ctx, id, lr.room, role)
+		tok, err := lr.tgt.mint.token(ctx, id, room, role)
 		if err != nil {
 			return err
 		}
@@ -501,6 +557,9 @@ func (lr *labRun) measure(ctx context.Context) (*labWindow, error) {
 	w.mach0, w.bench0 = readMachineCPU(), lr.benchCPU()
 	w.srv0 = lr.tgt.sample(ctx)
 	lr.prog.window(w.start, lr.cfg.Duration)
+	if err := lr.scheduleNets(ctx, w.start); err != nil {
+		return nil, err
+	}
 	if err := sleepUntil(ctx, cmd.EndNS); err != nil {
 		return nil, err
 	}
@@ -550,6 +609,7 @@ func (lr *labRun) teardown() {
 		lr.srv.removeDir()
 		lr.srv = nil
 	}
+	lr.stopNodes() // labnodes.go: the second node and Redis
 	if lr.tgt != nil {
 		lr.tgt.hc.CloseIdleConnections()
 	}
@@ -558,6 +618,10 @@ func (lr *labRun) teardown() {
 			lr.prog.logf("removing the lab: %v", err)
 		}
 		lr.lab = nil
+	}
+	if lr.turnDir != "" {
+		_ = os.RemoveAll(lr.turnDir)
+		lr.turnDir = ""
 	}
 }
 
@@ -582,22 +646,26 @@ func labHTTPClient(lab *netlab.Lab) *http.Client {
 const labServerPort = 8800
 
 // spawnInLab starts relayd in the lab's server namespace on
-// 198.18.0.1:8800 (UDP media on 8801) with a fresh secret and data
-// directory, and waits until it is ready.
-func spawnInLab(ctx context.Context, lab *netlab.Lab, path string, extra []string) (*spawned, error) {
+// 198.18.0.1:port (UDP media on port+1) with a fresh data directory and
+// secret (or the given one: a cluster's nodes share it), and waits until
+// it is ready.
+func spawnInLab(ctx context.Context, lab *netlab.Lab, path string, extra []string, port int, secret string) (*spawned, error) {
 	bin, err := resolveBinary(path)
 	if err != nil {
 		return nil, err
 	}
 	host := netlab.ServerAddr().String()
-	s, err := newSpawned("http://" + host + ":" + strconv.Itoa(labServerPort))
+	s, err := newSpawned("http://" + host + ":" + strconv.Itoa(port))
 	if err != nil {
 		return nil, err
 	}
+	if secret != "" {
+		s.secret = secret
+	}
 	args := append([]string{
 		"--secret", s.secret,
-		"--listen", host + ":" + strconv.Itoa(labServerPort),
-		"--udp-port", strconv.Itoa(labServerPort + 1),
+		"--listen", host + ":" + strconv.Itoa(port),
+		"--udp-port", strconv.Itoa(port + 1),
 		"--data-dir", s.dataDir(),
 	}, extra...)
 	cmd := lab.Server().Command(context.Background(), bin, args...)

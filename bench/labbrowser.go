@@ -43,6 +43,9 @@ func browserFlags() []chromedp.ExecAllocatorOption {
 		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE "+netlab.ServerAddr().String()),
+		// The lab TURN server's certificate is made for the run (TURN
+		// over TLS on 443); nothing else is reached over TLS.
+		chromedp.Flag("ignore-certificate-errors", true),
 	}
 }
 
@@ -62,6 +65,21 @@ const statsJS = `(async () => {
 		"frameWidth", "frameHeight", "framesPerSecond"]) out[k] = v[k] || 0;
 	return JSON.stringify(out);
 })()`
+
+// transportJS reads how the page's media arrives, as its debug info shows
+// it (web/static/app.js transportOf): the tile grid's data-transport.
+const transportJS = `(() => { const n = document.querySelector("[data-transport]"); return n ? n.dataset.transport : ""; })()`
+
+// transport reads the page's transport ("" before it shows one).
+func (b *labBrowser) transport() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](transportJS))
+	if err != nil {
+		return ""
+	}
+	return s
+}
 
 // browserPoll is how often the first decoded frame is looked for.
 const browserPoll = 100 * time.Millisecond
@@ -197,6 +215,7 @@ func runBrowserChild(ctx context.Context, _ []string) error {
 			return err
 		}
 		s1, err1 := b.stats()
+		f.Transport = b.transport()
 		switch {
 		case s1 != nil && s0 != nil:
 			d := s1.delta(*s0)

@@ -154,21 +154,30 @@ func runPublisherChild(ctx context.Context, _ []string) error {
 			return err
 		}
 		var w window
-		p, err := newClipPublisher(cfg.Identities[0], cfg.FPS, cfg.VideoBitrate, cfg.Audio, &w)
+		var p *clipPublisher
+		if cfg.Simulcast {
+			p, err = newSimulcastClipPublisher(cfg.Identities[0], cfg.FPS, cfg.LayerBitrates, cfg.Audio, &w)
+		} else {
+			p, err = newClipPublisher(cfg.Identities[0], cfg.FPS, cfg.VideoBitrate, cfg.Audio, &w)
+		}
 		if err != nil {
 			return err
 		}
 		se := labSettingEngine(cfg.addr(0))
+		opts := client.Options{SettingEngine: &se, TrackReader: drainTrack, NetDialContext: dialFrom(cfg.addr(0))}
+		applyTransport(&se, &opts, cfg.Transport)
 		jctx, cancel := context.WithTimeout(ctx, joinTimeout)
-		c, err := client.Dial(jctx, cfg.BaseURL, cfg.Tokens[0], client.Options{
-			SettingEngine: &se, TrackReader: drainTrack, NetDialContext: dialFrom(cfg.addr(0)),
-		})
+		c, err := client.Dial(jctx, cfg.BaseURL, cfg.Tokens[0], opts)
 		if err != nil {
 			cancel()
 			return fmt.Errorf("publisher: %w", err)
 		}
 		defer c.Close()
-		_, err = c.Join(jctx)
+		if cfg.Simulcast { // 1.1: publisher.layers
+			_, err = c.JoinWith(jctx, client.JoinParams{Version: "1.1"})
+		} else {
+			_, err = c.Join(jctx)
+		}
 		if err == nil {
 			err = c.Publish(jctx, p.tracks()...)
 		}
@@ -178,6 +187,12 @@ func runPublisherChild(ctx context.Context, _ []string) error {
 		}
 		p.start()
 		defer p.stop()
+		if cfg.Simulcast {
+			if err := awaitSimulcast(ctx, c, cfg.Identities[0]); err != nil {
+				return fmt.Errorf("publisher: %w", err)
+			}
+			p.bindLayerSSRCs(c.PublisherPC())
+		}
 		if err := cio.send(childMsg{Type: "ready"}); err != nil {
 			return err
 		}
@@ -213,6 +228,11 @@ func runPublisherChild(ctx context.Context, _ []string) error {
 			RRs:                fb1.rrs - fb0.rrs,
 			RRLost:             fb1.rrTotalLost - fb0.rrTotalLost,
 			ICEState:           pcState(c.PublisherPC()),
+			Transport:          pcTransport(c.PublisherPC()),
+			Layers:             p.layerFiguresOf(cmd.EndNS, float64(cmd.EndNS-cmd.StartNS)/1e9),
+		}
+		if p.sim != nil {
+			f.ActiveLayers = p.sim.Active()
 		}
 		if fb1.rembs > 0 {
 			f.REMBLastBps = num(fb1.rembLastBps)
@@ -269,6 +289,7 @@ func runViewersChild(ctx context.Context, _ []string) error {
 		for i, id := range cfg.Identities {
 			vs[i] = newViewer(id, r, true, &w)
 			vs[i].mode = rxMode{trailerStamps: true, frames: true, keyframeRequests: true}
+			vs[i].v11 = cfg.Simulcast
 			vs[i].dial = dialFrom(cfg.addr(i))
 		}
 		closeAll := func() {
@@ -280,7 +301,9 @@ func runViewersChild(ctx context.Context, _ []string) error {
 		defer closeAll()
 		_ = parallel(ctx, len(vs), max(cfg.JoinConcurrency, 1), func(ctx context.Context, i int) error {
 			// Each viewer has an API of its own: its ICE stays on its link.
-			api, err := newViewerAPI(labSettingEngine(cfg.addr(i)))
+			se := labSettingEngine(cfg.addr(i))
+			applyTransport(&se, &vs[i].ice, cfg.Transport)
+			api, err := newViewerAPI(se)
 			if err != nil {
 				joinErr[i] = err
 				return nil
@@ -314,11 +337,12 @@ func runViewersChild(ctx context.Context, _ []string) error {
 		if err := sleepUntil(ctx, cmd.EndNS+cmd.GraceNS); err != nil {
 			return err
 		}
-		states := make([]string, len(vs))
+		states, transports := make([]string, len(vs)), make([]string, len(vs))
 		for i, v := range vs {
 			states[i] = "none"
 			if c := v.client(); c != nil {
 				states[i] = pcState(c.SubscriberPC())
+				transports[i] = pcTransport(c.SubscriberPC())
 			}
 		}
 		closeAll() // the readers stop: the figures below are final
@@ -327,6 +351,15 @@ func runViewersChild(ctx context.Context, _ []string) error {
 		figs := make([]viewerFigures, len(vs))
 		for i, v := range vs {
 			figs[i] = v.figures(joinErr[i], states[i], timeout, now, cmd.StartNS, cmd.EndNS, &lat)
+			figs[i].Transport = transports[i]
+			if cfg.Simulcast {
+				figs[i].Layers = v.layerFigures(now, cmd.StartNS, cmd.EndNS, cfg.AtNS, cfg.LiftNS)
+				for _, t := range v.trackList() {
+					if t.video {
+						figs[i].VideoExpected += t.winSpan()
+					}
+				}
+			}
 		}
 		if err := cio.send(childMsg{Type: "report", Viewers: figs, Latency: histToJSON(&lat)}); err != nil {
 			return err

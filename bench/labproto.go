@@ -47,6 +47,20 @@ type childConfig struct {
 	JoinConcurrency   int    `json:"join_concurrency"`
 	FirstFrameTimeout int64  `json:"first_frame_timeout_ns"`
 	Chromium          string `json:"chromium,omitempty"` // the browser's binary
+	// Transport forces the Go participants' path (labtransport.go);
+	// CAFile is the lab TURN server's certificate.
+	Transport string `json:"transport,omitempty"`
+	CAFile    string `json:"ca_file,omitempty"`
+
+	// Simulcast: the publisher sends one layer per LayerBitrates rate
+	// (simulcast.go), and the viewers join as 1.1 sessions and follow the
+	// layers they get (layers.go).
+	Simulcast     bool  `json:"simulcast,omitempty"`
+	LayerBitrates []int `json:"layer_bitrates,omitempty"`
+	// AtNS and LiftNS: the group's profile applies and is lifted this long
+	// into the window (labnet.go); 0: from the start, never.
+	AtNS   int64 `json:"at_ns,omitempty"`
+	LiftNS int64 `json:"lift_ns,omitempty"`
 }
 
 // windowCmd opens the measurement window, in the future so that every
@@ -89,6 +103,11 @@ type publisherFigures struct {
 	RRMaxFractionLost  *float64 `json:"rr_max_fraction_lost"` // the highest loss fraction a report gave (0..1)
 	RRLost             int64    `json:"rr_lost"`              // cumulative lost packets the reports' count grew by
 	ICEState           string   `json:"ice_state"`
+	Transport          string   `json:"transport"` // udp, tcp or turn: the selected candidate pair's
+	// with --simulcast: each layer's window, and the layers the server
+	// last asked for (publisher.layers)
+	Layers       []layerFigures `json:"layers,omitempty"`
+	ActiveLayers []string       `json:"active_layers,omitempty"`
 }
 
 // viewerFigures is one Go viewer's window.
@@ -97,13 +116,18 @@ type viewerFigures struct {
 	Joined    bool   `json:"joined"` // the join request was answered
 	JoinError string `json:"join_error,omitempty"`
 	ICEState  string `json:"ice_state"` // the subscriber PeerConnection's, at the end
+	Transport string `json:"transport"` // its selected pair's: udp, tcp or turn
 
 	ConnectMS     *float64 `json:"connect_ms"`
 	JoinedMS      *float64 `json:"joined_ms"`
 	FirstPacketMS *float64 `json:"first_packet_ms"`
 	FirstFrameMS  *float64 `json:"first_frame_ms"` // dial start -> first frame shown
 
-	VideoReceived uint64  `json:"video_received"` // distinct packets sent in the window
+	VideoReceived uint64 `json:"video_received"` // distinct packets sent in the window
+	// VideoExpected (--simulcast): the span of the received video's
+	// sequence numbers in the window, which a viewer's loss is counted
+	// against (each viewer gets its own layers, not every packet sent)
+	VideoExpected uint64  `json:"video_expected,omitempty"`
 	AudioReceived uint64  `json:"audio_received"`
 	Duplicates    uint64  `json:"duplicates"`
 	Late          uint64  `json:"late"`  // video packets that came after a later one (the lab does not reorder: retransmissions), whole run
@@ -111,6 +135,8 @@ type viewerFigures struct {
 	FramesShown   uint64  `json:"frames_shown"`
 	FreezeMS      float64 `json:"freeze_ms"`
 	PLIs          uint64  `json:"plis"` // sent within the window
+
+	Layers *viewerLayers `json:"layers,omitempty"` // with --simulcast (layers.go)
 }
 
 // browserFigures is the browser viewer's getStats (inbound-rtp video) at
@@ -119,6 +145,7 @@ type browserFigures struct {
 	Joined       bool        `json:"joined"` // a frame was decoded within the first-frame timeout
 	JoinError    string      `json:"join_error,omitempty"`
 	FirstFrameMS *float64    `json:"first_frame_ms"` // page load start -> first frame decoded
+	Transport    string      `json:"transport"`      // the page's: udp, tcp, turn_udp, turn_tcp or turn_tls
 	Start, End   *videoStats `json:"-"`
 	Stats        *videoStats `json:"stats,omitempty"` // End - Start (resolution and fps: End's)
 }

@@ -49,6 +49,14 @@ type LabScenario struct {
 	PublisherNet       string      `json:"publisher_net"`
 	Groups             []GroupSpec `json:"groups"`
 	BrowserNet         *string     `json:"browser_net"`
+	// Simulcast: the layers' bit rates; Relays: 1 with a relay
+	// destination room; Nodes: 2 with two nodes, DestOnNode2 whether the
+	// destination room was found on the second.
+	Simulcast     bool  `json:"simulcast"`
+	LayerBitrates []int `json:"layer_bitrates,omitempty"`
+	Relays        int   `json:"relays"`
+	Nodes         int   `json:"nodes"`
+	DestOnNode2   *bool `json:"dest_on_node2,omitempty"`
 }
 
 // GroupSpec is one group as asked.
@@ -70,6 +78,7 @@ type GroupReport struct {
 	JoinFailures   int            `json:"join_failures"`    // viewers - with_first_frame
 	JoinErrors     []string       `json:"join_errors,omitempty"`
 	ICEStates      map[string]int `json:"ice_states"` // subscriber PeerConnections by ICE state, at the end
+	Transports     map[string]int `json:"transports"` // subscriber PeerConnections by selected pair's transport: udp, tcp, turn
 	ConnectMS      Percentiles    `json:"connect_ms"`
 	JoinedMS       Percentiles    `json:"joined_ms"`
 	FirstFrameMS   Percentiles    `json:"first_frame_ms"` // dial start -> first frame shown, within the timeout
@@ -86,6 +95,8 @@ type GroupReport struct {
 	Late           uint64         `json:"late_packets"` // video packets that came after a later one: retransmissions (whole run)
 	Duplicates     uint64         `json:"duplicates"`
 	LatencyMS      Percentiles    `json:"latency_ms"`
+
+	Layers *GroupLayers `json:"layers,omitempty"` // --simulcast (layerreport.go)
 
 	PerViewer []viewerFigures `json:"per_viewer"`
 }
@@ -111,6 +122,10 @@ type LabServer struct {
 	Server
 	DropsByReason   map[string]float64 `json:"drops_by_reason"` // relayd_packets_dropped_total by kind/reason
 	KeyframeReplays *float64           `json:"keyframe_replays"`
+	// ICEConnections is relayd_ice_connections_total at the window's end,
+	// by transport: every PeerConnection of the run by its path (joins
+	// happen before the window).
+	ICEConnections map[string]float64 `json:"ice_connections"`
 }
 
 // buildReport merges the children's reports and the parent's samples.
@@ -124,7 +139,11 @@ func (lr *labRun) buildReport(w *labWindow, started time.Time) (*LabReport, erro
 			VideoBitrateBps: cfg.VideoBitrate, FPS: cfg.FPS, Audio: cfg.Audio,
 			DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(),
 			FirstFrameTimeoutS: cfg.FirstFrameTimeout.Seconds(), PublisherNet: lr.pub.profile.String(),
+			Simulcast: cfg.Simulcast, LayerBitrates: cfg.LayerBitrates, Relays: cfg.Relays, Nodes: max(cfg.Nodes, 1),
 		},
+	}
+	if cfg.Nodes == 2 {
+		r.Scenario.DestOnNode2 = &lr.destOnNode2
 	}
 	if lr.pub.client != nil {
 		r.Lab = strings.TrimSuffix(lr.pub.client.NS(), "-c1")
@@ -144,6 +163,7 @@ func (lr *labRun) buildReport(w *labWindow, started time.Time) (*LabReport, erro
 		gr := aggregateGroup(g.report.Viewers, &lat, pf.VideoPackets, pf.AudioPackets, secs)
 		gr.Name, gr.Net, gr.Namespace, gr.Viewers = g.name, g.profile.String(), g.client.NS(), len(g.ids)
 		gr.JoinFailures = gr.Viewers - gr.WithFrame
+		gr.Layers = aggregateLayers(g.report.Viewers, secs, g.timing.Lift > 0)
 		r.Groups = append(r.Groups, gr)
 		r.Scenario.Groups = append(r.Scenario.Groups, GroupSpec{Name: g.name, Viewers: len(g.ids), Net: gr.Net})
 	}
@@ -176,6 +196,14 @@ func (lr *labRun) buildReport(w *labWindow, started time.Time) (*LabReport, erro
 			r.Server.DropsByReason[k] = d
 		}
 	}
+	r.Server.ICEConnections = map[string]float64{}
+	for _, m := range b.prom["relayd_ice_connections_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "transport" && m.GetCounter().GetValue() > 0 {
+				r.Server.ICEConnections[l.GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+	}
 	bench := (w.bench1 - w.bench0).Seconds()
 	r.BenchCPUCores = num(bench / secs)
 	if w.mach0.ok && w.mach1.ok {
@@ -198,7 +226,7 @@ func (lr *labRun) buildReport(w *labWindow, started time.Time) (*LabReport, erro
 // Viewers whose join was not answered count only as join failures; a viewer
 // that joined but received nothing counts as 100% lost and frozen.
 func aggregateGroup(vs []viewerFigures, lat *HistSnap, sentVideo, sentAudio int64, secs float64) GroupReport {
-	g := GroupReport{ICEStates: map[string]int{}, PerViewer: vs, LatencyMS: lat.Summary()}
+	g := GroupReport{ICEStates: map[string]int{}, Transports: map[string]int{}, PerViewer: vs, LatencyMS: lat.Summary()}
 	var connect, joined, frame []time.Duration
 	var bytes, shown uint64
 	var freezeMS, freezeMax float64
@@ -207,6 +235,9 @@ func aggregateGroup(vs []viewerFigures, lat *HistSnap, sentVideo, sentAudio int6
 	dur := func(ms *float64) time.Duration { return time.Duration(*ms * float64(time.Millisecond)) }
 	for _, v := range vs {
 		g.ICEStates[v.ICEState]++
+		if v.Transport != "" {
+			g.Transports[v.Transport]++
+		}
 		if v.ConnectMS != nil {
 			connect = append(connect, dur(v.ConnectMS))
 		}
@@ -224,10 +255,14 @@ func aggregateGroup(vs []viewerFigures, lat *HistSnap, sentVideo, sentAudio int6
 		if v.JoinedMS != nil {
 			joined = append(joined, dur(v.JoinedMS))
 		}
-		g.Expected += uint64(sentVideo + sentAudio)
-		g.Received += min(v.VideoReceived, uint64(sentVideo)) + min(v.AudioReceived, uint64(sentAudio))
-		videoExp += uint64(sentVideo)
-		videoGot += min(v.VideoReceived, uint64(sentVideo))
+		vidSent := uint64(sentVideo)
+		if v.Layers != nil { // simulcast: what the server sent this viewer
+			vidSent = v.VideoExpected
+		}
+		g.Expected += vidSent + uint64(sentAudio)
+		g.Received += min(v.VideoReceived, vidSent) + min(v.AudioReceived, uint64(sentAudio))
+		videoExp += vidSent
+		videoGot += min(v.VideoReceived, vidSent)
 		bytes += v.Bytes
 		shown += v.FramesShown
 		freezeMS += v.FreezeMS
@@ -282,6 +317,7 @@ func printLabTable(w io.Writer, r *LabReport) {
 		}
 	}
 	fmt.Fprintln(w)
+	printLayersTable(w, r)
 
 	tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	row := func(label, format string, args ...any) {

@@ -117,8 +117,8 @@ func TestHistJSONRoundTrip(t *testing.T) {
 
 func TestParseViewerNet(t *testing.T) {
 	for _, tt := range []struct {
-		in, want, err string
-		n             int
+		in, want, err, transport string
+		n                        int
 	}{
 		{in: "20:cap=600kbit,loss=2%", n: 20, want: "cap=600kbit,loss=2%"},
 		{in: "10:udp=blocked", n: 10, want: "udp=blocked"},
@@ -127,6 +127,11 @@ func TestParseViewerNet(t *testing.T) {
 		{in: "0:cap=1mbit", err: "not a number of viewers"},
 		{in: "x:cap=1mbit", err: "not a number of viewers"},
 		{in: "5:cap=600", err: "needs a unit"},
+		{in: "4:udp=blocked,transport=tcp", n: 4, want: "udp=blocked", transport: "tcp"},
+		{in: "4:transport=turn-tls,only-tcp=443+8800", n: 4, want: "only-tcp=443+8800", transport: "turn-tls"},
+		{in: "2:transport=turn-udp", n: 2, want: "none", transport: "turn-udp"},
+		{in: "2:transport=quic", err: "want one of udp, tcp"},
+		{in: "2:transport=tcp,transport=udp", err: "transport="},
 	} {
 		vn, err := ParseViewerNet(tt.in)
 		switch {
@@ -136,8 +141,8 @@ func TestParseViewerNet(t *testing.T) {
 			}
 		case err != nil:
 			t.Errorf("ParseViewerNet(%q): %v", tt.in, err)
-		case vn.Viewers != tt.n || vn.Profile.String() != tt.want:
-			t.Errorf("ParseViewerNet(%q) = %d:%s, want %d:%s", tt.in, vn.Viewers, vn.Profile, tt.n, tt.want)
+		case vn.Viewers != tt.n || vn.Profile.String() != tt.want || vn.Transport != tt.transport:
+			t.Errorf("ParseViewerNet(%q) = %d:%s %q, want %d:%s %q", tt.in, vn.Viewers, vn.Profile, vn.Transport, tt.n, tt.want, tt.transport)
 		}
 	}
 }
@@ -156,7 +161,24 @@ func TestLabConfigChecks(t *testing.T) {
 		{"no viewers", func(c *Config) { c.Viewers = 0 }, "needs viewers"},
 		{"bad publisher net", func(c *Config) { c.PublisherNet = "cap=2" }, "--publisher-net"},
 		{"bad browser net", func(c *Config) { c.BrowserViewer = "loss=200%" }, "--browser-viewer"},
+		{"publisher on a transport", func(c *Config) { c.PublisherNet = "udp=blocked,transport=tcp" }, ""},
+		{"publisher on a bad transport", func(c *Config) { c.PublisherNet = "transport=sctp" }, "--publisher-net"},
+		{"browser on a transport", func(c *Config) { c.BrowserViewer = "transport=tcp" }, "--browser-viewer"},
 		{"too many viewers in a group", func(c *Config) { c.ViewerNets = []ViewerNet{{Viewers: 251}} }, "at most 250"},
+		{"a relay destination", func(c *Config) { c.Relays = 1 }, ""},
+		{"two relays", func(c *Config) { c.Relays = 2 }, "above 1"},
+		{"two nodes", func(c *Config) { c.Relays, c.Nodes = 1, 2 }, ""},
+		{"two nodes without a relay", func(c *Config) { c.Nodes = 2 }, "needs --relays 1"},
+		{"dest without a relay", func(c *Config) { c.ViewerNets = []ViewerNet{{Viewers: 1, Timing: Timing{Dest: true}}} }, "needs --relays 1"},
+		{"lift after the window", func(c *Config) {
+			vn, _ := ParseViewerNet("1:cap=800kbit,lift=20s")
+			c.ViewerNets, c.Duration = []ViewerNet{vn}, 10e9
+		}, "must fall in"},
+		{"lift without a profile", func(c *Config) {
+			c.ViewerNets = []ViewerNet{{Viewers: 1, Timing: Timing{Lift: 1e9}}}
+		}, "need a profile"},
+		{"simulcast", func(c *Config) { c.Simulcast = true }, ""},
+		{"layer rates without simulcast", func(c *Config) { c.LayerBitrates = []int{1e5, 2e5} }, "needs --simulcast"},
 	} {
 		c := base()
 		tt.mod(&c)
@@ -169,7 +191,7 @@ func TestLabConfigChecks(t *testing.T) {
 	if c := (Config{Spawn: "/bin/true"}); c.LabMode() {
 		t.Error("a plain run is a lab run")
 	}
-	for _, c := range []Config{{Lab: true}, {PublisherNet: "cap=2mbit"}, {BrowserViewer: "none"}, {ViewerNets: []ViewerNet{{Viewers: 1}}}} {
+	for _, c := range []Config{{Lab: true}, {PublisherNet: "cap=2mbit"}, {BrowserViewer: "none"}, {ViewerNets: []ViewerNet{{Viewers: 1}}}, {Simulcast: true}} {
 		if !c.LabMode() {
 			t.Errorf("%+v is not a lab run", c)
 		}

@@ -10,6 +10,7 @@ package bench
 
 import (
 	"encoding/binary"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -74,10 +75,18 @@ type trackStats struct {
 	kp        keyframePolicy
 	mode      rxMode
 
-	// owned by the reader goroutine
-	seen      [dedupSize]uint32 // seq+1 of recent packets, by seq % dedupSize
-	started   bool
-	frameSeen bool
+	// owned by the reader goroutine (read once it stopped)
+	seen        [dedupSize]uint32 // seq+1 of recent packets, by seq % dedupSize
+	started     bool
+	frameSeen   bool
+	sizes       []sizeEvent // video: each change of the keyframes' size (layers.go)
+	freezeSpans [][2]int64  // video: the window's freezes so far, [from, to) UnixNano
+	// the extended sequence numbers of the window's packets (by send
+	// time), lowest and highest: what the server sent this viewer of
+	// them, which a simulcast viewer's loss is counted against
+	spanSeq        seqUnwrapper
+	winLo, winHi   int64
+	winSpanStarted bool
 }
 
 // read reads the track until it ends.
@@ -151,9 +160,14 @@ func (t *trackStats) onPacket(b []byte, now int64, w *window) {
 	}
 	lat := time.Duration(now - sent)
 	t.all.Record(lat)
+	ext := t.spanSeq.unwrap(seq)
 	if w.contains(sent) {
 		t.winPackets.Add(1)
 		t.win.Record(lat)
+		if !t.winSpanStarted {
+			t.winSpanStarted, t.winLo, t.winHi = true, ext, ext
+		}
+		t.winLo, t.winHi = min(t.winLo, ext), max(t.winHi, ext)
 	}
 }
 
@@ -181,6 +195,9 @@ func rtpPayload(b []byte) ([]byte, bool) {
 // freezes, and the keyframe requests a browser would send.
 func (t *trackStats) onFramePacket(b []byte, seq uint16, marker bool, payload []byte, now int64, w *window) {
 	start, key := vp8Start(payload)
+	if key {
+		t.keyframeSize(payload, now)
+	}
 	ts := binary.BigEndian.Uint32(b[4:8])
 	late := t.ft.late
 	shown := t.ft.onPacket(packetInfo{seq: seq, ts: ts, start: start, key: key, marker: marker})
@@ -190,7 +207,10 @@ func (t *trackStats) onFramePacket(b []byte, seq uint16, marker bool, payload []
 	if shown > 0 {
 		prev := t.lastShown.Load()
 		ws, we := w.start.Load(), w.end.Load()
-		t.winFreeze.Add(freezeOverlap(prev, now, ws, we))
+		if f := freezeOverlap(prev, now, ws, we); f > 0 {
+			t.winFreeze.Add(f)
+			t.freezeSpans = append(t.freezeSpans, [2]int64{max(prev, ws), min(now, we)})
+		}
 		if now >= ws && now < we {
 			t.winShown.Add(uint64(shown))
 		}
@@ -218,23 +238,60 @@ func (t *trackStats) freezeIn(now, ws, we int64) time.Duration {
 	return time.Duration(t.winFreeze.Load() + freezeOverlap(t.lastShown.Load(), now, ws, we))
 }
 
-// vp8Start reads the VP8 payload descriptor (RFC 7741 4.2): whether the
-// packet starts a frame (S=1, partition 0), and then whether that frame is
-// a keyframe (payload header P=0).
-func vp8Start(p []byte) (start, key bool) {
-	if len(p) < 1 || p[0]&0x10 == 0 || p[0]&0x07 != 0 {
-		return false, false
+// winSpan is how many packets the server sent of the window's: the span
+// of their sequence numbers (0 when none came). Call it once the reader
+// has stopped.
+func (t *trackStats) winSpan() uint64 {
+	if !t.winSpanStarted {
+		return 0
+	}
+	return uint64(t.winHi - t.winLo + 1)
+}
+
+// keyframeSize records the size of a keyframe starting in payload when it
+// differs from the last one.
+func (t *trackStats) keyframeSize(payload []byte, now int64) {
+	off, ok := vp8DescriptorLen(payload)
+	if !ok {
+		return
+	}
+	w, h, ok := vp8KeyframeSize(payload[off:])
+	if !ok {
+		return
+	}
+	if n := len(t.sizes); n > 0 && t.sizes[n-1].Width == w && t.sizes[n-1].Height == h {
+		return
+	}
+	t.sizes = append(t.sizes, sizeEvent{AtNS: now, Width: w, Height: h})
+}
+
+// freezeSpansIn is the window's freezes as freezeIn counts them, as spans.
+// Call it once the track's reader has stopped.
+func (t *trackStats) freezeSpansIn(now, ws, we int64) [][2]int64 {
+	out := slices.Clone(t.freezeSpans)
+	last := t.lastShown.Load()
+	if f := freezeOverlap(last, now, ws, we); f > 0 {
+		out = append(out, [2]int64{max(last, ws), min(now, we)})
+	}
+	return out
+}
+
+// vp8DescriptorLen is the length of a VP8 payload descriptor (RFC 7741
+// 4.2).
+func vp8DescriptorLen(p []byte) (int, bool) {
+	if len(p) < 1 {
+		return 0, false
 	}
 	off := 1
 	if p[0]&0x80 != 0 { // X
 		if len(p) < 2 {
-			return false, false
+			return 0, false
 		}
 		x := p[1]
 		off = 2
 		if x&0x80 != 0 { // I: 7 or 15-bit picture id
 			if len(p) < 3 {
-				return false, false
+				return 0, false
 			}
 			off++
 			if p[2]&0x80 != 0 {
@@ -248,7 +305,18 @@ func vp8Start(p []byte) (start, key bool) {
 			off++
 		}
 	}
-	if off >= len(p) {
+	return off, off < len(p)
+}
+
+// vp8Start reads the VP8 payload descriptor (RFC 7741 4.2): whether the
+// packet starts a frame (S=1, partition 0), and then whether that frame is
+// a keyframe (payload header P=0).
+func vp8Start(p []byte) (start, key bool) {
+	if len(p) < 1 || p[0]&0x10 == 0 || p[0]&0x07 != 0 {
+		return false, false
+	}
+	off, ok := vp8DescriptorLen(p)
+	if !ok {
 		return false, false
 	}
 	return true, p[off]&0x01 == 0

@@ -23,9 +23,16 @@ type viewer struct {
 	step   int  // ramp step it joined in (0 without --ramp)
 	win    *window
 	mode   rxMode // set before join
+	// v11: join as a 1.1 session and record the layers it is told of
+	// (layers.go); set before join
+	v11    bool
+	layers *layerRecorder // set by join with v11
 	// dial, when set, opens the WebSocket (the lab binds it to the
 	// viewer's own link)
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ice, set before join, holds the ICE servers and policy of a viewer
+	// forced onto TURN (labtransport.go); zero: host candidates only
+	ice client.Options
 
 	c           *client.Client
 	dialStart   time.Time
@@ -47,7 +54,10 @@ func newViewer(id string, r *room, stable bool, w *window) *viewer {
 // join dials, joins and returns; media arrives afterwards.
 func (v *viewer) join(ctx context.Context, base string, api *webrtc.API, tok string) error {
 	v.dialStart = time.Now()
-	c, err := client.Dial(ctx, base, tok, client.Options{API: api, TrackReader: v.readTrack, NetDialContext: v.dial})
+	c, err := client.Dial(ctx, base, tok, client.Options{
+		API: api, TrackReader: v.readTrack, NetDialContext: v.dial,
+		ICEServers: v.ice.ICEServers, ICETransportPolicy: v.ice.ICETransportPolicy,
+	})
 	if err != nil {
 		return err
 	}
@@ -55,10 +65,18 @@ func (v *viewer) join(ctx context.Context, base string, api *webrtc.API, tok str
 	v.mu.Lock()
 	v.c = c
 	v.mu.Unlock()
-	if _, err := c.Join(ctx); err != nil {
+	res, err := v.joinVersion(ctx, c, v.v11)
+	if err != nil {
 		return err
 	}
 	v.joined = time.Now()
+	if v.v11 {
+		r := newLayerRecorder(res.Tracks)
+		r.start(c)
+		v.mu.Lock()
+		v.layers = r
+		v.mu.Unlock()
+	}
 	return nil
 }
 
@@ -133,6 +151,12 @@ func (v *viewer) close() {
 	}
 	if c := v.client(); c != nil {
 		_ = c.Close()
+	}
+	v.mu.Lock()
+	r := v.layers
+	v.mu.Unlock()
+	if r != nil {
+		r.stop()
 	}
 }
 

@@ -48,6 +48,13 @@ type Options struct {
 	// fails; the RemoteTrack's counters then stay at zero, and Ended is
 	// closed when it returns.
 	TrackReader func(rt *RemoteTrack)
+	// ICEServers, when set, picks the PeerConnections' ICE servers from
+	// the join result's iceServers (AllICEServers: all of them;
+	// FilterICEServers: some); nil: none, host candidates only (ice.go).
+	ICEServers func(fromJoin []ICEServer) []webrtc.ICEServer
+	// ICETransportPolicy ICETransportPolicyRelay gathers relayed (TURN)
+	// candidates only: a client forced through the TURN server.
+	ICETransportPolicy webrtc.ICETransportPolicy
 }
 
 // RTCPHandler is implemented by local tracks that want the RTCP their
@@ -64,6 +71,7 @@ type Client struct {
 	api         *webrtc.API
 	drop        *dropStats
 	trackReader func(*RemoteTrack) // Options.TrackReader
+	ice         *iceState          // ice.go
 
 	// rpc.go
 	ws           atomic.Pointer[wsock] // the socket now (resume.go replaces it)
@@ -108,6 +116,8 @@ type Client struct {
 	tracks    *trackSet
 	subOffers atomic.Int64
 	earlySub  []webrtc.ICECandidateInit // subscriber candidates before any subscriber PC
+
+	sim simulcastState // simulcast.go
 }
 
 type signal struct {
@@ -132,6 +142,7 @@ func Dial(ctx context.Context, baseURL, token string, opts Options) (*Client, er
 		log:         log,
 		api:         opts.API,
 		trackReader: opts.TrackReader,
+		ice:         newICEState(opts),
 		pending:     map[int64]chan rpcResponse{},
 		abandoned:   map[int64]struct{}{},
 		notifCh:     make(chan Notification, notifyBuffer),
@@ -257,6 +268,9 @@ func (c *Client) JoinWith(ctx context.Context, p JoinParams) (*JoinResult, error
 		return nil, err
 	}
 	c.joined(&r)
+	c.ice.setJoin(r.ICEServers)
+	id := r.Participant.Identity
+	c.sim.identity.Store(&id)
 	return &r, nil
 }
 

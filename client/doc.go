@@ -183,8 +183,29 @@
 // and may unmute itself.
 //
 // A 1.1 session is told track.stream (TrackStreamEvent) when a track it
-// receives pauses and when media flows again: today when the relay
-// carrying it is paused and resumed at its source (§8.15).
+// receives pauses and when media flows again: when the relay carrying it
+// is paused and resumed at its source (§8.15), and when its downlink
+// carries not even a video track's lowest layer (reason "bandwidth",
+// §8.10).
+//
+// # Simulcast and per-track settings (1.1)
+//
+// NewSimulcastTrack makes a video track sent as 1-3 layers (rids q, h, f,
+// lowest first, §8.10); Publish(ctx, st.Tracks()...) sends them as the
+// encodings of one sender (a=rid, a=simulcast), each layer fed its own
+// encoded stream through its LayerTrack, whose own RTCP sets
+// KeyframeWanted. A 1.1 publisher is told with publisher.layers which
+// layers some viewer needs (PublisherLayersEvent); the Client applies it
+// itself: LayerTrack.Active turns false and the layer's packets are
+// dropped until it is needed again. Track.Layers lists a simulcast track's
+// layers (TrackUpdatedEvent when they change).
+//
+// A 1.1 subscriber asks for less of a track with TrackSettings (a quality,
+// a size limit, or paused), and is told the layer it gets with track.layer
+// (TrackLayerEvent) and a pause for bandwidth with track.stream. Its
+// PeerConnections send transport-wide congestion control feedback (pion's
+// TWCC interceptor, part of NewAPI), from which the server estimates each
+// viewer's bandwidth.
 //
 // # Media
 //
@@ -205,13 +226,20 @@
 // RegisterCodecs registers the codecs the server accepts, for an API of
 // your own; their payload types differ from the server's on purpose.
 //
+// The join result's ICE servers (the server's TURN, when it runs one) are
+// not used unless asked: Options.ICEServers picks them (AllICEServers, or
+// FilterICEServers to keep some URLs), and Options.ICETransportPolicy
+// relay forces the PeerConnections through TURN. A SettingEngine with TCP
+// network types only (webrtc.NetworkTypeTCP4) connects over the server's
+// ICE-TCP port instead of UDP.
+//
 // Methods of Client, RemoteTrack, SyntheticPublisher and Admin are safe for
 // concurrent use. Close ends a Client and waits for all its goroutines.
 //
 // # Not in this package
 //
-// Of version 1.1, session resume and ICE restart, simulcast layers and
-// token refresh are not implemented (the server does not have them yet);
+// Of version 1.1, session resume and ICE restart and token refresh are not
+// implemented (the server does not have them yet);
 // neither is per-track subscription, which the protocol does not have.
 //
 // # Files
@@ -222,5 +250,6 @@
 // methods), types.go (the contract's objects), admin.go (the HTTP API),
 // api.go (webrtc.API, codecs, SettingEngine), drop.go (the receive-drop
 // interceptor), receiver.go (RemoteTrack), latency.go (latency
-// histogram), media.go (SyntheticPublisher).
+// histogram), media.go (SyntheticPublisher), simulcast.go (SimulcastTrack,
+// publisher.layers), settings.go (TrackSettings).
 package client

@@ -42,7 +42,7 @@ func usable(p *peer) bool {
 
 // newPeer creates a PeerConnection for target unless the client is closing.
 func (c *Client) newPeer(target string) (*peer, error) {
-	pc, err := c.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := c.api.NewPeerConnection(c.ice.configuration(c.done))
 	if err != nil {
 		return nil, err
 	}

@@ -44,16 +44,10 @@ func (c *Client) Publish(ctx context.Context, tracks ...webrtc.TrackLocal) error
 	}
 
 	for _, t := range tracks {
-		if senderOf(p.pc, t) != nil {
-			continue
-		}
-		tr, err := p.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-		if err != nil {
+		if err := c.addLocalTrack(p, t); err != nil { // simulcast.go
 			c.dropUnnegotiated(p)
-			return fmt.Errorf("client: adding track %s: %w", t.ID(), err)
+			return err
 		}
-		h, _ := t.(RTCPHandler)
-		c.readSenderRTCP(tr.Sender(), h)
 	}
 	if err := c.negotiatePublisher(ctx, p); err != nil {
 		c.dropUnnegotiated(p)
@@ -85,6 +79,7 @@ func (c *Client) Unpublish(ctx context.Context, tracks ...webrtc.TrackLocal) err
 }
 
 func senderOf(pc *webrtc.PeerConnection, t webrtc.TrackLocal) *webrtc.RTPSender {
+	t = baseTrack(t) // a simulcast layer: its sender's first layer
 	for _, s := range pc.GetSenders() {
 		if s.Track() == t {
 			return s
@@ -109,7 +104,7 @@ func (c *Client) negotiatePublisher(ctx context.Context, p *peer) error {
 	if err := p.pc.SetLocalDescription(offer); err != nil {
 		return fmt.Errorf("client: set local offer: %w", err)
 	}
-	return c.exchangeOffer(ctx, p, offer.SDP)
+	return c.exchangeOffer(ctx, p, c.withRIDRestrictions(offer.SDP))
 }
 
 // exchangeOffer sends the local offer (already set) and applies the answer.

@@ -470,6 +470,7 @@ func (c *Client) dispatch(ws *wsock, data []byte) {
 		if n.Method == NotifyTokenRefresh {
 			c.tokenRefreshed(n)
 		}
+		c.sim.observe(n) // simulcast.go: own track ids, publisher.layers
 		c.pushNotification(n)
 	default:
 		c.resumeResult(ws, m)

@@ -37,6 +37,10 @@ type Track struct {
 	// Muted: nothing of the track is forwarded (§8.14); track.muted tells
 	// a 1.1 session when it changes.
 	Muted bool `json:"muted"`
+	// Layers are a simulcast video track's layers, lowest first (§8.10;
+	// simulcast.go); none for other tracks. track.updated tells a 1.1
+	// session when they change.
+	Layers []Layer `json:"layers,omitempty"`
 }
 
 // Room is a named live show (§7.3). Its status, times, host and end

@@ -117,7 +117,8 @@ type Metrics struct {
 	// Resume: session holds and resumes, ICE restarts, token refreshes
 	// (resume.go).
 	Resume *Resume
-
+	// Net is the firewall-traversal instruments (net.go).
+	Net *Net
 	// LayerSwitches counts subscribers' simulcast layer switches, by
 	// reason: requested|bandwidth|publisher.
 	LayerSwitches *prometheus.CounterVec
@@ -306,6 +307,7 @@ func New() *Metrics {
 		}
 	}
 	m.Resume = newResume(m.Registry)
+	m.Net = newNet(m.Registry)
 	// RPCRequests is not pre-created: its method set belongs to the
 	// signaling package, and method x code would mostly be empty series.
 	return m

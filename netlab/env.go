@@ -62,7 +62,7 @@ func probe() (string, error) {
 		}
 	}
 	// The rules every profile can produce, in one ruleset.
-	rules := clientRuleset(Profile{UDPBlocked: true, OnlyTCPPort: 443, LossDown: 2}, false)
+	rules := clientRuleset(Profile{UDPBlocked: true, OnlyTCPPort: 443, OnlyTCPAlso: 8800, LossDown: 2}, false)
 	var reasons []string
 	for _, bin := range iptablesBackends {
 		if _, err := exec.LookPath(bin); err != nil {

@@ -244,10 +244,15 @@ func TestLoss(t *testing.T) {
 }
 
 func TestFirewall(t *testing.T) {
-	l := newLab(t, "udp=blocked", "only-tcp=8443")
+	l := newLab(t, "udp=blocked", "only-tcp=8443", "only-tcp=8443+8080")
 	startServer(t, l)
 	noUDP := startChild(t, &l.Client(1).Node, "client")
 	tcpOnly := startChild(t, &l.Client(2).Node, "client")
+	twoPorts := startChild(t, &l.Client(3).Node, "client")
+
+	expectOK(t, twoPorts, "tcp "+tcpAddr2)
+	expectOK(t, twoPorts, "tcp "+tcpAddr)
+	expectFail(t, twoPorts, "udp "+udpAddr)
 
 	expectFail(t, noUDP, "udp "+udpAddr)
 	expectOK(t, noUDP, "tcp "+tcpAddr)

@@ -97,8 +97,11 @@ type Profile struct {
 
 	// OnlyTCPPort, when non-zero, drops everything but TCP to (and back
 	// from) this port of the server: a network that only lets TLS or
-	// TURN-over-TCP out.
+	// TURN-over-TCP out. OnlyTCPAlso, when non-zero, is a second port TCP
+	// may also reach (only-tcp=443+8800: TURN over TLS, and the
+	// signaling of a lab whose server has one address).
 	OnlyTCPPort uint16
+	OnlyTCPAlso uint16
 }
 
 // queue is the effective queue length.
@@ -147,6 +150,7 @@ const profileKeys = "cap, down, up, loss, loss-down, loss-up, queue, udp, only-t
 //	queue=D      how long a packet may wait in a capped queue (200ms)
 //	udp=blocked  drop all UDP (udp=open is the default)
 //	only-tcp=N   drop everything but TCP to the server's port N
+//	only-tcp=N+M ... or to its ports N and M
 //
 // "" and "none" are the perfect link. A key may appear once.
 func ParseProfile(s string) (Profile, error) {
@@ -195,12 +199,19 @@ func ParseProfile(s string) (Profile, error) {
 				err = fmt.Errorf("%q: want blocked or open", val)
 			}
 		case "only-tcp":
-			var n uint64
-			n, err = strconv.ParseUint(val, 10, 16)
-			if err != nil || n == 0 {
-				err = fmt.Errorf("%q: want a port 1..65535", val)
+			first, second, two := strings.Cut(val, "+")
+			var n, m uint64
+			n, err = strconv.ParseUint(first, 10, 16)
+			if err == nil && two {
+				m, err = strconv.ParseUint(second, 10, 16)
+				if m == 0 || m == n {
+					err = errors.New("bad second port")
+				}
 			}
-			p.OnlyTCPPort = uint16(n)
+			if err != nil || n == 0 {
+				err = fmt.Errorf("%q: want a port 1..65535, or two (443+8800)", val)
+			}
+			p.OnlyTCPPort, p.OnlyTCPAlso = uint16(n), uint16(m)
 		default:
 			return Profile{}, fmt.Errorf("profile %q: unknown key %q (keys: %s)", s, key, profileKeys)
 		}
@@ -268,7 +279,11 @@ func (p Profile) String() string {
 		parts = append(parts, "udp=blocked")
 	}
 	if p.OnlyTCPPort != 0 {
-		parts = append(parts, "only-tcp="+strconv.Itoa(int(p.OnlyTCPPort)))
+		ports := strconv.Itoa(int(p.OnlyTCPPort))
+		if p.OnlyTCPAlso != 0 {
+			ports += "+" + strconv.Itoa(int(p.OnlyTCPAlso))
+		}
+		parts = append(parts, "only-tcp="+ports)
 	}
 	if len(parts) == 0 {
 		return "none"

@@ -25,6 +25,7 @@ func TestParseProfile(t *testing.T) {
 		{in: "udp=blocked", want: Profile{UDPBlocked: true}},
 		{in: "udp=open", want: Profile{}},
 		{in: "only-tcp=443", want: Profile{OnlyTCPPort: 443}},
+		{in: "only-tcp=443+8800", want: Profile{OnlyTCPPort: 443, OnlyTCPAlso: 8800}},
 		{in: "loss=10%,loss-up=0%", want: Profile{LossDown: 10}}, // an explicit 0 overrides
 		{in: "loss-down=0.5%,loss-up=100%", want: Profile{LossDown: 0.5, LossUp: 100}},
 		{in: "cap=1mbit,queue=50ms", want: Profile{Down: 1_000_000, Up: 1_000_000, Queue: 50 * time.Millisecond}},
@@ -44,6 +45,10 @@ func TestParseProfile(t *testing.T) {
 		{in: "only-tcp=0", wantErr: "port 1..65535"},
 		{in: "only-tcp=70000", wantErr: "port 1..65535"},
 		{in: "only-tcp=https", wantErr: "port 1..65535"},
+		{in: "only-tcp=443+", wantErr: "port 1..65535"},
+		{in: "only-tcp=443+443", wantErr: "port 1..65535"},
+		{in: "only-tcp=443+0", wantErr: "port 1..65535"},
+		{in: "only-tcp=+443", wantErr: "port 1..65535"},
 		{in: "queue=0s", wantErr: "out of range"},
 		{in: "queue=1h", wantErr: "out of range"},
 		{in: "queue=soon", wantErr: "queue"},
@@ -92,6 +97,7 @@ func TestProfileString(t *testing.T) {
 		{Profile{Down: 600_000, Up: 2_000_000, UDPBlocked: true}, "down=600kbit,up=2mbit,udp=blocked"},
 		{Profile{Up: 1_500_000, LossDown: 0.5}, "up=1500kbit,loss-down=0.5%"},
 		{Profile{OnlyTCPPort: 443, Queue: time.Second}, "queue=1s,only-tcp=443"},
+		{Profile{OnlyTCPPort: 443, OnlyTCPAlso: 8800}, "only-tcp=443+8800"},
 	}
 	for _, tt := range tests {
 		if got := tt.p.String(); got != tt.want {

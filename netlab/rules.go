@@ -139,7 +139,12 @@ func dropRules(p Profile, cut bool, loss float64, peerPortFlag string) []string 
 	if p.UDPBlocked {
 		r = append(r, "-p udp -j DROP")
 	}
-	if p.OnlyTCPPort != 0 {
+	switch {
+	case p.OnlyTCPPort != 0 && p.OnlyTCPAlso != 0:
+		r = append(r,
+			"! -p tcp -j DROP",
+			fmt.Sprintf("-p tcp -m multiport ! %ss %d,%d -j DROP", peerPortFlag, p.OnlyTCPPort, p.OnlyTCPAlso))
+	case p.OnlyTCPPort != 0:
 		r = append(r,
 			"! -p tcp -j DROP",
 			fmt.Sprintf("-p tcp -m tcp ! %s %d -j DROP", peerPortFlag, p.OnlyTCPPort))

@@ -23,13 +23,18 @@ import (
 // 5 s) with room, for a few µs each.
 const adaptInterval = 250 * time.Millisecond
 
+// The adapter has no goroutine of its own (an idle viewer keeps none,
+// like its op queue and mailbox): a timer runs a round every
+// adaptInterval, and SetTrackSettings or a new down track runs one at
+// once; mu makes the rounds one at a time. While probing, a second timer
+// sends the padding every probeTick.
 type adapter struct {
-	p    *Participant
-	kick chan struct{}
-	done chan struct{}
-	wg   sync.WaitGroup
+	p *Participant
 
-	// Owned by run.
+	mu      sync.Mutex
+	stopped bool // guarded by mu
+	timer   *time.Timer
+	padT    *time.Timer // while probing
 	state   map[*DownTrack]*adaptState
 	probe   probeState
 	sending int        // bit/s sent without padding, at the last round
@@ -46,58 +51,64 @@ type adaptState struct {
 }
 
 func newAdapter(p *Participant) *adapter {
-	a := &adapter{p: p, kick: make(chan struct{}, 1), done: make(chan struct{}), state: map[*DownTrack]*adaptState{}}
-	a.wg.Add(1)
-	go a.run()
+	a := &adapter{p: p, state: map[*DownTrack]*adaptState{}}
+	a.timer = time.AfterFunc(adaptInterval, a.tick)
 	return a
 }
 
-// wake has the adapter decide now.
+// tick is the timer's round.
+func (a *adapter) tick() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
+		return
+	}
+	a.roundLocked()
+	a.timer.Reset(adaptInterval)
+}
+
+// wake has the adapter decide now, in the caller's goroutine.
 func (a *adapter) wake() {
-	select {
-	case a.kick <- struct{}{}:
-	default:
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.stopped {
+		a.roundLocked()
 	}
 }
 
-// stop ends the adapter and waits for it.
+// stop ends the adapter; a round in progress finishes first.
 func (a *adapter) stop() {
-	close(a.done)
-	a.wg.Wait()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stopped = true
+	a.timer.Stop()
+	if a.padT != nil {
+		a.padT.Stop()
+	}
+	a.forget()
 }
 
-func (a *adapter) run() {
-	defer a.wg.Done()
-	defer a.forget()
-	t := time.NewTicker(adaptInterval)
-	defer t.Stop()
-	var padTick *time.Ticker
-	var pads <-chan time.Time
-	defer func() {
-		if padTick != nil {
-			padTick.Stop()
-		}
-	}()
-	for {
-		select {
-		case <-t.C:
-		case <-a.kick:
-		case <-pads:
-			a.padTick()
-			continue
-		case <-a.done:
-			return
-		}
-		a.round()
-		switch {
-		case a.probe.Active && padTick == nil:
-			padTick = time.NewTicker(probeTick)
-			pads = padTick.C
-		case !a.probe.Active && padTick != nil:
-			padTick.Stop()
-			padTick, pads = nil, nil
-		}
+// roundLocked runs a round and starts or stops the padding timer.
+func (a *adapter) roundLocked() {
+	a.round()
+	switch {
+	case a.probe.Active && a.padT == nil:
+		a.padT = time.AfterFunc(probeTick, a.padTimer)
+	case !a.probe.Active && a.padT != nil:
+		a.padT.Stop()
+		a.padT = nil
 	}
+}
+
+// padTimer sends one probe tick's padding and re-arms while probing.
+func (a *adapter) padTimer() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped || a.padT == nil {
+		return
+	}
+	a.padTick()
+	a.padT.Reset(probeTick)
 }
 
 // padTick sends one probe tick's padding.

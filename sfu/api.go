@@ -27,6 +27,12 @@ type MediaConfig struct {
 	LoopbackOnly bool
 	// PublicIP, when set, replaces the host candidates' address (1:1 NAT).
 	PublicIP string
+	// TCPListener, when set, carries passive ICE-TCP (icetcp.go); the
+	// returned closer closes it.
+	TCPListener net.Listener
+	// RelayTransport, when set, names the TURN transport of a remote
+	// address that is a relay of the embedded TURN server ("" if not).
+	RelayTransport func(ip net.IP, port int) string
 }
 
 // newMediaEngine registers Opus, VP8, VP9 and H.264, with RTX for every
@@ -130,6 +136,8 @@ type APIs struct {
 	// node-to-node pipes (relay.LinkUfrag). The mux hands it what comes
 	// from the addresses it has written to.
 	MuxConn func(ufrag string) (net.PacketConn, error)
+	// RelayTransport is MediaConfig.RelayTransport.
+	RelayTransport func(ip net.IP, port int) string
 }
 
 // NewAPI builds the server's webrtc.APIs. The returned closer stops the ICE
@@ -151,7 +159,10 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 	if bc != nil {
 		mux = muxCloser{mux, bc}
 	}
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	if tcp := setupICETCP(&se, cfg.TCPListener); tcp != nil {
+		mux = closers{mux, tcp}
+	}
+	se.SetNetworkTypes(networkTypes(cfg))
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	// DTLS's HelloVerifyRequest (a cookie round trip) guards a server
 	// against spoofed-source floods; here DTLS runs only with a peer that
@@ -162,7 +173,6 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 	se.SetIncludeLoopbackCandidate(cfg.ICELoopback || cfg.LoopbackOnly)
 	if cfg.LoopbackOnly {
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	}
 	if cfg.PublicIP != "" {
 		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
@@ -173,7 +183,7 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 			return APIs{}, nil, fmt.Errorf("public ip: %w", err)
 		}
 	}
-	var apis APIs
+	apis := APIs{RelayTransport: cfg.RelayTransport}
 	if bc != nil {
 		apis.Flush = bc.flush
 	}

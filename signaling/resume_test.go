@@ -762,3 +762,38 @@ func TestResumeWithAnOfferOut(t *testing.T) {
 		t.Fatalf("the offer after the answer kept the ufrag %q: no ICE restart", u)
 	}
 }
+
+// More notifications while held than the replay keeps: the resume says
+// gap, and replays the last 1024 (at least 1000) in order.
+func TestResumeGap(t *testing.T) {
+	ts := newTestServer(t)
+	ts.join11(t, "alice", "r1", "host")
+	tok := ts.token(t, "bob", "r1", "viewer")
+	bob := ts.dialRaw(t, tok)
+	first := decodeJoin(t, joinFirst(t, bob, `{"version":"1.1"}`))
+	_ = bob.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(ts.Metrics.Resume.Holds) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("not held")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range 1100 {
+		ts.Srv.Broadcast("server.draining", map[string]any{"deadline": time.Now().Add(time.Duration(i) * time.Second).UTC()})
+	}
+	again := ts.resumeRaw(t, tok, first.ResumeToken)
+	res := decodeJoin(t, joinFirst(t, again, `{"version":"1.1","lastSeq":0}`))
+	if !res.Resumed || !res.Gap || res.Seq != 1100 {
+		t.Fatalf("resume after 1100 notifications: %+v", res)
+	}
+	frames := again.readN(replayKeep)
+	if s := seqOf(frames[0]); s != res.Seq-replayKeep+1 {
+		t.Fatalf("the replay starts at seq %d, want %d", s, res.Seq-replayKeep+1)
+	}
+	for i, f := range frames {
+		if s := seqOf(f); s != res.Seq-replayKeep+1+uint64(i) {
+			t.Fatalf("replay frame %d has seq %d", i, s)
+		}
+	}
+}

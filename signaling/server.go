@@ -229,11 +229,20 @@ func (s *Server) count(method string, code int) {
 
 // Broadcast sends a notification to every session (each frames it: a 1.1
 // session's has its seq).
+// Held sessions (hold.go) get it too, for their replay; a session a
+// resume took over does not (its successor does).
 func (s *Server) Broadcast(method string, params any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for sess := range s.sessions {
-		sess.notify(method, params)
+		if !sess.moved() {
+			sess.notify(method, params)
+		}
+	}
+	for _, sess := range s.resumables.all() {
+		if !s.sessions[sess] {
+			sess.notify(method, params)
+		}
 	}
 }
 

@@ -40,6 +40,11 @@ func TestBrowserGoLiveWatchEnd(t *testing.T) {
 	viewer.waitFor("alice's tile", `document.querySelector('`+tile("alice", "host")+` video')?.videoWidth > 0`, 10*time.Second)
 	viewer.waitDecoding("alice", 10*time.Second)
 	viewer.waitFor("status LIVE", `document.getElementById("room-status").dataset.status === "live"`, 5*time.Second)
+	// Debug info: how the media travels (here, on loopback: UDP), on the
+	// viewer's tiles and the studio's status badge.
+	viewer.waitFor("the transport on the tile", `document.querySelector("[data-transport]")?.dataset.transport === "udp" &&
+		document.querySelector('`+tile("alice", "host")+` .stat').textContent.includes("UDP")`, 5*time.Second)
+	host.waitFor("the transport on the studio's badge", `document.getElementById("status").dataset.transport === "udp"`, 5*time.Second)
 
 	lobby := b.open("lobby", st.URL+"/")
 	lobby.waitFor("the room's LIVE card with 1 viewer",

@@ -7,6 +7,7 @@
 //	relaybench --url http://127.0.0.1:8800 --secret S --rooms 4 --viewers 50
 //	relaybench --spawn ./relayd --ramp --ramp-step 50
 //	relaybench --spawn ./relayd --viewers 20 --viewer-net 10:cap=600kbit,loss=2% --browser-viewer cap=1mbit
+//	relaybench --spawn ./relayd --simulcast --viewers 20 --viewer-net 5:cap=800kbit,at=3s,lift=15s
 //	relaybench floor
 //	relaybench resume --spawn ./relayd --cycles 20 --cut 5s [--nodes 2]
 //
@@ -106,14 +107,21 @@ func parseFlags(args []string, stderr io.Writer) (bench.Config, error) {
 	fs.IntVar(&cfg.RampMax, "ramp-max", d.RampMax, "with --ramp: stop at this many viewers per room")
 	fs.IntVar(&cfg.JoinConcurrency, "join-concurrency", d.JoinConcurrency, "viewers joining at the same time")
 	fs.BoolVar(&cfg.Lab, "lab", false, "run in the network lab (needs root and --spawn) even without a profile: --viewers is the healthy group")
-	fs.Func("viewer-net", "lab: a group of N viewers behind a network PROFILE, N:PROFILE, e.g. 20:cap=600kbit,loss=2% or 10:udp=blocked (repeatable)", func(s string) error {
+	fs.Func("viewer-net", "lab: a group of N viewers behind a network PROFILE, N:PROFILE, e.g. 20:cap=600kbit,loss=2% or 10:udp=blocked,transport=tcp (repeatable); the bench's own keys: transport=udp|tcp|turn-udp|turn-tcp|turn-tls (forces the group's path), at=D (the profile applies D into the window), lift=D (lifted D into the window), dest (the group watches the --relays 1 destination room)", func(s string) error {
 		vn, err := bench.ParseViewerNet(s)
 		cfg.ViewerNets = append(cfg.ViewerNets, vn)
 		return err
 	})
-	fs.StringVar(&cfg.PublisherNet, "publisher-net", "", "lab: the publisher's network PROFILE, e.g. cap=2mbit (default: a perfect link)")
+	fs.StringVar(&cfg.PublisherNet, "publisher-net", "", "lab: the publisher's network PROFILE, e.g. cap=2mbit or udp=blocked,transport=tcp (default: a perfect link)")
 	fs.StringVar(&cfg.BrowserViewer, "browser-viewer", "", "lab: one headless Chromium viewer behind this PROFILE (none: a perfect link), its getStats in the report")
 	fs.StringVar(&cfg.Chromium, "chromium", "", "lab: the browser binary for --browser-viewer (default: chromium in PATH)")
+	fs.BoolVar(&cfg.Simulcast, "simulcast", false, "lab: the publisher sends three simulcast layers (q 320x180, h 640x360, f 960x540 at --layer-bitrates) and the viewers join as 1.1 sessions; the report follows their layers")
+	fs.IntVar(&cfg.Nodes, "nodes", 1, "lab: 2 runs two relayd nodes on one Redis (in the server namespace), the --relays 1 destination room on the second")
+	fs.Func("layer-bitrates", "lab, with --simulcast: the layers' bit rates, lowest first, 1 to 3 of them (default 150k,500k,1.5M)", func(s string) error {
+		r, err := bench.ParseLayerBitrates(s)
+		cfg.LayerBitrates = r
+		return err
+	})
 	fs.DurationVar(&cfg.FirstFrameTimeout, "first-frame-timeout", d.FirstFrameTimeout, "lab: a viewer without a frame this long after its dial failed to join")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

@@ -50,6 +50,14 @@ type Config struct {
 	// extension: the WebSockets one identity (token sub) may hold open at
 	// once; default 10, 0 = no cap
 	MaxSocketsPerIdentity int `yaml:"max-sockets-per-identity"`
+
+	// Firewall traversal (traversal.go).
+	TCPPort     int    `yaml:"tcp-port"`      // passive ICE-TCP port; default -1 = --udp-port's number, 0 = off
+	TURNPort    int    `yaml:"turn-port"`     // embedded TURN server, UDP and TCP; default 0 = off
+	TURNTLSPort int    `yaml:"turn-tls-port"` // TURN over TLS; default 0 = off
+	TURNCert    string `yaml:"turn-cert"`     // PEM certificate of TURN over TLS
+	TURNKey     string `yaml:"turn-key"`      // PEM key of TURN over TLS
+	TURNHost    string `yaml:"turn-host"`     // host in the iceServers URLs; default --public-ip, else the media IP
 }
 
 // DefaultConfig returns the configuration used where nothing is set.
@@ -57,6 +65,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:               "127.0.0.1:8800",
 		UDPPort:              8801,
+		TCPPort:              tcpPortSameAsUDP,
 		UDPBatch:             true,
 		DataDir:              "./data",
 		MaxCohosts:           8,
@@ -206,6 +215,7 @@ func newConfigFlagSet(c *Config, path *string) *flag.FlagSet {
 	fs.DurationVar(&c.RoomRetention, "room-retention", c.RoomRetention, "how long an ended room is kept; then it is purged with its invitations, chat and recordings (0: forever)")
 	fs.IntVar(&c.RoomCreateRate, "room-create-rate", c.RoomCreateRate, "rooms one identity may create a minute, in bursts of as many; beyond: 4029 / HTTP 429 (0: no limit)")
 	fs.IntVar(&c.MaxSocketsPerIdentity, "max-sockets-per-identity", c.MaxSocketsPerIdentity, "WebSockets one identity (token sub) may hold open at once; more get HTTP 429 (0: no cap)")
+	addTraversalFlags(fs, c)
 	return fs
 }
 
@@ -365,6 +375,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("--udp-ip: cannot derive it from the --listen host %q, give an IP", host)
 	}
+	c.validateTraversal(bad)
 	if c.PublicIP != "" && net.ParseIP(c.PublicIP) == nil {
 		bad("--public-ip %q: not an IP address", c.PublicIP)
 	}

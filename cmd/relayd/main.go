@@ -115,8 +115,13 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, hooks runHooks) erro
 		return fmt.Errorf("media udp: %w", err)
 	}
 	defer udp.Close()
+	trav, err := openTraversal(cfg, udp, log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		trav.close()
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
@@ -133,6 +138,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, hooks runHooks) erro
 		Redis: cfg.Redis, Advertise: advertise, NodeID: cfg.NodeID, NoUDPBatch: !cfg.UDPBatch,
 		RoomRetention: cfg.RoomRetention, RoomCreateRate: cfg.RoomCreateRate,
 		MaxSocketsPerIdentity: cfg.MaxSocketsPerIdentity,
+		TCPListener:           trav.tcp, TURN: trav.turn,
 	})
 	if err != nil {
 		return err
@@ -140,7 +146,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, hooks runHooks) erro
 	httpSrv := newHTTPServer(cfg, a.Handler, log)
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
-	log.Info("relayd listening", "http", ln.Addr().String(), "udp", udp.LocalAddr().String())
+	log.Info("relayd listening", "http", ln.Addr().String(), "udp", udp.LocalAddr().String(), "ice_tcp", addrOf(trav.tcp))
 	if cfg.Dev {
 		printDev(stdout, a.Tokens, cfg, ln.Addr().String())
 	}

@@ -502,13 +502,18 @@ export class Tiles {
   async _stats() {
     if (this.tiles.size === 0) return;
     const stats = await this.client.videoStats().catch(() => []);
+    // How the media gets here (debug info): UDP, TCP (ICE-TCP) or TURN.
+    const transport = await transportOf(this.client, "subscriber");
+    if (transport) this.grid.dataset.transport = transport;
     for (const s of stats) {
       const entry = this.client.remoteTracks.get(s.trackId);
       if (!entry || !entry.participant) continue;
       const t = this.tiles.get(participantKey(entry.participant));
       if (!t || !s.frameWidth) continue;
       t.stat.hidden = false;
-      t.stat.textContent = s.frameWidth + "×" + s.frameHeight + (s.codec ? " " + s.codec.replace(/^video\//, "") : "");
+      t.stat.textContent = s.frameWidth + "×" + s.frameHeight + (s.codec ? " " + s.codec.replace(/^video\//, "") : "") +
+        (transport ? " · " + transportLabel[transport] : "");
+      t.stat.title = transport ? "connected over " + transportLabel[transport] : "";
       t.height = s.frameHeight;
     }
     this._quality();
@@ -527,4 +532,32 @@ export function markNav() {
   for (const a of document.querySelectorAll(".topbar nav a")) {
     if (a.getAttribute("href") === location.pathname) a.setAttribute("aria-current", "page");
   }
+}
+
+/** The transports a PeerConnection's media can take, as the server's metrics name them. */
+export const transportLabel = { udp: "UDP", tcp: "TCP", turn_udp: "TURN/UDP", turn_tcp: "TURN/TCP", turn_tls: "TURN/TLS" };
+
+/**
+ * transportOf reads one of the client's PeerConnections' getStats (target
+ * "publisher" | "subscriber"): the selected candidate pair's local
+ * candidate gives "udp", "tcp" (ICE-TCP), or "turn_udp" / "turn_tcp" /
+ * "turn_tls" (a relay candidate, by how the browser reaches the TURN
+ * server: its relayProtocol); "" before a pair is selected.
+ */
+export async function transportOf(client, target = "subscriber") {
+  const report = await client.getStats(target).catch(() => null);
+  if (!report) return "";
+  let pair = null;
+  report.forEach((s) => {
+    if (s.type === "transport" && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId) || pair;
+  });
+  if (!pair) {
+    report.forEach((s) => {
+      if (!pair && s.type === "candidate-pair" && s.state === "succeeded" && s.nominated) pair = s;
+    });
+  }
+  const local = pair && report.get(pair.localCandidateId);
+  if (!local) return "";
+  if (local.candidateType === "relay") return "turn_" + (local.relayProtocol || "udp");
+  return local.protocol === "tcp" ? "tcp" : "udp";
 }

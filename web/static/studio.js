@@ -9,6 +9,7 @@ import {
 import { ErrorCode, getLocalMedia, relayEventName, relayStateName, relayErrorName } from "/sdk/relay-client.js";
 import { chatPanel } from "/static/chat.js";
 import { badNameText, endedText, relayReason } from "/static/words.js";
+import { transportLabel, transportOf } from "/static/app.js";
 
 markNav();
 
@@ -96,6 +97,7 @@ $("live-form").addEventListener("submit", async (ev) => {
     // Recording first, so the tracks published next are recorded.
     if (record && !(res.room && res.room.recording)) await setRecording(true);
     await client.publish({ stream: app.preview });
+    showTransport(client);
     $("end-stream").disabled = false;
     $("invite-btn").disabled = false;
     $("share").hidden = false;
@@ -654,3 +656,16 @@ function logRelay(kind, text) {
 }
 
 renderDestinations();
+
+// showTransport puts how the camera's media leaves (UDP, TCP, TURN/UDP,
+// TURN/TCP, TURN/TLS: the publisher PC's selected candidate pair) on the
+// status badge, as debug info: its tooltip and data-transport.
+function showTransport(client) {
+  const timer = setInterval(async () => {
+    if (app.client !== client) return clearInterval(timer);
+    const t = await transportOf(client, "publisher");
+    if (!t) return;
+    $("status").dataset.transport = t;
+    $("status").title = "Your media goes over " + transportLabel[t];
+  }, 2000);
+}

@@ -1,0 +1,113 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLabSimulcast is the end-to-end test with real pion peers in
+// the lab: relayd in the server namespace, a publisher sending three
+// simulcast layers (320x180, 640x360, 960x540 at 150, 500 and 1,500
+// kbit/s), and three Go viewers, each in its own namespace and a 1.1
+// session: one on a perfect link, one capped at 800 kbit/s from its join,
+// and one on a perfect link in a room the publisher's tracks are relayed
+// into. The uncapped viewers must settle on the top layer and the capped
+// one on the middle layer, by the server's word (track.layer) and by the
+// size of the keyframes they receive; the capped one must keep playing.
+// It skips, saying so, when the lab cannot be made or the server does not
+// take simulcast (its track objects list no layers).
+func TestLabSimulcast(t *testing.T) {
+	labTest(t)
+	bin := buildRelayd(t)
+	t.Cleanup(func() { leftovers(t, bin) })
+	capped, err := ParseViewerNet("1:cap=800kbit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest, err := ParseViewerNet("1:dest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	rep, err := RunLab(ctx, Config{
+		Spawn:      bin,
+		Simulcast:  true,
+		Viewers:    1,
+		ViewerNets: []ViewerNet{capped, dest},
+		Relays:     1,
+		// The estimate needs a few seconds of feedback to come down to the
+		// cap, and the switch waits for the middle layer's keyframe: the
+		// protocol allows 3 s for a down switch (§8.10).
+		Warmup:            6 * time.Second,
+		Duration:          6 * time.Second,
+		Audio:             true,
+		FirstFrameTimeout: 15 * time.Second,
+	}, &stdout, &stderr)
+	if errors.Is(err, errNoSimulcast) {
+		t.Skipf("simulcast lab test skipped: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("RunLab: %v\nstderr:\n%s", err, stderr.String())
+	}
+	t.Logf("report:\n%s", stdout.String())
+	if len(rep.Groups) != 3 {
+		t.Fatalf("groups %+v", rep.Groups)
+	}
+	want := []struct {
+		name    string
+		quality string
+		height  int
+	}{
+		{"healthy", "high", 540},
+		{"cap=800kbit", "medium", 360},
+		{"none,dest", "high", 540},
+	}
+	for i, w := range want {
+		g := rep.Groups[i]
+		if g.Name != w.name {
+			t.Fatalf("group %d is %q, want %q", i, g.Name, w.name)
+		}
+		if g.WithFrame != 1 || len(g.PerViewer) != 1 {
+			t.Errorf("%s: %d of 1 viewers with a frame", g.Name, g.WithFrame)
+			continue
+		}
+		l := g.PerViewer[0].Layers
+		if l == nil {
+			t.Errorf("%s: no layer figures", g.Name)
+			continue
+		}
+		if l.AtEnd != w.quality || l.EndHeight != w.height {
+			t.Errorf("%s: at the window's end on %q with %dp keyframes, want %q and %dp; timeline %+v, sizes %+v",
+				g.Name, l.AtEnd, l.EndHeight, w.quality, w.height, l.Timeline, l.Sizes)
+		}
+		// Playing: frames were shown through the window, not one
+		// keyframe now and then.
+		if fps := f1(g.FPS); g.FPS == nil || *g.FPS < 10 {
+			t.Errorf("%s: %s frames shown per second", g.Name, fps)
+		}
+	}
+	// The capped viewer received about what its link carries, and the
+	// publisher sent every layer (someone needs each: the relay all).
+	if c := rep.Groups[1]; c.ReceivedBps == nil || *c.ReceivedBps > 1.3*800_000 {
+		t.Errorf("capped viewer received %v bit/s", c.ReceivedBps)
+	}
+	if len(rep.Publisher.Layers) != 3 {
+		t.Fatalf("publisher layers %+v", rep.Publisher.Layers)
+	}
+	for _, l := range rep.Publisher.Layers {
+		if l.Packets == 0 {
+			t.Errorf("layer %s: nothing sent in the window", l.RID)
+		}
+	}
+	for _, s := range []string{"simulcast:", "settled on"} {
+		if !strings.Contains(stdout.String(), s) {
+			t.Errorf("no %q in the table", s)
+		}
+	}
+}
