@@ -133,5 +133,7 @@ func TestBrowserTileAsks(t *testing.T) {
 	viewer.waitFor("the tile back asks for a larger layer", tileSel+`.dataset.asked !== "paused" && `+tileSel+`.dataset.asked !== "auto 320"`, 5*time.Second)
 	viewer.waitFor("a larger layer playing again", `await (async () => { const s = (await app.client.videoStats()).find(x => x.participant === "alice");
 		return s && s.frameHeight > 180 })()`, 15*time.Second)
-	keepsPlaying(t, viewer, "alice", 3*time.Second)
+	// The server may go up a layer more as it learns the link (each
+	// switch waits for a keyframe): playing, within a longer window.
+	keepsPlaying(t, viewer, "alice", 8*time.Second)
 }
