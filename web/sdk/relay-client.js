@@ -400,6 +400,7 @@ export class RelayClient {
     this._netOff = null; // removes the network listeners
     this._stored = null; // a session kept by the page before a reload (options.resumeKey)
     this._fromStore = false; // the resume under way is of a stored session (a reload: no PCs of its own)
+    this._storedRelay = null; // the relay kept with a stored session
     this._reloaded = false; // the session was resumed after a reload: its media is not proven yet
     this._reloadTimer = null;
     this._retired = null; // the socket a resume on a new one replaces
@@ -936,6 +937,9 @@ export class RelayClient {
     this.gap = this.resumed && res.gap === true;
     this._reloaded = this.resumed && this._fromStore && !this._pub && !this._sub;
     this._fromStore = false;
+    // The relay kept with a session resumed after a reload still runs.
+    if (this._storedRelay && this.resumed && !this.relay) this.relay = this._storedRelay;
+    this._storedRelay = null;
     if (!this.resumed) {
       // A fresh session: whatever the old one had is gone (its PCs too).
       if (this._pub || this._sub) this._closePeers();
@@ -1511,6 +1515,8 @@ export class RelayClient {
       st.setItem(this.options.resumeKey, JSON.stringify({
         sessionId: this.sessionId, resumeToken: this.resumeToken, lastSeq: this.lastSeq, token: this.token,
         at: this._lostAt || Date.now(), publishing: !!this._publishWanted,
+        // A relay survives the source's resume: the reloaded page knows it.
+        relay: this.relay && this.relay.state !== "idle" ? this.relay : null, relayTargets: this._relayTargets,
       }));
     } catch {
       // storage full or refused: resume still works without a reload
@@ -1551,6 +1557,8 @@ export class RelayClient {
     this._storedToken = st.token || "";
     this.version = "1.1";
     this._fromStore = true;
+    this._storedRelay = st.relay && typeof st.relay === "object" ? normalizeRelay(st.relay) : null;
+    this._relayTargets = Array.isArray(st.relayTargets) ? st.relayTargets : [];
   }
 
   /**

@@ -107,6 +107,7 @@ $("live-form").addEventListener("submit", async (ev) => {
     history.replaceState(null, "", "/studio?identity=" + encodeURIComponent(identity) + "&room=" + encodeURIComponent(room));
     loadInvitations();
     refreshDestinations();
+    showRelayState(); // a relay that went on across a reload
     updateRelayButtons();
   } catch (err) {
     app.resuming = null;
