@@ -21,6 +21,11 @@ package bench
 // slow subscriber's video, up to the next keyframe), so a frame cut short
 // that way lacks its marker and is never complete; the next frame after
 // such a gap is a keyframe and is shown.
+//
+// A padding-only packet (a server probing the viewer's downlink sends them
+// between frames, on the video's SSRC) takes a sequence number and carries
+// nothing: a frame that follows the last shown one across padding still
+// follows it, as in a receiver's packet buffer.
 
 import "time"
 
@@ -52,18 +57,20 @@ type frameTracker struct {
 	seq     seqUnwrapper
 	shownTo int64 // last sequence number of the last shown frame; -1 before the first
 	shown   uint64
-	late    uint64 // packets that came after a later one
+	late    uint64           // packets that came after a later one
+	pads    [frameRing]int64 // padding-only packets seen, by extended sequence number
 }
 
 func newFrameTracker() *frameTracker { return &frameTracker{shownTo: -1} }
 
 // packetInfo is what the tracker needs of one received VP8 packet.
 type packetInfo struct {
-	seq    uint16
-	ts     uint32
-	start  bool // VP8 descriptor S=1 with partition id 0: the frame's first packet
-	key    bool // start of a keyframe (VP8 payload header P=0)
-	marker bool // RTP marker: the frame's last packet
+	seq     uint16
+	ts      uint32
+	start   bool // VP8 descriptor S=1 with partition id 0: the frame's first packet
+	key     bool // start of a keyframe (VP8 payload header P=0)
+	marker  bool // RTP marker: the frame's last packet
+	padding bool // no payload: padding only
 }
 
 // onPacket takes one packet (duplicates already removed) and returns how
@@ -78,6 +85,19 @@ func (f *frameTracker) onPacket(p packetInfo) int {
 	}
 	if f.shownTo >= 0 && ext <= f.shownTo {
 		return 0 // a late copy of something already shown or skipped
+	}
+	if p.padding {
+		f.pads[ext%frameRing] = ext
+		n := 0
+		for f.shownTo >= 0 {
+			nx := f.following()
+			if nx == nil {
+				break
+			}
+			f.show(nx)
+			n++
+		}
+		return n
 	}
 	s := f.slot(p.ts)
 	if s.done {
@@ -126,8 +146,12 @@ func (f *frameTracker) show(s *frameSlot) {
 // following returns the complete, unshown frame that starts right after the
 // last shown one, or nil.
 func (f *frameTracker) following() *frameSlot {
+	next := f.shownTo + 1
+	for f.pads[next%frameRing] == next { // padding between the frames
+		next++
+	}
 	for i := range f.ring {
-		if s := &f.ring[i]; s.used && !s.done && s.first == f.shownTo+1 && s.complete() {
+		if s := &f.ring[i]; s.used && !s.done && s.first == next && s.complete() {
 			return s
 		}
 	}

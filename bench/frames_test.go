@@ -254,3 +254,25 @@ func TestSeqUnwrapper(t *testing.T) {
 		}
 	}
 }
+
+// Padding-only packets between two frames (a server probing the downlink)
+// do not break the chain of delta frames, whenever they arrive.
+func TestFrameTrackerPadding(t *testing.T) {
+	f := newFrameTracker()
+	if n := f.onPacket(packetInfo{seq: 10, ts: 1, start: true, key: true, marker: true}); n != 1 {
+		t.Fatalf("keyframe: %d shown", n)
+	}
+	f.onPacket(packetInfo{seq: 11, ts: 1, padding: true})
+	f.onPacket(packetInfo{seq: 12, ts: 1, padding: true})
+	if n := f.onPacket(packetInfo{seq: 13, ts: 2, start: true, marker: true}); n != 1 {
+		t.Fatalf("the delta frame after padding: %d shown", n)
+	}
+	// The padding after the next frame arrives after the frame that
+	// follows it: that frame is shown when the padding comes.
+	if n := f.onPacket(packetInfo{seq: 15, ts: 3, start: true, marker: true}); n != 0 {
+		t.Fatalf("a frame after a gap: %d shown", n)
+	}
+	if n := f.onPacket(packetInfo{seq: 14, ts: 2, padding: true}); n != 1 {
+		t.Fatalf("the padding closing the gap: %d shown", n)
+	}
+}

@@ -200,7 +200,7 @@ func (t *trackStats) onFramePacket(b []byte, seq uint16, marker bool, payload []
 	}
 	ts := binary.BigEndian.Uint32(b[4:8])
 	late := t.ft.late
-	shown := t.ft.onPacket(packetInfo{seq: seq, ts: ts, start: start, key: key, marker: marker})
+	shown := t.ft.onPacket(packetInfo{seq: seq, ts: ts, start: start, key: key, marker: marker, padding: len(payload) == 0})
 	if t.ft.late != late {
 		t.late.Add(1)
 	}

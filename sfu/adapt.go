@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -233,6 +235,10 @@ func (a *adapter) round() {
 	}
 	a.probe = nextProbe(a.probe, now, est, want)
 	b.setProbing(a.probe.Active)
+	if a.p.log.Enabled(context.Background(), slog.LevelDebug) {
+		a.p.log.Debug("layers decided", "estimate", est.Estimate, "delivered", est.Delivered, "loss", est.Loss,
+			"budget", budget, "want", want, "sending", a.sending, "probing", a.probe.Active, "choices", choices)
+	}
 }
 
 // stepUp is the extra bit/s a bandwidth-limited track's next step needs:

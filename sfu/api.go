@@ -56,8 +56,12 @@ func newMediaEngine(publisher bool) (*webrtc.MediaEngine, error) {
 		// Subscribers' browsers report every packet's arrival (TWCC) for
 		// the per-subscriber estimate (bwe.go); down tracks write the
 		// transport-wide sequence number themselves (DownTrack.write).
-		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, webrtc.RTPCodecTypeVideo); err != nil {
-			return nil, err
+		// Audio too: the estimate is of everything the subscriber gets,
+		// and the video budget is what is left after the audio.
+		for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+			if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, kind); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if publisher {

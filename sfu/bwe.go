@@ -23,7 +23,7 @@ package sfu
 // (queuing delay above the minimum one-way delay seen, and growing, in
 // two reports in a row) or loss above 10% cuts the estimate to 85% of the rate actually delivered;
 // loss between 2% and 10% holds it; otherwise it grows 25% a second, up
-// to twice what is delivered. Above that it only grows by probing: the
+// to 10% above what is delivered. Above that it only grows by probing: the
 // adapter (adapt.go) has a down track send padding (probe.go) up to the
 // rate of the layer it would like, and a probe that delivers without
 // overuse raises the estimate to what it delivered.
@@ -61,8 +61,8 @@ const (
 	// holdAfterDecrease is how long the estimate stays put after a cut
 	// before growing again.
 	holdAfterDecrease = time.Second
-	// growthPerSecond is the multiplicative increase: from the low
-	// layer's 150 kbit/s to the top's 1.9 Mbit/s with headroom in ~11 s.
+	// growthPerSecond is the multiplicative increase, up to 10% above
+	// what is delivered (beyond that only probes raise it: probe.go).
 	growthPerSecond = 0.25
 	// lossHigh and lossLow: above lossHigh (smoothed) the estimate is
 	// cut, above lossLow it holds (GCC's loss-based controller).
@@ -91,7 +91,8 @@ type bweState struct {
 	Loss         float64
 	LastDecrease int64
 	LastUpdate   int64
-	Overuse      int // reports in a row that saw the queue overused
+	Overuse      int   // reports in a row that saw the queue overused
+	Congested    int64 // x.At of the last report with loss or a queue building (a probe stops at once)
 }
 
 // nextEstimate is the estimator's reaction to one report.
@@ -120,17 +121,26 @@ func nextEstimate(s bweState, x bweSample) bweState {
 	} else {
 		s.Overuse = 0
 	}
-	overuse := s.Overuse >= 2 || s.Loss > lossHigh
+	// Loss cuts only while this report shows some: the smoothed loss
+	// of a link that was full a moment ago must not cut a probe that
+	// now gets through.
+	overuse := s.Overuse >= 2 || (s.Loss > lossHigh && x.Lost > 0)
+	if (x.Acked > 0 && float64(x.Lost)/float64(x.Acked) > lossLow) || (x.Delay > int64(overuseDelay)/2 && x.DelayTrend > 0) {
+		s.Congested = x.At
+	}
 	switch {
 	case overuse:
 		if x.At-s.LastDecrease < int64(decreaseInterval) && s.LastDecrease != 0 {
 			break
 		}
-		base := s.Delivered
-		if base == 0 || base > s.Estimate {
-			base = s.Estimate
+		// GCC's A = beta * R: 85% of what the link delivers, never
+		// above the estimate (and never compounding: a second cut
+		// while the queue drains lands on the same value).
+		cut := int(float64(s.Estimate) * decreaseFactor)
+		if s.Delivered > 0 {
+			cut = min(s.Estimate, int(float64(s.Delivered)*decreaseFactor))
 		}
-		s.Estimate = max(int(float64(base)*decreaseFactor), minEstimate)
+		s.Estimate = max(cut, minEstimate)
 		s.LastDecrease = x.At
 	case s.Loss > lossLow:
 		// hold
@@ -140,7 +150,7 @@ func nextEstimate(s bweState, x bweSample) bweState {
 		if x.Probing && s.Delivered > s.Estimate {
 			s.Estimate = s.Delivered // the probe got through
 		}
-		if limit := 2 * s.Delivered; s.Estimate < limit {
+		if limit := s.Delivered * 11 / 10; s.Estimate < limit {
 			s.Estimate = min(int(float64(s.Estimate)*(1+growthPerSecond*min(dt, 1))), limit)
 		}
 	}
@@ -196,6 +206,9 @@ type bwe struct {
 	minAt    int64 // Now() when it was seen
 	lastQ    int64 // ns: the previous report's queuing delay
 	probing  bool
+	rtxBits  float64 // retransmission budget left (rtxShare of the estimate, refilled)
+	rtxAt    int64   // Now() of its last refill
+
 }
 
 // estimate returns the estimate in bit/s, and false before any feedback.
@@ -203,6 +216,34 @@ func (b *bwe) estimate() (int, bweState, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.st.Estimate, b.st, b.st.Estimate > 0
+}
+
+// rtxShare is the part of the estimate retransmissions may take, and
+// rtxBurst how much of it may be spent at once (s). Random loss of a few
+// percent needs as much again in retransmissions, well within it; a
+// subscriber whose link is full NACKs everything the queue dropped, and
+// resending all of it would only keep the link full (a NACK storm).
+const (
+	rtxShare = 0.15
+	rtxBurst = 0.5
+)
+
+// allowRetransmit reports whether a retransmission of size bytes fits the
+// subscriber's retransmission budget now (always, before an estimate).
+func (b *bwe) allowRetransmit(size int, now int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.st.Estimate == 0 {
+		return true
+	}
+	rate := float64(b.st.Estimate) * rtxShare
+	b.rtxBits = min(b.rtxBits+rate*float64(now-b.rtxAt)/1e9, rate*rtxBurst)
+	b.rtxAt = now
+	if b.rtxBits < float64(size*8) {
+		return false
+	}
+	b.rtxBits -= float64(size * 8)
+	return true
 }
 
 // setProbing tells the estimator whether padding is being sent.

@@ -39,24 +39,30 @@ func TestNextEstimate(t *testing.T) {
 		{"loss over 10%: cut", bweState{Estimate: 1_000_000, Delivered: 900_000, Loss: 0.2, LastUpdate: at(0)},
 			bweSample{At: at(100), Acked: 20, Lost: 4, Rate: 900_000},
 			func(s bweState) bool { return s.Estimate == 765_000 }, "765k"},
+		{"loss over 10% smoothed, none in this report: no cut", bweState{Estimate: 1_000_000, Delivered: 900_000, Loss: 0.3, LastUpdate: at(0)},
+			bweSample{At: at(100), Acked: 20, Lost: 0, Rate: 900_000},
+			func(s bweState) bool { return s.Estimate == 1_000_000 }, "no cut"},
 		{"loss 2-10%: hold", bweState{Estimate: 1_000_000, Delivered: 900_000, Loss: 0.05, LastUpdate: at(0)},
 			bweSample{At: at(1000), Acked: 20, Lost: 1, Rate: 900_000},
 			func(s bweState) bool { return s.Estimate == 1_000_000 }, "held"},
 		{"held a second after a cut", bweState{Estimate: 500_000, Delivered: 400_000, LastDecrease: at(0), LastUpdate: at(0)},
 			bweSample{At: at(500), Acked: 10, Rate: 400_000},
 			func(s bweState) bool { return s.Estimate == 500_000 }, "held"},
-		{"clear: grows 25% a second", bweState{Estimate: 400_000, Delivered: 400_000, LastUpdate: at(0)},
-			bweSample{At: at(1000), Acked: 10, Rate: 400_000},
+		{"clear: grows 25% a second", bweState{Estimate: 400_000, Delivered: 500_000, LastUpdate: at(0)},
+			bweSample{At: at(1000), Acked: 10, Rate: 500_000},
 			func(s bweState) bool { return s.Estimate == 500_000 }, "500k"},
-		{"growth stops at twice delivered", bweState{Estimate: 790_000, Delivered: 400_000, LastUpdate: at(0)},
+		{"growth stops 10% above delivered", bweState{Estimate: 400_000, Delivered: 400_000, LastUpdate: at(0)},
 			bweSample{At: at(1000), Acked: 10, Rate: 400_000},
-			func(s bweState) bool { return s.Estimate == 800_000 }, "800k"},
+			func(s bweState) bool { return s.Estimate == 440_000 }, "440k"},
 		{"never lowered by the cap", bweState{Estimate: 3_000_000, Delivered: 400_000, LastUpdate: at(0)},
 			bweSample{At: at(1000), Acked: 10, Rate: 400_000},
 			func(s bweState) bool { return s.Estimate == 3_000_000 }, "3M"},
 		{"a probe that got through: up to what it delivered", bweState{Estimate: 600_000, Delivered: 1_900_000, LastUpdate: at(0)},
 			bweSample{At: at(100), Acked: 10, Rate: 1_900_000, Probing: true},
 			func(s bweState) bool { return s.Estimate >= 1_900_000 }, ">= 1.9M"},
+		{"a second cut while the queue drains: no compounding", bweState{Estimate: 680_000, Delivered: 800_000, LastDecrease: at(0), LastUpdate: at(0), Overuse: 2},
+			bweSample{At: at(400), Acked: 10, Rate: 800_000, Delay: 80 * ms, DelayTrend: 5 * ms},
+			func(s bweState) bool { return s.Estimate == 680_000 && s.LastDecrease == at(400) }, "680k again"},
 		{"never below the floor", bweState{Estimate: 55_000, Delivered: 20_000, LastUpdate: at(0), Overuse: 1},
 			bweSample{At: at(100), Acked: 10, Rate: 20_000, Delay: 300 * ms},
 			func(s bweState) bool { return s.Estimate == minEstimate }, "the floor"},
@@ -110,8 +116,13 @@ func TestProbe(t *testing.T) {
 		out  func(probeState) bool
 	}{
 		{"nothing wanted", probeState{}, at(0), est, 0, func(p probeState) bool { return !p.Active }},
-		{"wanted above the estimate: probe", probeState{}, at(0), est, 1_900_000,
-			func(p probeState) bool { return p.Active && p.Goal == 1_900_000 && p.Start == at(0) }},
+		{"wanted above the estimate: probe, 30% above it at most", probeState{}, at(0), est, 1_900_000,
+			func(p probeState) bool { return p.Active && p.Goal == 780_000 && p.Start == at(0) }},
+		{"wanted a little above: probe to it", probeState{}, at(0), est, 700_000,
+			func(p probeState) bool { return p.Active && p.Goal == 700_000 }},
+		{"loss or a queue during the probe: stop at once", probeState{Active: true, Start: at(0), Goal: 900_000, Backoff: int64(2 * time.Second)},
+			at(300), bweState{Estimate: 600_000, LastDecrease: at(-5000), Congested: at(200)}, 1_900_000,
+			func(p probeState) bool { return !p.Active && p.Until == at(2300) }},
 		{"wanted below: no probe", probeState{}, at(0), est, 500_000, func(p probeState) bool { return !p.Active }},
 		{"in backoff: no probe", probeState{Until: at(1000)}, at(0), est, 1_900_000, func(p probeState) bool { return !p.Active }},
 		{"just cut: no probe", probeState{}, at(0), bweState{Estimate: 600_000, LastDecrease: at(-500)}, 1_900_000,
@@ -119,9 +130,9 @@ func TestProbe(t *testing.T) {
 		{"cut during the probe: stop, back off twice as long", probeState{Active: true, Start: at(0), Goal: 1_900_000, Backoff: int64(2 * time.Second)},
 			at(500), bweState{Estimate: 600_000, LastDecrease: at(400)}, 1_900_000,
 			func(p probeState) bool { return !p.Active && p.Until == at(2500) && p.Backoff == int64(4*time.Second) }},
-		{"goal reached: stop", probeState{Active: true, Start: at(0), Goal: 1_900_000, Backoff: int64(8 * time.Second)},
-			at(500), bweState{Estimate: 2_000_000, LastDecrease: at(-5000)}, 1_900_000,
-			func(p probeState) bool { return !p.Active && p.Backoff == int64(probeBackoffMin) && p.Until <= at(500) }},
+		{"goal reached: stop, the next step at once", probeState{Active: true, Start: at(0), Goal: 1_000_000, Backoff: int64(8 * time.Second)},
+			at(500), bweState{Estimate: 920_000, LastDecrease: at(-5000)}, 1_900_000,
+			func(p probeState) bool { return !p.Active && p.Backoff == int64(probeBackoffMin) && p.Until == at(500) }},
 		{"too long: stop", probeState{Active: true, Start: at(0), Goal: 1_900_000, Backoff: int64(2 * time.Second)},
 			at(2000), est, 1_900_000, func(p probeState) bool { return !p.Active && p.Until == at(4000) }},
 		{"backoff capped", probeState{Active: true, Start: at(0), Goal: 1_900_000, Backoff: int64(probeBackoffMax)},
@@ -184,5 +195,30 @@ func TestBWESample(t *testing.T) {
 	if _, ok := b.sample(&rtcp.TransportLayerCC{BaseSequenceNumber: 5000, PacketStatusCount: 1,
 		PacketChunks: []rtcp.PacketStatusChunk{&rtcp.RunLengthChunk{PacketStatusSymbol: rtcp.TypeTCCPacketNotReceived, RunLength: 1}}}, base); ok {
 		t.Error("a sample from packets never sent")
+	}
+}
+
+// Retransmissions take at most 15% of the estimate (half a second's
+// worth at once); before an estimate, all pass.
+func TestRetransmitBudget(t *testing.T) {
+	var b bwe
+	now := 10_000 * ms
+	if !b.allowRetransmit(1200, now) {
+		t.Fatal("refused before any estimate")
+	}
+	b.st.Estimate = 800_000 // 120 kbit/s for retransmissions: 60 kbit at once
+	b.rtxAt = now
+	n := 0
+	for b.allowRetransmit(1000, now+1000*ms) {
+		n++
+	}
+	if n != 7 { // 60,000 bits / 8,000
+		t.Fatalf("%d retransmissions of 1000 bytes after a second at 800 kbit/s, want 7", n)
+	}
+	if b.allowRetransmit(1000, now+1000*ms) {
+		t.Fatal("over the budget")
+	}
+	if !b.allowRetransmit(1000, now+1100*ms) { // 12,000 bits refilled
+		t.Fatal("not refilled")
 	}
 }

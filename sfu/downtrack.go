@@ -291,12 +291,14 @@ func matchCodec(want webrtc.RTPCodecCapability, have []webrtc.RTPCodecParameters
 
 // codecPreference is the one codec a subscriber transceiver offers: the up
 // track's, without RTX (retransmissions go on the main SSRC, from the
-// shared cache), with transport-cc for video (the per-subscriber
-// estimate, bwe.go).
+// shared cache), with transport-cc (the per-subscriber estimate,
+// bwe.go).
 func codecPreference(c webrtc.RTPCodecCapability, video bool) []webrtc.RTPCodecParameters {
 	c.RTCPFeedback = nil
 	if video {
 		c.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}, {Type: webrtc.TypeRTCPFBTransportCC}}
+	} else {
+		c.RTCPFeedback = []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}
 	}
 	return []webrtc.RTPCodecParameters{{RTPCodecCapability: c}}
 }
@@ -490,6 +492,10 @@ func (d *DownTrack) retransmit(out uint16, aux *cachedPacket) {
 	}
 	if !aux.read(d.up.layers[sp.layer].cache, sp.ext) {
 		d.rtxMiss.Inc()
+		return
+	}
+	if d.bwe != nil && !d.bwe.allowRetransmit(len(aux.payload)+12, Now()) {
+		d.rtxMiss.Inc() // over the subscriber's retransmission budget (bwe.go)
 		return
 	}
 	if _, ok := d.write(b, out, sp.ts, aux); ok {

@@ -52,8 +52,8 @@ func (r *Room) layersChanged(p *Participant, t *UpTrack) {
 	time.AfterFunc(time.Until(n.last.Add(layersNoteInterval)), func() { r.tellLayers(p, t) })
 }
 
-// tellLayers posts track.updated to everyone in the room if t's layers
-// differ from those last told.
+// tellLayers posts track.updated to everyone in the room but the
+// publisher if t's layers differ from those last told.
 func (r *Room) tellLayers(p *Participant, t *UpTrack) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -68,6 +68,8 @@ func (r *Room) tellLayers(p *Participant, t *UpTrack) {
 	}
 	n.sent, n.last = info.Layers, time.Now()
 	for _, q := range r.participants {
-		q.inbox.post(TrackUpdated{Track: info})
+		if q != p { // everyone but the publisher (docs/protocol.md §6.4)
+			q.inbox.post(TrackUpdated{Track: info})
+		}
 	}
 }

@@ -11,10 +11,11 @@ import "time"
 // padding-only packets (RTP padding, 255 bytes each, on that track's
 // SSRC, between frames: the sequence stays continuous and decoders drop
 // them) so that media and padding together reach the rate the next layer
-// needs. If the link carries it, the estimate rises to what was
-// delivered and the layer goes up; if the queue grows, the estimator cuts
-// back (to what was delivered) and the next probe waits, twice as long
-// each time (probeBackoffMin to probeBackoffMax).
+// needs, in steps of at most 30% above what is known to get through. If the link carries
+// it, the estimate rises to what was delivered (and the next step, or the
+// layer, follows); at the first report of loss or a queue building the
+// probe stops, and the next waits, twice as long each time
+// (probeBackoffMin to probeBackoffMax).
 
 const (
 	probeDuration   = 2 * time.Second
@@ -26,6 +27,8 @@ const (
 	// padSize is one padding packet's payload: the most one RTP padding
 	// count byte says.
 	padSize = 255
+	// probeStepMin is the least a probe step adds: a low layer's rate.
+	probeStepMin = 100_000
 )
 
 // probeState is the prober's state.
@@ -46,23 +49,28 @@ func nextProbe(s probeState, now int64, est bweState, want int) probeState {
 	}
 	if s.Active {
 		switch {
-		case est.LastDecrease > s.Start: // the link did not carry it
+		case est.LastDecrease > s.Start || est.Congested > s.Start: // the link did not carry it: stop at its first sign
 			s.Active = false
 			s.Until = now + s.Backoff
 			s.Backoff = min(s.Backoff*2, int64(probeBackoffMax))
-		case est.Estimate >= s.Goal || want == 0: // it did (or nothing is wanted any more)
+		case est.Estimate >= s.Goal*9/10 || want == 0: // it did (or nothing is wanted any more): the next step may follow at once
 			s.Active = false
 			s.Backoff = int64(probeBackoffMin)
+			s.Until = now
 		case now-s.Start >= int64(probeDuration):
 			s.Active = false
 			s.Until = now + s.Backoff
-		default:
-			s.Goal = max(s.Goal, want)
 		}
 		return s
 	}
 	if want > est.Estimate && est.Estimate > 0 && now >= s.Until && now-est.LastDecrease >= int64(holdAfterDecrease) {
-		s.Active, s.Start, s.Goal = true, now, want
+		// A step of at most 30% above what is known to get through
+		// (or probeStepMin: from audio alone, a paused video's lowest
+		// layer is two steps away): a probe straight to the top
+		// layer's rate would flood a link that carries only a little
+		// more than it has.
+		known := max(est.Estimate, est.Delivered)
+		s.Active, s.Start, s.Goal = true, now, min(want, max(known*13/10, known+probeStepMin))
 	}
 	return s
 }

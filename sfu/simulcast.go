@@ -293,8 +293,8 @@ type layerRates struct {
 	rate  [MaxLayers]int    // bit/s over the last window
 }
 
-// rates returns the layers' rates in bit/s by slot, measured over the
-// last rateWindow (shared by every subscriber; a relayed copy's are its
+// rates returns the layers' rates in bit/s by slot, measured every
+// rateWindow and smoothed (shared by every subscriber; a relayed copy's are its
 // origin's).
 func (t *UpTrack) rates() [MaxLayers]int {
 	o := t
@@ -309,7 +309,15 @@ func (t *UpTrack) rates() [MaxLayers]int {
 		for i, l := range o.layers {
 			b := l.bytes.Load()
 			if r.at != 0 {
-				r.rate[i] = int(float64(b-r.bytes[i]) * 8 * 1e9 / float64(d))
+				// Smoothed over ~2 s (a quarter of each window): a
+				// keyframe doubles a 500 ms window's bytes, and the
+				// decision must not take that for the layer's rate.
+				x := int(float64(b-r.bytes[i]) * 8 * 1e9 / float64(d))
+				if r.rate[i] == 0 || d > 4*rateWindow {
+					r.rate[i] = x
+				} else {
+					r.rate[i] = (r.rate[i]*3 + x) / 4
+				}
 			}
 			r.bytes[i] = b
 		}

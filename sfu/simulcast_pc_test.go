@@ -244,6 +244,25 @@ func TestSimulcastLayersAndSwitch(t *testing.T) {
 			t.Errorf("layer %d = %+v, want rid %s %s", i, ls[i], simRIDs[i], q)
 		}
 	}
+	// The viewer got the track before its keyframes' sizes were known:
+	// track.updated tells them (the publisher is not told).
+	waitLong(t, "track.updated with the sizes", func() bool {
+		bob.mu.Lock()
+		defer bob.mu.Unlock()
+		for _, ev := range bob.events {
+			if e, ok := ev.(TrackUpdated); ok && e.Track.ID == up.ID() && len(e.Track.Layers) == 3 && e.Track.Layers[2].Width == 1280 {
+				return true
+			}
+		}
+		return false
+	})
+	alice.mu.Lock()
+	for _, ev := range alice.events {
+		if _, ok := ev.(TrackUpdated); ok {
+			t.Errorf("the publisher was told track.updated")
+		}
+	}
+	alice.mu.Unlock()
 	waitLong(t, "the top layer at the viewer", func() bool { return lastLayer(&rec) == 2 })
 	waitLong(t, "track.layer high", func() bool {
 		ev := bob.layerEvents()
