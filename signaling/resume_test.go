@@ -106,6 +106,14 @@ func TestResumeHost(t *testing.T) {
 	waitNote(t, host, "participant.joined", nil)
 	oldRT := host.ResumeToken()
 	k11, p11, k10, p10 := tr11.Keyframes(), tr11.Packets(), tr10.Keyframes(), tr10.Packets()
+	pubPC := host.PublisherPC()
+	mids := func() (out []string) {
+		for _, tr := range pubPC.GetTransceivers() {
+			out = append(out, tr.Mid())
+		}
+		return out
+	}
+	midsBefore, ufragBefore := fmt.Sprint(mids()), ufragOf(pubPC.CurrentLocalDescription().SDP)
 
 	host.DropSocket()
 	heldSeen(t, v11, video.ID)
@@ -159,6 +167,21 @@ func TestResumeHost(t *testing.T) {
 	// A keyframe since: the resume asked the publisher for one.
 	flowsAgain(t, tr11, k11, p11, 5*time.Second)
 	flowsAgain(t, tr10, k10, p10, 5*time.Second)
+	// The publisher PC restarted ICE: the same PC, the same mids, a new
+	// ufrag.
+	if host.PublisherPC() != pubPC || fmt.Sprint(mids()) != midsBefore {
+		t.Errorf("the publisher PC after the resume: mids %v, were %s", mids(), midsBefore)
+	}
+	if u := ufragOf(pubPC.CurrentLocalDescription().SDP); u == ufragBefore || u == "" {
+		t.Errorf("the publisher's ICE ufrag %q after the resume (was %q): no ICE restart", u, ufragBefore)
+	}
+	restarted := ts.Metrics.Resume.ICERestarts.WithLabelValues("publisher", "connected")
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(restarted) == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := testutil.ToFloat64(restarted); n != 1 {
+		t.Errorf("ice_restarts_total{publisher,connected} = %v", n)
+	}
 	noNote(t, v11, "participant.left", nil, 10*time.Millisecond)
 	noNote(t, v11, "track.unpublished", nil, 10*time.Millisecond)
 	noNote(t, v10, "participant.left", nil, 10*time.Millisecond)
