@@ -119,6 +119,8 @@ func TestResumeHost(t *testing.T) {
 	heldSeen(t, v11, video.ID)
 	// While held: a viewer joins, and v11 chats.
 	late, _ := ts.join11(t, "late", "r1", "viewer")
+	// Given the track while its publisher is held: paused right after.
+	waitNote(t, late, "track.stream", streamNote(video.ID, "paused", "publisher_reconnecting"))
 	if _, err := v11.SendChat(ctx, "while you were away"); err != nil {
 		t.Fatal(err)
 	}
@@ -164,6 +166,7 @@ func TestResumeHost(t *testing.T) {
 	}
 	waitNote(t, v11, "room.updated", roomStatusIs("live"))
 	waitNote(t, v11, "track.stream", streamNote(video.ID, "active", "publisher_reconnecting"))
+	waitNote(t, late, "track.stream", streamNote(video.ID, "active", "publisher_reconnecting"))
 	// A keyframe since: the resume asked the publisher for one.
 	flowsAgain(t, tr11, k11, p11, 5*time.Second)
 	flowsAgain(t, tr10, k10, p10, 5*time.Second)
