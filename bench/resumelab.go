@@ -62,7 +62,11 @@ type ResumeLabConfig struct {
 	Nodes    int           // 1, or 2: a cluster on a redis-server of its own, room B's viewer on the second node
 	Handover bool          // one more cycle: the host moves to a new address
 	Expire   bool          // at the end the host goes away for good: its room must end host_timeout
-	Log      io.Writer     // progress lines; nil: none
+	// TokenTTL, when set, is the life of the host's token: shorter than
+	// the run, the broadcast goes on past its expiry on token.refresh,
+	// and later resumes use the refreshed token.
+	TokenTTL time.Duration
+	Log      io.Writer // progress lines; nil: none
 }
 
 // ResumeLabReport is what a run saw.
@@ -82,6 +86,9 @@ type ResumeLabReport struct {
 	// Resumed counts the host's resumes that resumed (of Cycles, plus the
 	// handover).
 	Resumed int `json:"resumed"`
+	// Refreshed counts the host's resumes made with a token it got from
+	// token.refresh (not the one it was given).
+	Refreshed int `json:"refreshed"`
 	// RelayNotRunning counts polls of the relay during the cuts that found
 	// it, or a destination, in another state than running.
 	RelayNotRunning int `json:"relay_not_running"`
@@ -141,12 +148,13 @@ type resumeChildConfig struct {
 
 // resumeMsg is a line between the parent and a child.
 type resumeMsg struct {
-	Type    string `json:"type"` // ready, marked, frame, resumed, stats, ended, error; cmd: mark, resume, stats, await_end
-	AtNS    int64  `json:"at_ns,omitempty"`
-	Resumed bool   `json:"resumed,omitempty"`
-	Error   string `json:"error,omitempty"`
-	Count   [4]int `json:"count,omitempty"` // stats: left, joined, paused, active
-	Reason  string `json:"reason,omitempty"`
+	Type      string `json:"type"` // ready, marked, frame, resumed, stats, ended, error; cmd: mark, resume, stats, await_end
+	AtNS      int64  `json:"at_ns,omitempty"`
+	Resumed   bool   `json:"resumed,omitempty"`
+	Refreshed bool   `json:"refreshed,omitempty"` // resumed with a token from token.refresh
+	Error     string `json:"error,omitempty"`
+	Count     [4]int `json:"count,omitempty"` // stats: left, joined, paused, active
+	Reason    string `json:"reason,omitempty"`
 }
 
 // resumeIO is a child's side of the protocol.
@@ -232,9 +240,10 @@ func runResumeHost(ctx context.Context, _ []string) error {
 		}
 		c.DropSocket()
 		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		refreshed := c.Token() != cfg.Token
 		r, err := c.Resume(rctx, client.ResumeOptions{})
 		cancel()
-		m := resumeMsg{Type: "resumed"}
+		m := resumeMsg{Type: "resumed", Refreshed: refreshed}
 		if err != nil {
 			m.Error = err.Error()
 		} else {
@@ -495,9 +504,15 @@ func RunResumeLab(ctx context.Context, cfg ResumeLabConfig) (rep *ResumeLabRepor
 		t, _ := mint.token(ctx, id, room, role)
 		return t
 	}
+	hostTok := tok(host, roomA, "host")
+	if cfg.TokenTTL > 0 {
+		if hostTok, err = mint.t.Issue(signaling.TokenSpec{Identity: host, Room: roomA, Role: "host", TTL: cfg.TokenTTL}); err != nil {
+			return nil, err
+		}
+	}
 	logf("%d node(s); host %s in %s relaying into %s", len(nodes), host, roomA, roomB)
 	hostC, err := startResumeChild(lab.Client(1), childResumeHost, "host", resumeChildConfig{
-		BaseURL: nodes[0].srv.baseURL, Room: roomA, Token: tok(host, roomA, "host"),
+		BaseURL: nodes[0].srv.baseURL, Room: roomA, Token: hostTok,
 		DestRoom: roomB, DestToken: tok(host, roomB, "host"),
 	})
 	if err != nil {
@@ -589,6 +604,9 @@ func RunResumeLab(ctx context.Context, cfg ResumeLabConfig) (rep *ResumeLabRepor
 		}
 		if r.Resumed {
 			rep.Resumed++
+		}
+		if r.Refreshed {
+			rep.Refreshed++
 		}
 		var ms [2]float64
 		for i, v := range viewers {

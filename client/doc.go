@@ -149,7 +149,23 @@
 // in to 1.1 (§4.4). The result then says so (JoinResult.Version) and has
 // the session's SessionID and ResumeToken; every notification but trickle
 // carries a seq, 1 after the join result and +1 each (Notification.Seq,
-// LastSeq), which is what a resume will present.
+// LastSeq), which is what a resume presents.
+//
+// # Resume, ICE restart and token refresh (1.1)
+//
+// A 1.1 session whose socket drops is held by the server for its grace
+// (§8.12): Resume comes back as the same participant on a new socket,
+// with the newest token (Token: token.refresh, TokenRefreshEvent,
+// replaces the one given to Dial) and resume token (ResumeToken). The
+// notifications missed are replayed (those already received are dropped
+// by seq), the server's offer restarts ICE on the subscriber PC, and
+// Resume restarts the publisher PC's ICE (RestartICE) without publishing
+// again; a resume that resumed nothing (JoinResult.Resumed false) closes
+// both PeerConnections, and the caller publishes again. RestartICE alone
+// serves a network change with the socket still up. Before each ICE
+// restart the client reads the machine's network interfaces again, so a
+// new address is gathered. DropSocket closes the socket as a lost network
+// does (tests and the bench's resume lab).
 //
 // A room's name is reusable (§8.9): each go-live is a broadcast with its
 // own id (Room.BroadcastID). A 1.1 host's join into its ended room starts
@@ -238,15 +254,14 @@
 //
 // # Not in this package
 //
-// Of version 1.1, session resume and ICE restart and token refresh are not
-// implemented (the server does not have them yet);
-// neither is per-track subscription, which the protocol does not have.
+// Per-track subscription, which the protocol does not have.
 //
 // # Files
 //
 // rpc.go (JSON-RPC over WebSocket), client.go (Dial, Close, the session),
 // peer.go (PeerConnections, trickle, subscriber offers), publish.go
-// (Publish, Unpublish), methods.go (typed wrappers of the contract's
+// (Publish, Unpublish), resume.go (Resume, RestartICE, token refresh),
+// methods.go (typed wrappers of the contract's
 // methods), types.go (the contract's objects), admin.go (the HTTP API),
 // api.go (webrtc.API, codecs, SettingEngine), drop.go (the receive-drop
 // interceptor), receiver.go (RemoteTrack), latency.go (latency

@@ -419,3 +419,61 @@ func ExampleClient_MuteTrack() {
 	// the operator muted 1 audio track
 	// alice is told: muted true by admin
 }
+
+// A 1.1 host whose network drops comes back with Resume: the same
+// session, its missed notifications replayed, ICE restarted on both
+// PeerConnections, nothing published again; its viewer is told the
+// track paused, then active.
+func ExampleClient_Resume() {
+	ctx, admin, stop := start()
+	defer stop()
+	join11 := func(identity, role string) *client.Client {
+		token, err := admin.CreateToken(ctx, client.TokenRequest{Identity: identity, Room: "show", Role: role})
+		if err != nil {
+			log.Fatal(err)
+		}
+		c, err := client.Dial(ctx, admin.BaseURL, token, client.Options{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		if _, err := c.JoinWith(ctx, client.JoinParams{Version: "1.1"}); err != nil {
+			log.Fatal(err)
+		}
+		return c
+	}
+	host := join11("alice", "host")
+	defer host.Close()
+	defer publish(ctx, host, client.PublisherOptions{}).Stop()
+	viewer := join11("bob", "viewer")
+	defer viewer.Close()
+	if _, err := viewer.WaitTrack(ctx, "video", nil); err != nil {
+		log.Fatal(err)
+	}
+
+	host.DropSocket() // the network goes
+	held := func(state string) func(client.TrackStreamEvent) bool {
+		return func(ev client.TrackStreamEvent) bool {
+			return ev.State == state && ev.Reason == "publisher_reconnecting"
+		}
+	}
+	ev, err := client.WaitEvent(ctx, viewer, client.NotifyTrackStream, held("paused"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("bob is told:", ev.State, ev.Reason)
+
+	res, err := host.Resume(ctx, client.ResumeOptions{}) // and comes back
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("alice resumed:", res.Resumed, "as", res.Participant.Role)
+	ev, err = client.WaitEvent(ctx, viewer, client.NotifyTrackStream, held("active"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("bob is told:", ev.State, ev.Reason)
+	// Output:
+	// bob is told: paused publisher_reconnecting
+	// alice resumed: true as host
+	// bob is told: active publisher_reconnecting
+}

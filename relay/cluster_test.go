@@ -41,6 +41,9 @@ type testCluster struct {
 	mu    sync.Mutex
 	nodes map[string]*testNode
 	rooms map[string]string // room -> node id
+	// onHeld, when set before the nodes are made, is every node's
+	// LinkConfig.OnHeld (with the node's id).
+	onHeld func(node string, p *sfu.Participant, held bool)
 }
 
 func newTestCluster() *testCluster {
@@ -125,6 +128,11 @@ func (c *testCluster) newNode(t *testing.T, id string, cohosts map[string][]stri
 	}
 	links, err := NewLinks(LinkConfig{
 		NodeID: id, Secret: testSecret, Conn: conn, Locate: c.locate, SFU: s, Logger: testLogger(), Metrics: m,
+		OnHeld: func(p *sfu.Participant, held bool) {
+			if c.onHeld != nil {
+				c.onHeld(id, p, held)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -85,6 +85,10 @@ type LinkConfig struct {
 	Logger     *slog.Logger
 	Metrics    *metrics.Metrics // default: the SFU's
 	HTTPClient *http.Client     // default: a client with callTimeout and no proxy
+	// OnHeld, when set, is told that the source of relay participant p
+	// (here, fed over a link) is held (true) or resumed (false): held.go.
+	// It is called from the link's handler and must not block for long.
+	OnHeld func(p *sfu.Participant, held bool)
 }
 
 // Links implements Remote: it keeps one pipe per peer node.
@@ -394,6 +398,8 @@ func (l *Links) serve(m wire) (wire, int) {
 		p.onLeave(m.Dest)
 	case "ended":
 		p.onEnded(m.Dest)
+	case wireHeld, wireUnheld:
+		p.onHeld(m.Dest, m.T == wireHeld)
 	default:
 		return wire{}, http.StatusBadRequest
 	}
@@ -436,7 +442,7 @@ func (l *Links) verify(header string) (string, error) {
 }
 
 // wire is a control message, or its answer. T is one of hello, join,
-// publish, unpublish, leave, ended. Node and Pipe name the sender and its
+// publish, unpublish, leave, ended, held, unheld. Node and Pipe name the sender and its
 // pipe (its public key); Error is a join's or publish's failure (an Error).
 type wire struct {
 	T        string     `json:"t,omitempty"`

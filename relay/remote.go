@@ -31,4 +31,7 @@ type RemoteDest interface {
 	Unpublish(dst *sfu.UpTrack)
 	// Leave takes the relay participant out of the destination room.
 	Leave()
+	// SetHeld tells the destination's node that the source is held
+	// (true) or resumed (false): held.go.
+	SetHeld(held bool)
 }

@@ -5,8 +5,9 @@ package rooms
 // for the reconnect grace. The member stays in its room: no
 // participant.left, its tracks, relays and stage seat stay. What the
 // others see instead:
-//   - 1.1 subscribers of its tracks, and of their relayed copies in the
-//     destinations on this node, get track.stream "paused"
+//   - 1.1 subscribers of its tracks, and of their relayed copies (in the
+//     destinations on this node here; on other nodes, told over the
+//     relay's link, in relayCopyHeld there), get track.stream "paused"
 //     publisher_reconnecting (streams.go), then "active" with the first
 //     packet after the resume;
 //   - a host's room goes waiting_reconnect, and back to its earlier status
@@ -62,20 +63,20 @@ func (m *Member) Hold() {
 	m.p.Room().SetHostHeld(m.p, true)
 	m.p.HoldSubscriber(true) // no offers until the resume restarts ICE
 	if rl := m.r.relays.Of(m.p); rl != nil {
+		rl.SourceHeld(true) // its destinations on other nodes
 		m.deliver(RelayEvent{relay.EventParams{Relay: rl.Info().ID, Event: EventSrcReconnecting, Code: EventSrcReconnectingCode}})
 	}
 }
 
-// Resume gives a held (or still connected) member to the session that
-// resumed it: its events go to sink from now on. Then its tracks' cause
-// ends (the subscribers are told "active" with the next packet, which also
-// asks the publisher for a keyframe: the viewers' decoders restart at
-// once), a host's room returns to its earlier status and the relay it
-// sources tells it src_resumed. The caller restarts the subscriber PC's
-// ICE between the two steps: Rebind first, then Resumed.
+// Rebind gives a held (or still connected) member to the session that
+// resumed it: its events go to sink from now on. The caller then restarts
+// the subscriber PC's ICE, and calls Resumed.
 func (m *Member) Rebind(sink Sink) { m.sink.Store(&sinkRef{sink}) }
 
-// Resumed ends the hold (see Rebind).
+// Resumed ends the hold: its tracks' cause ends (the subscribers are told
+// "active" with the next packet, which also asks the publisher for a
+// keyframe: the viewers' decoders restart at once), a host's room returns
+// to its earlier status and the relay it sources tells it src_resumed.
 func (m *Member) Resumed() {
 	if m.p == nil {
 		return
@@ -86,6 +87,7 @@ func (m *Member) Resumed() {
 	}
 	m.p.Room().SetHostHeld(m.p, false)
 	if rl := m.r.relays.Of(m.p); rl != nil {
+		rl.SourceHeld(false)
 		m.deliver(RelayEvent{relay.EventParams{Relay: rl.Info().ID, Event: EventSrcResumed, Code: EventSrcResumedCode}})
 	}
 }
@@ -129,8 +131,8 @@ func (m *Member) State() (Joined, error) {
 }
 
 // heldTracks returns p's published tracks and their relayed copies in the
-// destination rooms of this node (copies on other nodes are not reached:
-// their viewers see the media stall, as 1.0 sessions do).
+// destination rooms of this node (copies on other nodes are told over the
+// relay's link: relayCopyHeld runs there).
 func (r *Rooms) heldTracks(p *sfu.Participant) []*sfu.UpTrack {
 	own := p.PublishedTracks()
 	out := append([]*sfu.UpTrack(nil), own...)
@@ -174,4 +176,17 @@ func (r *Rooms) armResumed(up *sfu.UpTrack, waiting bool) {
 			}
 		}()
 	})
+}
+
+// relayCopyHeld is the relay links' OnHeld: the source of relay
+// participant p, on another node, is held (its copies here hold
+// publisher_reconnecting) or resumed (the cause ends; "active" and a
+// keyframe request with each copy's next packet).
+func (r *Rooms) relayCopyHeld(p *sfu.Participant, held bool) {
+	for _, up := range p.PublishedTracks() {
+		waiting := r.streams.trackCause(up.ID(), CausePublisherReconnecting, held)
+		if !held {
+			r.armResumed(up, waiting)
+		}
+	}
 }

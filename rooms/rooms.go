@@ -182,6 +182,7 @@ func New(c Config) (*Rooms, error) {
 	if c.Links != nil {
 		lc := *c.Links
 		lc.SFU = r.sfu
+		lc.OnHeld = r.relayCopyHeld
 		if lc.Logger == nil {
 			lc.Logger = r.log
 		}

@@ -152,6 +152,12 @@ func (p *Participant) iceStateChanged(t Target, s webrtc.PeerConnectionState) {
 		m.ICERestartSeconds.WithLabelValues(string(t)).Observe(time.Since(at).Seconds())
 		if t == TargetSubscriber {
 			p.ops.post(p.keyframesAfterRestart)
+		} else {
+			// The publisher's restarted path carries media again: what
+			// was lost meanwhile is past retransmission, so ask for a
+			// keyframe (a request made during the restart may have been
+			// lost with the old path).
+			go p.keyframesOfPublished()
 		}
 	}
 }
@@ -161,6 +167,14 @@ func (p *Participant) iceStateChanged(t Target, s webrtc.PeerConnectionState) {
 // is past retransmission, and its decoders restart at once.
 func (p *Participant) keyframesAfterRestart() {
 	for up := range p.down {
+		up.RequestKeyframe()
+	}
+}
+
+// keyframesOfPublished asks for a keyframe of each of the participant's
+// published tracks.
+func (p *Participant) keyframesOfPublished() {
+	for _, up := range p.PublishedTracks() {
 		up.RequestKeyframe()
 	}
 }

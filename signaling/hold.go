@@ -105,13 +105,26 @@ func (s *session) step(in holdInput) (holdState, holdAction) {
 	prev := s.state
 	st, act := nextHold(s.state, in, s.holdable())
 	s.state = st
+	if act == actHold {
+		s.holdDone = make(chan struct{})
+	}
 	return prev, act
 }
 
-// holdable reports whether the session may be held: joined as 1.1.
-// hmu is held (joined and version are set before the session is
-// registered for resume, and never change after).
-func (s *session) holdable() bool { return s.joined && s.version == v11 && s.member != nil }
+// heldWait waits until the hold's effects have run (hold), so that what
+// ends a hold (a resume, the grace, a kick) never overtakes them.
+func (s *session) heldWait() {
+	s.hmu.Lock()
+	done := s.holdDone
+	s.hmu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+// holdable reports whether the session may be held: joined as 1.1
+// (resumable, or a resume, set it). hmu is held.
+func (s *session) holdable() bool { return s.canHold }
 
 // socketLost is called once the session's connection has ended.
 func (s *session) socketLost() {
@@ -139,11 +152,17 @@ func (s *session) hold() {
 	grace := s.srv.rooms.ReconnectGrace()
 	s.hmu.Lock()
 	s.heldAt = time.Now()
-	s.grace = time.AfterFunc(grace, s.graceExpired)
+	done := s.holdDone
 	s.hmu.Unlock()
 	s.srv.metrics.Resume.Holds.Inc()
 	s.log.Info("session held", "grace", grace)
 	s.member.Hold()
+	s.hmu.Lock()
+	if s.state == stHeld {
+		s.grace = time.AfterFunc(grace-time.Since(s.heldAt), s.graceExpired)
+	}
+	s.hmu.Unlock()
+	close(done)
 }
 
 // graceExpired ends a held session that was not resumed in time.
@@ -172,6 +191,7 @@ func (s *session) observeHold(prev holdState, outcome string) {
 	if prev != stHeld {
 		return
 	}
+	s.heldWait()
 	s.hmu.Lock()
 	at := s.heldAt
 	s.hmu.Unlock()

@@ -208,6 +208,17 @@ func TestResumeViewerRestartsSubscriberICE(t *testing.T) {
 	offers := viewer.SubscriberOffers()
 	kf, pk := tr.Keyframes(), tr.Packets()
 
+	// track.settings made before the drop hold after the resume (1.1 §3).
+	var video string
+	for _, tr := range viewerTracks(t, ts, "r1", "alice") {
+		if tr.Kind == "video" {
+			video = tr.ID
+		}
+	}
+	if _, err := viewer.TrackSettings(ctx, client.TrackSettingsParams{TrackID: video, Quality: "low", MaxWidth: new(640)}); err != nil {
+		t.Fatal(err)
+	}
+
 	viewer.DropSocket()
 	time.Sleep(200 * time.Millisecond)
 	got, err := viewer.Resume(ctx, client.ResumeOptions{})
@@ -229,6 +240,9 @@ func TestResumeViewerRestartsSubscriberICE(t *testing.T) {
 	}
 	// A keyframe since: the restarted PC's tracks start at one.
 	flowsAgain(t, tr, kf, pk, 5*time.Second)
+	if st, err := viewer.TrackSettings(ctx, client.TrackSettingsParams{TrackID: video}); err != nil || st.Quality != "low" || st.MaxWidth != 640 {
+		t.Errorf("settings after the resume: %+v %v, want low and maxWidth 640", st, err)
+	}
 	noNote(t, host, "participant.left", nil, 10*time.Millisecond)
 	noNote(t, host, "participant.joined", nil, 10*time.Millisecond)
 	if n := testutil.ToFloat64(ts.Metrics.Resume.ICERestarts.WithLabelValues("subscriber", "connected")); n != 1 {
@@ -796,4 +810,20 @@ func TestResumeGap(t *testing.T) {
 			t.Fatalf("replay frame %d has seq %d", i, s)
 		}
 	}
+}
+
+// viewerTracks returns identity's tracks in room, from the HTTP API.
+func viewerTracks(t *testing.T, ts *testServer, room, identity string) []client.Track {
+	t.Helper()
+	r, err := ts.admin(t).Room(testCtx(t), room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range r.Participants {
+		if p.Identity == identity {
+			return p.Tracks
+		}
+	}
+	t.Fatalf("%s is not in %s", identity, room)
+	return nil
 }

@@ -52,14 +52,15 @@ type session struct {
 	// hmu guards the session's life across connections (hold.go,
 	// resume.go, refresh.go). Nothing is called with it held.
 	hmu           sync.Mutex
-	state         holdState   // guarded by hmu
-	canHold       bool        // guarded by hmu: joined as 1.1 (set once, at join)
-	sessionID     string      // guarded by hmu
-	resumeToken   string      // guarded by hmu: the one that resumes it now
-	heldAt        time.Time   // guarded by hmu: when its socket was lost
-	grace         *time.Timer // guarded by hmu: the hold's grace
-	refresh       *time.Timer // guarded by hmu: the next token.refresh
-	refreshClaims *Claims     // guarded by hmu: the token the next refresh replaces
+	state         holdState     // guarded by hmu
+	canHold       bool          // guarded by hmu: joined as 1.1 (set once, at join)
+	sessionID     string        // guarded by hmu
+	resumeToken   string        // guarded by hmu: the one that resumes it now
+	heldAt        time.Time     // guarded by hmu: when its socket was lost
+	holdDone      chan struct{} // guarded by hmu: closed once the hold's effects have run
+	grace         *time.Timer   // guarded by hmu: the hold's grace
+	refresh       *time.Timer   // guarded by hmu: the next token.refresh
+	refreshClaims *Claims       // guarded by hmu: the token the next refresh replaces
 
 	mu        sync.Mutex
 	nextID    int

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"regexp"
 	"testing"
 	"time"
 )
@@ -29,6 +30,10 @@ func TestBrowserStudioReloadResumes(t *testing.T) {
 	host.waitFor("the studio live again", `app.resumeFellBack || (app.client && app.client.resumed === true && app.client.connectionState === "connected" &&
 		document.getElementById("status").dataset.status === "live" && !document.getElementById("end-stream").disabled)`, 15*time.Second)
 	if fell, _ := eval[string](host, `app.resumeFellBack || ""`); fell != "" {
+		// Whatever the server does, the show goes on: live again, and played.
+		host.waitFor("the studio live afresh", `app.client.connectionState === "connected" && document.getElementById("status").dataset.status === "live"`, 15*time.Second)
+		viewer.waitFor("alice's tile", `document.querySelector('`+tile("alice", "host")+` video')?.videoWidth > 0`, 15*time.Second)
+		viewer.waitDecoding("alice", 15*time.Second)
 		// The page did its part (resume: true); the server must then take
 		// the reloaded page's new PeerConnections for the held session.
 		t.Skipf("the server resumed the session but refused the reloaded page's new PeerConnection (%s): "+
@@ -51,4 +56,72 @@ func TestBrowserStudioReloadResumes(t *testing.T) {
 		t.Errorf("the viewer's tile of alice was replaced during the reload")
 	}
 	viewer.snapshot("watch-after-reload")
+}
+
+// A viewer's reload never leaves it without video: its page resumes the
+// session it kept (protocol 1.1), or, when the media does not come back
+// to the reloaded page's new PeerConnection in time, starts afresh; either
+// way alice's video plays again within seconds.
+func TestBrowserWatchReload(t *testing.T) {
+	st := newStack(t)
+	b := newBrowser(t)
+	goLive(t, b, st, "studio", "alice", "show")
+	viewer := b.open("watch", st.URL+"/watch?room=show&identity=bob")
+	viewer.waitDecoding("alice", 10*time.Second)
+	session, _ := eval[string](viewer, `app.client.sessionId`)
+	viewer.must(`location.reload()`)
+	time.Sleep(500 * time.Millisecond)
+	viewer.waitFor("alice's video after the reload", `document.querySelector('`+tile("alice", "host")+` video')?.videoWidth > 0`, 15*time.Second)
+	viewer.waitDecoding("alice", 15*time.Second)
+	how, _ := eval[string](viewer, `JSON.stringify({ resumed: app.client.resumed, sessionId: app.client.sessionId })`)
+	t.Logf("after the reload (session before: %s): %s", session, how)
+	viewer.waitFor("no reconnect notice left", `!document.getElementById("notice").dataset.reconnecting`, 5*time.Second)
+}
+
+// A studio whose socket is lost resumes its session (protocol 1.1 §5):
+// "Reconnecting… (N s left)" while the server holds it, then the same
+// session on a new socket with the same publisher PeerConnection (an ICE
+// restart, no republish); the viewer sees no participant.left, keeps the
+// tile and the same track, and decodes on.
+func TestBrowserStudioResumesAfterSocketLoss(t *testing.T) {
+	st := newStack(t)
+	b := newBrowser(t)
+	host := goLive(t, b, st, "studio", "alice", "show")
+	viewer := b.open("watch", st.URL+"/watch?room=show&identity=bob")
+	viewer.waitDecoding("alice", 10*time.Second)
+	viewer.must(`app.left = []; app.client.on("participant.left", (e) => app.left.push(e.participant.identity));
+		app.tileBefore = document.querySelector('` + tile("alice", "host") + `');
+		app.videoBefore = [...app.client.tracks.values()].find(t => t.kind === "video").id`)
+	host.must(`app.pcBefore = app.client._pub; app.sessionBefore = app.client.sessionId; app.notices = [];
+		new MutationObserver(() => app.notices.push(document.getElementById("notice").textContent)).observe(document.getElementById("notice"), { childList: true, characterData: true, subtree: true })`)
+
+	// The network drops the socket (no close frame reaches the server in
+	// time; the server holds the session).
+	host.must(`app.client._ws.close(4000, "test: socket lost")`)
+	host.waitFor("the studio resumed", `app.client.connectionState === "connected" && app.client.resumed === true`, 15*time.Second)
+	if notices, _ := eval[[]string](host, `app.notices`); !containsMatch(notices, `^Reconnecting… \(\d+ s left\)$`) {
+		t.Errorf("the studio's notices during the loss: %q; want \"Reconnecting… (N s left)\"", notices)
+	}
+	if same, _ := eval[bool](host, `app.client._pub === app.pcBefore && app.client.sessionId === app.sessionBefore`); !same {
+		t.Errorf("after the resume the studio has another publisher PeerConnection or session")
+	}
+	host.waitFor("status LIVE", `document.getElementById("status").dataset.status === "live" && document.getElementById("notice").hidden`, 10*time.Second)
+	before := viewer.framesDecoded("alice")
+	viewer.waitFor("frames after the resume", `await (async () => (await app.client.videoStats()).filter(x => x.participant === "alice").reduce((a, x) => a + x.framesDecoded, 0) > `+itoa(&before)+` + 20)()`, 15*time.Second)
+	if left, _ := eval[[]string](viewer, `app.left`); len(left) != 0 {
+		t.Errorf("the viewer saw participant.left for %v", left)
+	}
+	if same, _ := eval[bool](viewer, `document.querySelector('`+tile("alice", "host")+`') === app.tileBefore && app.client.tracks.has(app.videoBefore)`); !same {
+		t.Errorf("the viewer's tile or alice's track changed across the resume")
+	}
+}
+
+func containsMatch(list []string, re string) bool {
+	r := regexp.MustCompile(re)
+	for _, s := range list {
+		if r.MatchString(s) {
+			return true
+		}
+	}
+	return false
 }

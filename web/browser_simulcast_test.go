@@ -98,3 +98,42 @@ func keepsPlaying(t *testing.T, p *page, identity string, d time.Duration) {
 	_, _, after := received(t, p, identity)
 	t.Fatalf("%s: %s's video stalled: %d frames decoded in %v", p.name, identity, after-before, d)
 }
+
+// The watch page's tiles ask for what they can show (protocol 1.1
+// track.settings, relay-policy.js's tileSettings): a tile made 300 pixels
+// wide asks for at most the 320-pixel layer and gets it (320x180, "LD");
+// scrolled off screen it pauses its video (no frame decoded, without a
+// track.stream: the viewer asked); back on screen and full size, it plays
+// a larger layer again.
+func TestBrowserTileAsks(t *testing.T) {
+	st := newStack(t)
+	b := newBrowser(t)
+	goLive(t, b, st, "studio", "alice", "show")
+	viewer := b.open("watch", st.URL+"/watch?room=show&identity=bob")
+	viewer.waitDecoding("alice", 10*time.Second)
+	viewer.waitFor("the layers' sizes", `(() => { const t = [...app.client.tracks.values()].find(t => t.kind === "video");
+		return t && Array.isArray(t.layers) && t.layers.length === 3 && t.layers.every(l => l.width > 0) })()`, 15*time.Second)
+	tileSel := `document.querySelector('` + tile("alice", "host") + `')`
+
+	viewer.must(`document.getElementById("tiles").style.width = "300px"`)
+	viewer.waitFor("the small tile asks for the 320-pixel layer", tileSel+`.dataset.asked === "auto 320"`, 5*time.Second)
+	viewer.waitFor("320x180 decoded", `await (async () => { const s = (await app.client.videoStats()).find(x => x.participant === "alice");
+		return s && s.frameWidth === 320 && s.frameHeight === 180 })()`, 10*time.Second)
+	keepsPlaying(t, viewer, "alice", 3*time.Second)
+	viewer.waitFor(`the "LD" badge`, tileSel+`.dataset.quality === "LD"`, 3*time.Second)
+
+	viewer.must(`document.getElementById("tiles").style.marginTop = "5000px"`)
+	viewer.waitFor("the tile off screen asks for a pause", tileSel+`.dataset.asked === "paused"`, 5*time.Second)
+	framesStop(t, viewer, "alice")
+	if paused, _ := eval[bool](viewer, tileSel+`.dataset.paused !== undefined`); paused {
+		t.Errorf("a pause the viewer asked for is said on the tile as the server's")
+	}
+
+	viewer.must(`document.getElementById("tiles").style.marginTop = ""; document.getElementById("tiles").style.width = ""`)
+	viewer.waitFor("the tile back asks for a larger layer", tileSel+`.dataset.asked !== "paused" && `+tileSel+`.dataset.asked !== "auto 320"`, 5*time.Second)
+	viewer.waitFor("a larger layer playing again", `await (async () => { const s = (await app.client.videoStats()).find(x => x.participant === "alice");
+		return s && s.frameHeight > 180 })()`, 15*time.Second)
+	// The server may go up a layer more as it learns the link (each
+	// switch waits for a keyframe): playing, within a longer window.
+	keepsPlaying(t, viewer, "alice", 8*time.Second)
+}

@@ -28,8 +28,8 @@ func tile(identity, role string) string {
 // A host goes live from the studio, a viewer's page decodes the video, the
 // lobby lists the room as live with its viewer. The host's socket drops:
 // the viewer sees "host reconnecting" (waiting_reconnect), the client
-// reconnects with backoff, rejoins and publishes again, and the viewer
-// decodes the new video. The host ends the stream and the viewer's page
+// reconnects and resumes its session (protocol 1.1), and the viewer
+// decodes new frames. The host ends the stream and the viewer's page
 // says so.
 func TestBrowserGoLiveWatchEnd(t *testing.T) {
 	st := newStack(t)
@@ -58,7 +58,12 @@ func TestBrowserGoLiveWatchEnd(t *testing.T) {
 	host.must(`app.client._ws.close(4000, "test: socket lost")`)
 	viewer.waitFor("waiting_reconnect then live again", `app.statuses.includes("waiting_reconnect") && app.client.room.status === "live"`, 15*time.Second)
 	host.waitFor("the studio live again", `app.client.connectionState === "connected" && document.getElementById("status").dataset.status === "live"`, 10*time.Second)
-	viewer.waitFor("alice's new tile", `document.querySelector('`+tile("alice", "host")+` video')?.videoWidth > 0`, 10*time.Second)
+	viewer.waitFor("alice's tile", `document.querySelector('`+tile("alice", "host")+` video')?.videoWidth > 0`, 10*time.Second)
+	// A 1.1 host resumes its session (the same tile; its media comes back
+	// once ICE has restarted); a 1.0 one joins and publishes again: new
+	// frames either way.
+	atResume := viewer.framesDecoded("alice")
+	viewer.waitFor("new frames of alice", `await (async () => (await app.client.videoStats()).filter(x => x.participant === "alice").reduce((a, x) => a + x.framesDecoded, 0) > `+itoa(&atResume)+` + 10)()`, 15*time.Second)
 	viewer.waitDecoding("alice", 10*time.Second)
 
 	host.click("#end-stream")

@@ -277,6 +277,9 @@ func TestBrowserClientResume(t *testing.T) {
 		res.tokenRefreshed = c.token === `+jsString(srv.tok2)+`;
 		res.iceServers = pub.getConfiguration().iceServers.map(s => [].concat(s.urls).join());
 		res.stored = JSON.parse(sessionStorage.getItem("k"));
+		c.relay = { id: "rl1", state: "running", code: 2, destinations: [{ room: "b", state: "running", code: 2 }] };
+		c._saveResume();
+		res.storedRelay = JSON.parse(sessionStorage.getItem("k")).relay;
 
 		// The network goes away under the socket.
 		const back = c.once("reconnected");
@@ -305,6 +308,7 @@ func TestBrowserClientResume(t *testing.T) {
 		Rids, IceServers    []string
 		Active              []bool
 		TokenRefreshed      bool
+		StoredRelay         struct{ ID, State string }
 		Stored, StoredAfter struct {
 			SessionID, ResumeToken, Token string
 			LastSeq                       int
@@ -335,6 +339,7 @@ func TestBrowserClientResume(t *testing.T) {
 	check("the session kept for a reload", res.Stored.ResumeToken == "rt1" && res.Stored.LastSeq == 3 && res.Stored.Token == srv.tok2 && res.Stored.Publishing)
 	check("resumed after the drop, same PC", res.Reconnected.Resumed && res.SamePC && res.Resumed && res.LastSeq == 4)
 	check("resumed after online, same PC", res.Online.Resumed && res.SamePC2 && res.State == "connected")
+	check("a running relay kept with the session", res.StoredRelay.ID == "rl1" && res.StoredRelay.State == "running")
 	check("the newest resume token kept", res.StoredAfter.ResumeToken == "rt3" && res.StoredAfter.LastSeq == 4)
 
 	srv.mu.Lock()
@@ -382,7 +387,7 @@ func TestBrowserClientResume(t *testing.T) {
 		const c = window.client = new m.RelayClient({ requestTimeout: 5000, resumeKey: "k" });
 		await c.connect("/v1/ws", `+jsString(tok1)+`);
 		const join = await c.join();
-		const res = { kept: !!kept, resumed: c.resumed, joinResumed: join.resumed, sessionId: c.sessionId, stored: JSON.parse(sessionStorage.getItem("k")) };
+		const res = { kept: !!kept, keptRelay: kept && kept.relay && kept.relay.id, relay: c.relay, resumed: c.resumed, joinResumed: join.resumed, sessionId: c.sessionId, stored: JSON.parse(sessionStorage.getItem("k")) };
 		await c.leave();
 		res.afterLeave = sessionStorage.getItem("k");
 		return res;
@@ -392,6 +397,8 @@ func TestBrowserClientResume(t *testing.T) {
 	}
 	var re struct {
 		Kept, Resumed, JoinResumed bool
+		KeptRelay                  string
+		Relay                      *struct{ ID string }
 		SessionID                  string
 		Stored                     struct{ ResumeToken string }
 		AfterLeave                 *string
@@ -409,6 +416,9 @@ func TestBrowserClientResume(t *testing.T) {
 	}
 	if !re.Kept || re.Resumed || re.JoinResumed || re.SessionID != "SE_2" || re.Stored.ResumeToken != "rt.fresh" {
 		t.Errorf("after the reload: %s; want the kept session tried, a fresh one (SE_2) taken", out)
+	}
+	if re.KeptRelay != "rl1" || re.Relay != nil {
+		t.Errorf("after the reload: the kept relay %q, the client's %+v; want rl1 kept, and none after a fresh session", re.KeptRelay, re.Relay)
 	}
 	if re.AfterLeave != nil {
 		t.Errorf("leave kept the session in sessionStorage: %q", *re.AfterLeave)

@@ -323,6 +323,8 @@ export interface RelayClientEvents {
   "track.updated": { track: Track };
   /** 1.1: the layers of your own track someone needs; the others' encodings are switched off (options.dynacast). */
   "publisher.layers": { trackId: string; active: string[] };
+  /** 1.1: a session resumed after a reload did not get its media back in time: the client goes on as a fresh session. */
+  "resume.failed": { reason: string };
   /** 1.1: the client restarts ICE on a PeerConnection (failed, disconnected, the network came back). */
   "ice.restart": { target: "publisher" | "subscriber"; reason: string };
   trickle: { target: "publisher" | "subscriber"; candidate: RTCIceCandidateInit | null };

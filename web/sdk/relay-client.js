@@ -281,9 +281,10 @@ function msidByMid(sdp) {
   return out;
 }
 
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
+// How long a page resumed after its reload waits for the media it should
+// receive before it starts afresh: a subscriber offer, ICE and DTLS take
+// well under a second on a sound network; 4 s leaves room for a slow one.
+const RELOAD_MEDIA_WAIT = 4000;
 
 const defaultOptions = {
   version: "1.1",
@@ -398,6 +399,10 @@ export class RelayClient {
     this._wake = null; // cuts a reconnect wait short (the network came back)
     this._netOff = null; // removes the network listeners
     this._stored = null; // a session kept by the page before a reload (options.resumeKey)
+    this._fromStore = false; // the resume under way is of a stored session (a reload: no PCs of its own)
+    this._storedRelay = null; // the relay kept with a stored session
+    this._reloaded = false; // the session was resumed after a reload: its media is not proven yet
+    this._reloadTimer = null;
     this._retired = null; // the socket a resume on a new one replaces
     this._simulcastProbe = null; // {session, probe}: whether the server takes simulcast
     if (this.options.resumeKey) this._loadResume();
@@ -930,6 +935,11 @@ export class RelayClient {
     this.version = typeof res.version === "string" ? res.version : "1.0";
     this.resumed = resuming && res.resumed === true;
     this.gap = this.resumed && res.gap === true;
+    this._reloaded = this.resumed && this._fromStore && !this._pub && !this._sub;
+    this._fromStore = false;
+    // The relay kept with a session resumed after a reload still runs.
+    if (this._storedRelay && this.resumed && !this.relay) this.relay = this._storedRelay;
+    this._storedRelay = null;
     if (!this.resumed) {
       // A fresh session: whatever the old one had is gone (its PCs too).
       if (this._pub || this._sub) this._closePeers();
@@ -947,7 +957,60 @@ export class RelayClient {
     if (res.room) this._setRoom(res.room);
     else this.room = null;
     this._saveResume();
+    if (this._reloaded) this._watchReloadMedia();
     return res;
+  }
+
+  // _watchReloadMedia: a page resumed after its reload has new
+  // PeerConnections for the server's held session. When the tracks it
+  // should receive have not arrived in time (a server that cannot take
+  // them), it starts afresh rather than stay without media.
+  _watchReloadMedia() {
+    clearTimeout(this._reloadTimer);
+    this._reloadTimer = setTimeout(() => {
+      if (!this._reloaded || !this.joined || this._closing) return;
+      const expected = [...this.tracks.values()].some((t) => !t.muted);
+      if (expected && (!this._sub || this._sub.connectionState !== "connected" || this.remoteTracks.size === 0)) {
+        this._restartFresh("no media " + RELOAD_MEDIA_WAIT / 1000 + " s after resuming");
+      } else if (!this._publishWanted) {
+        this._reloaded = false; // publish() proves the rest
+      }
+    }, RELOAD_MEDIA_WAIT);
+  }
+
+  // _restartFresh gives up a resumed session whose media did not come
+  // back (after a reload) and joins afresh on a new socket: the server
+  // replaces the held session; the stream is published again.
+  async _restartFresh(reason) {
+    if (this._closing || this._reconnecting) return;
+    this._reloaded = false;
+    this._emit("resume.failed", { reason });
+    this.resumeToken = "";
+    this._clearResume();
+    const old = this._ws;
+    this._ws = null;
+    this.joined = false;
+    if (old) {
+      old.onclose = null;
+      old.onmessage = null;
+      old.close(1000, "starting afresh");
+    }
+    this._closePeers();
+    this._reconnecting = true;
+    this._setConnection("reconnecting");
+    this._emit("reconnecting", { attempt: 1, delay: 0, error: null, reason, resuming: false, graceLeft: 0, deadline: 0 });
+    try {
+      await this._open();
+      const res = await this.join();
+      this._reconnecting = false;
+      this._setConnection("connected");
+      if (this._publishWanted && this.localStream && this.mayPublish()) await this._publishStream(this.localStream);
+      this._emit("reconnected", res);
+    } catch (err) {
+      this._reconnecting = false;
+      this._emit("error", err);
+      if (!this._ws) this._onClose(1006, "starting afresh failed", false);
+    }
   }
 
   // _setRoomState takes the participants and tracks of a join result. On
@@ -1001,6 +1064,7 @@ export class RelayClient {
     this._publishWanted = null;
     this._clearResume();
     this._unwatchNetwork();
+    clearTimeout(this._reloadTimer);
     const ws = this._ws;
     if (ws) ws.close(1000, "client closed");
     this._closePeers();
@@ -1028,7 +1092,16 @@ export class RelayClient {
     }
     this.localStream = s;
     this._publishWanted = { audio, video };
-    await this._publishStream(s);
+    try {
+      await this._publishStream(s);
+    } catch (err) {
+      // Resumed after a reload, and the server did not take this page's
+      // new publisher PC: start afresh (which publishes again).
+      if (!this._reloaded || !this.resumed) throw err;
+      await this._restartFresh("the resumed session refused new media: " + (err && err.message));
+      if (!this._pub) throw err;
+    }
+    this._reloaded = false;
     return s;
   }
 
@@ -1442,6 +1515,8 @@ export class RelayClient {
       st.setItem(this.options.resumeKey, JSON.stringify({
         sessionId: this.sessionId, resumeToken: this.resumeToken, lastSeq: this.lastSeq, token: this.token,
         at: this._lostAt || Date.now(), publishing: !!this._publishWanted,
+        // A relay survives the source's resume: the reloaded page knows it.
+        relay: this.relay && this.relay.state !== "idle" ? this.relay : null, relayTargets: this._relayTargets,
       }));
     } catch {
       // storage full or refused: resume still works without a reload
@@ -1481,6 +1556,9 @@ export class RelayClient {
     this._lostAt = st.at;
     this._storedToken = st.token || "";
     this.version = "1.1";
+    this._fromStore = true;
+    this._storedRelay = st.relay && typeof st.relay === "object" ? normalizeRelay(st.relay) : null;
+    this._relayTargets = Array.isArray(st.relayTargets) ? st.relayTargets : [];
   }
 
   /**

@@ -96,14 +96,7 @@ $("live-form").addEventListener("submit", async (ev) => {
     app.chat.attach(client);
     // Recording first, so the tracks published next are recorded.
     if (record && !(res.room && res.room.recording)) await setRecording(true);
-    try {
-      await client.publish({ stream: app.preview });
-    } catch (err) {
-      // Resumed after a reload, but the server did not take this page's
-      // new media connection: go live again as a fresh session.
-      if (res.resumed) throw Object.assign(new Error("the resumed session refused new media: " + describe(err)), { retryFresh: true });
-      throw err;
-    }
+    await client.publish({ stream: app.preview });
     showTransport(client);
     $("end-stream").disabled = false;
     $("invite-btn").disabled = false;
@@ -114,19 +107,9 @@ $("live-form").addEventListener("submit", async (ev) => {
     history.replaceState(null, "", "/studio?identity=" + encodeURIComponent(identity) + "&room=" + encodeURIComponent(room));
     loadInvitations();
     refreshDestinations();
+    showRelayState(); // a relay that went on across a reload
     updateRelayButtons();
   } catch (err) {
-    if (err.retryFresh && !app.resumeFellBack) {
-      app.resumeFellBack = err.message;
-      console.warn(err.message);
-      if (app.tiles) app.tiles.destroy();
-      app.tiles = null;
-      app.chat.detach();
-      if (app.client) app.client.close(); // forgets the kept session
-      app.client = null;
-      $("live-form").requestSubmit();
-      return;
-    }
     app.resuming = null;
     stopReconnecting($("notice"));
     setNotice($("notice"), err.code === ErrorCode.CONFLICT
@@ -200,6 +183,12 @@ function wire(client) {
       : []),
   });
   on("room.updated", ({ room }) => showRoom(room));
+  // Resumed after a reload, but the media did not come back: the client
+  // went on as a fresh session.
+  on("resume.failed", ({ reason }) => {
+    app.resumeFellBack = reason;
+    console.warn("resume: " + reason + "; a fresh session instead");
+  });
   wireMutes(client);
   on("reconnecting", ({ attempt, resuming, deadline }) => {
     setStatus("reconnecting", "Reconnecting");
