@@ -20,7 +20,7 @@ import "time"
 const (
 	probeDuration   = 2 * time.Second
 	probeBackoffMin = 2 * time.Second
-	probeBackoffMax = 8 * time.Second
+	probeBackoffMax = 4 * time.Second
 	// probeTick is how often padding is sent while probing: 50 bursts a
 	// second keep each small (at 1.5 Mbit/s, 15 packets of 255 bytes).
 	probeTick = 20 * time.Millisecond
