@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/relaysfu/relayd/metrics"
@@ -57,20 +58,31 @@ func startTURN(o Options, loopback bool, m *metrics.Metrics) (*turnsrv.Server, e
 			return nil, fmt.Errorf("turn: --public-ip: %w", err)
 		}
 	}
-	peers, err := turnsrv.MediaAddrs(bound, ua.AddrPort().Port(), public, loopback)
-	if err != nil || len(peers) == 0 {
+	// The media socket's own addresses, then the public one.
+	direct, err := turnsrv.MediaAddrs(bound, ua.AddrPort().Port(), netip.Addr{}, loopback)
+	if err != nil {
 		t.close()
-		return nil, fmt.Errorf("turn: finding relayd's media addresses: %v", err)
+		return nil, fmt.Errorf("turn: finding relayd's media addresses: %w", err)
 	}
-	relayIP := turnsrv.RelayIP(public, peers)
+	peers := direct
+	relayIP := turnsrv.RelayIP(netip.Addr{}, direct)
 	bind := relayIP.String()
-	if public.IsValid() {
-		// Behind 1:1 NAT the public IP is not local: relay sockets bind
-		// the media socket's IP (every interface when it has none).
-		bind = bound.String()
+	var nat, local netip.Addr
+	if public.IsValid() && !slices.Contains(direct, netip.AddrPortFrom(public, ua.AddrPort().Port())) {
+		// Behind 1:1 NAT the public IP is not local. Relayed candidates
+		// announce it; the relay sockets bind a local address and reach
+		// the media port at it (the translation in turnsrv), with no
+		// hairpin through the NAT.
+		peers = append(slices.Clone(direct), netip.AddrPortFrom(public, ua.AddrPort().Port()))
+		nat, local = public, relayIP
+		relayIP = public
 		if !bound.IsValid() || bound.IsUnspecified() {
 			bind = "0.0.0.0"
 		}
+	}
+	if len(peers) == 0 || !relayIP.IsValid() {
+		t.close()
+		return nil, errors.New("turn: the media socket has no address a relay could reach")
 	}
 	host := t.Host
 	if host == "" {
@@ -78,7 +90,7 @@ func startTURN(o Options, loopback bool, m *metrics.Metrics) (*turnsrv.Server, e
 	}
 	s, err := turnsrv.Start(turnsrv.Config{
 		Secret: o.Secret, Host: host, UDP: t.UDP, TCP: t.TCP, TLS: t.TLS,
-		RelayIP: relayIP.AsSlice(), RelayBind: bind, Peers: peers,
+		RelayIP: relayIP.AsSlice(), RelayBind: bind, Peers: peers, PublicIP: nat, LocalIP: local,
 		Metrics: m, Logger: o.Logger,
 	})
 	if err != nil {

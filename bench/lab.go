@@ -54,7 +54,7 @@ type ViewerNet struct {
 // ParseViewerNet reads "N:PROFILE", e.g. "20:cap=600kbit,loss=2%" or
 // "10:udp=blocked,transport=tcp" (PROFILE as netlab.ParseProfile reads
 // it, plus the bench's own keys: transport=, labtransport.go, and at=D,
-// lift=D and dest, see Timing).
+// lift=D, dest and quality=Q, see Timing).
 func ParseViewerNet(s string) (ViewerNet, error) {
 	ns, prof, ok := strings.Cut(s, ":")
 	if !ok {
@@ -514,7 +514,7 @@ func (lr *labRun) startChild(ctx context.Context, g *labGroup, role string) erro
 		JoinConcurrency: lr.cfg.JoinConcurrency, FirstFrameTimeout: int64(lr.cfg.FirstFrameTimeout),
 		Chromium: lr.cfg.Chromium, Transport: g.transport, CAFile: lr.caFile,
 		Simulcast: lr.cfg.Simulcast, LayerBitrates: lr.cfg.LayerBitrates,
-		AtNS: int64(g.timing.At), LiftNS: int64(g.timing.Lift),
+		AtNS: int64(g.timing.At), LiftNS: int64(g.timing.Lift), Quality: g.timing.Quality,
 	}
 	for _, id := range g.ids {
 		tok, err := lr.tgt.mint.token(ctx, id, room, role)

@@ -290,6 +290,7 @@ func runViewersChild(ctx context.Context, _ []string) error {
 			vs[i] = newViewer(id, r, true, &w)
 			vs[i].mode = rxMode{trailerStamps: true, frames: true, keyframeRequests: true}
 			vs[i].v11 = cfg.Simulcast
+			vs[i].quality = cfg.Quality
 			vs[i].dial = dialFrom(cfg.addr(i))
 		}
 		closeAll := func() {

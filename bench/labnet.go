@@ -11,6 +11,9 @@ package bench
 //     are measured.
 //   - dest: the group watches the relay destination room (--relays 1 in
 //     the lab) instead of the publisher's own room.
+//   - quality=Q (--simulcast): each viewer asks for at most layer Q (low,
+//     medium, high) of the video with track.settings once joined, as a
+//     small tile would: what dynacast needs to switch layers off.
 //
 // The parent applies the changes with netlab's Client.SetProfile at those
 // moments (scheduleNets); the children get the same moments to measure
@@ -29,9 +32,10 @@ import (
 
 // Timing is a group's at=, lift= and dest (zero: none).
 type Timing struct {
-	At   time.Duration // the profile applies this long into the window; 0: from the start
-	Lift time.Duration // the profile is lifted this long into the window; 0: never
-	Dest bool          // the group watches the relay destination room
+	At      time.Duration // the profile applies this long into the window; 0: from the start
+	Lift    time.Duration // the profile is lifted this long into the window; 0: never
+	Dest    bool          // the group watches the relay destination room
+	Quality string        // track.settings quality the viewers ask for ("": none)
 }
 
 // parseTiming takes the bench's keys out of a profile string and returns
@@ -43,7 +47,7 @@ func parseTiming(prof string) (string, Timing, error) {
 	for _, kv := range strings.Split(prof, ",") {
 		k, v, hasV := strings.Cut(strings.TrimSpace(kv), "=")
 		switch k {
-		case "at", "lift", "dest":
+		case "at", "lift", "dest", "quality":
 		default:
 			rest = append(rest, kv)
 			continue
@@ -52,6 +56,13 @@ func parseTiming(prof string) (string, Timing, error) {
 			return "", tm, fmt.Errorf("%s given twice", k)
 		}
 		seen[k] = true
+		if k == "quality" {
+			if v != "low" && v != "medium" && v != "high" {
+				return "", tm, fmt.Errorf("quality=%q: want low, medium or high", v)
+			}
+			tm.Quality = v
+			continue
+		}
 		if k == "dest" {
 			if hasV {
 				return "", tm, fmt.Errorf("dest takes no value")
@@ -87,6 +98,9 @@ func (t Timing) String() string {
 	if t.Dest {
 		parts = append(parts, "dest")
 	}
+	if t.Quality != "" {
+		parts = append(parts, "quality="+t.Quality)
+	}
 	return strings.Join(parts, ",")
 }
 
@@ -100,6 +114,8 @@ func (c *Config) checkTiming() error {
 			return fmt.Errorf("--viewer-net %s: at= and lift= need a profile to apply or lift", vn.Timing)
 		case vn.Dest && c.Relays != 1:
 			return fmt.Errorf("--viewer-net ...,dest: the group watches the relay destination room, which needs --relays 1")
+		case vn.Quality != "" && !c.Simulcast:
+			return fmt.Errorf("--viewer-net ...,quality=%s: asking for a layer needs --simulcast", vn.Quality)
 		}
 	}
 	return nil

@@ -61,6 +61,8 @@ type childConfig struct {
 	// into the window (labnet.go); 0: from the start, never.
 	AtNS   int64 `json:"at_ns,omitempty"`
 	LiftNS int64 `json:"lift_ns,omitempty"`
+	// Quality: the viewers ask for at most this layer (track.settings)
+	Quality string `json:"quality,omitempty"`
 }
 
 // windowCmd opens the measurement window, in the future so that every

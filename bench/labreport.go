@@ -126,6 +126,23 @@ type LabServer struct {
 	// by transport: every PeerConnection of the run by its path (joins
 	// happen before the window).
 	ICEConnections map[string]float64 `json:"ice_connections"`
+	// Adaptation is the server's per-viewer adaptation over the window
+	// (relayd's simulcast metrics, docs/metrics.md; nil when it has none).
+	Adaptation *ServerAdaptation `json:"adaptation,omitempty"`
+}
+
+// ServerAdaptation is what relayd's adaptation metrics say of the window,
+// of every subscriber of the run together (a group alone in a run gives
+// its own estimates).
+type ServerAdaptation struct {
+	LayerSwitches map[string]float64 `json:"layer_switches"` // by reason
+	PausedTracks  *float64           `json:"paused_tracks"`  // bandwidth-paused video tracks at the window's end
+	ProbeBps      *float64           `json:"probe_bps"`      // padding sent to probe downlinks
+	// the downlink estimates observed in the window (4 a second per
+	// subscriber): p10, p50 and p90
+	EstimateP10Bps *float64 `json:"estimate_p10_bps"`
+	EstimateP50Bps *float64 `json:"estimate_p50_bps"`
+	EstimateP90Bps *float64 `json:"estimate_p90_bps"`
 }
 
 // buildReport merges the children's reports and the parent's samples.
@@ -185,6 +202,7 @@ func (lr *labRun) buildReport(w *labWindow, started time.Time) (*LabReport, erro
 	a, b := w.srv0, w.srv1
 	r.Server.Server = serverFigures(a, b, secs, true)
 	r.Server.KeyframeReplays = num(counterDelta(a, b, "relayd_keyframe_replays_total"))
+	r.Server.Adaptation = serverAdaptation(a, b, secs)
 	r.Server.DropsByReason = map[string]float64{}
 	for _, m := range b.prom["relayd_packets_dropped_total"].GetMetric() {
 		labels := map[string]string{}
@@ -346,6 +364,11 @@ func printLabTable(w io.Writer, r *LabReport) {
 	row("", "NACKed %s (retransmitted %s, missed %s); PLIs from viewers %s, to the publisher %s; keyframe replays %s",
 		f0(sv.NACKs), f0(sv.RetransmitsHit), f0(sv.RetransmitsMiss), f0(sv.PLIsFromViewers), f0(sv.PLIsToPublishers), f0(sv.KeyframeReplays))
 	row("", "drops %s%s; forwarding p50 %s / p99 %s ms", f0(sv.Drops), drops(sv.DropsByReason), f1(sv.ForwardP50MS), f1(sv.ForwardP99MS))
+	if ad := sv.Adaptation; ad != nil {
+		row("", "adaptation: downlink estimates p10/p50/p90 %s / %s / %s; layer switches%s; paused tracks at the end %s; probing %s",
+			bitrateP(ad.EstimateP10Bps), bitrateP(ad.EstimateP50Bps), bitrateP(ad.EstimateP90Bps), drops(ad.LayerSwitches),
+			f0(ad.PausedTracks), bitrateP(ad.ProbeBps))
+	}
 	warn := ""
 	if r.Load.OtherCores != nil && *r.Load.OtherCores > 0.1 {
 		warn = "  WARNING: other processes competed for the CPU; every figure is disturbed"

@@ -111,3 +111,54 @@ func TestLabSimulcast(t *testing.T) {
 		}
 	}
 }
+
+// TestLabDynacast: two viewers of a three-layer publisher both ask for the
+// low layer (track.settings); both get it (180p keyframes), and the server
+// tells the publisher, whose client stops the two upper layers
+// (publisher.layers, honoured by client.LayerTrack): in the window only q
+// is sent. Skips as TestLabSimulcast does.
+func TestLabDynacast(t *testing.T) {
+	labTest(t)
+	bin := buildRelayd(t)
+	t.Cleanup(func() { leftovers(t, bin) })
+	low, err := ParseViewerNet("2:quality=low")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	rep, err := RunLab(ctx, Config{
+		Spawn: bin, Simulcast: true, ViewerNets: []ViewerNet{low},
+		// Layers unneeded for 5 s are switched off (§8.10): the window
+		// opens after that.
+		Warmup: 7 * time.Second, Duration: 3 * time.Second, Audio: true, FirstFrameTimeout: 15 * time.Second,
+	}, &stdout, &stderr)
+	if errors.Is(err, errNoSimulcast) {
+		t.Skipf("dynacast lab test skipped: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("RunLab: %v\nstderr:\n%s", err, stderr.String())
+	}
+	t.Logf("report:\n%s", stdout.String())
+	g := rep.Groups[0]
+	for _, v := range g.PerViewer {
+		if v.Layers == nil || v.Layers.AtEnd != "low" || v.Layers.EndHeight != 180 {
+			t.Errorf("%s: %+v, want low with 180p keyframes", v.ID, v.Layers)
+		}
+	}
+	if fps := f1(g.FPS); g.FPS == nil || *g.FPS < 10 {
+		t.Errorf("%s frames shown per second", fps)
+	}
+	for _, l := range rep.Publisher.Layers {
+		switch {
+		case l.RID == "q" && (l.Packets == 0 || l.ActiveShare < 0.9):
+			t.Errorf("layer q: %d packets, sent %.0f%% of the window", l.Packets, l.ActiveShare*100)
+		case l.RID != "q" && (l.Packets > 0 || l.ActiveShare > 0):
+			t.Errorf("layer %s no one needs: %d packets, sent %.0f%% of the window", l.RID, l.Packets, l.ActiveShare*100)
+		}
+	}
+	if got := rep.Publisher.ActiveLayers; len(got) != 1 || got[0] != "q" {
+		t.Errorf("the publisher's last publisher.layers %v, want [q]", got)
+	}
+}

@@ -116,6 +116,33 @@ func aggregateLayers(vs []viewerFigures, secs float64, lifted bool) *GroupLayers
 	return g
 }
 
+// serverAdaptation reads relayd's adaptation metrics over the window [a,
+// b] of secs seconds; nil when the server has none.
+func serverAdaptation(a, b serverSample, secs float64) *ServerAdaptation {
+	if _, ok := b.prom["relayd_bandwidth_estimate_bps"]; !ok {
+		return nil
+	}
+	ad := &ServerAdaptation{LayerSwitches: map[string]float64{}}
+	for _, m := range b.prom["relayd_layer_switches_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() != "reason" {
+				continue
+			}
+			if d := counterDelta(a, b, "relayd_layer_switches_total", "reason", l.GetValue()); d > 0 {
+				ad.LayerSwitches[l.GetValue()] = d
+			}
+		}
+	}
+	ad.PausedTracks = num(b.prom.sum("relayd_bandwidth_paused_tracks"))
+	if secs > 0 {
+		ad.ProbeBps = num(counterDelta(a, b, "relayd_probe_bytes_total") * 8 / secs)
+	}
+	ad.EstimateP10Bps = num(histQuantile(a.prom, b.prom, "relayd_bandwidth_estimate_bps", 0.1))
+	ad.EstimateP50Bps = num(histQuantile(a.prom, b.prom, "relayd_bandwidth_estimate_bps", 0.5))
+	ad.EstimateP90Bps = num(histQuantile(a.prom, b.prom, "relayd_bandwidth_estimate_bps", 0.9))
+	return ad
+}
+
 // pausedAtLift reports whether the viewer was paused at the lift: its
 // capped phase ended paused.
 func pausedAtLift(l *viewerLayers) bool { return l.Settled == "paused" }

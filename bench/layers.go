@@ -12,6 +12,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -272,7 +273,24 @@ func (r *layerRecorder) timeline() []layerEvent {
 	return slices.Clone(r.events)
 }
 
-// joinFor joins as a 1.1 session when the viewer follows layers.
+// askQuality asks for at most v.quality of every video track of the
+// room (track.settings), when the viewer has one to ask for.
+func (v *viewer) askQuality(ctx context.Context, c *client.Client, tracks []client.Track) error {
+	if v.quality == "" {
+		return nil
+	}
+	for _, t := range tracks {
+		if t.Kind != "video" {
+			continue
+		}
+		if _, err := c.TrackSettings(ctx, client.TrackSettingsParams{TrackID: t.ID, Quality: v.quality}); err != nil {
+			return fmt.Errorf("track.settings %s quality %s: %w", t.ID, v.quality, err)
+		}
+	}
+	return nil
+}
+
+// joinVersion joins as a 1.1 session when the viewer follows layers.
 func (v *viewer) joinVersion(ctx context.Context, c *client.Client, v11 bool) (*client.JoinResult, error) {
 	if !v11 {
 		return c.Join(ctx)
@@ -307,11 +325,13 @@ type viewerLayers struct {
 	FreezeAfterSettle *float64        `json:"freeze_after_settle_ratio"`
 	Timeline          []timelineEntry `json:"timeline"`
 	Sizes             []sizeEntry     `json:"sizes"`
+	Freezes           [][2]float64    `json:"freezes"` // the window's freezes, [from, to) ms
 }
 
 type timelineEntry struct {
 	TMS     float64 `json:"t_ms"`
 	Quality string  `json:"quality,omitempty"`
+	RID     string  `json:"rid,omitempty"`
 	Paused  bool    `json:"paused"`
 	Reason  string  `json:"reason,omitempty"`
 }
@@ -376,10 +396,13 @@ func computeLayers(evs []layerEvent, sizes []sizeEvent, freezes [][2]int64, ws, 
 	vl.FreezeOutPause = ms(minusSpans(freezes, paused))
 	vl.Switches = switches(evs, ws, we)
 	for _, e := range evs {
-		vl.Timeline = append(vl.Timeline, timelineEntry{TMS: ms(e.AtNS - ws), Quality: e.Quality, Paused: e.Paused, Reason: e.Reason})
+		vl.Timeline = append(vl.Timeline, timelineEntry{TMS: ms(e.AtNS - ws), Quality: e.Quality, RID: e.RID, Paused: e.Paused, Reason: e.Reason})
 	}
 	for _, s := range sizes {
 		vl.Sizes = append(vl.Sizes, sizeEntry{TMS: ms(s.AtNS - ws), Width: s.Width, Height: s.Height})
+	}
+	for _, f := range freezes {
+		vl.Freezes = append(vl.Freezes, [2]float64{ms(f[0] - ws), ms(f[1] - ws)})
 	}
 	return vl
 }

@@ -199,6 +199,8 @@ func TestParseTiming(t *testing.T) {
 		{in: "cap=800kbit,at=2s,lift=20s", rest: "cap=800kbit", tm: Timing{At: 2e9, Lift: 20e9}},
 		{in: "loss=2%,dest", rest: "loss=2%", tm: Timing{Dest: true}},
 		{in: "dest", rest: "", tm: Timing{Dest: true}},
+		{in: "cap=1mbit,quality=low", rest: "cap=1mbit", tm: Timing{Quality: "low"}},
+		{in: "quality=auto", err: true},
 		{in: "cap=1mbit,lift=5s,at=6s", err: true},
 		{in: "lift=0s", err: true},
 		{in: "lift=x", err: true},

@@ -25,8 +25,9 @@ type viewer struct {
 	mode   rxMode // set before join
 	// v11: join as a 1.1 session and record the layers it is told of
 	// (layers.go); set before join
-	v11    bool
-	layers *layerRecorder // set by join with v11
+	v11     bool
+	quality string         // with v11: ask for at most this layer (track.settings)
+	layers  *layerRecorder // set by join with v11
 	// dial, when set, opens the WebSocket (the lab binds it to the
 	// viewer's own link)
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -76,6 +77,9 @@ func (v *viewer) join(ctx context.Context, base string, api *webrtc.API, tok str
 		v.mu.Lock()
 		v.layers = r
 		v.mu.Unlock()
+		if err := v.askQuality(ctx, c, res.Tracks); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -36,10 +36,18 @@ func (g *relayGen) AllocatePacketConn(c turn.AllocateListenerConfig) (net.Packet
 	}
 	relay := &net.UDPAddr{IP: g.s.cfg.RelayIP, Port: local.Port}
 	key, _ := addrPort(relay)
+	keys := []netip.AddrPort{key}
+	if nat := natOut(key, g.s.cfg.PublicIP, g.s.cfg.LocalIP); nat != key {
+		// Behind the NAT relayd's ICE sees the relay at its local
+		// address (the source of what the relay sends it).
+		keys = append(keys, nat)
+	}
 	g.s.mu.Lock()
-	g.s.relays[key] = g.transport
+	for _, k := range keys {
+		g.s.relays[k] = g.transport
+	}
 	g.s.mu.Unlock()
-	return &relayConn{PacketConn: conn, s: g.s, key: key}, relay, nil
+	return &relayConn{PacketConn: conn, s: g.s, keys: keys}, relay, nil
 }
 
 func (g *relayGen) AllocateListener(turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
@@ -58,8 +66,8 @@ func (g *relayGen) AllocateConn(turn.AllocateConnConfig) (net.Conn, error) {
 // counts, silently (pion would only log an error).
 type relayConn struct {
 	net.PacketConn
-	s   *Server
-	key netip.AddrPort
+	s    *Server
+	keys []netip.AddrPort // its addresses in s.relays
 }
 
 func (c *relayConn) WriteTo(p []byte, a net.Addr) (int, error) {
@@ -71,6 +79,9 @@ func (c *relayConn) WriteTo(p []byte, a net.Addr) (int, error) {
 	if r := peerVerdict(c.s.peers, c.s.peerIPs, ap); r != "" {
 		c.s.refuse(r)
 		return len(p), nil
+	}
+	if to := natOut(ap, c.s.cfg.PublicIP, c.s.cfg.LocalIP); to != ap {
+		return c.PacketConn.WriteTo(p, net.UDPAddrFromAddrPort(to))
 	}
 	return c.PacketConn.WriteTo(p, a)
 }
@@ -87,6 +98,9 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		r := peerVerdict(c.s.peers, c.s.peerIPs, ap)
 		if r == "" {
+			if from := natIn(ap, c.s.cfg.PublicIP, c.s.cfg.LocalIP); from != ap {
+				return n, net.UDPAddrFromAddrPort(from), nil
+			}
 			return n, a, nil
 		}
 		c.s.refuse(r)
@@ -95,7 +109,28 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 
 func (c *relayConn) Close() error {
 	c.s.mu.Lock()
-	delete(c.s.relays, c.key)
+	for _, k := range c.keys {
+		delete(c.s.relays, k)
+	}
 	c.s.mu.Unlock()
 	return c.PacketConn.Close()
+}
+
+// natOut is where a packet for a goes: relayd's public address (the
+// client knows relayd by it) becomes its local one; anything else stays.
+// Without a NAT (public or local not set) it is a.
+func natOut(a netip.AddrPort, public, local netip.Addr) netip.AddrPort {
+	if public.IsValid() && local.IsValid() && a.Addr().Unmap() == public.Unmap() {
+		return netip.AddrPortFrom(local.Unmap(), a.Port())
+	}
+	return a
+}
+
+// natIn is who a packet from a is said to come from: relayd's local
+// address becomes its public one, the one the client's permission names.
+func natIn(a netip.AddrPort, public, local netip.Addr) netip.AddrPort {
+	if public.IsValid() && local.IsValid() && a.Addr().Unmap() == local.Unmap() {
+		return netip.AddrPortFrom(public.Unmap(), a.Port())
+	}
+	return a
 }

@@ -70,6 +70,11 @@ type Config struct {
 	// Peers are relayd's media addresses (its ICE host candidates' IP and
 	// UDP port): the only addresses relayed to or from.
 	Peers []netip.AddrPort
+	// PublicIP and LocalIP, when both are set, are relayd's 1:1 NAT
+	// (--public-ip): its candidates announce PublicIP, which the relay
+	// sockets, on the same host, reach at LocalIP instead (relay.go), so
+	// that relaying needs no hairpin through the NAT.
+	PublicIP, LocalIP netip.Addr
 	// Now is the clock (nil: time.Now); tests move it.
 	Now     func() time.Time
 	Metrics *metrics.Metrics

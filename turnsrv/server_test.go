@@ -33,6 +33,12 @@ type testTURN struct {
 
 func newTestTURN(t *testing.T) *testTURN {
 	t.Helper()
+	return newTestTURNWith(t, nil)
+}
+
+// newTestTURNWith is newTestTURN with mod applied to the Config.
+func newTestTURNWith(t *testing.T, mod func(c *Config, media netip.AddrPort)) *testTURN {
+	t.Helper()
 	tt := &testTURN{m: metrics.New(), secret: []byte("turn-test-secret")}
 	var err error
 	tt.media, err = net.ListenPacket("udp4", "127.0.0.1:0")
@@ -52,14 +58,19 @@ func newTestTURN(t *testing.T) *testTURN {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tt.s, err = Start(Config{
+	media := tt.media.LocalAddr().(*net.UDPAddr).AddrPort()
+	cfg := Config{
 		Secret: tt.secret, Host: "127.0.0.1",
 		UDP: udp, TCP: tcp, TLS: tls.NewListener(tlsRaw, &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}),
 		RelayIP: net.IPv4(127, 0, 0, 1),
-		Peers:   []netip.AddrPort{tt.media.LocalAddr().(*net.UDPAddr).AddrPort()},
+		Peers:   []netip.AddrPort{media},
 		Now:     func() time.Time { return time.Now().Add(time.Duration(tt.skew.Load())) },
 		Metrics: tt.m,
-	})
+	}
+	if mod != nil {
+		mod(&cfg, media)
+	}
+	tt.s, err = Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,4 +426,84 @@ func TestAllocationQuotaPerCredential(t *testing.T) {
 		t.Fatalf("bob: %v", err)
 	}
 	relay.Close()
+}
+
+func TestNAT(t *testing.T) {
+	pub, loc := netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("10.0.0.5")
+	ap := netip.MustParseAddrPort
+	for _, tc := range []struct {
+		name         string
+		pub, loc     netip.Addr
+		a, out, inTo string
+	}{
+		{"public to local", pub, loc, "203.0.113.7:8801", "10.0.0.5:8801", "203.0.113.7:8801"},
+		{"local back to public", pub, loc, "10.0.0.5:8801", "10.0.0.5:8801", "203.0.113.7:8801"},
+		{"another address", pub, loc, "10.0.0.6:8801", "10.0.0.6:8801", "10.0.0.6:8801"},
+		{"no NAT", netip.Addr{}, netip.Addr{}, "203.0.113.7:8801", "203.0.113.7:8801", "203.0.113.7:8801"},
+		{"mapped form", pub, loc, "[::ffff:203.0.113.7]:1", "10.0.0.5:1", "[::ffff:203.0.113.7]:1"},
+	} {
+		if got := natOut(ap(tc.a), tc.pub, tc.loc); got != ap(tc.out) {
+			t.Errorf("%s: natOut(%s) = %v, want %s", tc.name, tc.a, got, tc.out)
+		}
+		if got := natIn(ap(tc.a), tc.pub, tc.loc); got != ap(tc.inTo) {
+			t.Errorf("%s: natIn(%s) = %v, want %s", tc.name, tc.a, got, tc.inTo)
+		}
+	}
+}
+
+// Behind 1:1 NAT (--public-ip) relayd's candidates and the relayed
+// addresses announce the public IP; the client's permission names it, and
+// the relay reaches relayd's media port at its local address without a
+// hairpin through the NAT (here 127.0.0.2 plays the public address: nothing
+// is ever sent to it).
+func TestRelaysBehindNAT(t *testing.T) {
+	public := netip.MustParseAddr("127.0.0.2")
+	tt := newTestTURNWith(t, func(c *Config, media netip.AddrPort) {
+		c.PublicIP, c.LocalIP = public, media.Addr()
+		c.RelayIP, c.RelayBind = public.AsSlice(), media.Addr().String()
+		c.Peers = append(c.Peers, netip.AddrPortFrom(public, media.Port()))
+	})
+	ice := tt.s.ICEServers("alice", time.Now().Add(time.Hour))
+	c := tt.client(t, "udp", ice[0].Username, ice[0].Credential)
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	ra := relay.LocalAddr().(*net.UDPAddr)
+	if !ra.IP.Equal(public.AsSlice()) {
+		t.Fatalf("relayed address %v, want the public IP", ra)
+	}
+	mediaPublic := &net.UDPAddr{IP: public.AsSlice(), Port: tt.media.LocalAddr().(*net.UDPAddr).Port}
+	buf := make([]byte, 1500)
+	for range 5 {
+		if _, err := relay.WriteTo([]byte("ping"), mediaPublic); err != nil {
+			t.Fatal(err)
+		}
+		_ = tt.media.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, from, err := tt.media.ReadFrom(buf)
+		if err != nil || string(buf[:n]) != "ping" {
+			continue
+		}
+		fa := from.(*net.UDPAddr)
+		if !fa.IP.IsLoopback() || fa.Port != ra.Port {
+			t.Fatalf("media got the ping from %v, want the relay socket's local address (port %d)", from, ra.Port)
+		}
+		if got := tt.s.TransportOf(fa.IP, fa.Port); got != TransportUDP {
+			t.Errorf("TransportOf(the relay's local address) = %q, want %q", got, TransportUDP)
+		}
+		if _, err := tt.media.WriteTo([]byte("pong"), from); err != nil {
+			t.Fatal(err)
+		}
+		_ = relay.SetReadDeadline(time.Now().Add(time.Second))
+		n, src, err := relay.ReadFrom(buf)
+		if err != nil || string(buf[:n]) != "pong" {
+			continue
+		}
+		if src.String() != mediaPublic.String() {
+			t.Errorf("the client got the answer from %v, want relayd's public address %v", src, mediaPublic)
+		}
+		return
+	}
+	t.Fatal("no relayed exchange behind the NAT")
 }

@@ -1,5 +1,6 @@
 // Command relayd is the SFU server: WebSocket signaling and the HTTP API on
-// --listen, all media on one UDP port.
+// --listen, all media on one UDP port (and, for clients behind firewalls,
+// ICE-TCP on one TCP port and the embedded TURN server: traversal.go).
 //
 //	relayd --dev                  run with a generated secret, print links
 //	relayd --secret S [flags]     run

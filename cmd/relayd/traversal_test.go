@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
 
 	"github.com/relaysfu/relayd/client"
 	"github.com/relaysfu/relayd/signaling"
@@ -116,6 +117,7 @@ func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
 // forced through TURN over TCP and one that can only do TCP (ICE-TCP) all
 // get media, and /metrics counts each transport.
 func TestTraversalEndToEnd(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent()) // the TURN server and the ICE-TCP mux stop with run
 	dir := t.TempDir()
 	certFile, keyFile := writeCert(t, dir)
 	turnPort, tlsPort := freeTCPPort(t), freeTCPPort(t)
@@ -136,7 +138,11 @@ func TestTraversalEndToEnd(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("run: %v", err)
 	}
+	var clients []*client.Client
 	defer func() {
+		for _, c := range clients {
+			_ = c.Close()
+		}
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)
@@ -165,7 +171,7 @@ func TestTraversalEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = c.Close() })
+		clients = append(clients, c)
 		r, err := c.JoinWith(tctx, client.JoinParams{Version: version})
 		if err != nil {
 			t.Fatal(err)
