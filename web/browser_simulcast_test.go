@@ -56,8 +56,10 @@ func TestBrowserSimulcastLayers(t *testing.T) {
 
 	viewer := b.open("watch", st.URL+"/watch?room=show&identity=bob")
 	viewer.waitDecoding("alice", 10*time.Second)
-	viewer.waitFor("the track's layers", `(() => { const t = [...app.client.tracks.values()].find(t => t.kind === "video");
-		return t && Array.isArray(t.layers) && t.layers.map(l => l.rid).join() === "q,h,f" })()`, 10*time.Second)
+	// Sizes unknown fit any maxWidth (the contract): ask once the server
+	// has seen a keyframe of each layer (track.updated).
+	viewer.waitFor("the track's layers and their sizes", `(() => { const t = [...app.client.tracks.values()].find(t => t.kind === "video");
+		return t && Array.isArray(t.layers) && t.layers.map(l => l.rid).join() === "q,h,f" && t.layers.every(l => l.width > 0) })()`, 20*time.Second)
 	// The page would ask by its tile's size: the test asks instead.
 	viewer.must(`app.tiles.adaptive = false`)
 	trackID, _ := eval[string](viewer, `[...app.client.tracks.values()].find(t => t.kind === "video").id`)
