@@ -19,12 +19,14 @@ package main
 // after the arguments.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -351,8 +353,15 @@ func participantsTable(w io.Writer, ps []client.Participant) {
 		if p.RelayFrom != nil {
 			role += " (from " + p.RelayFrom.Room + ")"
 		}
+		// Audio before video, then by id: the server lists a
+		// participant's tracks in the order they came up, which a
+		// publisher's audio and video race for.
+		ts := slices.Clone(p.Tracks)
+		slices.SortFunc(ts, func(a, b client.Track) int {
+			return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.ID, b.ID))
+		})
 		var tracks []string
-		for _, t := range p.Tracks {
+		for _, t := range ts {
 			tracks = append(tracks, trackWords(t))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Identity, role, dash(p.Name), dash(strings.Join(tracks, ", ")))
