@@ -41,6 +41,7 @@ type adapter struct {
 	probe   probeState
 	sending int        // bit/s sent without padding, at the last round
 	prober  *DownTrack // the down track padding goes on while probing
+	padDebt int        // padding bytes owed to the probe (padPackets)
 }
 
 type adaptState struct {
@@ -119,7 +120,7 @@ func (a *adapter) padTick() {
 	if !a.probe.Active || d == nil {
 		return
 	}
-	if n := padPackets(a.probe.Goal, a.sending); n > 0 {
+	if n := padPackets(a.probe.Goal, a.sending, &a.padDebt); n > 0 {
 		if w := d.writer(); w != nil {
 			w.padFor(d, n)
 		}

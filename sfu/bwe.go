@@ -21,7 +21,7 @@ package sfu
 //
 // The estimator (nextEstimate) is a simplified GCC: delay-based overuse
 // (queuing delay above the minimum one-way delay seen, and growing, in
-// two reports in a row) or loss above 10% cuts the estimate to 85% of the rate actually delivered;
+// two reports in a row) or loss above 10% cuts the estimate to 90% of the rate actually delivered;
 // loss between 2% and 10% holds it; otherwise it grows 25% a second, up
 // to 10% above what is delivered. Above that it only grows by probing: the
 // adapter (adapt.go) has a down track send padding (probe.go) up to the
@@ -53,8 +53,10 @@ const (
 	// maxQueueDelay is overuse however the delay moves: a queue that
 	// long is a standing one.
 	maxQueueDelay = 150 * time.Millisecond
-	// decreaseFactor scales the delivered rate at overuse (GCC's beta).
-	decreaseFactor = 0.85
+	// decreaseFactor scales the delivered rate at overuse (GCC's beta is
+	// 0.85; the rate measured here is RTP bytes, ~5% under what the
+	// link carries with SRTP, UDP and IP around them).
+	decreaseFactor = 0.9
 	// decreaseInterval is the least time between two cuts: one RTT's
 	// feedback reports the same queue several times.
 	decreaseInterval = 300 * time.Millisecond
@@ -133,7 +135,7 @@ func nextEstimate(s bweState, x bweSample) bweState {
 		if x.At-s.LastDecrease < int64(decreaseInterval) && s.LastDecrease != 0 {
 			break
 		}
-		// GCC's A = beta * R: 85% of what the link delivers, never
+		// GCC's A = beta * R: 90% of what the link delivers, never
 		// above the estimate (and never compounding: a second cut
 		// while the queue drains lands on the same value).
 		cut := int(float64(s.Estimate) * decreaseFactor)
@@ -219,13 +221,14 @@ func (b *bwe) estimate() (int, bweState, bool) {
 }
 
 // rtxShare is the part of the estimate retransmissions may take, and
-// rtxBurst how much of it may be spent at once (s). Random loss of a few
-// percent needs as much again in retransmissions, well within it; a
+// rtxBurst how much of it may be spent at once (s): a keyframe burst
+// that overflowed a small queue (20 packets) can be resent at once, and
+// random loss of a few percent needs as much again, well within it; but a
 // subscriber whose link is full NACKs everything the queue dropped, and
 // resending all of it would only keep the link full (a NACK storm).
 const (
-	rtxShare = 0.15
-	rtxBurst = 0.5
+	rtxShare = 0.3
+	rtxBurst = 1.0
 )
 
 // allowRetransmit reports whether a retransmission of size bytes fits the

@@ -24,21 +24,21 @@ func TestNextEstimate(t *testing.T) {
 		{"queue growing past 50 ms once: not yet", bweState{Estimate: 3_000_000, Delivered: 800_000, LastUpdate: at(0)},
 			bweSample{At: at(100), Acked: 10, Rate: 800_000, Delay: 60 * ms, DelayTrend: 5 * ms},
 			func(s bweState) bool { return s.Estimate == 3_000_000 && s.Overuse == 1 }, "no cut yet"},
-		{"queue growing past 50 ms twice: cut to 85% of delivered", bweState{Estimate: 3_000_000, Delivered: 800_000, LastUpdate: at(0), Overuse: 1},
+		{"queue growing past 50 ms twice: cut to 90% of delivered", bweState{Estimate: 3_000_000, Delivered: 800_000, LastUpdate: at(0), Overuse: 1},
 			bweSample{At: at(100), Acked: 10, Rate: 800_000, Delay: 60 * ms, DelayTrend: 5 * ms},
-			func(s bweState) bool { return s.Estimate == 680_000 && s.LastDecrease == at(100) }, "680k"},
+			func(s bweState) bool { return s.Estimate == 720_000 && s.LastDecrease == at(100) }, "720k"},
 		{"queue at 60 ms but draining: no cut", bweState{Estimate: 1_000_000, Delivered: 800_000, LastUpdate: at(0)},
 			bweSample{At: at(100), Acked: 10, Rate: 800_000, Delay: 60 * ms, DelayTrend: -5 * ms},
 			func(s bweState) bool { return s.Estimate >= 1_000_000 }, "no cut"},
 		{"a standing queue: cut", bweState{Estimate: 1_000_000, Delivered: 800_000, LastUpdate: at(0), Overuse: 1},
 			bweSample{At: at(100), Acked: 10, Rate: 800_000, Delay: 200 * ms, DelayTrend: -5 * ms},
-			func(s bweState) bool { return s.Estimate == 680_000 }, "cut"},
+			func(s bweState) bool { return s.Estimate == 720_000 }, "cut"},
 		{"one cut per 300 ms", bweState{Estimate: 680_000, Delivered: 800_000, LastDecrease: at(100), LastUpdate: at(100), Overuse: 2},
 			bweSample{At: at(200), Acked: 10, Rate: 800_000, Delay: 80 * ms, DelayTrend: 5 * ms},
 			func(s bweState) bool { return s.Estimate == 680_000 }, "unchanged"},
 		{"loss over 10%: cut", bweState{Estimate: 1_000_000, Delivered: 900_000, Loss: 0.2, LastUpdate: at(0)},
 			bweSample{At: at(100), Acked: 20, Lost: 4, Rate: 900_000},
-			func(s bweState) bool { return s.Estimate == 765_000 }, "765k"},
+			func(s bweState) bool { return s.Estimate == 810_000 }, "810k"},
 		{"loss over 10% smoothed, none in this report: no cut", bweState{Estimate: 1_000_000, Delivered: 900_000, Loss: 0.3, LastUpdate: at(0)},
 			bweSample{At: at(100), Acked: 20, Lost: 0, Rate: 900_000},
 			func(s bweState) bool { return s.Estimate == 1_000_000 }, "no cut"},
@@ -60,9 +60,9 @@ func TestNextEstimate(t *testing.T) {
 		{"a probe that got through: up to what it delivered", bweState{Estimate: 600_000, Delivered: 1_900_000, LastUpdate: at(0)},
 			bweSample{At: at(100), Acked: 10, Rate: 1_900_000, Probing: true},
 			func(s bweState) bool { return s.Estimate >= 1_900_000 }, ">= 1.9M"},
-		{"a second cut while the queue drains: no compounding", bweState{Estimate: 680_000, Delivered: 800_000, LastDecrease: at(0), LastUpdate: at(0), Overuse: 2},
+		{"a second cut while the queue drains: no compounding", bweState{Estimate: 720_000, Delivered: 800_000, LastDecrease: at(0), LastUpdate: at(0), Overuse: 2},
 			bweSample{At: at(400), Acked: 10, Rate: 800_000, Delay: 80 * ms, DelayTrend: 5 * ms},
-			func(s bweState) bool { return s.Estimate == 680_000 && s.LastDecrease == at(400) }, "680k again"},
+			func(s bweState) bool { return s.Estimate == 720_000 && s.LastDecrease == at(400) }, "720k again"},
 		{"never below the floor", bweState{Estimate: 55_000, Delivered: 20_000, LastUpdate: at(0), Overuse: 1},
 			bweSample{At: at(100), Acked: 10, Rate: 20_000, Delay: 300 * ms},
 			func(s bweState) bool { return s.Estimate == minEstimate }, "the floor"},
@@ -144,12 +144,22 @@ func TestProbe(t *testing.T) {
 		}
 	}
 	// 1.9 Mbit/s goal, 600 kbit/s sent: 1.3 Mbit/s of padding is 3250
-	// bytes per 20 ms, 12 packets of 267 bytes.
-	if n := padPackets(1_900_000, 600_000); n != 12 {
-		t.Errorf("padPackets = %d, want 12", n)
+	// bytes per 20 ms, 12 packets of 267 bytes (46 bytes carried over).
+	debt := 0
+	if n := padPackets(1_900_000, 600_000, &debt); n != 12 || debt != 46 {
+		t.Errorf("padPackets = %d (debt %d), want 12 (46)", n, debt)
 	}
-	if n := padPackets(500_000, 600_000); n != 0 {
-		t.Errorf("padPackets above the goal = %d", n)
+	// 196 kbit/s of padding: 490 bytes per tick, so 1 or 2 packets a
+	// tick, 11 in 6 ticks (2,940 bytes owed).
+	debt, total := 0, 0
+	for range 6 {
+		total += padPackets(240_000, 44_000, &debt)
+	}
+	if total != 11 {
+		t.Errorf("6 ticks of 196 kbit/s: %d packets, want 11", total)
+	}
+	if n := padPackets(500_000, 600_000, &debt); n != 0 || debt != 0 {
+		t.Errorf("padPackets above the goal = %d (debt %d)", n, debt)
 	}
 }
 
@@ -198,27 +208,27 @@ func TestBWESample(t *testing.T) {
 	}
 }
 
-// Retransmissions take at most 15% of the estimate (half a second's
-// worth at once); before an estimate, all pass.
+// Retransmissions take at most 30% of the estimate (a second's worth at
+// once); before an estimate, all pass.
 func TestRetransmitBudget(t *testing.T) {
 	var b bwe
 	now := 10_000 * ms
 	if !b.allowRetransmit(1200, now) {
 		t.Fatal("refused before any estimate")
 	}
-	b.st.Estimate = 800_000 // 120 kbit/s for retransmissions: 60 kbit at once
+	b.st.Estimate = 800_000 // 240 kbit/s for retransmissions, as much at once
 	b.rtxAt = now
 	n := 0
 	for b.allowRetransmit(1000, now+1000*ms) {
 		n++
 	}
-	if n != 7 { // 60,000 bits / 8,000
-		t.Fatalf("%d retransmissions of 1000 bytes after a second at 800 kbit/s, want 7", n)
+	if n != 30 { // 240,000 bits / 8,000
+		t.Fatalf("%d retransmissions of 1000 bytes after a second at 800 kbit/s, want 30", n)
 	}
 	if b.allowRetransmit(1000, now+1000*ms) {
 		t.Fatal("over the budget")
 	}
-	if !b.allowRetransmit(1000, now+1100*ms) { // 12,000 bits refilled
+	if !b.allowRetransmit(1000, now+1100*ms) { // 24,000 bits refilled
 		t.Fatal("not refilled")
 	}
 }

@@ -270,3 +270,14 @@ func (t *UpTrack) layerInfos() []rankedLayer {
 	}
 	return out
 }
+
+// keyframeLayer is the layer a subscriber's keyframe request is for: the
+// one it gets, or before any, its target. Only that layer's publisher
+// encoder is asked (a viewer on the low layer never costs the publisher
+// a keyframe of the others).
+func (d *DownTrack) keyframeLayer() int {
+	if l := d.CurrentLayer(); l >= 0 {
+		return l
+	}
+	return d.Target().Slot
+}

@@ -532,7 +532,7 @@ func (d *DownTrack) handleRTCP(b []byte) {
 			}
 		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 			d.pliIn.Inc()
-			d.up.RequestKeyframe()
+			d.up.RequestLayerKeyframe(d.keyframeLayer())
 		case *rtcp.TransportLayerNack:
 			for _, pair := range p.Nacks {
 				pair.Range(func(seq uint16) bool {

@@ -20,7 +20,7 @@ import "time"
 const (
 	probeDuration   = 2 * time.Second
 	probeBackoffMin = 2 * time.Second
-	probeBackoffMax = 8 * time.Second
+	probeBackoffMax = 4 * time.Second
 	// probeTick is how often padding is sent while probing: 50 bursts a
 	// second keep each small (at 1.5 Mbit/s, 15 packets of 255 bytes).
 	probeTick = 20 * time.Millisecond
@@ -76,13 +76,18 @@ func nextProbe(s probeState, now int64, est bweState, want int) probeState {
 }
 
 // padPackets is how many padding packets make up the gap between the
-// goal and what is sent without padding, over one probeTick.
-func padPackets(goal, sending int) int {
+// goal and what is sent without padding, over one probeTick; debt carries
+// the bytes a tick could not send in whole packets to the next.
+func padPackets(goal, sending int, debt *int) int {
 	gap := goal - sending
 	if gap <= 0 {
+		*debt = 0
 		return 0
 	}
-	return gap / 8 * int(probeTick/time.Millisecond) / 1000 / (padSize + 12)
+	*debt += gap / 8 * int(probeTick/time.Millisecond) / 1000
+	n := *debt / (padSize + 12)
+	*debt -= n * (padSize + 12)
+	return n
 }
 
 // pad sends n padding-only packets to the subscriber, between frames: at

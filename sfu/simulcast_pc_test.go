@@ -45,7 +45,31 @@ func (c *peer) publishSimulcast(p *Participant, skip func(layer int) bool) {
 // publishSimulcastAudio is publishSimulcast, with an Opus track too when
 // audio is set (its payloads end in 9).
 func (c *peer) publishSimulcastAudio(p *Participant, skip func(layer int) bool, audio bool) {
+	c.publishSimulcastCodec(p, skip, audio, false)
+}
+
+// h264Frame is a one-packet H.264 frame of layer (an IDR slice or a
+// non-IDR one), n bytes, its last byte the layer.
+func h264Frame(layer int, key bool, n int) []byte {
+	b := make([]byte, n)
+	b[0] = 0x41 // NRI 2, type 1: a non-IDR slice
+	if key {
+		b[0] = 0x65 // type 5: an IDR slice
+	}
+	b[1] = 0x88
+	b[n-1] = byte(layer)
+	return b
+}
+
+// publishSimulcastCodec is publishSimulcastAudio, in H.264 when h264.
+func (c *peer) publishSimulcastCodec(p *Participant, skip func(layer int) bool, audio, h264 bool) {
 	c.t.Helper()
+	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	frame := vp8Frame
+	if h264 {
+		codec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}
+		frame = h264Frame
+	}
 	pc, err := c.api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		c.t.Fatal(err)
@@ -62,7 +86,7 @@ func (c *peer) publishSimulcastAudio(p *Participant, skip func(layer int) bool, 
 	}
 	var tracks []*webrtc.TrackLocalStaticRTP
 	for _, rid := range simRIDs {
-		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "alice", webrtc.WithRTPStreamID(rid))
+		tr, err := webrtc.NewTrackLocalStaticRTP(codec, "video", "alice", webrtc.WithRTPStreamID(rid))
 		if err != nil {
 			c.t.Fatal(err)
 		}
@@ -130,7 +154,7 @@ func (c *peer) publishSimulcastAudio(p *Participant, skip func(layer int) bool, 
 				h := rtp.Header{Version: 2, Marker: true, SequenceNumber: uint16(i + 1000*l), Timestamp: uint32(i)*1800 + uint32(l)*77777}
 				_ = h.SetExtension(midID, []byte(mid))
 				_ = h.SetExtension(ridID, []byte(simRIDs[l]))
-				_ = tr.WriteRTP(&rtp.Packet{Header: h, Payload: vp8Frame(l, i%25 == 0, n)})
+				_ = tr.WriteRTP(&rtp.Packet{Header: h, Payload: frame(l, i%25 == 0, n)})
 			}
 		}
 	}()
@@ -373,4 +397,43 @@ func TestPausedGetsNoVideoButAudio(t *testing.T) {
 			t.Fatalf("video packet %d: seq %d after %d", i, v[i].seq, v[i-1].seq)
 		}
 	}
+}
+
+// TestSimulcastH264: an H.264 simulcast track (its keyframes without an
+// SPS: sizes unknown, so the layers rank in a=simulcast order) is one
+// track of three layers; a viewer asking for medium gets the middle one,
+// continuous across the switch.
+func TestSimulcastH264(t *testing.T) {
+	s := newLoopbackSFU(t, Config{})
+	room, err := s.CreateRoom("sim", "alice", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := newPeer(t, 0)
+	ap := alice.join(room, ParticipantParams{Identity: "alice", Role: RoleHost, V11: true})
+	bob := newPeer(t, 0)
+	var rec recorder
+	rec.attach(bob.sub)
+	bp := bob.join(room, ParticipantParams{Identity: "bob", Role: RoleViewer, V11: true})
+	alice.publishSimulcastCodec(ap, nil, false, true)
+	var up *UpTrack
+	waitLong(t, "the H.264 simulcast track", func() bool {
+		ts := ap.PublishedTracks()
+		if len(ts) == 1 {
+			up = ts[0]
+		}
+		return up != nil
+	})
+	if CodecName(up.Codec().MimeType) != "H264" {
+		t.Fatalf("codec %s", up.Codec().MimeType)
+	}
+	ls := up.Layers()
+	if len(ls) != 3 || ls[0].RID != "q" || ls[1].Quality != QualityMedium || ls[2].RID != "f" {
+		t.Fatalf("layers %+v", ls)
+	}
+	waitLong(t, "the top layer", func() bool { return lastLayer(&rec) == 2 })
+	bp.SetTrackSettings(up.ID(), LayerSettings{Quality: QualityMedium})
+	waitLong(t, "the middle layer", func() bool { return lastLayer(&rec) == 1 })
+	time.Sleep(200 * time.Millisecond)
+	checkContinuous(t, rec.video())
 }
