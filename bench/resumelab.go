@@ -14,8 +14,9 @@ package bench
 //     client does when its network comes back: a new WebSocket with its
 //     resume token, the server's subscriber offer and its own publisher
 //     offer restarting ICE;
-//  4. each viewer reports when its next keyframe arrived: restore to first
-//     frame, in the room and in the relay's destination.
+//  4. each viewer reports when its first keyframe at or after the restore
+//     arrived: restore to first frame, in the room and in the relay's
+//     destination.
 //
 // A handover cycle moves the host to a new address (a second veth, the
 // old one removed) instead of cutting it. The last step may end the host
@@ -30,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/netip"
 	"os"
@@ -118,7 +120,7 @@ func Percentile(xs []float64, p float64) float64 {
 	}
 	s := slices.Clone(xs)
 	sort.Float64s(s)
-	i := int(float64(len(s))*p/100+0.5) - 1
+	i := int(math.Ceil(float64(len(s))*p/100)) - 1
 	return s[min(max(i, 0), len(s)-1)]
 }
 
@@ -148,7 +150,7 @@ type resumeChildConfig struct {
 
 // resumeMsg is a line between the parent and a child.
 type resumeMsg struct {
-	Type      string `json:"type"` // ready, marked, frame, resumed, stats, ended, error; cmd: mark, resume, stats, await_end
+	Type      string `json:"type"` // ready, marked, frame, resumed, stats, ended, error; cmd: mark, restored, resume, stats, await_end
 	AtNS      int64  `json:"at_ns,omitempty"`
 	Resumed   bool   `json:"resumed,omitempty"`
 	Refreshed bool   `json:"refreshed,omitempty"` // resumed with a token from token.refresh
@@ -313,6 +315,7 @@ func runResumeViewer(ctx context.Context, _ []string) error {
 		}
 	}
 	go watch()
+	marks := make(chan chan int64, 1) // the mark waiting for its restore
 	rio.say(resumeMsg{Type: "ready"})
 	for {
 		var cmd resumeMsg
@@ -321,19 +324,46 @@ func runResumeViewer(ctx context.Context, _ []string) error {
 		}
 		switch cmd.Type {
 		case "mark":
-			k0 := tr.Keyframes()
+			// From now on every new keyframe's arrival is noted; the first
+			// at or after the restore (told with "restored") is reported.
+			// A keyframe in flight when the cut began arrives before it.
+			restored := make(chan int64, 1)
+			marks <- restored
 			rio.say(resumeMsg{Type: "marked"})
 			go func() {
-				deadline := time.Now().Add(60 * time.Second)
-				for tr.Keyframes() == k0 && time.Now().Before(deadline) {
+				deadline := time.Now().Add(90 * time.Second)
+				k := tr.Keyframes()
+				var at, seen []int64
+				restoredAt := int64(-1)
+				for time.Now().Before(deadline) {
+					if n := tr.Keyframes(); n != k {
+						k = n
+						seen = append(seen, time.Now().UnixNano())
+					}
+					select {
+					case restoredAt = <-restored:
+					default:
+					}
+					if restoredAt >= 0 {
+						at = slices.DeleteFunc(slices.Clone(seen), func(t int64) bool { return t < restoredAt })
+						if len(at) > 0 {
+							break
+						}
+					}
 					time.Sleep(2 * time.Millisecond)
 				}
 				m := resumeMsg{Type: "frame"}
-				if tr.Keyframes() != k0 {
-					m.AtNS = time.Now().UnixNano()
+				if len(at) > 0 {
+					m.AtNS = at[0]
 				}
 				rio.say(m)
 			}()
+		case "restored":
+			select {
+			case ch := <-marks:
+				ch <- cmd.AtNS
+			default:
+			}
 		case "stats":
 			mu.Lock()
 			rio.say(resumeMsg{Type: "stats", Count: count})
@@ -591,6 +621,13 @@ func RunResumeLab(ctx context.Context, cfg ResumeLabConfig) (rep *ResumeLabRepor
 			return 0, 0, err
 		}
 		restored := time.Now()
+		for _, v := range viewers {
+			if err := v.send(resumeMsg{Type: "restored", AtNS: restored.UnixNano()}); err != nil {
+				close(stop)
+				<-polled
+				return 0, 0, err
+			}
+		}
 		if err := hostC.send(resumeMsg{Type: "resume"}); err != nil {
 			close(stop)
 			<-polled

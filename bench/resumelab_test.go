@@ -111,3 +111,16 @@ func TestLabResumeAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// Percentile is the nearest rank.
+func TestPercentile(t *testing.T) {
+	xs := []float64{70, 10, 50, 30, 20, 60, 40}
+	for _, tc := range []struct{ p, want float64 }{{50, 40}, {30, 30}, {99, 70}, {100, 70}, {1, 10}} {
+		if got := Percentile(xs, tc.p); got != tc.want {
+			t.Errorf("p%v = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+	if Percentile(nil, 50) != -1 {
+		t.Error("no samples: want -1")
+	}
+}

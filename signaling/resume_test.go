@@ -106,6 +106,14 @@ func TestResumeHost(t *testing.T) {
 	waitNote(t, host, "participant.joined", nil)
 	oldRT := host.ResumeToken()
 	k11, p11, k10, p10 := tr11.Keyframes(), tr11.Packets(), tr10.Keyframes(), tr10.Packets()
+	pubPC := host.PublisherPC()
+	mids := func() (out []string) {
+		for _, tr := range pubPC.GetTransceivers() {
+			out = append(out, tr.Mid())
+		}
+		return out
+	}
+	midsBefore, ufragBefore := fmt.Sprint(mids()), ufragOf(pubPC.CurrentLocalDescription().SDP)
 
 	host.DropSocket()
 	heldSeen(t, v11, video.ID)
@@ -159,6 +167,21 @@ func TestResumeHost(t *testing.T) {
 	// A keyframe since: the resume asked the publisher for one.
 	flowsAgain(t, tr11, k11, p11, 5*time.Second)
 	flowsAgain(t, tr10, k10, p10, 5*time.Second)
+	// The publisher PC restarted ICE: the same PC, the same mids, a new
+	// ufrag.
+	if host.PublisherPC() != pubPC || fmt.Sprint(mids()) != midsBefore {
+		t.Errorf("the publisher PC after the resume: mids %v, were %s", mids(), midsBefore)
+	}
+	if u := ufragOf(pubPC.CurrentLocalDescription().SDP); u == ufragBefore || u == "" {
+		t.Errorf("the publisher's ICE ufrag %q after the resume (was %q): no ICE restart", u, ufragBefore)
+	}
+	restarted := ts.Metrics.Resume.ICERestarts.WithLabelValues("publisher", "connected")
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(restarted) == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := testutil.ToFloat64(restarted); n != 1 {
+		t.Errorf("ice_restarts_total{publisher,connected} = %v", n)
+	}
 	noNote(t, v11, "participant.left", nil, 10*time.Millisecond)
 	noNote(t, v11, "track.unpublished", nil, 10*time.Millisecond)
 	noNote(t, v10, "participant.left", nil, 10*time.Millisecond)
@@ -826,4 +849,25 @@ func viewerTracks(t *testing.T, ts *testServer, room, identity string) []client.
 	}
 	t.Fatalf("%s is not in %s", identity, room)
 	return nil
+}
+
+// A token whose refresh time has already passed at the join (a 60 s token
+// issued 50 s ago) is refreshed right after the join result: the first
+// notification.
+func TestTokenRefreshDueAtJoin(t *testing.T) {
+	ts := newTestServer(t)
+	past := NewTokens([]byte("test-secret-0123456789")) // the test server's secret
+	past.now = func() time.Time { return time.Now().Add(-50 * time.Second) }
+	tok, err := past.Issue(TokenSpec{Identity: "alice", Room: "r1", Role: "host", TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ts.dialRaw(t, tok)
+	joinFirst(t, c, `{"version":"1.1"}`)
+	f := c.readN(1)[0]
+	var m string
+	_ = json.Unmarshal(f["method"], &m)
+	if m != "token.refresh" || seqOf(f) != 1 {
+		t.Fatalf("the first frame after the result: %v", f)
+	}
 }
