@@ -233,9 +233,14 @@ func TestBrowserSimulcastCappedViewer(t *testing.T) {
 	viewer.waitFor(`"Low bandwidth: video paused" over the tile`, `(() => { const t = document.querySelector('`+tile("alice", "host")+`');
 		return t.dataset.paused === "bandwidth" && !t.querySelector(".paused").hidden && t.querySelector(".paused").textContent === "Low bandwidth: video paused" })()`, 3*time.Second)
 	a0 := audioPackets(t, viewer)
-	time.Sleep(2 * time.Second)
-	if a1 := audioPackets(t, viewer); a1-a0 < 50 { // Opus: 50 packets a second
-		t.Errorf("audio while the video is paused: %d packets in 2 s", a1-a0)
+	flapped := false
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if ok, _ := eval[bool](viewer, pausedForBandwidth); !ok {
+			flapped = true // the server tried the video again on a link that cannot carry it
+		}
+	}
+	if a1 := audioPackets(t, viewer); a1-a0 < 75 { // Opus: 50 packets a second
+		t.Errorf("audio while the video is paused: %d packets in 3 s", a1-a0)
 	}
 	viewer.snapshot("watch-paused-bandwidth")
 
@@ -246,22 +251,29 @@ func TestBrowserSimulcastCappedViewer(t *testing.T) {
 		short = append(short, fmt.Sprintf("the video was paused for bandwidth on a 500 kbit/s link where the low layer fits three times over "+
 			"(%d frames in the 5 s after the drop, which took %v)", f1-f0, dropped))
 	}
-	// Active again: the contract says within 15 s of the link fitting.
-	active := `!(` + pausedForBandwidth + `) && document.querySelector('` + tile("alice", "host") + `').dataset.paused === undefined`
+	if flapped {
+		short = append(short, "at 100 kbit/s the video went active again while the link could not carry it")
+	}
+	// Playing again: the contract says active within 15 s of the link
+	// fitting; frames show it (a notification alone does not).
 	for {
-		if ok, _ := eval[bool](viewer, active); ok {
-			t.Logf("video active again %v after the lift", time.Since(lifted).Round(100*time.Millisecond))
+		_, _, n0 := received(t, viewer, "alice")
+		time.Sleep(time.Second)
+		_, _, n1 := received(t, viewer, "alice")
+		ok, _ := eval[bool](viewer, `!(`+pausedForBandwidth+`) && document.querySelector('`+tile("alice", "host")+`').dataset.paused === undefined`)
+		if ok && n1-n0 >= 5 {
+			t.Logf("video playing again %v after the lift", time.Since(lifted).Round(100*time.Millisecond))
 			break
 		}
 		if time.Since(lifted) > 45*time.Second {
 			asked, _ := eval[string](viewer, `document.querySelector('`+tile("alice", "host")+`').dataset.asked || "nothing"`)
-			t.Skipf("the server's bandwidth adaptation is short of the contract: %s; the video is still paused 45 s after the cap was lifted (the page asked %s)",
-				strings.Join(short, "; "), asked)
+			streams, _ := eval[string](viewer, `JSON.stringify([...app.client.trackStreams.values()])`)
+			short = append(short, fmt.Sprintf("45 s after the cap was lifted the video does not play (track.stream %s; the page asked %s)", streams, asked))
+			t.Skipf("the server's bandwidth adaptation is short of the contract: %s", strings.Join(short, "; "))
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
-	if d := time.Since(lifted); d > 15*time.Second {
-		short = append(short, fmt.Sprintf("the video was active again %v after the lift, not within 15 s", d.Round(100*time.Millisecond)))
+	if d := time.Since(lifted); d > 16*time.Second {
+		short = append(short, fmt.Sprintf("the video played again %v after the lift, not within 15 s", d.Round(100*time.Millisecond)))
 	}
 	keepsPlaying(t, viewer, "alice", 5*time.Second)
 	// Back on the top layer: the contract says within 15 s of the lift.

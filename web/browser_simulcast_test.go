@@ -40,8 +40,9 @@ func received(t *testing.T, p *page, identity string) (w, h, frames int) {
 // as three layers (rids q, h, f at 1/4, 1/2 and full size); the track
 // object lists them. A viewer asks for at most 320 pixels wide through
 // the SDK (track.settings maxWidth): it gets the low layer (track.layer
-// low, 320x180 decoded, the tile's badge "LD") and keeps playing; asking
-// for no limit again brings a larger layer back.
+// low, 320x180 decoded, the tile's badge "LD") and keeps playing; the
+// studio then stops sending h and f (dynacast: publisher.layers), and
+// says so; asking for no limit again brings them and a larger layer back.
 func TestBrowserSimulcastLayers(t *testing.T) {
 	st := newStack(t)
 	b := newBrowser(t)
@@ -55,8 +56,10 @@ func TestBrowserSimulcastLayers(t *testing.T) {
 
 	viewer := b.open("watch", st.URL+"/watch?room=show&identity=bob")
 	viewer.waitDecoding("alice", 10*time.Second)
-	viewer.waitFor("the track's layers", `(() => { const t = [...app.client.tracks.values()].find(t => t.kind === "video");
-		return t && Array.isArray(t.layers) && t.layers.map(l => l.rid).join() === "q,h,f" })()`, 10*time.Second)
+	// Sizes unknown fit any maxWidth (the contract): ask once the server
+	// has seen a keyframe of each layer (track.updated).
+	viewer.waitFor("the track's layers and their sizes", `(() => { const t = [...app.client.tracks.values()].find(t => t.kind === "video");
+		return t && Array.isArray(t.layers) && t.layers.map(l => l.rid).join() === "q,h,f" && t.layers.every(l => l.width > 0) })()`, 20*time.Second)
 	// The page would ask by its tile's size: the test asks instead.
 	viewer.must(`app.tiles.adaptive = false`)
 	trackID, _ := eval[string](viewer, `[...app.client.tracks.values()].find(t => t.kind === "video").id`)
@@ -70,10 +73,15 @@ func TestBrowserSimulcastLayers(t *testing.T) {
 	keepsPlaying(t, viewer, "alice", 3*time.Second)
 	viewer.waitFor(`the tile's "LD" badge`, `document.querySelector('`+tile("alice", "host")+`').dataset.quality === "LD"`, 3*time.Second)
 	viewer.snapshot("watch-low-layer")
+	// Dynacast: nobody needs h and f now: the server says so
+	// (publisher.layers, after 5 s) and the studio stops sending them.
+	host.waitFor("the studio sending q only", `document.getElementById("layers").dataset.layers === "q h-off f-off" &&
+		document.getElementById("layers").textContent.includes("h off · f off")`, 12*time.Second)
 
 	if _, err := eval[json.RawMessage](viewer, `app.client.setTrackSettings(`+jsString(trackID)+`, { maxWidth: 0 })`); err != nil {
 		t.Fatalf("track.settings maxWidth 0: %v", err)
 	}
+	host.waitFor("the studio sending q, h and f again", `document.getElementById("layers").dataset.layers === "q h f"`, 8*time.Second)
 	viewer.waitFor("a larger layer again", `await (async () => { const s = (await app.client.videoStats()).find(x => x.participant === "alice");
 		return s && s.frameHeight > 180 })()`, 15*time.Second)
 	keepsPlaying(t, viewer, "alice", 3*time.Second)

@@ -147,6 +147,29 @@ func TestPolicy(t *testing.T) {
 		{"high", 0}, {"medium", nil}, {"low", 0}, {"", 0}, {nil, 0},
 	}, []string{`"HD"`, `"HD"`, `"SD"`, `"LD"`, `"LD"`, `"HD"`, `"SD"`, `"LD"`, `""`, `""`})
 
+	lay := func(rid string, active bool, w, h int) map[string]any {
+		return map[string]any{"rid": rid, "active": active, "width": w, "height": h}
+	}
+	layersArgs := [][]any{
+		{[]any{lay("q", true, 320, 180), lay("h", true, 640, 360), lay("f", true, 1280, 720)}},
+		{[]any{lay("q", true, 320, 180), lay("h", false, 0, 0), lay("f", false, 0, 0)}},
+		{[]any{lay("q", true, 0, 0), lay("f", true, 0, 0)}},
+		{[]any{lay("", true, 640, 480)}},
+		{nil},
+	}
+	gotLayers := call(t, p, "/static/words.js", "layersText", layersArgs)
+	wantLayers := []string{
+		"Sending 3 layers: q 320×180 · h 640×360 · f 1280×720",
+		"Sending 3 layers: q 320×180 · h off · f off (no viewer needs what is off)",
+		"Sending 2 layers: q · f",
+		"", "",
+	}
+	for i := range wantLayers {
+		if i >= len(gotLayers) || gotLayers[i] != wantLayers[i] {
+			t.Errorf("layersText case %d = %q, want %q", i, gotLayers, wantLayers[i])
+		}
+	}
+
 	got := call(t, p, "/static/words.js", "reconnectingText", [][]any{{12300}, {1000}, {0}, {-5}, {nil}})
 	want := []string{"Reconnecting… (13 s left)", "Reconnecting… (1 s left)", "Reconnecting…", "Reconnecting…", "Reconnecting…"}
 	for i := range want {

@@ -8,6 +8,8 @@
 //	GET  /sdk/relay-client.js    the ES module client (always)
 //	GET  /sdk/relay-client.d.ts  its type declarations (always)
 //	GET  /sdk/relay-policy.js    its decisions as pure functions, imported by it (always)
+//	GET  /sdk/relay-resume.js    its resume, ICE restart and token refresh methods (always)
+//	GET  /sdk/relay-simulcast.js its simulcast, dynacast and track settings methods (always)
 //	GET  /                       lobby: rooms live now
 //	GET  /studio                 host: preview, record, go live, chat (invite/delete/kick per message), co-hosts, invitations, relay, end, go live again
 //	GET  /cohost                 invitee: pending invitations, accept/decline, join/leave the stage, chat
@@ -90,6 +92,8 @@ func Handler(o Options) http.Handler {
 	mux.Handle("GET /sdk/relay-client.js", serveAsset(mustAsset("sdk/relay-client.js"), false))
 	mux.Handle("GET /sdk/relay-client.d.ts", serveAsset(mustAsset("sdk/relay-client.d.ts"), false))
 	mux.Handle("GET /sdk/relay-policy.js", serveAsset(mustAsset("sdk/relay-policy.js"), false))
+	mux.Handle("GET /sdk/relay-resume.js", serveAsset(mustAsset("sdk/relay-resume.js"), false))
+	mux.Handle("GET /sdk/relay-simulcast.js", serveAsset(mustAsset("sdk/relay-simulcast.js"), false))
 	for route, name := range pageRoutes {
 		mux.Handle("GET "+route, serveAsset(mustAsset(name), true))
 	}

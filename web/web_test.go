@@ -30,6 +30,8 @@ func TestRoutes(t *testing.T) {
 		{"/sdk/relay-client.js", "text/javascript; charset=utf-8", "export class RelayClient"},
 		{"/sdk/relay-client.d.ts", "application/typescript; charset=utf-8", "export declare class RelayClient"},
 		{"/sdk/relay-policy.js", "text/javascript; charset=utf-8", "export function simulcastEncodings"},
+		{"/sdk/relay-resume.js", "text/javascript; charset=utf-8", "export class ResumeMethods"},
+		{"/sdk/relay-simulcast.js", "text/javascript; charset=utf-8", "export class SimulcastMethods"},
 		{"/", "text/html; charset=utf-8", "Live now"},
 		{"/studio", "text/html; charset=utf-8", "Go live"},
 		{"/cohost", "text/html; charset=utf-8", "invitations"},

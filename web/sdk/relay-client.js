@@ -32,9 +32,9 @@
 // a failed PeerConnection or a network change restarts ICE, and with
 // options.resumeKey the session survives a page reload (sessionStorage).
 
-import {
-  graceLeft, layerFlags, newerToken, reconnectDelay, resumable, simulcastEncodings,
-} from "./relay-policy.js";
+import { DEFAULT_GRACE, graceLeft, reconnectDelay } from "./relay-policy.js";
+import { ResumeMethods } from "./relay-resume.js";
+import { SimulcastMethods } from "./relay-simulcast.js";
 
 /** JSON-RPC and relayd error codes (PROTOCOL.md "Errors"), plus the client's own. */
 export const ErrorCode = Object.freeze({
@@ -201,7 +201,8 @@ function fillPair(obj, wordKey, codeKey, table, words) {
   return obj;
 }
 
-function normalizeRelay(relay) {
+/** normalizeRelay fills in the words and codes of a relay object and its destinations. */
+export function normalizeRelay(relay) {
   if (!relay || typeof relay !== "object") return relay;
   fillPair(relay, "state", "code", RelayState, relayStateWords);
   fillPair(relay, "error", "errorCode", RelayErrorCode, relayErrorWords);
@@ -281,11 +282,6 @@ function msidByMid(sdp) {
   return out;
 }
 
-// How long a page resumed after its reload waits for the media it should
-// receive before it starts afresh: a subscriber offer, ICE and DTLS take
-// well under a second on a sound network; 4 s leaves room for a slow one.
-const RELOAD_MEDIA_WAIT = 4000;
-
 const defaultOptions = {
   version: "1.1",
   reconnect: true,
@@ -302,7 +298,7 @@ const defaultOptions = {
   resume: true,
   // The server's --reconnect-grace (docs/protocol.md §12), in ms: how long
   // it holds a lost session; the client cannot ask, the page may say.
-  reconnectGrace: 30000,
+  reconnectGrace: DEFAULT_GRACE,
   // sessionStorage key under which the session is kept, so that a reload
   // of the page resumes it ("" = not kept).
   resumeKey: "",
@@ -961,58 +957,6 @@ export class RelayClient {
     return res;
   }
 
-  // _watchReloadMedia: a page resumed after its reload has new
-  // PeerConnections for the server's held session. When the tracks it
-  // should receive have not arrived in time (a server that cannot take
-  // them), it starts afresh rather than stay without media.
-  _watchReloadMedia() {
-    clearTimeout(this._reloadTimer);
-    this._reloadTimer = setTimeout(() => {
-      if (!this._reloaded || !this.joined || this._closing) return;
-      const expected = [...this.tracks.values()].some((t) => !t.muted);
-      if (expected && (!this._sub || this._sub.connectionState !== "connected" || this.remoteTracks.size === 0)) {
-        this._restartFresh("no media " + RELOAD_MEDIA_WAIT / 1000 + " s after resuming");
-      } else if (!this._publishWanted) {
-        this._reloaded = false; // publish() proves the rest
-      }
-    }, RELOAD_MEDIA_WAIT);
-  }
-
-  // _restartFresh gives up a resumed session whose media did not come
-  // back (after a reload) and joins afresh on a new socket: the server
-  // replaces the held session; the stream is published again.
-  async _restartFresh(reason) {
-    if (this._closing || this._reconnecting) return;
-    this._reloaded = false;
-    this._emit("resume.failed", { reason });
-    this.resumeToken = "";
-    this._clearResume();
-    const old = this._ws;
-    this._ws = null;
-    this.joined = false;
-    if (old) {
-      old.onclose = null;
-      old.onmessage = null;
-      old.close(1000, "starting afresh");
-    }
-    this._closePeers();
-    this._reconnecting = true;
-    this._setConnection("reconnecting");
-    this._emit("reconnecting", { attempt: 1, delay: 0, error: null, reason, resuming: false, graceLeft: 0, deadline: 0 });
-    try {
-      await this._open();
-      const res = await this.join();
-      this._reconnecting = false;
-      this._setConnection("connected");
-      if (this._publishWanted && this.localStream && this.mayPublish()) await this._publishStream(this.localStream);
-      this._emit("reconnected", res);
-    } catch (err) {
-      this._reconnecting = false;
-      this._emit("error", err);
-      if (!this._ws) this._onClose(1006, "starting afresh failed", false);
-    }
-  }
-
   // _setRoomState takes the participants and tracks of a join result. On
   // a resume, the tracks still received keep their media (their entries
   // take the new track objects); those gone are unsubscribed.
@@ -1118,72 +1062,6 @@ export class RelayClient {
       this._emit("local.track", { track, stream, simulcast: !!enc });
     }
     await this._negotiatePublisher();
-  }
-
-  // _serverSimulcast tells whether the server takes simulcast, once per
-  // session: a server that has 1.1's simulcast part (docs/protocol.md
-  // §8.10) knows track.settings, and answers an empty track id with an
-  // error of the request (4004, -32602); one without it answers -32601. A
-  // browser sending layers to a server that cannot take them would send
-  // no video at all.
-  _serverSimulcast() {
-    if (!this.options.simulcast || this.version !== "1.1") return Promise.resolve(false);
-    if (!this._simulcastProbe || this._simulcastProbe.session !== this.sessionId) {
-      const probe = this.request("track.settings", { trackId: "" }, { timeout: 5000 }).then(
-        () => true,
-        (err) => err.code !== ErrorCode.METHOD_NOT_FOUND && err.code !== ErrorCode.CLIENT_TIMEOUT && err.code !== ErrorCode.CLIENT_CLOSED,
-      );
-      this._simulcastProbe = { session: this.sessionId, probe };
-    }
-    return this._simulcastProbe.probe;
-  }
-
-  // _sendEncodings: simulcast for camera video (options.simulcast).
-  _sendEncodings(track) {
-    // A screen or slides (contentHint "detail"/"text") is sent whole.
-    if (track.contentHint === "detail" || track.contentHint === "text") return null;
-    const settings = typeof track.getSettings === "function" ? track.getSettings() : {};
-    return simulcastEncodings(settings, true);
-  }
-
-  // _applyLayers sets encodings[i].active of the sender of an own track as
-  // publisher.layers asked (dynacast): the layers nobody needs stop being
-  // encoded. One setParameters at a time; a plain (one-layer) sender is
-  // left alone.
-  _applyLayers(trackId) {
-    if (!this.options.dynacast) return;
-    const run = async () => {
-      const active = this.publisherLayers.get(trackId);
-      const pc = this._pub;
-      if (!active || !pc) return;
-      const sender = this._senderOf(trackId);
-      if (!sender) return;
-      const params = sender.getParameters();
-      const encs = params.encodings || [];
-      const flags = layerFlags(encs.map((e) => e.rid), active);
-      if (!flags || flags.every((f, i) => encs[i].active === f)) return;
-      encs.forEach((e, i) => { e.active = flags[i]; });
-      await sender.setParameters(params);
-    };
-    const next = this._layersChain.then(run, run);
-    this._layersChain = next.catch((err) => this._emit("error", new RelayError(ErrorCode.CLIENT_MEDIA, "publisher.layers: " + (err && err.message), { cause: err })));
-    return next;
-  }
-
-  // _senderOf finds the sender of an own track: by the track object's mid
-  // when it has one, else the video sender that sends layers (rids).
-  _senderOf(trackId) {
-    const pc = this._pub;
-    if (!pc) return null;
-    const t = this.ownTracks.get(trackId);
-    const kind = (t && t.kind) || "video";
-    const trs = pc.getTransceivers().filter((tr) => tr.sender && tr.sender.track && tr.sender.track.kind === kind);
-    if (t && t.mid) {
-      const byMid = trs.find((tr) => tr.mid === t.mid);
-      if (byMid) return byMid.sender;
-    }
-    const layered = trs.filter((tr) => (tr.sender.getParameters().encodings || []).some((e) => e.rid));
-    return (layered[0] || trs[0] || {}).sender || null;
   }
 
   /** Stop publishing: closes the publisher PC; the server unpublishes the tracks. */
@@ -1464,244 +1342,6 @@ export class RelayClient {
     this._pubChain = Promise.resolve();
   }
 
-  // ---- resume, ICE restart, token refresh (1.1: docs/protocol.md §8.12, §8.13)
-
-  /** Whether a lost session may be resumed: a 1.1 session with a resume token, and options.resume. */
-  _canResume() {
-    return !!(this.options.resume && this.options.version && this.resumeToken && this.version === "1.1");
-  }
-
-  // _tokenFor picks the token to connect with: the given one, or the one
-  // the client holds (a token.refresh, or kept with a stored session) when
-  // that is for the same identity and room and lives longer.
-  _tokenFor(given) {
-    const held = this.token || this._storedToken;
-    return newerToken(given, tokenClaims(given), held, tokenClaims(held));
-  }
-
-  // _applyIceServers takes the server's iceServers (join result,
-  // token.refresh) for new PeerConnections and the open ones.
-  _applyIceServers(list) {
-    this.iceServers = list;
-    for (const pc of [this._pub, this._sub]) {
-      if (!pc || pc.signalingState === "closed" || typeof pc.setConfiguration !== "function") continue;
-      try {
-        const c = pc.getConfiguration();
-        c.iceServers = this._iceServers();
-        pc.setConfiguration(c);
-      } catch (err) {
-        this._emit("error", new RelayError(ErrorCode.CLIENT_MEDIA, "setConfiguration: " + (err && err.message), { cause: err }));
-      }
-    }
-  }
-
-  // _storage is sessionStorage (per tab: a reload keeps it, another tab
-  // does not share it), or null where there is none.
-  _storage() {
-    try {
-      return this.options.resumeKey && typeof sessionStorage !== "undefined" ? sessionStorage : null;
-    } catch {
-      return null;
-    }
-  }
-
-  // _saveResume keeps what a reloaded page needs to resume: the session,
-  // its resume token, the last seq, the token (refreshed or not), and at:
-  // the last moment the session was known connected (or its loss).
-  _saveResume() {
-    const st = this._storage();
-    if (!st || !this.resumeToken || this.version !== "1.1" || this._closing || this._ended || this.kicked) return;
-    try {
-      st.setItem(this.options.resumeKey, JSON.stringify({
-        sessionId: this.sessionId, resumeToken: this.resumeToken, lastSeq: this.lastSeq, token: this.token,
-        at: this._lostAt || Date.now(), publishing: !!this._publishWanted,
-        // A relay survives the source's resume: the reloaded page knows it.
-        relay: this.relay && this.relay.state !== "idle" ? this.relay : null, relayTargets: this._relayTargets,
-      }));
-    } catch {
-      // storage full or refused: resume still works without a reload
-    }
-  }
-
-  _clearResume() {
-    const st = this._storage();
-    if (st) {
-      try {
-        st.removeItem(this.options.resumeKey);
-      } catch {
-        // nothing kept
-      }
-    }
-  }
-
-  // _loadResume reads a stored session; connect() decides whether it fits.
-  _loadResume() {
-    this._stored = RelayClient.storedSession(this.options.resumeKey, { grace: this.options.reconnectGrace });
-  }
-
-  // _takeStored makes a stored session this client's, when it is for the
-  // token's identity and room and its grace is not over.
-  _takeStored(token) {
-    const st = this._stored;
-    this._stored = null;
-    if (!st) return;
-    const why = resumable(st, tokenClaims(st.token), tokenClaims(token), Date.now(), this.options.reconnectGrace);
-    if (why) {
-      this._clearResume();
-      return;
-    }
-    this.sessionId = st.sessionId || "";
-    this.resumeToken = st.resumeToken;
-    this.lastSeq = st.lastSeq;
-    this._lostAt = st.at;
-    this._storedToken = st.token || "";
-    this.version = "1.1";
-    this._fromStore = true;
-    this._storedRelay = st.relay && typeof st.relay === "object" ? normalizeRelay(st.relay) : null;
-    this._relayTargets = Array.isArray(st.relayTargets) ? st.relayTargets : [];
-  }
-
-  /**
-   * The session kept under key by a client with options.resumeKey (a page
-   * before its reload), while the server may still hold it (grace in ms):
-   * {sessionId, resumeToken, lastSeq, token, at, publishing, graceLeft},
-   * else null.
-   */
-  static storedSession(key, { grace = defaultOptions.reconnectGrace } = {}) {
-    try {
-      const st = key && typeof sessionStorage !== "undefined" ? JSON.parse(sessionStorage.getItem(key) || "null") : null;
-      if (!st || typeof st !== "object") return null;
-      const left = graceLeft(st.at, grace, Date.now());
-      if (left <= 0) {
-        sessionStorage.removeItem(key);
-        return null;
-      }
-      return { ...st, graceLeft: left };
-    } catch {
-      return null;
-    }
-  }
-
-  // _watchNetwork: "online" (the network is back) and a change of the
-  // connection's type resume the session at once; pagehide notes the
-  // moment, for a reload to count the grace from.
-  _watchNetwork() {
-    if (this._netOff || typeof window === "undefined" || !window.addEventListener) return;
-    const conn = typeof navigator !== "undefined" ? navigator.connection : null;
-    let type = conn && conn.type;
-    const online = () => this._onNetworkChange("online");
-    const change = () => {
-      // Chrome also fires "change" when its bandwidth estimate moves: only
-      // a new type (wifi -> cellular) is a new network.
-      if (!conn.type || conn.type === type) return;
-      type = conn.type;
-      this._onNetworkChange("network change");
-    };
-    const hide = () => this._saveResume();
-    window.addEventListener("online", online);
-    window.addEventListener("pagehide", hide);
-    if (conn && conn.addEventListener) conn.addEventListener("change", change);
-    this._netOff = () => {
-      window.removeEventListener("online", online);
-      window.removeEventListener("pagehide", hide);
-      if (conn && conn.removeEventListener) conn.removeEventListener("change", change);
-    };
-  }
-
-  _unwatchNetwork() {
-    if (this._netOff) this._netOff();
-    this._netOff = null;
-    for (const k of Object.keys(this._iceWatch)) clearTimeout(this._iceWatch[k]);
-  }
-
-  _onNetworkChange(reason) {
-    if (this._closing || !this.options.iceRestart) return;
-    if (this._reconnecting) {
-      if (this._wake) this._wake(); // try now rather than after the backoff
-      return;
-    }
-    if (this.joined && this._canResume()) this._resumeNow(reason);
-  }
-
-  // _watchPeer restarts ICE when a PeerConnection fails, or stays
-  // disconnected for 2 s (a short burst of loss recovers by itself).
-  _watchPeer(target, pc) {
-    clearTimeout(this._iceWatch[target]);
-    this._iceWatch[target] = null;
-    if (!this.options.iceRestart || this._closing || (target === "publisher" ? this._pub : this._sub) !== pc) return;
-    const st = pc.connectionState;
-    if (st === "failed") this._restartIce(target, "failed");
-    else if (st === "disconnected") {
-      this._iceWatch[target] = setTimeout(() => {
-        if (pc.connectionState === "disconnected" || pc.connectionState === "failed") this._restartIce(target, "disconnected");
-      }, 2000);
-    }
-  }
-
-  // _restartIce: the publisher PC re-offers with iceRestart; the
-  // subscriber PC is offered by the server only, which restarts its ICE
-  // on a resume: so a resume on a new socket. Nothing while a resume is
-  // under way (it restarts both). 1.1 sessions only.
-  _restartIce(target, reason) {
-    if (this._closing || this._reconnecting || !this.joined || this.version !== "1.1") return;
-    this._emit("ice.restart", { target, reason });
-    if (target === "publisher" && this._pub) {
-      this._negotiatePublisher({ iceRestart: true }).catch((err) => this._emit("error", err));
-    } else if (target === "subscriber") {
-      this._resumeNow(reason);
-    }
-  }
-
-  // _resumeNow resumes the session on a new socket while the old one may
-  // still be open (the server closes it with 1000 "resumed").
-  _resumeNow(reason) {
-    if (this._reconnecting || this._closing || !this._canResume()) return;
-    const old = this._ws;
-    this._ws = null;
-    this.joined = false;
-    if (old) {
-      old.onclose = null;
-      old.onmessage = null;
-      this._retired = old;
-    }
-    for (const [, p] of this._pending) {
-      if (p.timer) clearTimeout(p.timer);
-      p.reject(new ConnectionError(1000, "resuming", { method: p.method }));
-    }
-    this._pending.clear();
-    this._lostAt = Date.now();
-    this._reconnect({ immediate: true, reason });
-  }
-
-  _closeRetired() {
-    if (this._retired) this._retired.close();
-    this._retired = null;
-  }
-
-  // _afterResume: the session is back with its PeerConnections: the
-  // publisher restarts ICE (same tracks, mids and ids). A page that was
-  // reloaded has none: it publishes its stream on a new one.
-  async _afterResume() {
-    if (this._pub) await this._negotiatePublisher({ iceRestart: true });
-    else if (this._publishWanted && this.localStream && this.mayPublish()) await this._publishStream(this.localStream);
-  }
-
-  // ---- per-track settings (1.1: docs/protocol.md §8.10)
-
-  /**
-   * Say how you want a received track: {quality: "low"|"medium"|"high"|
-   * "auto", maxWidth, maxHeight (0 = no limit), paused}; omitted fields
-   * keep their value. Resolves with the settings in force
-   * (client.trackSettings keeps them).
-   */
-  async setTrackSettings(trackId, settings = {}) {
-    const params = { trackId };
-    for (const k of ["quality", "maxWidth", "maxHeight", "paused"]) if (settings[k] !== undefined) params[k] = settings[k];
-    const res = await this.request("track.settings", params);
-    this.trackSettings.set(trackId, res && typeof res === "object" ? res : { ...this.trackSettings.get(trackId), ...params });
-    return res;
-  }
-
   // ---- stats
 
   /** Per received video track: frames decoded and more, from getStats (inbound-rtp). */
@@ -1908,6 +1548,19 @@ export async function getLocalMedia({ audio = true, video = true } = {}) {
     });
   } catch (err) {
     throw new RelayError(ErrorCode.CLIENT_MEDIA, "camera/microphone: " + (err && (err.message || err.name)), { cause: err });
+  }
+}
+
+// The methods kept in their own modules (relay-resume.js,
+// relay-simulcast.js) join RelayClient's prototype, and their statics the
+// class. Those modules import this one back; they only use its exports
+// inside methods, so the cycle is harmless.
+for (const part of [ResumeMethods, SimulcastMethods]) {
+  for (const name of Object.getOwnPropertyNames(part.prototype)) {
+    if (name !== "constructor") Object.defineProperty(RelayClient.prototype, name, Object.getOwnPropertyDescriptor(part.prototype, name));
+  }
+  for (const name of Object.getOwnPropertyNames(part)) {
+    if (!["length", "name", "prototype"].includes(name)) Object.defineProperty(RelayClient, name, Object.getOwnPropertyDescriptor(part, name));
   }
 }
 

@@ -93,6 +93,9 @@ export function sameSettings(a, b) {
 
 // ---- reconnecting and resuming (docs/protocol.md §8.12)
 
+/** relayd's default --reconnect-grace in ms: how long a lost session is held (the server does not say). */
+export const DEFAULT_GRACE = 30000;
+
 /**
  * reconnectDelay is the wait before reconnect attempt n (1, 2, ...):
  * exponential from base, capped at max, jittered into its upper half by r

@@ -8,7 +8,7 @@ import {
 } from "/static/app.js";
 import { ErrorCode, getLocalMedia, relayEventName, relayStateName, relayErrorName } from "/sdk/relay-client.js";
 import { chatPanel } from "/static/chat.js";
-import { badNameText, endedText, relayReason } from "/static/words.js";
+import { badNameText, endedText, layersText, relayReason } from "/static/words.js";
 import { transportLabel, transportOf } from "/static/app.js";
 
 markNav();
@@ -658,10 +658,32 @@ function logRelay(kind, text) {
 
 renderDestinations();
 
+// showLayers says which simulcast layers the camera is sent in, and which
+// are off because no viewer needs them (publisher.layers), every 2 s.
+function showLayers(client) {
+  const timer = setInterval(async () => {
+    if (app.client !== client) return clearInterval(timer);
+    const pc = client._pub;
+    const sender = pc && pc.getSenders().find((s) => s.track && s.track.kind === "video");
+    if (!sender) return;
+    const sizes = new Map();
+    const report = await pc.getStats().catch(() => null);
+    if (report) report.forEach((s) => { if (s.type === "outbound-rtp" && s.kind === "video" && s.rid) sizes.set(s.rid, s); });
+    const list = (sender.getParameters().encodings || []).map((e) => ({
+      rid: e.rid || "", active: e.active !== false, width: (sizes.get(e.rid) || {}).frameWidth || 0, height: (sizes.get(e.rid) || {}).frameHeight || 0,
+    }));
+    const text = layersText(list);
+    $("layers").textContent = text;
+    $("layers").hidden = !text;
+    $("layers").dataset.layers = list.map((l) => l.rid + (l.active ? "" : "-off")).join(" ");
+  }, 2000);
+}
+
 // showTransport puts how the camera's media leaves (UDP, TCP, TURN/UDP,
 // TURN/TCP, TURN/TLS: the publisher PC's selected candidate pair) on the
 // status badge, as debug info: its tooltip and data-transport.
 function showTransport(client) {
+  showLayers(client);
   const timer = setInterval(async () => {
     if (app.client !== client) return clearInterval(timer);
     const t = await transportOf(client, "publisher");

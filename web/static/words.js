@@ -158,6 +158,20 @@ export function reconnectingText(msLeft) {
   return s > 0 ? "Reconnecting… (" + s + " s left)" : "Reconnecting…";
 }
 
+// ---- what the studio sends (simulcast, protocol 1.1)
+
+/**
+ * layersText says which layers the camera is sent in: list is one
+ * {rid, active, width, height} per encoding (the sender's, with getStats'
+ * sizes); "" for one plain layer.
+ */
+export function layersText(list) {
+  if (!Array.isArray(list) || list.length < 2) return "";
+  const part = (l) => (l.active === false ? l.rid + " off" : l.rid + (l.width > 0 ? " " + l.width + "×" + l.height : ""));
+  const off = list.filter((l) => l.active === false).length;
+  return "Sending " + list.length + " layers: " + list.map(part).join(" · ") + (off ? " (no viewer needs what is off)" : "");
+}
+
 // ---- names
 
 /** The contract's alphabet for identities and room names. */
