@@ -6,6 +6,7 @@ package client
 import (
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -207,7 +208,7 @@ func (c *Client) answerSubscriberOffer(id, params json.RawMessage) {
 	// A failed subscriber PC is kept: the server's offer is a re-offer of
 	// its own PC (an ICE restart, after a resume), which a new PC could
 	// not take up.
-	if p == nil || p.pc.ConnectionState() == webrtc.PeerConnectionStateClosed {
+	if p == nil || p.pc.ConnectionState() == webrtc.PeerConnectionStateClosed || newCertificate(p.pc, offer.SDP) {
 		if p != nil {
 			_ = p.pc.Close()
 		}
@@ -265,4 +266,25 @@ func (c *Client) remoteTrickle(params json.RawMessage) {
 	if p != nil {
 		p.addRemoteCandidate(*t.Candidate, c.log)
 	}
+}
+
+// newCertificate reports whether offer comes from another server PC than
+// pc's current remote description (another a=fingerprint): the server
+// replaced its PC (a session resumed after a reload), and so must we.
+func newCertificate(pc *webrtc.PeerConnection, offer string) bool {
+	rd := pc.CurrentRemoteDescription()
+	if rd == nil {
+		return false
+	}
+	a, b := firstFingerprint(rd.SDP), firstFingerprint(offer)
+	return a != "" && b != "" && a != b
+}
+
+func firstFingerprint(desc string) string {
+	for _, line := range strings.Split(desc, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "a=fingerprint:"); ok {
+			return strings.ToLower(strings.TrimSpace(v))
+		}
+	}
+	return ""
 }

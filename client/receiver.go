@@ -51,6 +51,22 @@ type RemoteTrack struct {
 	hist          LatencyHistogram
 	recent        []time.Duration // ring of the last recentWindow samples
 	recentNext    int
+	// The newest packet's sequence number and timestamp, and the
+	// largest forward steps between two packets in a row (Steps).
+	lastSeq    uint16
+	lastTS     uint32
+	maxSeqStep int
+	maxTSStep  int64
+}
+
+// Steps returns the largest forward steps seen between two packets in a
+// row (retransmissions aside): of the sequence number (1 for a stream
+// with no loss) and of the RTP timestamp. A new source whose numbers
+// were not made to continue the old one's shows a step far larger.
+func (t *RemoteTrack) Steps() (seq int, ts int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.maxSeqStep, t.maxTSStep
 }
 
 // Packets is the number of RTP packets read (retransmissions included).
@@ -148,6 +164,16 @@ func (t *RemoteTrack) onPacket(p *rtp.Packet, isRTX bool, now time.Time) {
 	t.last = now
 	if isRTX {
 		t.rtx++
+	} else {
+		if t.packets > 1 {
+			if d := int(int16(p.SequenceNumber - t.lastSeq)); d > 0 {
+				t.maxSeqStep = max(t.maxSeqStep, d)
+				t.maxTSStep = max(t.maxTSStep, int64(int32(p.Timestamp-t.lastTS)))
+			}
+		}
+		if t.packets == 1 || int16(p.SequenceNumber-t.lastSeq) > 0 {
+			t.lastSeq, t.lastTS = p.SequenceNumber, p.Timestamp
+		}
 	}
 	if key && (!t.haveKeyTS || p.Timestamp != t.lastKeyTS) {
 		t.keyframes++

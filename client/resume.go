@@ -105,6 +105,12 @@ type ResumeOptions struct {
 	// KeepPeers keeps the PeerConnections untouched after the join:
 	// no publisher ICE restart when resumed, no closing when not.
 	KeepPeers bool
+	// Reloaded resumes as a reloaded page does: the PeerConnections are
+	// closed first, and the session's tracks are published again on a
+	// new publisher PC by the caller (Publish), which the server makes
+	// the new source of the same tracks; the server's subscriber offer
+	// makes a new subscriber PC.
+	Reloaded bool
 }
 
 // Resume resumes the session on a new WebSocket (see the top of this
@@ -129,6 +135,9 @@ func (c *Client) Resume(ctx context.Context, o ResumeOptions) (*JoinResult, erro
 	}
 	old := c.ws.Load()
 	_ = old.conn.Close()
+	if o.Reloaded {
+		c.dropPeers()
+	}
 	select {
 	case <-old.closed:
 	case <-ctx.Done():
@@ -165,7 +174,7 @@ func (c *Client) Resume(ctx context.Context, o ResumeOptions) (*JoinResult, erro
 		return nil, err
 	}
 	c.joined(&r)
-	if o.KeepPeers {
+	if o.KeepPeers || o.Reloaded {
 		return &r, nil
 	}
 	if !r.Resumed {

@@ -62,6 +62,7 @@ func (m *Member) Hold() {
 	}
 	m.p.Room().SetHostHeld(m.p, true)
 	m.p.HoldSubscriber(true) // no offers until the resume restarts ICE
+	m.p.HoldPublisher(true)  // a reloaded page's PC closing leaves its tracks
 	if rl := m.r.relays.Of(m.p); rl != nil {
 		rl.SourceHeld(true) // its destinations on other nodes
 		m.deliver(RelayEvent{relay.EventParams{Relay: rl.Info().ID, Event: EventSrcReconnecting, Code: EventSrcReconnectingCode}})
@@ -86,6 +87,7 @@ func (m *Member) Resumed() {
 		m.r.armResumed(up, waiting)
 	}
 	m.p.Room().SetHostHeld(m.p, false)
+	m.p.HoldPublisher(false) // kept until a publisher PC connects again
 	if rl := m.r.relays.Of(m.p); rl != nil {
 		rl.SourceHeld(false)
 		m.deliver(RelayEvent{relay.EventParams{Relay: rl.Info().ID, Event: EventSrcResumed, Code: EventSrcResumedCode}})

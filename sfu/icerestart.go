@@ -41,6 +41,11 @@ func (p *Participant) restartSubscriber(resend bool) error {
 	if p.sub == nil || p.isClosed() {
 		return nil
 	}
+	if p.subscriberGone() {
+		// The page reloaded (reloadpc.go): a new PC, offered at once.
+		p.replaceSubscriber()
+		return nil
+	}
 	if p.negotiating {
 		// Cancel the retry of a refused offer: it is sent now.
 		p.retryPending = false

@@ -79,6 +79,9 @@ type Participant struct {
 	adapt      *adapter                              // made with the first down track; nil after close
 	bwe        *bwe                                  // the subscriber PC's estimator (bwe.go); set when made
 	dynaDone   chan struct{}                         // ends the dynacast loop (dynacast.go); nil: not running
+	pubHeld    bool                                  // reloadpc.go: the session is held
+	pubKeep    bool                                  // reloadpc.go: its tracks outlive their publisher PC
+	keepTimer  *time.Timer                           // reloadpc.go: ends pubKeep after a resume
 
 	// Owned by the op goroutine.
 	sub          *webrtc.PeerConnection
@@ -202,6 +205,7 @@ func (p *Participant) subscribes() bool { return !p.relay }
 // tracks are unpublished from the room on the way). Never call it from an
 // op.
 func (p *Participant) close() {
+	p.releaseKeep(true) // its tracks end with the PC
 	p.mu.Lock()
 	p.closed = true
 	p.subChanges = nil

@@ -49,6 +49,9 @@ func (p *Participant) newPC(t Target) (*webrtc.PeerConnection, error) {
 		if t == TargetSubscriber && s == webrtc.PeerConnectionStateConnected {
 			p.ops.post(p.subscriberConnected)
 		}
+		if t == TargetPublisher && s == webrtc.PeerConnectionStateConnected {
+			p.publisherConnected()
+		}
 	})
 	return pc, nil
 }

@@ -3,6 +3,7 @@ package sfu
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
@@ -19,6 +20,12 @@ type publisherPC struct {
 	// mid, and the simulcast up track of each receiver (simulcast.go).
 	rids      map[string][]RIDInfo
 	simulcast map[*webrtc.RTPReceiver]*UpTrack
+	// Guarded by the participant's mu (reloadpc.go): the last offer
+	// applied, the up track of each mid, and for a PC that replaced
+	// another, the up tracks its mids take over.
+	offer string
+	byMid map[string]*UpTrack
+	adopt map[string]*UpTrack
 }
 
 // HandleOffer answers the client's publisher-PC offer. deliver is called
@@ -48,19 +55,26 @@ func (p *Participant) answerOffer(offer string, deliver func(answer string)) err
 		return ErrForbidden
 	}
 	pub, created := p.pub, false
+	replaced := p.publisherReplaced(pub, offer)
+	if replaced != nil {
+		pub = nil
+	}
 	if pub == nil {
 		pc, err := p.newPC(TargetPublisher)
 		if err != nil {
 			return err
 		}
 		pub, created = &publisherPC{pc: pc}, true
+		if replaced != nil {
+			p.adoptTracks(replaced, pub, offer)
+		}
 		pc.OnTrack(func(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) { p.onTrack(pub, tr, recv) })
 		p.setPub(pub)
 	}
 	pc := pub.pc
 	fail := func(err error) error {
 		if created {
-			p.setPub(nil)
+			p.setPub(replaced)
 			_ = pc.Close()
 		}
 		return fmt.Errorf("%w: %v", ErrBadSDP, err)
@@ -79,6 +93,7 @@ func (p *Participant) answerOffer(offer string, deliver func(answer string)) err
 	rids := SimulcastRIDs(offer)
 	p.mu.Lock()
 	pub.rids = rids
+	pub.offer = offer
 	p.mu.Unlock()
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
@@ -91,6 +106,10 @@ func (p *Participant) answerOffer(offer string, deliver func(answer string)) err
 	WaitGathering(pc)
 	deliver(pc.LocalDescription().SDP)
 	p.flushCandidates(TargetPublisher)
+	if replaced != nil {
+		// Its tracks' readers wait for the new PC's sources.
+		_ = replaced.pc.Close()
+	}
 	return nil
 }
 
@@ -118,6 +137,7 @@ func (p *Participant) onTrack(pub *publisherPC, tr *webrtc.TrackRemote, recv *we
 	}
 	defer done()
 	rid := tr.RID()
+	mid := midOf(pub.pc, recv)
 	go func() {
 		// Read the publisher's RTCP (sender reports) so the receiver
 		// report interceptor sees it; ends when the PC closes.
@@ -135,6 +155,9 @@ func (p *Participant) onTrack(pub *publisherPC, tr *webrtc.TrackRemote, recv *we
 			}
 		}
 	}()
+	if p.adoptedTrack(pub, mid, tr) {
+		return
+	}
 	if rid != "" {
 		p.runSimulcastLayer(pub, tr, recv)
 		return
@@ -144,11 +167,12 @@ func (p *Participant) onTrack(pub *publisherPC, tr *webrtc.TrackRemote, recv *we
 		Participant: p.identity,
 		Kind:        tr.Kind(),
 		Codec:       tr.Codec().RTPCodecCapability,
-		Source:      &remoteSource{track: tr, pc: pub.pc},
+		Source:      p.source(pub, tr),
 		Logger:      p.log,
 		Metrics:     p.room.sfu.cfg.Metrics,
 		Flush:       p.room.sfu.cfg.API.Flush,
 	})
+	p.trackOfMid(pub, mid, up)
 	if !p.room.publish(p, up) {
 		return // may not publish (any more): the PC is being closed
 	}
@@ -161,13 +185,7 @@ func (p *Participant) onTrack(pub *publisherPC, tr *webrtc.TrackRemote, recv *we
 // track, publishes it, reads its layer, and unpublishes the track once
 // every layer has ended; the others read their layer.
 func (p *Participant) runSimulcastLayer(pub *publisherPC, tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
-	mid := ""
-	for _, t := range pub.pc.GetTransceivers() {
-		if t.Receiver() == recv {
-			mid = t.Mid()
-			break
-		}
-	}
+	mid := midOf(pub.pc, recv)
 	p.mu.Lock()
 	up := pub.simulcast[recv]
 	owner := up == nil
@@ -194,9 +212,13 @@ func (p *Participant) runSimulcastLayer(pub *publisherPC, tr *webrtc.TrackRemote
 			pub.simulcast = map[*webrtc.RTPReceiver]*UpTrack{}
 		}
 		pub.simulcast[recv] = up
+		if pub.byMid == nil {
+			pub.byMid = map[string]*UpTrack{}
+		}
+		pub.byMid[mid] = up
 	}
 	p.mu.Unlock()
-	slot, ok := up.AttachLayer(tr.RID(), &remoteSource{track: tr, pc: pub.pc})
+	slot, ok := up.AttachLayer(tr.RID(), p.source(pub, tr))
 	if !owner {
 		if ok {
 			up.RunLayer(slot)
@@ -224,8 +246,9 @@ func (p *Participant) runSimulcastLayer(pub *publisherPC, tr *webrtc.TrackRemote
 
 // remoteSource is a publisher's WebRTC track as an UpTrack Source.
 type remoteSource struct {
-	track *webrtc.TrackRemote
-	pc    *webrtc.PeerConnection
+	track     *webrtc.TrackRemote
+	pc        *webrtc.PeerConnection
+	lingerFor time.Duration // reloadpc.go
 }
 
 func (s *remoteSource) ReadRTP(buf []byte) (int, error) {
@@ -260,6 +283,7 @@ func (p *Participant) ClosePublisher() {
 // closePublisher is ClosePublisher's op: it closes the publisher PC and
 // forgets its candidates; the next offer makes a new PC.
 func (p *Participant) closePublisher() *publisherPC {
+	p.releaseKeep(true) // its tracks end with it
 	p.mu.Lock()
 	pub := p.pub
 	p.pub = nil

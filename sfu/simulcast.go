@@ -155,6 +155,12 @@ type upLayer struct {
 	hdr    rtp.Header
 	pkt    Packet
 	unwrap SeqUnwrapper
+	// A replaced source (reload.go): its numbers are shifted to continue
+	// the layer's; rebase asks for the shifts at its first packet.
+	rebase   bool
+	extShift uint64
+	tsShift  uint32
+	lastTS   uint32 // the newest packet's (shifted) timestamp
 }
 
 // sourceBox lets a Source interface live in an atomic.Pointer.

@@ -205,6 +205,12 @@ func (p *Participant) applyAnswer(answer string) error {
 	if err := ValidateAnswer(answer, p.offeredMedia()); err != nil {
 		return err
 	}
+	if rd := p.sub.CurrentRemoteDescription(); rd != nil && !SameDTLS(rd.SDP, answer) {
+		// A reloaded page answered with a new PC (reloadpc.go): the
+		// old one cannot take its certificate; a new PC is offered.
+		p.replaceSubscriber()
+		return nil
+	}
 	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		if p.sub.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
 			p.offerSettled()

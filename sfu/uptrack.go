@@ -23,6 +23,7 @@ package sfu
 // are Sinks, the relay's ingress is a Source.
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -93,9 +94,12 @@ type UpTrack struct {
 	sinks atomic.Pointer[[]Sink]
 
 	mu       sync.Mutex
-	closed   bool      // guarded by mu: no sink is added after Close
-	writers  []*writer // guarded by mu: the pool of the down tracks' writers
-	readers  int       // guarded by mu: layer readers running (RunLayer)
+	closed   bool          // guarded by mu: no sink is added after Close
+	keep     bool          // guarded by mu: a layer whose source ends waits for another (reload.go)
+	cut      bool          // guarded by mu: nor lingers (its publisher closes)
+	wake     chan struct{} // guarded by mu: closed when a source is replaced or keep ends
+	writers  []*writer     // guarded by mu: the pool of the down tracks' writers
+	readers  int           // guarded by mu: layer readers running (RunLayer)
 	writerWG sync.WaitGroup
 
 	mute       atomic.Uint32          // muteOff, muteOn, muteResuming (mute.go)
@@ -270,7 +274,19 @@ func (t *UpTrack) RunLayer(slot int) {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
 				t.log.Debug("up track read ended", "err", err, "rid", l.rid)
 			}
-			return
+			// A held publisher's PC may be replaced (reload.go): wait
+			// for the new one's source.
+			if src = t.nextSource(l, src); src == nil {
+				return
+			}
+			continue
+		}
+		if cur := l.source(); cur != src {
+			// Replaced while this source still sends: its packets stop
+			// here, the new source's continue the track.
+			src = cur
+			l.rebase = true
+			continue
 		}
 		t.ingestLayer(l, buf[:n])
 	}
@@ -299,8 +315,21 @@ func (t *UpTrack) ingestLayer(l *upLayer, raw []byte) {
 		t.drops.Inc() // garbage from the wire: count, never crash
 		return
 	}
-	ext := l.unwrap.Unwrap(l.hdr.SequenceNumber)
 	keyframe := t.video && KeyframeStart(t.codec.MimeType, payload)
+	rebased := false
+	if l.rebase {
+		if t.video && !keyframe {
+			t.RequestLayerKeyframe(l.slot) // a new source starts at its keyframe
+			return
+		}
+		t.rebaseLayer(l)
+		rebased = true
+	}
+	ext := l.unwrap.Unwrap(l.hdr.SequenceNumber) + l.extShift
+	if l.tsShift != 0 {
+		l.hdr.Timestamp += l.tsShift
+		binary.BigEndian.PutUint32(raw[4:8], l.hdr.Timestamp)
+	}
 	forward, discontinuity := t.muteGate(l, keyframe)
 	if !forward {
 		return // muted: nothing is stored or forwarded
@@ -314,6 +343,8 @@ func (t *UpTrack) ingestLayer(l *upLayer, raw []byte) {
 	if discontinuity {
 		t.resumed(l)
 	}
+	discontinuity = discontinuity || rebased
+	l.lastTS = l.hdr.Timestamp
 	t.packetsIn.Inc()
 	t.bytesIn.Add(float64(n))
 	now := Now()
@@ -389,6 +420,7 @@ func (t *UpTrack) OnLayersChanged(f func()) {
 func (t *UpTrack) finish() {
 	t.mu.Lock()
 	t.closed = true
+	t.wakeLocked()
 	sinks := *t.sinks.Load()
 	t.sinks.Store(&[]Sink{})
 	t.writers = nil

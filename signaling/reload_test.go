@@ -1,0 +1,106 @@
+package signaling
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relaysfu/relayd/client"
+)
+
+// A 1.1 host's page reloads mid-broadcast: its socket and both its
+// PeerConnections close. The new page resumes with the resume token,
+// makes new PCs and offers its tracks again (a new DTLS certificate):
+// the server gives that offer a new publisher PC whose tracks become the
+// sources of the same tracks, and offers the new page a new subscriber
+// PC. The viewer sees no participant.left nor track.unpublished, is told
+// paused then active, and gets video again on the same track (the same
+// SSRC) with its sequence numbers and timestamps continuing.
+func TestResumeReloadedHost(t *testing.T) {
+	ts := newTestServer(t, withGrace(20*time.Second))
+	ctx := testCtx(t)
+	host, _ := ts.join11(t, "alice", "r1", "host")
+	publish(t, host)
+	video := ownTrack(t, host, "alice", "video")
+	waitNote(t, host, "room.updated", roomStatusIs("live"))
+	viewer, _ := ts.join11(t, "v11", "r1", "viewer")
+	tr := receiving(t, viewer, "video", 20)
+	audio := receiving(t, viewer, "audio", 20)
+	waitNote(t, host, "participant.joined", nil)
+	if tr.TrackID != video.ID {
+		t.Fatalf("the viewer's video is %s, published %s", tr.TrackID, video.ID)
+	}
+	ssrc := tr.Remote().SSRC()
+
+	// The reload: the page's socket and PCs close at once.
+	host.DropSocket()
+	_ = host.PublisherPC().Close()
+	if sub := host.SubscriberPC(); sub != nil {
+		_ = sub.Close()
+	}
+	heldSeen(t, viewer, video.ID)
+	time.Sleep(300 * time.Millisecond) // the old PCs' close reaches the server
+	k, p := tr.Keyframes(), tr.Packets()
+	heldAt := time.Now()
+
+	got, err := host.Resume(ctx, client.ResumeOptions{Reloaded: true})
+	if err != nil || !got.Resumed {
+		t.Fatalf("resume: %+v %v", got, err)
+	}
+	pub, err := client.NewSyntheticPublisher(client.PublisherOptions{KeyframeInterval: -1, BitrateBps: 300_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := host.Publish(ctx, pub.Tracks()...); err != nil {
+		t.Fatalf("the reloaded page's publish: %v", err)
+	}
+	pub.Start()
+	t.Cleanup(pub.Stop)
+
+	waitNote(t, viewer, "track.stream", streamNote(video.ID, "active", "publisher_reconnecting"))
+	flowsAgain(t, tr, k, p, 5*time.Second)
+	ap := audio.Packets()
+	for deadline := time.Now().Add(5 * time.Second); audio.Packets() < ap+20; {
+		if time.Now().After(deadline) {
+			t.Fatalf("audio did not come back: %d packets", audio.Packets()-ap)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if tr.IsEnded() || tr.Remote().SSRC() != ssrc {
+		t.Errorf("the viewer's video track ended or changed SSRC (%d, was %d)", tr.Remote().SSRC(), ssrc)
+	}
+	// The outgoing numbers continue: no sequence step but of lost
+	// packets (none on loopback: a handful at most), no timestamp step
+	// beyond the time the host was away (90 kHz) and a second.
+	seqStep, tsStep := tr.Steps()
+	away := time.Since(heldAt) + time.Second
+	if seqStep > 50 || tsStep > int64(away.Seconds()*90000) {
+		t.Errorf("the viewer's video numbers jumped: sequence by %d, timestamp by %d (away %v)", seqStep, tsStep, away)
+	}
+	if s, ts := audio.Steps(); s > 50 || ts > int64(away.Seconds()*48000) {
+		t.Errorf("the viewer's audio numbers jumped: sequence by %d, timestamp by %d", s, ts)
+	}
+	noNote(t, viewer, "participant.left", nil, 10*time.Millisecond)
+	noNote(t, viewer, "track.unpublished", nil, 10*time.Millisecond)
+	noNote(t, viewer, "track.published", func(p json.RawMessage) bool { return strings.Contains(string(p), `"alice"`) }, 10*time.Millisecond)
+
+	// The same two tracks, and the host's new subscriber PC connected.
+	room, err := ts.admin(t).Room(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range room.Participants {
+		if q.Identity != "alice" {
+			continue
+		}
+		if len(q.Tracks) != 2 || (q.Tracks[0].ID != video.ID && q.Tracks[1].ID != video.ID) {
+			t.Errorf("alice's tracks after the reload: %+v (video was %s)", q.Tracks, video.ID)
+		}
+	}
+	// The new subscriber PC: the viewer publishes nothing, so it is
+	// offered with no tracks; it is a new PC, answered.
+	if sub := host.SubscriberPC(); sub != nil && sub.RemoteDescription() == nil {
+		t.Errorf("the reloaded page's subscriber PC has no offer")
+	}
+}
