@@ -1154,6 +1154,17 @@ export class RelayClient {
   }
 
   async _answerSubscriber(sdp) {
+    const cur = this._sub && this._sub.currentRemoteDescription;
+    if (cur && dtlsFingerprint(cur.sdp) && dtlsFingerprint(sdp) && dtlsFingerprint(cur.sdp) !== dtlsFingerprint(sdp)) {
+      // Another server PC (it replaced its own after this page reloaded,
+      // docs/protocol.md §8.12): a new PC here too, with its tracks.
+      this._sub.close();
+      this._sub = null;
+      for (const id of [...this.remoteTracks.keys()]) this._unsubscribe(id);
+      this._orphans.clear();
+      this._remoteQueue.subscriber = [];
+      this._localQueue.subscriber = [];
+    }
     const pc = this._ensureSubscriber();
     await pc.setRemoteDescription({ type: "offer", sdp });
     await this._flushRemote("subscriber");
@@ -1166,6 +1177,7 @@ export class RelayClient {
   }
 
   _onRemoteTrack(pc, ev) {
+    if (pc !== this._sub) return; // a PC replaced meanwhile
     const mid = ev.transceiver && ev.transceiver.mid;
     const msid = msidByMid(pc.remoteDescription && pc.remoteDescription.sdp).get(mid);
     const identity = (msid && msid.stream) || (ev.streams[0] && ev.streams[0].id) || "";
@@ -1565,3 +1577,10 @@ for (const part of [ResumeMethods, SimulcastMethods]) {
 }
 
 export default RelayClient;
+
+// dtlsFingerprint is a description's first a=fingerprint value ("" if none):
+// one per PeerConnection's certificate.
+function dtlsFingerprint(sdp) {
+  const m = /^a=fingerprint:(.+)$/m.exec(sdp || "");
+  return m ? m[1].trim().toLowerCase() : "";
+}
