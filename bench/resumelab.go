@@ -687,12 +687,22 @@ func RunResumeLab(ctx context.Context, cfg ResumeLabConfig) (rep *ResumeLabRepor
 		rep.HandoverRoomMS, rep.HandoverDestMS = room, dest
 	}
 	for _, v := range viewers {
-		if err := v.send(resumeMsg{Type: "stats"}); err != nil {
-			return rep, err
-		}
-		s, err := v.await("stats", 10*time.Second)
-		if err != nil {
-			return rep, err
+		// The last cycle ended at the first video frame; its audio's
+		// "active" comes with the first audio packet, a moment later:
+		// wait up to 5 s (the contract's bound) for each "paused" to
+		// have its "active" before counting.
+		var s resumeMsg
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if err := v.send(resumeMsg{Type: "stats"}); err != nil {
+				return rep, err
+			}
+			var err error
+			if s, err = v.await("stats", 10*time.Second); err != nil {
+				return rep, err
+			}
+			if s.Count[3] >= s.Count[2] || time.Now().After(deadline) {
+				break
+			}
 		}
 		rep.LeftJoined += s.Count[0] + s.Count[1]
 		rep.Paused += s.Count[2]

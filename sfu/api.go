@@ -142,6 +142,10 @@ type APIs struct {
 	MuxConn func(ufrag string) (net.PacketConn, error)
 	// RelayTransport is MediaConfig.RelayTransport.
 	RelayTransport func(ip net.IP, port int) string
+	// DropTCP closes the ICE TCP mux's connection for a ufrag (nil
+	// without ICE-TCP): a PeerConnection connected otherwise needs none
+	// (icetcp.go, countTransport).
+	DropTCP func(ufrag string)
 }
 
 // NewAPI builds the server's webrtc.APIs. The returned closer stops the ICE
@@ -163,7 +167,8 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 	if bc != nil {
 		mux = muxCloser{mux, bc}
 	}
-	if tcp := setupICETCP(&se, cfg.TCPListener); tcp != nil {
+	tcp := setupICETCP(&se, cfg.TCPListener)
+	if tcp != nil {
 		mux = closers{mux, tcp}
 	}
 	se.SetNetworkTypes(networkTypes(cfg))
@@ -188,6 +193,9 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 		}
 	}
 	apis := APIs{RelayTransport: cfg.RelayTransport}
+	if tcp != nil {
+		apis.DropTCP = tcp.RemoveConnByUfrag
+	}
 	if bc != nil {
 		apis.Flush = bc.flush
 	}

@@ -138,9 +138,12 @@ func nextEstimate(s bweState, x bweSample) bweState {
 		// GCC's A = beta * R: 90% of what the link delivers, never
 		// above the estimate (and never compounding: a second cut
 		// while the queue drains lands on the same value).
+		// What is delivered: the smoothed rate, or this report's when
+		// higher (a queue makes the link deliver at its full rate, while
+		// the smoothing still remembers a flow starting up).
 		cut := int(float64(s.Estimate) * decreaseFactor)
-		if s.Delivered > 0 {
-			cut = min(s.Estimate, int(float64(s.Delivered)*decreaseFactor))
+		if d := max(s.Delivered, x.Rate); d > 0 {
+			cut = min(s.Estimate, int(float64(d)*decreaseFactor))
 		}
 		s.Estimate = max(cut, minEstimate)
 		s.LastDecrease = x.At

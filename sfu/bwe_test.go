@@ -63,6 +63,9 @@ func TestNextEstimate(t *testing.T) {
 		{"a second cut while the queue drains: no compounding", bweState{Estimate: 720_000, Delivered: 800_000, LastDecrease: at(0), LastUpdate: at(0), Overuse: 2},
 			bweSample{At: at(400), Acked: 10, Rate: 800_000, Delay: 80 * ms, DelayTrend: 5 * ms},
 			func(s bweState) bool { return s.Estimate == 720_000 && s.LastDecrease == at(400) }, "720k again"},
+		{"a report faster than the smoothed rate: cut from it", bweState{Estimate: 3_000_000, Delivered: 400_000, LastUpdate: at(0), Overuse: 1},
+			bweSample{At: at(100), Acked: 10, Rate: 800_000, Delay: 60 * ms, DelayTrend: 5 * ms},
+			func(s bweState) bool { return s.Estimate == 720_000 }, "720k (90% of the report's 800k)"},
 		{"never below the floor", bweState{Estimate: 55_000, Delivered: 20_000, LastUpdate: at(0), Overuse: 1},
 			bweSample{At: at(100), Acked: 10, Rate: 20_000, Delay: 300 * ms},
 			func(s bweState) bool { return s.Estimate == minEstimate }, "the floor"},
@@ -120,6 +123,8 @@ func TestProbe(t *testing.T) {
 			func(p probeState) bool { return p.Active && p.Goal == 780_000 && p.Start == at(0) }},
 		{"wanted a little above: probe to it", probeState{}, at(0), est, 700_000,
 			func(p probeState) bool { return p.Active && p.Goal == 700_000 }},
+		{"after a step that got through: twice what is known", probeState{Streak: 1}, at(0), est, 1_900_000,
+			func(p probeState) bool { return p.Active && p.Goal == 1_200_000 }},
 		{"loss or a queue during the probe: stop at once", probeState{Active: true, Start: at(0), Goal: 900_000, Backoff: int64(2 * time.Second)},
 			at(300), bweState{Estimate: 600_000, LastDecrease: at(-5000), Congested: at(200)}, 1_900_000,
 			func(p probeState) bool { return !p.Active && p.Until == at(2300) }},
@@ -127,12 +132,16 @@ func TestProbe(t *testing.T) {
 		{"in backoff: no probe", probeState{Until: at(1000)}, at(0), est, 1_900_000, func(p probeState) bool { return !p.Active }},
 		{"just cut: no probe", probeState{}, at(0), bweState{Estimate: 600_000, LastDecrease: at(-500)}, 1_900_000,
 			func(p probeState) bool { return !p.Active }},
-		{"cut during the probe: stop, back off twice as long", probeState{Active: true, Start: at(0), Goal: 1_900_000, Backoff: int64(2 * time.Second)},
+		{"cut during the probe: stop, back off twice as long", probeState{Active: true, Start: at(0), Goal: 1_900_000, Backoff: int64(2 * time.Second), Streak: 2},
 			at(500), bweState{Estimate: 600_000, LastDecrease: at(400)}, 1_900_000,
-			func(p probeState) bool { return !p.Active && p.Until == at(2500) && p.Backoff == int64(4*time.Second) }},
+			func(p probeState) bool {
+				return !p.Active && p.Until == at(2500) && p.Backoff == int64(4*time.Second) && p.Streak == 0
+			}},
 		{"goal reached: stop, the next step at once", probeState{Active: true, Start: at(0), Goal: 1_000_000, Backoff: int64(8 * time.Second)},
 			at(500), bweState{Estimate: 920_000, LastDecrease: at(-5000)}, 1_900_000,
-			func(p probeState) bool { return !p.Active && p.Backoff == int64(probeBackoffMin) && p.Until == at(500) }},
+			func(p probeState) bool {
+				return !p.Active && p.Backoff == int64(probeBackoffMin) && p.Until == at(500) && p.Streak == 1
+			}},
 		{"too long: stop", probeState{Active: true, Start: at(0), Goal: 1_900_000, Backoff: int64(2 * time.Second)},
 			at(2000), est, 1_900_000, func(p probeState) bool { return !p.Active && p.Until == at(4000) }},
 		{"backoff capped", probeState{Active: true, Start: at(0), Goal: 1_900_000, Backoff: int64(probeBackoffMax)},

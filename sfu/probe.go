@@ -3,7 +3,7 @@ package sfu
 import "time"
 
 // Probing upward (PROTOCOL.md 1.1 §3 "back to target within 15 s of
-// lifting the cap"): the estimate grows only up to twice what is
+// lifting the cap"): the estimate grows only to 10% above what is
 // delivered (bwe.go), so a subscriber held on a low layer, or paused,
 // would never learn that its link has room again. When the layer
 // decision is limited by bandwidth, the adapter probes: for up to
@@ -11,11 +11,11 @@ import "time"
 // padding-only packets (RTP padding, 255 bytes each, on that track's
 // SSRC, between frames: the sequence stays continuous and decoders drop
 // them) so that media and padding together reach the rate the next layer
-// needs, in steps of at most 30% above what is known to get through. If the link carries
-// it, the estimate rises to what was delivered (and the next step, or the
-// layer, follows); at the first report of loss or a queue building the
-// probe stops, and the next waits, twice as long each time
-// (probeBackoffMin to probeBackoffMax).
+// needs, in steps of 30% above what is known to get through (100% after a
+// step that got through). If the link carries it, the estimate rises to
+// what was delivered (and the next step, or the layer, follows); at the
+// first report of loss or a queue building the probe stops, and the next
+// waits, twice as long each time (probeBackoffMin to probeBackoffMax).
 
 const (
 	probeDuration   = 2 * time.Second
@@ -38,6 +38,7 @@ type probeState struct {
 	Goal    int   // bit/s the probe tries to reach
 	Backoff int64 // ns to wait after a failed probe
 	Until   int64 // no probe before this Now()
+	Streak  int   // probes in a row that got through (the next steps are bigger)
 }
 
 // nextProbe decides whether to probe: want is the estimate the layer
@@ -53,10 +54,12 @@ func nextProbe(s probeState, now int64, est bweState, want int) probeState {
 			s.Active = false
 			s.Until = now + s.Backoff
 			s.Backoff = min(s.Backoff*2, int64(probeBackoffMax))
+			s.Streak = 0
 		case est.Estimate >= s.Goal*9/10 || want == 0: // it did (or nothing is wanted any more): the next step may follow at once
 			s.Active = false
 			s.Backoff = int64(probeBackoffMin)
 			s.Until = now
+			s.Streak++
 		case now-s.Start >= int64(probeDuration):
 			s.Active = false
 			s.Until = now + s.Backoff
@@ -64,13 +67,17 @@ func nextProbe(s probeState, now int64, est bweState, want int) probeState {
 		return s
 	}
 	if want > est.Estimate && est.Estimate > 0 && now >= s.Until && now-est.LastDecrease >= int64(holdAfterDecrease) {
-		// A step of at most 30% above what is known to get through
-		// (or probeStepMin: from audio alone, a paused video's lowest
-		// layer is two steps away): a probe straight to the top
-		// layer's rate would flood a link that carries only a little
-		// more than it has.
+		// A step of 30% above what is known to get through (twice it
+		// after a step that got through; at least probeStepMin: from
+		// audio alone, a paused video's lowest layer is two steps
+		// away): a probe straight to the top layer's rate would flood
+		// a link that carries only a little more than it has.
 		known := max(est.Estimate, est.Delivered)
-		s.Active, s.Start, s.Goal = true, now, min(want, max(known*13/10, known+probeStepMin))
+		step := known * 13 / 10
+		if s.Streak > 0 {
+			step = known * 2 // the last step got through: the link has room, climb faster
+		}
+		s.Active, s.Start, s.Goal = true, now, min(want, max(step, known+probeStepMin))
 	}
 	return s
 }

@@ -342,7 +342,11 @@ func (t *UpTrack) choiceLayers(now int64) []ChoiceLayer {
 		l := t.layers[slot]
 		w, h := l.dims()
 		at := l.lastAt.Load()
-		out[i] = ChoiceLayer{Slot: slot, Width: w, Height: h, Rate: rates[slot], Arriving: at != 0 && now-at < int64(time.Second)}
+		// Silent for a second: not arriving. A layer that has not sent
+		// yet gets that second from the track's start (pion starts each
+		// rid's stream at its first packet, a few frames apart).
+		arriving := (at != 0 && now-at < int64(time.Second)) || (at == 0 && now-t.created < int64(time.Second))
+		out[i] = ChoiceLayer{Slot: slot, Width: w, Height: h, Rate: rates[slot], Arriving: arriving}
 	}
 	return out
 }

@@ -290,7 +290,7 @@ func TestSimulcastLayersAndSwitch(t *testing.T) {
 	waitLong(t, "the top layer at the viewer", func() bool { return lastLayer(&rec) == 2 })
 	waitLong(t, "track.layer high", func() bool {
 		ev := bob.layerEvents()
-		return len(ev) >= 1 && ev[0].RID == "f" && ev[0].Quality == QualityHigh && ev[0].Reason == ReasonRequested
+		return len(ev) >= 1 && ev[len(ev)-1].RID == "f" && ev[len(ev)-1].Quality == QualityHigh && ev[len(ev)-1].Reason == ReasonRequested
 	})
 
 	bp.SetTrackSettings(up.ID(), LayerSettings{MaxWidth: 640})

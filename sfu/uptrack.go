@@ -111,6 +111,7 @@ type UpTrack struct {
 	closeOnce sync.Once
 
 	layerRates layerRates // simulcast.go
+	created    int64      // Now() when made
 
 	packetsIn, bytesIn prometheus.Counter
 	pliUp              prometheus.Counter
@@ -164,6 +165,7 @@ func newUpTrack(p UpTrackParams, cache *Cache) *UpTrack {
 		drops:       p.Metrics.Drops.WithLabelValues(kind, "stale"),
 	}
 	t.sinks.Store(&[]Sink{})
+	t.created = Now()
 	if p.Source != nil {
 		t.readers = 1
 	}
