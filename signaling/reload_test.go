@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/relaysfu/relayd/client"
 )
 
@@ -103,4 +105,42 @@ func TestResumeReloadedHost(t *testing.T) {
 	if sub := host.SubscriberPC(); sub != nil && sub.RemoteDescription() == nil {
 		t.Errorf("the reloaded page's subscriber PC has no offer")
 	}
+}
+
+// A 1.1 viewer's page reloads: its socket and PCs close; the new page
+// resumes and has no PCs. relayd's resume offer reaches a new subscriber
+// PC (with the same tracks: the same track ids), which receives video
+// again; the host sees no participant.left.
+func TestResumeReloadedViewer(t *testing.T) {
+	ts := newTestServer(t, withGrace(20*time.Second))
+	ctx := testCtx(t)
+	host, _ := ts.join11(t, "alice", "r1", "host")
+	publish(t, host)
+	video := ownTrack(t, host, "alice", "video")
+	viewer, _ := ts.join11(t, "v11", "r1", "viewer")
+	old := receiving(t, viewer, "video", 20)
+	oldPC := viewer.SubscriberPC()
+	waitNote(t, host, "participant.joined", nil)
+
+	viewer.DropSocket()
+	_ = oldPC.Close()
+	time.Sleep(300 * time.Millisecond)
+	got, err := viewer.Resume(ctx, client.ResumeOptions{Reloaded: true})
+	if err != nil || !got.Resumed {
+		t.Fatalf("resume: %+v %v", got, err)
+	}
+	tr, err := viewer.WaitTrack(ctx, "video", func(r *client.RemoteTrack) bool { return r != old && r.TrackID == video.ID })
+	if err != nil {
+		t.Fatalf("no video on the reloaded page's new PC: %v", err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); tr.Packets() < 20 || tr.Keyframes() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new PC's video: %d packets, %d keyframes", tr.Packets(), tr.Keyframes())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pc := viewer.SubscriberPC(); pc == nil || pc == oldPC || pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
+		t.Errorf("the reloaded page's subscriber PC: %v", pc)
+	}
+	noNote(t, host, "participant.left", nil, 10*time.Millisecond)
 }
