@@ -59,9 +59,9 @@ type RemoteTrack struct {
 	maxTSStep  int64
 }
 
-// Steps returns the largest forward steps seen between two packets in a
-// row (retransmissions aside): of the sequence number (1 for a stream
-// with no loss) and of the RTP timestamp. A new source whose numbers
+// Steps returns the largest steps seen between two packets in a row
+// (retransmissions aside): forward of the sequence number (1 for a stream
+// with no loss), and either way of the RTP timestamp between those. A new source whose numbers
 // were not made to continue the old one's shows a step far larger.
 func (t *RemoteTrack) Steps() (seq int, ts int64) {
 	t.mu.Lock()
@@ -168,7 +168,8 @@ func (t *RemoteTrack) onPacket(p *rtp.Packet, isRTX bool, now time.Time) {
 		if t.packets > 1 {
 			if d := int(int16(p.SequenceNumber - t.lastSeq)); d > 0 {
 				t.maxSeqStep = max(t.maxSeqStep, d)
-				t.maxTSStep = max(t.maxTSStep, int64(int32(p.Timestamp-t.lastTS)))
+				step := int64(int32(p.Timestamp - t.lastTS))
+				t.maxTSStep = max(t.maxTSStep, step, -step)
 			}
 		}
 		if t.packets == 1 || int16(p.SequenceNumber-t.lastSeq) > 0 {

@@ -144,3 +144,58 @@ func TestResumeReloadedViewer(t *testing.T) {
 	}
 	noNote(t, host, "participant.left", nil, 10*time.Millisecond)
 }
+
+// A simulcast host's page reloads: the new page's simulcast track (the
+// same rids) takes over the track's layers by rid; the viewer gets video
+// again on the same track, its numbers continuing.
+func TestResumeReloadedSimulcastHost(t *testing.T) {
+	ts := newTestServer(t, withGrace(20*time.Second))
+	ctx := testCtx(t)
+	host, _ := ts.join11(t, "alice", "r1", "host")
+	vp8 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	layers := []client.SimulcastLayer{{RID: "q", MaxBitrate: 150_000}, {RID: "h"}, {RID: "f"}}
+	st, err := client.NewSimulcastTrack(vp8, "video", "alice", layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := host.Publish(ctx, st.Tracks()...); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	sendLayers(t, st)
+	video := ownTrack(t, host, "alice", "video")
+	viewer, _ := ts.join11(t, "v11", "r1", "viewer")
+	tr := receiving(t, viewer, "video", 20)
+
+	host.DropSocket()
+	_ = host.PublisherPC().Close()
+	heldSeen(t, viewer, video.ID)
+	time.Sleep(300 * time.Millisecond)
+	k, p := tr.Keyframes(), tr.Packets()
+	heldAt := time.Now()
+	if got, err := host.Resume(ctx, client.ResumeOptions{Reloaded: true}); err != nil || !got.Resumed {
+		t.Fatalf("resume: %+v %v", got, err)
+	}
+	st2, err := client.NewSimulcastTrack(vp8, "video", "alice", layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := host.Publish(ctx, st2.Tracks()...); err != nil {
+		t.Fatalf("the reloaded page's publish: %v", err)
+	}
+	sendLayers(t, st2)
+	waitNote(t, viewer, "track.stream", streamNote(video.ID, "active", "publisher_reconnecting"))
+	flowsAgain(t, tr, k, p, 5*time.Second)
+	if seq, step := tr.Steps(); seq > 50 || step > int64((time.Since(heldAt)+time.Second).Seconds()*90000) {
+		t.Errorf("the viewer's video numbers jumped: sequence by %d, timestamp by %d", seq, step)
+	}
+	noNote(t, viewer, "track.unpublished", nil, 10*time.Millisecond)
+	room, err := ts.admin(t).Room(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range room.Participants {
+		if q.Identity == "alice" && (len(q.Tracks) != 1 || q.Tracks[0].ID != video.ID || len(q.Tracks[0].Layers) != 3) {
+			t.Errorf("alice's tracks after the reload: %+v (video was %s)", q.Tracks, video.ID)
+		}
+	}
+}
