@@ -157,6 +157,11 @@ func (a *adapter) round() {
 	downs, settings := a.p.adaptSnapshot()
 	now := Now()
 	budget, audio := a.p.videoBudget(downs)
+	var lossAt int64
+	if a.p.bwe != nil {
+		_, bs, _ := a.p.bwe.estimate()
+		lossAt = bs.LossAt
+	}
 	var inputs []TrackChoiceInput
 	var vids []*DownTrack
 	var layers [][]ChoiceLayer
@@ -179,7 +184,7 @@ func (a *adapter) round() {
 		} else {
 			d.SetDemand(RequestedRank(s, ls))
 		}
-		in := TrackChoiceInput{Settings: s, Layers: ls, Current: st.rank, BWPaused: st.target.PausedBandwidth, CanPause: a.p.v11}
+		in := TrackChoiceInput{Settings: s, Layers: ls, Current: st.rank, BWPaused: st.target.PausedBandwidth, CanPause: mayPause(a.p.v11, st.target.PausedBandwidth, lossAt, now)}
 		if st.set && !st.target.Paused && !st.target.PausedBandwidth {
 			in.Current = rankOf(ls, st.target.Slot)
 		}

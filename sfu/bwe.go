@@ -95,6 +95,7 @@ type bweState struct {
 	LastUpdate   int64
 	Overuse      int   // reports in a row that saw the queue overused
 	Congested    int64 // x.At of the last report with loss or a queue building (a probe stops at once)
+	LossAt       int64 // x.At of the last report that lost more than lossLow of its packets
 }
 
 // nextEstimate is the estimator's reaction to one report.
@@ -127,7 +128,11 @@ func nextEstimate(s bweState, x bweSample) bweState {
 	// of a link that was full a moment ago must not cut a probe that
 	// now gets through.
 	overuse := s.Overuse >= 2 || (s.Loss > lossHigh && x.Lost > 0)
-	if (x.Acked > 0 && float64(x.Lost)/float64(x.Acked) > lossLow) || (x.Delay > int64(overuseDelay)/2 && x.DelayTrend > 0) {
+	lossy := x.Acked > 0 && float64(x.Lost)/float64(x.Acked) > lossLow
+	if lossy {
+		s.LossAt = x.At
+	}
+	if lossy || (x.Delay > int64(overuseDelay)/2 && x.DelayTrend > 0) {
 		s.Congested = x.At
 	}
 	switch {

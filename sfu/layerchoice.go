@@ -198,3 +198,23 @@ func holdLower(prev, next TrackChoice, since, now int64) (wait bool, newSince in
 	}
 	return now-since < hold, since
 }
+
+// pauseNeedsLoss is how recent a report with loss (over lossLow) must be
+// for a bandwidth pause to begin. A full link drops packets within a
+// queue's length (a capped link's queue overflows, a Wi-Fi one retries
+// and drops); queuing delay alone also comes from a host whose CPU is
+// starved (a loaded server, a busy phone), which must not stop a
+// viewer's video: without loss, a subscriber keeps the lowest layer, as a
+// 1.0 one does.
+const pauseNeedsLoss = 5 * time.Second
+
+// mayPause reports whether a subscriber's video may be paused for
+// bandwidth: a 1.1 subscriber, already paused (the pause lasts until the
+// lowest layer fits again) or whose downlink lost packets within
+// pauseNeedsLoss of now (lossAt: Now() of the last such report; 0: none).
+func mayPause(v11, pausedNow bool, lossAt, now int64) bool {
+	if !v11 {
+		return false
+	}
+	return pausedNow || (lossAt != 0 && now-lossAt <= int64(pauseNeedsLoss))
+}

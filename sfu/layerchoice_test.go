@@ -124,3 +124,25 @@ func TestHoldLower(t *testing.T) {
 		}
 	}
 }
+
+func TestMayPause(t *testing.T) {
+	const now = int64(100 * time.Second)
+	for _, tc := range []struct {
+		name           string
+		v11, pausedNow bool
+		lossAt         int64
+		want           bool
+	}{
+		{"1.0: never", false, false, now, false},
+		{"1.0 even if paused somehow", false, true, now, false},
+		{"1.1, loss just now", true, false, now - int64(time.Second), true},
+		{"1.1, loss 5 s ago", true, false, now - int64(pauseNeedsLoss), true},
+		{"1.1, loss 6 s ago: delay alone does not pause", true, false, now - int64(6*time.Second), false},
+		{"1.1, never any loss", true, false, 0, false},
+		{"1.1, paused: stays pausable without new loss", true, true, 0, true},
+	} {
+		if got := mayPause(tc.v11, tc.pausedNow, tc.lossAt, now); got != tc.want {
+			t.Errorf("%s: mayPause = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
