@@ -28,6 +28,9 @@ type Resume struct {
 	ICERestartSeconds *prometheus.HistogramVec
 	// TokenRefreshes counts token.refresh notifications sent.
 	TokenRefreshes prometheus.Counter
+	// PCReplaced counts a resumed session's PeerConnections replaced by
+	// new ones (a reloaded page's), by PeerConnection.
+	PCReplaced *prometheus.CounterVec
 }
 
 // The fixed label values of Resume.
@@ -70,13 +73,18 @@ func newResume(reg *prometheus.Registry) *Resume {
 			Name: "relayd_token_refreshes_total",
 			Help: "token.refresh notifications sent (PROTOCOL.md 1.1 §6).",
 		}),
+		PCReplaced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relayd_pc_replaced_total",
+			Help: "A resumed session's PeerConnections replaced by a reloaded page's new ones, by PeerConnection.",
+		}, []string{"pc"}),
 	}
-	reg.MustRegister(r.Holds, r.Outcomes, r.HoldSeconds, r.ICERestarts, r.ICERestartSeconds, r.TokenRefreshes)
+	reg.MustRegister(r.Holds, r.Outcomes, r.HoldSeconds, r.ICERestarts, r.ICERestartSeconds, r.TokenRefreshes, r.PCReplaced)
 	precreate(r.Outcomes, resumeOutcomes)
 	for _, o := range holdOutcomes {
 		r.HoldSeconds.WithLabelValues(o)
 	}
 	for _, pc := range icePCs {
+		r.PCReplaced.WithLabelValues(pc)
 		r.ICERestartSeconds.WithLabelValues(pc)
 		for _, o := range iceOutcomes {
 			r.ICERestarts.WithLabelValues(pc, o)

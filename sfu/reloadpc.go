@@ -106,6 +106,7 @@ func (p *Participant) adoptTracks(old, next *publisherPC, offer string) {
 		}
 	}
 	p.log.Info("publisher PC replaced", "tracks", len(next.adopt))
+	p.room.sfu.cfg.Metrics.Resume.PCReplaced.WithLabelValues(string(TargetPublisher)).Inc()
 }
 
 // adoptedTrack makes tr (mid's, of pub) the new source of the up track
@@ -180,6 +181,7 @@ func (p *Participant) replaceSubscriber() {
 	delete(p.remoteCands, TargetSubscriber)
 	_ = old.Close()
 	p.log.Info("subscriber PC replaced", "tracks", len(ups))
+	p.room.sfu.cfg.Metrics.Resume.PCReplaced.WithLabelValues(string(TargetSubscriber)).Inc()
 	for _, up := range ups {
 		p.addDown(up)
 	}

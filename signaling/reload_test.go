@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/relaysfu/relayd/client"
 )
@@ -100,6 +101,9 @@ func TestResumeReloadedHost(t *testing.T) {
 			t.Errorf("alice's tracks after the reload: %+v (video was %s)", q.Tracks, video.ID)
 		}
 	}
+	if n := testutil.ToFloat64(ts.Metrics.Resume.PCReplaced.WithLabelValues("publisher")); n != 1 {
+		t.Errorf("relayd_pc_replaced_total{publisher} = %v", n)
+	}
 	// The new subscriber PC: the viewer publishes nothing, so it is
 	// offered with no tracks; it is a new PC, answered.
 	if sub := host.SubscriberPC(); sub != nil && sub.RemoteDescription() == nil {
@@ -143,6 +147,9 @@ func TestResumeReloadedViewer(t *testing.T) {
 		t.Errorf("the reloaded page's subscriber PC: %v", pc)
 	}
 	noNote(t, host, "participant.left", nil, 10*time.Millisecond)
+	if n := testutil.ToFloat64(ts.Metrics.Resume.PCReplaced.WithLabelValues("subscriber")); n != 1 {
+		t.Errorf("relayd_pc_replaced_total{subscriber} = %v", n)
+	}
 }
 
 // A simulcast host's page reloads: the new page's simulcast track (the
