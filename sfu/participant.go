@@ -205,11 +205,11 @@ func (p *Participant) subscribes() bool { return !p.relay }
 // tracks are unpublished from the room on the way). Never call it from an
 // op.
 func (p *Participant) close() {
-	p.releaseKeep(true) // its tracks end with the PC
 	p.mu.Lock()
 	p.closed = true
 	p.subChanges = nil
 	p.mu.Unlock()
+	p.releaseKeep(true) // its tracks end with the PC (no hold after closed)
 	p.ops.stop(p.closeOp)
 	p.stopAdapter()
 	p.stopDynacast()

@@ -16,23 +16,23 @@ import (
 // connects again, at most the reconnect grace, then a PC that closes
 // ends them again.
 func (p *Participant) HoldPublisher(on bool) {
+	tracks := p.PublishedTracks() // room.mu before p.mu
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.pubHeld = on
 	if p.keepTimer != nil {
 		p.keepTimer.Stop()
 		p.keepTimer = nil
 	}
-	if on {
-		p.pubKeep = !p.closed
-	} else if p.pubKeep {
-		p.keepTimer = time.AfterFunc(p.room.sfu.cfg.ReconnectGrace, func() { p.releaseKeep(false) })
-	}
-	keep := p.pubKeep
-	p.mu.Unlock()
-	if on && keep {
-		for _, t := range p.PublishedTracks() {
+	if on && !p.closed {
+		// Under p.mu: a close (releaseKeep) is either before, and seen
+		// here, or after, and cuts these.
+		p.pubKeep = true
+		for _, t := range tracks {
 			t.KeepOnSourceEnd(true)
 		}
+	} else if !on && p.pubKeep {
+		p.keepTimer = time.AfterFunc(p.room.sfu.cfg.ReconnectGrace, func() { p.releaseKeep(false) })
 	}
 }
 
@@ -50,18 +50,19 @@ func (p *Participant) publisherConnected() {
 // releaseKeep ends the keeping: a track whose source is gone ends (after
 // its linger; cut: at once, the participant closes its publisher).
 func (p *Participant) releaseKeep(cut bool) {
+	tracks := p.PublishedTracks() // room.mu before p.mu
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	was := p.pubKeep
 	p.pubKeep = false
 	if p.keepTimer != nil {
 		p.keepTimer.Stop()
 		p.keepTimer = nil
 	}
-	p.mu.Unlock()
 	if !was && !cut {
 		return
 	}
-	for _, t := range p.PublishedTracks() {
+	for _, t := range tracks {
 		if cut {
 			t.EndOnSourceEnd()
 		} else {
