@@ -26,6 +26,7 @@ func TestResumeReloadedHost(t *testing.T) {
 	host, _ := ts.join11(t, "alice", "r1", "host")
 	publish(t, host)
 	video := ownTrack(t, host, "alice", "video")
+	ownTrack(t, host, "alice", "audio") // both in the viewer's join result
 	waitNote(t, host, "room.updated", roomStatusIs("live"))
 	viewer, _ := ts.join11(t, "v11", "r1", "viewer")
 	tr := receiving(t, viewer, "video", 20)
