@@ -64,6 +64,10 @@ func TestBrowserChatInvite(t *testing.T) {
 	viewer.waitFor("the Go on stage button", `document.querySelector('#invites .banner[data-status="accepted"] [data-go-on-stage]') && app.client.participant.role === "cohost"`, 5*time.Second)
 	viewer.click(`#invites [data-go-on-stage]`)
 	viewer.waitFor("its camera on stage", `!document.getElementById("self-wrap").hidden && document.querySelector("#invites [data-leave-stage]")`, 10*time.Second)
+	// The stage is below the fold of the 1280x860 window: a tile off
+	// screen asks the server to pause its video (track.settings), so the
+	// host scrolls to it, as a person would, and its video starts.
+	host.must(`document.getElementById("stage").scrollIntoView()`)
 	host.waitFor("bob's video on the studio's stage", `document.querySelector('#stage .tile[data-identity="bob"][data-role="cohost"] video')?.videoWidth > 0`, 10*time.Second)
 	host.waitFor("bob's invitation accepted", `document.querySelector('#invitations li[data-user="bob"][data-status="accepted"]')`, 5*time.Second)
 
