@@ -276,13 +276,21 @@ func TestAdminKick(t *testing.T) {
 	admin := ts.admin(t)
 	ctx := testCtx(t)
 
-	ps, err := admin.Participants(ctx, "r")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The room is live with the host's first track; its second comes up
+	// a moment later (audio and video race): list until both are there.
 	var names []string
-	for _, p := range ps {
-		names = append(names, fmt.Sprintf("%s/%s/%d", p.Identity, p.Role, len(p.Tracks)))
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ps, err := admin.Participants(ctx, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = names[:0]
+		for _, p := range ps {
+			names = append(names, fmt.Sprintf("%s/%s/%d", p.Identity, p.Role, len(p.Tracks)))
+		}
+		if (len(ps) > 0 && len(ps[0].Tracks) == 2) || time.Now().After(deadline) {
+			break
+		}
 	}
 	if fmt.Sprint(names) != "[alice/host/2 bob/viewer/0 carol/viewer/0]" {
 		t.Errorf("participants %v", names)
