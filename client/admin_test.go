@@ -187,7 +187,7 @@ func TestPublishRewritesPayloadType(t *testing.T) {
 			sent[s.Track().Kind().String()] = uint8(p.Codecs[0].PayloadType)
 		}
 	}
-	for kind, want := range map[string]uint8{"video": 96, "audio": 111} { // the server's (sfu/codecs.go)
+	for kind, want := range map[string]uint8{"video": 96, "audio": 111} { // the server's (internal/codec/codecs.go)
 		rt, err := viewer.WaitTrack(ctx, kind, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/relaysfu/relayd/sfu"
+	"github.com/relaysfu/relayd/internal/codec"
 )
 
 // LoopbackSettingEngine returns the SettingEngine the client uses by default:
@@ -79,5 +79,5 @@ const publishPTShift = 1
 // pion answers an offer with the offerer's payload types and maps them
 // itself.
 func RegisterCodecs(m *webrtc.MediaEngine) error {
-	return sfu.RegisterCodecs(m, publishPTShift)
+	return codec.RegisterCodecs(m, publishPTShift)
 }

@@ -13,7 +13,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
-	"github.com/relaysfu/relayd/sfu"
+
+	"github.com/relaysfu/relayd/internal/codec"
 )
 
 // Send timestamps further from now than this are not samples (the bytes are
@@ -279,7 +280,7 @@ func newRemoteTrack(pc *webrtc.PeerConnection, track *webrtc.TrackRemote, receiv
 
 // isKeyframeStart reports whether an RTP payload of that codec starts a
 // keyframe.
-func isKeyframeStart(mime string, b []byte) bool { return sfu.KeyframeStart(mime, b) }
+func isKeyframeStart(mime string, b []byte) bool { return codec.KeyframeStart(mime, b) }
 
 // SendStamp returns the send time (Unix nanoseconds) SyntheticPublisher
 // embeds in a VP8 or Opus payload.

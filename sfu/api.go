@@ -12,6 +12,8 @@ import (
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/relaysfu/relayd/internal/codec"
 )
 
 // MediaConfig is what the webrtc.API needs to know about the network.
@@ -42,7 +44,7 @@ type MediaConfig struct {
 // publishing browsers get feedback for their send-side bandwidth estimate.
 func newMediaEngine(publisher bool) (*webrtc.MediaEngine, error) {
 	m := &webrtc.MediaEngine{}
-	if err := RegisterCodecs(m, 0, webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}); err != nil {
+	if err := codec.RegisterCodecs(m, 0, webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}); err != nil {
 		return nil, err
 	}
 	// mid lets pion route a publisher's packets whose SSRC the offer did

@@ -10,6 +10,8 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/relaysfu/relayd/metrics"
+
+	"github.com/relaysfu/relayd/internal/codec"
 )
 
 // ingestCheck is the fuzzed up track's one sink: it checks every packet the
@@ -47,7 +49,7 @@ func (c *ingestCheck) WriteRTP(p *Packet) {
 	if uint16(p.Ext) != h.SequenceNumber {
 		c.t.Fatalf("ext %d does not end in sequence number %d", p.Ext, h.SequenceNumber)
 	}
-	if want := c.video && KeyframeStart(c.mime, p.Payload); p.Keyframe != want {
+	if want := c.video && codec.KeyframeStart(c.mime, p.Payload); p.Keyframe != want {
 		c.t.Fatalf("Keyframe = %v for a %s payload %x", p.Keyframe, c.mime, p.Payload)
 	}
 	if _, dup := c.forwarded[p.Ext]; dup {
@@ -109,8 +111,8 @@ func FuzzIngest(f *testing.F) {
 
 	m := metrics.New()
 	log := slog.New(slog.DiscardHandler)
-	f.Fuzz(func(t *testing.T, codec uint8, a, b []byte) {
-		mime := fuzzMimes[int(codec)%len(fuzzMimes)]
+	f.Fuzz(func(t *testing.T, codecPick uint8, a, b []byte) {
+		mime := fuzzMimes[int(codecPick)%len(fuzzMimes)]
 		video := strings.HasPrefix(strings.ToLower(mime), "video/")
 		kind := webrtc.RTPCodecTypeAudio
 		if video {
@@ -188,7 +190,7 @@ func FuzzIngest(f *testing.F) {
 				if want, ok := check.forwarded[ext]; !ok || !bytes.Equal(p.Payload, want) {
 					t.Fatalf("subscriber packet %d (ext %d): payload %x, forwarded %x", i, ext, p.Payload, want)
 				}
-				if i == 0 && video && !KeyframeStart(mime, p.Payload) {
+				if i == 0 && video && !codec.KeyframeStart(mime, p.Payload) {
 					t.Fatalf("a video subscriber started with %x, not a keyframe start", p.Payload)
 				}
 			}

@@ -3,6 +3,8 @@ package sfu
 import (
 	"strings"
 	"testing"
+
+	"github.com/relaysfu/relayd/internal/codec"
 )
 
 // fuzzMimes are the MIME types the keyframe and ingest targets pick from
@@ -40,10 +42,10 @@ func FuzzKeyframeCodecs(f *testing.F) {
 	for _, tc := range keyframeTests {
 		f.Add(mimeIndex(tc.mime), tc.data)
 	}
-	f.Fuzz(func(t *testing.T, codec uint8, payload []byte) {
-		mime := fuzzMimes[int(codec)%len(fuzzMimes)]
-		key := KeyframeStart(mime, payload)
-		if key != KeyframeStart(asciiUpper(mime), payload) {
+	f.Fuzz(func(t *testing.T, codecPick uint8, payload []byte) {
+		mime := fuzzMimes[int(codecPick)%len(fuzzMimes)]
+		key := codec.KeyframeStart(mime, payload)
+		if key != codec.KeyframeStart(asciiUpper(mime), payload) {
 			t.Fatalf("%s: the answer depends on the MIME type's case", mime)
 		}
 		if !key {
@@ -53,7 +55,7 @@ func FuzzKeyframeCodecs(f *testing.F) {
 			t.Fatalf("%s keyframe start reported for %x: %s", mime, payload, why)
 		}
 		longer := append(append([]byte(nil), payload...), 0xff, 0x00, 0x5a)
-		if !KeyframeStart(mime, longer) {
+		if !codec.KeyframeStart(mime, longer) {
 			t.Fatalf("%s: %x is a keyframe start, the same with bytes appended is not", mime, payload)
 		}
 	})

@@ -1,6 +1,14 @@
 package sfu
 
-import "testing"
+// Tests of codec.KeyframeStart (internal/codec) live here, beside the
+// real media seeds (rtpseeds_fuzz_test.go) and the ingest fuzz targets
+// that share their table.
+
+import (
+	"testing"
+
+	"github.com/relaysfu/relayd/internal/codec"
+)
 
 // VP8 payload header bytes (RFC 7741 section 4.3, |Size0|H|VER|P|): a key
 // frame as sent by libvpx (P=0), and an inter frame (P=1).
@@ -118,8 +126,8 @@ var keyframeTests = []struct {
 func TestKeyframeStart(t *testing.T) {
 	for _, tt := range keyframeTests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := KeyframeStart(tt.mime, tt.data); got != tt.want {
-				t.Errorf("KeyframeStart(%q, % x) = %v, want %v", tt.mime, tt.data, got, tt.want)
+			if got := codec.KeyframeStart(tt.mime, tt.data); got != tt.want {
+				t.Errorf("codec.KeyframeStart(%q, % x) = %v, want %v", tt.mime, tt.data, got, tt.want)
 			}
 		})
 	}
@@ -145,9 +153,9 @@ func FuzzKeyframeStart(f *testing.F) {
 		f.Add(tt.mime, tt.data)
 	}
 	f.Fuzz(func(t *testing.T, mime string, data []byte) {
-		got := KeyframeStart(mime, data)
-		if upper := KeyframeStart(asciiUpper(mime), data); upper != got {
-			t.Errorf("KeyframeStart(%q) = %v but %v for the upper-case type", mime, got, upper)
+		got := codec.KeyframeStart(mime, data)
+		if upper := codec.KeyframeStart(asciiUpper(mime), data); upper != got {
+			t.Errorf("codec.KeyframeStart(%q) = %v but %v for the upper-case type", mime, got, upper)
 		}
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/pion/rtp"
+
+	"github.com/relaysfu/relayd/internal/codec"
 )
 
 // Real media for the RTP fuzz targets' seeds, cut to their first bytes (a
@@ -119,7 +121,7 @@ func rtpWrap(seq uint16, ts uint32, marker bool, payload []byte) []byte {
 // their names say.
 func TestRealPacketsKeyframes(t *testing.T) {
 	for _, p := range realPackets {
-		if got := KeyframeStart(p.mime, p.payloadBytes()); got != p.key {
+		if got := codec.KeyframeStart(p.mime, p.payloadBytes()); got != p.key {
 			t.Errorf("%s: KeyframeStart = %v, want %v", p.name, got, p.key)
 		}
 	}

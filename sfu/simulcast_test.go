@@ -3,6 +3,8 @@ package sfu
 import (
 	"reflect"
 	"testing"
+
+	"github.com/relaysfu/relayd/internal/codec"
 )
 
 func TestSimulcastRIDs(t *testing.T) {
@@ -84,7 +86,7 @@ func TestKeyframeSize(t *testing.T) {
 		{"h264 truncated sps", "video/H264", sps720[:6], 0, 0, false},
 		{"opus", "audio/opus", []byte{1, 2, 3}, 0, 0, false},
 	} {
-		w, h, ok := KeyframeSize(tc.mime, tc.payload)
+		w, h, ok := codec.KeyframeSize(tc.mime, tc.payload)
 		if w != tc.w || h != tc.h || ok != tc.ok {
 			t.Errorf("%s: %dx%d %v, want %dx%d %v", tc.name, w, h, ok, tc.w, tc.h, tc.ok)
 		}
@@ -96,7 +98,7 @@ func FuzzKeyframeSize(f *testing.F) {
 	f.Add(vp8Frame(2, true, 30))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, m := range []string{"video/VP8", "video/H264"} {
-			if w, h, ok := KeyframeSize(m, b); ok && (w <= 0 || h <= 0) {
+			if w, h, ok := codec.KeyframeSize(m, b); ok && (w <= 0 || h <= 0) {
 				t.Fatalf("%s: %dx%d ok", m, w, h)
 			}
 		}

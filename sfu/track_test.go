@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/relaysfu/relayd/metrics"
+
+	"github.com/relaysfu/relayd/internal/codec"
 )
 
 func TestForwardStartsAtKeyframeAndRewrites(t *testing.T) {
@@ -36,7 +38,7 @@ func TestForwardStartsAtKeyframeAndRewrites(t *testing.T) {
 		ssrc uint32
 	}{{w1, 1111}, {w2, 2222}} {
 		ps := tc.w.packets()
-		if !KeyframeStart(vp8.MimeType, ps[0].Payload) {
+		if !codec.KeyframeStart(vp8.MimeType, ps[0].Payload) {
 			t.Errorf("ssrc %d: first packet is not a keyframe start", tc.ssrc)
 		}
 		for i, p := range ps {
@@ -145,7 +147,7 @@ func TestSlowWriterDropsToKeyframe(t *testing.T) {
 	if resumed.SequenceNumber != last.SequenceNumber+1 {
 		t.Errorf("resumed at seq %d after %d: a gap the subscriber would NACK", resumed.SequenceNumber, last.SequenceNumber)
 	}
-	if !KeyframeStart(vp8.MimeType, resumed.Payload) {
+	if !codec.KeyframeStart(vp8.MimeType, resumed.Payload) {
 		t.Error("resumed on a packet that is not a keyframe start")
 	}
 }
@@ -209,7 +211,7 @@ func TestReadyStartsFromCachedKeyframe(t *testing.T) {
 	up.ingest(vp8Packet(7, 21000, true, false, 100))
 	waitFor(t, "the replay and the live packet", func() bool { return w.count.Load() == 7 })
 	ps := w.packets()
-	if !KeyframeStart(vp8.MimeType, ps[0].Payload) || ps[0].Payload[len(ps[0].Payload)-1] != 1 {
+	if !codec.KeyframeStart(vp8.MimeType, ps[0].Payload) || ps[0].Payload[len(ps[0].Payload)-1] != 1 {
 		t.Errorf("first packet is not the cached keyframe (upstream seq 1)")
 	}
 	for i := 1; i < len(ps); i++ {

@@ -35,6 +35,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relaysfu/relayd/metrics"
+
+	"github.com/relaysfu/relayd/internal/codec"
 )
 
 // keyframeInterval is the least time between two keyframe requests sent to a
@@ -317,7 +319,7 @@ func (t *UpTrack) ingestLayer(l *upLayer, raw []byte) {
 		t.drops.Inc() // garbage from the wire: count, never crash
 		return
 	}
-	keyframe := t.video && KeyframeStart(t.codec.MimeType, payload)
+	keyframe := t.video && codec.KeyframeStart(t.codec.MimeType, payload)
 	rebased := false
 	if l.rebase {
 		if t.video && !keyframe {
@@ -379,7 +381,7 @@ func (t *UpTrack) ingestLayer(l *upLayer, raw []byte) {
 // keyframeSize records the size of a simulcast layer's keyframe; a change
 // calls the OnLayersChanged function (the track object's layers).
 func (t *UpTrack) keyframeSize(l *upLayer, payload []byte) {
-	w, h, ok := KeyframeSize(t.codec.MimeType, payload)
+	w, h, ok := codec.KeyframeSize(t.codec.MimeType, payload)
 	if !ok || w > 0xffff || h > 0xffff {
 		return
 	}

@@ -11,7 +11,8 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/relaysfu/relayd/client"
-	"github.com/relaysfu/relayd/sfu"
+
+	"github.com/relaysfu/relayd/internal/codec"
 )
 
 // codecCase builds RTP payloads of one codec: a keyframe start every 10th
@@ -90,7 +91,7 @@ func TestCodecsPassThrough(t *testing.T) {
 			// The first payload is a keyframe start, byte for byte one the
 			// publisher sent (its last byte is the packet number mod 256).
 			got := rt.FirstPayload()
-			if !rt.FirstFrameKeyframe() || !sfu.KeyframeStart(cc.mime, got) {
+			if !rt.FirstFrameKeyframe() || !codec.KeyframeStart(cc.mime, got) {
 				t.Errorf("first payload %x is not a keyframe start", got)
 			}
 			sent := false

@@ -1,7 +1,9 @@
-package sfu
-
-// The codecs of the contract, written once: the server's MediaEngines
-// and the Go client's (package client) register them with RegisterCodecs.
+// Package codec holds the codecs of the contract, written once, and the
+// keyframe detection of each: the server's media plane (sfu) and the
+// public Go client (client) both use them, so the client does not pull in
+// the server. The server's MediaEngines and the client's register the
+// codecs with RegisterCodecs.
+package codec
 
 import (
 	"strconv"
