@@ -147,6 +147,7 @@ func serverFigures(a, b serverSample, secs float64, spawned bool) Server {
 	s.NACKs = num(counterDelta(a, b, "relayd_nacks_total"))
 	s.RetransmitsHit = num(counterDelta(a, b, "relayd_retransmits_total", "result", "hit"))
 	s.RetransmitsMiss = num(counterDelta(a, b, "relayd_retransmits_total", "result", "miss"))
+	s.RetransmitsBudget = num(counterDelta(a, b, "relayd_retransmits_total", "result", "budget"))
 	s.PLIsFromViewers = num(counterDelta(a, b, "relayd_plis_total", "direction", "from_subscriber"))
 	s.PLIsToPublishers = num(counterDelta(a, b, "relayd_plis_total", "direction", "to_publisher"))
 	s.Drops = num(counterDelta(a, b, "relayd_packets_dropped_total"))

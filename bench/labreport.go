@@ -361,8 +361,8 @@ func printLabTable(w io.Writer, r *LabReport) {
 	sv := r.Server
 	row("server", "%s cores; in %s pkt/s %s, out %s pkt/s %s", f2(sv.CPUCores), count(sv.PacketsInPerS), bitrateP(sv.BitsInPerS),
 		count(sv.PacketsOutPerS), bitrateP(sv.BitsOutPerS))
-	row("", "NACKed %s (retransmitted %s, missed %s); PLIs from viewers %s, to the publisher %s; keyframe replays %s",
-		f0(sv.NACKs), f0(sv.RetransmitsHit), f0(sv.RetransmitsMiss), f0(sv.PLIsFromViewers), f0(sv.PLIsToPublishers), f0(sv.KeyframeReplays))
+	row("", "NACKed %s (retransmitted %s, missed %s, over budget %s); PLIs from viewers %s, to the publisher %s; keyframe replays %s",
+		f0(sv.NACKs), f0(sv.RetransmitsHit), f0(sv.RetransmitsMiss), f0(sv.RetransmitsBudget), f0(sv.PLIsFromViewers), f0(sv.PLIsToPublishers), f0(sv.KeyframeReplays))
 	row("", "drops %s%s; forwarding p50 %s / p99 %s ms", f0(sv.Drops), drops(sv.DropsByReason), f1(sv.ForwardP50MS), f1(sv.ForwardP99MS))
 	if ad := sv.Adaptation; ad != nil {
 		row("", "adaptation: downlink estimates p10/p50/p90 %s / %s / %s; layer switches%s; paused tracks at the end %s; probing %s",

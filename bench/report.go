@@ -120,28 +120,31 @@ type Load struct {
 
 // Server holds the server's figures over the window.
 type Server struct {
-	CPUSeconds       *float64 `json:"cpu_seconds"`
-	CPUCores         *float64 `json:"cpu_cores"`
-	PacketsIn        *float64 `json:"packets_in"`
-	PacketsOut       *float64 `json:"packets_out"`
-	PacketsInPerS    *float64 `json:"packets_in_per_s"`
-	PacketsOutPerS   *float64 `json:"packets_out_per_s"`
-	BitsInPerS       *float64 `json:"bits_in_per_s"`
-	BitsOutPerS      *float64 `json:"bits_out_per_s"`
-	NACKs            *float64 `json:"nacks"`
-	RetransmitsHit   *float64 `json:"retransmits_hit"`
-	RetransmitsMiss  *float64 `json:"retransmits_miss"`
-	PLIsFromViewers  *float64 `json:"plis_from_subscribers"`
-	PLIsToPublishers *float64 `json:"plis_to_publishers"`
-	Drops            *float64 `json:"drops"`
-	ForwardP50MS     *float64 `json:"forward_latency_p50_ms"`
-	ForwardP99MS     *float64 `json:"forward_latency_p99_ms"`
-	RSSBeforeViewers *float64 `json:"rss_before_viewers_bytes"`
-	RSSBytes         *float64 `json:"rss_bytes"`
-	Goroutines       *float64 `json:"goroutines"`
-	HeapInuse        *float64 `json:"heap_inuse_bytes"`
-	StackInuse       *float64 `json:"stack_inuse_bytes"`
-	CPUSource        string   `json:"cpu_source"` // "/proc/<pid>/stat" or "/metrics"
+	CPUSeconds      *float64 `json:"cpu_seconds"`
+	CPUCores        *float64 `json:"cpu_cores"`
+	PacketsIn       *float64 `json:"packets_in"`
+	PacketsOut      *float64 `json:"packets_out"`
+	PacketsInPerS   *float64 `json:"packets_in_per_s"`
+	PacketsOutPerS  *float64 `json:"packets_out_per_s"`
+	BitsInPerS      *float64 `json:"bits_in_per_s"`
+	BitsOutPerS     *float64 `json:"bits_out_per_s"`
+	NACKs           *float64 `json:"nacks"`
+	RetransmitsHit  *float64 `json:"retransmits_hit"`
+	RetransmitsMiss *float64 `json:"retransmits_miss"`
+	// RetransmitsBudget: NACKs the server refused, over the
+	// subscriber's retransmission budget (relayd_retransmits_total{result="budget"})
+	RetransmitsBudget *float64 `json:"retransmits_budget,omitempty"`
+	PLIsFromViewers   *float64 `json:"plis_from_subscribers"`
+	PLIsToPublishers  *float64 `json:"plis_to_publishers"`
+	Drops             *float64 `json:"drops"`
+	ForwardP50MS      *float64 `json:"forward_latency_p50_ms"`
+	ForwardP99MS      *float64 `json:"forward_latency_p99_ms"`
+	RSSBeforeViewers  *float64 `json:"rss_before_viewers_bytes"`
+	RSSBytes          *float64 `json:"rss_bytes"`
+	Goroutines        *float64 `json:"goroutines"`
+	HeapInuse         *float64 `json:"heap_inuse_bytes"`
+	StackInuse        *float64 `json:"stack_inuse_bytes"`
+	CPUSource         string   `json:"cpu_source"` // "/proc/<pid>/stat" or "/metrics"
 }
 
 // RelayDestination is one (source room, destination room) relay.

@@ -25,7 +25,7 @@ var (
 	participantRoles = []string{"host", "cohost", "viewer", "relay", "user"}
 	mediaKinds       = []string{"audio", "video"}
 	nackDirections   = []string{"from_subscriber"}
-	retransmitResult = []string{"hit", "miss"}
+	retransmitResult = []string{"hit", "miss", "budget"}
 	pliDirections    = []string{"from_subscriber", "to_publisher"}
 	dropReasons      = []string{"queue_full", "wait_keyframe", "not_ready", "stale"}
 	// The invitation statuses of the contract (the invitations package
@@ -61,7 +61,9 @@ type Metrics struct {
 	// NACKs counts NACKed sequence numbers, by direction: from_subscriber.
 	NACKs *prometheus.CounterVec
 	// Retransmits counts answers to NACKs, by result: hit (served from the
-	// upstream cache) or miss (no longer in it).
+	// upstream cache), miss (no longer in it, or the writer's queue full),
+	// or budget (refused: over the subscriber's retransmission budget,
+	// sfu/bwe.go).
 	Retransmits *prometheus.CounterVec
 	// PLIs counts picture loss indications, by direction: from_subscriber,
 	// or to_publisher (counted after throttling).

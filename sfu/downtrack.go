@@ -134,6 +134,7 @@ type DownTrack struct {
 	dropNotReady                   prometheus.Counter
 	latency                        prometheus.Histogram
 	nackIn, rtxHit, rtxMiss, pliIn prometheus.Counter
+	rtxBudget                      prometheus.Counter // refused by the retransmission budget
 	replayed                       prometheus.Counter
 	probeBytes                     prometheus.Counter
 	switches                       *prometheus.CounterVec
@@ -167,6 +168,7 @@ func NewDownTrack(p DownTrackParams) *DownTrack {
 		nackIn:       m.NACKs.WithLabelValues("from_subscriber"),
 		rtxHit:       m.Retransmits.WithLabelValues("hit"),
 		rtxMiss:      m.Retransmits.WithLabelValues("miss"),
+		rtxBudget:    m.Retransmits.WithLabelValues("budget"),
 		pliIn:        m.PLIs.WithLabelValues("from_subscriber"),
 		replayed:     m.KeyframeReplays,
 		probeBytes:   m.ProbeBytes,
@@ -495,7 +497,7 @@ func (d *DownTrack) retransmit(out uint16, aux *cachedPacket) {
 		return
 	}
 	if d.bwe != nil && !d.bwe.allowRetransmit(len(aux.payload)+12, Now()) {
-		d.rtxMiss.Inc() // over the subscriber's retransmission budget (bwe.go)
+		d.rtxBudget.Inc() // over the subscriber's retransmission budget (bwe.go)
 		return
 	}
 	if _, ok := d.write(b, out, sp.ts, aux); ok {
