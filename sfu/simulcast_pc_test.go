@@ -174,6 +174,24 @@ type got struct {
 	kind  webrtc.RTPCodecType
 }
 
+// simulcastPair makes room "sim" on a loopback SFU with a 1.1 host, alice,
+// and a 1.1 viewer, bob, whose subscriber PC's packets rec records.
+func simulcastPair(t *testing.T) (alice *peer, ap *Participant, bob *peer, bp *Participant, rec *recorder) {
+	t.Helper()
+	s := newLoopbackSFU(t, Config{})
+	room, err := s.CreateRoom("sim", "alice", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice = newPeer(t, 0)
+	ap = alice.join(room, ParticipantParams{Identity: "alice", Role: RoleHost, V11: true})
+	bob = newPeer(t, 0)
+	rec = &recorder{}
+	rec.attach(bob.sub)
+	bp = bob.join(room, ParticipantParams{Identity: "bob", Role: RoleViewer, V11: true})
+	return alice, ap, bob, bp, rec
+}
+
 // recorder records the packets of a peer's subscriber PC.
 type recorder struct {
 	mu   sync.Mutex
@@ -237,17 +255,7 @@ func lastLayer(r *recorder) int {
 // switch the SSRC stays, sequence numbers have no gap and timestamps go
 // forward.
 func TestSimulcastLayersAndSwitch(t *testing.T) {
-	s := newLoopbackSFU(t, Config{})
-	room, err := s.CreateRoom("sim", "alice", "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice := newPeer(t, 0)
-	ap := alice.join(room, ParticipantParams{Identity: "alice", Role: RoleHost, V11: true})
-	bob := newPeer(t, 0)
-	var rec recorder
-	rec.attach(bob.sub)
-	bp := bob.join(room, ParticipantParams{Identity: "bob", Role: RoleViewer, V11: true})
+	alice, ap, bob, bp, rec := simulcastPair(t)
 	alice.publishSimulcast(ap, nil)
 
 	var up *UpTrack
@@ -287,14 +295,14 @@ func TestSimulcastLayersAndSwitch(t *testing.T) {
 		}
 	}
 	alice.mu.Unlock()
-	waitLong(t, "the top layer at the viewer", func() bool { return lastLayer(&rec) == 2 })
+	waitLong(t, "the top layer at the viewer", func() bool { return lastLayer(rec) == 2 })
 	waitLong(t, "track.layer high", func() bool {
 		ev := bob.layerEvents()
 		return len(ev) >= 1 && ev[len(ev)-1].RID == "f" && ev[len(ev)-1].Quality == QualityHigh && ev[len(ev)-1].Reason == ReasonRequested
 	})
 
 	bp.SetTrackSettings(up.ID(), LayerSettings{MaxWidth: 640})
-	waitLong(t, "the middle layer", func() bool { return lastLayer(&rec) == 1 })
+	waitLong(t, "the middle layer", func() bool { return lastLayer(rec) == 1 })
 	waitLong(t, "track.layer medium", func() bool {
 		ev := bob.layerEvents()
 		return len(ev) >= 2 && ev[len(ev)-1].RID == "h" && ev[len(ev)-1].Quality == QualityMedium
@@ -349,17 +357,7 @@ func (r *recorder) count(kind webrtc.RTPCodecType) int {
 // gets no video within 1 s (no renegotiation), while audio flows; unpaused
 // it gets video again, with no sequence gap.
 func TestPausedGetsNoVideoButAudio(t *testing.T) {
-	s := newLoopbackSFU(t, Config{})
-	room, err := s.CreateRoom("sim", "alice", "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice := newPeer(t, 0)
-	ap := alice.join(room, ParticipantParams{Identity: "alice", Role: RoleHost, V11: true})
-	bob := newPeer(t, 0)
-	var rec recorder
-	rec.attach(bob.sub)
-	bp := bob.join(room, ParticipantParams{Identity: "bob", Role: RoleViewer, V11: true})
+	alice, ap, bob, bp, rec := simulcastPair(t)
 	alice.publishSimulcastAudio(ap, nil, true)
 	var video *UpTrack
 	waitLong(t, "both tracks", func() bool {
@@ -404,17 +402,7 @@ func TestPausedGetsNoVideoButAudio(t *testing.T) {
 // track of three layers; a viewer asking for medium gets the middle one,
 // continuous across the switch.
 func TestSimulcastH264(t *testing.T) {
-	s := newLoopbackSFU(t, Config{})
-	room, err := s.CreateRoom("sim", "alice", "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice := newPeer(t, 0)
-	ap := alice.join(room, ParticipantParams{Identity: "alice", Role: RoleHost, V11: true})
-	bob := newPeer(t, 0)
-	var rec recorder
-	rec.attach(bob.sub)
-	bp := bob.join(room, ParticipantParams{Identity: "bob", Role: RoleViewer, V11: true})
+	alice, ap, _, bp, rec := simulcastPair(t)
 	alice.publishSimulcastCodec(ap, nil, false, true)
 	var up *UpTrack
 	waitLong(t, "the H.264 simulcast track", func() bool {
@@ -431,9 +419,9 @@ func TestSimulcastH264(t *testing.T) {
 	if len(ls) != 3 || ls[0].RID != "q" || ls[1].Quality != QualityMedium || ls[2].RID != "f" {
 		t.Fatalf("layers %+v", ls)
 	}
-	waitLong(t, "the top layer", func() bool { return lastLayer(&rec) == 2 })
+	waitLong(t, "the top layer", func() bool { return lastLayer(rec) == 2 })
 	bp.SetTrackSettings(up.ID(), LayerSettings{Quality: QualityMedium})
-	waitLong(t, "the middle layer", func() bool { return lastLayer(&rec) == 1 })
+	waitLong(t, "the middle layer", func() bool { return lastLayer(rec) == 1 })
 	time.Sleep(200 * time.Millisecond)
 	checkContinuous(t, rec.video())
 }
