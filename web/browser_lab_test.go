@@ -157,7 +157,9 @@ func (ls *labStack) browserIn(t *testing.T, i int) *browser {
 
 // A capped viewer in the lab (issue 17): Chromium publishes simulcast
 // from the studio in lab client 1; a Chromium viewer in client 2 plays
-// the top layer; its download is then capped at 500 kbit/s (tbf): its
+// the top layer; its download is then capped at 800 kbit/s (tbf; the
+// issue's middle-layer cap: at 500 kbit/s the middle layer, up to
+// 500 kbit/s, is a knife edge the estimator may take first): its
 // decoded resolution drops (getStats frameHeight) and it keeps playing
 // (framesDecoded keeps rising), the tile's quality badge saying less; at
 // 100 kbit/s its video pauses ("Low bandwidth: video paused" over the
@@ -206,21 +208,21 @@ func TestBrowserSimulcastCappedViewer(t *testing.T) {
 	}
 	pausedForBandwidth := `[...app.client.trackStreams.values()].some(s => s.state === "paused" && s.reason === "bandwidth")`
 
-	setNet("down=500kbit")
+	setNet("down=800kbit")
 	start := time.Now()
 	viewer.waitFor("the decoded resolution to drop", `await (async () => { const s = (await app.client.videoStats()).find(x => x.participant === "alice");
 		return s && s.frameHeight > 0 && s.frameHeight < `+strconv.Itoa(before)+` })()`, 20*time.Second)
 	dropped := time.Since(start).Round(100 * time.Millisecond)
 	_, after, _ := received(t, viewer, "alice")
 	layer, _ := eval[string](viewer, `JSON.stringify([...app.client.trackLayers.values()])`)
-	t.Logf("capped at 500 kbit/s: %dp after %v (track.layer %s)", after, dropped, layer)
-	// The low layer (150 kbit/s at most, with audio) fits a 500 kbit/s
-	// link three times over: it must keep playing, not be paused.
+	t.Logf("capped at 800 kbit/s: %dp after %v (track.layer %s)", after, dropped, layer)
+	// The middle layer (500 kbit/s at most, with audio) fits an
+	// 800 kbit/s link: it must keep playing, not be paused.
 	_, _, f0 := received(t, viewer, "alice")
 	time.Sleep(5 * time.Second)
 	_, _, f1 := received(t, viewer, "alice")
-	pausedAt500, _ := eval[bool](viewer, pausedForBandwidth)
-	if !pausedAt500 {
+	pausedAt800, _ := eval[bool](viewer, pausedForBandwidth)
+	if !pausedAt800 {
 		keepsPlaying(t, viewer, "alice", 5*time.Second)
 		viewer.waitFor("the tile's badge below HD", `document.querySelector('`+tile("alice", "host")+`').dataset.quality !== "HD"`, 3*time.Second)
 		viewer.snapshot("watch-capped")
@@ -247,8 +249,8 @@ func TestBrowserSimulcastCappedViewer(t *testing.T) {
 	setNet("")
 	lifted := time.Now()
 	var short []string
-	if pausedAt500 {
-		short = append(short, fmt.Sprintf("the video was paused for bandwidth on a 500 kbit/s link where the low layer fits three times over "+
+	if pausedAt800 {
+		short = append(short, fmt.Sprintf("the video was paused for bandwidth on an 800 kbit/s link where the middle layer fits "+
 			"(%d frames in the 5 s after the drop, which took %v)", f1-f0, dropped))
 	}
 	if flapped {
