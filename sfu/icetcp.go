@@ -141,14 +141,12 @@ func pairTransport(localProto webrtc.ICEProtocol, remoteType webrtc.ICECandidate
 }
 
 // countTransport counts pc's selected candidate pairs by transport, and
-// when the pair is direct UDP (which no later pair beats: after a TURN
-// pair, a client may still move to ICE-TCP), has dropTCP (when set) drop
-// the TCP mux's connection for pc's ufrag: every PeerConnection gathers a
-// passive TCP candidate, and the mux keeps a read queue (~14 KB) and two
+// when the pair is not over ICE-TCP, has dropTCP (when set) drop the TCP
+// mux's connection for pc's ufrag: every PeerConnection gathers a passive
+// TCP candidate, and the mux keeps a read queue (~14 KB) and two
 // goroutines for it until the PeerConnection closes, though almost every
-// client connects over UDP (at 200 viewers: 402 goroutines and ~15 KiB of
-// RSS per viewer). An ICE restart gathers a new ufrag, and with it a new
-// TCP candidate.
+// client connects over UDP (BENCHMARKS.md: 30-40 KB per viewer). An ICE
+// restart gathers a new ufrag, and with it a new TCP candidate.
 func countTransport(pc *webrtc.PeerConnection, m *metrics.Metrics, relayOf func(ip net.IP, port int) string, dropTCP func(ufrag string)) {
 	if pc.SCTP() == nil {
 		return
@@ -168,7 +166,7 @@ func countTransport(pc *webrtc.PeerConnection, m *metrics.Metrics, relayOf func(
 		if m != nil {
 			m.Net.Connections.WithLabelValues(transport).Inc()
 		}
-		if dropTCP != nil && transport == transportUDP {
+		if dropTCP != nil && transport != transportTCP {
 			// Not from inside the ICE agent's callback: reading the
 			// local parameters waits for the agent.
 			go func() {
