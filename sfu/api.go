@@ -144,10 +144,6 @@ type APIs struct {
 	MuxConn func(ufrag string) (net.PacketConn, error)
 	// RelayTransport is MediaConfig.RelayTransport.
 	RelayTransport func(ip net.IP, port int) string
-	// DropTCP closes the ICE TCP mux's connection for a ufrag (nil
-	// without ICE-TCP): a PeerConnection connected otherwise needs none
-	// (icetcp.go, countTransport).
-	DropTCP func(ufrag string)
 }
 
 // NewAPI builds the server's webrtc.APIs. The returned closer stops the ICE
@@ -169,8 +165,7 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 	if bc != nil {
 		mux = muxCloser{mux, bc}
 	}
-	tcp := setupICETCP(&se, cfg.TCPListener)
-	if tcp != nil {
+	if tcp := setupICETCP(&se, cfg.TCPListener); tcp != nil {
 		mux = closers{mux, tcp}
 	}
 	se.SetNetworkTypes(networkTypes(cfg))
@@ -195,9 +190,6 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 		}
 	}
 	apis := APIs{RelayTransport: cfg.RelayTransport}
-	if tcp != nil {
-		apis.DropTCP = tcp.RemoveConnByUfrag
-	}
 	if bc != nil {
 		apis.Flush = bc.flush
 	}

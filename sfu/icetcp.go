@@ -76,8 +76,8 @@ const (
 // ICE-TCP on l (when not nil): one mux for every PeerConnection. The
 // server never dials out (no active TCP): a client's passive candidate
 // would otherwise make it open a connection to any address the client
-// names. It returns the mux (nil without l); closing it stops it.
-func setupICETCP(se *webrtc.SettingEngine, l net.Listener) *ice.TCPMuxDefault {
+// names. The returned closer stops the mux.
+func setupICETCP(se *webrtc.SettingEngine, l net.Listener) io.Closer {
 	se.DisableActiveTCP(true)
 	se.SetSrflxAcceptanceMinWait(reflexiveAcceptanceWait)
 	se.SetPrflxAcceptanceMinWait(reflexiveAcceptanceWait)
@@ -140,19 +140,12 @@ func pairTransport(localProto webrtc.ICEProtocol, remoteType webrtc.ICECandidate
 	return transportUDP
 }
 
-// countTransport counts pc's selected candidate pairs by transport, and
-// when the pair is not over ICE-TCP, has dropTCP (when set) drop the TCP
-// mux's connection for pc's ufrag: every PeerConnection gathers a passive
-// TCP candidate, and the mux keeps a read queue (~14 KB) and two
-// goroutines for it until the PeerConnection closes, though almost every
-// client connects over UDP (BENCHMARKS.md: 30-40 KB per viewer). An ICE
-// restart gathers a new ufrag, and with it a new TCP candidate.
-func countTransport(pc *webrtc.PeerConnection, m *metrics.Metrics, relayOf func(ip net.IP, port int) string, dropTCP func(ufrag string)) {
-	if pc.SCTP() == nil {
+// countTransport counts pc's selected candidate pairs by transport.
+func countTransport(pc *webrtc.PeerConnection, m *metrics.Metrics, relayOf func(ip net.IP, port int) string) {
+	if m == nil || pc.SCTP() == nil {
 		return
 	}
-	it := pc.SCTP().Transport().ICETransport()
-	it.OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
+	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
 		if p == nil || p.Local == nil || p.Remote == nil {
 			return
 		}
@@ -162,18 +155,6 @@ func countTransport(pc *webrtc.PeerConnection, m *metrics.Metrics, relayOf func(
 				relay = relayOf(ip, int(p.Remote.Port))
 			}
 		}
-		transport := pairTransport(p.Local.Protocol, p.Remote.Typ, relay)
-		if m != nil {
-			m.Net.Connections.WithLabelValues(transport).Inc()
-		}
-		if dropTCP != nil && transport != transportTCP {
-			// Not from inside the ICE agent's callback: reading the
-			// local parameters waits for the agent.
-			go func() {
-				if lp, err := it.GetLocalParameters(); err == nil && lp.UsernameFragment != "" {
-					dropTCP(lp.UsernameFragment)
-				}
-			}()
-		}
+		m.Net.Connections.WithLabelValues(pairTransport(p.Local.Protocol, p.Remote.Typ, relay)).Inc()
 	})
 }

@@ -42,7 +42,7 @@ func (p *Participant) newPC(t Target) (*webrtc.PeerConnection, error) {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.onLocalCandidate(t, c) })
-	countTransport(pc, p.room.sfu.cfg.Metrics, p.room.sfu.cfg.API.RelayTransport, p.room.sfu.cfg.API.DropTCP)
+	countTransport(pc, p.room.sfu.cfg.Metrics, p.room.sfu.cfg.API.RelayTransport)
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.log.Debug("peer connection state", "pc", string(t), "state", s.String())
 		p.iceStateChanged(t, s)
