@@ -62,7 +62,7 @@ func TestResumeReloadedHost(t *testing.T) {
 	pub.Start()
 	t.Cleanup(pub.Stop)
 
-	waitNote(t, viewer, "track.stream", streamNote(video.ID, "active", "publisher_reconnecting"))
+	activeAgain(t, viewer, video.ID)
 	flowsAgain(t, tr, k, p, 5*time.Second)
 	ap := audio.Packets()
 	for deadline := time.Now().Add(5 * time.Second); audio.Packets() < ap+20; {
@@ -191,7 +191,7 @@ func TestResumeReloadedSimulcastHost(t *testing.T) {
 		t.Fatalf("the reloaded page's publish: %v", err)
 	}
 	sendLayers(t, st2)
-	waitNote(t, viewer, "track.stream", streamNote(video.ID, "active", "publisher_reconnecting"))
+	activeAgain(t, viewer, video.ID)
 	flowsAgain(t, tr, k, p, 5*time.Second)
 	if seq, step := tr.Steps(); seq > 50 || step > int64((time.Since(heldAt)+time.Second).Seconds()*90000) {
 		t.Errorf("the viewer's video numbers jumped: sequence by %d, timestamp by %d", seq, step)
@@ -205,5 +205,22 @@ func TestResumeReloadedSimulcastHost(t *testing.T) {
 		if q.Identity == "alice" && (len(q.Tracks) != 1 || q.Tracks[0].ID != video.ID || len(q.Tracks[0].Layers) != 3) {
 			t.Errorf("alice's tracks after the reload: %+v (video was %s)", q.Tracks, video.ID)
 		}
+	}
+}
+
+// activeAgain waits for the viewer's track.stream "active" for track id
+// after its publisher's hold: named publisher_reconnecting, or bandwidth
+// when the viewer's own downlink cause began meanwhile and ended last
+// (a loaded machine's estimator may do that; the rule names the last
+// cause to end). On a timeout it says every track.stream the viewer had.
+func activeAgain(t *testing.T, viewer *client.Client, id string) {
+	t.Helper()
+	seen := map[string]bool{}
+	_, err := viewer.WaitNotification(testCtx(t), "track.stream", func(p json.RawMessage) bool {
+		seen[string(p)] = true
+		return streamNote(id, "active", "publisher_reconnecting")(p) || streamNote(id, "active", "bandwidth")(p)
+	})
+	if err != nil {
+		t.Fatalf("waiting for track.stream active for %s: %v; track.stream notes not taken: %v", id, err, seen)
 	}
 }

@@ -143,8 +143,8 @@ func TestResumeHost(t *testing.T) {
 		t.Errorf("replayed %v", methods)
 	}
 	waitNote(t, v11, "room.updated", roomStatusIs("live"))
-	waitNote(t, v11, "track.stream", streamNote(video.ID, "active", "publisher_reconnecting"))
-	waitNote(t, late, "track.stream", streamNote(video.ID, "active", "publisher_reconnecting"))
+	activeAgain(t, v11, video.ID)
+	activeAgain(t, late, video.ID)
 	// A keyframe since: the resume asked the publisher for one.
 	flowsAgain(t, tr11, k11, p11, 5*time.Second)
 	flowsAgain(t, tr10, k10, p10, 5*time.Second)
@@ -464,7 +464,7 @@ func TestResumeRelaySource(t *testing.T) {
 	if n.Seq == 0 {
 		t.Error("src_resumed without a seq")
 	}
-	waitNote(t, destB, "track.stream", streamNote(copyEv.Track.ID, "active", "publisher_reconnecting"))
+	activeAgain(t, destB, copyEv.Track.ID)
 	flowsAgain(t, tr, tr.Keyframes(), tr.Packets(), 5*time.Second)
 	noNote(t, host, "relay.state", nil, 10*time.Millisecond)
 	noNote(t, destB, "participant.left", nil, 10*time.Millisecond)
@@ -548,7 +548,7 @@ func TestResumeCohostKeepsStage(t *testing.T) {
 	if err != nil || !res.Resumed || res.Participant.Role != "cohost" {
 		t.Fatalf("the co-host's resume: %+v %v", res, err)
 	}
-	waitNote(t, viewer, "track.stream", streamNote(video.ID, "active", "publisher_reconnecting"))
+	activeAgain(t, viewer, video.ID)
 	noNote(t, viewer, "room.updated", roomStatusIs("waiting_reconnect"), 10*time.Millisecond)
 	noNote(t, viewer, "participant.updated", nil, 10*time.Millisecond)
 	noNote(t, viewer, "track.unpublished", nil, 10*time.Millisecond)
