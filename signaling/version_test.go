@@ -379,6 +379,9 @@ func TestBroadcastHasSeq(t *testing.T) {
 	joinFirst(t, c, `{"version":"1.1"}`)
 	old := ts.dialRaw(t, ts.token(t, "dan", "r1", "viewer"))
 	joinFirst(t, old, `{}`)
+	// dan's participant.joined reaches bob through the room's events,
+	// which may come after a broadcast sent now: wait for it first.
+	c.readUntil(func(m serverFrame) bool { return m.Method == "participant.joined" })
 	ts.Srv.Broadcast("server.draining", map[string]any{"deadline": "2026-01-01T00:00:00Z"})
 	for _, tc := range []struct {
 		c    *rawConn
