@@ -171,7 +171,13 @@ func (c *batchConn) send(b *batch) {
 // is written.
 func (c *batchConn) flush() {
 	c.mu.Lock()
-	c.armed = false
+	if c.armed {
+		// A writer's flush disarms the timer: left armed, it would fire
+		// on an empty batch, one timer wake-up per group written for
+		// nothing (at 20 viewers, one per packet).
+		c.armed = false
+		c.timer.Stop()
+	}
 	b := c.cur
 	if b.n == 0 {
 		c.mu.Unlock()
