@@ -18,7 +18,10 @@ package rooms
 //   - invitations and messages only up to the room's EndedAt: a newer
 //     room of the name made them later;
 //   - recordings only when no room of the name is in this node's
-//     registry, and only files last written before the purge began.
+//     registry, and only files last written before the purge began;
+//   - a recordings directory whose room has no record left (another node
+//     purged it first, so this node never saw it due) goes once its files
+//     are older than the retention and no room of the name is here.
 //
 // The record is deleted last: if a delete fails the record stays, and the
 // next sweep finds the room again and retries.
@@ -126,7 +129,41 @@ func (rt *retention) sweep(ctx context.Context, now time.Time) int {
 			purged++
 		}
 	}
+	rt.sweepOrphans(now)
 	return purged
+}
+
+// sweepOrphans deletes the recordings on this node's disk of rooms that
+// have no record any more: in cluster mode another node may purge a room
+// (record included) whose recordings this node wrote. Only files last
+// written keep before now go, and only when no room of the name is in this
+// node's registry or the store.
+func (rt *retention) sweepOrphans(now time.Time) {
+	if rt.recDir == "" {
+		return
+	}
+	entries, err := os.ReadDir(rt.recDir)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			rt.log.Error("retention: listing the recordings", "err", err)
+		}
+		return
+	}
+	for _, e := range entries {
+		room, ok := recorder.RoomOfDir(e.Name())
+		if !e.IsDir() || !ok || rt.sfu.Room(room) != nil {
+			continue
+		}
+		if _, err := rt.store.GetRoom(room); !errors.Is(err, invitations.ErrNotFound) {
+			continue // stored (or the store failed: keep, try next sweep)
+		}
+		n, err := removeRecordings(rt.recDir, room, now.Add(-rt.keep))
+		if err != nil {
+			rt.log.Error("retention: deleting the recordings of a purged room", "room", room, "err", err)
+		} else if n > 0 {
+			rt.log.Info("recordings of a purged room deleted", "room", room, "recordings", n)
+		}
+	}
 }
 
 // purge deletes one due room: r (nil for a room only stored) leaves the

@@ -223,3 +223,59 @@ func TestRetentionClusterRace(t *testing.T) {
 		t.Errorf("stale: messages %+v, want the newer room's alone", msgs)
 	}
 }
+
+// A room another node purged first (its record gone before this node saw
+// it due) still has its recordings deleted from this node's disk, once they
+// are older than the retention; a newer recording of a room with no record
+// stays until then.
+func TestRetentionOrphanRecordings(t *testing.T) {
+	const keep = 30 * 24 * time.Hour
+	dir := t.TempDir()
+	store, err := invitations.OpenBolt(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	chats, err := chat.OpenBolt(filepath.Join(dir, "chat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = chats.Close() })
+	rt := &retention{keep: keep, sfu: sfu.New(sfu.Config{}), store: store, chat: chats,
+		recDir: filepath.Join(dir, "recordings"), log: slog.New(slog.NewTextHandler(&syncBuffer{}, nil))}
+	now := time.Now().UTC()
+	seedRoom(t, dir, store, chats, now, seeded{"gone", "ended", 2 * keep})
+	seedRoom(t, dir, store, chats, now, seeded{"kept", "ended", 2 * keep})
+	for _, name := range []string{"gone", "kept"} {
+		rec, err := store.GetRoom(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.DeleteRoom(name, rec.CreatedAt); err != nil { // the other node's purge
+			t.Fatal(err)
+		}
+	}
+	old := now.Add(-2 * keep) // gone's files were last written when it ended; kept's just now
+	for _, ent := range mustReadDir(t, recorder.RoomDir(rt.recDir, "gone")) {
+		if err := os.Chtimes(filepath.Join(recorder.RoomDir(rt.recDir, "gone"), ent.Name()), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	rt.sweep(context.Background(), now)
+	if _, err := os.Stat(recorder.RoomDir(rt.recDir, "gone")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("gone: recordings left on disk after its record was purged: %v", err)
+	}
+	if n := len(mustReadDir(t, recorder.RoomDir(rt.recDir, "kept"))); n != 2 {
+		t.Errorf("kept: %d files left, want both (younger than the retention)", n)
+	}
+}
+
+func mustReadDir(t *testing.T, d string) []os.DirEntry {
+	t.Helper()
+	ents, err := os.ReadDir(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ents
+}
