@@ -184,7 +184,7 @@ func TestBrowserSimulcastCappedViewer(t *testing.T) {
 	viewer := viewB.open("watch", ls.URL+"/watch?room=show&identity=bob")
 	// While the publisher ramps up, the viewer moves up the layers (each
 	// switch waits for a keyframe): frames, then steady playing.
-	viewer.waitFor("alice's first frame", `await (async () => (await app.client.videoStats()).some(x => x.participant === "alice" && x.framesDecoded > 0))()`, 15*time.Second)
+	viewer.waitFor("alice's first frame", `await (async () => (await app.client.videoStats()).some(x => x.participant === "alice" && x.framesDecoded > 0))()`, 30*time.Second) // 15 s was not enough on a loaded CI machine once
 	keepsPlaying(t, viewer, "alice", 5*time.Second)
 
 	// Uncapped: the viewer gets the top layer (its tile is wide), once

@@ -41,7 +41,7 @@ func TestBrowserRelayPaused(t *testing.T) {
 	host.click("#relay-start")
 	host.waitFor("relay running", `document.getElementById("relay-state").dataset.status === "running"`, 10*time.Second)
 	relayTile := `document.querySelector('` + tile("alice", "relay") + `')`
-	viewer.waitFor("alice's relay tile", relayTile+`?.querySelector("video").videoWidth > 0`, 15*time.Second)
+	viewer.waitFor("alice's relay tile", relayTile+`?.querySelector("video").videoWidth > 0`, 30*time.Second) // 15 s was not enough on a loaded CI machine once
 	viewer.waitDecoding("alice", 10*time.Second)
 	if paused, _ := eval[bool](viewer, relayTile+`.dataset.paused !== undefined`); paused {
 		t.Fatal("the relay tile says paused before any pause")
