@@ -25,7 +25,7 @@ var (
 	participantRoles = []string{"host", "cohost", "viewer", "relay", "user"}
 	mediaKinds       = []string{"audio", "video"}
 	nackDirections   = []string{"from_subscriber"}
-	retransmitResult = []string{"hit", "miss", "budget"}
+	retransmitResult = []string{"hit", "miss", "budget", "stale"}
 	pliDirections    = []string{"from_subscriber", "to_publisher"}
 	dropReasons      = []string{"queue_full", "wait_keyframe", "not_ready", "stale"}
 	// The invitation statuses of the contract (the invitations package

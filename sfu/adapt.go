@@ -199,6 +199,13 @@ func (a *adapter) round() {
 		}
 	}
 	choices := ChooseLayers(budget, inputs)
+	curVideo := 0 // bit/s of the video layers forwarded now
+	for i, d := range vids {
+		if r := rankOf(layers[i], d.CurrentLayer()); r >= 0 && !d.Target().Paused && !d.Target().PausedBandwidth {
+			curVideo += layers[i][r].Rate
+		}
+	}
+	over := overrun(curVideo, budget, lossAt, now)
 	a.sending = audio
 	want := 0
 	a.prober = nil
@@ -207,7 +214,7 @@ func (a *adapter) round() {
 		st := a.state[d]
 		if st.set {
 			var wait bool
-			if wait, st.lowerSince = holdLower(st.choice, c, st.lowerSince, now); wait {
+			if wait, st.lowerSince = holdLower(st.choice, c, st.lowerSince, now, over); wait {
 				c = st.choice // not yet
 			}
 		}
@@ -216,6 +223,17 @@ func (a *adapter) round() {
 		if c.Rank >= 0 {
 			t.Slot = layers[i][c.Rank].Slot
 			a.sending += layers[i][c.Rank].Rate
+			// Lowered on an overrun link: stop the layer forwarded now
+			// at once, so the queue drains before the new layer's
+			// keyframe arrives (downlayer.go). Kept while the target
+			// stays (a new target would ask for another keyframe).
+			switch {
+			case st.set && st.target.Slot == t.Slot && !st.target.Paused && !st.target.PausedBandwidth:
+				t.Drain = st.target.Drain
+			default:
+				cur := rankOf(layers[i], d.CurrentLayer())
+				t.Drain = over && c.Reason == ReasonBandwidth && cur > c.Rank
+			}
 		} else {
 			t.Slot = a.state[d].target.Slot // kept: a resume there is no switch
 		}

@@ -41,12 +41,16 @@ type LayerTarget struct {
 	// track.stream); otherwise the subscriber asked (told nothing).
 	Paused          bool
 	PausedBandwidth bool
+	// Drain: stop forwarding the current layer now, not at the target's
+	// keyframe (the downlink is overrun: adapt.go).
+	Drain bool
 }
 
 // want encoding: slot in bits 0-7, reason in 8-15, flags above.
 const (
 	wantPaused   = 1 << 16
 	wantBWPaused = 1 << 17
+	wantDrain    = 1 << 18
 )
 
 func (t LayerTarget) pack() uint32 {
@@ -57,6 +61,9 @@ func (t LayerTarget) pack() uint32 {
 	if t.PausedBandwidth {
 		v |= wantBWPaused
 	}
+	if t.Drain {
+		v |= wantDrain
+	}
 	return v
 }
 
@@ -64,6 +71,7 @@ func unpackTarget(v uint32) LayerTarget {
 	return LayerTarget{
 		Slot: int(v & 0xff), Reason: LayerReason(v >> 8 & 0xff),
 		Paused: v&wantPaused != 0 && v&wantBWPaused == 0, PausedBandwidth: v&wantBWPaused != 0,
+		Drain: v&wantDrain != 0,
 	}
 }
 
@@ -95,6 +103,7 @@ type layerSel struct {
 	reason    LayerReason
 	tell      bool  // tell the layer with the next packet written
 	bwPaused  bool  // told paused bandwidth, not yet active again
+	draining  bool  // cur is not forwarded until the target's keyframe (LayerTarget.Drain)
 	sentAny   bool  // something was written: a switch continues from it
 	lastOutAt int64 // Now() of the last packet written
 }
@@ -149,6 +158,15 @@ func (d *DownTrack) sync() LayerTarget {
 		d.sel.bwPaused = true
 		d.tellEvent(TrackBandwidth{TrackID: d.up.ID(), Paused: true})
 	}
+	// Draining: the current layer stops here, mid-frame maybe, so the
+	// munger waits for a keyframe: the target's (a switch), or, if the
+	// target comes back to the current layer first, the current one's
+	// (forward asks for it).
+	drain := t.Drain && !paused && d.sel.simulcast && d.sel.cur >= 0 && t.Slot != d.sel.cur
+	if drain && !d.sel.draining {
+		d.m.stop()
+	}
+	d.sel.draining = drain
 	return t
 }
 
@@ -163,7 +181,7 @@ func (d *DownTrack) wants(it queueItem) bool {
 		return false
 	}
 	l := int(it.layer)
-	return l == d.sel.cur || (l == t.Slot && it.flags&flagKeyframe != 0)
+	return (l == d.sel.cur && !d.sel.draining) || (l == t.Slot && it.flags&flagKeyframe != 0)
 }
 
 // layerGate reports whether packet it (read into p) is forwarded, and
@@ -181,7 +199,7 @@ func (d *DownTrack) layerGate(it queueItem, p *cachedPacket) bool {
 		d.switchTo(l, t.Reason, p.hdr.Timestamp)
 		return true
 	}
-	return l == d.sel.cur
+	return l == d.sel.cur && !d.sel.draining
 }
 
 // switchTo makes layer l, at its keyframe with timestamp ts, the one
@@ -196,7 +214,7 @@ func (d *DownTrack) switchTo(l int, reason LayerReason, ts uint32) {
 	if d.sel.cur >= 0 {
 		d.switches.WithLabelValues(reason.String()).Inc()
 	}
-	d.sel.cur, d.sel.reason, d.sel.tell = l, reason, true
+	d.sel.cur, d.sel.reason, d.sel.tell, d.sel.draining = l, reason, true, false
 	d.curLayer.Store(int32(l))
 }
 

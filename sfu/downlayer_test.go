@@ -37,3 +37,67 @@ func TestPLIAsksForOneLayer(t *testing.T) {
 	}
 	up.Close()
 }
+
+// A down switch follows the target at its keyframe; with Drain (an
+// overrun downlink) the current layer stops at once, and a target moved
+// back to the current layer before the switch resumes it from a keyframe.
+func TestDrainOnDownSwitch(t *testing.T) {
+	m := metrics.New()
+	up := NewUpTrack(UpTrackParams{
+		ID: "TR_sim", Participant: "alice", Kind: webrtc.RTPCodecTypeVideo, Codec: vp8,
+		RIDs: []RIDInfo{{RID: "q"}, {RID: "h"}, {RID: "f"}}, Logger: slog.New(slog.DiscardHandler), Metrics: m,
+	})
+	defer up.Close()
+	for _, rid := range []string{"q", "h", "f"} {
+		if _, ok := up.AttachLayer(rid, &fakeSource{}); !ok {
+			t.Fatalf("AttachLayer %s", rid)
+		}
+	}
+	d := NewDownTrack(DownTrackParams{Up: up, StreamID: "alice", Logger: slog.New(slog.DiscardHandler), Metrics: m})
+	p := &cachedPacket{ok: true}
+	ext := uint64(100)
+	gate := func(layer int, key bool) bool {
+		ext++
+		it := queueItem{ext: ext, layer: uint8(layer)}
+		if key {
+			it.flags = flagKeyframe
+		}
+		ok := d.layerGate(it, p)
+		if ok {
+			d.m.translate(it.ext, 0, key, false)
+		}
+		return ok
+	}
+	step := func(what string, layer int, key, want bool) {
+		t.Helper()
+		if got := gate(layer, key); got != want {
+			t.Fatalf("%s: layer %d keyframe %v forwarded %v, want %v (current %d)", what, layer, key, got, want, d.sel.cur)
+		}
+	}
+	d.SetTarget(LayerTarget{Slot: 2})
+	step("top before its keyframe", 2, false, false)
+	step("top's keyframe", 2, true, true)
+	step("top", 2, false, true)
+
+	d.SetTarget(LayerTarget{Slot: 1, Reason: ReasonBandwidth})
+	step("down without drain: top goes on", 2, false, true)
+	step("middle before its keyframe", 1, false, false)
+
+	d.SetTarget(LayerTarget{Slot: 1, Reason: ReasonBandwidth, Drain: true})
+	step("drained: top stops", 2, false, false)
+	step("drained: top's keyframe too", 2, true, false)
+	step("middle before its keyframe", 1, false, false)
+	step("middle's keyframe: the switch", 1, true, true)
+	if d.sel.cur != 1 || d.sel.draining {
+		t.Fatalf("after the switch: current %d draining %v", d.sel.cur, d.sel.draining)
+	}
+	step("middle", 1, false, true)
+
+	d.SetTarget(LayerTarget{Slot: 0, Reason: ReasonBandwidth, Drain: true})
+	step("drained toward low: middle stops", 1, false, false)
+	d.SetTarget(LayerTarget{Slot: 1, Reason: ReasonRequested})
+	step("back to middle: passes the gate", 1, false, true)
+	if d.m.started {
+		t.Fatal("the munger forwards mid-frame after a drain: it must wait for the middle layer's keyframe")
+	}
+}

@@ -135,6 +135,7 @@ type DownTrack struct {
 	latency                        prometheus.Histogram
 	nackIn, rtxHit, rtxMiss, pliIn prometheus.Counter
 	rtxBudget                      prometheus.Counter // refused by the retransmission budget
+	rtxStale                       prometheus.Counter // refused: from before the subscriber's decoder restarted
 	replayed                       prometheus.Counter
 	probeBytes                     prometheus.Counter
 	switches                       *prometheus.CounterVec
@@ -169,6 +170,7 @@ func NewDownTrack(p DownTrackParams) *DownTrack {
 		rtxHit:       m.Retransmits.WithLabelValues("hit"),
 		rtxMiss:      m.Retransmits.WithLabelValues("miss"),
 		rtxBudget:    m.Retransmits.WithLabelValues("budget"),
+		rtxStale:     m.Retransmits.WithLabelValues("stale"),
 		pliIn:        m.PLIs.WithLabelValues("from_subscriber"),
 		replayed:     m.KeyframeReplays,
 		probeBytes:   m.ProbeBytes,
@@ -490,6 +492,14 @@ func (d *DownTrack) retransmit(out uint16, aux *cachedPacket) {
 	sp, ok := d.m.upstream(out)
 	if b == nil || !ok {
 		d.rtxMiss.Inc()
+		return
+	}
+	if d.video && (sp.layer != d.m.layer || sp.ext < d.m.restartAt || d.sel.draining) {
+		// From before the keyframe the subscriber's decoder restarted
+		// at (a layer switch, or a resync after drops), or of a layer
+		// being drained: no use to it, and on a full link it would
+		// take the retransmission budget the new keyframe needs.
+		d.rtxStale.Inc()
 		return
 	}
 	if !aux.read(d.up.layers[sp.layer].cache, sp.ext) {

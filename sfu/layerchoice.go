@@ -182,11 +182,15 @@ const (
 // holdLower decides whether next, replacing prev (the choice applied),
 // waits: it lowers the track for bandwidth (a lower rank, or a pause) and
 // has not stood for downHold (pauseHold) since it was first made
-// (since; 0: not before). It returns the since to keep.
-func holdLower(prev, next TrackChoice, since, now int64) (wait bool, newSince int64) {
+// (since; 0: not before). It returns the since to keep. A lower rank on
+// an overrun downlink (see overrun) is applied at once: that is no dip.
+func holdLower(prev, next TrackChoice, since, now int64, overrun bool) (wait bool, newSince int64) {
 	lower := next.Reason == ReasonBandwidth && !prev.Paused && !prev.PausedBandwidth && prev.Rank >= 0 &&
 		(next.PausedBandwidth || next.Rank < prev.Rank)
 	if !lower {
+		return false, 0
+	}
+	if overrun && !next.PausedBandwidth {
 		return false, 0
 	}
 	if since == 0 {
@@ -197,6 +201,29 @@ func holdLower(prev, next TrackChoice, since, now int64) (wait bool, newSince in
 		hold = int64(pauseHold)
 	}
 	return now-since < hold, since
+}
+
+// A downlink is overrun when the video being forwarded exceeds the video
+// budget by more than overrunRatio and the subscriber lost packets within
+// overrunLoss: the link's queue is full and dropping, not dipping. In the
+// lab (docs/bench.md, "Simulcast"), a viewer capped at 800 kbit/s while
+// getting the 1.5 Mbit/s layer lost 30-50% of its packets; holding the
+// top layer for downHold and then until the middle layer's keyframe kept
+// the 200 ms queue full, so that keyframe arrived into a full queue, was
+// cut, and the viewer froze 2-3 s more (frozen after settling 12-17%).
+// At 25% over, a queue grows by a fifth of the link's rate: a 200 ms
+// queue fills within a second.
+const (
+	overrunRatio = 1.25
+	overrunLoss  = time.Second
+)
+
+// overrun reports whether the downlink is overrun: curVideo bit/s of video
+// forwarded now, against budget (-1: unknown), with the last lossy
+// feedback at lossAt (0: none).
+func overrun(curVideo, budget int, lossAt, now int64) bool {
+	return budget >= 0 && float64(curVideo) > float64(budget)*overrunRatio &&
+		lossAt != 0 && now-lossAt <= int64(overrunLoss)
 }
 
 // pauseNeedsLoss is how recent a report with loss (over lossLow) must be

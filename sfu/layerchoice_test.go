@@ -118,9 +118,39 @@ func TestHoldLower(t *testing.T) {
 		{"the dip ended: forgotten", top, top, 10 * s, 10*s + s/2, false, 0},
 		{"paused by request: nothing held", TrackChoice{Rank: -1, Paused: true}, mid, 0, 10 * s, false, 0},
 	} {
-		wait, since := holdLower(tc.prev, tc.next, tc.since, tc.now)
+		wait, since := holdLower(tc.prev, tc.next, tc.since, tc.now, false)
 		if wait != tc.wait || since != tc.newSince {
 			t.Errorf("%s: wait %v since %d, want %v %d", tc.name, wait, since, tc.wait, tc.newSince)
+		}
+	}
+	// Overrun: a lower rank at once; a pause still holds.
+	if wait, _ := holdLower(top, mid, 0, 10*s, true); wait {
+		t.Error("overrun: a lower rank was held")
+	}
+	if wait, _ := holdLower(mid, bwPaused, 10*s, 11*s, true); !wait {
+		t.Error("overrun: a pause was applied before pauseHold")
+	}
+}
+
+func TestOverrun(t *testing.T) {
+	const now = int64(100 * time.Second)
+	recent, old := now-int64(time.Second/2), now-int64(3*time.Second)
+	for _, tc := range []struct {
+		name        string
+		cur, budget int
+		lossAt      int64
+		want        bool
+	}{
+		{"1.5 Mbit/s into 650 kbit/s, losing", 1_500_000, 650_000, recent, true},
+		{"just over 25%, losing", 1_300_000, 1_000_000, recent, true},
+		{"20% over, losing: a dip", 1_200_000, 1_000_000, recent, false},
+		{"far over, no loss: a queue, not a full one", 1_500_000, 650_000, 0, false},
+		{"far over, loss long ago", 1_500_000, 650_000, old, false},
+		{"no estimate", 1_500_000, -1, recent, false},
+		{"nothing forwarded", 0, 0, recent, false},
+	} {
+		if got := overrun(tc.cur, tc.budget, tc.lossAt, now); got != tc.want {
+			t.Errorf("%s: overrun = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -26,6 +26,7 @@ type munger struct {
 	seqOffset uint64
 	tsOffset  uint32
 	startExt  uint64 // packets older than the (re)start point are dropped
+	restartAt uint64 // the (re)start point: a decoder restarts there (pad moves startExt, not this)
 	highExt   uint64 // newest upstream packet forwarded
 	lastOut   uint16 // out seq of highExt
 	lastTS    uint32 // out timestamp of highExt
@@ -116,6 +117,7 @@ func (m *munger) switchLayer(layer uint8, ts, elapsed uint32) {
 func (m *munger) restart(ext uint64) {
 	m.seqOffset = ext - uint64(m.lastOut+1)
 	m.startExt = ext
+	m.restartAt = ext
 	m.highExt = ext
 	m.started = true
 }
