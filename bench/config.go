@@ -72,6 +72,9 @@ type Config struct {
 	RampMaxP99MS float64 // default 100
 
 	floorPackets int // packets per floor run; 0 = floorPackets (tests use fewer)
+	// lightDrop (tests): each light viewer drops the video packets this
+	// returns true for, once each, before counting them
+	lightDrop func(seq uint16) bool
 }
 
 // Defaults are the values zero fields of a Config take.

@@ -267,6 +267,11 @@ type lightCounter struct {
 	last       *lightStream   // the last packet's stream
 	unresolved bool           // a stream not found in the remote description yet
 
+	// tests: drop (before counting) the packets of NACKed streams this
+	// returns true for, once each, so that the NACKs bring them back
+	drop    func(seq uint16) bool
+	dropped map[uint64]bool
+
 	started  atomic.Bool
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -311,7 +316,24 @@ func (c *lightCounter) onPacket(p []byte, now, ws, we int64) {
 		}
 		c.last = s
 	}
-	s.onRTP(binary.BigEndian.Uint16(p[2:4]), p[1]&0x80 != 0, now, ws, we)
+	seq := binary.BigEndian.Uint16(p[2:4])
+	if c.drop != nil && s.nack && c.dropOnce(ssrc, seq) {
+		return
+	}
+	s.onRTP(seq, p[1]&0x80 != 0, now, ws, we)
+}
+
+// dropOnce is the test hook's decision; c.mu is held.
+func (c *lightCounter) dropOnce(ssrc uint32, seq uint16) bool {
+	k := uint64(ssrc)<<16 | uint64(seq)
+	if c.dropped[k] || !c.drop(seq) {
+		return false
+	}
+	if c.dropped == nil {
+		c.dropped = map[uint64]bool{}
+	}
+	c.dropped[k] = true
+	return true
 }
 
 // start runs the viewer's loop on pc (the subscriber PeerConnection,

@@ -238,3 +238,41 @@ func TestLightAndFull(t *testing.T) {
 	}
 	t.Logf("%s", stdout.String())
 }
+
+// TestLightNacks: light viewers that lose a video packet in 40 (dropped
+// on arrival, once) NACK them through their PeerConnection (SRTCP), the
+// server retransmits them, and their loss ends as the full viewer's.
+func TestLightNacks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs relayd")
+	}
+	bin := buildRelayd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	rep, err := Run(ctx, Config{
+		Spawn: bin, Viewers: 3, Light: true, FullViewers: 1,
+		Duration: 3 * time.Second, Warmup: 500 * time.Millisecond, Audio: true,
+		floorPackets: 2000,
+		lightDrop:    func(seq uint16) bool { return seq%40 == 7 },
+	}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("Run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	l := rep.Light
+	if l == nil || l.Light.Viewers != 2 {
+		t.Fatalf("light object %+v, want 2 light viewers", l)
+	}
+	// ~3 s of ~150 video packets a second, one in 40 dropped, at two
+	// light viewers: ~20 NACKed packets.
+	if n := nan0(rep.Server.NACKs); !(n >= 10) {
+		t.Errorf("the server got %v NACKs, want the light viewers' (>= 10)", n)
+	}
+	if n := nan0(rep.Server.RetransmitsHit); !(n >= 10) {
+		t.Errorf("the server retransmitted %v packets, want >= 10", n)
+	}
+	if ll := nan0(l.Light.LossRatio); !(ll < 0.002) {
+		t.Errorf("light loss %.4f after retransmissions, want < 0.2%% (full: %v)", ll, nan0(l.Full.LossRatio))
+	}
+	t.Logf("%s", stdout.String())
+}

@@ -158,6 +158,7 @@ func (sc *runner) newViewerIn(r *room, stable bool, kind string) *viewer {
 	// rest light; churning viewers stay full (their first frames count)
 	if sc.cfg.Light && stable && sc.fullIn[r] >= sc.cfg.FullViewers {
 		v.light = newLightCounter(v, &sc.win)
+		v.light.drop = sc.cfg.lightDrop
 	} else if stable {
 		sc.fullIn[r]++
 	}
