@@ -64,7 +64,8 @@ type Config struct {
 	// destination room (--relays 1) on the second (labnodes.go).
 	Nodes int
 
-	JSON    string // write the report here
+	JSON       string // write the report here
+	CPUProfile string // write the bench's own CPU profile of the (first) window here
 	Command string // the command line, recorded in the report
 
 	// ramp stop conditions (tests may lower them)

@@ -14,6 +14,8 @@ package bench
 import (
 	"context"
 	"math"
+	"os"
+	"runtime/pprof"
 	"time"
 )
 
@@ -123,6 +125,7 @@ func (sc *runner) measureWindow(ctx context.Context, d time.Duration, during fun
 			res.publishing++
 		}
 	}
+	stopProfile := sc.startProfile()
 	cpu0, rx0 := selfCPU(), sc.rxTotal()
 	res.mach0 = readMachineCPU()
 	res.srv0 = sc.tgt.sample(ctx)
@@ -146,6 +149,7 @@ func (sc *runner) measureWindow(ctx context.Context, d time.Duration, during fun
 		after[p] = countersOf(p)
 	}
 	res.benchCPU, res.rxPackets = selfCPU()-cpu0, sc.rxTotal()-rx0
+	stopProfile()
 	res.mach1 = readMachineCPU()
 	res.srv1 = sc.tgt.sample(ctx)
 	cancel()
@@ -225,4 +229,27 @@ func (sc *runner) measureWindow(ctx context.Context, d time.Duration, during fun
 		}
 	}
 	return res, sc.tgt.alive()
+}
+
+// startProfile starts the bench's CPU profile (--cpuprofile) for the
+// first window and returns what stops it.
+func (sc *runner) startProfile() func() {
+	if sc.cfg.CPUProfile == "" || sc.profiled {
+		return func() {}
+	}
+	sc.profiled = true
+	f, err := os.Create(sc.cfg.CPUProfile)
+	if err != nil {
+		sc.prog.logf("cpuprofile: %v", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		sc.prog.logf("cpuprofile: %v", err)
+		_ = f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
 }

@@ -52,6 +52,7 @@ type runner struct {
 	// network the light viewers' sockets are wrapped around
 	fullIn   map[*room]int
 	lightNet transport.Net
+	profiled bool // --cpuprofile: the first window was profiled
 }
 
 // newScenario starts (or reaches) the server and builds the shared API.

@@ -102,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (bench.Config, error) {
 	fs.BoolVar(&cfg.Audio, "audio", d.Audio, "an Opus track (20 ms) besides the video; --audio=false for video only")
 	fs.Float64Var(&cfg.Churn, "churn", 0, "viewer arrivals per second (all rooms) during the run; each stays 2-6 s")
 	fs.StringVar(&cfg.JSON, "json", "", "write the report as JSON to this file")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write the bench's own CPU profile over the (first) window to this file (go tool pprof)")
 	fs.BoolVar(&cfg.Ramp, "ramp", false, "add viewers step by step until loss > 0.5% or p99 > 100 ms; report the capacity")
 	fs.IntVar(&cfg.RampStep, "ramp-step", d.RampStep, "with --ramp: viewers per room added at each step")
 	fs.IntVar(&cfg.RampMax, "ramp-max", d.RampMax, "with --ramp: stop at this many viewers per room")
