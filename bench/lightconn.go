@@ -19,6 +19,7 @@ package bench
 import (
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/pion/transport/v5"
 )
@@ -62,6 +63,7 @@ type lightConn struct {
 	// sorted yet (the candidate's read loop is the only caller)
 	n, next int
 	media   [][]byte // scratch: the batch's media datagrams
+	paced   bool     // the last batch held media: wait lightReadDelay before the next
 }
 
 func newLightConn(udp *net.UDPConn, sink *lightCounter) *lightConn {
@@ -92,6 +94,9 @@ func (c *lightConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 			}
 			return copy(b, p), from, nil
 		}
+		if c.paced && c.sink.pace() {
+			time.Sleep(lightReadDelay)
+		}
 		n, err := c.r.read()
 		if err != nil {
 			return 0, netip.AddrPort{}, err
@@ -104,7 +109,8 @@ func (c *lightConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 				c.media = append(c.media, p)
 			}
 		}
-		if len(c.media) > 0 {
+		c.paced = len(c.media) > 0
+		if c.paced {
 			c.sink.onBatch(c.media, nowNano())
 		}
 	}

@@ -49,7 +49,10 @@ type LightReport struct {
 	FullViewerIDs      []string   `json:"full_viewer_ids"` // the stable full viewers: latency_ms comes from these only
 	Full               LightGroup `json:"full"`
 	Light              LightGroup `json:"light"`
-	Note               string     `json:"note"`
+	// PacketsPerRead: the light viewers' media packets per recvmmsg that
+	// returned any (whole run): how full their batches were
+	PacketsPerRead *float64 `json:"packets_per_read"`
+	Note           string   `json:"note"`
 }
 
 // LightGroup is one kind of viewer's loss figures.
@@ -73,13 +76,18 @@ func (sc *runner) lightReport(w *windowResult) *LightReport {
 		return nil
 	}
 	lr := &LightReport{FullViewersPerRoom: sc.cfg.FullViewers, Full: w.full.report(), Light: w.light.report(), Note: lightNote}
+	var pkts, reads uint64
 	for _, r := range sc.rooms {
 		for _, v := range r.viewerList() {
 			if v.light == nil {
 				lr.FullViewerIDs = append(lr.FullViewerIDs, v.id)
+				continue
 			}
+			pkts += v.light.total.Load()
+			reads += v.light.reads.Load()
 		}
 	}
+	lr.PacketsPerRead = num(ratio(float64(pkts), float64(reads)))
 	slices.Sort(lr.FullViewerIDs)
 	return lr
 }
@@ -90,7 +98,7 @@ func lightRow(l *LightReport) string {
 	if len(l.FullViewerIDs) <= 8 {
 		ids = fmt.Sprint(l.FullViewerIDs)
 	}
-	return fmt.Sprintf("full %d: expected %d, received %d, loss %s | light %d: expected %d, received %d, loss %s (latency from the full viewers %s only)",
+	return fmt.Sprintf("full %d: expected %d, received %d, loss %s | light %d: expected %d, received %d, loss %s, %s packets per read (latency from the full viewers %s only)",
 		l.Full.Viewers, l.Full.PacketsExpected, l.Full.PacketsReceived, pct(l.Full.LossRatio),
-		l.Light.Viewers, l.Light.PacketsExpected, l.Light.PacketsReceived, pct(l.Light.LossRatio), ids)
+		l.Light.Viewers, l.Light.PacketsExpected, l.Light.PacketsReceived, pct(l.Light.LossRatio), f1(l.PacketsPerRead), ids)
 }

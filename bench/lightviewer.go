@@ -261,6 +261,7 @@ type lightCounter struct {
 	win    *window
 
 	total atomic.Uint64 // media packets read (duplicates included)
+	reads atomic.Uint64 // batches that held media
 
 	mu         sync.Mutex
 	streams    []*lightStream // few: one per track, looked up linearly
@@ -292,6 +293,13 @@ func (c *lightCounter) onBatch(pkts [][]byte, now int64) {
 	}
 	c.mu.Unlock()
 	c.total.Add(uint64(len(pkts)))
+	c.reads.Add(1)
+}
+
+// pace reports whether the sockets may wait between reads: once the
+// viewer's first frame was signalled (its arrival time is a figure).
+func (c *lightCounter) pace() bool {
+	return c.viewer == nil || c.viewer.firstFrame.Load() != 0
 }
 
 // onPacket counts one datagram (at least 12 bytes); c.mu is held.
