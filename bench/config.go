@@ -66,7 +66,7 @@ type Config struct {
 
 	JSON       string // write the report here
 	CPUProfile string // write the bench's own CPU profile of the (first) window here
-	Command string // the command line, recorded in the report
+	Command    string // the command line, recorded in the report
 
 	// ramp stop conditions (tests may lower them)
 	RampMaxLoss  float64 // default 0.005
