@@ -113,6 +113,7 @@ func (sc *runner) buildReport(w *windowResult, started time.Time, floorBefore, f
 			JoinToFirstFrameMS: durationSummary(ds),
 		}
 	}
+	r.Light = sc.lightReport(w)
 	r.Targets = targets(r)
 	return r
 }

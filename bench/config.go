@@ -39,6 +39,12 @@ type Config struct {
 
 	JoinConcurrency int // viewers joining at the same time
 
+	// Light: all stable viewers of a room but its first FullViewers are
+	// light viewers (lightviewer.go): real PeerConnections that count the
+	// RTP headers instead of decrypting the media. Loopback runs only.
+	Light       bool
+	FullViewers int // with Light: full viewers per room, at least 1 (0: the default, 5)
+
 	// The network lab (docs/bench.md, "The network lab"): with any of these
 	// the run happens in a netlab lab, the server (--spawn) in its server
 	// namespace and each group of participants in its own client
@@ -58,14 +64,18 @@ type Config struct {
 	// destination room (--relays 1) on the second (labnodes.go).
 	Nodes int
 
-	JSON    string // write the report here
-	Command string // the command line, recorded in the report
+	JSON       string // write the report here
+	CPUProfile string // write the bench's own CPU profile of the (first) window here
+	Command    string // the command line, recorded in the report
 
 	// ramp stop conditions (tests may lower them)
 	RampMaxLoss  float64 // default 0.005
 	RampMaxP99MS float64 // default 100
 
 	floorPackets int // packets per floor run; 0 = floorPackets (tests use fewer)
+	// lightDrop (tests): each light viewer drops the video packets this
+	// returns true for, once each, before counting them
+	lightDrop func(seq uint16) bool
 }
 
 // Defaults are the values zero fields of a Config take.
@@ -81,6 +91,7 @@ var Defaults = Config{
 	RampStep:          25,
 	RampMax:           1000,
 	JoinConcurrency:   8,
+	FullViewers:       5,
 	FirstFrameTimeout: 20 * time.Second,
 	RampMaxLoss:       0.005,
 	RampMaxP99MS:      100,
@@ -102,6 +113,7 @@ func (c *Config) normalize() error {
 	setInt(&c.RampStep, d.RampStep)
 	setInt(&c.RampMax, d.RampMax)
 	setInt(&c.JoinConcurrency, d.JoinConcurrency)
+	setInt(&c.FullViewers, d.FullViewers)
 	if c.Duration == 0 {
 		c.Duration = d.Duration
 	}
@@ -142,6 +154,10 @@ func (c *Config) normalize() error {
 		return errors.New("--ramp-step must be at least 1")
 	case c.JoinConcurrency < 1:
 		return errors.New("--join-concurrency must be at least 1")
+	case c.FullViewers < 1:
+		return errors.New("--full-viewers must be at least 1 (latency and integrity come from the full viewers)")
+	case c.Light && c.LabMode():
+		return errors.New("--light runs on loopback only: the network lab's viewers run in namespaces and follow the clip's frames, which a light viewer cannot see (drop --light, or the lab flags)")
 	}
 	if c.Simulcast && len(c.LayerBitrates) == 0 {
 		c.LayerBitrates = DefaultLayerBitrates

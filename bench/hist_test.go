@@ -85,15 +85,17 @@ func TestConfigNormalize(t *testing.T) {
 	if err := c.normalize(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Rooms != 1 || c.Publishers != 1 || c.VideoBitrate != 1_500_000 || c.FPS != 30 || c.Duration != 10*time.Second {
+	if c.Rooms != 1 || c.Publishers != 1 || c.VideoBitrate != 1_500_000 || c.FPS != 30 || c.Duration != 10*time.Second || c.FullViewers != 5 {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	for name, bad := range map[string]Config{
-		"no target":      {},
-		"both targets":   {Spawn: "x", URL: "http://127.0.0.1:1", Secret: "s"},
-		"url no secret":  {URL: "http://127.0.0.1:1"},
-		"relays > rooms": {Spawn: "x", Rooms: 2, Relays: 2},
-		"short window":   {Spawn: "x", Duration: time.Millisecond},
+		"no target":        {},
+		"both targets":     {Spawn: "x", URL: "http://127.0.0.1:1", Secret: "s"},
+		"url no secret":    {URL: "http://127.0.0.1:1"},
+		"relays > rooms":   {Spawn: "x", Rooms: 2, Relays: 2},
+		"short window":     {Spawn: "x", Duration: time.Millisecond},
+		"light in the lab": {Spawn: "x", Light: true, Lab: true},
+		"no full viewer":   {Spawn: "x", Light: true, FullViewers: -1},
 	} {
 		if err := bad.normalize(); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -14,6 +14,8 @@ package bench
 import (
 	"context"
 	"math"
+	"os"
+	"runtime/pprof"
 	"time"
 )
 
@@ -53,6 +55,9 @@ type windowResult struct {
 	mach0, mach1       machineCPU
 
 	relayDelivered map[*relayLink][2]uint64 // received, expected
+
+	// --light: the loss figures of each kind of viewer (lightreport.go)
+	full, light groupFigures
 }
 
 func (w *windowResult) lossRatio() float64 {
@@ -73,8 +78,13 @@ func (sc *runner) allTracks() []*trackStats {
 
 func (sc *runner) rxTotal() uint64 {
 	var n uint64
-	for _, t := range sc.allTracks() {
-		n += t.packets.Load()
+	for _, v := range sc.viewers() {
+		if v.light != nil {
+			n += v.light.total.Load()
+		}
+		for _, t := range v.trackList() {
+			n += t.packets.Load()
+		}
 	}
 	return n
 }
@@ -115,6 +125,7 @@ func (sc *runner) measureWindow(ctx context.Context, d time.Duration, during fun
 			res.publishing++
 		}
 	}
+	stopProfile := sc.startProfile()
 	cpu0, rx0 := selfCPU(), sc.rxTotal()
 	res.mach0 = readMachineCPU()
 	res.srv0 = sc.tgt.sample(ctx)
@@ -138,6 +149,7 @@ func (sc *runner) measureWindow(ctx context.Context, d time.Duration, during fun
 		after[p] = countersOf(p)
 	}
 	res.benchCPU, res.rxPackets = selfCPU()-cpu0, sc.rxTotal()-rx0
+	stopProfile()
 	res.mach1 = readMachineCPU()
 	res.srv1 = sc.tgt.sample(ctx)
 	cancel()
@@ -172,14 +184,21 @@ func (sc *runner) measureWindow(ctx context.Context, d time.Duration, during fun
 		res.stableViewers += len(rs.viewers)
 		res.sources += len(rs.sources)
 		for _, v := range rs.viewers {
+			if v.light != nil {
+				res.addLight(v, rs.sources, sentBy)
+				continue
+			}
 			got := map[string]uint64{}
 			for _, t := range v.trackList() {
 				got[t.streamID] += t.winPackets.Load()
 			}
+			res.full.viewers++
 			for id, s := range rs.sources {
 				exp := sentBy(s.pub)
 				res.expected += exp
 				res.received += min(got[id], exp)
+				res.full.expected += exp
+				res.full.received += min(got[id], exp)
 				if s.relayed {
 					if l := links[[2]*room{s.pub.room, r}]; l != nil {
 						dv := res.relayDelivered[l]
@@ -194,6 +213,9 @@ func (sc *runner) measureWindow(ctx context.Context, d time.Duration, during fun
 	// Latency: every viewer's packets sent in the window (churning
 	// viewers' too), split by whether the source is relayed.
 	for _, v := range sc.viewers() {
+		if v.light != nil {
+			res.dups += v.light.dups()
+		}
 		for _, t := range v.trackList() {
 			var s HistSnap
 			t.win.Snapshot(&s)
@@ -207,4 +229,27 @@ func (sc *runner) measureWindow(ctx context.Context, d time.Duration, during fun
 		}
 	}
 	return res, sc.tgt.alive()
+}
+
+// startProfile starts the bench's CPU profile (--cpuprofile) for the
+// first window and returns what stops it.
+func (sc *runner) startProfile() func() {
+	if sc.cfg.CPUProfile == "" || sc.profiled {
+		return func() {}
+	}
+	sc.profiled = true
+	f, err := os.Create(sc.cfg.CPUProfile)
+	if err != nil {
+		sc.prog.logf("cpuprofile: %v", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		sc.prog.logf("cpuprofile: %v", err)
+		_ = f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
 }

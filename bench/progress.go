@@ -149,6 +149,11 @@ func (p *progress) sample(sc *runner) *liveState {
 		s.rx += t.packets.Load()
 		t.all.Snapshot(&s.hist)
 	}
+	for _, v := range sc.viewers() {
+		if v.light != nil {
+			s.rx += v.light.total.Load()
+		}
+	}
 	if sc.tgt.proc != nil && !sc.tgt.proc.exited() {
 		if c, err := procCPU(sc.tgt.proc.pid); err == nil {
 			s.srvCPU = c.Seconds()

@@ -59,6 +59,11 @@ func (r *room) viewerList() []*viewer {
 func (r *room) firstPacketFrom(streamID string) time.Time {
 	var first int64
 	for _, v := range r.viewerList() {
+		if v.light != nil {
+			if f := v.light.firstFrom(streamID); f != 0 && (first == 0 || f < first) {
+				first = f
+			}
+		}
 		for _, t := range v.trackList() {
 			if t.streamID != streamID {
 				continue

@@ -37,6 +37,8 @@ type Report struct {
 	PacketsReceived uint64   `json:"packets_received"`
 	LossRatio       *float64 `json:"loss_ratio"`
 	Duplicates      uint64   `json:"duplicates"`
+	// Light: with --light, the full and the light viewers apart
+	Light *LightReport `json:"light,omitempty"`
 
 	LatencyMS          Percentiles  `json:"latency_ms"`
 	RelayLatencyMS     *Percentiles `json:"relay_latency_ms,omitempty"`

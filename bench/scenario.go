@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/relaysfu/relayd/client"
@@ -47,6 +48,11 @@ type runner struct {
 	step        int     // ramp step of the viewers being added
 	rssBaseline float64 // server RSS before any viewer, bytes
 	cipher      string  // the SRTP profile negotiated with the viewers
+	// --light: the full viewers made so far in each room, and the
+	// network the light viewers' sockets are wrapped around
+	fullIn   map[*room]int
+	lightNet transport.Net
+	profiled bool // --cpuprofile: the first window was profiled
 }
 
 // newScenario starts (or reaches) the server and builds the shared API.
@@ -68,6 +74,7 @@ func newScenario(ctx context.Context, cfg Config, prog *progress) (*runner, erro
 		prog:        prog,
 		rssBaseline: math.NaN(),
 		relayStates: map[*room]string{},
+		fullIn:      map[*room]int{},
 	}
 	for i := 0; i < cfg.Rooms; i++ {
 		sc.rooms = append(sc.rooms, &room{idx: i, name: fmt.Sprintf("%s-r%d", sc.runID, i), sources: map[string]*source{}})
@@ -148,6 +155,14 @@ func (sc *runner) newViewerIn(r *room, stable bool, kind string) *viewer {
 	sc.nextViewer++
 	v := newViewer(fmt.Sprintf("%s-%s%d", r.name, kind, sc.nextViewer), r, stable, &sc.win)
 	v.step = sc.step
+	// --light: a room's first FullViewers stable viewers are full, the
+	// rest light; churning viewers stay full (their first frames count)
+	if sc.cfg.Light && stable && sc.fullIn[r] >= sc.cfg.FullViewers {
+		v.light = newLightCounter(v, &sc.win)
+		v.light.drop = sc.cfg.lightDrop
+	} else if stable {
+		sc.fullIn[r]++
+	}
 	sc.all = append(sc.all, v)
 	return v
 }
@@ -157,7 +172,11 @@ func (sc *runner) joinViewer(ctx context.Context, v *viewer) error {
 	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
 	defer cancel()
 	tok, err := sc.tgt.mint.token(ctx, v.id, v.room.name, "viewer")
-	if err == nil {
+	switch {
+	case err != nil:
+	case v.light != nil:
+		err = sc.lightJoin(ctx, v, tok)
+	default:
 		err = v.join(ctx, sc.tgt.baseURL, sc.api, tok)
 	}
 	if err != nil {

@@ -28,6 +28,9 @@ func printTable(w io.Writer, r *Report) {
 
 	row("packets", "sent %d, expected at viewers %d, received %d, loss %s, duplicates %d",
 		r.PacketsSent, r.PacketsExpected, r.PacketsReceived, pct(r.LossRatio), r.Duplicates)
+	if r.Light != nil {
+		row("", "%s", lightRow(r.Light))
+	}
 	row("latency", "%s", pcts(r.LatencyMS, true))
 	row("join", "socket %s | joined %s | first packet %s | first frame %s (from socket open)",
 		p50p99(r.ConnectMS), p50p99(r.JoinedMS), p50p99(r.JoinToFirstPacketMS), p50p99(r.JoinToFirstFrameMS))

@@ -34,6 +34,9 @@ type viewer struct {
 	// ice, set before join, holds the ICE servers and policy of a viewer
 	// forced onto TURN (labtransport.go); zero: host candidates only
 	ice client.Options
+	// light, set before join (--light): the viewer counts RTP headers
+	// instead of reading tracks (lightviewer.go); nil: a full viewer
+	light *lightCounter
 
 	c           *client.Client
 	dialStart   time.Time
@@ -66,6 +69,9 @@ func (v *viewer) join(ctx context.Context, base string, api *webrtc.API, tok str
 	v.mu.Lock()
 	v.c = c
 	v.mu.Unlock()
+	if v.light != nil {
+		v.light.start(c.SubscriberPC)
+	}
 	res, err := v.joinVersion(ctx, c, v.v11)
 	if err != nil {
 		return err
@@ -155,6 +161,9 @@ func (v *viewer) close() {
 	}
 	if c := v.client(); c != nil {
 		_ = c.Close()
+	}
+	if v.light != nil {
+		v.light.close()
 	}
 	v.mu.Lock()
 	r := v.layers

@@ -102,10 +102,13 @@ func parseFlags(args []string, stderr io.Writer) (bench.Config, error) {
 	fs.BoolVar(&cfg.Audio, "audio", d.Audio, "an Opus track (20 ms) besides the video; --audio=false for video only")
 	fs.Float64Var(&cfg.Churn, "churn", 0, "viewer arrivals per second (all rooms) during the run; each stays 2-6 s")
 	fs.StringVar(&cfg.JSON, "json", "", "write the report as JSON to this file")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write the bench's own CPU profile over the (first) window to this file (go tool pprof)")
 	fs.BoolVar(&cfg.Ramp, "ramp", false, "add viewers step by step until loss > 0.5% or p99 > 100 ms; report the capacity")
 	fs.IntVar(&cfg.RampStep, "ramp-step", d.RampStep, "with --ramp: viewers per room added at each step")
 	fs.IntVar(&cfg.RampMax, "ramp-max", d.RampMax, "with --ramp: stop at this many viewers per room")
 	fs.IntVar(&cfg.JoinConcurrency, "join-concurrency", d.JoinConcurrency, "viewers joining at the same time")
+	fs.BoolVar(&cfg.Light, "light", false, "all viewers of a room but the first --full-viewers are light: real PeerConnections (ICE, DTLS) that count RTP headers instead of decrypting the media; latency from the full viewers only (loopback runs, not the lab)")
+	fs.IntVar(&cfg.FullViewers, "full-viewers", d.FullViewers, "with --light: full viewers per room (at least 1), which the latency and payload checks come from")
 	fs.BoolVar(&cfg.Lab, "lab", false, "run in the network lab (needs root and --spawn) even without a profile: --viewers is the healthy group")
 	fs.Func("viewer-net", "lab: a group of N viewers behind a network PROFILE, N:PROFILE, e.g. 20:cap=600kbit,loss=2% or 10:udp=blocked,transport=tcp (repeatable); the bench's own keys: transport=udp|tcp|turn-udp|turn-tcp|turn-tls (forces the group's path), at=D (the profile applies D into the window), lift=D (lifted D into the window), dest (the group watches the --relays 1 destination room), quality=low|medium|high (--simulcast: the viewers ask for at most that layer)", func(s string) error {
 		vn, err := bench.ParseViewerNet(s)
