@@ -141,7 +141,7 @@ func TestProbe(t *testing.T) {
 		{"cut during the probe: stop, back off twice as long", probeState{Active: true, Start: at(0), Goal: 1_900_000, Backoff: int64(2 * time.Second), Streak: 2},
 			at(500), bweState{Estimate: 600_000, LastDecrease: at(400)}, 1_900_000,
 			func(p probeState) bool {
-				return !p.Active && p.Until == at(2500) && p.Backoff == int64(4*time.Second) && p.Streak == 0
+				return !p.Active && p.Until == at(2500) && p.Backoff == int64(probeBackoffMax) && p.Streak == 0
 			}},
 		{"goal reached: stop, the next step at once", probeState{Active: true, Start: at(0), Goal: 1_000_000, Backoff: int64(8 * time.Second)},
 			at(500), bweState{Estimate: 920_000, LastDecrease: at(-5000)}, 1_900_000,
