@@ -153,6 +153,7 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 		return APIs{}, nil, fmt.Errorf("sfu: MediaConfig.UDPConn is required")
 	}
 	se := webrtc.SettingEngine{}
+	se.LoggerFactory = newPionLoggers()
 	conn := cfg.UDPConn
 	var bc *batchConn
 	if u, ok := conn.(*net.UDPConn); ok && !cfg.NoBatch {
