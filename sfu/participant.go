@@ -130,7 +130,7 @@ func subscriberBWE(role Role) *bwe {
 	if role == RoleRelay {
 		return nil
 	}
-	return &bwe{}
+	return newBWE()
 }
 
 // key separates a relay participant from a direct one of the same identity.
