@@ -145,6 +145,9 @@ type APIs struct {
 	MuxConn func(ufrag string) (net.PacketConn, error)
 	// RelayTransport is MediaConfig.RelayTransport.
 	RelayTransport func(ip net.IP, port int) string
+	// certs is the DTLS certificate the PCs share (cert.go); nil: pion
+	// makes one per PC.
+	certs *certs
 }
 
 // NewAPI builds the server's webrtc.APIs. The returned closer stops the ICE
@@ -209,7 +212,7 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 			return APIs{}, nil, fmt.Errorf("public ip: %w", err)
 		}
 	}
-	apis := APIs{RelayTransport: cfg.RelayTransport}
+	apis := APIs{RelayTransport: cfg.RelayTransport, certs: newCerts()}
 	if bc != nil {
 		apis.Flush = bc.flush
 	}
