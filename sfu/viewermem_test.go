@@ -12,7 +12,8 @@ import (
 
 // viewerHeapProfile names the heap profiles BenchmarkViewerMemory writes
 // while its viewers are connected: NAME.before (the room with its
-// publisher only) and NAME.after (with the viewers), so that
+// publisher only) and NAME.after (with the viewers), and the goroutines
+// then (NAME.before.goroutines, NAME.after.goroutines), so that
 //
 //	go tool pprof -sample_index=inuse_space -base NAME.before NAME.after
 //
@@ -95,6 +96,17 @@ func memNow(b *testing.B, stage string) memSample {
 			b.Fatal(err)
 		}
 		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+		// And the goroutines, grouped by stack (debug=1): whose they are.
+		g, err := os.Create(*viewerHeapProfile + "." + stage + ".goroutines")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.Lookup("goroutine").WriteTo(g, 1); err != nil {
+			b.Fatal(err)
+		}
+		if err := g.Close(); err != nil {
 			b.Fatal(err)
 		}
 	}
