@@ -11,6 +11,7 @@ import (
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/sdp/v3"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/relaysfu/relayd/internal/codec"
@@ -144,6 +145,9 @@ type APIs struct {
 	MuxConn func(ufrag string) (net.PacketConn, error)
 	// RelayTransport is MediaConfig.RelayTransport.
 	RelayTransport func(ip net.IP, port int) string
+	// certs is the DTLS certificate the PCs share (cert.go); nil: pion
+	// makes one per PC.
+	certs *certs
 }
 
 // NewAPI builds the server's webrtc.APIs. The returned closer stops the ICE
@@ -152,14 +156,33 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 	if cfg.UDPConn == nil {
 		return APIs{}, nil, fmt.Errorf("sfu: MediaConfig.UDPConn is required")
 	}
+	// One list of the host's network interfaces for every ICE agent and
+	// the UDP mux, read here once: pion's default (a stdnet.Net per
+	// PeerConnection) reads the list again for every PC and keeps its
+	// copy as long as the PC lives (~8 KiB per subscriber PC, most of it
+	// the netlink dump). Risk: an interface or address that appears or
+	// changes after startup is not offered to later PCs until a restart.
+	// Little changes in practice: the UDP mux's host candidates were
+	// already the addresses it listed once at its creation (pion's
+	// UDPMuxDefault on an unspecified address); what the shared list
+	// freezes too is ICE-TCP's host candidates (icetcp.go). A server whose
+	// addresses move should set PublicIP or be restarted with them.
+	ifaces, err := stdnet.NewNet()
+	if err != nil {
+		return APIs{}, nil, fmt.Errorf("network interfaces: %w", err)
+	}
 	se := webrtc.SettingEngine{}
+	loggers := newPionLoggers()
+	se.LoggerFactory = loggers
+	se.SetNet(ifaces)
 	conn := cfg.UDPConn
 	var bc *batchConn
 	if u, ok := conn.(*net.UDPConn); ok && !cfg.NoBatch {
 		bc = newBatchConn(u) // sendmmsg: see batchconn.go
 		conn = bc
 	}
-	icemux := webrtc.NewICEUDPMux(nil, conn)
+	// webrtc.NewICEUDPMux, with the shared list and logger.
+	icemux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn, Logger: loggers.NewLogger("ice"), Net: ifaces})
 	var mux io.Closer = icemux
 	se.SetICEUDPMux(icemux)
 	if bc != nil {
@@ -189,7 +212,7 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 			return APIs{}, nil, fmt.Errorf("public ip: %w", err)
 		}
 	}
-	apis := APIs{RelayTransport: cfg.RelayTransport}
+	apis := APIs{RelayTransport: cfg.RelayTransport, certs: newCerts()}
 	if bc != nil {
 		apis.Flush = bc.flush
 	}

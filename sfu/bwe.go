@@ -185,19 +185,30 @@ func nextEstimate(s bweState, x bweSample) bweState {
 	return s
 }
 
-// sendHistorySize is the packets remembered for feedback: 2 s at 1,000
-// packets a second (several video tracks at full rate). Feedback comes
-// within 100-200 ms.
-const sendHistorySize = 2048
+// sendHistorySize is the packets remembered for feedback; a power of two
+// (it divides the 65,536 transport-wide sequence numbers, so a slot is
+// seq's whatever the wrap). A packet must stay until the report that
+// covers it arrives: browsers send TWCC feedback every 50-100 ms, and it
+// takes one RTT (up to ~300 ms on a poor link) to come back, so ~400 ms.
+// At the rates sent to one subscriber: a 1.5 Mbit/s stream with its audio
+// is ~200 packets/s (1,024 packets: 5 s); while probing, padding adds up
+// to 750 packets/s (probe.go: 15 padding packets every 20 ms to make up
+// 1.5 Mbit/s), ~950 packets/s in all (1,024: ~1.1 s, 2.5x the 400 ms). A
+// packet already overwritten when its report comes is skipped (lookup
+// checks the slot's seq), not misread. 2,048 held 16 KiB per subscriber
+// for nothing.
+const sendHistorySize = 1024
 
 // sendHistory records, per transport-wide sequence number, when a packet
 // left and its size. Writers of every down track of the PC record (each
 // under its own sequence number, so in slots of their own); the RTCP
 // reader reads. Each slot is one atomic word: seq (16 bits) | size (12
-// bits) | send time in µs (36 bits: 19 hours, compared modulo).
+// bits) | send time in µs (36 bits: 19 hours, compared modulo). The slots
+// are allocated on their own (newBWE): 8 KiB, a size class exactly, where
+// inside bwe they would round bwe up to the next class (9.5 KiB).
 type sendHistory struct {
 	next  atomic.Uint32
-	slots [sendHistorySize]atomic.Uint64
+	slots *[sendHistorySize]atomic.Uint64
 }
 
 const (
@@ -211,12 +222,12 @@ func (h *sendHistory) take() uint16 { return uint16(h.next.Add(1) - 1) }
 // record notes packet seq of size bytes sent now.
 func (h *sendHistory) record(seq uint16, size int, now int64) {
 	us := uint64(now/1000) & histTimeMask
-	h.slots[int(seq)%sendHistorySize].Store(uint64(seq)<<48 | uint64(min(size, 4095))<<histTimeBits | us)
+	h.slots[seq%sendHistorySize].Store(uint64(seq)<<48 | uint64(min(size, 4095))<<histTimeBits | us)
 }
 
 // lookup returns packet seq's send time (µs, modulo 2^36) and size.
 func (h *sendHistory) lookup(seq uint16) (us int64, size int, ok bool) {
-	v := h.slots[int(seq)%sendHistorySize].Load()
+	v := h.slots[seq%sendHistorySize].Load()
 	if v == 0 || uint16(v>>48) != seq {
 		return 0, 0, false
 	}
@@ -224,7 +235,7 @@ func (h *sendHistory) lookup(seq uint16) (us int64, size int, ok bool) {
 }
 
 // bwe is one subscriber PC's estimator: the send history its down tracks
-// record into, and the state its RTCP readers update.
+// record into, and the state its RTCP readers update. Make it with newBWE.
 type bwe struct {
 	hist sendHistory
 
@@ -237,6 +248,11 @@ type bwe struct {
 	rtxBits  float64 // retransmission budget left (rtxShare of the estimate, refilled)
 	rtxAt    int64   // Now() of its last refill
 
+}
+
+// newBWE makes an estimator with an empty send history.
+func newBWE() *bwe {
+	return &bwe{hist: sendHistory{slots: new([sendHistorySize]atomic.Uint64)}}
 }
 
 // estimate returns the estimate in bit/s, and false before any feedback.

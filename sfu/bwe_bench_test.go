@@ -67,7 +67,7 @@ func BenchmarkSendSideGCC(b *testing.B) {
 // BenchmarkSendSideHistory: the same for bwe.go: a transport-wide
 // sequence number and a record per packet; no goroutine.
 func BenchmarkSendSideHistory(b *testing.B) {
-	var e bwe
+	e := newBWE()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -89,7 +89,7 @@ func BenchmarkFanoutTWCC(b *testing.B) {
 			ws := make([]*fakeWriter, n)
 			for i := range ws {
 				ws[i] = &fakeWriter{}
-				d := NewDownTrack(DownTrackParams{Up: up, StreamID: "alice", Logger: up.log, Metrics: m, bwe: &bwe{}})
+				d := NewDownTrack(DownTrackParams{Up: up, StreamID: "alice", Logger: up.log, Metrics: m, bwe: newBWE()})
 				if _, err := d.Bind(fakeContext{
 					codecs: []webrtc.RTPCodecParameters{{RTPCodecCapability: vp8, PayloadType: 100}},
 					ssrc:   webrtc.SSRC(i + 1), w: ws[i],

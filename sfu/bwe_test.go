@@ -191,7 +191,7 @@ func TestProbe(t *testing.T) {
 // packets, the delivered rate over the arrival span, the queuing delay
 // above the minimum.
 func TestBWESample(t *testing.T) {
-	var b bwe
+	b := newBWE()
 	base := 50_000 * ms
 	for i := 0; i < 10; i++ { // 10 packets of 1000 bytes, 10 ms apart
 		seq := b.hist.take()
@@ -235,7 +235,7 @@ func TestBWESample(t *testing.T) {
 // Retransmissions take at most 30% of the estimate (a second's worth at
 // once); before an estimate, all pass.
 func TestRetransmitBudget(t *testing.T) {
-	var b bwe
+	b := newBWE()
 	now := 10_000 * ms
 	if !b.allowRetransmit(1200, now) {
 		t.Fatal("refused before any estimate")
@@ -254,5 +254,36 @@ func TestRetransmitBudget(t *testing.T) {
 	}
 	if !b.allowRetransmit(1000, now+1100*ms) { // 24,000 bits refilled
 		t.Fatal("not refilled")
+	}
+}
+
+// The send history keeps the last sendHistorySize packets, across the
+// wrap of the transport-wide sequence number, and never answers for a
+// packet whose slot a newer one took.
+func TestSendHistoryKeepsTheLast(t *testing.T) {
+	b := newBWE()
+	b.hist.next.Store(65536 - 100) // wraps 100 packets in
+	const sent = 3 * sendHistorySize
+	var first, last uint16
+	for i := range sent {
+		seq := b.hist.take()
+		if i == 0 {
+			first = seq
+		}
+		last = seq
+		b.hist.record(seq, 100+i%1000, int64(i)*1000)
+	}
+	for back := range sendHistorySize {
+		seq := last - uint16(back)
+		us, size, ok := b.hist.lookup(seq)
+		i := sent - 1 - back
+		if !ok || us != int64(i) || size != 100+i%1000 {
+			t.Fatalf("seq %d (%d back): %d µs, %d bytes, %v; want %d µs, %d bytes", seq, back, us, size, ok, i, 100+i%1000)
+		}
+	}
+	for _, seq := range []uint16{last - sendHistorySize, first} {
+		if _, _, ok := b.hist.lookup(seq); ok {
+			t.Errorf("seq %d found, its slot was taken since", seq)
+		}
 	}
 }

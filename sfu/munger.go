@@ -54,10 +54,20 @@ const (
 	dropStale
 )
 
-// Sizes of the NACK history. 512 video packets are ~3 s at 1.5 Mbit/s, as
-// long as a retransmission is still useful; audio is rarely NACKed.
+// Sizes of the NACK history, 16 bytes an entry, per down track. Video:
+// 256 packets are 1.6 s at 1.5 Mbit/s (~156 packets/s of ~1,200 bytes),
+// 1 s at 2.5 Mbit/s. A viewer NACKs a gap one packet after it sees it and
+// again about every RTT; the answer must come before the frame's playout
+// time, a few hundred ms for real-time video, so a retransmission more
+// than a second late only costs bandwidth (the viewer asks for a
+// keyframe). 512 (3.3 s at 1.5 Mbit/s) took 8 KiB per video down track
+// for the second half of that. Beyond the history a NACK goes unanswered
+// and counts as relayd_retransmits_total{result="miss"}. The up track's
+// Cache (uptrack.go) keeps 512 packets of each layer, so every entry here
+// still finds its packet.
+// Audio is rarely NACKed (64 packets: 1.3 s of 20 ms Opus).
 const (
-	videoHistory = 512
+	videoHistory = 256
 	audioHistory = 64
 )
 

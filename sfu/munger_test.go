@@ -118,13 +118,15 @@ func TestMungerHistory(t *testing.T) {
 			t.Fatalf("ext %d dropped: %v", ext, d)
 		}
 	}
-	// out = ext + 999; the last 512 are remembered, older ones are not
+	// out = ext + 999; the last videoHistory (256) are remembered, older
+	// ones are not
 	for _, tc := range []struct {
 		out  uint16
 		ext  uint64
 		want bool
 	}{
-		{1599, 600, true}, {1088, 89, true}, {1087, 88, false}, {1000, 1, false}, {2000, 0, false},
+		{1599, 600, true}, {1599 - videoHistory + 1, 600 - videoHistory + 1, true},
+		{1599 - videoHistory, 600 - videoHistory, false}, {1000, 1, false}, {2000, 0, false},
 	} {
 		sp, ok := m.upstream(tc.out)
 		ext := sp.ext

@@ -93,6 +93,9 @@ type Participant struct {
 	retryPending bool // a refused offer will be sent again
 	retryTimer   *time.Timer
 	remoteCands  map[Target][]webrtc.ICECandidateInit
+	// ownCert: the subscriber PC was replaced once (replaceSubscriber);
+	// every later one gets a certificate of its own (cert.go).
+	ownCert bool
 	// icerestart.go: the session is held (no offers), and an ICE restart
 	// waits for the answer to the offer that was out.
 	subHeld        bool
@@ -130,7 +133,7 @@ func subscriberBWE(role Role) *bwe {
 	if role == RoleRelay {
 		return nil
 	}
-	return &bwe{}
+	return newBWE()
 }
 
 // key separates a relay participant from a direct one of the same identity.

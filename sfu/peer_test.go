@@ -18,7 +18,7 @@ import (
 // the server runs it, and pion clients.
 
 // newLoopbackSFU is an SFU with its media on a loopback UDP port.
-func newLoopbackSFU(t *testing.T, cfg Config) *SFU {
+func newLoopbackSFU(t testing.TB, cfg Config) *SFU {
 	t.Helper()
 	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -40,7 +40,7 @@ func newLoopbackSFU(t *testing.T, cfg Config) *SFU {
 
 // clientAPI is a pion client's API on loopback, with pion's default codecs
 // and interceptors.
-func clientAPI(t *testing.T) *webrtc.API {
+func clientAPI(t testing.TB) *webrtc.API {
 	t.Helper()
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
@@ -75,7 +75,7 @@ func waitLong(t testing.TB, what string, cond func() bool) {
 // client answering the offer request with an error does), counts the
 // packets it receives, and records its events.
 type peer struct {
-	t        *testing.T
+	t        testing.TB
 	api      *webrtc.API
 	sub      *webrtc.PeerConnection
 	p        *Participant
@@ -91,7 +91,7 @@ type peer struct {
 	refused int // offers refused
 }
 
-func newPeer(t *testing.T, refuse int) *peer {
+func newPeer(t testing.TB, refuse int) *peer {
 	t.Helper()
 	c := &peer{t: t, api: clientAPI(t), offers: make(chan string, 64), done: make(chan struct{}), refuse: refuse}
 	sub, err := c.api.NewPeerConnection(webrtc.Configuration{})
