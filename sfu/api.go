@@ -145,9 +145,6 @@ type APIs struct {
 	MuxConn func(ufrag string) (net.PacketConn, error)
 	// RelayTransport is MediaConfig.RelayTransport.
 	RelayTransport func(ip net.IP, port int) string
-	// certs is the DTLS certificate the PCs share (cert.go); nil: pion
-	// makes one per PC.
-	certs *certs
 }
 
 // NewAPI builds the server's webrtc.APIs. The returned closer stops the ICE
@@ -212,7 +209,7 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 			return APIs{}, nil, fmt.Errorf("public ip: %w", err)
 		}
 	}
-	apis := APIs{RelayTransport: cfg.RelayTransport, certs: newCerts()}
+	apis := APIs{RelayTransport: cfg.RelayTransport}
 	if bc != nil {
 		apis.Flush = bc.flush
 	}

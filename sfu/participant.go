@@ -93,9 +93,6 @@ type Participant struct {
 	retryPending bool // a refused offer will be sent again
 	retryTimer   *time.Timer
 	remoteCands  map[Target][]webrtc.ICECandidateInit
-	// ownCert: the subscriber PC was replaced once (replaceSubscriber);
-	// every later one gets a certificate of its own (cert.go).
-	ownCert bool
 	// icerestart.go: the session is held (no offers), and an ICE restart
 	// waits for the answer to the offer that was out.
 	subHeld        bool

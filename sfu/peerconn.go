@@ -34,14 +34,9 @@ func (p *Participant) newPC(t Target) (*webrtc.PeerConnection, error) {
 	if t == TargetPublisher {
 		api = p.room.sfu.cfg.API.Publisher
 	}
-	cert, err := p.certFor(t)
-	if err != nil {
-		return nil, err
-	}
 	pc, err := api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
 		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
-		Certificates:  cert,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
@@ -59,28 +54,6 @@ func (p *Participant) newPC(t Target) (*webrtc.PeerConnection, error) {
 		}
 	})
 	return pc, nil
-}
-
-// certFor returns the DTLS certificate of a new PC of target t: the
-// server's shared one (cert.go), or, for a subscriber PC that replaces
-// another, one of its own, so that the client sees another a=fingerprint
-// and answers on a new PC (docs/protocol.md). nil: pion makes one.
-func (p *Participant) certFor(t Target) ([]webrtc.Certificate, error) {
-	c := p.room.sfu.cfg.API.certs
-	var cert webrtc.Certificate
-	var err error
-	switch {
-	case c == nil:
-		return nil, nil
-	case t == TargetSubscriber && p.ownCert:
-		cert, err = newCertificate()
-	default:
-		cert, err = c.shared()
-	}
-	if err != nil {
-		return nil, err
-	}
-	return []webrtc.Certificate{cert}, nil
 }
 
 // ValidateCandidate reports whether c is a candidate line pion accepts;

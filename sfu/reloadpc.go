@@ -172,7 +172,6 @@ func (p *Participant) replaceSubscriber() {
 	clear(p.down)
 	old := p.sub
 	p.sub = nil
-	p.ownCert = true // the client must see another a=fingerprint
 	p.subConnected = false
 	p.offerSettled()
 	p.restartPending = false
