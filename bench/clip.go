@@ -255,6 +255,7 @@ type clipLayer struct {
 	active    func() bool
 	keyWanted func() bool
 	fb        *layerFeedback // simulcast: its RTCP counts
+	dropped   func() int64   // simulcast: what the layer track dropped; nil: none
 
 	packets, winPackets   atomic.Int64
 	winKeyframes, winKeyR atomic.Int64

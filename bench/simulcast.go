@@ -111,7 +111,7 @@ func newSimulcastClipPublisher(streamID string, fps int, bitrates []int, audio b
 		lt.SetRTCPHandler(fb)
 		p.layers = append(p.layers, &clipLayer{
 			rid: rids[i], clip: clip, bitrate: bitrates[i], write: lt.WriteRTP,
-			active: lt.Active, keyWanted: lt.KeyframeWanted, fb: fb,
+			active: lt.Active, keyWanted: lt.KeyframeWanted, fb: fb, dropped: lt.Dropped,
 		})
 	}
 	if err := p.addAudio(streamID, audio); err != nil {
@@ -183,6 +183,10 @@ type layerFigures struct {
 	Keyframes          int64   `json:"keyframes"`
 	KeyframesOnRequest int64   `json:"keyframes_on_request"`
 	ActiveShare        float64 `json:"active_share"` // share of the window it was sent (dynacast)
+	// Dropped: packets the client's layer track dropped since it was made
+	// (inactive, or written before its mid and rid extensions were
+	// negotiated): a layer the server never receives shows here.
+	Dropped int64 `json:"dropped"`
 }
 
 // layerFiguresOf reads the layers' window figures at now.
@@ -194,6 +198,9 @@ func (p *clipPublisher) layerFiguresOf(now int64, secs float64) []layerFigures {
 	for _, l := range p.layers {
 		f := layerFigures{RID: l.rid, BitrateBps: l.bitrate, Packets: l.winPackets.Load(),
 			Keyframes: l.winKeyframes.Load(), KeyframesOnRequest: l.winKeyR.Load()}
+		if l.dropped != nil {
+			f.Dropped = l.dropped()
+		}
 		if secs > 0 {
 			f.ActiveShare = min(1, l.activeInWindow(now, p.win).Seconds()/secs)
 		}
