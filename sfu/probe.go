@@ -55,6 +55,13 @@ type probeState struct {
 	Backoff int64 // ns to wait after a failed probe
 	Until   int64 // no probe before this Now()
 	Streak  int   // probes in a row that got through (the next steps are bigger)
+	// Ceiling is the goal of the last probe the link did not carry (0:
+	// none): later probes go no higher until one at it gets through (the
+	// cap is gone). Without it, each step that got through was followed
+	// by a doubled one into the same cap: in the lab, a viewer capped at
+	// 300 kbit/s probed 260 kbit/s (through), then 520 (a queue of ~200
+	// ms: its 180p layer lost packets and froze 7-10% of the time).
+	Ceiling int
 }
 
 // nextProbe decides whether to probe: want is the estimate the layer
@@ -71,11 +78,15 @@ func nextProbe(s probeState, now int64, est bweState, want int) probeState {
 			s.Until = now + s.Backoff
 			s.Backoff = min(s.Backoff*2, int64(probeBackoffMax))
 			s.Streak = 0
+			s.Ceiling = s.Goal
 		case est.Estimate >= s.Goal*9/10 || want == 0: // it did (or nothing is wanted any more): the next step may follow at once
 			s.Active = false
 			s.Backoff = int64(probeBackoffMin)
 			s.Until = now
 			s.Streak++
+			if s.Goal >= s.Ceiling {
+				s.Ceiling = 0 // through at the ceiling: the cap is gone
+			}
 		case now-s.Start >= int64(probeDuration):
 			s.Active = false
 			s.Until = now + s.Backoff
@@ -93,7 +104,13 @@ func nextProbe(s probeState, now int64, est bweState, want int) probeState {
 		if s.Streak > 0 {
 			step = known * 2 // the last step got through: the link has room, climb faster
 		}
-		s.Active, s.Start, s.Goal = true, now, min(want*probeOvershoot/100, max(step, known+probeStepMin))
+		goal := min(want*probeOvershoot/100, max(step, known+probeStepMin))
+		if s.Ceiling > known {
+			goal = min(goal, s.Ceiling)
+		} else {
+			s.Ceiling = 0 // the estimate grew past it by itself
+		}
+		s.Active, s.Start, s.Goal = true, now, goal
 	}
 	return s
 }
