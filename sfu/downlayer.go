@@ -1,5 +1,7 @@
 package sfu
 
+import "time"
+
 // A down track's layer: which simulcast layer it forwards, and whether it
 // forwards at all (paused). The decision is the adapter's (adapt.go, from
 // layerchoice.go's pure functions): it sets the down track's target with
@@ -104,6 +106,7 @@ type layerSel struct {
 	tell      bool  // tell the layer with the next packet written
 	bwPaused  bool  // told paused bandwidth, not yet active again
 	draining  bool  // cur is not forwarded until the target's keyframe (LayerTarget.Drain)
+	waitSince int64 // Now() since the target's keyframe is waited for (wants); 0: not waiting
 	sentAny   bool  // something was written: a switch continues from it
 	lastOutAt int64 // Now() of the last packet written
 }
@@ -167,8 +170,18 @@ func (d *DownTrack) sync() LayerTarget {
 		d.m.stop()
 	}
 	d.sel.draining = drain
+	d.sel.waitSince = 0 // a new target: its wait starts now (wants)
 	return t
 }
+
+// keyframeWait is how long a down track waits for its target layer's
+// keyframe before it asks again. The adapter asks once when it sets the
+// target; that request is lost when the layer has not arrived yet (a
+// layer the publisher turned on again after dynacast, whose source is
+// attached later), and a browser publisher sends no keyframe unasked: the
+// subscriber would wait forever (a Chromium viewer once got no frame in
+// 30 s). A normal switch takes 100-500 ms, so this adds no request to it.
+const keyframeWait = time.Second
 
 // wants implements groupMember: whether it would be sent (before it is
 // read).
@@ -181,6 +194,16 @@ func (d *DownTrack) wants(it queueItem) bool {
 		return false
 	}
 	l := int(it.layer)
+	if l == t.Slot && l != d.sel.cur && it.flags&flagKeyframe == 0 {
+		// Waiting for the target's keyframe: ask again after
+		// keyframeWait (RequestLayerKeyframe throttles).
+		now := Now()
+		if d.sel.waitSince == 0 {
+			d.sel.waitSince = now
+		} else if now-d.sel.waitSince >= int64(keyframeWait) {
+			d.up.RequestLayerKeyframe(l)
+		}
+	}
 	return (l == d.sel.cur && !d.sel.draining) || (l == t.Slot && it.flags&flagKeyframe != 0)
 }
 
@@ -214,7 +237,7 @@ func (d *DownTrack) switchTo(l int, reason LayerReason, ts uint32) {
 	if d.sel.cur >= 0 {
 		d.switches.WithLabelValues(reason.String()).Inc()
 	}
-	d.sel.cur, d.sel.reason, d.sel.tell, d.sel.draining = l, reason, true, false
+	d.sel.cur, d.sel.reason, d.sel.tell, d.sel.draining, d.sel.waitSince = l, reason, true, false, 0
 	d.curLayer.Store(int32(l))
 }
 

@@ -101,3 +101,43 @@ func TestDrainOnDownSwitch(t *testing.T) {
 		t.Fatal("the munger forwards mid-frame after a drain: it must wait for the middle layer's keyframe")
 	}
 }
+
+// A down track waiting for its target layer's keyframe asks for one again
+// after keyframeWait: the adapter's one request is lost when the layer had
+// not arrived, and a browser sends no keyframe unasked.
+func TestTargetKeyframeAskedAgain(t *testing.T) {
+	m := metrics.New()
+	up := NewUpTrack(UpTrackParams{
+		ID: "TR_sim", Participant: "alice", Kind: webrtc.RTPCodecTypeVideo, Codec: vp8,
+		RIDs: []RIDInfo{{RID: "q"}, {RID: "h"}, {RID: "f"}}, Logger: slog.New(slog.DiscardHandler), Metrics: m,
+	})
+	defer up.Close()
+	srcs := make([]*fakeSource, 3)
+	for i, rid := range []string{"q", "h", "f"} {
+		srcs[i] = &fakeSource{}
+		if _, ok := up.AttachLayer(rid, srcs[i]); !ok {
+			t.Fatalf("AttachLayer %s", rid)
+		}
+	}
+	d := NewDownTrack(DownTrackParams{Up: up, StreamID: "alice", Logger: slog.New(slog.DiscardHandler), Metrics: m})
+	d.ready.Store(true)
+	d.SetTarget(LayerTarget{Slot: 2})
+	delta := queueItem{ext: 1, layer: 2}
+	if d.wants(delta) {
+		t.Fatal("a delta frame of the target before its keyframe is wanted")
+	}
+	if n := srcs[2].keyframes.Load(); n != 0 {
+		t.Fatalf("%d keyframe requests at once: the adapter asked already", n)
+	}
+	d.sel.waitSince = Now() - int64(keyframeWait) // a second has passed
+	d.wants(delta)
+	if n := srcs[2].keyframes.Load(); n != 1 {
+		t.Fatalf("%d keyframe requests of the target after keyframeWait, want 1", n)
+	}
+	if n := srcs[0].keyframes.Load() + srcs[1].keyframes.Load(); n != 0 {
+		t.Fatalf("%d requests to the other layers", n)
+	}
+	if !d.wants(queueItem{ext: 2, layer: 2, flags: flagKeyframe}) {
+		t.Fatal("the target's keyframe is not wanted")
+	}
+}
