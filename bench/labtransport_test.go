@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"slices"
 	"testing"
 	"time"
 
@@ -45,8 +46,9 @@ func groupNet(t *testing.T, s string) ViewerNet {
 // checkTransports checks what RunLab's report says of each path: every
 // group and the publisher joined over the transport their network and
 // knob leave, media flowed, and Chromium decoded more than 30 frames in
-// the window over wantBrowser.
-func checkTransports(t *testing.T, rep *LabReport, wantPub string, wantGroups map[string]string, wantBrowser string, wantServer map[string]float64) {
+// the window over one of wantBrowser (Chromium picks among the paths its
+// network leaves open by itself).
+func checkTransports(t *testing.T, rep *LabReport, wantPub string, wantGroups map[string]string, wantBrowser []string, wantServer map[string]float64) {
 	t.Helper()
 	for tr, n := range wantServer {
 		if got := rep.Server.ICEConnections[tr]; got < n {
@@ -74,8 +76,8 @@ func checkTransports(t *testing.T, rep *LabReport, wantPub string, wantGroups ma
 	if b == nil || !b.Joined || b.Stats == nil {
 		t.Fatalf("browser: %+v", b)
 	}
-	if b.Transport != wantBrowser || b.Stats.FramesDecoded <= 30 {
-		t.Errorf("browser (%s): transport %q, %.0f frames decoded in the window; want %s and more than 30", b.Net, b.Transport, b.Stats.FramesDecoded, wantBrowser)
+	if !slices.Contains(wantBrowser, b.Transport) || b.Stats.FramesDecoded <= 30 {
+		t.Errorf("browser (%s): transport %q, %.0f frames decoded in the window; want one of %v and more than 30", b.Net, b.Transport, b.Stats.FramesDecoded, wantBrowser)
 	}
 }
 
@@ -106,9 +108,16 @@ func TestLabICETCP(t *testing.T) {
 		t.Fatalf("RunLab: %v\nstderr:\n%s", err, stderr.String())
 	}
 	t.Logf("\n%s", stdout.String())
+	// Chromium, with UDP blocked, has relayd's ICE-TCP candidates and
+	// the TURN server's TCP relay (every join result offers it): it
+	// mostly settles on ICE-TCP, but nominated TURN over TCP in 2 CI runs
+	// of many; both go through a firewall that blocks UDP.
 	checkTransports(t, rep, "tcp", map[string]string{
 		"healthy": "udp", "udp=blocked,transport=tcp": "tcp", "only-tcp=443+8800,transport=turn-tls": "turn",
-	}, "tcp", map[string]float64{"udp": 1, "tcp": 4, "turn_tls": 2})
+	}, []string{"tcp", "turn_tcp"}, map[string]float64{"udp": 1, "tcp": 3, "turn_tls": 2})
+	if ic := rep.Server.ICEConnections; ic["tcp"]+ic["turn_tcp"] < 4 {
+		t.Errorf("relayd_ice_connections_total: tcp %v + turn_tcp %v, want at least 4 (the publisher, 2 viewers, Chromium)", ic["tcp"], ic["turn_tcp"])
+	}
 }
 
 // TestLabTURNTLS: in a namespace that lets only TCP to relayd's TURN TLS
@@ -137,6 +146,6 @@ func TestLabTURNTLS(t *testing.T) {
 		t.Fatalf("RunLab: %v\nstderr:\n%s", err, stderr.String())
 	}
 	t.Logf("\n%s", stdout.String())
-	checkTransports(t, rep, "turn", map[string]string{"udp=blocked,transport=tcp": "tcp"}, "turn_tls",
+	checkTransports(t, rep, "turn", map[string]string{"udp=blocked,transport=tcp": "tcp"}, []string{"turn_tls"},
 		map[string]float64{"tcp": 1, "turn_tls": 2})
 }
