@@ -199,10 +199,12 @@ func (a *adapter) round() {
 		}
 	}
 	choices := ChooseLayers(budget, inputs)
-	curVideo := 0 // bit/s of the video layers forwarded now
+	curVideo := 0                     // bit/s of the video layers forwarded now
+	curRank := make([]int, len(vids)) // the rank each forwards now (-1: none)
 	for i, d := range vids {
-		if r := rankOf(layers[i], d.CurrentLayer()); r >= 0 && !d.Target().Paused && !d.Target().PausedBandwidth {
-			curVideo += layers[i][r].Rate
+		curRank[i] = rankOf(layers[i], d.CurrentLayer())
+		if tg := d.Target(); curRank[i] >= 0 && !tg.Paused && !tg.PausedBandwidth {
+			curVideo += layers[i][curRank[i]].Rate
 		}
 	}
 	over := overrun(curVideo, budget, lossAt, now)
@@ -231,8 +233,7 @@ func (a *adapter) round() {
 			case st.set && st.target.Slot == t.Slot && !st.target.Paused && !st.target.PausedBandwidth:
 				t.Drain = st.target.Drain
 			default:
-				cur := rankOf(layers[i], d.CurrentLayer())
-				t.Drain = over && c.Reason == ReasonBandwidth && cur > c.Rank
+				t.Drain = over && c.Reason == ReasonBandwidth && curRank[i] > c.Rank
 			}
 		} else {
 			t.Slot = a.state[d].target.Slot // kept: a resume there is no switch

@@ -13,19 +13,7 @@ import (
 // A subscriber's PLI asks the publisher for a keyframe of its own layer
 // only.
 func TestPLIAsksForOneLayer(t *testing.T) {
-	m := metrics.New()
-	up := NewUpTrack(UpTrackParams{
-		ID: "TR_sim", Participant: "alice", Kind: webrtc.RTPCodecTypeVideo, Codec: vp8,
-		RIDs: []RIDInfo{{RID: "q"}, {RID: "h"}, {RID: "f"}}, Logger: slog.New(slog.DiscardHandler), Metrics: m,
-	})
-	srcs := make([]*fakeSource, 3)
-	for i, rid := range []string{"q", "h", "f"} {
-		srcs[i] = &fakeSource{}
-		if _, ok := up.AttachLayer(rid, srcs[i]); !ok {
-			t.Fatalf("AttachLayer %s", rid)
-		}
-	}
-	d := NewDownTrack(DownTrackParams{Up: up, StreamID: "alice", Logger: slog.New(slog.DiscardHandler), Metrics: m})
+	d, srcs := simulcastDown(t)
 	d.SetTarget(LayerTarget{Slot: 1})
 	b, err := rtcp.Marshal([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: 1}})
 	if err != nil {
@@ -35,25 +23,13 @@ func TestPLIAsksForOneLayer(t *testing.T) {
 	if got := []int32{srcs[0].keyframes.Load(), srcs[1].keyframes.Load(), srcs[2].keyframes.Load()}; got[0] != 0 || got[1] != 1 || got[2] != 0 {
 		t.Fatalf("keyframe requests per layer %v, want [0 1 0]", got)
 	}
-	up.Close()
 }
 
 // A down switch follows the target at its keyframe; with Drain (an
 // overrun downlink) the current layer stops at once, and a target moved
 // back to the current layer before the switch resumes it from a keyframe.
 func TestDrainOnDownSwitch(t *testing.T) {
-	m := metrics.New()
-	up := NewUpTrack(UpTrackParams{
-		ID: "TR_sim", Participant: "alice", Kind: webrtc.RTPCodecTypeVideo, Codec: vp8,
-		RIDs: []RIDInfo{{RID: "q"}, {RID: "h"}, {RID: "f"}}, Logger: slog.New(slog.DiscardHandler), Metrics: m,
-	})
-	defer up.Close()
-	for _, rid := range []string{"q", "h", "f"} {
-		if _, ok := up.AttachLayer(rid, &fakeSource{}); !ok {
-			t.Fatalf("AttachLayer %s", rid)
-		}
-	}
-	d := NewDownTrack(DownTrackParams{Up: up, StreamID: "alice", Logger: slog.New(slog.DiscardHandler), Metrics: m})
+	d, _ := simulcastDown(t)
 	p := &cachedPacket{ok: true}
 	ext := uint64(100)
 	gate := func(layer int, key bool) bool {
@@ -106,20 +82,7 @@ func TestDrainOnDownSwitch(t *testing.T) {
 // after keyframeWait: the adapter's one request is lost when the layer had
 // not arrived, and a browser sends no keyframe unasked.
 func TestTargetKeyframeAskedAgain(t *testing.T) {
-	m := metrics.New()
-	up := NewUpTrack(UpTrackParams{
-		ID: "TR_sim", Participant: "alice", Kind: webrtc.RTPCodecTypeVideo, Codec: vp8,
-		RIDs: []RIDInfo{{RID: "q"}, {RID: "h"}, {RID: "f"}}, Logger: slog.New(slog.DiscardHandler), Metrics: m,
-	})
-	defer up.Close()
-	srcs := make([]*fakeSource, 3)
-	for i, rid := range []string{"q", "h", "f"} {
-		srcs[i] = &fakeSource{}
-		if _, ok := up.AttachLayer(rid, srcs[i]); !ok {
-			t.Fatalf("AttachLayer %s", rid)
-		}
-	}
-	d := NewDownTrack(DownTrackParams{Up: up, StreamID: "alice", Logger: slog.New(slog.DiscardHandler), Metrics: m})
+	d, srcs := simulcastDown(t)
 	d.ready.Store(true)
 	d.SetTarget(LayerTarget{Slot: 2})
 	delta := queueItem{ext: 1, layer: 2}
@@ -140,4 +103,25 @@ func TestTargetKeyframeAskedAgain(t *testing.T) {
 	if !d.wants(queueItem{ext: 2, layer: 2, flags: flagKeyframe}) {
 		t.Fatal("the target's keyframe is not wanted")
 	}
+}
+
+// simulcastDown is a down track of a three-layer VP8 track (q, h, f) whose
+// layers' sources count the keyframes asked of them; the track is closed
+// at the test's end.
+func simulcastDown(t *testing.T) (*DownTrack, []*fakeSource) {
+	t.Helper()
+	m := metrics.New()
+	up := NewUpTrack(UpTrackParams{
+		ID: "TR_sim", Participant: "alice", Kind: webrtc.RTPCodecTypeVideo, Codec: vp8,
+		RIDs: []RIDInfo{{RID: "q"}, {RID: "h"}, {RID: "f"}}, Logger: slog.New(slog.DiscardHandler), Metrics: m,
+	})
+	t.Cleanup(up.Close)
+	srcs := make([]*fakeSource, 3)
+	for i, rid := range []string{"q", "h", "f"} {
+		srcs[i] = &fakeSource{}
+		if _, ok := up.AttachLayer(rid, srcs[i]); !ok {
+			t.Fatalf("AttachLayer %s", rid)
+		}
+	}
+	return NewDownTrack(DownTrackParams{Up: up, StreamID: "alice", Logger: slog.New(slog.DiscardHandler), Metrics: m}), srcs
 }

@@ -40,7 +40,12 @@ func newLoopbackSFU(t testing.TB, cfg Config) *SFU {
 
 // clientAPI is a pion client's API on loopback, with pion's default codecs
 // and interceptors.
-func clientAPI(t testing.TB) *webrtc.API {
+func clientAPI(t testing.TB) *webrtc.API { return loopbackClientAPI(t, true) }
+
+// loopbackClientAPI is a pion client's API on loopback with pion's default
+// codecs, and its default interceptors or none (an empty registry:
+// without one, NewAPI registers pion's defaults).
+func loopbackClientAPI(t testing.TB, interceptors bool) *webrtc.API {
 	t.Helper()
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
@@ -52,8 +57,10 @@ func clientAPI(t testing.TB) *webrtc.API {
 		t.Fatal(err)
 	}
 	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		t.Fatal(err)
+	if interceptors {
+		if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 }

@@ -3,16 +3,11 @@ package sfu
 import (
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"runtime"
 	"runtime/pprof"
 	"testing"
 	"time"
-
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
-	"github.com/pion/webrtc/v4"
 )
 
 // viewerHeapProfile names the heap profiles BenchmarkViewerMemory writes
@@ -85,27 +80,11 @@ func memRoom(b *testing.B) *Room {
 		b.Fatal(err)
 	}
 	host := newPeer(b, 0)
-	host.api = bareClientAPI(b)
+	host.api = loopbackClientAPI(b, false)
 	hp := host.join(r, ParticipantParams{Identity: "alice", Role: RoleHost})
 	host.publishVP8(hp)
 	waitLong(b, "the host's track", func() bool { return len(hp.PublishedTracks()) == 1 })
 	return r
-}
-
-// bareClientAPI is clientAPI without interceptors.
-func bareClientAPI(b *testing.B) *webrtc.API {
-	b.Helper()
-	var se webrtc.SettingEngine
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		b.Fatal(err)
-	}
-	// An empty registry: without one, NewAPI registers pion's defaults.
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(&interceptor.Registry{}), webrtc.WithSettingEngine(se))
 }
 
 // memSample is the live memory at one moment.
