@@ -60,6 +60,9 @@ type Options struct {
 
 	// NoUDPBatch sends each media packet with its own sendto.
 	NoUDPBatch bool
+	// NoDirectSend sends subscribers' media through pion's write path
+	// instead of the direct send path (sfu/directsend.go).
+	NoDirectSend bool
 
 	// RoomRetention is how long an ended room and its data are kept
 	// (retention.go); 0: forever. RoomCreateRate is the rooms one
@@ -136,7 +139,7 @@ func New(o Options) (a *App, err error) {
 	}
 	mc := sfu.MediaConfig{
 		UDPConn: o.UDPConn, ICELoopback: loopback, LoopbackOnly: o.LoopbackOnly, PublicIP: o.PublicIP,
-		NoBatch: o.NoUDPBatch, TCPListener: o.TCPListener,
+		NoBatch: o.NoUDPBatch, NoDirect: o.NoDirectSend, TCPListener: o.TCPListener,
 	}
 	if turn != nil {
 		a.closers = append(a.closers, turn)

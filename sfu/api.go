@@ -3,7 +3,9 @@ package sfu
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/netip"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -24,6 +26,9 @@ type MediaConfig struct {
 	// NoBatch writes each packet with its own sendto instead of batching
 	// them into sendmmsg (batchconn.go); for comparisons.
 	NoBatch bool
+	// NoDirect sends subscribers' media through pion's write path instead
+	// of the direct send path (directsend.go); for comparisons.
+	NoDirect bool
 	// ICELoopback offers loopback candidates (tests, one-machine demos).
 	ICELoopback bool
 	// LoopbackOnly restricts ICE to loopback addresses; hermetic tests.
@@ -93,8 +98,14 @@ func newMediaEngine(publisher bool) (*webrtc.MediaEngine, error) {
 // PeerConnection (the NACK generator and TWCC every 100 ms), so giving a
 // viewer's PC only what it uses saves three goroutines and ~20 wake-ups a
 // second per viewer. No stats interceptor: the metrics package counts.
-func newInterceptors(m *webrtc.MediaEngine, publisher bool) (*interceptor.Registry, error) {
+//
+// With the direct send path on, subscriber PCs have none: their down
+// tracks write their own sender reports (report.go).
+func newInterceptors(m *webrtc.MediaEngine, publisher, direct bool) (*interceptor.Registry, error) {
 	r := &interceptor.Registry{}
+	if direct && !publisher {
+		return r, nil
+	}
 	send, err := report.NewSenderInterceptor()
 	if err != nil {
 		return nil, err
@@ -145,6 +156,22 @@ type APIs struct {
 	MuxConn func(ufrag string) (net.PacketConn, error)
 	// RelayTransport is MediaConfig.RelayTransport.
 	RelayTransport func(ip net.IP, port int) string
+
+	// subscriberFor, when the direct send path is on, makes the API of
+	// one subscriber PC, its DTLS hooked for keys (dtlsKeys); nil: off.
+	subscriberFor func(k *dtlsKeys) *webrtc.API
+	// directSend writes an SRTP packet to the media socket.
+	directSend func([]byte, netip.AddrPort) (int, error)
+}
+
+// newSubscriberAPI returns the API for a new subscriber PC and, with the
+// direct send path on, the PC's direct sender.
+func (a APIs) newSubscriberAPI(log *slog.Logger) (*webrtc.API, *directSender) {
+	if a.subscriberFor == nil {
+		return a.Subscriber, nil
+	}
+	ds := newDirectSender(a.directSend, log)
+	return a.subscriberFor(&ds.keys), ds
 }
 
 // NewAPI builds the server's webrtc.APIs. The returned closer stops the ICE
@@ -216,13 +243,15 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 	apis.MuxConn = func(ufrag string) (net.PacketConn, error) {
 		return icemux.GetConn(ufrag, conn.LocalAddr())
 	}
+	send := socketWriter(conn)
+	direct := !cfg.NoDirect && send != nil
 	for _, publisher := range []bool{true, false} {
 		m, err := newMediaEngine(publisher)
 		if err != nil {
 			_ = mux.Close()
 			return APIs{}, nil, fmt.Errorf("media engine: %w", err)
 		}
-		reg, err := newInterceptors(m, publisher)
+		reg, err := newInterceptors(m, publisher, direct)
 		if err != nil {
 			_ = mux.Close()
 			return APIs{}, nil, fmt.Errorf("interceptors: %w", err)
@@ -230,8 +259,21 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 		api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 		if publisher {
 			apis.Publisher = api
-		} else {
-			apis.Subscriber = api
+			continue
+		}
+		apis.Subscriber = api
+		if direct {
+			// One API per subscriber PC, for its own DTLS hooks: pion's
+			// hooks are per SettingEngine and tell no PC from another.
+			// It costs a SettingEngine copy (~1 KiB) per PC; the media
+			// engine and interceptors are shared as before.
+			apis.directSend = send
+			apis.subscriberFor = func(k *dtlsKeys) *webrtc.API {
+				s := se
+				s.SetDTLSKeyLogWriter(k)
+				s.SetDTLSServerHelloMessageHook(k.serverHello)
+				return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(s))
+			}
 		}
 	}
 	return apis, mux, nil

@@ -257,7 +257,7 @@ func (d *DownTrack) startLayer() (int, bool) {
 // first after a bandwidth pause tells its end.
 func (d *DownTrack) sent() {
 	d.sel.sentAny = true
-	d.sel.lastOutAt = Now()
+	d.sel.lastOutAt = d.wroteAt
 	if d.sel.bwPaused {
 		d.sel.bwPaused = false
 		d.tellEvent(TrackBandwidth{TrackID: d.up.ID()})

@@ -71,7 +71,10 @@ type DownTrackParams struct {
 	Notify func(Event)
 	// bwe is the subscriber PC's estimator (bwe.go): packets carry its
 	// transport-wide sequence numbers, its feedback is handed to it.
-	bwe     *bwe
+	bwe *bwe
+	// direct is the subscriber PC's direct send path (directsend.go);
+	// nil: pion's path and pion's sender reports.
+	direct  *directSender
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
 }
@@ -113,6 +116,8 @@ type DownTrack struct {
 	notify   func(Event)
 	clock    int64 // the codec's clock rate
 	bwe      *bwe  // nil: no estimate
+	direct   *directSender
+	rtcpOut  atomic.Pointer[webrtc.DTLSTransport] // with direct: where its sender reports go
 
 	// Owned by the writer.
 	started bool // something was written since ready (or a write failed)
@@ -127,6 +132,8 @@ type DownTrack struct {
 	twccBuf     [2]byte
 	skipLayer   uint8    // the layer skipThrough is of
 	sel         layerSel // downlayer.go
+	rep         reporter // with direct: its sender reports (report.go)
+	wroteAt     int64    // Now() at the last write
 
 	packetsOut, bytesOut           prometheus.Counter
 	forwarded                      *atomic.Uint64 // Metrics.Forwarded
@@ -158,6 +165,7 @@ func NewDownTrack(p DownTrackParams) *DownTrack {
 		m:            newMunger(video, uint16(rand.Uint32()), rand.Uint32()),
 		notify:       p.Notify,
 		bwe:          p.bwe,
+		direct:       p.direct,
 		clock:        int64(max(p.Up.Codec().ClockRate, 1)),
 		packetsOut:   m.PacketsOut.WithLabelValues(kind),
 		forwarded:    &m.Forwarded,
@@ -227,6 +235,9 @@ func (d *DownTrack) checkReady() {
 
 // AttachSender starts reading the subscriber's RTCP for this track.
 func (d *DownTrack) AttachSender(s *webrtc.RTPSender) {
+	if t := s.Transport(); t != nil && d.direct != nil {
+		d.rtcpOut.Store(t)
+	}
 	go d.rtcpLoop(s)
 }
 
@@ -422,8 +433,13 @@ func (d *DownTrack) forward(it queueItem, p *cachedPacket) {
 	d.packetsOut.Inc()
 	d.forwarded.Add(1)
 	d.bytesOut.Add(float64(n))
+	now := d.wroteAt
 	if it.arrival != 0 {
-		d.latency.Observe(float64(Now()-it.arrival) / 1e9)
+		d.latency.Observe(float64(now-it.arrival) / 1e9)
+	}
+	if d.direct != nil {
+		d.rep.media(ts, now)
+		d.sendReport(b, now)
 	}
 }
 
@@ -462,9 +478,18 @@ func (d *DownTrack) writePayload(b *binding, seq uint16, ts uint32, marker, padd
 		d.out.ExtensionProfile = rtp.ExtensionProfileOneByte
 		d.out.Extensions = d.ext
 	}
-	n, err := b.stream.WriteRTP(&d.out, payload)
+	var n int
+	var err error
+	direct := false
+	if d.direct != nil {
+		n, direct, err = d.direct.writeRTP(&d.out, payload)
+	}
+	if !direct {
+		n, err = b.stream.WriteRTP(&d.out, payload)
+	}
+	d.wroteAt = Now() // one clock read per packet, for all that follow
 	if n > 0 && d.out.Extension {
-		d.bwe.hist.record(tseq, n, Now())
+		d.bwe.hist.record(tseq, n, d.wroteAt)
 	}
 	if err != nil {
 		if !errors.Is(err, io.ErrClosedPipe) {
@@ -481,6 +506,12 @@ func (d *DownTrack) writePayload(b *binding, seq uint16, ts uint32, marker, padd
 		d.started = false
 		d.m.stop()
 		return 0, false
+	}
+	if d.direct != nil {
+		if padding {
+			payload = nil
+		}
+		d.rep.count(len(payload))
 	}
 	return n, true
 }

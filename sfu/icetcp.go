@@ -140,13 +140,17 @@ func pairTransport(localProto webrtc.ICEProtocol, remoteType webrtc.ICECandidate
 	return transportUDP
 }
 
-// countTransport counts pc's selected candidate pairs by transport.
-func countTransport(pc *webrtc.PeerConnection, m *metrics.Metrics, relayOf func(ip net.IP, port int) string) {
-	if m == nil || pc.SCTP() == nil {
+// watchPair follows pc's selected candidate pair: it counts pairs by
+// transport and tells the direct send path (nil: none) where to send.
+func watchPair(pc *webrtc.PeerConnection, m *metrics.Metrics, relayOf func(ip net.IP, port int) string, direct *directSender) {
+	if pc.SCTP() == nil || (m == nil && direct == nil) {
 		return
 	}
 	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(p *webrtc.ICECandidatePair) {
-		if p == nil || p.Local == nil || p.Remote == nil {
+		if direct != nil {
+			direct.setPair(p)
+		}
+		if m == nil || p == nil || p.Local == nil || p.Remote == nil {
 			return
 		}
 		relay := ""

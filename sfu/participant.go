@@ -85,6 +85,7 @@ type Participant struct {
 
 	// Owned by the op goroutine.
 	sub          *webrtc.PeerConnection
+	direct       *directSender // sub's direct send path (directsend.go); nil: off
 	down         map[*UpTrack]*downEntry
 	subConnected bool
 	negotiating  bool // an offer is out, its answer not yet in

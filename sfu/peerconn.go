@@ -30,9 +30,11 @@ func WaitGathering(pc *webrtc.PeerConnection) {
 
 // newPC makes one of the participant's PeerConnections; only ops call it.
 func (p *Participant) newPC(t Target) (*webrtc.PeerConnection, error) {
-	api := p.room.sfu.cfg.API.Subscriber
-	if t == TargetPublisher {
-		api = p.room.sfu.cfg.API.Publisher
+	api := p.room.sfu.cfg.API.Publisher
+	var direct *directSender
+	if t == TargetSubscriber {
+		api, direct = p.room.sfu.cfg.API.newSubscriberAPI(p.log)
+		p.direct = direct
 	}
 	pc, err := api.NewPeerConnection(webrtc.Configuration{
 		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
@@ -42,9 +44,12 @@ func (p *Participant) newPC(t Target) (*webrtc.PeerConnection, error) {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { p.onLocalCandidate(t, c) })
-	countTransport(pc, p.room.sfu.cfg.Metrics, p.room.sfu.cfg.API.RelayTransport)
+	watchPair(pc, p.room.sfu.cfg.Metrics, p.room.sfu.cfg.API.RelayTransport, direct)
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		p.log.Debug("peer connection state", "pc", string(t), "state", s.String())
+		if direct != nil && s == webrtc.PeerConnectionStateClosed {
+			direct.close()
+		}
 		p.iceStateChanged(t, s)
 		if t == TargetSubscriber && s == webrtc.PeerConnectionStateConnected {
 			p.ops.post(p.subscriberConnected)

@@ -110,6 +110,7 @@ func (p *Participant) addDown(up *UpTrack) bool {
 		Up: up, StreamID: up.Participant(), Logger: p.log, Metrics: p.room.sfu.cfg.Metrics,
 		Notify: func(ev Event) { p.inbox.post(ev) },
 		bwe:    p.bwe,
+		direct: p.direct,
 	})
 	dt.SetTarget(p.initialTarget(up))
 	if !up.AddDownTrack(dt) {
@@ -158,6 +159,9 @@ func (p *Participant) removeDown(up *UpTrack) bool {
 // subscriberConnected is the op run when the subscriber PC connects: its
 // down tracks may start.
 func (p *Participant) subscriberConnected() {
+	if p.direct != nil {
+		p.direct.connected() // before the tracks start: they all go direct
+	}
 	p.subConnected = true
 	for _, e := range p.down {
 		e.dt.SetReady()

@@ -47,7 +47,7 @@ func TestConfigDefaults(t *testing.T) {
 		ReconnectGrace: 30 * time.Second, InvitationTTL: 10 * time.Minute,
 		LogLevel: "info", LogFormat: "text", DrainTimeout: 10 * time.Second,
 		HTTPReadTimeout: 30 * time.Second, HTTPWriteTimeout: 30 * time.Second, HTTPIdleTimeout: time.Minute,
-		UDPBatch: true, RoomRetention: 720 * time.Hour, RoomCreateRate: 10,
+		UDPBatch: true, DirectSend: true, RoomRetention: 720 * time.Hour, RoomCreateRate: 10,
 		MaxSocketsPerIdentity: 10, TCPPort: -1,
 	}); !reflect.DeepEqual(DefaultConfig(), want) {
 		t.Errorf("DefaultConfig() = %+v, want the PROTOCOL.md defaults %+v", DefaultConfig(), want)

@@ -136,7 +136,7 @@ func run(ctx context.Context, cfg Config, stdout io.Writer, hooks runHooks) erro
 		ReconnectGrace: cfg.ReconnectGrace, InvitationTTL: cfg.InvitationTTL,
 		AllowedOrigins: cfg.AllowedOrigins, Dev: cfg.Dev, Logger: log,
 		Record: cfg.Record, WebhookURLs: cfg.WebhookURLs,
-		Redis: cfg.Redis, Advertise: advertise, NodeID: cfg.NodeID, NoUDPBatch: !cfg.UDPBatch,
+		Redis: cfg.Redis, Advertise: advertise, NodeID: cfg.NodeID, NoUDPBatch: !cfg.UDPBatch, NoDirectSend: !cfg.DirectSend,
 		RoomRetention: cfg.RoomRetention, RoomCreateRate: cfg.RoomCreateRate,
 		MaxSocketsPerIdentity: cfg.MaxSocketsPerIdentity,
 		TCPListener:           trav.tcp, TURN: trav.turn,
