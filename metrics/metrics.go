@@ -129,6 +129,9 @@ type Metrics struct {
 	PausedViewers prometheus.Gauge
 	// ProbeBytes counts padding bytes sent to probe subscribers' downlinks.
 	ProbeBytes prometheus.Counter
+	// SendPaths counts subscriber PCs by the send path they connected
+	// on: direct|pion (sfu/directsend.go).
+	SendPaths *prometheus.CounterVec
 	// BandwidthEstimate is the distribution of subscribers' downlink
 	// estimates (bit/s), observed at each layer decision that has one.
 	BandwidthEstimate prometheus.Histogram
@@ -263,6 +266,10 @@ func New() *Metrics {
 			Name: "relayd_bandwidth_paused_tracks",
 			Help: "Subscribers' video tracks paused because their downlink does not carry the lowest layer.",
 		}),
+		SendPaths: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relayd_subscriber_send_path_total",
+			Help: "Subscriber PeerConnections by the send path they connected on: direct, pion.",
+		}, []string{"path"}),
 		ProbeBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "relayd_probe_bytes_total",
 			Help: "Padding bytes sent to probe subscribers' downlinks.",
@@ -287,7 +294,7 @@ func New() *Metrics {
 		m.Relays, m.RelayDestinations, m.RelayPackets, m.RelayStartLatency,
 		m.RelayLinks, m.BridgedConnections,
 		m.Chat,
-		m.LayerSwitches, m.PausedViewers, m.ProbeBytes, m.BandwidthEstimate,
+		m.LayerSwitches, m.PausedViewers, m.ProbeBytes, m.BandwidthEstimate, m.SendPaths,
 	)
 
 	precreate(m.Rooms, roomStatuses)

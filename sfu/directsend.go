@@ -71,17 +71,22 @@ func newDirectSender(send func([]byte, netip.AddrPort) (int, error), log *slog.L
 }
 
 // connected derives the SRTP context once the PC is connected (its DTLS
-// handshake is done). Without keys the PC keeps pion's path.
-func (s *directSender) connected() {
-	ctx, err := s.keys.context()
-	if err != nil {
-		s.log.Debug("direct send path off for this subscriber", "err", err)
-	}
+// handshake is done); without keys the PC keeps pion's path. It returns
+// the path the PC is on now: "direct" or "pion".
+func (s *directSender) connected() string {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.ctx == nil {
+		ctx, err := s.keys.context()
+		if err != nil {
+			s.log.Debug("direct send path off for this subscriber", "err", err)
+		}
 		s.ctx = ctx
 	}
-	s.mu.Unlock()
+	if s.ctx == nil || !s.addr.IsValid() {
+		return "pion"
+	}
+	return "direct"
 }
 
 // setPair takes the PC's new selected candidate pair: UDP on the media

@@ -12,6 +12,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // srWatch is a pion viewer's receive side that keeps the last RTP
@@ -95,6 +96,9 @@ func TestDirectSendPath(t *testing.T) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if n := testutil.ToFloat64(s.Metrics().SendPaths.WithLabelValues("direct")); n != 1 {
+		t.Errorf("relayd_subscriber_send_path_total{path=direct} %v, want 1", n)
+	}
 	if sent := ds.sentDirect(); sent < uint64(w.packets) {
 		t.Errorf("%d packets sent directly, the viewer received %d: some went through pion", sent, w.packets)
 	}
@@ -151,6 +155,9 @@ func TestPionSendPath(t *testing.T) {
 	_ = bp.ops.do(func() error { ds = bp.direct; return nil })
 	if ds != nil {
 		t.Fatal("a direct send path with NoDirect")
+	}
+	if n := testutil.ToFloat64(s.Metrics().SendPaths.WithLabelValues("pion")); n != 1 {
+		t.Errorf("relayd_subscriber_send_path_total{path=pion} %v, want 1", n)
 	}
 }
 

@@ -133,4 +133,10 @@ func TestICETCPMediaFlows(t *testing.T) {
 	if got := conns("udp"); got != 1 {
 		t.Errorf("relayd_ice_connections_total{udp} = %v, want 1: UDP keeps priority", got)
 	}
+	// The ICE-TCP viewer is served through pion's path (the direct path
+	// writes UDP only), the UDP one directly.
+	paths := func(p string) float64 { return testutil.ToFloat64(m.SendPaths.WithLabelValues(p)) }
+	if paths("pion") != 1 || paths("direct") != 1 {
+		t.Errorf("send paths: pion %v, direct %v; want 1 and 1", paths("pion"), paths("direct"))
+	}
 }

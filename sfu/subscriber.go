@@ -159,9 +159,11 @@ func (p *Participant) removeDown(up *UpTrack) bool {
 // subscriberConnected is the op run when the subscriber PC connects: its
 // down tracks may start.
 func (p *Participant) subscriberConnected() {
+	path := "pion"
 	if p.direct != nil {
-		p.direct.connected() // before the tracks start: they all go direct
+		path = p.direct.connected() // before the tracks start: they all go direct
 	}
+	p.room.sfu.cfg.Metrics.SendPaths.WithLabelValues(path).Inc()
 	p.subConnected = true
 	for _, e := range p.down {
 		e.dt.SetReady()

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/relaysfu/relayd/sfu"
 )
 
@@ -45,6 +47,13 @@ func TestBrowserGoLiveWatchEnd(t *testing.T) {
 	viewer.waitFor("the transport on the tile", `document.querySelector("[data-transport]")?.dataset.transport === "udp" &&
 		document.querySelector('`+tile("alice", "host")+` .stat').textContent.includes("UDP")`, 5*time.Second)
 	host.waitFor("the transport on the studio's badge", `document.getElementById("status").dataset.transport === "udp"`, 5*time.Second)
+	// Chromium decodes what the direct send path encrypted (relayd's own
+	// SRTP context, keyed from the DTLS handshake): every subscriber PC
+	// on UDP is on it.
+	paths := st.SFU.Metrics().SendPaths
+	if d, p := testutil.ToFloat64(paths.WithLabelValues("direct")), testutil.ToFloat64(paths.WithLabelValues("pion")); d < 1 || p != 0 {
+		t.Errorf("subscriber PCs on the direct send path %v, on pion's %v: want all direct", d, p)
+	}
 
 	lobby := b.open("lobby", st.URL+"/")
 	lobby.waitFor("the room's LIVE card with 1 viewer",
