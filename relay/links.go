@@ -377,11 +377,29 @@ func (l *Links) hello(m wire, remote string) (wire, int) {
 	return wire{Node: l.cfg.NodeID, Pipe: p.local, Port: l.port}, http.StatusOK
 }
 
-// serve handles a message on an up pipe.
+// upWait bounds how long a message waits for its pipe to come up (serve).
+const upWait = 2 * time.Second
+
+// serve handles a message on an up pipe. When both nodes dial at once,
+// the peer's pipe may be up (this node answered its hello) before this
+// one is (this node's own hello has not had its answer yet), and its
+// first call may come first: it waits for the pipe, at most upWait,
+// rather than being refused (which kills the pipe on the peer's side).
 func (l *Links) serve(m wire) (wire, int) {
 	l.mu.Lock()
 	p := l.pipes[m.Node]
-	ok := p != nil && p.up && p.remote == m.Pipe
+	l.mu.Unlock()
+	if p != nil {
+		t := time.NewTimer(upWait)
+		select {
+		case <-p.upc:
+		case <-p.dead:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	l.mu.Lock()
+	ok := p != nil && l.pipes[m.Node] == p && p.up && p.remote == m.Pipe
 	l.mu.Unlock()
 	if !ok {
 		return wire{}, http.StatusConflict

@@ -80,6 +80,7 @@ type pipe struct {
 	remote string // the peer's public key (hex), once known
 	addr   netip.AddrPort
 	up     bool
+	upc    chan struct{} // closed when up is set
 
 	ctx      context.Context // cancelled by kill: ends a call in flight
 	cancel   context.CancelFunc
@@ -114,6 +115,7 @@ func newPipe(l *Links, peer string) *pipe {
 		l: l, peer: peer, log: l.log.With("peer", peer), priv: priv, local: hex.EncodeToString(priv.PublicKey().Bytes()),
 		ctx: ctx, cancel: cancel,
 		dead:      make(chan struct{}),
+		upc:       make(chan struct{}),
 		out:       make(chan outItem, outQueueSize),
 		calls:     callQueue{wake: make(chan struct{}, 1)},
 		dests:     map[string]*remoteDest{},
@@ -211,6 +213,7 @@ func (p *pipe) establish(remote string, addr netip.AddrPort) error {
 		return 0, nil
 	}))
 	p.remote, p.addr, p.up = remote, addr, true
+	close(p.upc)
 	l.byAddr[addr] = p
 	p.heard.Store(time.Now().UnixNano())
 	l.wg.Add(2)

@@ -15,7 +15,10 @@ package sfu
 //     out of the Cache and parses it once for its group, and hands it to
 //     each DownTrack of the group, which rewrites SSRC, payload type,
 //     sequence number and timestamp into its own header for its subscriber
-//     (munger.go) and writes it to the subscriber's PeerConnection.
+//     (munger.go) and writes it to the subscriber's PeerConnection: over
+//     UDP, encrypted with the PC's SRTP keys straight into the socket's
+//     sendmmsg batch (directsend.go, batchconn.go); otherwise (ICE-TCP)
+//     through pion's write path.
 //  4. Back: a subscriber's NACK is answered from the same Cache; its PLI or
 //     FIR becomes UpTrack.RequestKeyframe, throttled to one per 500 ms.
 //
