@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -39,6 +40,15 @@ func newStack(t *testing.T) *stack {
 	return newStackWrapped(t, nil)
 }
 
+// testLogger is the server's logger: debug lines on stderr with
+// RELAYD_TEST_LOG set, nothing otherwise.
+func testLogger() *slog.Logger {
+	if os.Getenv("RELAYD_TEST_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 // newStackWrapped is newStack with wrap around the stack's HTTP handler
 // (nil: none), for a test to stand in for an API the server lacks.
 func newStackWrapped(t *testing.T, wrap func(h http.Handler, tokens *signaling.Tokens) http.Handler) *stack {
@@ -51,6 +61,7 @@ func newStackWrapped(t *testing.T, wrap func(h http.Handler, tokens *signaling.T
 		Secret: []byte("browser-test-secret-0123456789"), UDPConn: udp, LoopbackOnly: true,
 		DataDir: t.TempDir(), MaxCohosts: 8, MaxRelayDestinations: 4,
 		ReconnectGrace: 30 * time.Second, InvitationTTL: 10 * time.Minute, Dev: true,
+		Logger: testLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
