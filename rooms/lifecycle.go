@@ -160,9 +160,20 @@ func (r *Rooms) endedParticipants(name string) []*sfu.Participant {
 // late recording: PROTOCOL.md 1.1 §1a). nil room: the room record,
 // whatever is registered. A failure is logged. lifeMu orders the check
 // and the write against a next broadcast's first write.
+//
+// info is what the room was at its change, and two changes' persists may
+// run in either order (a host going live in its goroutine while another
+// ends the room): what is written is the room's state now, if it is
+// still the same broadcast, so the last write is the newest state (a live
+// record written after the end's would restore as server_shutdown).
 func (r *Rooms) persist(room *sfu.Room, info sfu.RoomInfo) {
 	r.lifeMu.Lock()
 	defer r.lifeMu.Unlock()
+	if room != nil {
+		if cur := room.Info(false); cur.BroadcastID == info.BroadcastID {
+			info = cur
+		}
+	}
 	var err error
 	if room != nil && r.sfu.Room(info.Name) != room {
 		err = r.store.PutBroadcast(recordOf(info).Broadcast())
