@@ -32,13 +32,36 @@ func (p *Participant) HoldPublisher(on bool) {
 			t.KeepOnSourceEnd(true)
 		}
 	} else if !on && p.pubKeep {
-		p.keepTimer = time.AfterFunc(p.room.sfu.cfg.ReconnectGrace, func() { p.releaseKeep(false) })
+		p.keepTimer = time.AfterFunc(p.room.sfu.cfg.ReconnectGrace, p.releaseUnlessHeld)
 	}
 }
 
-// publisherConnected ends the keeping of a resumed session's tracks: its
-// publisher PC carries media again. pion calls it.
+// adoptWait is how long a resumed session's tracks are still kept once
+// its new publisher PC has connected: pion hands over a track (OnTrack,
+// adoptedTrack) at its first packet, which a browser sends only once its
+// camera and encoder run again, after ICE and DTLS. On a loaded machine
+// that took over 200 ms after the connection (Chromium's camera restart
+// alone ~2 s), and a track released before its new source came had
+// already lingered out: it ended, and its viewers lost it. A track the
+// new page does not publish again ends this much later.
+const adoptWait = 5 * time.Second
+
+// publisherConnected ends the keeping of a resumed session's tracks,
+// adoptWait after its publisher PC connected again. pion calls it.
 func (p *Participant) publisherConnected() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.pubKeep || p.pubHeld {
+		return
+	}
+	if p.keepTimer != nil {
+		p.keepTimer.Stop()
+	}
+	p.keepTimer = time.AfterFunc(adoptWait, p.releaseUnlessHeld)
+}
+
+// releaseUnlessHeld ends the keeping unless the session is held again.
+func (p *Participant) releaseUnlessHeld() {
 	p.mu.Lock()
 	release := p.pubKeep && !p.pubHeld
 	p.mu.Unlock()
