@@ -109,9 +109,20 @@ func publishSimulcast(t *testing.T, r *sfu.Room, identity string) *sfu.Participa
 		wg.Wait()
 		_ = pc.Close()
 	})
+	// Every layer's size, not only the top one's: the layers' keyframes
+	// are read by three goroutines, in any order, and a caller compares
+	// the whole list.
 	waitFor(t, "the simulcast track with its sizes", func() bool {
 		ts := p.PublishedTracks()
-		return len(ts) == 1 && len(ts[0].Layers()) == 3 && ts[0].Layers()[2].Width == 1280
+		if len(ts) != 1 || len(ts[0].Layers()) != 3 {
+			return false
+		}
+		for i, l := range ts[0].Layers() {
+			if l.Width != sizes[i][0] {
+				return false
+			}
+		}
+		return true
 	})
 	return p
 }
