@@ -2,7 +2,6 @@ package sfu
 
 import (
 	"log/slog"
-	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -67,13 +66,12 @@ func (w *srWatch) watch(c *peer) {
 	})
 }
 
-// TestDirectSendPath: a pion viewer gets a publisher's video through the
-// direct send path (so it decrypts what relayd's own SRTP context
-// encrypted), and the down track's own sender reports map RTP time to
-// wall-clock time as the packets show it, with counts that grow.
-func TestDirectSendPath(t *testing.T) {
-	s := newLoopbackSFU(t, Config{})
-	room, err := s.CreateRoom("direct", "alice", "", "")
+// watchedViewer publishes alice's VP8 in a new room of s and joins bob as
+// its viewer, his receive side watched (srWatch), until he has at least
+// packets packets and reports sender reports.
+func watchedViewer(t *testing.T, s *SFU, packets, reports int) (*Participant, *srWatch) {
+	t.Helper()
+	room, err := s.CreateRoom("sendpath", "alice", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,16 +79,32 @@ func TestDirectSendPath(t *testing.T) {
 	ap := alice.join(room, ParticipantParams{Identity: "alice", Role: RoleHost})
 	alice.publishVP8(ap)
 	bob := newPeer(t, 0)
-	var w srWatch
+	w := &srWatch{}
 	w.watch(bob)
 	bp := bob.join(room, ParticipantParams{Identity: "bob", Role: RoleViewer})
-	waitLong(t, "two sender reports", func() bool {
+	waitLong(t, "packets and sender reports", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		return len(w.reports) >= 2 && w.packets >= 60
+		return len(w.reports) >= reports && w.packets >= packets
 	})
+	return bp, w
+}
+
+// directOf is p's subscriber PC's direct send path (nil: none).
+func directOf(p *Participant) *directSender {
 	var ds *directSender
-	_ = bp.ops.do(func() error { ds = bp.direct; return nil })
+	_ = p.ops.do(func() error { ds = p.direct; return nil })
+	return ds
+}
+
+// TestDirectSendPath: a pion viewer gets a publisher's video through the
+// direct send path (so it decrypts what relayd's own SRTP context
+// encrypted), and the down track's own sender reports map RTP time to
+// wall-clock time as the packets show it, with counts that grow.
+func TestDirectSendPath(t *testing.T) {
+	s := newLoopbackSFU(t, Config{})
+	bp, w := watchedViewer(t, s, 60, 2)
+	ds := directOf(bp)
 	if ds == nil {
 		t.Fatal("the viewer's PC has no direct send path")
 	}
@@ -125,35 +139,9 @@ func TestDirectSendPath(t *testing.T) {
 // TestPionSendPath: with the direct path off the viewer is served through
 // pion's write path and pion's sender reports, as before it existed.
 func TestPionSendPath(t *testing.T) {
-	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, mux, err := NewAPI(MediaConfig{UDPConn: udp, LoopbackOnly: true, NoDirect: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Config{API: api})
-	t.Cleanup(func() { s.Close(); _ = mux.Close(); _ = udp.Close() })
-	room, err := s.CreateRoom("pion", "alice", "", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice := newPeer(t, 0)
-	ap := alice.join(room, ParticipantParams{Identity: "alice", Role: RoleHost})
-	alice.publishVP8(ap)
-	bob := newPeer(t, 0)
-	var w srWatch
-	w.watch(bob)
-	bp := bob.join(room, ParticipantParams{Identity: "bob", Role: RoleViewer})
-	waitLong(t, "a sender report and packets", func() bool {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return len(w.reports) >= 1 && w.packets >= 30
-	})
-	var ds *directSender
-	_ = bp.ops.do(func() error { ds = bp.direct; return nil })
-	if ds != nil {
+	s := newLoopbackSFUWith(t, Config{}, MediaConfig{NoDirect: true})
+	bp, _ := watchedViewer(t, s, 30, 1)
+	if directOf(bp) != nil {
 		t.Fatal("a direct send path with NoDirect")
 	}
 	if n := testutil.ToFloat64(s.Metrics().SendPaths.WithLabelValues("pion")); n != 1 {

@@ -38,25 +38,11 @@ func TestPairTransport(t *testing.T) {
 // newTCPSFU is an SFU on loopback with ICE-TCP on, counting in m.
 func newTCPSFU(t *testing.T, m *metrics.Metrics) *SFU {
 	t.Helper()
-	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	tcp, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, mux, err := NewAPI(MediaConfig{UDPConn: udp, TCPListener: tcp, LoopbackOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(Config{API: api, Metrics: m})
-	t.Cleanup(func() {
-		s.Close()
-		_ = mux.Close()
-		_ = udp.Close()
-	})
-	return s
+	return newLoopbackSFUWith(t, Config{Metrics: m}, MediaConfig{TCPListener: tcp})
 }
 
 // apiOn is a loopback pion client gathering only the given network types.

@@ -20,11 +20,19 @@ import (
 // newLoopbackSFU is an SFU with its media on a loopback UDP port.
 func newLoopbackSFU(t testing.TB, cfg Config) *SFU {
 	t.Helper()
+	return newLoopbackSFUWith(t, cfg, MediaConfig{})
+}
+
+// newLoopbackSFUWith is newLoopbackSFU with the media settings of mc
+// (its UDPConn and LoopbackOnly are set here).
+func newLoopbackSFUWith(t testing.TB, cfg Config, mc MediaConfig) *SFU {
+	t.Helper()
 	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, mux, err := NewAPI(MediaConfig{UDPConn: udp, LoopbackOnly: true})
+	mc.UDPConn, mc.LoopbackOnly = udp, true
+	api, mux, err := NewAPI(mc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,8 +71,11 @@ func ntpTime(t time.Time) uint64 {
 // sendReport writes d's sender report if one is due (its writer calls it
 // after a media packet). The report goes through pion's SRTCP.
 func (d *DownTrack) sendReport(b *binding, now int64) {
+	if now < d.rep.due {
+		return
+	}
 	t := d.rtcpOut.Load()
-	if t == nil || now < d.rep.due {
+	if t == nil {
 		return
 	}
 	sr, ok := d.rep.report(b.ssrc, d.clock, now, time.Now())
