@@ -44,6 +44,9 @@ type testCluster struct {
 	// onHeld, when set before the nodes are made, is every node's
 	// LinkConfig.OnHeld (with the node's id).
 	onHeld func(node string, p *sfu.Participant, held bool)
+	// onPaused and onMuted: the same for LinkConfig.OnPaused and OnMuted.
+	onPaused func(node string, p *sfu.Participant, paused bool)
+	onMuted  func(node string, p *sfu.Participant, up *sfu.UpTrack, muted bool, by string)
 }
 
 func newTestCluster() *testCluster {
@@ -131,6 +134,16 @@ func (c *testCluster) newNode(t *testing.T, id string, cohosts map[string][]stri
 		OnHeld: func(p *sfu.Participant, held bool) {
 			if c.onHeld != nil {
 				c.onHeld(id, p, held)
+			}
+		},
+		OnPaused: func(p *sfu.Participant, paused bool) {
+			if c.onPaused != nil {
+				c.onPaused(id, p, paused)
+			}
+		},
+		OnMuted: func(p *sfu.Participant, up *sfu.UpTrack, muted bool, by string) {
+			if c.onMuted != nil {
+				c.onMuted(id, p, up, muted, by)
 			}
 		},
 	})

@@ -85,10 +85,15 @@ type LinkConfig struct {
 	Logger     *slog.Logger
 	Metrics    *metrics.Metrics // default: the SFU's
 	HTTPClient *http.Client     // default: a client with callTimeout and no proxy
-	// OnHeld, when set, is told that the source of relay participant p
-	// (here, fed over a link) is held (true) or resumed (false): held.go.
-	// It is called from the link's handler and must not block for long.
-	OnHeld func(p *sfu.Participant, held bool)
+	// The hooks of a relayed copy's state (copystate.go), each optional,
+	// called from the link's handler (they must not block for long):
+	// OnHeld, the source of relay participant p (here, fed over a link)
+	// is held (true) or resumed (false); OnPaused, p's relay is paused
+	// or resumed; OnMuted, the source of up, one of p's tracks, was muted
+	// or unmuted by "publisher" or "admin".
+	OnHeld   func(p *sfu.Participant, held bool)
+	OnPaused func(p *sfu.Participant, paused bool)
+	OnMuted  func(p *sfu.Participant, up *sfu.UpTrack, muted bool, by string)
 }
 
 // Links implements Remote: it keeps one pipe per peer node.
@@ -418,6 +423,10 @@ func (l *Links) serve(m wire) (wire, int) {
 		p.onEnded(m.Dest)
 	case wireHeld, wireUnheld:
 		p.onHeld(m.Dest, m.T == wireHeld)
+	case wirePaused, wireUnpaused:
+		p.onPaused(m.Dest, m.T == wirePaused)
+	case wireMuted:
+		p.onMuted(m)
 	default:
 		return wire{}, http.StatusBadRequest
 	}
@@ -480,6 +489,10 @@ type wire struct {
 	// own (the first is SSRC).
 	Layers []wireLayer `json:"layers,omitempty"`
 	Error  int         `json:"error,omitempty"`
+	// Muted and By: a copy's mute (copystate.go); a publish says whether
+	// the copy starts muted.
+	Muted bool   `json:"muted,omitempty"`
+	By    string `json:"by,omitempty"`
 }
 
 // wireLayer is one layer of a relayed simulcast track.

@@ -152,15 +152,20 @@ func (m *Manager) SourceGone(src *sfu.Participant) {
 
 // Close stops every relay.
 func (m *Manager) Close() {
+	for _, r := range m.all() {
+		r.Stop()
+	}
+}
+
+// all returns the running relays.
+func (m *Manager) all() []*Relay {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	rs := make([]*Relay, 0, len(m.byID))
 	for _, r := range m.byID {
 		rs = append(rs, r)
 	}
-	m.mu.Unlock()
-	for _, r := range rs {
-		r.Stop()
-	}
+	return rs
 }
 
 // Begin starts the relay: the first relay.state (connecting), event 2, the

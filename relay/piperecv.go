@@ -153,6 +153,9 @@ func (p *pipe) onPublish(m wire) Error {
 		ID: m.Track, Participant: d.identity, Kind: kind, Codec: m.Codec.capability(),
 		Source: src, Relayed: true, Logger: d.log, Metrics: p.l.cfg.Metrics,
 	})
+	if m.Muted {
+		up.SetMuted(true) // its source is muted: it starts so
+	}
 	ing := &ingress{d: d, up: up, src: src}
 	ing.group = []*ingress{ing}
 	d.tracks[m.SSRC] = ing
@@ -197,6 +200,9 @@ func (p *pipe) publishLayers(m wire, kind webrtc.RTPCodecType, d *ingressDest) E
 		ID: m.Track, Participant: d.identity, Kind: kind, Codec: m.Codec.capability(),
 		RIDs: rids, Relayed: true, Logger: d.log, Metrics: p.l.cfg.Metrics,
 	})
+	if m.Muted {
+		up.SetMuted(true) // its source is muted: it starts so
+	}
 	var group []*ingress
 	var slots []int
 	for _, l := range m.Layers {

@@ -139,7 +139,7 @@ func (rd *remoteDest) Publish(dst *sfu.UpTrack) error {
 	}
 	rd.tracks[dst] = ot
 	p.mu.Unlock()
-	msg := wire{T: "publish", Dest: rd.id, Track: dst.ID(), Kind: dst.Kind().String(), SSRC: ot.ssrc, Codec: toWireCodec(dst.Codec())}
+	msg := wire{T: "publish", Dest: rd.id, Track: dst.ID(), Kind: dst.Kind().String(), SSRC: ot.ssrc, Codec: toWireCodec(dst.Codec()), Muted: dst.Muted()}
 	for i, r := range rids {
 		msg.Layers = append(msg.Layers, wireLayer{RID: r.RID, SSRC: ot.group[i].ssrc, MaxBitrate: r.MaxBitrate})
 	}

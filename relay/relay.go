@@ -260,9 +260,15 @@ func (r *Relay) exec(m model, e effect) request {
 			for _, eg := range d.egress {
 				eg.paused.Store(true)
 			}
+			if d.remote != nil {
+				d.remote.SetPaused(true)
+			}
 		}
 	case doResume:
 		for _, d := range r.live {
+			if d.remote != nil {
+				d.remote.SetPaused(false)
+			}
 			for up, eg := range d.egress {
 				eg.resync.Store(^uint32(0))
 				eg.paused.Store(false)
@@ -331,6 +337,9 @@ func (r *Relay) join(m model, j doJoin) request {
 		}
 		if d.remote, res.fail = rm.Join(t.Room, identity, r.src.Name(), r.room, ended); res.fail != ErrNone {
 			return res
+		}
+		if m.paused {
+			d.remote.SetPaused(true) // before its tracks: they start paused
 		}
 	} else {
 		if room == nil || !room.MayPublishAs(identity, sfu.RoleRelay) {

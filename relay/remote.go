@@ -32,6 +32,10 @@ type RemoteDest interface {
 	// Leave takes the relay participant out of the destination room.
 	Leave()
 	// SetHeld tells the destination's node that the source is held
-	// (true) or resumed (false): held.go.
+	// (true) or resumed (false), SetPaused that the relay is paused or
+	// resumed, SetMuted that dst's source track was muted or unmuted by
+	// "publisher" or "admin" (copystate.go). They never block.
 	SetHeld(held bool)
+	SetPaused(paused bool)
+	SetMuted(dst *sfu.UpTrack, muted bool, by string)
 }

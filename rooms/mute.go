@@ -7,7 +7,9 @@ package rooms
 //
 // Who is told: a change is one sfu.TrackMuted posted to everyone in the
 // track's room, and to everyone in each room its relayed copies are in
-// (with the copy's id), in each room's order with its other changes.
+// (with the copy's id), in each room's order with its other changes. A
+// copy in a room of another node is told over its relay's link: there
+// relayCopyMuted mutes the copy and tells its room.
 // Member.Notify then keeps it from 1.0 sessions and from the publisher
 // when it muted the track itself (it has its result). A call that
 // changes nothing tells nothing.
@@ -67,7 +69,20 @@ func (r *Rooms) setMuted(room *sfu.Room, up *sfu.UpTrack, muted bool, by string)
 	for _, c := range r.copiesOf(up) {
 		c.room.TellMuted(c.up, by)
 	}
+	r.relays.TrackMuted(up, muted, by)
 	return true
+}
+
+// relayCopyMuted is the relay links' OnMuted: the source of up, relay
+// participant p's copy here, was muted or unmuted on another node. The
+// copy follows (its track object says so; it forwards nothing until a
+// keyframe after an unmute) and its room is told.
+func (r *Rooms) relayCopyMuted(p *sfu.Participant, up *sfu.UpTrack, muted bool, by string) {
+	r.muteMu.Lock()
+	defer r.muteMu.Unlock()
+	if up.SetMuted(muted) {
+		p.Room().TellMuted(up, by)
+	}
 }
 
 // relayedCopy is a relayed copy of a track, in a destination room.
@@ -76,9 +91,7 @@ type relayedCopy struct {
 	up   *sfu.UpTrack
 }
 
-// copiesOf returns the relayed copies of up published on this node (a
-// copy in a room of another node is out of reach: its media stops all the
-// same, since nothing of up is forwarded).
+// copiesOf returns the relayed copies of up published on this node.
 func (r *Rooms) copiesOf(up *sfu.UpTrack) []relayedCopy {
 	var out []relayedCopy
 	for _, room := range r.sfu.Rooms() {

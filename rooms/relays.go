@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/relaysfu/relayd/relay"
+	"github.com/relaysfu/relayd/sfu"
 )
 
 // checkDestinations refuses a destination set that names a room twice or
@@ -55,13 +56,12 @@ func (r *Rooms) relayNotify(m *Member, rl *atomic.Pointer[relay.Relay]) relay.No
 	}
 }
 
-// syncRelayPause makes the destinations of relay id (those of this node)
-// follow its pause (PROTOCOL.md 1.1 §8): while it is paused, every track
-// of its relay participant there holds relay_paused (1.1 subscribers are
-// told "paused"); once it resumes, they are told "active" with the next
-// packet. It runs after each pause, resume and destination joined (one
-// joined while paused starts paused). Called with no lock held, as a
-// relay tells its notifications.
+// syncRelayPause makes the destinations of relay id (those of this node;
+// those of another node are told over the relay's link, and
+// relayCopyPaused runs there) follow its pause (PROTOCOL.md 1.1 §8). It
+// runs after each pause, resume and destination joined (one joined while
+// paused starts paused). Called with no lock held, as a relay tells its
+// notifications.
 func (r *Rooms) syncRelayPause(id string) {
 	rl := r.relays.Get(id)
 	if rl == nil {
@@ -77,16 +77,25 @@ func (r *Rooms) syncRelayPause(id string) {
 			if from := p.Info().RelayFrom; from == nil || from.Room != info.Source.Room {
 				continue
 			}
-			if !r.streams.setRelayPaused(p, info.Paused) {
-				continue
-			}
-			// Set first, listed after: a track published meanwhile is
-			// seen by one of the two (trackChanged, or this list).
-			for _, up := range p.PublishedTracks() {
-				if r.streams.trackCause(up.ID(), CauseRelayPaused, info.Paused) {
-					r.streams.armActive(up)
-				}
-			}
+			r.relayCopyPaused(p, info.Paused)
+		}
+	}
+}
+
+// relayCopyPaused makes relay participant p's tracks follow its relay's
+// pause: while it is paused, every one of them holds relay_paused (1.1
+// subscribers are told "paused"); once it resumes, they are told "active"
+// with the next packet. It is also the relay links' OnPaused, for a relay
+// whose source is on another node.
+func (r *Rooms) relayCopyPaused(p *sfu.Participant, paused bool) {
+	if !r.streams.setRelayPaused(p, paused) {
+		return
+	}
+	// Set first, listed after: a track published meanwhile is seen by
+	// one of the two (trackChanged, or this list).
+	for _, up := range p.PublishedTracks() {
+		if r.streams.trackCause(up.ID(), CauseRelayPaused, paused) {
+			r.streams.armActive(up)
 		}
 	}
 }

@@ -183,6 +183,8 @@ func New(c Config) (*Rooms, error) {
 		lc := *c.Links
 		lc.SFU = r.sfu
 		lc.OnHeld = r.relayCopyHeld
+		lc.OnPaused = r.relayCopyPaused
+		lc.OnMuted = r.relayCopyMuted
 		if lc.Logger == nil {
 			lc.Logger = r.log
 		}

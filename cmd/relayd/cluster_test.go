@@ -132,6 +132,12 @@ func (c *testCluster) token(identity, room, role string) string {
 // room is "") and joins.
 func (c *testCluster) dial(nd *clusterNode, identity, room, role string) (*client.Client, *client.JoinResult) {
 	c.t.Helper()
+	return c.dialWith(nd, identity, room, role, client.JoinParams{})
+}
+
+// dialWith is dial joining with p (a version, say).
+func (c *testCluster) dialWith(nd *clusterNode, identity, room, role string, p client.JoinParams) (*client.Client, *client.JoinResult) {
+	c.t.Helper()
 	ctx, cancel := context.WithTimeout(c.ctx, 20*time.Second)
 	defer cancel()
 	cl, err := client.Dial(ctx, nd.base, c.token(identity, room, role), client.Options{})
@@ -139,7 +145,7 @@ func (c *testCluster) dial(nd *clusterNode, identity, room, role string) (*clien
 		c.t.Fatalf("%s dials %s: %v", identity, nd.id, err)
 	}
 	c.t.Cleanup(func() { _ = cl.Close() })
-	jr, err := cl.Join(ctx)
+	jr, err := cl.JoinWith(ctx, p)
 	if err != nil {
 		c.t.Fatalf("%s joins %q through %s: %v", identity, room, nd.id, err)
 	}
@@ -440,6 +446,59 @@ func TestClusterThreeNodes(t *testing.T) {
 	slices.Sort(tail)
 	if len(seq) != len(wantHead)+len(wantTail) || !slices.Equal(seq[:len(wantHead)], wantHead) || !slices.Equal(tail, wantTail) {
 		t.Fatalf("relay notifications:\n got %q\nwant %q then %q in any order", seq, wantHead, wantTail)
+	}
+
+	// 3b. A 1.1 viewer of the room on node 2 is told, over the relay's
+	// link, what its subscribers on node 1 would be: the source's audio
+	// muted by an operator (track.muted with the copy's id; the track
+	// object says muted), the relay paused (track.stream paused
+	// relay_paused for both copies) and resumed (active, with the video's
+	// next packet: the muted audio sends none).
+	v11, jr11 := c.dialWith(n2, "viewer11-b", rb, "viewer", client.JoinParams{Version: "1.1"})
+	copies := map[string]string{} // kind -> the copy's id in rb
+	for _, tr := range jr11.Tracks {
+		if tr.Participant == src {
+			copies[tr.Kind] = tr.ID
+		}
+	}
+	if len(copies) != 2 {
+		t.Fatalf("relayed tracks in %s's join result: %+v", rb, jr11.Tracks)
+	}
+	c.receiving(v11, "viewer11-b", "video", src, 10)
+	var muted struct{ Tracks []client.Track }
+	if code := c.api("POST", n3.base+"/v1/rooms/"+ra+"/participants/"+src+"/mute", `{"kind":"audio"}`, &muted); code != 200 || len(muted.Tracks) != 1 {
+		t.Fatalf("mute %s's audio through %s: %d %+v", src, n3.id, code, muted)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	ev, err := client.WaitEvent(wctx, v11, client.NotifyTrackMuted, func(e client.TrackMutedEvent) bool { return e.TrackID == copies["audio"] })
+	wcancel()
+	if err != nil || !ev.Muted || ev.By != "admin" {
+		t.Fatalf("viewer11-b: track.muted of the relayed audio %s: %+v %v", copies["audio"], ev, err)
+	}
+	v11late, jrLate := c.dialWith(n1, "viewer11-late", rb, "viewer", client.JoinParams{Version: "1.1"})
+	_ = v11late
+	for _, tr := range jrLate.Tracks {
+		if tr.ID == copies["audio"] && !tr.Muted || tr.ID == copies["video"] && tr.Muted {
+			t.Fatalf("a later join's relayed track %+v (audio %s muted, video not)", tr, copies["audio"])
+		}
+	}
+	pctx0, pcancel0 := context.WithTimeout(ctx, 10*time.Second)
+	if _, err := hosts[ra].PauseRelay(pctx0); err != nil {
+		t.Fatalf("relay.pause: %v", err)
+	}
+	for _, kind := range []string{"audio", "video"} {
+		ev, err := client.WaitEvent(pctx0, v11, client.NotifyTrackStream, func(e client.TrackStreamEvent) bool { return e.TrackID == copies[kind] })
+		if err != nil || ev.State != "paused" || ev.Reason != "relay_paused" {
+			t.Fatalf("viewer11-b: track.stream of the relayed %s after relay.pause: %+v %v", kind, ev, err)
+		}
+	}
+	if _, err := hosts[ra].ResumeRelay(pctx0); err != nil {
+		t.Fatalf("relay.resume: %v", err)
+	}
+	ev2, err := client.WaitEvent(pctx0, v11, client.NotifyTrackStream, func(e client.TrackStreamEvent) bool { return e.TrackID == copies["video"] && e.State == "active" })
+	pcancel0()
+	if err != nil || ev2.Reason != "relay_paused" {
+		t.Fatalf("viewer11-b: track.stream active of the relayed video after relay.resume: %+v %v", ev2, err)
 	}
 
 	// 4. bob, a viewer of the room on node 3 (through node 1), may not
