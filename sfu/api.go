@@ -160,8 +160,10 @@ type APIs struct {
 	// subscriberFor, when the direct send path is on, makes the API of
 	// one subscriber PC, its DTLS hooked for keys (dtlsKeys); nil: off.
 	subscriberFor func(k *dtlsKeys) *webrtc.API
-	// directSend writes an SRTP packet to the media socket.
+	// directSend writes an SRTP packet to the media socket; taps are the
+	// socket's RTCP taps (directrecv.go; nil: the socket has none).
 	directSend func([]byte, netip.AddrPort) (int, error)
+	taps       *rtcpTaps
 }
 
 // newSubscriberAPI returns the API for a new subscriber PC and, with the
@@ -170,7 +172,7 @@ func (a APIs) newSubscriberAPI(log *slog.Logger) (*webrtc.API, *directSender) {
 	if a.subscriberFor == nil {
 		return a.Subscriber, nil
 	}
-	ds := newDirectSender(a.directSend, log)
+	ds := newDirectSender(a.directSend, a.taps, log)
 	return a.subscriberFor(&ds.keys), ds
 }
 
@@ -268,6 +270,9 @@ func NewAPI(cfg MediaConfig) (APIs, io.Closer, error) {
 			// It costs a SettingEngine copy (~1 KiB) per PC; the media
 			// engine and interceptors are shared as before.
 			apis.directSend = send
+			if bc != nil {
+				apis.taps = &bc.taps
+			}
 			apis.subscriberFor = func(k *dtlsKeys) *webrtc.API {
 				s := se
 				s.SetDTLSKeyLogWriter(k)

@@ -21,7 +21,8 @@ import (
 //
 // It implements pion ice's AddrPortReaderWriter, so the UDP mux writes
 // through it without allocating a net.Addr per packet. Reads go straight
-// to the socket.
+// to the socket; a subscriber's RTCP that the direct path reads
+// (directrecv.go) is taken there and never reaches the UDP mux.
 //
 // Goroutines: none of its own; the flush timer's function runs briefly on
 // the runtime's timer goroutine. close stops it.
@@ -40,6 +41,8 @@ type batchConn struct {
 	timer  *time.Timer // guarded by mu: flushes cur after flushDelay
 	armed  bool        // guarded by mu
 	closed bool        // guarded by mu
+
+	taps rtcpTaps
 }
 
 const (
@@ -82,7 +85,12 @@ func newBatchConn(c *net.UDPConn) *batchConn {
 
 // ReadFromAddrPort implements ice.AddrPortReaderWriter.
 func (c *batchConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	return c.UDPConn.ReadFromUDPAddrPort(b)
+	for {
+		n, from, err := c.UDPConn.ReadFromUDPAddrPort(b)
+		if err != nil || !c.taps.take(b[:n], from) {
+			return n, from, err
+		}
+	}
 }
 
 // WriteTo sends through the batch too (pion's paths that carry a net.Addr).

@@ -23,7 +23,9 @@ import (
 // What pion's path did per packet and where it went:
 //   - SRTP: this PC's own sending context, keyed from its DTLS handshake
 //     (dtlsKeys). pion's context for these SSRCs is never used, so the
-//     rollover counter has one owner. RTCP stays on pion's SRTCP.
+//     rollover counter has one owner. RTCP from relayd (sender reports)
+//     stays on pion's SRTCP; RTCP from the subscriber is read directly
+//     too (directrecv.go).
 //   - Sender reports: the subscriber API has no report interceptor when
 //     the direct path is on; every down track writes its own (report.go),
 //     on either path.
@@ -49,7 +51,9 @@ var errDirectTooBig = errors.New("rtp packet too big")
 type directSender struct {
 	keys dtlsKeys
 	send func(p []byte, to netip.AddrPort) (int, error) // the media socket's write
+	taps *rtcpTaps                                      // the media socket's RTCP taps (nil: none)
 	log  *slog.Logger
+	recv directReceiver
 
 	mu     sync.Mutex
 	ctx    *srtp.Context  // guarded by mu; nil until the PC connected
@@ -61,27 +65,33 @@ type directSender struct {
 	enc    []byte         // guarded by mu: and encrypted
 }
 
-func newDirectSender(send func([]byte, netip.AddrPort) (int, error), log *slog.Logger) *directSender {
+func newDirectSender(send func([]byte, netip.AddrPort) (int, error), taps *rtcpTaps, log *slog.Logger) *directSender {
 	return &directSender{
 		send:  send,
+		taps:  taps,
 		log:   log,
 		plain: make([]byte, MaxPacketSize+100),
 		enc:   make([]byte, 0, MaxPacketSize+200),
 	}
 }
 
-// connected derives the SRTP context once the PC is connected (its DTLS
+// connected derives the SRTP contexts once the PC is connected (its DTLS
 // handshake is done); without keys the PC keeps pion's path. It returns
 // the path the PC is on now: "direct" or "pion".
 func (s *directSender) connected() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ctx == nil {
-		ctx, err := s.keys.context()
+		local, remote, err := s.keys.contexts()
 		if err != nil {
 			s.log.Debug("direct send path off for this subscriber", "err", err)
 		}
-		s.ctx = ctx
+		s.ctx = local
+		if remote != nil && s.taps != nil {
+			s.recv.mu.Lock()
+			s.recv.ctx, s.recv.buf = remote, make([]byte, 0, MaxPacketSize+100)
+			s.recv.mu.Unlock()
+		}
 	}
 	if s.ctx == nil || !s.addr.IsValid() {
 		return "pion"
@@ -100,7 +110,13 @@ func (s *directSender) setPair(p *webrtc.ICECandidatePair) {
 		}
 	}
 	s.mu.Lock()
-	s.addr = to
+	old := s.addr
+	if !s.closed {
+		s.addr = to
+		if s.taps != nil {
+			s.taps.move(s, old, to)
+		}
+	}
 	s.mu.Unlock()
 }
 
@@ -115,6 +131,9 @@ func (s *directSender) sentDirect() uint64 {
 func (s *directSender) close() {
 	s.mu.Lock()
 	s.closed = true
+	if s.taps != nil {
+		s.taps.move(s, s.addr, netip.AddrPort{})
+	}
 	s.mu.Unlock()
 }
 

@@ -20,6 +20,7 @@ type srWatch struct {
 	mu      sync.Mutex
 	packets int
 	lastTS  uint32
+	lastSeq uint16
 	lastAt  time.Time
 	reports []rtcp.SenderReport
 	at      []time.Time // when each report came
@@ -59,7 +60,7 @@ func (w *srWatch) watch(c *peer) {
 			}
 			w.mu.Lock()
 			w.packets++
-			w.lastTS, w.lastAt = p.Timestamp, time.Now()
+			w.lastTS, w.lastSeq, w.lastAt = p.Timestamp, p.SequenceNumber, time.Now()
 			w.mu.Unlock()
 			c.received.Add(1)
 		}
@@ -68,8 +69,9 @@ func (w *srWatch) watch(c *peer) {
 
 // watchedViewer publishes alice's VP8 in a new room of s and joins bob as
 // its viewer, his receive side watched (srWatch), until he has at least
-// packets packets and reports sender reports.
-func watchedViewer(t *testing.T, s *SFU, packets, reports int) (*Participant, *srWatch) {
+// packets packets and reports sender reports. It returns bob's
+// participant, his watch and his client.
+func watchedViewer(t *testing.T, s *SFU, packets, reports int) (*Participant, *srWatch, *peer) {
 	t.Helper()
 	room, err := s.CreateRoom("sendpath", "alice", "", "")
 	if err != nil {
@@ -87,7 +89,7 @@ func watchedViewer(t *testing.T, s *SFU, packets, reports int) (*Participant, *s
 		defer w.mu.Unlock()
 		return len(w.reports) >= reports && w.packets >= packets
 	})
-	return bp, w
+	return bp, w, bob
 }
 
 // directOf is p's subscriber PC's direct send path (nil: none).
@@ -103,7 +105,7 @@ func directOf(p *Participant) *directSender {
 // wall-clock time as the packets show it, with counts that grow.
 func TestDirectSendPath(t *testing.T) {
 	s := newLoopbackSFU(t, Config{})
-	bp, w := watchedViewer(t, s, 60, 2)
+	bp, w, _ := watchedViewer(t, s, 60, 2)
 	ds := directOf(bp)
 	if ds == nil {
 		t.Fatal("the viewer's PC has no direct send path")
@@ -140,7 +142,7 @@ func TestDirectSendPath(t *testing.T) {
 // pion's write path and pion's sender reports, as before it existed.
 func TestPionSendPath(t *testing.T) {
 	s := newLoopbackSFUWith(t, Config{}, MediaConfig{NoDirect: true})
-	bp, _ := watchedViewer(t, s, 30, 1)
+	bp, _, _ := watchedViewer(t, s, 30, 1)
 	if directOf(bp) != nil {
 		t.Fatal("a direct send path with NoDirect")
 	}
@@ -161,7 +163,7 @@ func ntpToTime(v uint64) time.Time {
 // SRTP (AES-128-GCM here, as Chromium negotiates) and the hand-off to
 // the socket, a no-op here. Target: no allocation.
 func BenchmarkDirectWrite(b *testing.B) {
-	ds := newDirectSender(func(p []byte, _ netip.AddrPort) (int, error) { return len(p), nil }, slog.New(slog.DiscardHandler))
+	ds := newDirectSender(func(p []byte, _ netip.AddrPort) (int, error) { return len(p), nil }, nil, slog.New(slog.DiscardHandler))
 	ctx, err := srtp.CreateContext(make([]byte, 16), make([]byte, 12), srtp.ProtectionProfileAeadAes128Gcm)
 	if err != nil {
 		b.Fatal(err)

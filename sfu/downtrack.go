@@ -199,6 +199,9 @@ func (d *DownTrack) Close() {
 	if d.closed.Swap(true) {
 		return
 	}
+	if b := d.binding.Load(); b != nil && d.direct != nil {
+		d.direct.untrack(b.ssrc, d)
+	}
 	d.up.RemoveDownTrack(d)
 }
 
@@ -268,7 +271,12 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 			b.twcc = uint8(e.ID)
 		}
 	}
-	d.binding.Store(b)
+	if old := d.binding.Swap(b); old != nil && d.direct != nil {
+		d.direct.untrack(old.ssrc, d)
+	}
+	if d.direct != nil {
+		d.direct.track(b.ssrc, d)
+	}
 	d.mu.Lock()
 	d.bound = true
 	d.mu.Unlock()
@@ -278,7 +286,9 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 
 // Unbind implements webrtc.TrackLocal.
 func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
-	d.binding.Store(nil)
+	if old := d.binding.Swap(nil); old != nil && d.direct != nil {
+		d.direct.untrack(old.ssrc, d)
+	}
 	return nil
 }
 
@@ -568,24 +578,31 @@ func (d *DownTrack) handleRTCP(b []byte) {
 		return
 	}
 	for _, p := range pkts {
-		switch p := p.(type) {
-		case *rtcp.TransportLayerCC:
-			if d.bwe != nil {
-				d.bwe.feedback(p, Now())
-			}
-		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-			d.pliIn.Inc()
-			d.up.RequestLayerKeyframe(d.keyframeLayer())
-		case *rtcp.TransportLayerNack:
-			for _, pair := range p.Nacks {
-				pair.Range(func(seq uint16) bool {
-					d.nackIn.Inc()
-					if !d.nack(seq) {
-						d.rtxMiss.Inc()
-					}
-					return true
-				})
-			}
+		d.handleRTCPPacket(p)
+	}
+}
+
+// handleRTCPPacket acts on one RTCP packet about this track (or, for
+// transport-cc feedback, about its PC): from rtcpLoop, or from the media
+// socket's reader on the direct path (directrecv.go). It never blocks.
+func (d *DownTrack) handleRTCPPacket(p rtcp.Packet) {
+	switch p := p.(type) {
+	case *rtcp.TransportLayerCC:
+		if d.bwe != nil {
+			d.bwe.feedback(p, Now())
+		}
+	case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+		d.pliIn.Inc()
+		d.up.RequestLayerKeyframe(d.keyframeLayer())
+	case *rtcp.TransportLayerNack:
+		for _, pair := range p.Nacks {
+			pair.Range(func(seq uint16) bool {
+				d.nackIn.Inc()
+				if !d.nack(seq) {
+					d.rtxMiss.Inc()
+				}
+				return true
+			})
 		}
 	}
 }

@@ -104,31 +104,39 @@ func prfHash(id dtls.CipherSuiteID) func() hash.Hash {
 	return nil
 }
 
-// context derives the server's (relayd's) SRTP sending context.
-func (k *dtlsKeys) context() (*srtp.Context, error) {
+// contexts derives the server's (relayd's) SRTP sending context, and the
+// context that decrypts what the client sends (its SRTCP, with pion's
+// default replay window of 64 packets).
+func (k *dtlsKeys) contexts() (local, remote *srtp.Context, err error) {
 	k.mu.Lock()
 	cr, ms, sr, suite, profile, hello := k.clientRandom, k.masterSecret, k.serverRandom, k.suite, k.profile, k.hello
 	k.mu.Unlock()
 	h := prfHash(suite)
 	if !hello || len(cr) != 32 || len(sr) != 32 || len(ms) == 0 || h == nil || profile == 0 {
-		return nil, errNoKeys
+		return nil, nil, errNoKeys
 	}
 	keyLen, err := profile.KeyLen()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	saltLen, err := profile.SaltLen()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	seed := make([]byte, 0, 19+64)
 	seed = append(append(append(seed, "EXTRACTOR-dtls_srtp"...), cr...), sr...)
 	// client key, server key, client salt, server salt (RFC 5764 4.2)
 	km, err := prf.PHash(ms, seed, 2*keyLen+2*saltLen, h)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	key := km[keyLen : 2*keyLen]
-	salt := km[2*keyLen+saltLen:]
-	return srtp.CreateContext(key, salt, profile)
+	clientKey, serverKey := km[:keyLen], km[keyLen:2*keyLen]
+	clientSalt, serverSalt := km[2*keyLen:2*keyLen+saltLen], km[2*keyLen+saltLen:]
+	if local, err = srtp.CreateContext(serverKey, serverSalt, profile); err != nil {
+		return nil, nil, err
+	}
+	if remote, err = srtp.CreateContext(clientKey, clientSalt, profile, srtp.SRTCPReplayProtection(64)); err != nil {
+		return nil, nil, err
+	}
+	return local, remote, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 )
@@ -16,7 +17,8 @@ import (
 // dtlsKeys hooked into the server side, and checks that a packet the
 // context derived from them encrypts is decrypted by the client with the
 // keys pion's own exporter gives (the way pion's DTLSTransport keys its
-// SRTP session), for each cipher suite and SRTP profile pion offers.
+// SRTP session), and the client's SRTCP is decrypted by the other context
+// derived, for each cipher suite and SRTP profile pion offers.
 func TestDTLSKeysMatchPion(t *testing.T) {
 	suites := []dtls.CipherSuiteID{
 		dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
@@ -30,7 +32,7 @@ func TestDTLSKeysMatchPion(t *testing.T) {
 	for _, suite := range suites {
 		for _, profile := range profiles {
 			k, client := dtlsHandshake(t, suite, profile)
-			ctx, err := k.context()
+			ctx, remote, err := k.contexts()
 			if err != nil {
 				t.Fatalf("suite %v profile %v: derive: %v", suite, profile, err)
 			}
@@ -59,6 +61,21 @@ func TestDTLSKeysMatchPion(t *testing.T) {
 			if string(got[12:]) != "relayd direct" {
 				t.Fatalf("suite %v profile %v: decrypted %q", suite, profile, got[12:])
 			}
+			// And the other way: the client's SRTCP (a PLI), encrypted
+			// with the keys pion's exporter gives it, decrypts with ours.
+			cenc, err := srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, cfg.Profile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pli, _ := (&rtcp.PictureLossIndication{SenderSSRC: 7, MediaSSRC: 42}).Marshal()
+			sr, err := cenc.EncryptRTCP(nil, pli, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := remote.DecryptRTCP(nil, sr, nil)
+			if err != nil || string(back) != string(pli) {
+				t.Fatalf("suite %v profile %v: the client's RTCP does not decrypt: %v", suite, profile, err)
+			}
 			_ = client.Close()
 		}
 	}
@@ -68,16 +85,16 @@ func TestDTLSKeysMatchPion(t *testing.T) {
 // (relayd the DTLS client), there are no keys and no context.
 func TestDTLSKeysIncomplete(t *testing.T) {
 	var k dtlsKeys
-	if _, err := k.context(); err == nil {
+	if _, _, err := k.contexts(); err == nil {
 		t.Fatal("a context from nothing")
 	}
 	_, _ = k.Write([]byte("CLIENT_RANDOM 0011 2233\n"))
-	if _, err := k.context(); err == nil {
+	if _, _, err := k.contexts(); err == nil {
 		t.Fatal("a context without a ServerHello")
 	}
 	_, _ = k.Write([]byte("garbage line\n"))
 	_, _ = k.Write([]byte("CLIENT_RANDOM zz yy\n"))
-	if _, err := k.context(); err == nil {
+	if _, _, err := k.contexts(); err == nil {
 		t.Fatal("a context from garbage")
 	}
 }

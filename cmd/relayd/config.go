@@ -214,7 +214,7 @@ func newConfigFlagSet(c *Config, path *string) *flag.FlagSet {
 	fs.StringVar(&c.Advertise, "advertise", c.Advertise, "cluster mode: this node's base `URL` as other nodes reach it (default http://<listen address>)")
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "cluster mode: this node's `name` (default random)")
 	fs.BoolVar(&c.UDPBatch, "udp-batch", c.UDPBatch, "send media in sendmmsg batches (--udp-batch=false: one sendto per packet)")
-	fs.BoolVar(&c.DirectSend, "direct-send", c.DirectSend, "encrypt subscribers' media straight into the send batch (--direct-send=false: pion's write path)")
+	fs.BoolVar(&c.DirectSend, "direct-send", c.DirectSend, "encrypt subscribers' media straight into the send batch and read their RTCP off the socket (--direct-send=false: pion's paths)")
 	fs.DurationVar(&c.RoomRetention, "room-retention", c.RoomRetention, "how long an ended room is kept; then it is purged with its invitations, chat and recordings (0: forever)")
 	fs.IntVar(&c.RoomCreateRate, "room-create-rate", c.RoomCreateRate, "rooms one identity may create a minute, in bursts of as many; beyond: 4029 / HTTP 429 (0: no limit)")
 	fs.IntVar(&c.MaxSocketsPerIdentity, "max-sockets-per-identity", c.MaxSocketsPerIdentity, "WebSockets one identity (token sub) may hold open at once; more get HTTP 429 (0: no cap)")
