@@ -13,19 +13,17 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// lightReadDelay is how long a light viewer's socket waits, after a read
-// that returned media, before it reads again. Without it a batch holds
-// what arrived while the reader woke up: the server writes a frame's
-// packets to a viewer one fan-out round apart (every subscriber of the
-// writer in between), so the reader wakes once for every packet or two
-// (2.3 packets per read at 40 viewers on the development VM), and the
-// wake-up, not the counting (BenchmarkLightOnRTP), is the cost. Waiting
-// 20 ms gathers a frame's packets and the audio between frames (~4 at
-// 1.5 Mbit/s) in one read and one timer wake-up, while the socket's
-// buffer (212 KB by default) holds a keyframe burst many times over. It
-// delays STUN, DTLS and SRTCP by as much, which nothing measured notices;
-// it starts after the viewer's first frame, whose arrival time is a
-// reported figure. Pace with care: the NACKs of a light viewer go out up
+// lightReadDelay is how often the pump (lightpump.go) drains the light
+// viewers' sockets once they have their first frame. Reading at once, the
+// reader woke once for every packet or two (the server writes a frame's
+// packets to a viewer one fan-out round apart: 2.3 packets per read at 40
+// viewers on the development VM), and the wake-up, not the counting
+// (BenchmarkLightOnRTP), was the cost. 20 ms gathers a frame's packets
+// and the audio between frames (~4 at 1.5 Mbit/s) in one read, while the
+// socket's buffer (212 KB by default) holds a keyframe burst many times
+// over. It delays STUN, DTLS and SRTCP by as much, which nothing measured
+// notices; it starts after the viewer's first frame, whose arrival time is
+// a reported figure. Pace with care: the NACKs of a light viewer go out up
 // to this much later than a full viewer's.
 const lightReadDelay = 20 * time.Millisecond
 

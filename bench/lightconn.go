@@ -19,7 +19,6 @@ package bench
 import (
 	"net"
 	"net/netip"
-	"time"
 
 	"github.com/pion/transport/v5"
 )
@@ -32,6 +31,7 @@ import (
 type lightNet struct {
 	transport.Net
 	sink *lightCounter
+	pump *lightPump // reads the sockets once the first frame is in (nil: their own loops do)
 }
 
 // ListenUDP opens the socket and wraps it.
@@ -44,7 +44,7 @@ func (n *lightNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPC
 	if !ok {
 		return c, nil // not a kernel socket: nothing to batch, pion sees all
 	}
-	return newLightConn(udp, n.sink), nil
+	return newLightConn(udp, n.sink, n.pump), nil
 }
 
 // lightConn is one UDP socket of a light viewer. It implements pion ice's
@@ -56,18 +56,27 @@ func (n *lightNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPC
 type lightConn struct {
 	transport.UDPConn
 	udp  *net.UDPConn
-	r    *batchReader
+	r    *batchReader // the read loop's, then the pump's once handed over
 	sink *lightCounter
+	pump *lightPump
 
 	// the batch being handed out: messages [next, n) of r are not
 	// sorted yet (the candidate's read loop is the only caller)
 	n, next int
-	media   [][]byte // scratch: the batch's media datagrams
-	paced   bool     // the last batch held media: wait lightReadDelay before the next
+	media   [][]byte // scratch: the batch's media datagrams (then the pump's)
+	pumped  bool     // the read loop handed the socket to the pump
+
+	// once pumped: what the pump read that is not media; closed when
+	// the socket failed, perr saying why (set before the close)
+	inbox chan datagram
+	perr  error
 }
 
-func newLightConn(udp *net.UDPConn, sink *lightCounter) *lightConn {
-	return &lightConn{UDPConn: udp, udp: udp, r: newBatchReader(udp), sink: sink, media: make([][]byte, 0, lightBatch)}
+func newLightConn(udp *net.UDPConn, sink *lightCounter, pump *lightPump) *lightConn {
+	return &lightConn{
+		UDPConn: udp, udp: udp, r: newBatchReader(udp), sink: sink, pump: pump,
+		media: make([][]byte, 0, lightBatch), inbox: make(chan datagram, inboxSize),
+	}
 }
 
 // isMedia reports whether datagram b is RTP (RFC 7983: first byte
@@ -78,9 +87,19 @@ func isMedia(b []byte) bool {
 }
 
 // ReadFromAddrPort returns the next datagram that is not media, after
-// counting the media read on the way.
+// counting the media read on the way. Once the viewer has its first frame
+// (the bench then stops timing its packets' arrival) the socket goes to
+// the pump (lightpump.go), between two batches, and this waits on what
+// the pump hands over.
 func (c *lightConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	for {
+		if c.pumped {
+			d, ok := <-c.inbox
+			if !ok {
+				return 0, netip.AddrPort{}, c.perr
+			}
+			return copy(b, d.b), d.from, nil
+		}
 		for c.next < c.n {
 			m := &c.r.msgs[c.next]
 			c.next++
@@ -94,8 +113,10 @@ func (c *lightConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 			}
 			return copy(b, p), from, nil
 		}
-		if c.paced && c.sink.pace() {
-			time.Sleep(lightReadDelay)
+		if c.pump != nil && c.sink.pace() {
+			c.pumped = true
+			c.pump.add(c)
+			continue
 		}
 		n, err := c.r.read()
 		if err != nil {
@@ -109,8 +130,7 @@ func (c *lightConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 				c.media = append(c.media, p)
 			}
 		}
-		c.paced = len(c.media) > 0
-		if c.paced {
+		if len(c.media) > 0 {
 			c.sink.onBatch(c.media, nowNano())
 		}
 	}

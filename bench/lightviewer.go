@@ -58,8 +58,9 @@ func nowNano() int64 { return time.Now().UnixNano() }
 // newLightAPI builds a light viewer's API: the full viewers' codecs and
 // header extensions (transport-cc included, so the server writes the same
 // packets to both kinds of viewer), no interceptor (no packet reaches
-// one), and sink's network.
-func newLightAPI(se webrtc.SettingEngine, base transport.Net, sink *lightCounter) (*webrtc.API, error) {
+// one), and sink's network, its sockets read by pump once the first
+// frame is in.
+func newLightAPI(se webrtc.SettingEngine, base transport.Net, sink *lightCounter, pump *lightPump) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := client.RegisterCodecs(m); err != nil {
 		return nil, err
@@ -70,7 +71,7 @@ func newLightAPI(se webrtc.SettingEngine, base transport.Net, sink *lightCounter
 			return nil, err
 		}
 	}
-	se.SetNet(&lightNet{Net: base, sink: sink})
+	se.SetNet(&lightNet{Net: base, sink: sink, pump: pump})
 	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(&interceptor.Registry{}), webrtc.WithSettingEngine(se)), nil
 }
@@ -273,6 +274,14 @@ type lightCounter struct {
 	drop    func(seq uint16) bool
 	dropped map[uint64]bool
 
+	// the loop's state: the PC (asked for at each tick), the NACKs'
+	// sender SSRC, scratch space; the pump that ticks it (nil: its own
+	// goroutine does)
+	pcOf       func() *webrtc.PeerConnection
+	senderSSRC uint32
+	scratch    []int64
+	pump       *lightPump
+
 	started  atomic.Bool
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -345,60 +354,76 @@ func (c *lightCounter) dropOnce(ssrc uint32, seq uint16) bool {
 }
 
 // start runs the viewer's loop on pc (the subscriber PeerConnection,
-// asked for at each tick: it exists once the server offered).
+// asked for at each tick: it exists once the server offered): the pump
+// ticks it, or without one its own goroutine.
 func (c *lightCounter) start(pc func() *webrtc.PeerConnection) {
+	c.pcOf = pc
+	c.senderSSRC = uint32(time.Now().UnixNano()) // any: the server reads the media SSRC
 	c.started.Store(true)
-	go c.loop(pc)
+	if c.pump != nil {
+		c.pump.addCounter(c)
+		close(c.done)
+		return
+	}
+	go c.loop()
 }
 
-// close stops the loop and waits for it. Idempotent.
+// close stops the loop and waits for it (a pump's round in progress
+// ends first). Idempotent.
 func (c *lightCounter) close() {
 	c.stopOnce.Do(func() { close(c.stop) })
-	if c.started.Load() {
-		<-c.done
+	if !c.started.Load() {
+		return
 	}
+	if c.pump != nil {
+		c.pump.removeCounter(c)
+	}
+	<-c.done
 }
 
-// loop, every nackInterval: tells new SSRCs apart by the remote
-// description (and signals the first video frame), then sends the NACKs.
-func (c *lightCounter) loop(pcOf func() *webrtc.PeerConnection) {
+// loop ticks every nackInterval until close.
+func (c *lightCounter) loop() {
 	defer close(c.done)
 	t := time.NewTicker(nackInterval)
 	defer t.Stop()
-	senderSSRC := uint32(time.Now().UnixNano()) // any: the server reads the media SSRC
-	var scratch []int64
 	for {
 		select {
 		case <-c.stop:
 			return
 		case <-t.C:
 		}
-		pc := pcOf()
-		if pc == nil {
+		c.tick()
+	}
+}
+
+// tick, every nackInterval: tells new SSRCs apart by the remote
+// description (and signals the first video frame), then sends the NACKs.
+func (c *lightCounter) tick() {
+	pc := c.pcOf()
+	if pc == nil {
+		return
+	}
+	c.mu.Lock()
+	unresolved := c.unresolved
+	c.mu.Unlock()
+	if unresolved {
+		if d := pc.RemoteDescription(); d != nil {
+			c.resolve(parseSSRCs(d.SDP))
+		}
+	}
+	var out []rtcp.Packet
+	c.mu.Lock()
+	for _, s := range c.streams {
+		if !s.nack {
 			continue
 		}
-		c.mu.Lock()
-		unresolved := c.unresolved
-		c.mu.Unlock()
-		if unresolved {
-			if d := pc.RemoteDescription(); d != nil {
-				c.resolve(parseSSRCs(d.SDP))
-			}
+		if seqs := s.nacks(maxNacksPerPacket, c.scratch); len(seqs) > 0 {
+			out = append(out, &rtcp.TransportLayerNack{SenderSSRC: c.senderSSRC, MediaSSRC: s.ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
 		}
-		var out []rtcp.Packet
-		c.mu.Lock()
-		for _, s := range c.streams {
-			if !s.nack {
-				continue
-			}
-			if seqs := s.nacks(maxNacksPerPacket, scratch); len(seqs) > 0 {
-				out = append(out, &rtcp.TransportLayerNack{SenderSSRC: senderSSRC, MediaSSRC: s.ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
-			}
-		}
-		c.mu.Unlock()
-		for _, p := range out {
-			_ = pc.WriteRTCP([]rtcp.Packet{p}) // one per packet, as pion's generator writes them
-		}
+	}
+	c.mu.Unlock()
+	for _, p := range out {
+		_ = pc.WriteRTCP([]rtcp.Packet{p}) // one per packet, as pion's generator writes them
 	}
 }
 
@@ -530,7 +555,7 @@ func (c *lightCounter) firstFrom(streamID string) int64 {
 }
 
 // lightJoin joins v as a light viewer: its own API on the runner's base
-// network, and its loop started once the session is up.
+// network and pump, and its loop started once the session is up.
 func (sc *runner) lightJoin(ctx context.Context, v *viewer, tok string) error {
 	sc.mu.Lock()
 	if sc.lightNet == nil {
@@ -540,10 +565,12 @@ func (sc *runner) lightJoin(ctx context.Context, v *viewer, tok string) error {
 			return err
 		}
 		sc.lightNet = n
+		sc.lightPump = newLightPump()
 	}
-	base := sc.lightNet
+	base, pump := sc.lightNet, sc.lightPump
 	sc.mu.Unlock()
-	api, err := newLightAPI(client.LoopbackSettingEngine(), base, v.light)
+	v.light.pump = pump
+	api, err := newLightAPI(client.LoopbackSettingEngine(), base, v.light, pump)
 	if err != nil {
 		return err
 	}

@@ -48,11 +48,13 @@ type runner struct {
 	step        int     // ramp step of the viewers being added
 	rssBaseline float64 // server RSS before any viewer, bytes
 	cipher      string  // the SRTP profile negotiated with the viewers
-	// --light: the full viewers made so far in each room, and the
-	// network the light viewers' sockets are wrapped around
-	fullIn   map[*room]int
-	lightNet transport.Net
-	profiled bool // --cpuprofile: the first window was profiled
+	// --light: the full viewers made so far in each room, the network
+	// the light viewers' sockets are wrapped around, and their pump
+	// (stopped by teardown)
+	fullIn    map[*room]int
+	lightNet  transport.Net
+	lightPump *lightPump
+	profiled  bool // --cpuprofile: the first window was profiled
 }
 
 // newScenario starts (or reaches) the server and builds the shared API.
@@ -277,6 +279,12 @@ func (sc *runner) teardown() {
 		ps[i].close()
 		return nil
 	})
+	sc.mu.Lock()
+	pump := sc.lightPump
+	sc.mu.Unlock()
+	if pump != nil {
+		pump.stop()
+	}
 	sc.tgt.close()
 }
 
