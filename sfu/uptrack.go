@@ -19,8 +19,12 @@ package sfu
 //     UDP, encrypted with the PC's SRTP keys straight into the socket's
 //     sendmmsg batch (directsend.go, batchconn.go); otherwise (ICE-TCP)
 //     through pion's write path.
-//  4. Back: a subscriber's NACK is answered from the same Cache; its PLI or
-//     FIR becomes UpTrack.RequestKeyframe, throttled to one per 500 ms.
+//  4. Back: a subscriber's RTCP is read off the socket by its one reader
+//     and decrypted with the PC's keys (directrecv.go; otherwise, through
+//     pion, by the DownTrack's rtcpLoop). Its NACK is answered from the
+//     same Cache; its PLI or FIR becomes UpTrack.RequestKeyframe,
+//     throttled to one per 500 ms; its transport-cc feedback feeds the
+//     subscriber's estimator (bwe.go).
 //
 // There is no other forwarding loop: the relay's egress and the recorder
 // are Sinks, the relay's ingress is a Source.
