@@ -24,7 +24,7 @@ var bridgeDialer = websocket.Dialer{
 // routeWS bridges a WebSocket whose room lives on another node and
 // reports whether it did. The token was checked here already (401 before
 // any upgrade); the room's node checks it again, and everything else.
-func (s *Server) routeWS(w http.ResponseWriter, r *http.Request, c *Claims) bool {
+func (s *Server) routeWS(w http.ResponseWriter, r *http.Request, c *Claims, done func()) bool {
 	if s.cluster == nil || c.Room == "" || r.Header.Get(hdrForwarded) != "" {
 		return false
 	}
@@ -33,12 +33,13 @@ func (s *Server) routeWS(w http.ResponseWriter, r *http.Request, c *Claims) bool
 	cancel()
 	if err != nil {
 		writeHTTPError(w, Errorf(CodeInternal, "cluster: %v", err))
+		done()
 		return true
 	}
 	if target == "" {
 		return false
 	}
-	s.bridge(w, r, target, c)
+	s.bridge(w, r, target, c, done)
 	return true
 }
 
@@ -48,12 +49,14 @@ func (s *Server) routeWS(w http.ResponseWriter, r *http.Request, c *Claims) bool
 // its node would have said: room.updated with the room ended, then a
 // 1000 close "room ended".
 //
-// Goroutines: the back-to-client pump and a pinger, both ended and waited
-// for before bridge returns (in the HTTP handler's goroutine).
-func (s *Server) bridge(w http.ResponseWriter, r *http.Request, target string, c *Claims) {
+// Goroutines: the connection's own (admit), which runs pump: it starts
+// the back-to-client copy and a pinger and waits for both. done runs when
+// the bridge ends (or is refused).
+func (s *Server) bridge(w http.ResponseWriter, r *http.Request, target string, c *Claims, done func()) {
 	u, err := url.Parse(target)
 	if err != nil {
 		writeHTTPError(w, Errorf(CodeInternal, "cluster: bad node URL %q", target))
+		done()
 		return
 	}
 	u.Scheme = map[string]string{"https": "wss"}[u.Scheme]
@@ -74,14 +77,17 @@ func (s *Server) bridge(w http.ResponseWriter, r *http.Request, target string, c
 			w.WriteHeader(res.StatusCode)
 			_, _ = io.Copy(w, io.LimitReader(res.Body, 1<<16))
 			_ = res.Body.Close()
+			done()
 			return
 		}
 		writeHTTPError(w, Errorf(CodeInternal, "cluster: the room's node did not answer: %v", err))
+		done()
 		return
 	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		_ = back.Close()
+		done()
 		return // the upgrader has answered
 	}
 	if !s.admit(conn, func(on bool) {
@@ -92,7 +98,7 @@ func (s *Server) bridge(w http.ResponseWriter, r *http.Request, target string, c
 			delete(s.bridges, conn)
 			s.metrics.BridgedConnections.Dec()
 		}
-	}, func() { s.pump(conn, back, c.Room) }) {
+	}, func() { s.pump(conn, back, c.Room) }, done) {
 		_ = back.Close()
 	}
 }

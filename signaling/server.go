@@ -168,12 +168,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, Errorf(CodeRateLimited, "rate limited: %s has %d sockets open, the most allowed", claims.Identity(), s.sockets.max))
 		return
 	}
-	defer slot.release()
-	if s.routeWS(w, r, claims) {
+	if s.routeWS(w, r, claims, slot.release) {
 		return
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		slot.release()
 		return // the upgrader has answered
 	}
 	c := newConn(s, ws, claims)
@@ -186,32 +186,40 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		} else {
 			delete(s.sessions, c.sess)
 		}
-	}, c.serve)
+	}, c.serve, slot.release)
 }
 
-// admit runs serve for a new connection, registered with register(true)
-// (under mu) until it returns, unless the server is draining: then the
-// connection is closed with 1001 and admit reports false.
-func (s *Server) admit(conn *websocket.Conn, register func(on bool), serve func()) bool {
+// admit serves a new connection: serve runs in a goroutine of its own,
+// registered with register(true) (under mu) until it returns, then done
+// runs; unless the server is draining: then the connection is closed with
+// 1001, done runs at once, and admit reports false. The HTTP handler
+// returns meanwhile, so net/http lets go of what it kept for the
+// connection (its 4 KiB read and write buffers, the request): ~10 KiB
+// per socket for as long as a session lasts.
+func (s *Server) admit(conn *websocket.Conn, register func(on bool), serve, done func()) bool {
 	s.mu.Lock()
 	if s.draining.Load() {
 		s.mu.Unlock()
 		_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"))
 		_ = conn.Close()
+		done()
 		return false
 	}
 	register(true)
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.metrics.WSConnections.Inc()
-	defer func() {
-		s.metrics.WSConnections.Dec()
-		s.mu.Lock()
-		register(false)
-		s.mu.Unlock()
-		s.wg.Done()
+	go func() {
+		defer func() {
+			s.metrics.WSConnections.Dec()
+			s.mu.Lock()
+			register(false)
+			s.mu.Unlock()
+			done()
+			s.wg.Done()
+		}()
+		serve()
 	}()
-	serve()
 	return true
 }
 
