@@ -21,6 +21,7 @@ import (
 	"net/netip"
 
 	"github.com/pion/transport/v5"
+	"golang.org/x/net/ipv4"
 )
 
 // lightNet is the real network (sockets, interfaces, resolving) but for
@@ -107,11 +108,7 @@ func (c *lightConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 			if isMedia(p) {
 				continue // counted when the batch came in
 			}
-			var from netip.AddrPort
-			if ua, ok := m.Addr.(*net.UDPAddr); ok {
-				from = ua.AddrPort()
-			}
-			return copy(b, p), from, nil
+			return copy(b, p), senderOf(m), nil
 		}
 		if c.pump != nil && c.sink.pace() {
 			c.pumped = true
@@ -123,16 +120,7 @@ func (c *lightConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 			return 0, netip.AddrPort{}, err
 		}
 		c.n, c.next = n, 0
-		c.media = c.media[:0]
-		for i := 0; i < n; i++ {
-			m := &c.r.msgs[i]
-			if p := m.Buffers[0][:m.N]; isMedia(p) {
-				c.media = append(c.media, p)
-			}
-		}
-		if len(c.media) > 0 {
-			c.sink.onBatch(c.media, nowNano())
-		}
+		c.countMedia(n)
 	}
 }
 
@@ -169,4 +157,27 @@ func (c *lightConn) Read(b []byte) (int, error) {
 func (c *lightConn) ReadMsgUDP(b, _ []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
 	n, addr, err = c.ReadFromUDP(b)
 	return n, 0, 0, addr, err
+}
+
+// countMedia counts the media among the first n datagrams of the batch
+// just read (the read loop's, or the pump's once handed over).
+func (c *lightConn) countMedia(n int) {
+	c.media = c.media[:0]
+	for i := 0; i < n; i++ {
+		m := &c.r.msgs[i]
+		if p := m.Buffers[0][:m.N]; isMedia(p) {
+			c.media = append(c.media, p)
+		}
+	}
+	if len(c.media) > 0 {
+		c.sink.onBatch(c.media, nowNano())
+	}
+}
+
+// senderOf is a datagram's sender (zero when x/net gave none).
+func senderOf(m *ipv4.Message) netip.AddrPort {
+	if ua, ok := m.Addr.(*net.UDPAddr); ok {
+		return ua.AddrPort()
+	}
+	return netip.AddrPort{}
 }

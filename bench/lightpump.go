@@ -138,25 +138,15 @@ func (c *lightConn) drain() bool {
 			c.end(err)
 			return false
 		}
-		c.media = c.media[:0]
+		c.countMedia(n)
 		for i := 0; i < n; i++ {
 			m := &c.r.msgs[i]
-			b := m.Buffers[0][:m.N]
-			if isMedia(b) {
-				c.media = append(c.media, b)
-				continue
+			if b := m.Buffers[0][:m.N]; !isMedia(b) {
+				select {
+				case c.inbox <- datagram{b: append([]byte(nil), b...), from: senderOf(m)}:
+				default:
+				}
 			}
-			d := datagram{b: append([]byte(nil), b...)}
-			if ua, ok := m.Addr.(interface{ AddrPort() netip.AddrPort }); ok {
-				d.from = ua.AddrPort()
-			}
-			select {
-			case c.inbox <- d:
-			default:
-			}
-		}
-		if len(c.media) > 0 {
-			c.sink.onBatch(c.media, nowNano())
 		}
 		if n < len(c.r.msgs) {
 			return true
