@@ -72,8 +72,11 @@ type directReceiver struct {
 }
 
 // track registers d, bound to ssrc, for the RTCP about it; untrack
-// forgets it (if still d's).
+// forgets it (if still d's). A nil sender (no direct path) does nothing.
 func (s *directSender) track(ssrc uint32, d *DownTrack) {
+	if s == nil {
+		return
+	}
 	s.recv.mu.Lock()
 	if s.recv.tracks == nil {
 		s.recv.tracks = map[uint32]*DownTrack{}
@@ -83,6 +86,9 @@ func (s *directSender) track(ssrc uint32, d *DownTrack) {
 }
 
 func (s *directSender) untrack(ssrc uint32, d *DownTrack) {
+	if s == nil {
+		return
+	}
 	s.recv.mu.Lock()
 	if s.recv.tracks[ssrc] == d {
 		delete(s.recv.tracks, ssrc)

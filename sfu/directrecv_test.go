@@ -17,10 +17,7 @@ import (
 func TestDirectReceivePath(t *testing.T) {
 	s := newLoopbackSFU(t, Config{})
 	bp, w, bob := watchedViewer(t, s, 30, 1)
-	ds := directOf(bp)
-	if ds == nil {
-		t.Fatal("the viewer's PC has no direct path")
-	}
+	ds := mustDirect(t, bp)
 	waitLong(t, "the viewer's reports and feedback taken", func() bool { return ds.recv.taken.Load() >= 3 })
 
 	var ssrc uint32

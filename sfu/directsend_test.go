@@ -99,6 +99,16 @@ func directOf(p *Participant) *directSender {
 	return ds
 }
 
+// mustDirect is directOf, failing the test when there is none.
+func mustDirect(t *testing.T, p *Participant) *directSender {
+	t.Helper()
+	ds := directOf(p)
+	if ds == nil {
+		t.Fatal("the viewer's PC has no direct path")
+	}
+	return ds
+}
+
 // TestDirectSendPath: a pion viewer gets a publisher's video through the
 // direct send path (so it decrypts what relayd's own SRTP context
 // encrypted), and the down track's own sender reports map RTP time to
@@ -106,10 +116,7 @@ func directOf(p *Participant) *directSender {
 func TestDirectSendPath(t *testing.T) {
 	s := newLoopbackSFU(t, Config{})
 	bp, w, _ := watchedViewer(t, s, 60, 2)
-	ds := directOf(bp)
-	if ds == nil {
-		t.Fatal("the viewer's PC has no direct send path")
-	}
+	ds := mustDirect(t, bp)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if n := testutil.ToFloat64(s.Metrics().SendPaths.WithLabelValues("direct")); n != 1 {

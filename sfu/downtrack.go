@@ -199,7 +199,7 @@ func (d *DownTrack) Close() {
 	if d.closed.Swap(true) {
 		return
 	}
-	if b := d.binding.Load(); b != nil && d.direct != nil {
+	if b := d.binding.Load(); b != nil {
 		d.direct.untrack(b.ssrc, d)
 	}
 	d.up.RemoveDownTrack(d)
@@ -271,12 +271,10 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 			b.twcc = uint8(e.ID)
 		}
 	}
-	if old := d.binding.Swap(b); old != nil && d.direct != nil {
+	if old := d.binding.Swap(b); old != nil {
 		d.direct.untrack(old.ssrc, d)
 	}
-	if d.direct != nil {
-		d.direct.track(b.ssrc, d)
-	}
+	d.direct.track(b.ssrc, d)
 	d.mu.Lock()
 	d.bound = true
 	d.mu.Unlock()
@@ -286,7 +284,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 
 // Unbind implements webrtc.TrackLocal.
 func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
-	if old := d.binding.Swap(nil); old != nil && d.direct != nil {
+	if old := d.binding.Swap(nil); old != nil {
 		d.direct.untrack(old.ssrc, d)
 	}
 	return nil
