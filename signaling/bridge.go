@@ -22,25 +22,25 @@ var bridgeDialer = websocket.Dialer{
 }
 
 // routeWS bridges a WebSocket whose room lives on another node and
-// reports whether it did. The token was checked here already (401 before
-// any upgrade); the room's node checks it again, and everything else.
-func (s *Server) routeWS(w http.ResponseWriter, r *http.Request, c *Claims, done func()) bool {
+// reports whether it answered the request (routed), and whether a bridge
+// now serves it (serving: done runs when it ends, as admit says). The
+// token was checked here already (401 before any upgrade); the room's
+// node checks it again, and everything else.
+func (s *Server) routeWS(w http.ResponseWriter, r *http.Request, c *Claims, done func()) (routed, serving bool) {
 	if s.cluster == nil || c.Room == "" || r.Header.Get(hdrForwarded) != "" {
-		return false
+		return false, false
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), routeTimeout)
 	target, err := s.cluster.Route(ctx, c.Room, c.Role == "host")
 	cancel()
 	if err != nil {
 		writeHTTPError(w, Errorf(CodeInternal, "cluster: %v", err))
-		done()
-		return true
+		return true, false
 	}
 	if target == "" {
-		return false
+		return false, false
 	}
-	s.bridge(w, r, target, c, done)
-	return true
+	return true, s.bridge(w, r, target, c, done)
 }
 
 // bridge connects the client to the room's node and copies frames both
@@ -50,14 +50,13 @@ func (s *Server) routeWS(w http.ResponseWriter, r *http.Request, c *Claims, done
 // 1000 close "room ended".
 //
 // Goroutines: the connection's own (admit), which runs pump: it starts
-// the back-to-client copy and a pinger and waits for both. done runs when
-// the bridge ends (or is refused).
-func (s *Server) bridge(w http.ResponseWriter, r *http.Request, target string, c *Claims, done func()) {
+// the back-to-client copy and a pinger and waits for both. It reports
+// whether the bridge runs (done then runs when it ends, as admit says).
+func (s *Server) bridge(w http.ResponseWriter, r *http.Request, target string, c *Claims, done func()) bool {
 	u, err := url.Parse(target)
 	if err != nil {
 		writeHTTPError(w, Errorf(CodeInternal, "cluster: bad node URL %q", target))
-		done()
-		return
+		return false
 	}
 	u.Scheme = map[string]string{"https": "wss"}[u.Scheme]
 	if u.Scheme == "" {
@@ -77,20 +76,17 @@ func (s *Server) bridge(w http.ResponseWriter, r *http.Request, target string, c
 			w.WriteHeader(res.StatusCode)
 			_, _ = io.Copy(w, io.LimitReader(res.Body, 1<<16))
 			_ = res.Body.Close()
-			done()
-			return
+			return false
 		}
 		writeHTTPError(w, Errorf(CodeInternal, "cluster: the room's node did not answer: %v", err))
-		done()
-		return
+		return false
 	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		_ = back.Close()
-		done()
-		return // the upgrader has answered
+		return false // the upgrader has answered
 	}
-	if !s.admit(conn, func(on bool) {
+	serving := s.admit(conn, func(on bool) {
 		if on {
 			s.bridges[conn] = true
 			s.metrics.BridgedConnections.Inc()
@@ -98,9 +94,11 @@ func (s *Server) bridge(w http.ResponseWriter, r *http.Request, target string, c
 			delete(s.bridges, conn)
 			s.metrics.BridgedConnections.Dec()
 		}
-	}, func() { s.pump(conn, back, c.Room) }, done) {
+	}, func() { s.pump(conn, back, c.Room) }, done)
+	if !serving {
 		_ = back.Close()
 	}
+	return serving
 }
 
 // pump copies frames until one side ends.

@@ -168,19 +168,27 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, Errorf(CodeRateLimited, "rate limited: %s has %d sockets open, the most allowed", claims.Identity(), s.sockets.max))
 		return
 	}
-	if s.routeWS(w, r, claims, slot.release) {
+	// The slot is the session goroutine's once admit started one;
+	// until then, and if it did not, the handler gives it back.
+	serving := false
+	defer func() {
+		if !serving {
+			slot.release()
+		}
+	}()
+	routed := false
+	if routed, serving = s.routeWS(w, r, claims, slot.release); routed {
 		return
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		slot.release()
 		return // the upgrader has answered
 	}
 	c := newConn(s, ws, claims)
 	c.slot = slot
 	c.sess.resume = r.URL.Query().Has("resume")
 	c.sess.resumeWith = r.URL.Query().Get("resume")
-	s.admit(ws, func(on bool) {
+	serving = s.admit(ws, func(on bool) {
 		if on {
 			s.sessions[c.sess] = true
 		} else {
@@ -192,7 +200,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // admit serves a new connection: serve runs in a goroutine of its own,
 // registered with register(true) (under mu) until it returns, then done
 // runs; unless the server is draining: then the connection is closed with
-// 1001, done runs at once, and admit reports false. The HTTP handler
+// 1001 and admit reports false (done is not run: the caller's). The HTTP handler
 // returns meanwhile, so net/http lets go of what it kept for the
 // connection (its 4 KiB read and write buffers, the request): ~10 KiB
 // per socket for as long as a session lasts.
@@ -202,7 +210,6 @@ func (s *Server) admit(conn *websocket.Conn, register func(on bool), serve, done
 		s.mu.Unlock()
 		_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"))
 		_ = conn.Close()
-		done()
 		return false
 	}
 	register(true)
