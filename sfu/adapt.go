@@ -39,6 +39,8 @@ type adapter struct {
 	padT    *time.Timer // while probing
 	state   map[*DownTrack]*adaptState
 	probe   probeState
+	want    int        // the estimate the last round's next step up needs (0: none)
+	resume  bool       // that step resumes a video paused for bandwidth
 	sending int        // bit/s sent without padding, at the last round
 	prober  *DownTrack // the down track padding goes on while probing
 	padDebt int        // padding bytes owed to the probe (padPackets)
@@ -103,15 +105,36 @@ func (a *adapter) roundLocked() {
 	}
 }
 
-// padTimer sends one probe tick's padding and re-arms while probing.
+// padTimer sends one probe tick's padding and re-arms while probing. A
+// probe that has ended since the last round (a report of a queue or loss,
+// or the goal reached) has a round at once: padding stops within a tick
+// of the report, not at the next round up to 250 ms later, and the next
+// step, or the layer it was for, follows without waiting.
 func (a *adapter) padTimer() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.stopped || a.padT == nil {
 		return
 	}
+	if a.probeEnded() {
+		a.roundLocked()
+		if a.padT == nil {
+			return // no next step: roundLocked stopped the timer
+		}
+	}
 	a.padTick()
 	a.padT.Reset(probeTick)
+}
+
+// probeEnded reports whether the active probe is over by the estimator's
+// state now (the decision is nextProbe's; the round applies it).
+func (a *adapter) probeEnded() bool {
+	b := a.p.bwe
+	if b == nil || !a.probe.Active {
+		return false
+	}
+	_, est, ok := b.estimate()
+	return ok && !nextProbe(a.probe, Now(), est, a.want, a.resume).Active
 }
 
 // padTick sends one probe tick's padding.
@@ -209,7 +232,7 @@ func (a *adapter) round() {
 	}
 	over := overrun(curVideo, budget, lossAt, now)
 	a.sending = audio
-	want := 0
+	want, resume := 0, false
 	a.prober = nil
 	for i, c := range choices {
 		d := vids[i]
@@ -243,7 +266,7 @@ func (a *adapter) round() {
 			a.prober = d
 		}
 		if want == 0 && c.Reason == ReasonBandwidth {
-			want = stepUp(layers[i], c)
+			want, resume = stepUp(layers[i], c), c.PausedBandwidth
 		}
 	}
 	b := a.p.bwe
@@ -258,7 +281,8 @@ func (a *adapter) round() {
 	if want > 0 {
 		want += a.sending
 	}
-	a.probe = nextProbe(a.probe, now, est, want)
+	a.want, a.resume = want, resume
+	a.probe = nextProbe(a.probe, now, est, want, resume)
 	b.setProbing(a.probe.Active)
 	if a.p.log.Enabled(context.Background(), slog.LevelDebug) {
 		a.p.log.Debug("layers decided", "estimate", est.Estimate, "delivered", est.Delivered, "loss", est.Loss,

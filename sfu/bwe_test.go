@@ -173,9 +173,41 @@ func TestProbe(t *testing.T) {
 		{"backoff capped", probeState{Active: true, Start: at(0), Goal: 1_900_000, Backoff: int64(probeBackoffMax)},
 			at(500), bweState{Estimate: 600_000, LastDecrease: at(400)}, 1_900_000,
 			func(p probeState) bool { return p.Backoff == int64(probeBackoffMax) }},
+		{"goal reached sooner than a bucket's burst: not yet through", probeState{Active: true, Start: at(0), Goal: 160_000, Backoff: int64(2 * time.Second)},
+			at(120), bweState{Estimate: 150_000, LastDecrease: at(-5000)}, 250_000,
+			func(p probeState) bool { return p.Active && p.Streak == 0 }},
+		{"a queue sooner than that: stop at once all the same", probeState{Active: true, Start: at(0), Goal: 160_000, Backoff: int64(2 * time.Second)},
+			at(120), bweState{Estimate: 60_000, LastDecrease: at(-5000), Congested: at(100)}, 250_000,
+			func(p probeState) bool { return !p.Active && p.Until == at(2120) }},
 	} {
-		if got := nextProbe(tc.s, tc.now, tc.est, tc.want); !tc.out(got) {
+		if got := nextProbe(tc.s, tc.now, tc.est, tc.want, false); !tc.out(got) {
 			t.Errorf("%s: %+v", tc.name, got)
+		}
+	}
+	// Resuming a video paused for bandwidth (audio alone flows): the
+	// wait after a failed probe is probeBackoffResume at most.
+	for _, tc := range []struct {
+		name string
+		s    probeState
+		now  int64
+		est  bweState
+		want int
+		out  func(probeState) bool
+	}{
+		{"resuming a paused video: the wait after a failed probe is short", probeState{Active: true, Start: at(0), Goal: 160_000, Backoff: int64(probeBackoffMax)},
+			at(300), bweState{Estimate: 60_000, LastDecrease: at(-5000), Congested: at(250)}, 250_000,
+			func(p probeState) bool {
+				return !p.Active && p.Until == at(300)+int64(probeBackoffResume) && p.Backoff == int64(probeBackoffMax)
+			}},
+		{"resuming, a probe that ran its time: the short wait too", probeState{Active: true, Start: at(0), Goal: 160_000, Backoff: int64(probeBackoffMax)},
+			at(2000), bweState{Estimate: 60_000, LastDecrease: at(-5000)}, 250_000,
+			func(p probeState) bool { return !p.Active && p.Until == at(2000)+int64(probeBackoffResume) }},
+		{"resuming, the first failure: the usual wait when shorter", probeState{Active: true, Start: at(0), Goal: 160_000, Backoff: int64(time.Second)},
+			at(300), bweState{Estimate: 60_000, LastDecrease: at(-5000), Congested: at(250)}, 250_000,
+			func(p probeState) bool { return !p.Active && p.Until == at(1300) }},
+	} {
+		if got := nextProbe(tc.s, tc.now, tc.est, tc.want, true); !tc.out(got) {
+			t.Errorf("resuming, %s: %+v", tc.name, got)
 		}
 	}
 	// 1.9 Mbit/s goal, 600 kbit/s sent: 1.3 Mbit/s of padding is 3250
