@@ -152,8 +152,13 @@ func TestProbe(t *testing.T) {
 			func(p probeState) bool {
 				return !p.Active && p.Until == at(2500) && p.Backoff == int64(probeBackoffMax) && p.Streak == 0
 			}},
-		{"goal reached: stop, the next step at once", probeState{Active: true, Start: at(0), Goal: 1_000_000, Backoff: int64(8 * time.Second)},
+		{"goal reached: the next step at once, twice what got through", probeState{Active: true, Start: at(0), Goal: 1_000_000, Backoff: int64(8 * time.Second)},
 			at(500), bweState{Estimate: 920_000, LastDecrease: at(-5000)}, 1_900_000,
+			func(p probeState) bool {
+				return p.Active && p.Start == at(500) && p.Goal == 1_840_000 && p.Backoff == int64(probeBackoffMin) && p.Streak == 1
+			}},
+		{"goal reached and nothing more wanted: stop", probeState{Active: true, Start: at(0), Goal: 1_000_000, Backoff: int64(8 * time.Second)},
+			at(500), bweState{Estimate: 920_000, LastDecrease: at(-5000)}, 900_000,
 			func(p probeState) bool {
 				return !p.Active && p.Backoff == int64(probeBackoffMin) && p.Until == at(500) && p.Streak == 1
 			}},
@@ -165,9 +170,9 @@ func TestProbe(t *testing.T) {
 		{"after a step that got through, no higher than the ceiling", probeState{Streak: 1, Ceiling: 338_000}, at(0),
 			bweState{Estimate: 260_000, LastDecrease: at(-5000)}, 1_900_000,
 			func(p probeState) bool { return p.Active && p.Goal == 338_000 }},
-		{"through at the ceiling: the ceiling goes", probeState{Active: true, Start: at(0), Goal: 338_000, Backoff: int64(2 * time.Second), Ceiling: 338_000},
+		{"through at the ceiling: the ceiling goes, the next step doubles", probeState{Active: true, Start: at(0), Goal: 338_000, Backoff: int64(2 * time.Second), Ceiling: 338_000},
 			at(500), bweState{Estimate: 320_000, LastDecrease: at(-5000)}, 1_900_000,
-			func(p probeState) bool { return !p.Active && p.Ceiling == 0 && p.Streak == 1 }},
+			func(p probeState) bool { return p.Ceiling == 0 && p.Streak == 1 && p.Active && p.Goal == 640_000 }},
 		{"a ceiling under the estimate is forgotten", probeState{Ceiling: 500_000}, at(0), est, 1_900_000,
 			func(p probeState) bool { return p.Active && p.Goal == 780_000 && p.Ceiling == 0 }},
 		{"backoff capped", probeState{Active: true, Start: at(0), Goal: 1_900_000, Backoff: int64(probeBackoffMax)},

@@ -18,8 +18,8 @@ import "time"
 // waits, twice as long each time (probeBackoffMin to probeBackoffMax;
 // probeBackoffResume while all a probe is for is resuming a paused
 // video). The adapter checks the probe at every padding tick (adapt.go),
-// so a probe stops within probeTick of the report that ends it, and the
-// next step, or the layer, follows at once.
+// so a probe stops within probeTick of the report that ends it; a step
+// that got through is followed by the next in the same decision.
 
 const (
 	probeDuration   = 2 * time.Second
@@ -103,7 +103,8 @@ func nextProbe(s probeState, now int64, est bweState, want int, resume bool) pro
 			s.Backoff = min(s.Backoff*2, int64(probeBackoffMax))
 			s.Streak = 0
 			s.Ceiling = s.Goal
-		case want == 0 || (est.Estimate >= s.Goal*9/10 && now-s.Start >= int64(probeMinThrough)): // it did (or nothing is wanted any more): the next step may follow at once
+			return s
+		case want == 0 || (est.Estimate >= s.Goal*9/10 && now-s.Start >= int64(probeMinThrough)): // it did (or nothing is wanted any more): the next step follows at once, below
 			s.Active = false
 			s.Backoff = int64(probeBackoffMin)
 			s.Until = now
@@ -114,8 +115,10 @@ func nextProbe(s probeState, now int64, est bweState, want int, resume bool) pro
 		case now-s.Start >= int64(probeDuration):
 			s.Active = false
 			s.Until = now + wait
+			return s
+		default:
+			return s
 		}
-		return s
 	}
 	if want > est.Estimate && est.Estimate > 0 && now >= s.Until && now-est.LastDecrease >= int64(holdAfterDecrease) {
 		// A step of 30% above what is known to get through (twice it
