@@ -108,6 +108,7 @@ func (s *directSender) takeRTCP(b []byte) bool {
 	plain, err := r.ctx.DecryptRTCP(r.buf[:0], b, &r.hdr)
 	if err != nil {
 		r.mu.Unlock()
+		s.rtcpToPion() // pion gets this one, and reads from now on (rtcpreaders.go)
 		return false
 	}
 	pkts, err := rtcp.Unmarshal(plain)

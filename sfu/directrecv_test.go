@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,4 +53,44 @@ func TestDirectReceivePath(t *testing.T) {
 	if ds.recv.taken.Load() < taken0+2 {
 		t.Errorf("taken %d after the PLI and the NACK, %d before", ds.recv.taken.Load(), taken0)
 	}
+
+	// Nothing of its RTCP reached pion: the down track's reader of pion's
+	// RTCP waits (rtcpreaders.go), no goroutine.
+	ds.mu.Lock()
+	waiting, toPion := len(ds.readers), ds.pionRTCP
+	ds.mu.Unlock()
+	if waiting != 1 || toPion {
+		t.Fatalf("on the direct path: %d readers waiting, RTCP to pion %v; want 1, false", waiting, toPion)
+	}
+	// (Waited for: an earlier test's PeerConnections may still be closing.)
+	waitLong(t, "no rtcpLoop goroutine", func() bool { return rtcpLoops() == 0 })
+	// A packet from its address that does not decrypt goes to pion, and
+	// the reader starts; the viewer's RTCP is still taken directly.
+	bogus := []byte{0x81, 200, 0, 6, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 0x80, 0, 0, 1, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9}
+	if ds.takeRTCP(bogus) {
+		t.Fatal("a packet that does not authenticate was taken")
+	}
+	ds.mu.Lock()
+	waiting, toPion = len(ds.readers), ds.pionRTCP
+	ds.mu.Unlock()
+	if waiting != 0 || !toPion {
+		t.Fatalf("after a packet for pion: %d readers waiting, RTCP to pion %v; want 0, true", waiting, toPion)
+	}
+	waitLong(t, "the reader of pion's RTCP running", func() bool { return rtcpLoops() == 1 })
+	taken1, in1 := ds.recv.taken.Load(), testutil.ToFloat64(pliIn)
+	time.Sleep(keyframeInterval)
+	if err := bob.sub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{SenderSSRC: 1, MediaSSRC: ssrc}}); err != nil {
+		t.Fatal(err)
+	}
+	waitLong(t, "a PLI after that", func() bool { return testutil.ToFloat64(pliIn) > in1 })
+	if ds.recv.taken.Load() <= taken1 {
+		t.Error("the viewer's RTCP is no longer taken directly")
+	}
+}
+
+// rtcpLoops counts the goroutines in DownTrack.rtcpLoop.
+func rtcpLoops() int {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "sfu.(*DownTrack).rtcpLoop(")
 }

@@ -60,9 +60,13 @@ type directSender struct {
 	addr   netip.AddrPort // guarded by mu; invalid: pion's path
 	closed bool           // guarded by mu
 	sent   uint64         // guarded by mu: packets sent directly
-	plain  []byte         // guarded by mu: the packet marshalled
-	hdr    rtp.Header     // guarded by mu: EncryptRTP's parse of it (reused: no allocation)
-	enc    []byte         // guarded by mu: and encrypted
+	// pionRTCP: some of the PC's RTCP reaches pion, so its down tracks
+	// read there too; readers are those waiting for it (rtcpreaders.go).
+	pionRTCP bool                             // guarded by mu
+	readers  map[*DownTrack]*webrtc.RTPSender // guarded by mu
+	plain    []byte                           // guarded by mu: the packet marshalled
+	hdr      rtp.Header                       // guarded by mu: EncryptRTP's parse of it (reused: no allocation)
+	enc      []byte                           // guarded by mu: and encrypted
 }
 
 func newDirectSender(send func([]byte, netip.AddrPort) (int, error), taps *rtcpTaps, log *slog.Logger) *directSender {
@@ -80,7 +84,6 @@ func newDirectSender(send func([]byte, netip.AddrPort) (int, error), taps *rtcpT
 // the path the PC is on now: "direct" or "pion".
 func (s *directSender) connected() string {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ctx == nil {
 		local, remote, err := s.keys.contexts()
 		if err != nil {
@@ -93,10 +96,20 @@ func (s *directSender) connected() string {
 			s.recv.mu.Unlock()
 		}
 	}
-	if s.ctx == nil || !s.addr.IsValid() {
-		return "pion"
+	s.recv.mu.Lock()
+	reads := s.recv.ctx != nil
+	s.recv.mu.Unlock()
+	var rs map[*DownTrack]*webrtc.RTPSender
+	if !reads || !s.addr.IsValid() {
+		rs = s.toPionLocked() // its RTCP goes to pion (rtcpreaders.go)
 	}
-	return "direct"
+	path := "direct"
+	if s.ctx == nil || !s.addr.IsValid() {
+		path = "pion"
+	}
+	s.mu.Unlock()
+	startReaders(rs)
+	return path
 }
 
 // setPair takes the PC's new selected candidate pair: UDP on the media
@@ -111,13 +124,18 @@ func (s *directSender) setPair(p *webrtc.ICECandidatePair) {
 	}
 	s.mu.Lock()
 	old := s.addr
+	var rs map[*DownTrack]*webrtc.RTPSender
 	if !s.closed {
 		s.addr = to
 		if s.taps != nil {
 			s.taps.move(s, old, to)
 		}
+		if !to.IsValid() {
+			rs = s.toPionLocked() // its RTCP goes to pion (rtcpreaders.go)
+		}
 	}
 	s.mu.Unlock()
+	startReaders(rs)
 }
 
 // sentDirect is the number of packets sent directly.
@@ -131,6 +149,7 @@ func (s *directSender) sentDirect() uint64 {
 func (s *directSender) close() {
 	s.mu.Lock()
 	s.closed = true
+	s.readers = nil // never started: the PC's senders are stopping
 	if s.taps != nil {
 		s.taps.move(s, s.addr, netip.AddrPort{})
 	}

@@ -86,8 +86,9 @@ type DownTrackParams struct {
 // rewrites it into the down track's own header. The writer owns the
 // munger and the fields below it.
 //
-// Goroutines: rtcpLoop (started by AttachSender, ends when pion stops the
-// RTPSender: RemoveTrack or the PeerConnection closing).
+// Goroutines: rtcpLoop (started by AttachSender, or on the direct path
+// when the PC's RTCP first reaches pion: rtcpreaders.go; ends when pion
+// stops the RTPSender: RemoveTrack or the PeerConnection closing).
 //
 // Lifecycle: new -> bound (pion calls Bind after negotiation) -> ready
 // (SetReady: the subscriber's transport is up; only then is anything
@@ -202,6 +203,7 @@ func (d *DownTrack) Close() {
 	if b := d.binding.Load(); b != nil {
 		d.direct.untrack(b.ssrc, d)
 	}
+	d.direct.forgetReader(d)
 	d.up.RemoveDownTrack(d)
 }
 
@@ -236,12 +238,14 @@ func (d *DownTrack) checkReady() {
 	}
 }
 
-// AttachSender starts reading the subscriber's RTCP for this track.
+// AttachSender has the down track read the subscriber's RTCP for this
+// track from s: at once, or on the direct path when some of the PC's RTCP
+// first reaches pion (rtcpreaders.go).
 func (d *DownTrack) AttachSender(s *webrtc.RTPSender) {
 	if t := s.Transport(); t != nil && d.direct != nil {
 		d.rtcpOut.Store(t)
 	}
-	go d.rtcpLoop(s)
+	d.direct.readRTCP(d, s)
 }
 
 // ID implements webrtc.TrackLocal: the up track's id, so the subscriber's

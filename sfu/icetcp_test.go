@@ -6,6 +6,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -104,8 +105,30 @@ func TestICETCPMediaFlows(t *testing.T) {
 	waitLong(t, "the host's track", func() bool { return len(hp.PublishedTracks()) == 1 })
 
 	viewer := newPeerOn(t, apiOn(t, webrtc.NetworkTypeTCP4))
-	viewer.join(r, ParticipantParams{Identity: "bob", Role: RoleViewer})
+	vp := viewer.join(r, ParticipantParams{Identity: "bob", Role: RoleViewer})
 	waitLong(t, "media on the ICE-TCP viewer", func() bool { return viewer.received.Load() >= 20 })
+	// Its RTCP reaches pion (not the direct path's taps): the down track
+	// reads it there (rtcpreaders.go), and its PLI gets to the publisher.
+	if ds := directOf(vp); ds != nil {
+		ds.mu.Lock()
+		toPion := ds.pionRTCP
+		ds.mu.Unlock()
+		if !toPion {
+			t.Error("the ICE-TCP viewer's RTCP is not read from pion")
+		}
+	}
+	var vssrc webrtc.SSRC
+	for _, rc := range viewer.sub.GetReceivers() {
+		if tr := rc.Track(); tr != nil {
+			vssrc = tr.SSRC()
+		}
+	}
+	pliIn := m.PLIs.WithLabelValues("from_subscriber")
+	in0 := testutil.ToFloat64(pliIn)
+	if err := viewer.sub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{SenderSSRC: 1, MediaSSRC: uint32(vssrc)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitLong(t, "the ICE-TCP viewer's PLI read", func() bool { return testutil.ToFloat64(pliIn) > in0 })
 	if got := conns("tcp"); got < 2 {
 		t.Errorf("relayd_ice_connections_total{tcp} = %v, want 2 (the publisher's and the viewer's)", got)
 	}
