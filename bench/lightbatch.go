@@ -18,22 +18,27 @@ import (
 // reader woke once for every packet or two (the server writes a frame's
 // packets to a viewer one fan-out round apart: 2.3 packets per read at 40
 // viewers on the development VM), and the wake-up, not the counting
-// (BenchmarkLightOnRTP), was the cost. 20 ms gathers a frame's packets
-// and the audio between frames (~4 at 1.5 Mbit/s) in one read, while the
-// socket's buffer (212 KB by default) holds a keyframe burst many times
-// over. It delays STUN, DTLS and SRTCP by as much, which nothing measured
-// notices; it starts after the viewer's first frame, whose arrival time is
-// a reported figure. Pace with care: the NACKs of a light viewer go out up
-// to this much later than a full viewer's.
-const lightReadDelay = 20 * time.Millisecond
+// (BenchmarkLightOnRTP), was the cost. 50 ms gathers a frame and a half
+// and the audio between (~12 packets at 1.5 Mbit/s) in one recvmmsg: the
+// bench's CPU per received packet at 200 viewers was 6.3-7.6 us at 20 ms
+// (~5 packets a read), 5.8-6.1 us at 50 ms (BENCHMARKS.md); the socket's
+// buffer (212 KB by default) holds 50 ms of the stream (~10 KB) and a
+// keyframe burst (~60 KB) several times over. It delays STUN, DTLS and
+// SRTCP by as much, which nothing measured notices; it starts after the
+// viewer's first frame, whose arrival time is a reported figure. Pace with
+// care: the NACKs of a light viewer go out up to this much later than a
+// full viewer's (light viewers run on loopback only, where nothing is
+// lost but what a test drops); it must divide nackInterval.
+const lightReadDelay = 50 * time.Millisecond
 
 const (
 	// lightBatch is how many datagrams one recvmmsg may return. A viewer
 	// of one 1.5 Mbit/s stream gets ~150 packets a second, in bursts of a
-	// video frame (5-10 packets at 30 fps, a keyframe 50+): 16 holds a
-	// normal frame's burst, and past 16 the gain per packet is within
-	// noise (the sendmmsg figures of sfu/batchconn.go flatten at 8-32).
-	lightBatch = 16
+	// video frame (5-10 packets at 30 fps, a keyframe 50+): 32 holds what
+	// arrives in a lightReadDelay but for a keyframe, and past it the
+	// gain per packet is within noise (the sendmmsg figures of
+	// sfu/batchconn.go flatten at 8-32).
+	lightBatch = 32
 	// lightBufSize holds any datagram of the media path (relayd sends
 	// at most sfu.MaxPacketSize plus SRTP's tag; DTLS records stay under
 	// the MTU).

@@ -12,7 +12,7 @@ package bench
 // round and a netpoll; a CPU profile of the bench at 200 light viewers put
 // 40% of its time in the scheduler and netpoll against 20% in the system
 // calls that read the packets (BENCHMARKS.md, issue 20). The pump wakes
-// 50 times a second in all; the system calls are the same.
+// once every lightReadDelay in all, and each recvmmsg returns more.
 //
 // A viewer's read loop (lightConn.ReadFromAddrPort) hands its socket over
 // itself, between two reads, so no datagram is read twice or by two
