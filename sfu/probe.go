@@ -35,10 +35,12 @@ const (
 	// probeBackoffResume bounds it while the video is paused for
 	// bandwidth (audio alone flows): the contract's resume within 3 s of
 	// a lift is this wait, plus a probe's two or three steps (~250 ms
-	// each) and the keyframe. At 2.5 s the lab's paused viewers resumed
-	// in 2.9-3.6 s (p50), up to 4.4 s. A failed probe here costs the
-	// audio a queue of ~50-100 ms for ~100 ms (it stops at the first
-	// report of one, see probeMinThrough), no picture.
+	// each) and the keyframe. With 2.5 s the lab's paused viewers
+	// resumed 2.2-3.4 s (p50) after the lift, up to 4.4 s; with this,
+	// 1.6-2.9 s, at most 2.9 s (BENCHMARKS.md). A failed probe costs the
+	// audio a short queue, no picture: it stops within a padding tick of
+	// the first report of one (the capped viewers' packets were not
+	// delayed more on average in the lab).
 	probeBackoffResume = 1200 * time.Millisecond
 	// probeMinThrough is the least a probe runs before it counts as
 	// through: a capped link's token bucket lets its burst through at
