@@ -125,14 +125,23 @@ func TestEstimateUnderACap(t *testing.T) {
 func TestProbe(t *testing.T) {
 	at := func(s int64) int64 { return 100_000*ms + s*ms }
 	est := bweState{Estimate: 600_000, LastDecrease: at(-5000)}
-	for _, tc := range []struct {
+	type probeCase struct {
 		name string
 		s    probeState
 		now  int64
 		est  bweState
 		want int
 		out  func(probeState) bool
-	}{
+	}
+	check := func(cases []probeCase, resume bool) {
+		t.Helper()
+		for _, tc := range cases {
+			if got := nextProbe(tc.s, tc.now, tc.est, tc.want, resume); !tc.out(got) {
+				t.Errorf("%s (resume %v): %+v", tc.name, resume, got)
+			}
+		}
+	}
+	check([]probeCase{
 		{"nothing wanted", probeState{}, at(0), est, 0, func(p probeState) bool { return !p.Active }},
 		{"wanted above the estimate: probe, 30% above it at most", probeState{}, at(0), est, 1_900_000,
 			func(p probeState) bool { return p.Active && p.Goal == 780_000 && p.Start == at(0) }},
@@ -184,21 +193,10 @@ func TestProbe(t *testing.T) {
 		{"a queue sooner than that: stop at once all the same", probeState{Active: true, Start: at(0), Goal: 160_000, Backoff: int64(2 * time.Second)},
 			at(120), bweState{Estimate: 60_000, LastDecrease: at(-5000), Congested: at(100)}, 250_000,
 			func(p probeState) bool { return !p.Active && p.Until == at(2120) }},
-	} {
-		if got := nextProbe(tc.s, tc.now, tc.est, tc.want, false); !tc.out(got) {
-			t.Errorf("%s: %+v", tc.name, got)
-		}
-	}
+	}, false)
 	// Resuming a video paused for bandwidth (audio alone flows): the
 	// wait after a failed probe is probeBackoffResume at most.
-	for _, tc := range []struct {
-		name string
-		s    probeState
-		now  int64
-		est  bweState
-		want int
-		out  func(probeState) bool
-	}{
+	check([]probeCase{
 		{"resuming a paused video: the wait after a failed probe is short", probeState{Active: true, Start: at(0), Goal: 160_000, Backoff: int64(probeBackoffMax)},
 			at(300), bweState{Estimate: 60_000, LastDecrease: at(-5000), Congested: at(250)}, 250_000,
 			func(p probeState) bool {
@@ -210,11 +208,7 @@ func TestProbe(t *testing.T) {
 		{"resuming, the first failure: the usual wait when shorter", probeState{Active: true, Start: at(0), Goal: 160_000, Backoff: int64(time.Second)},
 			at(300), bweState{Estimate: 60_000, LastDecrease: at(-5000), Congested: at(250)}, 250_000,
 			func(p probeState) bool { return !p.Active && p.Until == at(1300) }},
-	} {
-		if got := nextProbe(tc.s, tc.now, tc.est, tc.want, true); !tc.out(got) {
-			t.Errorf("resuming, %s: %+v", tc.name, got)
-		}
-	}
+	}, true)
 	// 1.9 Mbit/s goal, 600 kbit/s sent: 1.3 Mbit/s of padding is 3250
 	// bytes per 20 ms, 12 packets of 267 bytes (46 bytes carried over).
 	debt := 0
