@@ -383,18 +383,27 @@ func (m *model) stop(out []effect) []effect {
 
 // sameSet reports whether targets name the rooms and identities the relay
 // already has (a fresh token for the same identity is the same destination;
-// one that fixes a failed destination is not).
+// one that fixes a failed destination is not). A token that does not
+// verify names no identity: it is the same destination only as the very
+// token that destination already failed with (sent again, it fails again).
 func (m *model) sameSet(targets []Target, ids []resolved) bool {
 	if len(targets) != len(m.dests) || len(ids) != len(targets) {
 		return false
 	}
 	type key struct{ room, identity string }
 	have := map[key]bool{}
+	failedToken := map[string]string{} // room -> the token it failed with
 	for _, d := range m.dests {
 		have[key{d.target.Room, d.identity}] = true
+		if d.identity == "" && !d.joined {
+			failedToken[d.target.Room] = d.target.Token
+		}
 	}
 	for i, t := range targets {
-		if !ids[i].ok || !have[key{t.Room, ids[i].identity}] {
+		if ids[i].ok && have[key{t.Room, ids[i].identity}] {
+			continue
+		}
+		if tok, ok := failedToken[t.Room]; ids[i].ok || !ok || tok != t.Token {
 			return false
 		}
 	}

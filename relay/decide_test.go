@@ -26,7 +26,7 @@ import (
 // Steps (a trailing @n names join n, to send a stale word):
 //
 //	begin, pause, resume, stop, gone (the source left)
-//	update b c=bob d!         targets: b as alice, c as bob, d whose token fails
+//	update b c=bob d! e!2     targets: b as alice, c as bob, d whose token fails, e with another failing token
 //	ended b, lost b           b's room ended / b's node was lost
 //	packet b                  the first packet written into b
 //	publish, unpublish        the source's track changes
@@ -153,11 +153,25 @@ var decideCases = []decideCase{
 		final: "running/none | b running/none c running/none",
 	},
 	{
-		name:  "a failed token is never the same set",
+		name:  "the same token that failed, sent again, is the same set",
 		dests: "b c!", fails: map[string]Error{"c": ErrFailedJoinDest},
 		steps: []string{"begin", "update b c!"},
+		want:  []string{"event 9"},
+		final: "running/none | b running/none c failure/failed_join_dest",
+	},
+	{
+		name:  "another token that fails is not the same set",
+		dests: "b c!", fails: map[string]Error{"c": ErrFailedJoinDest},
+		steps: []string{"begin", "update b c!2"},
 		want:  []string{"join c", "event 7"},
 		final: "running/none | b running/none c failure/failed_join_dest",
+	},
+	{
+		name:  "a failing token for a running destination is not the same set",
+		dests: "b c",
+		steps: []string{"begin", "update b c!"},
+		want:  []string{"event 7"},
+		final: "running/none | b running/none c running/none",
 	},
 	{
 		name:  "an update that runs nothing fails the relay",
@@ -370,7 +384,8 @@ func newSim(c decideCase) *sim {
 	return s
 }
 
-// targets parses "b c=bob d!" (d!: a token that does not verify).
+// targets parses "b c=bob d! e!2" (d!: a token that does not verify; e!2:
+// another one).
 func targets(words []string) ([]Target, []resolved) {
 	var ts []Target
 	var ids []resolved
@@ -379,10 +394,9 @@ func targets(words []string) ([]Target, []resolved) {
 		if id == "" {
 			id = "alice"
 		}
-		bad := strings.HasSuffix(room, "!")
-		room = strings.TrimSuffix(room, "!")
+		room, which, bad := strings.Cut(room, "!")
 		if bad {
-			ts = append(ts, Target{Room: room, Token: "bad"})
+			ts = append(ts, Target{Room: room, Token: "bad" + which})
 			ids = append(ids, resolved{})
 			continue
 		}
