@@ -187,7 +187,7 @@ func New(o Options) (a *App, err error) {
 		},
 		Chat:                 st.chat,
 		Webhooks:             emitter{a},
-		AuthorizeRelay:       signaling.RelayAuthorizer(a.Tokens),
+		AuthorizeRelay:       signaling.RelayAuthorizer(a.Tokens, a.roomHost),
 		MaxRelayDestinations: o.MaxRelayDestinations,
 		DataDir:              o.DataDir,
 		RecordAll:            o.Record,
@@ -292,6 +292,15 @@ type emitter struct{ a *App }
 func (e emitter) Emit(typ, room string, data any) { e.a.emit(typ, room, data) }
 
 func (a *App) log() *slog.Logger { return a.logger }
+
+// roomHost names a room's host for the relay's check of host tokens
+// (signaling.RelayAuthorizer); relays run only once a.Rooms is set.
+func (a *App) roomHost(room string) (string, bool) {
+	if a.Rooms == nil {
+		return "", false
+	}
+	return a.Rooms.HostOf(room)
+}
 
 // The shutdown, in this order and nowhere else (cmd/relayd's run calls
 // Drain, then Shutdown with its HTTP server's Shutdown):

@@ -233,6 +233,16 @@ func (r *Rooms) restored(rec invitations.RoomRecord, changed bool) *sfu.Room {
 	return room
 }
 
+// HostOf names the host of the named room of this node (false: no such
+// room here).
+func (r *Rooms) HostOf(name string) (string, bool) {
+	room := r.sfu.Room(name)
+	if room == nil {
+		return "", false
+	}
+	return room.Host(), true
+}
+
 // Room returns the named room of this node, or nil. In cluster mode a
 // room this node now serves but has not seen (placed here after its node
 // died, or created through another node's store write) is restored from

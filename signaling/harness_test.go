@@ -77,11 +77,13 @@ func newTestServer(t testing.TB, opts ...func(*serverOpts)) *testServer {
 	if o.noRecorder {
 		recDir = ""
 	}
-	rms, err := rooms.New(rooms.Config{
+	var rms *rooms.Rooms
+	hostOf := func(room string) (string, bool) { return rms.HostOf(room) }
+	rms, err = rooms.New(rooms.Config{
 		Media:          sfu.Config{API: api, ReconnectGrace: o.grace, Metrics: m},
 		Invitations:    invitations.Config{Store: store, MaxCohosts: o.maxCohosts, Metrics: m},
 		Chat:           chats,
-		AuthorizeRelay: RelayAuthorizer(tokens),
+		AuthorizeRelay: RelayAuthorizer(tokens, hostOf),
 		DataDir:        recDir,
 		RoomCreateRate: o.createRate,
 		Now:            o.createNow,

@@ -94,12 +94,14 @@ func (s *session) relayResume(raw json.RawMessage) (any, *Error) {
 // RelayAuthorizer returns the check of a relay destination rooms is given
 // (rooms.Config.AuthorizeRelay): a token must be valid, for that room, and
 // its sub is the identity the stream takes there; an admin target names
-// its identity.
-func RelayAuthorizer(tokens *Tokens) func(relay.Target) (string, relay.Error) {
-	return func(t relay.Target) (string, relay.Error) { return authorizeTarget(tokens, t) }
+// its identity. A token with role host is valid only for the room's host,
+// as at join: hostOf names a room's host (false: not a room of this node,
+// whose own gate decides).
+func RelayAuthorizer(tokens *Tokens, hostOf func(room string) (string, bool)) func(relay.Target) (string, relay.Error) {
+	return func(t relay.Target) (string, relay.Error) { return authorizeTarget(tokens, hostOf, t) }
 }
 
-func authorizeTarget(tokens *Tokens, t relay.Target) (string, relay.Error) {
+func authorizeTarget(tokens *Tokens, hostOf func(string) (string, bool), t relay.Target) (string, relay.Error) {
 	if t.Token == "" {
 		if !ValidName(t.Identity) {
 			return "", relay.ErrFailedJoinDest
@@ -112,6 +114,11 @@ func authorizeTarget(tokens *Tokens, t relay.Target) (string, relay.Error) {
 	}
 	if err != nil || c.Room != t.Room {
 		return "", relay.ErrFailedJoinDest
+	}
+	if c.Role == "host" && hostOf != nil {
+		if host, ok := hostOf(t.Room); ok && host != c.Identity() {
+			return "", relay.ErrFailedJoinDest
+		}
 	}
 	return c.Identity(), relay.ErrNone
 }

@@ -203,6 +203,36 @@ func TestRelayDestinationFailsAlone(t *testing.T) {
 	}
 }
 
+// A destination token with role host is valid only for that room's host,
+// as at join: alice, a co-host of B, cannot relay there with one; bob,
+// B's host, can.
+func TestRelayHostTokenOfAnotherIdentity(t *testing.T) {
+	ts := newTestServer(t, withCohosts(map[string][]string{"alice": {"B"}}))
+	ts.join(t, "bob", "B", "host")
+	src, _ := ts.join(t, "alice", "A", "host")
+	ds := []destination{{"B", ts.token(t, "alice", "B", "host")}}
+	var rl client.Relay
+	if err := src.Call(testCtx(t), "relay.start", map[string]any{"destinations": ds}, &rl); err != nil {
+		t.Fatal(err)
+	}
+	n := waitNote(t, src, "relay.state", relayState("failure"))
+	var ev client.RelayStateEvent
+	_ = json.Unmarshal(n.Params, &ev)
+	if ev.Error != "failed_join_dest" || ev.ErrorCode != 5 {
+		t.Fatalf("failure state %+v", ev)
+	}
+	if err := src.Call(testCtx(t), "relay.stop", map[string]any{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The room's host may relay into it with a host token.
+	src2, _ := ts.join(t, "bob", "C", "host")
+	ds = []destination{{"B", ts.token(t, "bob", "B", "host")}}
+	if err := src2.Call(testCtx(t), "relay.start", map[string]any{"destinations": ds}, &rl); err != nil {
+		t.Fatal(err)
+	}
+	waitNote(t, src2, "relay.state", relayState("running"))
+}
+
 func TestRelayExpiredDestinationToken(t *testing.T) {
 	ts := newTestServer(t, withCohosts(map[string][]string{"alice": {"B"}}))
 	relayRooms(t, ts, "B")
