@@ -204,16 +204,28 @@ func roomInfoOf(rec invitations.RoomRecord) sfu.RoomInfo {
 }
 
 // restore registers the stored rooms after a restart: rooms that were
-// live are ended (and stored so); a record from before broadcasts gets its
-// broadcast (stored). Invitations are kept exactly as they were: nothing a
-// client was told changes.
+// live or waiting for their host are ended (server_shutdown, stored so,
+// room.ended told, as a graceful stop would have); a record from before
+// broadcasts gets its broadcast (stored). An ended room's invitations
+// still open are closed as at any end (pending cancelled, accepted
+// removed): a crash between a room's end and its invitations' leaves none
+// open either. Idle rooms keep theirs.
 func (r *Rooms) restore() error {
 	recs, err := r.store.ListRooms()
 	if err != nil {
 		return err
 	}
 	for _, rec := range recs {
-		r.restored(rec, false)
+		info := r.restored(rec, false).Info(false)
+		if !info.Status.Ended() {
+			continue
+		}
+		if !sfu.RoomStatus(rec.Status).Ended() {
+			r.emitEnded(rec.Name, info.BroadcastID, info.EndReason, false)
+		}
+		if _, err := r.inv.EndRoom(rec.Name); err != nil {
+			r.log.Error("ending a restored room's invitations", "room", rec.Name, "err", err)
+		}
 	}
 	return nil
 }
