@@ -137,9 +137,9 @@ func TestTheNextBroadcastStartsClean(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := r.SFU().Room("show")
-	// A restart leaves pending and accepted invitations as they were (a
-	// room found live ends, its invitations are kept): here, the room
-	// ends with its invitations left open, as after a restart.
+	// An end whose invitations' writes failed (or a crash between the
+	// two) leaves them open: here, the room ends with its invitations
+	// left open; the next broadcast closes them.
 	first.End(sfu.EndServerShutdown)
 	for _, id := range []string{accepted.ID, pending.ID} {
 		if _, err := r.store.Update(id, func(inv *invitations.Invitation, _ []invitations.Invitation) error {
