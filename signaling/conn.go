@@ -15,8 +15,11 @@ import (
 // Socket limits (PROTOCOL.md "Errors").
 const (
 	maxFrame     = 65536 // bytes; a larger frame closes the socket with 1009
-	requestRate  = 50    // requests (and notifications) per second per connection...
-	requestBurst = 100   // ...with bursts of this many
+	requestRate  = 50    // requests per second per connection...
+	requestBurst = 100   // ...with bursts of this many; the notifications a
+	// client sends (trickle, mostly) have a budget of their own of the same
+	// size: over it they are dropped (a notification has no answer to carry
+	// 4029), and they never use up the requests' budget.
 	// pingPeriod keeps NATs open and finds dead peers: a client that
 	// answers no ping for pongWait is gone, and its participant leaves.
 	pingPeriod   = 15 * time.Second
@@ -35,10 +38,11 @@ type conn struct {
 	ws      *websocket.Conn
 	sess    *session
 	log     *slog.Logger
-	limiter *rate.Limiter
-	started time.Time   // upgrade time, for the join latency metric
-	joinBy  time.Time   // started + the join deadline: no join by then closes the socket
-	slot    *socketSlot // the socket's place in its identity's count; released once closing
+	limiter *rate.Limiter // the requests'
+	notes   *rate.Limiter // the notifications'
+	started time.Time     // upgrade time, for the join latency metric
+	joinBy  time.Time     // started + the join deadline: no join by then closes the socket
+	slot    *socketSlot   // the socket's place in its identity's count; released once closing
 
 	done      chan struct{} // closed when the writer must stop
 	closeOnce sync.Once
@@ -50,6 +54,7 @@ func newConn(srv *Server, ws *websocket.Conn, c *Claims) *conn {
 		srv: srv, ws: ws,
 		log:     srv.log.With("participant", c.Identity(), "room", c.Room),
 		limiter: rate.NewLimiter(requestRate, requestBurst),
+		notes:   rate.NewLimiter(requestRate, requestBurst),
 		started: now,
 		joinBy:  now.Add(srv.joinDeadline),
 		done:    make(chan struct{}),
@@ -119,7 +124,11 @@ func (c *conn) handle(frame []byte) {
 	isRequest := m.ID != nil
 	var method string
 	_ = json.Unmarshal(m.Method, &method)
-	if !c.limiter.Allow() {
+	limiter := c.notes
+	if isRequest {
+		limiter = c.limiter
+	}
+	if !limiter.Allow() {
 		c.srv.count(method, CodeRateLimited)
 		if isRequest {
 			c.sess.send(encodeError(id, Errorf(CodeRateLimited, "rate limited: at most %d requests per second", requestRate)))
