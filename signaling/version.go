@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"regexp"
-	"strconv"
 )
 
 // The protocol versions a session may be served (PROTOCOL.md 1.1 §0).
@@ -15,8 +14,9 @@ const (
 )
 
 // versionForm is a version's form: major.minor, decimal, no sign, no
-// leading zero, at most 9 digits each (so both fit an int).
-var versionForm = regexp.MustCompile(`^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})$`)
+// leading zero (any length: a version too long for an int is still a
+// higher one).
+var versionForm = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$`)
 
 // servedVersion is the version a join's version param is served as:
 // absent (or null) "1.0"; "1.0" and "1.1" as asked; a higher version this
@@ -30,12 +30,10 @@ func servedVersion(asked *string) (string, *Error) {
 	if m == nil {
 		return "", Errorf(CodeInvalidParams, `invalid params: version must be a "major.minor" string such as "1.1"`)
 	}
-	major, _ := strconv.Atoi(m[1])
-	minor, _ := strconv.Atoi(m[2])
-	switch {
-	case major < 1:
+	switch major, minor := m[1], m[2]; {
+	case major == "0":
 		return "", Errorf(CodeInvalidParams, "invalid params: version %s is not served (1.0 and 1.1 are)", *asked)
-	case major == 1 && minor == 0:
+	case major == "1" && minor == "0":
 		return v10, nil
 	}
 	return v11, nil

@@ -36,7 +36,9 @@ func TestServedVersion(t *testing.T) {
 		{str("1.1 "), ""},
 		{str("0.9"), ""},
 		{str("0.0"), ""},
-		{str("1234567890.0"), ""},
+		{str("1234567890.0"), "1.1"},
+		{str("1.99999999999999999999"), "1.1"},
+		{str("1.00"), ""},
 	} {
 		got, err := servedVersion(tc.asked)
 		name := "absent"
