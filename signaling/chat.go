@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"unicode/utf8"
 
+	"github.com/relaysfu/relayd/chat"
 	"github.com/relaysfu/relayd/rooms"
 )
 
@@ -56,7 +57,29 @@ func (s *session) chatHistory(raw json.RawMessage) (any, *Error) {
 	if err != nil {
 		return nil, toError(err)
 	}
-	return map[string]any{"messages": msgs}, nil
+	return map[string]any{"messages": newestThatFit(msgs, historyBudget)}, nil
+}
+
+// historyBudget bounds the messages of one chat.history result, so that
+// its frame stays within the 64 KiB a frame may have (PROTOCOL.md: a
+// client may hold the server to it too); the rest of the frame (the
+// envelope, the request's id) gets the remaining KiB. 200 messages of
+// 2,000 characters would be ~400 KB.
+const historyBudget = maxFrame - 1024
+
+// newestThatFit returns the newest of msgs (oldest first) whose JSON fits
+// in budget bytes: a page cut short by size, which the client pages back
+// from as from any other (before: the oldest id it got).
+func newestThatFit(msgs []chat.Message, budget int) []chat.Message {
+	used := 2 // []
+	for i := len(msgs) - 1; i >= 0; i-- {
+		b, err := json.Marshal(msgs[i])
+		if err != nil || used+len(b)+1 > budget {
+			return msgs[i+1:]
+		}
+		used += len(b) + 1 // and a comma
+	}
+	return msgs
 }
 
 func (s *session) chatDelete(raw json.RawMessage) (any, *Error) {

@@ -2,11 +2,13 @@ package signaling
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/relaysfu/relayd/client"
 	"github.com/relaysfu/relayd/rooms"
 )
@@ -183,3 +185,64 @@ const (
 	chatRate  = rooms.ChatRate
 	chatBurst = rooms.ChatBurst
 )
+
+// A chat.history page of long messages is cut to the newest that fit one
+// 64 KiB frame (a client may hold the server to the frame limit), and the
+// client pages back from it as from any page.
+func TestChatHistoryFitsAFrame(t *testing.T) {
+	ts := newTestServer(t)
+	ts.join(t, "alice", "r1", "host")
+	ctx := testCtx(t)
+	long := strings.Repeat("€", chatMaxChars) // 6,000 bytes of JSON
+	var ids []string
+	for _, who := range []string{"bob", "carol"} {
+		c, _ := ts.join(t, who, "r1", "viewer")
+		for range 8 { // within the chat rate's burst of 10
+			var m client.Message
+			if err := c.Call(ctx, "chat.send", map[string]string{"text": long}, &m); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, m.ID)
+		}
+	}
+	raw := ts.dialRaw(t, ts.token(t, "dave", "r1", "viewer"))
+	if r := raw.send(`{"jsonrpc":"2.0","id":1,"method":"join"}`); r.Error != nil {
+		t.Fatal(r.Error)
+	}
+	if err := raw.WriteMessage(websocket.TextMessage, []byte(`{"jsonrpc":"2.0","id":2,"method":"chat.history","params":{"limit":200}}`)); err != nil {
+		t.Fatal(err)
+	}
+	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var frame []byte
+	for {
+		_, b, err := raw.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), `"id":2`) {
+			frame = b
+			break
+		}
+	}
+	if len(frame) > maxFrame {
+		t.Fatalf("chat.history frame of %d bytes, over %d", len(frame), maxFrame)
+	}
+	var page struct {
+		Result historyResult `json:"result"`
+	}
+	if err := json.Unmarshal(frame, &page); err != nil {
+		t.Fatal(err)
+	}
+	got := page.Result.Messages
+	if len(got) < 5 || len(got) >= len(ids) || got[len(got)-1].ID != ids[len(ids)-1] {
+		t.Fatalf("a page of %d messages ending %v, want the newest that fit (fewer than %d)", len(got), got[len(got)-1].ID, len(ids))
+	}
+	r := raw.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":3,"method":"chat.history","params":{"before":%q,"limit":200}}`, got[0].ID))
+	var older historyResult
+	if r.Error != nil || json.Unmarshal(r.Result, &older) != nil {
+		t.Fatalf("paging back: %+v", r.Error)
+	}
+	if n := len(older.Messages) + len(got); n != len(ids) || older.Messages[len(older.Messages)-1].ID != ids[len(ids)-len(got)-1] {
+		t.Fatalf("paging back: %d + %d messages, want %d in all", len(older.Messages), len(got), len(ids))
+	}
+}
