@@ -132,6 +132,10 @@ type RoomRecord struct {
 	EndReason          string          `json:"endReason,omitempty"` // the room's word, like Status
 	BroadcastID        string          `json:"broadcastId,omitempty"`
 	BroadcastCreatedAt time.Time       `json:"broadcastCreatedAt,omitzero"`
+	// Bans are the identities banned from the current broadcast of a room
+	// that has not ended (a ban lasts until the room ends, restarts
+	// included).
+	Bans []string `json:"bans,omitempty"`
 }
 
 // Broadcast returns the record of r's current broadcast (zero when r has

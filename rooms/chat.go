@@ -3,6 +3,7 @@ package rooms
 // Chat, bans and kicks: a room's moderation (PROTOCOL.md "Chat").
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -152,6 +153,18 @@ func (r *Rooms) ban(room, identity string) {
 	r.bans[room][identity] = true
 }
 
+// banList returns the identities banned from room, sorted.
+func (r *Rooms) banList(room string) []string {
+	r.banMu.Lock()
+	defer r.banMu.Unlock()
+	var list []string
+	for identity := range r.bans[room] {
+		list = append(list, identity)
+	}
+	slices.Sort(list)
+	return list
+}
+
 // unban forgets a room's bans: they end with its broadcast.
 func (r *Rooms) unban(room string) {
 	r.banMu.Lock()
@@ -200,6 +213,7 @@ func (r *Rooms) kick(room *sfu.Room, identity string, ban bool, reason string) e
 	}
 	if ban {
 		r.ban(room.Name(), identity)
+		r.persist(room, room.Info(false)) // the ban outlives a restart
 	}
 	if direct == nil && len(relays) == 0 {
 		r.bannedHost(room, identity, ban)

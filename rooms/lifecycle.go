@@ -185,7 +185,14 @@ func (r *Rooms) persist(room *sfu.Room, info sfu.RoomInfo) {
 	}
 }
 
-func (r *Rooms) put(info sfu.RoomInfo) error { return r.store.PutRoom(recordOf(info)) }
+// put stores the room's record; one that has not ended keeps its bans.
+func (r *Rooms) put(info sfu.RoomInfo) error {
+	rec := recordOf(info)
+	if !info.Status.Ended() {
+		rec.Bans = r.banList(info.Name)
+	}
+	return r.store.PutRoom(rec)
+}
 
 func recordOf(info sfu.RoomInfo) invitations.RoomRecord {
 	return invitations.RoomRecord{
@@ -236,6 +243,11 @@ func (r *Rooms) restore() error {
 func (r *Rooms) restored(rec invitations.RoomRecord, changed bool) *sfu.Room {
 	room := r.sfu.RestoreRoom(roomInfoOf(rec))
 	info := room.Info(false)
+	if !info.Status.Ended() {
+		for _, identity := range rec.Bans {
+			r.ban(rec.Name, identity)
+		}
+	}
 	if changed || string(info.Status) != rec.Status || string(info.EndReason) != rec.EndReason || info.BroadcastID != rec.BroadcastID {
 		r.persist(room, info)
 	}

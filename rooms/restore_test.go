@@ -1,6 +1,7 @@
 package rooms
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/relaysfu/relayd/chat"
 	"github.com/relaysfu/relayd/invitations"
 	"github.com/relaysfu/relayd/relay"
+	"github.com/relaysfu/relayd/sfu"
 )
 
 // A restart after a crash finds rooms the store has as live or waiting
@@ -101,5 +103,59 @@ func TestRestoreEndsLiveRooms(t *testing.T) {
 	}
 	if strings.Join(ended, "\n") != strings.Join(wantEnded, "\n") {
 		t.Errorf("room.ended webhooks:\n%s\nwant\n%s", strings.Join(ended, "\n"), strings.Join(wantEnded, "\n"))
+	}
+}
+
+// A ban lasts until the room ends, restarts included: an identity banned
+// from an idle room is still banned after a restart (the ban ahead, by
+// the admin API's kick of someone absent), and the room's next broadcast
+// ends it.
+func TestBanSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	store, err := invitations.OpenBolt(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chats, err := chat.OpenBolt(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = store.Close(); _ = chats.Close() }()
+	open := func() *Rooms {
+		r, err := New(Config{
+			Invitations: invitations.Config{Store: store}, Chat: chats, DataDir: dir,
+			AuthorizeRelay: func(t relay.Target) (string, relay.Error) { return t.Identity, relay.ErrNone },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := open()
+	if _, err := r.CreateRoom("show", "alice", "", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.KickParticipant("show", "eve", true); err != nil {
+		t.Fatal(err)
+	}
+	// A crash: the first server is never closed (closing ends its rooms);
+	// a second one starts on the same store.
+	crashed := r
+	defer crashed.Close()
+	r = open()
+	defer r.Close()
+	if _, _, err := r.Join(JoinRequest{Identity: "eve", Room: "show"}, &events{}); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("eve's join after a restart: %v, want forbidden (banned)", err)
+	}
+	r.SFU().Room("show").End(sfu.EndHostLeft)
+	if _, _, err := r.Join(JoinRequest{Identity: "alice", Room: "show", Host: true, V11: true}, &events{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.Join(JoinRequest{Identity: "eve", Room: "show"}, &events{}); err != nil {
+		t.Fatalf("eve's join in the next broadcast: %v", err)
+	}
+	rec, err := r.store.GetRoom("show")
+	if err != nil || len(rec.Bans) != 0 {
+		t.Errorf("the next broadcast's record: %+v %v, want no bans", rec, err)
 	}
 }
