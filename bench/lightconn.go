@@ -19,6 +19,8 @@ package bench
 import (
 	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 
 	"github.com/pion/transport/v5"
 	"golang.org/x/net/ipv4"
@@ -71,6 +73,12 @@ type lightConn struct {
 	// the socket failed, perr saying why (set before the close)
 	inbox chan datagram
 	perr  error
+
+	// once pumped: the socket out of the runtime's poller
+	// (lightdetach.go); writeMu orders writes with the switch to it
+	det     atomic.Pointer[detachedUDP]
+	writeMu sync.RWMutex
+	raw     *rawBatch // the pump's, reading det
 }
 
 func newLightConn(udp *net.UDPConn, sink *lightCounter, pump *lightPump) *lightConn {
@@ -112,6 +120,7 @@ func (c *lightConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 		}
 		if c.pump != nil && c.sink.pace() {
 			c.pumped = true
+			c.detach()
 			c.pump.add(c)
 			continue
 		}
@@ -124,9 +133,47 @@ func (c *lightConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	}
 }
 
+// detach takes the socket out of the runtime's poller before the pump
+// reads it (lightdetach.go). Run by the read loop, before the pump has
+// it. If the descriptor cannot be duplicated, the pump reads the socket as
+// it is.
+func (c *lightConn) detach() {
+	d, err := detachUDP(c.udp)
+	if err != nil {
+		return
+	}
+	c.raw = newRawBatch(c.r)
+	c.writeMu.Lock()
+	c.det.Store(d)
+	_ = c.udp.Close() // the duplicate keeps the socket open
+	c.writeMu.Unlock()
+}
+
 // WriteToAddrPort writes to the socket.
 func (c *lightConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	c.writeMu.RLock()
+	defer c.writeMu.RUnlock()
+	if d := c.det.Load(); d != nil {
+		return d.writeTo(b, addr)
+	}
 	return c.udp.WriteToUDPAddrPort(b, addr)
+}
+
+// WriteTo is WriteToAddrPort with a net.Addr.
+func (c *lightConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return c.udp.WriteTo(b, addr)
+	}
+	return c.WriteToAddrPort(b, ua.AddrPort())
+}
+
+// Close closes the socket.
+func (c *lightConn) Close() error {
+	if d := c.det.Load(); d != nil {
+		return d.Close() // the original is closed already
+	}
+	return c.udp.Close()
 }
 
 // ReadFrom is ReadFromAddrPort with a net.Addr.

@@ -130,7 +130,7 @@ func (p *lightPump) run() {
 // part is over.
 func (c *lightConn) drain() bool {
 	for {
-		n, err := c.r.pc.ReadBatch(c.r.msgs, syscall.MSG_DONTWAIT)
+		n, err := c.readNow()
 		if err != nil {
 			if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
 				return true
@@ -152,6 +152,14 @@ func (c *lightConn) drain() bool {
 			return true
 		}
 	}
+}
+
+// readNow reads a batch from c's socket without waiting (EAGAIN: none).
+func (c *lightConn) readNow() (int, error) {
+	if d := c.det.Load(); d != nil {
+		return d.readBatch(c.r, c.raw)
+	}
+	return c.r.pc.ReadBatch(c.r.msgs, syscall.MSG_DONTWAIT)
 }
 
 // end closes c's inbox with err, which its read loop returns from then
