@@ -18,26 +18,7 @@ import (
 // cancelled, accepted removed); an idle room keeps its invitations, and
 // an ended one is not told ended again.
 func TestRestoreEndsLiveRooms(t *testing.T) {
-	dir := t.TempDir()
-	store, err := invitations.OpenBolt(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chats, err := chat.OpenBolt(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = store.Close(); _ = chats.Close() }()
-	open := func(h Emitter) *Rooms {
-		r, err := New(Config{
-			Invitations: invitations.Config{Store: store}, Chat: chats, DataDir: dir, Webhooks: h,
-			AuthorizeRelay: func(t relay.Target) (string, relay.Error) { return t.Identity, relay.ErrNone },
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	store, open := restartable(t)
 	// Before the crash: an invitation pending and one accepted in each
 	// room (rooms need not exist for them).
 	before := open(nil)
@@ -111,27 +92,8 @@ func TestRestoreEndsLiveRooms(t *testing.T) {
 // the admin API's kick of someone absent), and the room's next broadcast
 // ends it.
 func TestBanSurvivesRestart(t *testing.T) {
-	dir := t.TempDir()
-	store, err := invitations.OpenBolt(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chats, err := chat.OpenBolt(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = store.Close(); _ = chats.Close() }()
-	open := func() *Rooms {
-		r, err := New(Config{
-			Invitations: invitations.Config{Store: store}, Chat: chats, DataDir: dir,
-			AuthorizeRelay: func(t relay.Target) (string, relay.Error) { return t.Identity, relay.ErrNone },
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	r := open()
+	_, open := restartable(t)
+	r := open(nil)
 	if _, err := r.CreateRoom("show", "alice", "", nil, false); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +104,7 @@ func TestBanSurvivesRestart(t *testing.T) {
 	// a second one starts on the same store.
 	crashed := r
 	defer crashed.Close()
-	r = open()
+	r = open(nil)
 	defer r.Close()
 	if _, _, err := r.Join(JoinRequest{Identity: "eve", Room: "show"}, &events{}); !errors.Is(err, ErrForbidden) {
 		t.Fatalf("eve's join after a restart: %v, want forbidden (banned)", err)
@@ -157,5 +119,33 @@ func TestBanSurvivesRestart(t *testing.T) {
 	rec, err := r.store.GetRoom("show")
 	if err != nil || len(rec.Bans) != 0 {
 		t.Errorf("the next broadcast's record: %+v %v, want no bans", rec, err)
+	}
+}
+
+// restartable opens a data directory's stores and returns the invitations
+// store and a function that starts a Rooms on them, as a server's start
+// does (webhooks to h; nil: none). Closing a Rooms ends its rooms: a test
+// of a crash leaves the first one open.
+func restartable(t *testing.T) (*invitations.BoltStore, func(h Emitter) *Rooms) {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := invitations.OpenBolt(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chats, err := chat.OpenBolt(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close(); _ = chats.Close() })
+	return store, func(h Emitter) *Rooms {
+		r, err := New(Config{
+			Invitations: invitations.Config{Store: store}, Chat: chats, DataDir: dir, Webhooks: h,
+			AuthorizeRelay: func(t relay.Target) (string, relay.Error) { return t.Identity, relay.ErrNone },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
 }
