@@ -21,31 +21,9 @@ import (
 // need none).
 func newTestRooms(t *testing.T) *Rooms {
 	t.Helper()
-	dir := t.TempDir()
-	store, err := invitations.OpenBolt(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chats, err := chat.OpenBolt(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := New(Config{
-		Invitations: invitations.Config{Store: store},
-		Chat:        chats,
-		AuthorizeRelay: func(t relay.Target) (string, relay.Error) {
-			return t.Identity, relay.ErrNone
-		},
-		DataDir: dir,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		r.Close()
-		_ = store.Close()
-		_ = chats.Close()
-	})
+	_, open := restartable(t)
+	r := open(nil)
+	t.Cleanup(r.Close) // before the stores close
 	return r
 }
 
