@@ -146,6 +146,12 @@ func (s *session) resumeJoin(c *Claims, version string, lastSeq *int64) (res any
 		}
 	}
 	m.Resumed()
+	// A held host's room was waiting_reconnect; the resume has put its
+	// earlier status back: the result shows the room as it is now (the
+	// room.updated saying so follows, seq+1).
+	if now, err := m.State(); err == nil {
+		j.Room = now.Room
+	}
 	s.hmu.Lock()
 	s.canHold = true
 	s.sessionID = old.sessionID

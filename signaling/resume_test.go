@@ -116,6 +116,10 @@ func TestResumeHost(t *testing.T) {
 	if len(got.Participant.Tracks) != 2 {
 		t.Errorf("resumed participant's tracks: %+v", got.Participant.Tracks)
 	}
+	// The current state: the resume put the room back to live.
+	if got.Room == nil || got.Room.Status != "live" {
+		t.Errorf("the resume result's room: %+v, want live", got.Room)
+	}
 	// The replay, in order: the room went waiting_reconnect, late joined,
 	// the chat message; no seq missing from lastSeen+1 to the result's.
 	var seqs []uint64
