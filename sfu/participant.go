@@ -295,11 +295,12 @@ func (p *Participant) PublishedTracks() []*UpTrack {
 // SetRole changes the participant's role live (an accepted invitation makes
 // a viewer a co-host; removal or leaving the stage makes it a viewer
 // again): everyone in the room gets participant.updated. A participant
-// that may no longer publish has its publisher PC closed, so its tracks are
-// unpublished on every subscriber at once; SetRole returns after that
-// (so, as ClosePublisher, it is not for the goroutines reading p's tracks).
-// Hosts and relays keep their role, and no one becomes a relay (a relay is
-// a session of its own).
+// that may no longer publish has its publisher PC closed first, so its
+// tracks are unpublished on every subscriber at once (track.unpublished),
+// and the participant.updated that follows shows a viewer without tracks;
+// SetRole returns after that (so, as ClosePublisher, it is not for the
+// goroutines reading p's tracks). Hosts and relays keep their role, and no
+// one becomes a relay (a relay is a session of its own).
 func (p *Participant) SetRole(role Role) {
 	r := p.room
 	r.mu.Lock()
@@ -311,13 +312,19 @@ func (p *Participant) SetRole(role Role) {
 	m.WithLabelValues(string(p.role)).Dec()
 	m.WithLabelValues(string(role)).Inc()
 	p.role = role
-	info := p.infoLocked()
+	mayPublish := r.mayPublishLocked(p, true) // not a relay
+	if !mayPublish {
+		r.mu.Unlock()
+		p.ClosePublisher()
+		r.mu.Lock()
+		if p.gone {
+			r.mu.Unlock()
+			return
+		}
+	}
+	info := p.infoLocked() // the role now (another change may have come meanwhile: this tells it too)
 	for _, q := range r.sortedLocked() {
 		q.inbox.post(ParticipantUpdated{Participant: info})
 	}
-	mayPublish := r.mayPublishLocked(p, true) // not a relay
 	r.mu.Unlock()
-	if !mayPublish {
-		p.ClosePublisher()
-	}
 }

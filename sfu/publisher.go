@@ -35,6 +35,7 @@ type publisherPC struct {
 // call the participant's methods that wait for an op (HandleOffer,
 // SetSubscriberAnswer, AddICECandidate, ClosePublisher, SetRole, Leave).
 func (p *Participant) HandleOffer(offer string, deliver func(answer string)) error {
+	offer = withoutRecvRIDs(offer) // the server sends nothing on this PC
 	if err := ValidateSDP(offer); err != nil {
 		return err
 	}

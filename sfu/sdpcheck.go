@@ -67,11 +67,12 @@ type sdpLimits struct {
 var offerLimits = sdpLimits{maxBytes: MaxOfferBytes, minMedia: 1, maxMedia: MaxMediaSections, maxFormats: MaxFormats}
 
 // ValidateSDP reports whether s is an acceptable publisher offer: it
-// parses (the contract's "bad SDP") and is within the limits above. It
+// parses (the contract's "bad SDP") and is within the limits above, once
+// the simulcast streams it asks to receive are taken out (recvrids.go). It
 // changes nothing, so callers check it before any state changes. The
 // error wraps ErrBadSDP.
 func ValidateSDP(s string) error {
-	return checkSDP(s, offerLimits)
+	return checkSDP(withoutRecvRIDs(s), offerLimits)
 }
 
 // ValidateAnswer reports whether s is an acceptable answer to an offer of

@@ -107,7 +107,12 @@ func TestCohostPublishingGate(t *testing.T) {
 			waitNote(t, bob, "invitation.updated", invitationIs("bob", "removed"))
 		}
 		waitNote(t, carol, "track.unpublished", trackOf("bob"))
-		waitNote(t, carol, "participant.updated", roleIs("bob", "viewer"))
+		// Unpublished first: the update shows a viewer without tracks.
+		n = waitNote(t, carol, "participant.updated", roleIs("bob", "viewer"))
+		var up client.ParticipantEvent
+		if err := json.Unmarshal(n.Params, &up); err != nil || len(up.Participant.Tracks) != 0 {
+			t.Errorf("round %d: bob a viewer again with tracks %+v", round, up.Participant.Tracks)
+		}
 		stopsWithin(t, tr, time.Second)
 		pub.Stop()
 		// A viewer again: publishing is refused.

@@ -112,3 +112,41 @@ func TestSimulcastOnTheWire(t *testing.T) {
 		}
 	}
 }
+
+// A pion simulcast publisher renegotiates as often as it likes: pion
+// copies the last answer's rids into its next offer as recv rids, which
+// the server declines (sfu/recvrids.go); before, the third negotiation
+// (a second Publish, then an ICE restart) had 9 rids and got -32602.
+func TestSimulcastRenegotiates(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := testCtx(t)
+	host, _ := ts.join11(t, "alice", "A", "host")
+	v, _ := ts.join11(t, "v", "A", "viewer")
+	st, err := client.NewSimulcastTrack(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "alice",
+		client.SimulcastLayer{RID: "q"}, client.SimulcastLayer{RID: "h"}, client.SimulcastLayer{RID: "f"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := host.Publish(ctx, st.Tracks()...); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	sendLayers(t, st)
+	audio, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := host.Publish(ctx, audio); err != nil {
+		t.Fatalf("the second publish: %v", err)
+	}
+	for i := range 2 {
+		if err := host.RestartICE(ctx); err != nil {
+			t.Fatalf("ICE restart %d (negotiation %d): %v", i+1, i+3, err)
+		}
+	}
+	tr := receiving(t, v, "video", 20)
+	p := tr.Packets()
+	time.Sleep(500 * time.Millisecond)
+	if tr.Packets() <= p {
+		t.Fatal("no video after the renegotiations")
+	}
+}

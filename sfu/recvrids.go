@@ -1,0 +1,77 @@
+package sfu
+
+import "strings"
+
+// withoutRecvRIDs returns a publisher offer without the simulcast streams
+// it asks to *receive*: its "a=rid:<id> recv" lines and the recv half of
+// its a=simulcast line (RFC 8853). The publisher PC only receives, so the
+// server could never send them; dropping them is how an answerer declines
+// them (RFC 8853 5.3).
+//
+// Why it matters: pion, as a publisher, copies the rids of the last answer
+// into its next offer as recv rids beside its own send ones, and pion, as
+// the server, answered each of those with one more recv rid: the third
+// negotiation of a Go simulcast publisher (a second Publish, then an ICE
+// restart) carried 9 rids and was refused. Browsers send send rids only,
+// and their offers pass unchanged (the very string: nothing is rewritten
+// unless a line goes).
+func withoutRecvRIDs(offer string) string {
+	if !strings.Contains(offer, " recv") {
+		return offer
+	}
+	lines := strings.SplitAfter(offer, "\n")
+	out := make([]string, 0, len(lines))
+	changed := false
+	for _, line := range lines {
+		body := strings.TrimRight(line, "\r\n")
+		eol := line[len(body):]
+		switch {
+		case strings.HasPrefix(body, "a=rid:"):
+			if f := strings.Fields(body[len("a=rid:"):]); len(f) >= 2 && f[1] == "recv" {
+				changed = true
+				continue
+			}
+		case strings.HasPrefix(body, "a=simulcast:"):
+			send, ok := simulcastSend(body[len("a=simulcast:"):])
+			if !ok {
+				break // not a form this knows: pion judges it
+			}
+			if send == "" {
+				changed = true
+				continue
+			}
+			if l := "a=simulcast:send " + send; l != body {
+				line, changed = l+eol, true
+			}
+		}
+		out = append(out, line)
+	}
+	if !changed {
+		return offer
+	}
+	return strings.Join(out, "")
+}
+
+// simulcastSend returns the send list of an a=simulcast value
+// ("send q;h;f recv x;y", "recv x send q;h;f", "recv x": "" ) and whether
+// the value is one of those forms.
+func simulcastSend(v string) (string, bool) {
+	f := strings.Fields(v)
+	if len(f) != 2 && len(f) != 4 {
+		return "", false
+	}
+	send := ""
+	for i := 0; i < len(f); i += 2 {
+		switch f[i] {
+		case "send":
+			if send != "" {
+				return "", false
+			}
+			send = f[i+1]
+		case "recv":
+		default:
+			return "", false
+		}
+	}
+	return send, true
+}
