@@ -83,6 +83,12 @@ type tokenRefreshParams struct {
 // session's join time, for a token without iat).
 func (s *session) scheduleRefresh(c *Claims, joined time.Time) {
 	iat, exp := tokenLife(c, joined)
+	s.armRefresh(c, iat, exp)
+}
+
+// armRefresh arms the refresh of c, a token whose life runs from iat to
+// exp.
+func (s *session) armRefresh(c *Claims, iat, exp time.Time) {
 	if exp.IsZero() {
 		return
 	}
@@ -111,8 +117,8 @@ func (s *session) refreshDue() {
 		return
 	}
 	iat, exp := tokenLife(c, time.Now())
-	now := time.Now()
-	tok, nc, err := s.srv.tokens.Reissue(c, now, exp.Sub(iat))
+	now, life := time.Now(), exp.Sub(iat)
+	tok, nc, err := s.srv.tokens.Reissue(c, now, life)
 	if err != nil {
 		s.log.Error("token refresh", "err", err)
 		return
@@ -121,5 +127,10 @@ func (s *session) refreshDue() {
 		Token: tok, ExpiresAt: nc.ExpiresAt.UTC().Format(time.RFC3339), ICEServers: s.srv.iceServers(nc),
 	})
 	s.srv.metrics.Resume.TokenRefreshes.Inc()
-	s.scheduleRefresh(nc, now)
+	// The next one counts from now, not from the new token's iat: a JWT's
+	// times are whole seconds, so its iat is up to a second before now,
+	// and a token of a second or two (refreshed at half its life) would be
+	// due again at once, and its successor too, until the second turned:
+	// a flood of token.refresh that filled the session's queue.
+	s.armRefresh(nc, now, now.Add(life))
 }
