@@ -45,8 +45,8 @@ type MediaConfig struct {
 
 // newMediaEngine registers Opus, VP8, VP9 and H.264, with RTX for every
 // video codec (pion unwraps RTX in TrackRemote.Read, so up tracks see
-// repaired packets on the main SSRC); a publisher's simulcast m-lines are
-// answered without it (noRTXForSimulcast). Video feedback: nack and nack pli so
+// repaired packets on the main SSRC); a pion-style publisher's simulcast
+// m-lines are answered without it (noRTXForSimulcast). Video feedback: nack and nack pli so
 // subscribers NACK and PLI us, ccm fir for older browsers, transport-cc so
 // publishing browsers get feedback for their send-side bandwidth estimate.
 func newMediaEngine(publisher bool) (*webrtc.MediaEngine, error) {

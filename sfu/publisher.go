@@ -96,7 +96,7 @@ func (p *Participant) answerOffer(offer string, deliver func(answer string)) err
 	pub.rids = rids
 	pub.offer = offer
 	p.mu.Unlock()
-	noRTXForSimulcast(pc, rids)
+	noRTXForSimulcast(pc, offer, rids)
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
 		return fail(err)

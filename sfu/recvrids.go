@@ -3,6 +3,7 @@ package sfu
 import (
 	"strings"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -81,23 +82,26 @@ func simulcastSend(v string) (string, bool) {
 }
 
 // noRTXForSimulcast has the answer to a publisher offer negotiate no RTX
-// on the m-lines that send simulcast (rids: SimulcastRIDs of the offer):
-// the publisher then resends NACKed packets on the layer's own SSRC.
+// on the m-lines that send simulcast (rids: SimulcastRIDs of the offer)
+// and declare their RTX streams with a=ssrc-group:FID, as pion publishers
+// do: the publisher then resends NACKed packets on the layer's own SSRC.
 //
 // Why: a pion publisher's retransmissions (pion's NACK responder) copy the
 // original packet's header, rid extension included, with no rrid (RFC
-// 8852); pion's receiver, which ignores a simulcast m-line's a=ssrc-group
-// FID lines, takes such an RTX packet for a new stream of that rid and
-// points the layer's track at it: from then on the layer's reader gets
-// only retransmissions, and the media stream is read by no one. The first
-// loss did it (an ICE restart loses a few packets: in a loopback test the
-// layers stopped after a restart in 2-5 runs of 8; with this, 0 of 12).
-// Browsers mark RTX with rrid, but a retransmission on the layer's own
-// SSRC (RFC 4585) works for them as for anyone. Sections without
-// simulcast keep RTX.
-func noRTXForSimulcast(pc *webrtc.PeerConnection, rids map[string][]RIDInfo) {
+// 8852); pion's receiver, which ignores a simulcast m-line's FID groups,
+// takes such an RTX packet for a new stream of that rid and points the
+// layer's track at it: from then on the layer's reader gets only
+// retransmissions, and the media stream is read by no one. The first loss
+// did it (an ICE restart loses a few packets: in a loopback test the
+// layers stopped after a restart in 2-5 runs of 8; with this, 0 of 10).
+// Browsers' simulcast sections declare no SSRCs (their RTX carries rrid,
+// which pion routes as repair) and keep RTX, and with it their bandwidth
+// probes on the RTX stream, which are never forwarded; sections without
+// simulcast keep RTX too.
+func noRTXForSimulcast(pc *webrtc.PeerConnection, offer string, rids map[string][]RIDInfo) {
+	fid := midsWithFID(offer)
 	for _, t := range pc.GetTransceivers() {
-		if len(rids[t.Mid()]) == 0 || t.Receiver() == nil {
+		if len(rids[t.Mid()]) == 0 || !fid[t.Mid()] || t.Receiver() == nil {
 			continue
 		}
 		var keep []webrtc.RTPCodecParameters
@@ -110,4 +114,23 @@ func noRTXForSimulcast(pc *webrtc.PeerConnection, rids map[string][]RIDInfo) {
 			_ = t.SetCodecPreferences(keep) // an error leaves pion's default: RTX as offered
 		}
 	}
+}
+
+// midsWithFID returns the mids of offer's m-lines that have an
+// a=ssrc-group:FID line.
+func midsWithFID(offer string) map[string]bool {
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(offer); err != nil {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, m := range d.MediaDescriptions {
+		mid, _ := m.Attribute(sdp.AttrKeyMID)
+		for _, a := range m.Attributes {
+			if a.Key == sdp.AttrKeySSRCGroup && strings.HasPrefix(a.Value, "FID ") {
+				out[mid] = true
+			}
+		}
+	}
+	return out
 }
