@@ -99,6 +99,9 @@ func simulcastSend(v string) (string, bool) {
 // probes on the RTX stream, which are never forwarded; sections without
 // simulcast keep RTX too.
 func noRTXForSimulcast(pc *webrtc.PeerConnection, offer string, rids map[string][]RIDInfo) {
+	if len(rids) == 0 {
+		return // no simulcast: nothing to parse the offer again for
+	}
 	fid := midsWithFID(offer)
 	for _, t := range pc.GetTransceivers() {
 		if len(rids[t.Mid()]) == 0 || !fid[t.Mid()] || t.Receiver() == nil {
